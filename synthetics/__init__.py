@@ -1,0 +1,1 @@
+"""Synthetics: realistic, clearly tagged synthetic user activity for the application's tables."""

@@ -1,0 +1,41 @@
+"""The simulation engine: pure Python, no ORM, no HTTP, no wall clock.
+
+It takes the settings, the catalogue, the pool of simulated users, the active journeys, a seeded
+`random.Random` and the simulated time `now`, and returns plain dataclasses: the journeys started or
+advanced and the events to write. The behaviour model (README "Behaviour model") lives here only.
+"""
+
+from synthetics.engine.errors import EngineError, InvalidTarget
+from synthetics.engine.tick import manual_session_count, scheduled_session_count, simulate_tick
+from synthetics.engine.types import (
+    ActiveJourney,
+    Catalogue,
+    EventRecord,
+    GeneratorSettings,
+    JourneyUpdate,
+    MindblockSpec,
+    NewJourney,
+    PoolMember,
+    SceneSpec,
+    TemplateSpec,
+    TickOutcome,
+)
+
+__all__ = [
+    "ActiveJourney",
+    "Catalogue",
+    "EngineError",
+    "EventRecord",
+    "GeneratorSettings",
+    "InvalidTarget",
+    "JourneyUpdate",
+    "MindblockSpec",
+    "NewJourney",
+    "PoolMember",
+    "SceneSpec",
+    "TemplateSpec",
+    "TickOutcome",
+    "manual_session_count",
+    "scheduled_session_count",
+    "simulate_tick",
+]

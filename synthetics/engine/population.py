@@ -1,0 +1,134 @@
+"""The simulated population: personas, locales and the profile of each synthetic account."""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass
+from datetime import date, timedelta
+from functools import cache
+
+from synthetics.engine.sampling import weighted_choice
+
+
+@dataclass(frozen=True, slots=True)
+class Persona:
+    slug: str
+    share: float  # of the population
+    activity_weight: float  # relative chance of being picked for a session
+    mindblock_multiplier: float  # scales each scene's mindblock rate
+    description: str
+
+
+PERSONAS: tuple[Persona, ...] = (
+    Persona("devoted", 0.12, 4.0, 0.7, "daily user who finishes what they start"),
+    Persona("regular", 0.33, 2.0, 1.0, "comes back several times a week"),
+    Persona("casual", 0.35, 1.0, 1.1, "drops in now and then"),
+    Persona("newcomer", 0.12, 1.5, 1.4, "signed up recently, still finding their way"),
+    Persona("drifting", 0.08, 0.3, 1.3, "rarely seen any more"),
+)
+PERSONA_BY_SLUG = {persona.slug: persona for persona in PERSONAS}
+
+# (Faker locale, share of the population, time zones people of that locale live in)
+LOCALES: tuple[tuple[str, float, tuple[str, ...]], ...] = (
+    (
+        "en_US",
+        0.34,
+        ("America/New_York", "America/Chicago", "America/Denver", "America/Los_Angeles"),
+    ),
+    ("en_GB", 0.10, ("Europe/London",)),
+    ("de_DE", 0.10, ("Europe/Berlin",)),
+    ("fr_FR", 0.08, ("Europe/Paris",)),
+    ("es_ES", 0.07, ("Europe/Madrid",)),
+    ("pt_BR", 0.08, ("America/Sao_Paulo",)),
+    ("it_IT", 0.05, ("Europe/Rome",)),
+    ("nl_NL", 0.04, ("Europe/Amsterdam",)),
+    ("ja_JP", 0.05, ("Asia/Tokyo",)),
+    ("en_AU", 0.04, ("Australia/Sydney", "Australia/Melbourne")),
+    ("en_IN", 0.05, ("Asia/Kolkata",)),
+)
+
+SIGNUP_MEAN_DAYS = 240  # account age is exponential with this mean ...
+SIGNUP_MAX_DAYS = 3 * 365  # ... and at most three years
+ACTIVITY_SPREAD_SIGMA = 0.3  # log-normal spread of activity around the persona's weight
+
+
+@dataclass(frozen=True, slots=True)
+class Profile:
+    index: int
+    username: str
+    email: str
+    first_name: str
+    last_name: str
+    display_name: str
+    persona: str
+    activity_weight: float
+    timezone: str
+    locale: str
+    signup_date: date
+
+
+def username_for(index: int) -> str:
+    return f"sim{index:06d}"
+
+
+def _rng_for(seed: int, key: str) -> random.Random:
+    return random.Random(f"{seed}:profile:{key}")
+
+
+@cache
+def _faker(locale: str):
+    from faker import Faker  # imported lazily: only seeding needs it
+
+    return Faker(locale)
+
+
+def _traits(rng: random.Random, today: date) -> tuple[Persona, float, str, str, date]:
+    persona = weighted_choice(rng, PERSONAS, [p.share for p in PERSONAS])
+    activity = round(persona.activity_weight * math.exp(rng.gauss(0.0, ACTIVITY_SPREAD_SIGMA)), 4)
+    locale, _, zones = weighted_choice(rng, LOCALES, [entry[1] for entry in LOCALES])
+    timezone = rng.choice(zones)
+    age_days = min(int(rng.expovariate(1.0 / SIGNUP_MEAN_DAYS)), SIGNUP_MAX_DAYS)
+    return persona, max(activity, 0.01), locale, timezone, today - timedelta(days=age_days)
+
+
+def make_profile(*, index: int, seed: int, today: date, email_domain: str) -> Profile:
+    """The profile of synthetic account number `index`: the same for the same seed and index."""
+    rng = _rng_for(seed, str(index))
+    persona, activity, locale, timezone, signup = _traits(rng, today)
+    faker = _faker(locale)
+    faker.seed_instance(rng.getrandbits(64))
+    first_name, last_name = faker.first_name(), faker.last_name()
+    username = username_for(index)
+    return Profile(
+        index=index,
+        username=username,
+        email=f"{username}@{email_domain}",
+        first_name=first_name[:150],
+        last_name=last_name[:150],
+        display_name=f"{first_name} {last_name}"[:150],
+        persona=persona.slug,
+        activity_weight=activity,
+        timezone=timezone,
+        locale=locale,
+        signup_date=signup,
+    )
+
+
+def profile_for_existing(*, key: str, name: str, seed: int, today: date) -> Profile:
+    """A profile for an existing synthetic account that lacks one: traits only, its name kept."""
+    rng = _rng_for(seed, f"existing:{key}")
+    persona, activity, locale, timezone, signup = _traits(rng, today)
+    return Profile(
+        index=-1,
+        username=key,
+        email="",
+        first_name="",
+        last_name="",
+        display_name=name[:150],
+        persona=persona.slug,
+        activity_weight=activity,
+        timezone=timezone,
+        locale=locale,
+        signup_date=signup,
+    )

@@ -1,0 +1,119 @@
+"""Running many ticks in memory, exactly as the scheduler would minute after minute.
+
+Used by the statistical tests and the benchmarks: the same engine calls as a real run, with the
+database replaced by a list of active journeys.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from synthetics.engine.tick import scheduled_session_count, simulate_tick
+from synthetics.engine.types import (
+    ActiveJourney,
+    Catalogue,
+    EventRecord,
+    GeneratorSettings,
+    PoolMember,
+)
+
+
+@dataclass(slots=True)
+class SimulationStats:
+    minutes: int = 0
+    sessions: int = 0
+    scene_events: int = 0
+    mindblock_events: int = 0
+    outcomes: dict[str, int] = field(
+        default_factory=lambda: {"completed": 0, "abandoned": 0, "errored": 0}
+    )
+    active_samples: list[int] = field(default_factory=list)
+    durations_seconds: list[float] = field(default_factory=list)
+    events: list[EventRecord] = field(default_factory=list)
+
+    @property
+    def finished(self) -> int:
+        return sum(self.outcomes.values())
+
+    @property
+    def mean_active(self) -> float:
+        return sum(self.active_samples) / len(self.active_samples) if self.active_samples else 0.0
+
+    @property
+    def mean_duration_minutes(self) -> float:
+        if not self.durations_seconds:
+            return 0.0
+        return sum(self.durations_seconds) / len(self.durations_seconds) / 60
+
+
+def simulate_minutes(
+    *,
+    settings: GeneratorSettings,
+    catalogue: Catalogue,
+    pool: Sequence[PoolMember],
+    start: datetime,
+    minutes: int,
+    seed: int,
+    keep_events: bool = False,
+) -> SimulationStats:
+    """Run one scheduled tick per simulated minute from `start` and collect the statistics."""
+    stats = SimulationStats()
+    active: dict = {}
+    for minute in range(1, minutes + 1):
+        window_start = start + timedelta(minutes=minute - 1)
+        now = start + timedelta(minutes=minute)
+        rng = random.Random(f"{seed}:scheduled:{window_start.isoformat()}:{now.isoformat()}")
+        sessions = scheduled_session_count(settings=settings, minutes=1, rng=rng)
+        outcome = simulate_tick(
+            settings=settings,
+            catalogue=catalogue,
+            pool=pool,
+            active=list(active.values()),
+            window_start=window_start,
+            now=now,
+            sessions=sessions,
+            rng=rng,
+        )
+        for update in outcome.journey_updates:
+            journey = active[update.id]
+            if update.status == "active":
+                active[update.id] = ActiveJourney(
+                    id=journey.id,
+                    sim_user_id=journey.sim_user_id,
+                    user_id=journey.user_id,
+                    template_id=journey.template_id,
+                    started_at=journey.started_at,
+                    plan=journey.plan,
+                    next_step=update.next_step,
+                )
+            else:
+                del active[update.id]
+                stats.outcomes[update.status] += 1
+                stats.durations_seconds.append(
+                    (update.ended_at - journey.started_at).total_seconds()
+                )
+        for new in outcome.new_journeys:
+            if new.status == "active":
+                active[new.id] = ActiveJourney(
+                    id=new.id,
+                    sim_user_id=new.sim_user_id,
+                    user_id=new.user_id,
+                    template_id=new.template_id,
+                    started_at=new.started_at,
+                    plan=new.plan,
+                    next_step=new.next_step,
+                )
+            else:
+                stats.outcomes[new.status] += 1
+                stats.durations_seconds.append((new.ended_at - new.started_at).total_seconds())
+        stats.minutes += 1
+        stats.sessions += outcome.sessions_created
+        stats.scene_events += outcome.scene_events
+        stats.mindblock_events += outcome.mindblock_events
+        stats.active_samples.append(len(active))
+        if keep_events:
+            stats.events.extend(outcome.events)
+    return stats

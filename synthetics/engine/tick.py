@@ -1,0 +1,209 @@
+"""One generator run ("tick") at simulated time `now`.
+
+A tick first advances every active journey through the planned steps whose time has come, then
+starts new sessions at times spread over the run's window, each for an idle simulated user. Nothing
+is ever dated after `now`.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+
+from synthetics.engine.errors import EngineError, InvalidTarget
+from synthetics.engine.planning import plan_journey
+from synthetics.engine.sampling import poisson, random_uuid, weighted_choice, weighted_sample
+from synthetics.engine.types import (
+    ActiveJourney,
+    Catalogue,
+    EventRecord,
+    GeneratorSettings,
+    JourneyUpdate,
+    NewJourney,
+    Plan,
+    PoolMember,
+    TickOutcome,
+)
+
+# A session with nothing written for this long (the generator was down or paused) is closed as
+# abandoned instead of writing a burst of old events when generation resumes.
+STALE_AFTER = timedelta(minutes=15)
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def to_ms(moment: datetime) -> int:
+    if moment.tzinfo is None:
+        raise EngineError("times passed to the engine must be timezone-aware")
+    return (moment - _EPOCH) // timedelta(milliseconds=1)
+
+
+def from_ms(ms: int) -> datetime:
+    return _EPOCH + timedelta(milliseconds=ms)
+
+
+def scheduled_session_count(
+    *, settings: GeneratorSettings, minutes: float, rng: random.Random
+) -> int:
+    """Sessions a scheduled run starts: Poisson(sessions_per_min x minutes), capped at max_per_run."""
+    if minutes <= 0:
+        return 0
+    return min(poisson(rng, settings.sessions_per_min * minutes), settings.max_per_run)
+
+
+def manual_session_count(*, settings: GeneratorSettings, target: int) -> int:
+    """A manual run starts exactly `target` sessions; refuse a target outside 1..max_per_run."""
+    if isinstance(target, bool) or not isinstance(target, int):
+        raise InvalidTarget(f"target must be a whole number, got {target!r}.")
+    if not 1 <= target <= settings.max_per_run:
+        if settings.max_per_run < 1:
+            raise InvalidTarget(
+                f"target must be between 1 and max_per_run, but max_per_run is "
+                f"{settings.max_per_run}: raise max_per_run first (got target {target})."
+            )
+        raise InvalidTarget(
+            f"target must be between 1 and max_per_run ({settings.max_per_run}); got {target}."
+        )
+    return target
+
+
+def _events_for(
+    *,
+    journey_id,
+    user_id: int,
+    plan: Plan,
+    start: int,
+    stop: int,
+) -> list[EventRecord]:
+    events = []
+    for index in range(start, stop):
+        step = plan.steps[index]
+        payload = {
+            "synthetic": True,
+            "template": plan.template_slug,
+            "scene": step.scene_slug,
+            "scene_position": step.scene_position,
+            "persona": plan.persona,
+            "step": index,
+        }
+        if step.mindblock_slug:
+            payload["mindblock"] = step.mindblock_slug
+        payload.update(step.extra)
+        events.append(
+            EventRecord(
+                kind=step.kind,
+                user_id=user_id,
+                journey_id=journey_id,
+                scene_id=step.scene_id,
+                mindblock_id=step.mindblock_id,
+                event_type=step.event_type,
+                created_at=from_ms(step.at_ms),
+                payload=payload,
+            )
+        )
+    return events
+
+
+def _due(plan: Plan, cursor: int, now_ms: int) -> int:
+    """Index of the first step still in the future."""
+    while cursor < len(plan.steps) and plan.steps[cursor].at_ms <= now_ms:
+        cursor += 1
+    return cursor
+
+
+def simulate_tick(
+    *,
+    settings: GeneratorSettings,
+    catalogue: Catalogue,
+    pool: Sequence[PoolMember],
+    active: Sequence[ActiveJourney],
+    window_start: datetime,
+    now: datetime,
+    sessions: int,
+    rng: random.Random,
+) -> TickOutcome:
+    """Advance `active` to `now` and start `sessions` new sessions inside (window_start, now]."""
+    if window_start > now:
+        raise EngineError(f"window_start {window_start} is after now {now}")
+    if sessions < 0:
+        raise EngineError(f"sessions must be >= 0, got {sessions}")
+    now_ms, window_ms = to_ms(now), to_ms(window_start)
+    stale_before_ms = to_ms(now - STALE_AFTER)
+    events: list[EventRecord] = []
+    updates: list[JourneyUpdate] = []
+    still_active = 0
+
+    # 1. Advance the sessions in progress, in a fixed order.
+    for journey in sorted(active, key=lambda j: (j.started_at, str(j.id))):
+        plan = journey.plan
+        cursor = journey.next_step
+        pending_ms = plan.steps[cursor].at_ms if cursor < len(plan.steps) else plan.end_ms
+        if pending_ms <= now_ms and pending_ms < stale_before_ms:
+            last_ms = plan.steps[cursor - 1].at_ms if cursor > 0 else to_ms(journey.started_at)
+            updates.append(JourneyUpdate(journey.id, cursor, "abandoned", from_ms(last_ms)))
+            continue
+        due = _due(plan, cursor, now_ms)
+        events += _events_for(
+            journey_id=journey.id, user_id=journey.user_id, plan=plan, start=cursor, stop=due
+        )
+        if plan.end_ms <= now_ms and due == len(plan.steps):
+            updates.append(JourneyUpdate(journey.id, due, plan.outcome, from_ms(plan.end_ms)))
+        else:
+            still_active += 1
+            if due != cursor:
+                updates.append(JourneyUpdate(journey.id, due, "active", None))
+
+    # 2. Start new sessions, each for a distinct user who has no session in progress.
+    new_journeys: list[NewJourney] = []
+    templates = [t for t in catalogue.templates if t.popularity > 0 and t.scenes]
+    if sessions > 0:
+        if not templates:
+            raise EngineError("the catalogue has no active journey template with scenes")
+        busy = {journey.sim_user_id for journey in active}
+        idle = [member for member in pool if member.sim_user_id not in busy]
+        chosen = weighted_sample(rng, idle, [m.activity_weight for m in idle], sessions)
+        span_ms = now_ms - window_ms
+        starts = sorted(
+            window_ms + int(rng.random() * span_ms) + (1 if span_ms else 0) for _ in chosen
+        )
+        starts = [min(start, now_ms) for start in starts]
+        for member, start_ms in zip(chosen, starts, strict=True):
+            template = weighted_choice(rng, templates, [t.popularity for t in templates])
+            plan = plan_journey(
+                rng,
+                template=template,
+                catalogue=catalogue,
+                settings=settings,
+                persona=member.persona,
+                start_ms=start_ms,
+            )
+            journey_id = random_uuid(rng)
+            due = _due(plan, 0, now_ms)
+            events += _events_for(
+                journey_id=journey_id, user_id=member.user_id, plan=plan, start=0, stop=due
+            )
+            finished = plan.end_ms <= now_ms and due == len(plan.steps)
+            still_active += 0 if finished else 1
+            new_journeys.append(
+                NewJourney(
+                    id=journey_id,
+                    sim_user_id=member.sim_user_id,
+                    user_id=member.user_id,
+                    template_id=template.id,
+                    started_at=from_ms(start_ms),
+                    ended_at=from_ms(plan.end_ms) if finished else None,
+                    status=plan.outcome if finished else "active",
+                    plan=plan,
+                    next_step=due,
+                )
+            )
+
+    events.sort(key=lambda event: (event.created_at, str(event.journey_id)))
+    return TickOutcome(
+        new_journeys=tuple(new_journeys),
+        journey_updates=tuple(updates),
+        events=tuple(events),
+        sessions_requested=sessions,
+        active_after=still_active,
+    )

@@ -1,0 +1,210 @@
+"""Plain data the engine reads and returns: no Django, frozen dataclasses."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+Outcome = Literal["completed", "abandoned", "errored"]
+EventKind = Literal["scene", "mindblock"]
+
+
+@dataclass(frozen=True, slots=True)
+class GeneratorSettings:
+    enabled: bool = True
+    sessions_per_min: int = 2
+    max_per_run: int = 5
+    error_rate: float = 0.05
+    abandon_rate: float = 0.15
+
+
+@dataclass(frozen=True, slots=True)
+class SceneSpec:
+    id: int
+    slug: str
+    position: int
+    dwell_median_seconds: float
+    mindblock_rate: float
+
+
+@dataclass(frozen=True, slots=True)
+class TemplateSpec:
+    id: int
+    slug: str
+    popularity: float
+    scenes: tuple[SceneSpec, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class MindblockSpec:
+    id: int
+    slug: str
+    weight: float
+
+
+@dataclass(frozen=True, slots=True)
+class Catalogue:
+    templates: tuple[TemplateSpec, ...]
+    mindblocks: tuple[MindblockSpec, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class PoolMember:
+    """A simulated user who may be picked for a session."""
+
+    sim_user_id: int
+    user_id: int
+    persona: str
+    activity_weight: float
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One timed event of a journey's plan."""
+
+    at_ms: int
+    kind: EventKind
+    event_type: str
+    scene_id: int
+    scene_slug: str
+    scene_position: int
+    mindblock_id: int | None = None
+    mindblock_slug: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "at_ms": self.at_ms,
+            "kind": self.kind,
+            "event_type": self.event_type,
+            "scene_id": self.scene_id,
+            "scene": self.scene_slug,
+            "position": self.scene_position,
+            "mindblock_id": self.mindblock_id,
+            "mindblock": self.mindblock_slug,
+            "extra": self.extra,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Step:
+        return cls(
+            at_ms=int(data["at_ms"]),
+            kind=data["kind"],
+            event_type=data["event_type"],
+            scene_id=int(data["scene_id"]),
+            scene_slug=data["scene"],
+            scene_position=int(data["position"]),
+            mindblock_id=data.get("mindblock_id"),
+            mindblock_slug=data.get("mindblock"),
+            extra=dict(data.get("extra") or {}),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """Everything decided when a session starts: outcome, end time and timed steps."""
+
+    template_slug: str
+    persona: str
+    outcome: Outcome
+    end_ms: int
+    steps: tuple[Step, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "template": self.template_slug,
+            "persona": self.persona,
+            "outcome": self.outcome,
+            "end_ms": self.end_ms,
+            "steps": [step.to_json() for step in self.steps],
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Plan:
+        return cls(
+            template_slug=data["template"],
+            persona=data["persona"],
+            outcome=data["outcome"],
+            end_ms=int(data["end_ms"]),
+            steps=tuple(Step.from_json(step) for step in data["steps"]),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ActiveJourney:
+    """A journey in progress, as stored between runs."""
+
+    id: uuid.UUID
+    sim_user_id: int
+    user_id: int
+    template_id: int
+    started_at: datetime
+    plan: Plan
+    next_step: int
+
+
+@dataclass(frozen=True, slots=True)
+class EventRecord:
+    """An event to write; the service adds the run id to `payload`."""
+
+    kind: EventKind
+    user_id: int
+    journey_id: uuid.UUID
+    scene_id: int
+    mindblock_id: int | None
+    event_type: str
+    created_at: datetime
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class NewJourney:
+    """A journey started by this run, in its state at the end of the run."""
+
+    id: uuid.UUID
+    sim_user_id: int
+    user_id: int
+    template_id: int
+    started_at: datetime
+    ended_at: datetime | None
+    status: str
+    plan: Plan
+    next_step: int
+
+
+@dataclass(frozen=True, slots=True)
+class JourneyUpdate:
+    """A change to a journey that was active before this run."""
+
+    id: uuid.UUID
+    next_step: int
+    status: str
+    ended_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class TickOutcome:
+    new_journeys: tuple[NewJourney, ...]
+    journey_updates: tuple[JourneyUpdate, ...]
+    events: tuple[EventRecord, ...]
+    sessions_requested: int
+    active_after: int
+
+    @property
+    def sessions_created(self) -> int:
+        return len(self.new_journeys)
+
+    @property
+    def scene_events(self) -> int:
+        return sum(1 for event in self.events if event.kind == "scene")
+
+    @property
+    def mindblock_events(self) -> int:
+        return sum(1 for event in self.events if event.kind == "mindblock")
+
+    def finished(self, outcome: str) -> int:
+        return sum(1 for j in self.new_journeys if j.status == outcome) + sum(
+            1 for u in self.journey_updates if u.status == outcome
+        )

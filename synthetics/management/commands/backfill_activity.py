@@ -1,0 +1,47 @@
+"""Generate the last H hours of synthetic history on the simulated clock."""
+
+from django.core.management.base import BaseCommand, CommandError
+
+from synthetics.engine import EngineError
+from synthetics.management.cli import bounded_int, progress_bar
+from synthetics.services import RunFailed, activity_backfill
+
+
+class Command(BaseCommand):
+    help = (
+        "Generate the last --hours hours of activity, minute by minute on the simulated clock, "
+        "ending now. Minutes a scheduled or backfill run already covered are left alone, so it is "
+        "safe to run while the scheduler runs."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--hours",
+            type=bounded_int(1, 24 * 31),
+            required=True,
+            help="how many hours of history to generate (1..744)",
+        )
+        parser.add_argument(
+            "--seed",
+            type=bounded_int(0, 2**63 - 1),
+            default=None,
+            help="seed of the runs' random streams (default: SYNTHETICS_SEED)",
+        )
+
+    def handle(self, *args, hours, seed, **options):
+        try:
+            with progress_bar(total=hours * 60, unit="min", description="backfill") as advance:
+                summary = activity_backfill(hours=hours, seed=seed, progress=advance)
+        except (EngineError, RunFailed) as error:
+            raise CommandError(str(error)) from error
+        finished = (
+            summary.journeys_completed + summary.journeys_abandoned + summary.journeys_errored
+        )
+        self.stdout.write(
+            f"backfill_activity: {summary.minutes_generated} of {summary.minutes} minutes generated "
+            f"({summary.minutes_already_covered} already covered) from {summary.start:%Y-%m-%d %H:%M} "
+            f"to {summary.end:%Y-%m-%d %H:%M} UTC: {summary.sessions_created} sessions, "
+            f"{summary.scene_events_created} scene events, {summary.mindblock_events_created} "
+            f"mindblock events; {finished} journeys finished ({summary.journeys_completed} completed, "
+            f"{summary.journeys_abandoned} abandoned, {summary.journeys_errored} errored)."
+        )

@@ -1,0 +1,438 @@
+"""Tables of the generator: settings, simulated users, the journey catalogue, journeys, events and the run ledger.
+
+`Meta.db_table` names are the seed's contract: its verification SQL runs unchanged on PostgreSQL.
+Rules that must always hold are database constraints here and validated with a message in `clean()`.
+"""
+
+import uuid
+
+from django.contrib.auth.models import AbstractUser
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.db.models import F, Q
+
+from synthetics.db import SyntheticTag
+
+# Documented bounds: a run never starts more than this many sessions, and the schedule never asks
+# for more than this many per minute.
+MAX_PER_RUN_LIMIT = 1000
+MAX_SESSIONS_PER_MIN = 1000
+
+# Reserved by RFC 2606: mail to it can never be delivered, so a synthetic account can't reach anybody.
+SYNTHETIC_EMAIL_DOMAIN = "synthetics.invalid"
+
+
+class TimestampedModel(models.Model):
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        abstract = True
+
+
+class User(AbstractUser):
+    """The application's account table; synthetic accounts are flagged and can never log in."""
+
+    is_synthetic = models.BooleanField(
+        default=False,
+        db_index=True,
+        help_text="Created by Synthetics: inactive, unusable password, e-mail under .invalid.",
+    )
+
+    class Meta(AbstractUser.Meta):
+        db_table = "users"
+        ordering = ["id"]
+        swappable = "AUTH_USER_MODEL"
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(is_synthetic=False) | Q(is_active=False),
+                name="users_synthetic_inactive",
+                violation_error_message="A synthetic account must be inactive.",
+            ),
+        ]
+
+
+class SyntheticSettings(models.Model):
+    """The single row of generator settings (id is always 1)."""
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1, editable=False)
+    enabled = models.BooleanField(default=True)
+    sessions_per_min = models.PositiveIntegerField(
+        default=2, help_text=f"Mean sessions started per minute (0 to {MAX_SESSIONS_PER_MIN})."
+    )
+    max_per_run = models.PositiveIntegerField(
+        default=5, help_text=f"Most sessions one run may start (0 to {MAX_PER_RUN_LIMIT})."
+    )
+    error_rate = models.FloatField(
+        default=0.05, help_text="Share of sessions that end in an error."
+    )
+    abandon_rate = models.FloatField(
+        default=0.15, help_text="Share of sessions that are abandoned."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        db_table = "synthetic_settings"
+        ordering = ["id"]
+        verbose_name = "settings"
+        verbose_name_plural = "settings"
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(id=1),
+                name="synthetic_settings_single_row",
+                violation_error_message="There is exactly one settings row.",
+            ),
+            models.CheckConstraint(
+                condition=Q(error_rate__gte=0, error_rate__lte=1),
+                name="synthetic_settings_error_rate_range",
+                violation_error_message="error_rate must be between 0 and 1.",
+            ),
+            models.CheckConstraint(
+                condition=Q(abandon_rate__gte=0, abandon_rate__lte=1),
+                name="synthetic_settings_abandon_rate_range",
+                violation_error_message="abandon_rate must be between 0 and 1.",
+            ),
+            models.CheckConstraint(
+                condition=Q(abandon_rate__lte=1 - F("error_rate")),
+                name="synthetic_settings_rates_sum",
+                violation_error_message="abandon_rate + error_rate must not exceed 1.",
+            ),
+            models.CheckConstraint(
+                condition=Q(sessions_per_min__gte=0, sessions_per_min__lte=MAX_SESSIONS_PER_MIN),
+                name="synthetic_settings_sessions_per_min_range",
+                violation_error_message=(
+                    f"sessions_per_min must be between 0 and {MAX_SESSIONS_PER_MIN}."
+                ),
+            ),
+            models.CheckConstraint(
+                condition=Q(max_per_run__gte=0, max_per_run__lte=MAX_PER_RUN_LIMIT),
+                name="synthetic_settings_max_per_run_range",
+                violation_error_message=f"max_per_run must be between 0 and {MAX_PER_RUN_LIMIT}.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        state = "enabled" if self.enabled else "paused"
+        return f"Synthetics settings ({state}, {self.sessions_per_min}/min)"
+
+    def clean(self) -> None:
+        errors: dict[str, str] = {}
+        for field in ("error_rate", "abandon_rate"):
+            value = getattr(self, field)
+            if value is not None and not 0 <= value <= 1:
+                errors[field] = f"{field} must be between 0 and 1 (got {value})."
+        if (
+            "error_rate" not in errors
+            and "abandon_rate" not in errors
+            and self.error_rate is not None
+            and self.abandon_rate is not None
+            and self.abandon_rate + self.error_rate > 1 + 1e-12
+        ):
+            errors["abandon_rate"] = (
+                f"abandon_rate + error_rate must not exceed 1 "
+                f"(got {self.abandon_rate} + {self.error_rate})."
+            )
+        if (
+            self.sessions_per_min is not None
+            and not 0 <= self.sessions_per_min <= MAX_SESSIONS_PER_MIN
+        ):
+            errors["sessions_per_min"] = (
+                f"sessions_per_min must be between 0 and {MAX_SESSIONS_PER_MIN} "
+                f"(got {self.sessions_per_min})."
+            )
+        if self.max_per_run is not None and not 0 <= self.max_per_run <= MAX_PER_RUN_LIMIT:
+            errors["max_per_run"] = (
+                f"max_per_run must be between 0 and {MAX_PER_RUN_LIMIT} (got {self.max_per_run})."
+            )
+        if errors:
+            raise ValidationError(errors)
+
+
+class SimUser(TimestampedModel):
+    """The simulation profile of one synthetic account."""
+
+    user = models.OneToOneField(
+        "synthetics.User", on_delete=models.CASCADE, related_name="sim_profile"
+    )
+    persona = models.CharField(max_length=32, db_index=True)
+    activity_weight = models.FloatField(help_text="Relative chance of being picked for a session.")
+    timezone = models.CharField(max_length=64)
+    locale = models.CharField(max_length=16)
+    display_name = models.CharField(max_length=150)
+    signup_date = models.DateField()
+
+    class Meta:
+        db_table = "sim_users"
+        ordering = ["id"]
+        verbose_name = "sim user"
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(activity_weight__gt=0),
+                name="sim_users_activity_weight_positive",
+                violation_error_message="activity_weight must be positive.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.display_name} ({self.persona})"
+
+
+class JourneyTemplate(TimestampedModel):
+    """A kind of session: an ordered list of scenes, picked in proportion to its popularity."""
+
+    slug = models.SlugField(max_length=64, unique=True)
+    name = models.CharField(max_length=120)
+    popularity = models.FloatField(default=1.0, help_text="Relative weight when picking a journey.")
+    is_active = models.BooleanField(default=True)
+
+    class Meta:
+        db_table = "journey_templates"
+        ordering = ["slug"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(popularity__gte=0),
+                name="journey_templates_popularity_non_negative",
+                violation_error_message="popularity must not be negative.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Scene(TimestampedModel):
+    """One step of a journey template, with its dwell time and mindblock rate."""
+
+    template = models.ForeignKey(JourneyTemplate, on_delete=models.CASCADE, related_name="scenes")
+    position = models.PositiveSmallIntegerField()
+    slug = models.SlugField(max_length=64)
+    name = models.CharField(max_length=120)
+    dwell_median_seconds = models.FloatField(
+        default=60.0, help_text="Median time spent in the scene (log-normal, see README)."
+    )
+    mindblock_rate = models.FloatField(
+        default=0.4, help_text="Chance that a visit to this scene reports a mindblock."
+    )
+
+    class Meta:
+        db_table = "scenes"
+        ordering = ["template", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["template", "position"], name="scenes_unique_position"),
+            models.UniqueConstraint(fields=["template", "slug"], name="scenes_unique_slug"),
+            models.CheckConstraint(
+                condition=Q(dwell_median_seconds__gt=0),
+                name="scenes_dwell_positive",
+                violation_error_message="dwell_median_seconds must be positive.",
+            ),
+            models.CheckConstraint(
+                condition=Q(mindblock_rate__gte=0, mindblock_rate__lte=1),
+                name="scenes_mindblock_rate_range",
+                violation_error_message="mindblock_rate must be between 0 and 1.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.template.slug}/{self.slug}"
+
+
+class MindblockType(TimestampedModel):
+    """A kind of mental block a user can report during a scene."""
+
+    slug = models.SlugField(max_length=64, unique=True)
+    name = models.CharField(max_length=120)
+    weight = models.FloatField(default=1.0, help_text="Relative weight when picking a mindblock.")
+    is_active = models.BooleanField(default=True)
+
+    class Meta:
+        db_table = "mindblock_types"
+        ordering = ["slug"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(weight__gte=0),
+                name="mindblock_types_weight_non_negative",
+                violation_error_message="weight must not be negative.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class JourneyStatus(models.TextChoices):
+    ACTIVE = "active"
+    COMPLETED = "completed"
+    ABANDONED = "abandoned"
+    ERRORED = "errored"
+
+
+class Journey(models.Model):
+    """One session of one user through a journey template.
+
+    Synthetic journeys carry their whole plan (timed steps decided when the session starts) and a
+    cursor: each run writes the steps whose time has come.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    user = models.ForeignKey("synthetics.User", on_delete=models.CASCADE, related_name="journeys")
+    sim_user = models.ForeignKey(
+        SimUser, null=True, blank=True, on_delete=models.CASCADE, related_name="journeys"
+    )
+    template = models.ForeignKey(JourneyTemplate, on_delete=models.PROTECT, related_name="journeys")
+    status = models.CharField(
+        max_length=16, choices=JourneyStatus.choices, default=JourneyStatus.ACTIVE
+    )
+    is_synthetic = models.BooleanField(default=False)
+    started_at = models.DateTimeField()
+    ended_at = models.DateTimeField(null=True, blank=True)
+    plan = models.JSONField(default=list, blank=True, help_text="Timed steps (synthetic only).")
+    next_step = models.PositiveIntegerField(default=0)
+    run = models.ForeignKey(
+        "synthetics.SyntheticRun",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="journeys_started",
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        db_table = "journeys"
+        ordering = ["-started_at"]
+        indexes = [
+            models.Index(
+                fields=["sim_user"],
+                condition=Q(status="active"),
+                name="journeys_active_idx",
+            ),
+            models.Index(fields=["is_synthetic", "started_at"], name="journeys_synthetic_started"),
+            models.Index(fields=["started_at"], name="journeys_started_idx"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(ended_at__isnull=True) | Q(ended_at__gte=F("started_at")),
+                name="journeys_end_after_start",
+                violation_error_message="ended_at must not be before started_at.",
+            ),
+            models.CheckConstraint(
+                condition=Q(status="active", ended_at__isnull=True)
+                | (~Q(status="active") & Q(ended_at__isnull=False)),
+                name="journeys_ended_iff_finished",
+                violation_error_message="A finished journey has an end time; an active one has none.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.template_id} {self.status} @ {self.started_at:%Y-%m-%d %H:%M}"
+
+
+class EventBase(models.Model):
+    """Columns shared by both event tables; `event_payload` carries the synthetic tag and the run id."""
+
+    user = models.ForeignKey("synthetics.User", on_delete=models.CASCADE, related_name="+")
+    journey = models.ForeignKey(
+        Journey, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    event_type = models.CharField(max_length=32)
+    created_at = models.DateTimeField()
+    event_payload = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        abstract = True
+
+
+class JourneySceneEvent(EventBase):
+    scene = models.ForeignKey(Scene, null=True, on_delete=models.PROTECT, related_name="+")
+
+    class Meta:
+        db_table = "journey_scene_events"
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(
+                SyntheticTag("event_payload"), "created_at", name="scene_events_synthetic_idx"
+            ),
+            models.Index(fields=["created_at"], name="scene_events_created_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event_type} @ {self.created_at:%Y-%m-%d %H:%M:%S}"
+
+
+class MindblockEvent(EventBase):
+    scene = models.ForeignKey(
+        Scene, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    mindblock = models.ForeignKey(MindblockType, on_delete=models.PROTECT, related_name="+")
+
+    class Meta:
+        db_table = "mindblock_events"
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(
+                SyntheticTag("event_payload"), "created_at", name="mindblock_events_synthetic_idx"
+            ),
+            models.Index(fields=["created_at"], name="mindblock_events_created_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event_type} @ {self.created_at:%Y-%m-%d %H:%M:%S}"
+
+
+class RunTrigger(models.TextChoices):
+    SCHEDULED = "scheduled"
+    MANUAL = "manual"
+    BACKFILL = "backfill"
+
+
+class RunStatus(models.TextChoices):
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+
+
+class SyntheticRun(TimestampedModel):
+    """The ledger: one row per generator run, written in the run's own transaction."""
+
+    trigger = models.CharField(max_length=16, choices=RunTrigger.choices)
+    status = models.CharField(max_length=16, choices=RunStatus.choices)
+    started_at = models.DateTimeField(help_text="Wall-clock time the run began.")
+    finished_at = models.DateTimeField(null=True, blank=True)
+    window_start = models.DateTimeField(help_text="Simulated time covered: start (exclusive).")
+    window_end = models.DateTimeField(help_text="Simulated time covered: end (inclusive).")
+    target = models.PositiveIntegerField(null=True, blank=True)
+    sessions_created = models.PositiveIntegerField(default=0)
+    scene_events_created = models.PositiveIntegerField(default=0)
+    mindblock_events_created = models.PositiveIntegerField(default=0)
+    journeys_completed = models.PositiveIntegerField(default=0)
+    journeys_abandoned = models.PositiveIntegerField(default=0)
+    journeys_errored = models.PositiveIntegerField(default=0)
+    active_journeys = models.PositiveIntegerField(default=0, help_text="Active after the run.")
+    note = models.CharField(max_length=200, blank=True)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        db_table = "synthetic_runs"
+        ordering = ["-started_at", "-id"]
+        verbose_name = "run"
+        indexes = [
+            models.Index(fields=["trigger", "window_end"], name="synthetic_runs_window_idx"),
+            models.Index(fields=["-started_at"], name="synthetic_runs_started_idx"),
+            models.Index(fields=["-finished_at"], name="synthetic_runs_finished_idx"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(window_end__gte=F("window_start")),
+                name="synthetic_runs_window_order",
+                violation_error_message="window_end must not be before window_start.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.trigger} run {self.status} @ {self.started_at:%Y-%m-%d %H:%M:%S}"
+
+    @property
+    def duration_ms(self) -> int | None:
+        if self.finished_at is None:
+            return None
+        return int((self.finished_at - self.started_at).total_seconds() * 1000)

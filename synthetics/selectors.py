@@ -1,0 +1,171 @@
+"""Reads: settings, the catalogue and pool as the engine sees them, and synthetic activity counts.
+
+Counts of events go through the synthetic-tag expression index (`SyntheticTag`, created_at), never a
+scan of the event tables.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.db.models import Count, Max, Prefetch, Q, QuerySet, Sum
+
+from synthetics.db import TAG_TRUE, SyntheticTag
+from synthetics.engine import (
+    ActiveJourney,
+    Catalogue,
+    GeneratorSettings,
+    MindblockSpec,
+    PoolMember,
+    SceneSpec,
+    TemplateSpec,
+)
+from synthetics.engine.types import Plan
+from synthetics.models import (
+    Journey,
+    JourneySceneEvent,
+    JourneyStatus,
+    JourneyTemplate,
+    MindblockEvent,
+    MindblockType,
+    RunStatus,
+    RunTrigger,
+    Scene,
+    SimUser,
+    SyntheticRun,
+    SyntheticSettings,
+)
+
+
+def settings_get() -> SyntheticSettings:
+    return SyntheticSettings.objects.get(pk=1)
+
+
+def generator_settings(row: SyntheticSettings | None = None) -> GeneratorSettings:
+    row = row or settings_get()
+    return GeneratorSettings(
+        enabled=row.enabled,
+        sessions_per_min=row.sessions_per_min,
+        max_per_run=row.max_per_run,
+        error_rate=row.error_rate,
+        abandon_rate=row.abandon_rate,
+    )
+
+
+def catalogue_load() -> Catalogue:
+    """The active journey templates with their scenes in order, and the active mindblock types."""
+    templates = JourneyTemplate.objects.filter(is_active=True).prefetch_related(
+        Prefetch("scenes", queryset=Scene.objects.order_by("position"))
+    )
+    return Catalogue(
+        templates=tuple(
+            TemplateSpec(
+                id=template.id,
+                slug=template.slug,
+                popularity=template.popularity,
+                scenes=tuple(
+                    SceneSpec(
+                        id=scene.id,
+                        slug=scene.slug,
+                        position=scene.position,
+                        dwell_median_seconds=scene.dwell_median_seconds,
+                        mindblock_rate=scene.mindblock_rate,
+                    )
+                    for scene in template.scenes.all()
+                ),
+            )
+            for template in templates.order_by("slug")
+        ),
+        mindblocks=tuple(
+            MindblockSpec(id=m.id, slug=m.slug, weight=m.weight)
+            for m in MindblockType.objects.filter(is_active=True, weight__gt=0).order_by("slug")
+        ),
+    )
+
+
+def sim_user_pool() -> list[PoolMember]:
+    rows = SimUser.objects.order_by("id").values_list("id", "user_id", "persona", "activity_weight")
+    return [
+        PoolMember(sim_user_id=a, user_id=b, persona=c, activity_weight=d) for a, b, c, d in rows
+    ]
+
+
+def active_journeys() -> list[ActiveJourney]:
+    """Synthetic journeys in progress (served by the partial index on active journeys)."""
+    rows = Journey.objects.filter(status=JourneyStatus.ACTIVE, is_synthetic=True).values_list(
+        "id", "sim_user_id", "user_id", "template_id", "started_at", "plan", "next_step"
+    )
+    return [
+        ActiveJourney(
+            id=journey_id,
+            sim_user_id=sim_user_id,
+            user_id=user_id,
+            template_id=template_id,
+            started_at=started_at,
+            plan=Plan.from_json(plan),
+            next_step=next_step,
+        )
+        for journey_id, sim_user_id, user_id, template_id, started_at, plan, next_step in rows
+    ]
+
+
+def synthetic_scene_events() -> QuerySet[JourneySceneEvent]:
+    return JourneySceneEvent.objects.alias(tag=SyntheticTag("event_payload")).filter(tag=TAG_TRUE)
+
+
+def synthetic_mindblock_events() -> QuerySet[MindblockEvent]:
+    return MindblockEvent.objects.alias(tag=SyntheticTag("event_payload")).filter(tag=TAG_TRUE)
+
+
+def synthetic_event_counts(*, since: datetime, until: datetime | None = None) -> dict[str, int]:
+    """Synthetic scene and mindblock events with created_at in (since, until]."""
+    window = Q(created_at__gt=since)
+    if until is not None:
+        window &= Q(created_at__lte=until)
+    return {
+        "scene_events": synthetic_scene_events().filter(window).count(),
+        "mindblock_events": synthetic_mindblock_events().filter(window).count(),
+    }
+
+
+def active_journey_count() -> int:
+    return Journey.objects.filter(status=JourneyStatus.ACTIVE, is_synthetic=True).count()
+
+
+def sim_user_count() -> int:
+    return SimUser.objects.count()
+
+
+def covered_until() -> datetime | None:
+    """End of the simulated time already covered by scheduled and backfill runs."""
+    return SyntheticRun.objects.filter(
+        trigger__in=[RunTrigger.SCHEDULED, RunTrigger.BACKFILL],
+        status__in=[RunStatus.SUCCEEDED, RunStatus.SKIPPED],
+    ).aggregate(end=Max("window_end"))["end"]
+
+
+def minute_is_covered(*, minute_end: datetime, minute_start: datetime) -> bool:
+    """Whether a scheduled or backfill run already covered the minute (minute_start, minute_end]."""
+    return SyntheticRun.objects.filter(
+        trigger__in=[RunTrigger.SCHEDULED, RunTrigger.BACKFILL],
+        status__in=[RunStatus.SUCCEEDED, RunStatus.SKIPPED],
+        window_end__gt=minute_start,
+        window_start__lt=minute_end,
+    ).exists()
+
+
+def run_totals(*, since: datetime, until: datetime | None = None) -> dict[str, int]:
+    """Totals from the run ledger for runs that covered simulated time in (since, until]."""
+    runs = SyntheticRun.objects.filter(status=RunStatus.SUCCEEDED, window_end__gt=since)
+    if until is not None:
+        runs = runs.filter(window_end__lte=until)
+    totals = runs.aggregate(
+        runs=Count("id"),
+        sessions=Sum("sessions_created"),
+        scene_events=Sum("scene_events_created"),
+        mindblock_events=Sum("mindblock_events_created"),
+        completed=Sum("journeys_completed"),
+        abandoned=Sum("journeys_abandoned"),
+        errored=Sum("journeys_errored"),
+    )
+    return {key: value or 0 for key, value in totals.items()}

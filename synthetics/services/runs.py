@@ -1,0 +1,407 @@
+"""Generator runs: one tick in one transaction under the generator lock, recorded in the ledger.
+
+A run is all-or-nothing: its journeys, events, journey changes and ledger row commit together. A run
+that fails leaves none of them and is recorded afterwards, in a transaction of its own, as failed.
+Scheduled and backfill runs cover simulated minutes; no minute is ever covered twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings as django_settings
+from django.db import transaction
+from django.utils import timezone
+
+from synthetics import selectors
+from synthetics.engine import (
+    EngineError,
+    manual_session_count,
+    scheduled_session_count,
+    simulate_tick,
+)
+from synthetics.models import RunStatus, RunTrigger, SyntheticRun
+from synthetics.services.locks import generator_lock_acquire
+from synthetics.services.writers import run_output_write
+
+logger = logging.getLogger("synthetics")
+
+# After downtime a scheduled run covers at most this many minutes (its sessions still capped at
+# max_per_run): generation resumes without a burst, and older minutes stay empty.
+MAX_CATCH_UP_MINUTES = 10
+# A manual run spreads its sessions over the minute before `now`.
+MANUAL_WINDOW = timedelta(minutes=1)
+
+
+class GeneratorPaused(EngineError):
+    """A manual run was asked for while generation is paused (and not forced)."""
+
+
+class RunFailed(RuntimeError):
+    """The run failed and was rolled back; it is recorded in the ledger as failed."""
+
+    def __init__(self, message: str, *, run_id: int) -> None:
+        super().__init__(message)
+        self.run_id = run_id
+
+
+@dataclass(frozen=True, slots=True)
+class RunResult:
+    run_id: int | None
+    trigger: str
+    status: str
+    window_start: datetime
+    window_end: datetime
+    target: int | None
+    sessions_created: int = 0
+    scene_events_created: int = 0
+    mindblock_events_created: int = 0
+    journeys_completed: int = 0
+    journeys_abandoned: int = 0
+    journeys_errored: int = 0
+    active_journeys: int = 0
+    abandon_rate: float = 0.0
+    error_rate: float = 0.0
+    note: str = ""
+
+    @classmethod
+    def from_run(cls, run: SyntheticRun, *, abandon_rate: float, error_rate: float) -> RunResult:
+        return cls(
+            run_id=run.id,
+            trigger=run.trigger,
+            status=run.status,
+            window_start=run.window_start,
+            window_end=run.window_end,
+            target=run.target,
+            sessions_created=run.sessions_created,
+            scene_events_created=run.scene_events_created,
+            mindblock_events_created=run.mindblock_events_created,
+            journeys_completed=run.journeys_completed,
+            journeys_abandoned=run.journeys_abandoned,
+            journeys_errored=run.journeys_errored,
+            active_journeys=run.active_journeys,
+            abandon_rate=abandon_rate,
+            error_rate=error_rate,
+            note=run.note,
+        )
+
+
+def floor_minute(moment: datetime) -> datetime:
+    return moment.replace(second=0, microsecond=0)
+
+
+def _aware(moment: datetime | None) -> datetime:
+    if moment is None:
+        return timezone.now()
+    if timezone.is_naive(moment):
+        raise EngineError("now must include a time zone (for example 2026-01-09T19:15:00Z)")
+    return moment
+
+
+def _rng(*parts: object) -> random.Random:
+    # String seeds are hashed with SHA-512 by random.Random: stable across processes and versions.
+    return random.Random(":".join(str(part) for part in parts))
+
+
+def _log(run: SyntheticRun) -> None:
+    # One structured line per run; backfill minutes go to DEBUG so a day of history is not 1,440 lines.
+    level = logging.DEBUG if run.trigger == RunTrigger.BACKFILL else logging.INFO
+    logger.log(
+        level,
+        "synthetics run id=%s trigger=%s status=%s window=%s..%s sessions=%d scene_events=%d "
+        "mindblock_events=%d completed=%d abandoned=%d errored=%d active=%d%s",
+        run.id,
+        run.trigger,
+        run.status,
+        run.window_start.isoformat(),
+        run.window_end.isoformat(),
+        run.sessions_created,
+        run.scene_events_created,
+        run.mindblock_events_created,
+        run.journeys_completed,
+        run.journeys_abandoned,
+        run.journeys_errored,
+        run.active_journeys,
+        f" note={run.note!r}" if run.note else "",
+    )
+
+
+def tick_run(
+    *,
+    trigger: str,
+    now: datetime | None = None,
+    target: int | None = None,
+    force: bool = False,
+    seed: int | None = None,
+) -> RunResult:
+    """Run the generator once at (simulated) time `now` and record the run in the ledger.
+
+    scheduled: covers the minutes since the last covered one (at most MAX_CATCH_UP_MINUTES) and starts
+    a Poisson number of sessions, capped at max_per_run; while paused it is recorded as skipped.
+    manual: starts exactly `target` sessions (1..max_per_run); refused while paused unless `force`.
+    backfill: covers the single minute ending at `now`, unless a run already covered it.
+    """
+    if trigger not in RunTrigger.values:
+        raise EngineError(f"trigger must be one of {', '.join(RunTrigger.values)}, got {trigger!r}")
+    now = _aware(now)
+    seed = django_settings.SYNTHETICS_SEED if seed is None else seed
+    if trigger == RunTrigger.MANUAL:
+        # Refuse bad input before taking the lock: a refused request writes nothing at all.
+        _manual_preflight(target=target, force=force)
+    started_at = timezone.now()
+    try:
+        with transaction.atomic():
+            generator_lock_acquire()
+            return _tick_locked(
+                trigger=trigger,
+                now=now,
+                target=target,
+                force=force,
+                seed=seed,
+                started_at=started_at,
+            )
+    except (GeneratorPaused, EngineError) as error:
+        if trigger == RunTrigger.MANUAL:
+            raise  # settings changed between preflight and lock: still a refusal, not a failure
+        return _record_failure(
+            trigger=trigger, now=now, target=target, started_at=started_at, error=error
+        )
+    except Exception as error:
+        _record_failure(trigger=trigger, now=now, target=target, started_at=started_at, error=error)
+        raise
+
+
+def _manual_preflight(*, target: int | None, force: bool) -> None:
+    row = selectors.settings_get()
+    if not row.enabled and not force:
+        raise GeneratorPaused(
+            "Synthetics is paused: a manual run generates nothing while paused. "
+            "Resume it, or force the run."
+        )
+    manual_session_count(settings=selectors.generator_settings(row), target=target)
+
+
+def _tick_locked(
+    *,
+    trigger: str,
+    now: datetime,
+    target: int | None,
+    force: bool,
+    seed: int,
+    started_at: datetime,
+) -> RunResult:
+    row = selectors.settings_get()
+    settings = selectors.generator_settings(row)
+    run = SyntheticRun(trigger=trigger, started_at=started_at, target=target, window_end=now)
+
+    if trigger == RunTrigger.MANUAL:
+        if not settings.enabled and not force:
+            raise GeneratorPaused("Synthetics is paused: resume it, or force the run.")
+        sessions = manual_session_count(settings=settings, target=target)
+        run.window_start = now - MANUAL_WINDOW
+        manual_runs = SyntheticRun.objects.filter(trigger=RunTrigger.MANUAL).count()
+        rng = _rng(seed, trigger, now.isoformat(), manual_runs)
+    else:
+        window = _scheduled_window(trigger=trigger, now=now)
+        if window is None:
+            if trigger == RunTrigger.BACKFILL:  # minute already covered: nothing to record
+                minute = floor_minute(now)
+                return RunResult(
+                    run_id=None,
+                    trigger=trigger,
+                    status=RunStatus.SKIPPED,
+                    window_start=minute - timedelta(minutes=1),
+                    window_end=minute,
+                    target=None,
+                    note="already covered",
+                )
+            run.window_start = run.window_end = floor_minute(now)
+            return _finish_skipped(run, settings, note="no new minute to cover")
+        run.window_start, run.window_end = window
+        if not settings.enabled:
+            return _finish_skipped(run, settings, note="paused")
+        minutes = (run.window_end - run.window_start) / timedelta(minutes=1)
+        rng = _rng(seed, trigger, run.window_start.isoformat(), run.window_end.isoformat())
+        sessions = scheduled_session_count(settings=settings, minutes=minutes, rng=rng)
+
+    outcome = simulate_tick(
+        settings=settings,
+        catalogue=selectors.catalogue_load(),
+        pool=selectors.sim_user_pool(),
+        active=selectors.active_journeys(),
+        window_start=run.window_start,
+        now=run.window_end,
+        sessions=sessions,
+        rng=rng,
+    )
+    run.status = RunStatus.SUCCEEDED
+    run.sessions_created = outcome.sessions_created
+    run.scene_events_created = outcome.scene_events
+    run.mindblock_events_created = outcome.mindblock_events
+    run.journeys_completed = outcome.finished("completed")
+    run.journeys_abandoned = outcome.finished("abandoned")
+    run.journeys_errored = outcome.finished("errored")
+    run.active_journeys = outcome.active_after
+    if outcome.sessions_created < sessions:
+        run.note = f"only {outcome.sessions_created} of {sessions} sessions: no more idle sim users"
+    run.save()  # the id tags every event this run writes
+    run_output_write(
+        run_id=run.id,
+        new_journeys=outcome.new_journeys,
+        updates=outcome.journey_updates,
+        events=outcome.events,
+        written_at=timezone.now(),
+    )
+    run.finished_at = timezone.now()
+    run.save(update_fields=["finished_at", "updated_at"])
+    transaction.on_commit(lambda: _log(run))
+    return RunResult.from_run(
+        run, abandon_rate=settings.abandon_rate, error_rate=settings.error_rate
+    )
+
+
+def _scheduled_window(*, trigger: str, now: datetime) -> tuple[datetime, datetime] | None:
+    """The simulated window a scheduled or backfill run covers, or None when already covered."""
+    end = floor_minute(now)
+    if trigger == RunTrigger.BACKFILL:
+        start = end - timedelta(minutes=1)
+        if selectors.minute_is_covered(minute_start=start, minute_end=end):
+            return None
+        return start, end
+    covered = selectors.covered_until()
+    earliest = end - timedelta(minutes=MAX_CATCH_UP_MINUTES)
+    start = end - timedelta(minutes=1) if covered is None else max(covered, earliest)
+    if start >= end:
+        return None
+    return start, end
+
+
+def _finish_skipped(run: SyntheticRun, settings, *, note: str) -> RunResult:
+    run.status = RunStatus.SKIPPED
+    run.note = note
+    run.active_journeys = selectors.active_journey_count()
+    run.finished_at = timezone.now()
+    run.save()
+    transaction.on_commit(lambda: _log(run))
+    return RunResult.from_run(
+        run, abandon_rate=settings.abandon_rate, error_rate=settings.error_rate
+    )
+
+
+def _record_failure(
+    *, trigger: str, now: datetime, target: int | None, started_at: datetime, error: BaseException
+) -> RunResult:
+    """Record a failed run in its own transaction (the run's own work has been rolled back)."""
+    logger.error(
+        "synthetics run trigger=%s status=failed error=%s",
+        trigger,
+        error,
+        exc_info=(type(error), error, error.__traceback__),
+    )
+    window_end = now if trigger == RunTrigger.MANUAL else floor_minute(now)
+    run = SyntheticRun.objects.create(
+        trigger=trigger,
+        status=RunStatus.FAILED,
+        started_at=started_at,
+        finished_at=timezone.now(),
+        window_start=window_end,
+        window_end=window_end,
+        target=target,
+        error="".join(traceback.format_exception(error))[-10000:],
+    )
+    if not isinstance(error, EngineError):
+        raise RunFailed(f"The run failed and was rolled back: {error}", run_id=run.id) from error
+    return RunResult(
+        run_id=run.id,
+        trigger=trigger,
+        status=RunStatus.FAILED,
+        window_start=window_end,
+        window_end=window_end,
+        target=target,
+        note=str(error),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class BackfillSummary:
+    minutes: int
+    minutes_generated: int
+    minutes_already_covered: int
+    sessions_created: int
+    scene_events_created: int
+    mindblock_events_created: int
+    journeys_completed: int
+    journeys_abandoned: int
+    journeys_errored: int
+    start: datetime
+    end: datetime
+
+
+def activity_backfill(
+    *,
+    hours: int,
+    now: datetime | None = None,
+    seed: int | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> BackfillSummary:
+    """Generate the last `hours` hours, one backfill run per minute on the simulated clock.
+
+    Each minute is its own run and transaction, so a running scheduler interleaves safely; minutes
+    that a scheduled or backfill run already covered are left as they are.
+    """
+    if isinstance(hours, bool) or not isinstance(hours, int) or not 1 <= hours <= 24 * 31:
+        raise EngineError(f"hours must be a whole number from 1 to {24 * 31}, got {hours!r}")
+    end = floor_minute(_aware(now))
+    minutes = hours * 60
+    start = end - timedelta(minutes=minutes)
+    totals = dict.fromkeys(
+        (
+            "generated",
+            "covered",
+            "sessions",
+            "scene",
+            "mindblock",
+            "completed",
+            "abandoned",
+            "errored",
+        ),
+        0,
+    )
+    for step in range(1, minutes + 1):
+        result = tick_run(
+            trigger=RunTrigger.BACKFILL, now=start + timedelta(minutes=step), seed=seed
+        )
+        if result.status == RunStatus.FAILED:
+            raise RunFailed(
+                f"backfill failed at {result.window_end}: {result.note}", run_id=result.run_id or 0
+            )
+        if result.run_id is None:
+            totals["covered"] += 1
+        else:
+            totals["generated"] += 1
+        totals["sessions"] += result.sessions_created
+        totals["scene"] += result.scene_events_created
+        totals["mindblock"] += result.mindblock_events_created
+        totals["completed"] += result.journeys_completed
+        totals["abandoned"] += result.journeys_abandoned
+        totals["errored"] += result.journeys_errored
+        if progress:
+            progress(1)
+    return BackfillSummary(
+        minutes=minutes,
+        minutes_generated=totals["generated"],
+        minutes_already_covered=totals["covered"],
+        sessions_created=totals["sessions"],
+        scene_events_created=totals["scene"],
+        mindblock_events_created=totals["mindblock"],
+        journeys_completed=totals["completed"],
+        journeys_abandoned=totals["abandoned"],
+        journeys_errored=totals["errored"],
+        start=start,
+        end=end,
+    )

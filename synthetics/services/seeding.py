@@ -1,0 +1,134 @@
+"""Seeding the pool of simulated users and the staff account of a new install."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date
+
+from django.contrib.auth.hashers import make_password
+from django.db import transaction
+from django.utils import timezone
+
+from synthetics.engine.errors import EngineError
+from synthetics.engine.population import make_profile, profile_for_existing, username_for
+from synthetics.models import SYNTHETIC_EMAIL_DOMAIN, SimUser, User
+
+SEED_BATCH = 500
+MAX_SIM_USERS = 1_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class SeedSummary:
+    created: int
+    total: int
+
+
+def _sim_user(user: User, profile) -> SimUser:
+    return SimUser(
+        user=user,
+        persona=profile.persona,
+        activity_weight=profile.activity_weight,
+        timezone=profile.timezone,
+        locale=profile.locale,
+        display_name=profile.display_name,
+        signup_date=profile.signup_date,
+    )
+
+
+def sim_users_seed(
+    *,
+    count: int,
+    seed: int,
+    today: date | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> SeedSummary:
+    """Create synthetic accounts and their sim_users until there are `count`; never deletes any."""
+    if isinstance(count, bool) or not isinstance(count, int) or not 0 <= count <= MAX_SIM_USERS:
+        raise EngineError(f"count must be a whole number from 0 to {MAX_SIM_USERS}, got {count!r}")
+    today = today or timezone.now().date()
+    existing = set(User.objects.filter(is_synthetic=True).values_list("username", flat=True))
+    missing = max(0, count - len(existing))
+    unusable = make_password(None)
+    created = 0
+    index = 0
+    while created < missing:
+        batch = []
+        while len(batch) < min(SEED_BATCH, missing - created):
+            index += 1
+            if username_for(index) in existing:
+                continue
+            batch.append(
+                make_profile(
+                    index=index, seed=seed, today=today, email_domain=SYNTHETIC_EMAIL_DOMAIN
+                )
+            )
+        with transaction.atomic():
+            users = User.objects.bulk_create(
+                [
+                    User(
+                        username=p.username,
+                        email=p.email,
+                        first_name=p.first_name,
+                        last_name=p.last_name,
+                        password=unusable,
+                        is_active=False,
+                        is_synthetic=True,
+                    )
+                    for p in batch
+                ]
+            )
+            SimUser.objects.bulk_create(
+                [_sim_user(user, p) for user, p in zip(users, batch, strict=True)]
+            )
+        created += len(batch)
+        if progress:
+            progress(len(batch))
+    return SeedSummary(created=created, total=SimUser.objects.count())
+
+
+@transaction.atomic
+def sim_users_backfill(*, seed: int, today: date | None = None) -> SeedSummary:
+    """Give every synthetic account that lacks one a sim_users row (the seed's backfill step)."""
+    today = today or timezone.now().date()
+    orphans = list(User.objects.filter(is_synthetic=True, sim_profile__isnull=True).order_by("id"))
+    SimUser.objects.bulk_create(
+        [
+            _sim_user(
+                user,
+                profile_for_existing(
+                    key=user.username,
+                    name=user.get_full_name() or user.username,
+                    seed=seed,
+                    today=today,
+                ),
+            )
+            for user in orphans
+        ],
+        batch_size=SEED_BATCH,
+    )
+    return SeedSummary(created=len(orphans), total=SimUser.objects.count())
+
+
+@dataclass(frozen=True, slots=True)
+class StaffAccount:
+    username: str
+    created: bool
+    generated_password: str | None
+
+
+@transaction.atomic
+def staff_account_ensure(
+    *, username: str, email: str = "", password: str | None = None
+) -> StaffAccount:
+    """Create a superuser named `username` unless one exists; generate a password when none is given."""
+    if not username:
+        raise EngineError("a staff username is required")
+    if User.objects.filter(username=username).exists():
+        return StaffAccount(username=username, created=False, generated_password=None)
+    generated = None
+    if not password:
+        generated = password = secrets.token_urlsafe(12)
+    User.objects.create_superuser(username=username, email=email, password=password)
+    return StaffAccount(username=username, created=True, generated_password=generated)

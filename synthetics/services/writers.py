@@ -1,0 +1,190 @@
+"""Batched writes of one run's output: COPY on PostgreSQL, bulk_create elsewhere; never a row at a time."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+
+from django.db import connection
+
+from synthetics.engine import EventRecord, JourneyUpdate, NewJourney
+from synthetics.models import Journey, JourneySceneEvent, MindblockEvent
+
+BATCH_SIZE = 1000
+
+_JOURNEY_COLUMNS = (
+    "id",
+    "user_id",
+    "sim_user_id",
+    "template_id",
+    "status",
+    "is_synthetic",
+    "started_at",
+    "ended_at",
+    "plan",
+    "next_step",
+    "run_id",
+    "updated_at",
+)
+_SCENE_EVENT_COLUMNS = (
+    "user_id",
+    "journey_id",
+    "scene_id",
+    "event_type",
+    "created_at",
+    "event_payload",
+)
+_MINDBLOCK_EVENT_COLUMNS = (
+    "user_id",
+    "journey_id",
+    "scene_id",
+    "mindblock_id",
+    "event_type",
+    "created_at",
+    "event_payload",
+)
+
+
+def _payload(event: EventRecord, run_id: int) -> dict:
+    return {**event.payload, "synthetic": True, "run_id": run_id}
+
+
+def _copy(table: str, columns: Sequence[str], rows: Iterable[tuple]) -> None:
+    """COPY rows into `table` through psycopg 3 (text format: JSON goes in as its text)."""
+    column_list = ", ".join(columns)
+    with connection.cursor() as cursor:
+        raw = cursor.cursor  # the psycopg cursor behind Django's wrapper
+        with raw.copy(f"COPY {table} ({column_list}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+
+
+def run_output_write(
+    *,
+    run_id: int,
+    new_journeys: Sequence[NewJourney],
+    updates: Sequence[JourneyUpdate],
+    events: Sequence[EventRecord],
+    written_at: datetime,
+) -> None:
+    """Insert the run's journeys and events and apply its journey changes, in the caller's transaction."""
+    scene_events = [event for event in events if event.kind == "scene"]
+    mindblock_events = [event for event in events if event.kind == "mindblock"]
+    if connection.vendor == "postgresql":
+        _copy(
+            Journey._meta.db_table,
+            _JOURNEY_COLUMNS,
+            (
+                (
+                    j.id,
+                    j.user_id,
+                    j.sim_user_id,
+                    j.template_id,
+                    j.status,
+                    True,
+                    j.started_at,
+                    j.ended_at,
+                    json.dumps(j.plan.to_json()),
+                    j.next_step,
+                    run_id,
+                    written_at,
+                )
+                for j in new_journeys
+            ),
+        )
+        _copy(
+            JourneySceneEvent._meta.db_table,
+            _SCENE_EVENT_COLUMNS,
+            (
+                (
+                    e.user_id,
+                    e.journey_id,
+                    e.scene_id,
+                    e.event_type,
+                    e.created_at,
+                    json.dumps(_payload(e, run_id)),
+                )
+                for e in scene_events
+            ),
+        )
+        _copy(
+            MindblockEvent._meta.db_table,
+            _MINDBLOCK_EVENT_COLUMNS,
+            (
+                (
+                    e.user_id,
+                    e.journey_id,
+                    e.scene_id,
+                    e.mindblock_id,
+                    e.event_type,
+                    e.created_at,
+                    json.dumps(_payload(e, run_id)),
+                )
+                for e in mindblock_events
+            ),
+        )
+    else:
+        Journey.objects.bulk_create(
+            [
+                Journey(
+                    id=j.id,
+                    user_id=j.user_id,
+                    sim_user_id=j.sim_user_id,
+                    template_id=j.template_id,
+                    status=j.status,
+                    is_synthetic=True,
+                    started_at=j.started_at,
+                    ended_at=j.ended_at,
+                    plan=j.plan.to_json(),
+                    next_step=j.next_step,
+                    run_id=run_id,
+                )
+                for j in new_journeys
+            ],
+            batch_size=BATCH_SIZE,
+        )
+        JourneySceneEvent.objects.bulk_create(
+            [
+                JourneySceneEvent(
+                    user_id=e.user_id,
+                    journey_id=e.journey_id,
+                    scene_id=e.scene_id,
+                    event_type=e.event_type,
+                    created_at=e.created_at,
+                    event_payload=_payload(e, run_id),
+                )
+                for e in scene_events
+            ],
+            batch_size=BATCH_SIZE,
+        )
+        MindblockEvent.objects.bulk_create(
+            [
+                MindblockEvent(
+                    user_id=e.user_id,
+                    journey_id=e.journey_id,
+                    scene_id=e.scene_id,
+                    mindblock_id=e.mindblock_id,
+                    event_type=e.event_type,
+                    created_at=e.created_at,
+                    event_payload=_payload(e, run_id),
+                )
+                for e in mindblock_events
+            ],
+            batch_size=BATCH_SIZE,
+        )
+    if updates:
+        Journey.objects.bulk_update(
+            [
+                Journey(
+                    id=u.id,
+                    next_step=u.next_step,
+                    status=u.status,
+                    ended_at=u.ended_at,
+                    updated_at=written_at,
+                )
+                for u in updates
+            ],
+            ["next_step", "status", "ended_at", "updated_at"],
+            batch_size=BATCH_SIZE,
+        )

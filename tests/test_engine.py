@@ -1,0 +1,391 @@
+"""The simulation engine on a simulated clock: no database, no sleeping."""
+
+import math
+import random
+from collections import Counter, defaultdict
+from dataclasses import replace
+from datetime import timedelta
+
+import pytest
+
+from synthetics.engine import (
+    ActiveJourney,
+    EngineError,
+    GeneratorSettings,
+    InvalidTarget,
+    PoolMember,
+    manual_session_count,
+    scheduled_session_count,
+    simulate_tick,
+)
+from synthetics.engine.planning import JOURNEY_COMPLETED, SCENE_ENTERED, SCENE_ERROR
+from synthetics.engine.sampling import poisson, weighted_sample
+from synthetics.engine.simulation import simulate_minutes
+from synthetics.engine.tick import STALE_AFTER, from_ms
+from synthetics.engine.types import Plan
+from tests.conftest import T0, make_engine_catalogue, make_engine_pool
+
+
+def _tick(catalogue, pool, *, settings=None, active=(), minutes=1, sessions=3, seed="s", now=T0):
+    return simulate_tick(
+        settings=settings or GeneratorSettings(),
+        catalogue=catalogue,
+        pool=pool,
+        active=list(active),
+        window_start=now - timedelta(minutes=minutes),
+        now=now,
+        sessions=sessions,
+        rng=random.Random(seed),
+    )
+
+
+def _as_active(new):
+    return ActiveJourney(
+        id=new.id,
+        sim_user_id=new.sim_user_id,
+        user_id=new.user_id,
+        template_id=new.template_id,
+        started_at=new.started_at,
+        plan=new.plan,
+        next_step=new.next_step,
+    )
+
+
+def _apply(active: dict, outcome) -> None:
+    """Carry a tick's changes into the in-memory set of active journeys, as the service does."""
+    for update in outcome.journey_updates:
+        if update.status == "active":
+            active[update.id] = replace(active[update.id], next_step=update.next_step)
+        else:
+            del active[update.id]
+    active.update({j.id: _as_active(j) for j in outcome.new_journeys if j.status == "active"})
+
+
+# --- determinism -----------------------------------------------------------------------------------
+
+
+def test_same_seed_same_inputs_give_identical_output(
+    engine_catalogue, engine_pool, default_settings
+):
+    # given two simulations of the same two hours with the same seed
+    runs = [
+        simulate_minutes(
+            settings=default_settings,
+            catalogue=engine_catalogue,
+            pool=engine_pool,
+            start=T0,
+            minutes=120,
+            seed=42,
+            keep_events=True,
+        )
+        for _ in range(2)
+    ]
+    # then every event is identical, field by field
+    assert runs[0].events == runs[1].events
+    assert runs[0].sessions == runs[1].sessions > 0
+
+
+def test_another_seed_gives_other_data(engine_catalogue, engine_pool, default_settings):
+    first, second = (
+        simulate_minutes(
+            settings=default_settings,
+            catalogue=engine_catalogue,
+            pool=engine_pool,
+            start=T0,
+            minutes=60,
+            seed=seed,
+            keep_events=True,
+        )
+        for seed in (1, 2)
+    )
+    assert first.events != second.events
+
+
+def test_plan_round_trips_through_json(engine_catalogue, engine_pool):
+    outcome = _tick(engine_catalogue, engine_pool, sessions=5)
+    for journey in outcome.new_journeys:
+        assert Plan.from_json(journey.plan.to_json()) == journey.plan
+
+
+# --- time ------------------------------------------------------------------------------------------
+
+
+def test_no_event_is_ever_in_the_future(engine_catalogue, engine_pool, default_settings):
+    # given a tick-by-tick simulation, collecting each tick's events with that tick's now
+    active = {}
+    for minute in range(1, 181):
+        now = T0 + timedelta(minutes=minute)
+        outcome = _tick(
+            engine_catalogue, engine_pool, active=active.values(), sessions=3, seed=minute, now=now
+        )
+        # then nothing is dated after the tick's now
+        assert all(event.created_at <= now for event in outcome.events)
+        assert all(j.started_at <= now for j in outcome.new_journeys)
+        assert all(u.ended_at is None or u.ended_at <= now for u in outcome.journey_updates)
+        _apply(active, outcome)
+
+
+def test_new_sessions_start_inside_the_window(engine_catalogue, engine_pool):
+    outcome = _tick(engine_catalogue, engine_pool, minutes=5, sessions=5)
+    window_start = T0 - timedelta(minutes=5)
+    assert outcome.sessions_created == 5
+    assert all(window_start < j.started_at <= T0 for j in outcome.new_journeys)
+    starts = [j.started_at for j in outcome.new_journeys]
+    assert len(set(starts)) > 1, "sessions are spread over the window, not stacked on one instant"
+
+
+def test_events_are_ordered_within_each_journey(engine_catalogue, engine_pool, default_settings):
+    stats = simulate_minutes(
+        settings=default_settings,
+        catalogue=engine_catalogue,
+        pool=engine_pool,
+        start=T0,
+        minutes=240,
+        seed=5,
+        keep_events=True,
+    )
+    by_journey = defaultdict(list)
+    for event in stats.events:
+        by_journey[event.journey_id].append(event)
+    assert len(by_journey) > 300
+    for events in by_journey.values():
+        steps = [e.payload["step"] for e in events]
+        times = [e.created_at for e in events]
+        assert steps == list(range(len(steps))), "each step is written once, in order"
+        assert times == sorted(times)
+        scene_events = [e for e in events if e.kind == "scene"]
+        assert scene_events[0].event_type == SCENE_ENTERED
+        positions = [
+            e.payload["scene_position"] for e in scene_events if e.event_type == SCENE_ENTERED
+        ]
+        assert positions == list(range(1, len(positions) + 1)), "scenes are visited in order"
+
+
+def test_outcome_events_match_the_plan(engine_catalogue, engine_pool):
+    outcome = _tick(
+        engine_catalogue,
+        engine_pool,
+        minutes=60,
+        sessions=200,
+        seed="outcomes",
+        settings=GeneratorSettings(max_per_run=500, abandon_rate=0.3, error_rate=0.2),
+    )
+    finished = [j for j in outcome.new_journeys if j.status != "active"]
+    assert finished
+    for journey in finished:
+        types = [s.event_type for s in journey.plan.steps]
+        assert types.count(JOURNEY_COMPLETED) == (journey.status == "completed")
+        assert types.count(SCENE_ERROR) == (journey.status == "errored")
+        assert journey.ended_at == from_ms(journey.plan.end_ms)
+        assert journey.ended_at >= from_ms(journey.plan.steps[-1].at_ms) >= journey.started_at
+
+
+def test_naive_times_are_refused(engine_catalogue, engine_pool):
+    with pytest.raises(EngineError, match="timezone-aware"):
+        _tick(engine_catalogue, engine_pool, now=T0.replace(tzinfo=None))
+
+
+def test_window_after_now_is_refused(engine_catalogue, engine_pool):
+    with pytest.raises(EngineError, match="after now"):
+        _tick(engine_catalogue, engine_pool, minutes=-1)
+
+
+# --- users -----------------------------------------------------------------------------------------
+
+
+def test_new_sessions_go_to_idle_users_only(engine_catalogue):
+    # given a pool of 10 users, 7 of them in a session that lasts well past now
+    pool = [PoolMember(i, 100 + i, "regular", 1.0) for i in range(1, 11)]
+    first = _tick(
+        engine_catalogue, pool, sessions=7, seed="busy", settings=GeneratorSettings(max_per_run=20)
+    )
+    busy = [_as_active(j) for j in first.new_journeys if j.status == "active"]
+    busy_users = {j.sim_user_id for j in busy}
+    # when 10 more sessions are asked for a second later
+    second = _tick(
+        engine_catalogue,
+        pool,
+        active=busy,
+        sessions=10,
+        seed="idle",
+        now=T0 + timedelta(seconds=1),
+        settings=GeneratorSettings(max_per_run=20),
+    )
+    # then only the idle users get one, each at most once
+    users = [j.sim_user_id for j in second.new_journeys]
+    assert len(users) == len(set(users)) == 10 - len(busy_users)
+    assert not busy_users & set(users)
+
+
+def test_busy_users_are_never_in_two_active_journeys(engine_catalogue, engine_pool):
+    settings = GeneratorSettings(sessions_per_min=40, max_per_run=60)
+    active = {}
+    for minute in range(1, 61):
+        outcome = _tick(
+            engine_catalogue,
+            engine_pool[:80],
+            settings=settings,
+            active=active.values(),
+            sessions=40,
+            seed=minute,
+            now=T0 + timedelta(minutes=minute),
+        )
+        _apply(active, outcome)
+        users = [j.sim_user_id for j in active.values()]
+        assert len(users) == len(set(users))
+
+
+def test_selection_follows_activity_weight(engine_catalogue):
+    # given two equal-sized groups, one four times as active
+    pool = [
+        PoolMember(i, i, "devoted" if i % 2 else "drifting", 4.0 if i % 2 else 1.0)
+        for i in range(1, 2001)
+    ]
+    picks = Counter()
+    for seed in range(200):
+        outcome = _tick(
+            engine_catalogue, pool, sessions=5, seed=seed, settings=GeneratorSettings(max_per_run=5)
+        )
+        picks.update(pool[j.sim_user_id - 1].persona for j in outcome.new_journeys)
+    # then the active group is picked about four times as often (1,000 picks: 80 % +- 4 sd)
+    share = picks["devoted"] / 1000
+    assert abs(share - 0.8) < 4 * math.sqrt(0.8 * 0.2 / 1000)
+
+
+def test_fewer_sessions_when_not_enough_idle_users(engine_catalogue):
+    pool = [PoolMember(i, i, "casual", 1.0) for i in range(1, 4)]
+    outcome = _tick(engine_catalogue, pool, sessions=5, settings=GeneratorSettings(max_per_run=5))
+    assert outcome.sessions_created == 3
+    assert outcome.sessions_requested == 5
+
+
+# --- session counts ----------------------------------------------------------------------------------
+
+
+def test_scheduled_count_is_capped_at_max_per_run():
+    settings = GeneratorSettings(sessions_per_min=50, max_per_run=5)
+    rng = random.Random(3)
+    counts = [scheduled_session_count(settings=settings, minutes=1, rng=rng) for _ in range(500)]
+    assert max(counts) == 5
+    assert min(counts) >= 0
+
+
+def test_scheduled_count_is_poisson_with_the_configured_mean():
+    settings = GeneratorSettings(sessions_per_min=3, max_per_run=1000)
+    rng = random.Random(11)
+    counts = [scheduled_session_count(settings=settings, minutes=1, rng=rng) for _ in range(20_000)]
+    mean = sum(counts) / len(counts)
+    variance = sum((c - mean) ** 2 for c in counts) / len(counts)
+    standard_error = math.sqrt(3 / len(counts))
+    assert abs(mean - 3) < 4 * standard_error
+    assert abs(variance - 3) < 0.15  # Poisson: variance equals the mean
+
+
+def test_scheduled_count_scales_with_elapsed_minutes():
+    settings = GeneratorSettings(sessions_per_min=2, max_per_run=1000)
+    rng = random.Random(12)
+    counts = [scheduled_session_count(settings=settings, minutes=5, rng=rng) for _ in range(5000)]
+    assert abs(sum(counts) / len(counts) - 10) < 4 * math.sqrt(10 / 5000)
+    assert scheduled_session_count(settings=settings, minutes=0, rng=rng) == 0
+
+
+def test_poisson_large_mean_and_bad_mean():
+    rng = random.Random(1)
+    assert abs(sum(poisson(rng, 5000) for _ in range(200)) / 200 - 5000) < 4 * math.sqrt(5000 / 200)
+    with pytest.raises(ValueError):
+        poisson(rng, -1)
+
+
+@pytest.mark.parametrize("target", [1, 3, 5])
+def test_manual_target_inside_bounds_is_exact(target, engine_catalogue, engine_pool):
+    count = manual_session_count(settings=GeneratorSettings(max_per_run=5), target=target)
+    assert count == target
+    assert _tick(engine_catalogue, engine_pool, sessions=count).sessions_created == target
+
+
+@pytest.mark.parametrize("target", [0, -1, 6, 1000, True, 2.5, "3", None])
+def test_manual_target_outside_bounds_is_refused_with_the_bounds(target):
+    with pytest.raises(InvalidTarget, match=r"target must be"):
+        manual_session_count(settings=GeneratorSettings(max_per_run=5), target=target)
+
+
+def test_manual_target_message_names_max_per_run():
+    with pytest.raises(InvalidTarget, match=r"between 1 and max_per_run \(5\); got 9"):
+        manual_session_count(settings=GeneratorSettings(max_per_run=5), target=9)
+    with pytest.raises(InvalidTarget, match="raise max_per_run first"):
+        manual_session_count(settings=GeneratorSettings(max_per_run=0), target=1)
+
+
+def test_weighted_sample_skips_zero_weights_and_never_repeats():
+    rng = random.Random(2)
+    picked = weighted_sample(rng, list("abcdef"), [1, 0, 1, 0, 1, 1], 10)
+    assert sorted(picked) == ["a", "c", "e", "f"]
+
+
+# --- staleness ---------------------------------------------------------------------------------------
+
+
+def test_session_left_without_runs_is_closed_as_abandoned(engine_catalogue, engine_pool):
+    # given a session still in progress ...
+    first = _tick(engine_catalogue, engine_pool, sessions=5, seed="stale")
+    active = [_as_active(j) for j in first.new_journeys if j.status == "active"]
+    assert active
+    # ... when the next run comes an hour later (the generator was down)
+    later = _tick(
+        engine_catalogue,
+        engine_pool,
+        active=active,
+        sessions=0,
+        now=T0 + STALE_AFTER + timedelta(hours=1),
+    )
+    # then it is closed as abandoned at its last written step, and no burst of old events follows
+    assert not later.events
+    assert {u.status for u in later.journey_updates} == {"abandoned"}
+    for update, journey in zip(
+        sorted(later.journey_updates, key=lambda u: str(u.id)),
+        sorted(active, key=lambda j: str(j.id)),
+        strict=True,
+    ):
+        assert update.ended_at <= T0
+        assert update.ended_at >= journey.started_at
+
+
+def test_empty_catalogue_is_refused(engine_pool):
+    from synthetics.engine import Catalogue
+
+    with pytest.raises(EngineError, match="no active journey template"):
+        _tick(Catalogue(templates=(), mindblocks=()), engine_pool, sessions=1)
+
+
+# --- statistics over 24 simulated hours at the defaults ----------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def day_at_defaults():
+    return simulate_minutes(
+        settings=GeneratorSettings(),
+        catalogue=make_engine_catalogue(),
+        pool=make_engine_pool(),
+        start=T0,
+        minutes=24 * 60,
+        seed=20260109,
+    )
+
+
+def test_a_day_at_the_defaults_gives_2880_sessions_within_5_percent(day_at_defaults):
+    assert abs(day_at_defaults.sessions - 2880) <= 0.05 * 2880
+
+
+def test_finished_outcome_shares_are_80_15_5_within_2_points(day_at_defaults):
+    finished = day_at_defaults.finished
+    shares = {k: v / finished for k, v in day_at_defaults.outcomes.items()}
+    assert abs(shares["completed"] - 0.80) <= 0.02
+    assert abs(shares["abandoned"] - 0.15) <= 0.02
+    assert abs(shares["errored"] - 0.05) <= 0.02
+
+
+def test_mean_active_journeys_follow_littles_law(day_at_defaults):
+    arrival_rate = day_at_defaults.sessions / day_at_defaults.minutes  # per minute
+    expected = arrival_rate * day_at_defaults.mean_duration_minutes
+    assert day_at_defaults.mean_duration_minutes > 2, "journeys last several minutes"
+    assert abs(day_at_defaults.mean_active - expected) <= 0.2 * expected

@@ -1,0 +1,193 @@
+"""The data model: the seed's tables, defaults, constraints and the synthetic-tag index."""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
+
+from synthetics import selectors
+from synthetics.models import (
+    Journey,
+    JourneySceneEvent,
+    JourneyTemplate,
+    MindblockEvent,
+    MindblockType,
+    Scene,
+    SimUser,
+    SyntheticRun,
+    SyntheticSettings,
+    User,
+)
+from tests import factories
+
+pytestmark = pytest.mark.django_db
+
+
+def test_settings_table_has_one_row_with_the_seed_defaults():
+    # the seed's verification SQL, unchanged
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT * FROM synthetic_settings")
+        columns = [c[0] for c in cursor.description]
+        rows = [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
+    assert len(rows) == 1
+    row = rows[0]
+    assert bool(row["enabled"]) is True
+    assert (row["sessions_per_min"], row["max_per_run"]) == (2, 5)
+    assert (row["error_rate"], row["abandon_rate"]) == (0.05, 0.15)
+
+
+def test_default_catalogue_is_loaded_as_data():
+    assert JourneyTemplate.objects.count() == 5
+    assert Scene.objects.count() == 19
+    assert MindblockType.objects.count() == 7
+    catalogue = selectors.catalogue_load()
+    for template in catalogue.templates:
+        assert [s.position for s in template.scenes] == list(range(1, len(template.scenes) + 1))
+
+
+def test_contract_table_names():
+    assert {
+        m._meta.db_table
+        for m in (SyntheticSettings, SimUser, Journey, JourneySceneEvent, MindblockEvent)
+    } == {"synthetic_settings", "sim_users", "journeys", "journey_scene_events", "mindblock_events"}
+
+
+def test_a_second_settings_row_is_refused_by_the_database():
+    with pytest.raises(IntegrityError), transaction.atomic():
+        SyntheticSettings.objects.create(id=2)
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        {"error_rate": 1.2},
+        {"abandon_rate": -0.01},
+        {"abandon_rate": 0.9, "error_rate": 0.2},
+        {"max_per_run": 5000},
+        {"sessions_per_min": 1001},
+    ],
+)
+def test_settings_rules_are_database_constraints(values):
+    with pytest.raises(IntegrityError), transaction.atomic():
+        SyntheticSettings.objects.filter(pk=1).update(**values)
+
+
+def test_settings_rules_are_validated_with_a_message_per_field():
+    row = SyntheticSettings.objects.get()
+    row.error_rate, row.max_per_run = 2.0, 1001
+    with pytest.raises(ValidationError) as error:
+        row.full_clean()
+    assert "error_rate must be between 0 and 1 (got 2.0)." in error.value.message_dict["error_rate"]
+    assert "max_per_run" in error.value.message_dict
+
+
+def test_a_synthetic_account_must_be_inactive():
+    with pytest.raises(IntegrityError), transaction.atomic():
+        User.objects.create(username="bad", is_synthetic=True, is_active=True)
+
+
+def test_journey_end_must_follow_start():
+    journey = factories.JourneyFactory()
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Journey.objects.filter(pk=journey.pk).update(
+            ended_at=journey.started_at - timedelta(seconds=1)
+        )
+
+
+def test_an_active_journey_has_no_end():
+    journey = factories.JourneyFactory()
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Journey.objects.filter(pk=journey.pk).update(status="active")
+
+
+def test_factories_build_every_model():
+    objects = [
+        factories.UserFactory(),
+        factories.StaffUserFactory(),
+        factories.SimUserFactory(),
+        factories.SettingsFactory(),
+        factories.SceneFactory(),
+        factories.MindblockTypeFactory(),
+        factories.SyntheticRunFactory(),
+        factories.JourneySceneEventFactory(),
+        factories.MindblockEventFactory(),
+    ]
+    assert all(obj.pk for obj in objects)
+    sim = objects[2]
+    assert sim.user.is_synthetic and not sim.user.is_active
+    assert not sim.user.has_usable_password()
+    assert SyntheticRun.objects.get().duration_ms == 40
+    assert str(objects[3]).startswith("Synthetics settings (enabled")
+
+
+# --- the synthetic tag and its index ------------------------------------------------------------
+
+
+def _fill_events(count: int, *, end: datetime, synthetic_every: int) -> None:
+    """`count` events in the minutes before `end`, one in `synthetic_every` tagged synthetic."""
+    user = factories.UserFactory()
+    journey = factories.JourneyFactory(user=user)
+    scene = factories.SceneFactory()
+    JourneySceneEvent.objects.bulk_create(
+        JourneySceneEvent(
+            user=user,
+            journey=journey,
+            scene=scene,
+            event_type="scene_entered",
+            created_at=end - timedelta(milliseconds=50 * i),
+            event_payload={"synthetic": True} if i % synthetic_every == 0 else {"source": "app"},
+        )
+        for i in range(count)
+    )
+
+
+def test_seed_verification_sql_uses_the_tag_index_on_postgres(postgres_only):
+    # given the last minutes full of real activity, a tenth of it synthetic
+    _fill_events(5000, end=timezone.now(), synthetic_every=10)
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE journey_scene_events")
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        # the seed's query, unchanged
+        cursor.execute(
+            "EXPLAIN SELECT COUNT(*) FROM journey_scene_events "
+            "WHERE created_at > NOW() - INTERVAL '5 minutes' "
+            "AND event_payload->>'synthetic' = 'true'"
+        )
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+    assert "scene_events_synthetic_idx" in plan, plan
+
+
+def test_selector_counts_use_the_tag_index():
+    end = datetime(2026, 1, 1, tzinfo=UTC)
+    _fill_events(5000, end=end, synthetic_every=10)
+    query = selectors.synthetic_scene_events().filter(created_at__gt=end - timedelta(minutes=5))
+    assert query.count() == 500
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("ANALYZE journey_scene_events")
+            cursor.execute("SET LOCAL enable_seqscan = off")
+            plan = query.explain()
+        else:
+            # INDEXED BY makes SQLite fail ("no query solution") unless the index serves the query
+            sql, params = query.query.sql_with_params()
+            table = '"journey_scene_events"'
+            sql = sql.replace(
+                f"FROM {table}", f"FROM {table} INDEXED BY scene_events_synthetic_idx"
+            )
+            cursor.execute(f"EXPLAIN QUERY PLAN {sql}", params)
+            plan = "\n".join(str(row) for row in cursor.fetchall())
+    assert "scene_events_synthetic_idx" in plan, plan
+
+
+def test_tag_filter_matches_json_true_only():
+    factories.JourneySceneEventFactory(event_payload={"synthetic": True})
+    for payload in ({"synthetic": False}, {"synthetic": "true"}, {"synthetic": 1}, {}, {"x": True}):
+        factories.JourneySceneEventFactory(event_payload=payload)
+    matched = list(selectors.synthetic_scene_events().values_list("event_payload", flat=True))
+    # ->> renders the JSON string "true" as 'true' too: the seed's SQL counts it, and so do we,
+    # on both databases
+    assert sorted(map(str, matched)) == sorted(
+        map(str, [{"synthetic": True}, {"synthetic": "true"}])
+    )
