@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from django.db.models import Count, Max, Prefetch, Q, QuerySet, Sum
+from django.db.models import Count, Max, Q, QuerySet, Sum
 
 from synthetics.db import TAG_TRUE, SyntheticTag
 from synthetics.engine import (
@@ -54,31 +54,26 @@ def generator_settings(row: SyntheticSettings | None = None) -> GeneratorSetting
 
 def catalogue_load() -> Catalogue:
     """The active journey templates with their scenes in order, and the active mindblock types."""
-    templates = JourneyTemplate.objects.filter(is_active=True).prefetch_related(
-        Prefetch("scenes", queryset=Scene.objects.order_by("position"))
-    )
+    scenes: dict[int, list[SceneSpec]] = {}
+    for template_id, *fields in (
+        Scene.objects.filter(template__is_active=True)
+        .values_list(
+            "template_id", "id", "slug", "position", "dwell_median_seconds", "mindblock_rate"
+        )
+        .order_by("template_id", "position")
+    ):
+        scenes.setdefault(template_id, []).append(SceneSpec(*fields))
+    templates = JourneyTemplate.objects.filter(is_active=True).order_by("slug")
     return Catalogue(
         templates=tuple(
-            TemplateSpec(
-                id=template.id,
-                slug=template.slug,
-                popularity=template.popularity,
-                scenes=tuple(
-                    SceneSpec(
-                        id=scene.id,
-                        slug=scene.slug,
-                        position=scene.position,
-                        dwell_median_seconds=scene.dwell_median_seconds,
-                        mindblock_rate=scene.mindblock_rate,
-                    )
-                    for scene in template.scenes.all()
-                ),
-            )
-            for template in templates.order_by("slug")
+            TemplateSpec(id=pk, slug=slug, popularity=popularity, scenes=tuple(scenes.get(pk, ())))
+            for pk, slug, popularity in templates.values_list("id", "slug", "popularity")
         ),
         mindblocks=tuple(
-            MindblockSpec(id=m.id, slug=m.slug, weight=m.weight)
-            for m in MindblockType.objects.filter(is_active=True, weight__gt=0).order_by("slug")
+            MindblockSpec(*fields)
+            for fields in MindblockType.objects.filter(is_active=True, weight__gt=0)
+            .order_by("slug")
+            .values_list("id", "slug", "weight")
         ),
     )
 

@@ -6,7 +6,9 @@ import heapq
 import math
 import random
 import uuid
-from collections.abc import Sequence
+from bisect import bisect_right
+from collections.abc import Callable, Sequence
+from itertools import accumulate
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -53,6 +55,43 @@ def weighted_sample(
         keyed.append((key, index, item))
     top = heapq.nlargest(k, keyed, key=lambda entry: (entry[0], -entry[1]))
     return [item for _, _, item in top]
+
+
+def weighted_sample_excluding(
+    rng: random.Random,
+    items: Sequence[T],
+    weights: Sequence[float],
+    k: int,
+    excluded: Callable[[T], bool],
+) -> list[T]:
+    """Pick k distinct items not `excluded`, each with chance proportional to its weight.
+
+    Draws from the whole list by bisection and redraws an excluded or repeated pick: fast when few
+    items are excluded (a handful of busy users among thousands). When redraws pile up it falls back
+    to `weighted_sample` over the eligible items, which gives the same distribution.
+    """
+    if k <= 0 or not items:
+        return []
+    cumulative = list(accumulate(weights))
+    total = cumulative[-1]
+    chosen: list[T] = []
+    taken: set[int] = set()
+    redraws = 0
+    while len(chosen) < k and total > 0 and redraws <= 4 * k + 16:
+        index = bisect_right(cumulative, rng.random() * total)
+        if index >= len(items) or index in taken or excluded(items[index]):
+            redraws += 1
+            continue
+        taken.add(index)
+        chosen.append(items[index])
+    if len(chosen) < k:
+        eligible = [
+            (i, item) for i, item in enumerate(items) if i not in taken and not excluded(item)
+        ]
+        chosen += weighted_sample(
+            rng, [item for _, item in eligible], [weights[i] for i, _ in eligible], k - len(chosen)
+        )
+    return chosen
 
 
 def weighted_choice(rng: random.Random, items: Sequence[T], weights: Sequence[float]) -> T:

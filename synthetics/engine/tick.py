@@ -13,7 +13,12 @@ from datetime import UTC, datetime, timedelta
 
 from synthetics.engine.errors import EngineError, InvalidTarget
 from synthetics.engine.planning import plan_journey
-from synthetics.engine.sampling import poisson, random_uuid, weighted_choice, weighted_sample
+from synthetics.engine.sampling import (
+    poisson,
+    random_uuid,
+    weighted_choice,
+    weighted_sample_excluding,
+)
 from synthetics.engine.types import (
     ActiveJourney,
     Catalogue,
@@ -161,8 +166,13 @@ def simulate_tick(
         if not templates:
             raise EngineError("the catalogue has no active journey template with scenes")
         busy = {journey.sim_user_id for journey in active}
-        idle = [member for member in pool if member.sim_user_id not in busy]
-        chosen = weighted_sample(rng, idle, [m.activity_weight for m in idle], sessions)
+        chosen = weighted_sample_excluding(
+            rng,
+            pool,
+            [member.activity_weight for member in pool],
+            sessions,
+            excluded=lambda member: member.sim_user_id in busy,
+        )
         span_ms = now_ms - window_ms
         starts = sorted(
             window_ms + int(rng.random() * span_ms) + (1 if span_ms else 0) for _ in chosen

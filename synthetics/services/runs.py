@@ -20,7 +20,9 @@ from django.utils import timezone
 
 from synthetics import selectors
 from synthetics.engine import (
+    Catalogue,
     EngineError,
+    PoolMember,
     manual_session_count,
     scheduled_session_count,
     simulate_tick,
@@ -48,6 +50,18 @@ class RunFailed(RuntimeError):
     def __init__(self, message: str, *, run_id: int) -> None:
         super().__init__(message)
         self.run_id = run_id
+
+
+@dataclass(frozen=True, slots=True)
+class RunInputs:
+    """What a run reads besides settings and active journeys: the catalogue and the user pool."""
+
+    catalogue: Catalogue
+    pool: list[PoolMember]
+
+    @classmethod
+    def load(cls) -> RunInputs:
+        return cls(catalogue=selectors.catalogue_load(), pool=selectors.sim_user_pool())
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +152,7 @@ def tick_run(
     target: int | None = None,
     force: bool = False,
     seed: int | None = None,
+    inputs: RunInputs | None = None,
 ) -> RunResult:
     """Run the generator once at (simulated) time `now` and record the run in the ledger.
 
@@ -145,6 +160,7 @@ def tick_run(
     a Poisson number of sessions, capped at max_per_run; while paused it is recorded as skipped.
     manual: starts exactly `target` sessions (1..max_per_run); refused while paused unless `force`.
     backfill: covers the single minute ending at `now`, unless a run already covered it.
+    `inputs` lets a long backfill load the pool and catalogue once instead of every minute.
     """
     if trigger not in RunTrigger.values:
         raise EngineError(f"trigger must be one of {', '.join(RunTrigger.values)}, got {trigger!r}")
@@ -164,6 +180,7 @@ def tick_run(
                 force=force,
                 seed=seed,
                 started_at=started_at,
+                inputs=inputs,
             )
     except (GeneratorPaused, EngineError) as error:
         if trigger == RunTrigger.MANUAL:
@@ -194,6 +211,7 @@ def _tick_locked(
     force: bool,
     seed: int,
     started_at: datetime,
+    inputs: RunInputs | None,
 ) -> RunResult:
     row = selectors.settings_get()
     settings = selectors.generator_settings(row)
@@ -229,10 +247,11 @@ def _tick_locked(
         rng = _rng(seed, trigger, run.window_start.isoformat(), run.window_end.isoformat())
         sessions = scheduled_session_count(settings=settings, minutes=minutes, rng=rng)
 
+    inputs = inputs or RunInputs.load()
     outcome = simulate_tick(
         settings=settings,
-        catalogue=selectors.catalogue_load(),
-        pool=selectors.sim_user_pool(),
+        catalogue=inputs.catalogue,
+        pool=inputs.pool,
         active=selectors.active_journeys(),
         window_start=run.window_start,
         now=run.window_end,
@@ -372,9 +391,13 @@ def activity_backfill(
         ),
         0,
     )
+    inputs = RunInputs.load()
     for step in range(1, minutes + 1):
         result = tick_run(
-            trigger=RunTrigger.BACKFILL, now=start + timedelta(minutes=step), seed=seed
+            trigger=RunTrigger.BACKFILL,
+            now=start + timedelta(minutes=step),
+            seed=seed,
+            inputs=inputs,
         )
         if result.status == RunStatus.FAILED:
             raise RunFailed(

@@ -174,17 +174,38 @@ def run_output_write(
             batch_size=BATCH_SIZE,
         )
     if updates:
-        Journey.objects.bulk_update(
-            [
-                Journey(
-                    id=u.id,
-                    next_step=u.next_step,
-                    status=u.status,
-                    ended_at=u.ended_at,
-                    updated_at=written_at,
-                )
-                for u in updates
-            ],
-            ["next_step", "status", "ended_at", "updated_at"],
-            batch_size=BATCH_SIZE,
+        _journeys_update(updates, written_at)
+
+
+def _journeys_update(updates: Sequence[JourneyUpdate], written_at: datetime) -> None:
+    """Apply all journey changes with one UPDATE ... FROM (VALUES ...) per batch."""
+    fields = [Journey._meta.get_field(name) for name in ("id", "next_step", "status", "ended_at")]
+    casts = ["::uuid", "::integer", "::varchar", "::timestamptz"]
+    if connection.vendor != "postgresql":
+        casts = ["", "", "", ""]
+    updated_at = Journey._meta.get_field("updated_at").get_db_prep_value(
+        written_at, connection, prepared=False
+    )
+    row_sql = "(" + ", ".join(f"%s{cast}" for cast in casts) + ")"
+    table = connection.ops.quote_name(Journey._meta.db_table)
+    for offset in range(0, len(updates), BATCH_SIZE):
+        batch = updates[offset : offset + BATCH_SIZE]
+        params: list = []
+        for update in batch:
+            values = (update.id, update.next_step, update.status, update.ended_at)
+            params += [
+                field.get_db_prep_value(value, connection, prepared=False)
+                for field, value in zip(fields, values, strict=True)
+            ]
+        sql = (
+            f"UPDATE {table} SET next_step = v.column2, status = v.column3, "
+            f"ended_at = v.column4, updated_at = %s "
+            f"FROM (VALUES {', '.join([row_sql] * len(batch))}) AS v "
+            f"WHERE {table}.id = v.column1"
         )
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [updated_at, *params])
+            if cursor.rowcount != len(batch):  # a journey vanished mid-run: roll the run back
+                raise RuntimeError(
+                    f"expected to update {len(batch)} journeys, updated {cursor.rowcount}"
+                )

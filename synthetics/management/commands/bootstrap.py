@@ -1,0 +1,59 @@
+"""First-run setup for `make run`: sim users, a day of history and a staff account, when missing."""
+
+import os
+
+from django.conf import settings
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandError
+
+from synthetics import selectors
+from synthetics.engine import EngineError
+from synthetics.models import SyntheticRun
+from synthetics.services import staff_account_ensure
+
+
+class Command(BaseCommand):
+    help = (
+        "Prepare a new install: seed 3,000 sim users and a day of history if the database has none, "
+        "create a staff account on first run (SYNTHETICS_ADMIN_USERNAME / _PASSWORD / _EMAIL, or a "
+        "generated password printed once), and print the URLs."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("--host", default="127.0.0.1")
+        parser.add_argument("--port", default="8000")
+        parser.add_argument("--sim-users", type=int, default=3000)
+        parser.add_argument("--history-hours", type=int, default=24)
+
+    def handle(self, *args, host, port, sim_users, history_hours, **options):
+        if selectors.sim_user_count() == 0:
+            self.stdout.write(f"bootstrap: seeding {sim_users} sim users ...")
+            call_command("seed_sim_users", count=sim_users, stdout=self.stdout)
+        if not SyntheticRun.objects.exists() and history_hours > 0:
+            self.stdout.write(f"bootstrap: generating {history_hours} hours of history ...")
+            call_command("backfill_activity", hours=history_hours, stdout=self.stdout)
+        username = os.environ.get("SYNTHETICS_ADMIN_USERNAME", "admin")
+        try:
+            account = staff_account_ensure(
+                username=username,
+                email=os.environ.get("SYNTHETICS_ADMIN_EMAIL", ""),
+                password=os.environ.get("SYNTHETICS_ADMIN_PASSWORD") or None,
+            )
+        except EngineError as error:
+            raise CommandError(str(error)) from error
+        if account.created and account.generated_password:
+            self.stdout.write(
+                f"bootstrap: created staff account {account.username!r} with password "
+                f"{account.generated_password!r} (shown once; change it in the admin)."
+            )
+        elif account.created:
+            self.stdout.write(f"bootstrap: created staff account {account.username!r}.")
+        base = f"http://{host}:{port}"
+        database = settings.DATABASES["default"]
+        where = database["NAME"] if database["ENGINE"].endswith("sqlite3") else "PostgreSQL"
+        self.stdout.write(
+            f"bootstrap: ready on {where}.\n"
+            f"  Admin:  {base}/admin/\n"
+            "  The scheduler is not started by `make run` yet: run `manage.py run_synthetics` "
+            "(or call it from cron every minute) to generate new activity."
+        )

@@ -1,0 +1,253 @@
+"""Management commands: idempotency, clear refusals with a non-zero exit, one-line summaries."""
+
+import json
+import os
+import subprocess
+import sys
+from datetime import timedelta
+from io import StringIO
+from pathlib import Path
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.db import connection
+from django.utils import timezone
+
+from synthetics import selectors
+from synthetics.models import SimUser, SyntheticRun, User
+from tests.factories import SyntheticUserFactory
+
+ROOT = Path(__file__).resolve().parent.parent
+
+pytestmark = pytest.mark.django_db
+
+
+def run(*args, **options) -> str:
+    out = StringIO()
+    call_command(*args, stdout=out, **options)
+    return out.getvalue()
+
+
+def last_line(text: str) -> str:
+    return text.strip().splitlines()[-1]
+
+
+# --- seed_sim_users ---------------------------------------------------------------------------------
+
+
+def test_seed_sim_users_creates_3000_and_is_idempotent():
+    # when seeding twice with the defaults
+    first = run("seed_sim_users")
+    second = run("seed_sim_users")
+    # then there are exactly 3000, and the summaries say what happened
+    assert last_line(first) == "seed_sim_users: created 3000 sim users; 3000 in total."
+    assert last_line(second) == "seed_sim_users: created 0 sim users; 3000 in total."
+    assert SimUser.objects.count() == 3000
+    assert User.objects.filter(is_synthetic=True).count() == 3000
+
+
+def test_seeded_accounts_cannot_log_in_and_look_real():
+    run("seed_sim_users", count=300, seed=1)
+    users = list(User.objects.filter(is_synthetic=True).select_related("sim_profile"))
+    assert all(not u.is_active and not u.has_usable_password() for u in users)
+    assert all(u.email.endswith("@synthetics.invalid") for u in users)
+    profiles = [u.sim_profile for u in users]
+    assert len({p.display_name for p in profiles}) > 280, "realistic, varied names"
+    assert len({p.timezone for p in profiles}) >= 8
+    assert len({p.locale for p in profiles}) >= 8
+    assert {p.persona for p in profiles} == {"devoted", "regular", "casual", "newcomer", "drifting"}
+    assert all(p.signup_date <= timezone.now().date() for p in profiles)
+    assert all(p.activity_weight > 0 for p in profiles)
+
+
+def test_seed_is_deterministic_for_a_seed():
+    run("seed_sim_users", count=50, seed=5)
+    first = list(SimUser.objects.order_by("user__username").values_list(
+        "user__username", "display_name", "persona", "timezone", "locale", "activity_weight"
+    ))  # fmt: skip
+    User.objects.filter(is_synthetic=True).delete()
+    run("seed_sim_users", count=50, seed=5)
+    second = list(SimUser.objects.order_by("user__username").values_list(
+        "user__username", "display_name", "persona", "timezone", "locale", "activity_weight"
+    ))  # fmt: skip
+    assert first == second
+
+
+def test_seed_tops_up_to_the_count():
+    run("seed_sim_users", count=10)
+    assert last_line(run("seed_sim_users", count=25)).startswith("seed_sim_users: created 15 ")
+    assert SimUser.objects.count() == 25
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--count", "-5"], "must be from 0 to 1000000"),
+        (["--count", "lots"], "expected a whole number"),
+        (["--count", "2000000"], "must be from 0 to 1000000"),
+        (["--seed", "-1"], "must be from 0"),
+    ],
+)
+def test_seed_refuses_bad_input_and_creates_nothing(args, message):
+    with pytest.raises(CommandError, match=message):
+        call_command("seed_sim_users", *args)
+    assert not User.objects.exists()
+
+
+# --- backfill_sim_users -----------------------------------------------------------------------------
+
+
+def test_backfill_sim_users_registers_orphans_once():
+    # given synthetic accounts created before sim_users existed
+    orphans = SyntheticUserFactory.create_batch(3, first_name="Ada", last_name="Lovelace")
+    seeded = run("seed_sim_users", count=5)  # tops synthetic accounts up to 5: 2 more
+    assert last_line(seeded) == "seed_sim_users: created 2 sim users; 2 in total."
+    # when the backfill runs twice
+    first = run("backfill_sim_users")
+    second = run("backfill_sim_users")
+    # then each orphan got exactly one profile
+    assert last_line(first) == "backfill_sim_users: added 3 sim users; 5 in total."
+    assert last_line(second) == "backfill_sim_users: added 0 sim users; 5 in total."
+    for user in orphans:
+        assert SimUser.objects.get(user=user).display_name == "Ada Lovelace"
+
+
+def test_backfill_sim_users_leaves_real_accounts_alone():
+    from tests.factories import UserFactory
+
+    UserFactory.create_batch(2)
+    assert last_line(run("backfill_sim_users")).startswith("backfill_sim_users: added 0 ")
+
+
+# --- run_synthetics ---------------------------------------------------------------------------------
+
+
+def test_run_synthetics_with_target_prints_the_run_now_counts(sim_users):
+    output = run("run_synthetics", "--target", "3", "--now", "2026-01-09T19:15:00Z")
+    body = json.loads(output[: output.rindex("}") + 1])
+    assert body["success"] is True
+    assert body["sessions_created"] == 3
+    assert body["settings"] == {"target": 3, "abandon_rate": 0.15, "error_rate": 0.05}
+    assert body["timestamp"] == "2026-01-09T19:15:00Z"
+    assert body["scene_events_created"] == selectors.synthetic_scene_events().count()
+    assert last_line(output).startswith("run_synthetics: manual run ")
+
+
+def test_run_synthetics_without_target_is_a_scheduled_run(sim_users):
+    output = run("run_synthetics", "--now", "2026-01-09T19:15:00+00:00")
+    assert " scheduled run " in last_line(output)
+    assert SyntheticRun.objects.get().trigger == "scheduled"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--target", "9"], r"between 1 and max_per_run \(5\); got 9"),
+        (["--target", "0"], "must be from 1 to 1000"),
+        (["--target", "x"], "expected a whole number"),
+        (["--now", "yesterday"], "expected an ISO-8601"),
+        (["--now", "2026-01-09T19:15:00"], "has no time zone"),
+        (["--now", "2026-13-45T99:00:00Z"], "expected an ISO-8601"),
+    ],
+)
+def test_run_synthetics_refuses_bad_input_and_writes_nothing(sim_users, args, message):
+    with pytest.raises(CommandError, match=message):
+        call_command("run_synthetics", *args)
+    assert not SyntheticRun.objects.exists()
+    assert selectors.synthetic_scene_events().count() == 0
+
+
+def test_run_synthetics_while_paused_needs_force(sim_users):
+    from synthetics.services import settings_update
+
+    settings_update(changes={"enabled": False})
+    with pytest.raises(CommandError, match="paused"):
+        call_command("run_synthetics", "--target", "2")
+    assert not SyntheticRun.objects.exists()
+    assert '"sessions_created": 2' in run("run_synthetics", "--target", "2", "--force")
+
+
+# --- backfill_activity ------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_backfill_activity_24_hours_then_the_seed_verification_holds():
+    # given the README's setup: 3000 sim users, a day of history, then one run now
+    run("seed_sim_users")
+    output = run("backfill_activity", hours=24)
+    run("run_synthetics")
+    # then the summary reports a full day at the defaults ...
+    assert last_line(output).startswith("backfill_activity: 1440 of 1440 minutes generated")
+    totals = selectors.run_totals(since=timezone.now() - timedelta(hours=25))
+    assert abs(totals["sessions"] - 2880) <= 0.05 * 2880
+    finished = totals["completed"] + totals["abandoned"] + totals["errored"]
+    assert abs(totals["completed"] / finished - 0.80) <= 0.02
+    assert abs(totals["abandoned"] / finished - 0.15) <= 0.02
+    assert abs(totals["errored"] / finished - 0.05) <= 0.02
+    # ... the ledger agrees with the tables ...
+    counts = selectors.synthetic_event_counts(since=timezone.now() - timedelta(hours=25))
+    assert counts["scene_events"] == totals["scene_events"]
+    assert counts["mindblock_events"] == totals["mindblock_events"]
+    # ... and the seed's verification SQL answers as the seed says
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT COUNT(*) FROM sim_users")
+        assert cursor.fetchone()[0] == 3000
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                "SELECT COUNT(*) FROM journey_scene_events "
+                "WHERE created_at > NOW() - INTERVAL '5 minutes' "
+                "AND event_payload->>'synthetic' = 'true'"
+            )
+            assert cursor.fetchone()[0] > 0
+    assert (
+        selectors.synthetic_event_counts(since=timezone.now() - timedelta(minutes=5))[
+            "scene_events"
+        ]
+        > 0
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ([], "the following arguments are required: --hours"),
+        (["--hours", "0"], "must be from 1 to 744"),
+        (["--hours", "1.5"], "expected a whole number"),
+        (["--hours", "10000"], "must be from 1 to 744"),
+    ],
+)
+def test_backfill_activity_refuses_bad_input(args, message):
+    with pytest.raises(CommandError, match=message):
+        call_command("backfill_activity", *args)
+    assert not SyntheticRun.objects.exists()
+
+
+# --- from the shell ---------------------------------------------------------------------------------
+
+
+def _manage(*args: str, tmp_path: Path) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    env["SYNTHETICS_LOCAL_DIR"] = str(tmp_path)  # a throwaway SQLite file, never the user's
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+@pytest.mark.parametrize(
+    "command", ["seed_sim_users", "backfill_sim_users", "run_synthetics", "backfill_activity"]
+)
+def test_every_command_has_help(command, tmp_path):
+    result = _manage(command, "--help", tmp_path=tmp_path)
+    assert result.returncode == 0
+    assert "usage:" in result.stdout
+
+
+def test_bad_input_exits_non_zero_from_the_shell(tmp_path):
+    result = _manage("backfill_activity", "--hours", "-3", tmp_path=tmp_path)
+    assert result.returncode != 0
+    assert "must be from 1 to 744" in result.stderr
