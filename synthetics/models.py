@@ -417,6 +417,7 @@ class SyntheticRun(TimestampedModel):
         verbose_name = "run"
         indexes = [
             models.Index(fields=["trigger", "window_end"], name="synthetic_runs_window_idx"),
+            models.Index(fields=["status", "window_end"], name="synthetic_runs_status_idx"),
             models.Index(fields=["-started_at"], name="synthetic_runs_started_idx"),
             models.Index(fields=["-finished_at"], name="synthetic_runs_finished_idx"),
         ]

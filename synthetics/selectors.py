@@ -6,9 +6,11 @@ scan of the event tables.
 
 from __future__ import annotations
 
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
-from django.db.models import Count, Max, Q, QuerySet, Sum
+from django.db.models import Count, Exists, Max, OuterRef, Q, QuerySet, Sum
+from django.db.models.functions import TruncHour, TruncMinute
 
 from synthetics.db import TAG_TRUE, SyntheticTag
 from synthetics.engine import (
@@ -164,3 +166,140 @@ def run_totals(*, since: datetime, until: datetime | None = None) -> dict[str, i
         errored=Sum("journeys_errored"),
     )
     return {key: value or 0 for key, value in totals.items()}
+
+
+# --- the dashboards: status, activity, sim users --------------------------------------------------
+
+# Enabled but no scheduled or manual run has finished for this long: the scheduler (or the external
+# cron calling run-now) is down.
+STALLED_AFTER = timedelta(minutes=3)
+# Activity series: per minute up to this many hours, per hour above.
+MINUTE_BUCKETS_UP_TO_HOURS = 6
+
+
+def last_run() -> SyntheticRun | None:
+    """The most recently finished run of any trigger (the ledger's finished_at index)."""
+    return SyntheticRun.objects.filter(finished_at__isnull=False).order_by("-finished_at").first()
+
+
+def generator_state(*, row: SyntheticSettings, now: datetime) -> str:
+    """'paused' when disabled; 'running' when a live run finished recently; else 'stalled'."""
+    if not row.enabled:
+        return "paused"
+    recent = SyntheticRun.objects.filter(
+        trigger__in=[RunTrigger.SCHEDULED, RunTrigger.MANUAL],
+        status__in=[RunStatus.SUCCEEDED, RunStatus.SKIPPED],
+        finished_at__gt=now - STALLED_AFTER,
+    )
+    return "running" if recent.exists() else "stalled"
+
+
+@dataclass(frozen=True, slots=True)
+class StatusSummary:
+    settings: SyntheticSettings
+    state: str
+    last_5_min: dict[str, int]
+    last_24_hours: dict[str, int]
+    active_journeys: int
+    sim_users: int
+    last_run: SyntheticRun | None
+    now: datetime
+
+
+def status_summary(*, now: datetime) -> StatusSummary:
+    row = settings_get()
+    return StatusSummary(
+        settings=row,
+        state=generator_state(row=row, now=now),
+        last_5_min=synthetic_event_counts(since=now - timedelta(minutes=5)),
+        last_24_hours=run_totals(since=now - timedelta(hours=24)),
+        active_journeys=active_journey_count(),
+        sim_users=sim_user_count(),
+        last_run=last_run(),
+        now=now,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ActivitySeries:
+    hours: int
+    bucket: str  # "minute" or "hour"
+    since: datetime
+    until: datetime
+    totals: dict[str, int]
+    series: list[dict]
+
+
+_SERIES_FIELDS = {
+    "scene_events": "scene_events_created",
+    "mindblock_events": "mindblock_events_created",
+    "journeys_started": "sessions_created",
+    "journeys_completed": "journeys_completed",
+    "journeys_abandoned": "journeys_abandoned",
+    "journeys_errored": "journeys_errored",
+}
+
+
+def activity_series(*, hours: int, now: datetime) -> ActivitySeries:
+    """Totals and a zero-filled series over the last `hours`, from the run ledger alone.
+
+    Each run's counts fall in the bucket of the simulated time it covered up to (window_end); the
+    event tables are not read at all.
+    """
+    per_minute = hours <= MINUTE_BUCKETS_UP_TO_HOURS
+    step = timedelta(minutes=1) if per_minute else timedelta(hours=1)
+    trunc = TruncMinute if per_minute else TruncHour
+    until = now
+    since = now - timedelta(hours=hours)
+    runs = SyntheticRun.objects.filter(
+        status=RunStatus.SUCCEEDED, window_end__gt=since, window_end__lte=until
+    )
+    sums = {key: Sum(column) for key, column in _SERIES_FIELDS.items()}
+    rows = (
+        runs.annotate(bucket=trunc("window_end", tzinfo=UTC))
+        .values("bucket")
+        .annotate(**sums)
+        .order_by("bucket")
+    )
+    by_bucket = {row["bucket"]: row for row in rows}
+    first = _truncate(since, per_minute)
+    last = _truncate(until, per_minute)
+    series = []
+    moment = first
+    while moment <= last:
+        row = by_bucket.get(moment, {})
+        series.append({"bucket": moment, **{key: row.get(key) or 0 for key in _SERIES_FIELDS}})
+        moment += step
+    totals = {key: sum(point[key] for point in series) for key in _SERIES_FIELDS}
+    totals["runs"] = runs.count()
+    return ActivitySeries(
+        hours=hours,
+        bucket="minute" if per_minute else "hour",
+        since=since,
+        until=until,
+        totals=totals,
+        series=series,
+    )
+
+
+def _truncate(moment: datetime, per_minute: bool) -> datetime:
+    moment = moment.astimezone(UTC).replace(second=0, microsecond=0)
+    return moment if per_minute else moment.replace(minute=0)
+
+
+def sim_user_list(*, persona: str | None = None) -> QuerySet[SimUser]:
+    """Sim users with their account and whether they are in an active journey (partial index)."""
+    in_journey = Journey.objects.filter(sim_user=OuterRef("pk"), status=JourneyStatus.ACTIVE)
+    users = (
+        SimUser.objects.select_related("user")
+        .annotate(in_active_journey=Exists(in_journey))
+        .order_by("id")
+    )
+    if persona:
+        users = users.filter(persona=persona)
+    return users
+
+
+def sim_user_persona_counts() -> dict[str, int]:
+    rows = SimUser.objects.values("persona").annotate(n=Count("id")).order_by("persona")
+    return {row["persona"]: row["n"] for row in rows}

@@ -48,6 +48,9 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
+    "rest_framework.authtoken",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "django_q",
     "synthetics",
 ]
@@ -127,6 +130,8 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = Path(os.environ.get("STATIC_ROOT", BASE_DIR / "staticfiles"))
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # whitenoise serves from here after collectstatic
+WHITENOISE_USE_FINDERS = True  # ... and straight from the apps' static folders before it
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
@@ -143,16 +148,67 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", False)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 
+# --- Cache (API throttling) -------------------------------------------------------------------
+# Shared by every web worker process: the database (a table created by a migration), or Redis when
+# REDIS_URL is set. Never a per-process cache, so a throttle holds across workers.
+REDIS_URL = os.environ.get("REDIS_URL", "").strip()
+if REDIS_URL:
+    CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+    }
+else:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+            "LOCATION": "synthetics_cache",
+        }
+    }
+
 # --- REST framework -----------------------------------------------------------------------------
+# Calls a minute per user to run-now and cleanup: an operator's bursts pass, a runaway loop is stopped.
+API_BURST_RATE = os.environ.get("SYNTHETICS_API_BURST_RATE", "20/min")
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
+        # Bearer first, so an anonymous request is answered 401 with WWW-Authenticate: Bearer.
+        "synthetics.api.authentication.BearerTokenAuthentication",
+        "rest_framework.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PARSER_CLASSES": [
+        "rest_framework.parsers.JSONParser",
+        "synthetics.api.parsers.FormLabelledJSONParser",
+    ],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "synthetics.api.errors.exception_handler",
+    "DEFAULT_THROTTLE_RATES": {"synthetics-burst": API_BURST_RATE},
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Synthetics API",
+    "DESCRIPTION": (
+        "Steer the synthetic activity generator: status, pause/resume, settings, run now, activity, "
+        "cleanup and the simulated users. Authenticate with `Authorization: Bearer <token>` "
+        "(create one with `manage.py api_token <username>`) or a browser session with CSRF."
+    ),
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
+    "SERVE_AUTHENTICATION": None,
+    "PARSER_WHITELIST": ["rest_framework.parsers.JSONParser"],
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "synthetics.api.schema.close_request_bodies",
+    ],
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
 }
 
 # --- django-q2 ----------------------------------------------------------------------------------
-REDIS_URL = os.environ.get("REDIS_URL", "").strip()
 Q_CLUSTER = {
     "name": "synthetics",
     "workers": int(os.environ.get("Q_WORKERS", "2")),

@@ -1,10 +1,22 @@
-"""URL routes: the admin (steering) and, as they land, the API and the Studio page."""
+"""URL routes: the admin, the REST API with its OpenAPI schema and docs, and (later) the Studio page."""
 
 from django.contrib import admin
-from django.urls import path
+from django.contrib.auth.decorators import login_required
+from django.urls import include, path
 from django.views.generic import RedirectView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="admin:index", permanent=False)),
     path("admin/", admin.site.urls),
+    path("api/synthetics/", include("synthetics.api.urls")),
+    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path(
+        "api/docs/",
+        login_required(SpectacularSwaggerView.as_view(url_name="api-schema")),
+        name="api-docs",
+    ),
 ]
+
+handler404 = "synthetics.api.errors.not_found"
+handler500 = "synthetics.api.errors.server_error"

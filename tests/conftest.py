@@ -92,6 +92,12 @@ def default_settings() -> GeneratorSettings:
     return GeneratorSettings()
 
 
+@pytest.fixture(autouse=True)
+def fast_password_hashing(settings):
+    """Tests create many accounts; the production hasher is slow on purpose."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 @pytest.fixture
 def sim_users(db):
     """A small pool of simulated users in the database (the default catalogue comes from migrations)."""

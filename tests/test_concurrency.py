@@ -66,6 +66,8 @@ def test_manual_runs_at_once_each_start_their_target(postgres_only):
     results = _run_at_once(4, trigger=RunTrigger.MANUAL, now=NOW, target=5)
     assert [r.sessions_created for r in results] == [5, 5, 5, 5]
     active_users = list(
-        Journey.objects.filter(status="active", is_synthetic=True).values_list("sim_user", flat=True)
+        Journey.objects.filter(status="active", is_synthetic=True).values_list(
+            "sim_user", flat=True
+        )
     )
     assert len(active_users) == len(set(active_users)), "no user is in two active journeys"

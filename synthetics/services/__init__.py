@@ -3,6 +3,7 @@
 from synthetics.services.runs import (
     BackfillSummary,
     GeneratorPaused,
+    GeneratorUnavailable,
     RunFailed,
     RunResult,
     activity_backfill,
@@ -19,6 +20,7 @@ from synthetics.services.settings import settings_update
 __all__ = [
     "BackfillSummary",
     "GeneratorPaused",
+    "GeneratorUnavailable",
     "RunFailed",
     "RunResult",
     "SeedSummary",

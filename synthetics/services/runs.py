@@ -40,7 +40,11 @@ MAX_CATCH_UP_MINUTES = 10
 MANUAL_WINDOW = timedelta(minutes=1)
 
 
-class GeneratorPaused(EngineError):
+class GeneratorUnavailable(EngineError):
+    """The generator's state refuses this run (answered 409 by the API)."""
+
+
+class GeneratorPaused(GeneratorUnavailable):
     """A manual run was asked for while generation is paused (and not forced)."""
 
 
@@ -201,6 +205,10 @@ def _manual_preflight(*, target: int | None, force: bool) -> None:
             "Resume it, or force the run."
         )
     manual_session_count(settings=selectors.generator_settings(row), target=target)
+    if selectors.sim_user_count() == 0:
+        raise GeneratorUnavailable(
+            "There are no sim users to run sessions for: run `manage.py seed_sim_users` first."
+        )
 
 
 def _tick_locked(

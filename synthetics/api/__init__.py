@@ -1,0 +1,1 @@
+"""The REST API for automation: the seed's seven endpoints under /api/synthetics/."""

@@ -1,0 +1,83 @@
+"""Every API error is JSON with a human-readable message: {"success": false, "error": ..., "fields"?}."""
+
+from __future__ import annotations
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http import JsonResponse
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+from synthetics.engine import EngineError
+from synthetics.services import GeneratorUnavailable
+
+
+class Conflict(exceptions.APIException):
+    status_code = status.HTTP_409_CONFLICT
+    default_detail = "The request conflicts with the generator's state."
+    default_code = "conflict"
+
+
+def _flatten(detail) -> str:
+    if isinstance(detail, dict):
+        return "; ".join(f"{key}: {_flatten(value)}" for key, value in detail.items())
+    if isinstance(detail, list | tuple):
+        return " ".join(_flatten(item) for item in detail)
+    return str(detail)
+
+
+def _fields(detail) -> dict[str, list[str]]:
+    return {
+        str(key): [_flatten(item) for item in (value if isinstance(value, list) else [value])]
+        for key, value in detail.items()
+    }
+
+
+def exception_handler(exc, context):
+    """Map service refusals to 4xx and render every error in one JSON shape."""
+    if isinstance(exc, GeneratorUnavailable):
+        exc = Conflict(str(exc))
+    elif isinstance(exc, DjangoValidationError):
+        exc = exceptions.ValidationError(
+            exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
+        )
+    elif isinstance(exc, EngineError):
+        exc = exceptions.ValidationError({"non_field_errors": [str(exc)]})
+    response = drf_exception_handler(exc, context)
+    if response is None:
+        return None
+    body: dict = {"success": False}
+    detail = response.data
+    if isinstance(exc, exceptions.ValidationError) and isinstance(detail, dict):
+        fields = _fields(detail)
+        body["error"] = "Invalid input: " + "; ".join(
+            f"{name}: {' '.join(messages)}" if name != "non_field_errors" else " ".join(messages)
+            for name, messages in fields.items()
+        )
+        body["fields"] = fields
+    elif isinstance(detail, dict) and "detail" in detail:
+        body["error"] = str(detail["detail"])
+    else:
+        body["error"] = _flatten(detail)
+    if isinstance(exc, exceptions.Throttled) and exc.wait is not None:
+        body["retry_after"] = max(1, round(exc.wait))
+    return Response(body, status=response.status_code, headers=dict(response.items()))
+
+
+def not_found(request, exception=None):
+    """JSON 404 for API paths, Django's page elsewhere."""
+    if request.path.startswith("/api/"):
+        return JsonResponse(
+            {"success": False, "error": f"No API endpoint at {request.path}."}, status=404
+        )
+    from django.views.defaults import page_not_found
+
+    return page_not_found(request, exception)
+
+
+def server_error(request):
+    if request.path.startswith("/api/"):
+        return JsonResponse({"success": False, "error": "Internal server error."}, status=500)
+    from django.views.defaults import server_error as django_server_error
+
+    return django_server_error(request)

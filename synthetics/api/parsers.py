@@ -1,0 +1,22 @@
+"""Request bodies are JSON, even when the client forgot the Content-Type header.
+
+The seed's curl commands for toggle and settings send a JSON body without `Content-Type`, which curl
+labels `application/x-www-form-urlencoded`; they must keep working, so such a body is read as JSON.
+"""
+
+from rest_framework.exceptions import ParseError
+from rest_framework.parsers import JSONParser
+
+
+class FormLabelledJSONParser(JSONParser):
+    media_type = "application/x-www-form-urlencoded"
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        try:
+            return super().parse(
+                stream, media_type="application/json", parser_context=parser_context
+            )
+        except ParseError as error:
+            raise ParseError(
+                "The body must be a JSON object (send it with Content-Type: application/json)."
+            ) from error

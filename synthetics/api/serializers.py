@@ -1,0 +1,288 @@
+"""Input serializers (strict: JSON types only, no unknown fields) and output serializers (the seed's shapes)."""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC
+
+from rest_framework import serializers
+
+from synthetics.engine.population import PERSONAS
+from synthetics.models import MAX_PER_RUN_LIMIT, MAX_SESSIONS_PER_MIN
+from synthetics.services.cleanup import DEFAULT_OLDER_THAN_HOURS, MAX_OLDER_THAN_HOURS
+
+# --- strict fields: a string is not a number, a number is not a boolean ------------------------------
+
+
+class StrictBooleanField(serializers.BooleanField):
+    default_error_messages = {"invalid": "Must be true or false (a JSON boolean), got {input!r}."}
+
+    def to_internal_value(self, data):
+        if not isinstance(data, bool):
+            self.fail("invalid", input=data)
+        return data
+
+
+class StrictIntegerField(serializers.IntegerField):
+    default_error_messages = {"invalid": "Must be a whole number (a JSON number), got {input!r}."}
+
+    def to_internal_value(self, data):
+        if isinstance(data, bool) or not isinstance(data, int | float):
+            self.fail("invalid", input=data)
+        if isinstance(data, float) and not (math.isfinite(data) and data.is_integer()):
+            self.fail("invalid", input=data)
+        return super().to_internal_value(int(data))
+
+
+class StrictFloatField(serializers.FloatField):
+    default_error_messages = {"invalid": "Must be a number (a JSON number), got {input!r}."}
+
+    def to_internal_value(self, data):
+        if isinstance(data, bool) or not isinstance(data, int | float):
+            self.fail("invalid", input=data)
+        if not math.isfinite(data):
+            self.fail("invalid", input=data)
+        return super().to_internal_value(float(data))
+
+
+class MillisecondDateTimeField(serializers.DateTimeField):
+    """ISO-8601 in UTC with milliseconds and Z, as the seed writes it: 2026-01-09T19:15:00.000Z."""
+
+    def to_representation(self, value):
+        return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class StrictInputSerializer(serializers.Serializer):
+    """Refuses a body that is not a JSON object or that names a field this operation doesn't know."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, dict):
+            raise serializers.ValidationError(
+                {"non_field_errors": ["The body must be a JSON object."]}
+            )
+        unknown = sorted(set(data) - set(self.fields))
+        if unknown:
+            raise serializers.ValidationError(
+                {
+                    name: [f"Unknown field; this operation takes: {', '.join(self.fields)}."]
+                    for name in unknown
+                }
+            )
+        return super().to_internal_value(data)
+
+
+# --- inputs ----------------------------------------------------------------------------------------
+
+
+class ToggleInput(StrictInputSerializer):
+    enabled = StrictBooleanField(help_text="true resumes generation, false pauses it.")
+
+
+class SettingsInput(StrictInputSerializer):
+    enabled = StrictBooleanField(required=False)
+    sessions_per_min = StrictIntegerField(
+        required=False, min_value=0, max_value=MAX_SESSIONS_PER_MIN
+    )
+    max_per_run = StrictIntegerField(required=False, min_value=0, max_value=MAX_PER_RUN_LIMIT)
+    error_rate = StrictFloatField(required=False, min_value=0, max_value=1)
+    abandon_rate = StrictFloatField(required=False, min_value=0, max_value=1)
+
+    def validate(self, attrs):
+        if not attrs:
+            raise serializers.ValidationError(
+                f"Send at least one setting to change: {', '.join(self.fields)}."
+            )
+        return attrs
+
+
+class RunNowInput(StrictInputSerializer):
+    target = StrictIntegerField(
+        min_value=1,
+        max_value=MAX_PER_RUN_LIMIT,
+        help_text="Sessions to start: 1..max_per_run (the current setting).",
+    )
+    force = StrictBooleanField(
+        required=False, default=False, help_text="Run even while generation is paused."
+    )
+
+
+class CleanupInput(StrictInputSerializer):
+    older_than_hours = StrictIntegerField(
+        required=False,
+        default=DEFAULT_OLDER_THAN_HOURS,
+        min_value=1,
+        max_value=MAX_OLDER_THAN_HOURS,
+        help_text=f"Delete synthetic activity older than this (default {DEFAULT_OLDER_THAN_HOURS}).",
+    )
+    dry_run = StrictBooleanField(
+        required=False, default=False, help_text="Only count what would be deleted."
+    )
+
+
+class SimUserQuery(serializers.Serializer):
+    persona = serializers.ChoiceField(
+        choices=[persona.slug for persona in PERSONAS], required=False
+    )
+
+
+# --- outputs ---------------------------------------------------------------------------------------
+
+
+class SettingsOutput(serializers.Serializer):
+    enabled = serializers.BooleanField()
+    sessions_per_min = serializers.IntegerField()
+    max_per_run = serializers.IntegerField()
+    error_rate = serializers.FloatField()
+    abandon_rate = serializers.FloatField()
+
+
+class SettingsResponse(serializers.Serializer):
+    success = serializers.BooleanField(default=True)
+    settings = SettingsOutput(source="*")
+
+
+class EventCountsOutput(serializers.Serializer):
+    scene_events = serializers.IntegerField()
+    mindblock_events = serializers.IntegerField()
+
+
+class LedgerTotalsOutput(serializers.Serializer):
+    runs = serializers.IntegerField()
+    sessions = serializers.IntegerField()
+    scene_events = serializers.IntegerField()
+    mindblock_events = serializers.IntegerField()
+    completed = serializers.IntegerField()
+    abandoned = serializers.IntegerField()
+    errored = serializers.IntegerField()
+
+
+class StatusActivityOutput(serializers.Serializer):
+    last_5_min = EventCountsOutput()
+    active_journeys = serializers.IntegerField()
+    last_24_hours = LedgerTotalsOutput(help_text="From the run ledger.")
+
+
+class RunOutput(serializers.Serializer):
+    id = serializers.IntegerField()
+    trigger = serializers.CharField()
+    status = serializers.CharField()
+    started_at = serializers.DateTimeField()
+    finished_at = serializers.DateTimeField(allow_null=True)
+    duration_ms = serializers.IntegerField(allow_null=True)
+    window_start = serializers.DateTimeField()
+    window_end = serializers.DateTimeField()
+    sessions_created = serializers.IntegerField()
+    scene_events_created = serializers.IntegerField()
+    mindblock_events_created = serializers.IntegerField()
+    note = serializers.CharField()
+    error = serializers.CharField()
+
+
+class StatusResponse(serializers.Serializer):
+    settings = SettingsOutput()
+    activity = StatusActivityOutput(source="*")
+    status = serializers.ChoiceField(choices=["running", "paused", "stalled"], source="state")
+    last_run = RunOutput(allow_null=True)
+    sim_users = serializers.IntegerField()
+    timestamp = serializers.DateTimeField(source="now")
+
+
+class RunSettingsOutput(serializers.Serializer):
+    target = serializers.IntegerField(allow_null=True)
+    abandon_rate = serializers.FloatField()
+    error_rate = serializers.FloatField()
+
+
+class RunResultOutput(serializers.Serializer):
+    success = serializers.SerializerMethodField()
+    sessions_created = serializers.IntegerField()
+    scene_events_created = serializers.IntegerField()
+    mindblock_events_created = serializers.IntegerField()
+    settings = RunSettingsOutput(source="*")
+    timestamp = MillisecondDateTimeField(source="window_end")
+    run_id = serializers.IntegerField(allow_null=True)
+    status = serializers.CharField()
+    journeys_completed = serializers.IntegerField()
+    journeys_abandoned = serializers.IntegerField()
+    journeys_errored = serializers.IntegerField()
+    active_journeys = serializers.IntegerField()
+    note = serializers.CharField()
+
+    def get_success(self, result) -> bool:
+        return result.status != "failed"
+
+
+class RunNowResponse(serializers.Serializer):
+    success = serializers.SerializerMethodField()
+    result = RunResultOutput(source="*")
+
+    def get_success(self, result) -> bool:
+        return result.status != "failed"
+
+
+class ActivityTotalsOutput(serializers.Serializer):
+    runs = serializers.IntegerField()
+    scene_events = serializers.IntegerField()
+    mindblock_events = serializers.IntegerField()
+    journeys_started = serializers.IntegerField()
+    journeys_completed = serializers.IntegerField()
+    journeys_abandoned = serializers.IntegerField()
+    journeys_errored = serializers.IntegerField()
+
+
+class ActivityPointOutput(serializers.Serializer):
+    bucket = serializers.DateTimeField(help_text="Start of the minute or hour.")
+    scene_events = serializers.IntegerField()
+    mindblock_events = serializers.IntegerField()
+    journeys_started = serializers.IntegerField()
+    journeys_completed = serializers.IntegerField()
+    journeys_abandoned = serializers.IntegerField()
+    journeys_errored = serializers.IntegerField()
+
+
+class ActivityResponse(serializers.Serializer):
+    hours = serializers.IntegerField()
+    bucket = serializers.ChoiceField(choices=["minute", "hour"])
+    since = serializers.DateTimeField()
+    until = serializers.DateTimeField()
+    totals = ActivityTotalsOutput()
+    series = ActivityPointOutput(many=True)
+
+
+class CleanupCountsOutput(serializers.Serializer):
+    journey_scene_events = serializers.IntegerField()
+    mindblock_events = serializers.IntegerField()
+    journeys = serializers.IntegerField()
+
+
+class CleanupResponse(serializers.Serializer):
+    success = serializers.BooleanField(default=True)
+    dry_run = serializers.BooleanField()
+    older_than_hours = serializers.IntegerField()
+    cutoff = serializers.DateTimeField()
+    counts = CleanupCountsOutput(
+        help_text="Rows deleted (or, with dry_run, that would be) per table."
+    )
+
+
+class SimUserOutput(serializers.Serializer):
+    id = serializers.IntegerField()
+    username = serializers.CharField(source="user.username")
+    display_name = serializers.CharField()
+    persona = serializers.CharField()
+    activity_weight = serializers.FloatField()
+    timezone = serializers.CharField()
+    locale = serializers.CharField()
+    signup_date = serializers.DateField()
+    in_active_journey = serializers.BooleanField()
+
+
+class ErrorResponse(serializers.Serializer):
+    success = serializers.BooleanField(default=False)
+    error = serializers.CharField(help_text="What went wrong, for a person.")
+    fields = serializers.DictField(
+        child=serializers.ListField(child=serializers.CharField()),
+        required=False,
+        help_text="Per-field messages on a 400.",
+    )
+    retry_after = serializers.IntegerField(required=False, help_text="Seconds, on a 429.")

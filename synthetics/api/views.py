@@ -1,0 +1,227 @@
+"""One view per operation: validate the input, call a service or selector, serialise the output."""
+
+from __future__ import annotations
+
+from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import serializers
+from rest_framework.generics import ListAPIView
+from rest_framework.pagination import PageNumberPagination
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from synthetics import selectors
+from synthetics.api import serializers as io
+from synthetics.api.permissions import CanChangeSynthetics, CanViewSynthetics
+from synthetics.api.throttles import BurstThrottle
+from synthetics.models import RunTrigger
+from synthetics.services import settings_update, tick_run
+from synthetics.services.cleanup import cleanup_synthetic
+
+MAX_ACTIVITY_HOURS = 720
+
+
+def _errors(*codes: int) -> dict[int, OpenApiResponse]:
+    descriptions = {
+        400: "Invalid input: a message per field.",
+        401: "No or invalid credentials.",
+        403: "Authenticated, but without the needed permission (or no CSRF token with a session).",
+        404: "No such page.",
+        409: "Generation is paused (send force: true to run anyway), or there are no sim users.",
+        429: "Too many calls; retry after the given number of seconds.",
+    }
+    return {
+        code: OpenApiResponse(io.ErrorResponse, description=descriptions[code]) for code in codes
+    }
+
+
+READ_ERRORS = (401, 403)
+WRITE_ERRORS = (400, 401, 403)
+
+
+class SyntheticsView(APIView):
+    permission_classes = [CanViewSynthetics]
+
+
+class StatusView(SyntheticsView):
+    @extend_schema(
+        operation_id="synthetics_status",
+        summary="Settings, recent activity and whether the generator is running",
+        responses={200: io.StatusResponse, **_errors(*READ_ERRORS)},
+    )
+    def get(self, request):
+        summary = selectors.status_summary(now=timezone.now())
+        return Response(io.StatusResponse(summary).data)
+
+
+class ToggleView(SyntheticsView):
+    permission_classes = [CanChangeSynthetics]
+
+    @extend_schema(
+        operation_id="synthetics_toggle",
+        summary="Pause or resume generation",
+        request=io.ToggleInput,
+        responses={200: io.SettingsResponse, **_errors(*WRITE_ERRORS)},
+        examples=[OpenApiExample("Pause", value={"enabled": False}, request_only=True)],
+    )
+    def post(self, request):
+        data = io.ToggleInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        row = settings_update(changes=data.validated_data)
+        return Response(io.SettingsResponse(row).data)
+
+
+class SettingsView(SyntheticsView):
+    permission_classes = [CanChangeSynthetics]
+
+    @extend_schema(
+        operation_id="synthetics_settings_update",
+        summary="Change any of the settings (a partial update, all or nothing)",
+        request=io.SettingsInput,
+        responses={200: io.SettingsResponse, **_errors(*WRITE_ERRORS)},
+        examples=[OpenApiExample("Faster", value={"sessions_per_min": 5}, request_only=True)],
+    )
+    def post(self, request):
+        data = io.SettingsInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        row = settings_update(changes=data.validated_data)
+        return Response(io.SettingsResponse(row).data)
+
+
+class RunNowView(SyntheticsView):
+    permission_classes = [CanChangeSynthetics]
+    throttle_classes = [BurstThrottle]
+    throttle_bucket = "run-now"
+
+    @extend_schema(
+        operation_id="synthetics_run_now",
+        summary="Start exactly `target` sessions now (what an external cron calls)",
+        request=io.RunNowInput,
+        responses={200: io.RunNowResponse, **_errors(*WRITE_ERRORS, 409, 429)},
+        examples=[OpenApiExample("Cron", value={"target": 3}, request_only=True)],
+    )
+    def post(self, request):
+        data = io.RunNowInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        result = tick_run(
+            trigger=RunTrigger.MANUAL,
+            target=data.validated_data["target"],
+            force=data.validated_data["force"],
+        )
+        return Response(io.RunNowResponse(result).data)
+
+
+class ActivityView(SyntheticsView):
+    @extend_schema(
+        operation_id="synthetics_activity",
+        summary="Totals and a chart series over the last `hours` (per minute up to 6 h, else per hour)",
+        parameters=[
+            OpenApiParameter(
+                "hours",
+                OpenApiTypes.INT,
+                OpenApiParameter.PATH,
+                description=f"1..{MAX_ACTIVITY_HOURS}",
+            )
+        ],
+        responses={200: io.ActivityResponse, **_errors(400, *READ_ERRORS)},
+    )
+    def get(self, request, hours: str):
+        try:
+            value = int(hours)
+        except ValueError:
+            raise serializers.ValidationError(
+                {"hours": [f"Must be a whole number of hours, got {hours!r}."]}
+            ) from None
+        if not 1 <= value <= MAX_ACTIVITY_HOURS:
+            raise serializers.ValidationError(
+                {"hours": [f"Must be from 1 to {MAX_ACTIVITY_HOURS}, got {value}."]}
+            )
+        series = selectors.activity_series(hours=value, now=timezone.now())
+        return Response(io.ActivityResponse(series).data)
+
+
+class CleanupView(SyntheticsView):
+    permission_classes = [CanChangeSynthetics]
+    throttle_classes = [BurstThrottle]
+    throttle_bucket = "cleanup"
+
+    @extend_schema(
+        operation_id="synthetics_cleanup",
+        summary="Delete synthetic activity older than a cutoff (never a real row)",
+        request=io.CleanupInput,
+        responses={200: io.CleanupResponse, **_errors(*WRITE_ERRORS, 429)},
+        examples=[
+            OpenApiExample(
+                "Count a week's worth",
+                value={"older_than_hours": 168, "dry_run": True},
+                request_only=True,
+            )
+        ],
+    )
+    def post(self, request):
+        data = io.CleanupInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        result = cleanup_synthetic(
+            older_than_hours=data.validated_data["older_than_hours"],
+            dry_run=data.validated_data["dry_run"],
+            now=timezone.now(),
+        )
+        body = {
+            "dry_run": result.dry_run,
+            "older_than_hours": data.validated_data["older_than_hours"],
+            "cutoff": result.cutoff,
+            "counts": result.counts,
+        }
+        return Response(io.CleanupResponse(body).data)
+
+
+class SimUserPagination(PageNumberPagination):
+    page_size = 50
+    page_size_query_param = "page_size"
+    max_page_size = 500
+
+    def paginate_queryset(self, queryset, request, view=None):
+        self.by_persona = selectors.sim_user_persona_counts()
+        return super().paginate_queryset(queryset, request, view)
+
+    def get_paginated_response(self, data):
+        return Response(
+            {
+                "count": self.page.paginator.count,
+                "by_persona": self.by_persona,
+                "next": self.get_next_link(),
+                "previous": self.get_previous_link(),
+                "results": data,
+            }
+        )
+
+    def get_paginated_response_schema(self, schema):
+        response = super().get_paginated_response_schema(schema)
+        response["properties"]["by_persona"] = {
+            "type": "object",
+            "additionalProperties": {"type": "integer"},
+            "description": "Sim users per persona (the whole pool, before the filter).",
+        }
+        response["required"] = ["count", "by_persona", "next", "previous", "results"]
+        return response
+
+
+class SimUsersView(ListAPIView):
+    permission_classes = [CanViewSynthetics]
+    serializer_class = io.SimUserOutput
+    pagination_class = SimUserPagination
+
+    @extend_schema(
+        operation_id="synthetics_sim_users",
+        summary="The simulated users: count and a paginated list, filterable by persona",
+        parameters=[io.SimUserQuery],
+        responses={200: io.SimUserOutput(many=True), **_errors(400, 404, *READ_ERRORS)},
+    )
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
+    def get_queryset(self):
+        query = io.SimUserQuery(data=self.request.query_params)
+        query.is_valid(raise_exception=True)
+        return selectors.sim_user_list(persona=query.validated_data.get("persona"))

@@ -1,0 +1,26 @@
+"""Create, show or rotate a user's API token."""
+
+from django.core.management.base import BaseCommand, CommandError
+
+from synthetics.engine import EngineError
+from synthetics.services.tokens import api_token_issue
+
+
+class Command(BaseCommand):
+    help = (
+        "Print the API token of a user (creating one if needed) for `Authorization: Bearer <token>`. "
+        "--rotate replaces it: the old token stops working at once."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("username", help="an active, non-synthetic user")
+        parser.add_argument("--rotate", action="store_true", help="replace the existing token")
+
+    def handle(self, *args, username, rotate, **options):
+        try:
+            key, created = api_token_issue(username=username, rotate=rotate)
+        except EngineError as error:
+            raise CommandError(str(error)) from error
+        self.stdout.write(key)
+        verb = "created" if created else "existing"
+        self.stdout.write(f"api_token: {verb} token for {username!r}.", self.style.SUCCESS)

@@ -1,0 +1,82 @@
+"""Deleting old synthetic activity: tagged rows only, in small batches so the generator keeps running."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.db import transaction
+from django.db.models import Exists, OuterRef
+
+from synthetics import selectors
+from synthetics.engine.errors import EngineError
+from synthetics.models import Journey, JourneySceneEvent, JourneyStatus, MindblockEvent
+
+CLEANUP_BATCH = 5000
+DEFAULT_OLDER_THAN_HOURS = 168  # a week
+MAX_OLDER_THAN_HOURS = 24 * 365 * 10
+
+
+@dataclass(frozen=True, slots=True)
+class CleanupResult:
+    cutoff: datetime
+    dry_run: bool
+    counts: dict[str, int]
+
+
+def _delete_in_batches(queryset) -> int:
+    """Delete the rows of `queryset` a batch at a time, each batch in its own short transaction."""
+    deleted = 0
+    while True:
+        with transaction.atomic():
+            ids = list(queryset.values_list("pk", flat=True)[:CLEANUP_BATCH])
+            if not ids:
+                return deleted
+            _, per_model = queryset.model.objects.filter(pk__in=ids).delete()
+            deleted += per_model.get(queryset.model._meta.label, 0)
+
+
+def cleanup_synthetic(*, older_than_hours: int, dry_run: bool, now: datetime) -> CleanupResult:
+    """Delete (or with dry_run only count) synthetic activity older than the cutoff.
+
+    Events go by their synthetic tag and created_at (the tag index); journeys by is_synthetic and an
+    end before the cutoff, so an active journey is never touched. Real rows are never selected. The
+    run ledger keeps its record of what was generated.
+    """
+    if (
+        isinstance(older_than_hours, bool)
+        or not isinstance(older_than_hours, int)
+        or not 1 <= older_than_hours <= MAX_OLDER_THAN_HOURS
+    ):
+        raise EngineError(
+            f"older_than_hours must be a whole number from 1 to {MAX_OLDER_THAN_HOURS}, "
+            f"got {older_than_hours!r}"
+        )
+    cutoff = now - timedelta(hours=older_than_hours)
+    scene_events = selectors.synthetic_scene_events().filter(created_at__lt=cutoff)
+    mindblock_events = selectors.synthetic_mindblock_events().filter(created_at__lt=cutoff)
+    journeys = Journey.objects.filter(is_synthetic=True, ended_at__lt=cutoff).exclude(
+        status=JourneyStatus.ACTIVE
+    )
+    if dry_run:
+        counts = {
+            "journey_scene_events": scene_events.count(),
+            "mindblock_events": mindblock_events.count(),
+            "journeys": journeys.count(),
+        }
+    else:
+        # Events first: a finished journey's events all precede its end, hence the cutoff.
+        counts = {
+            "journey_scene_events": _delete_in_batches(scene_events),
+            "mindblock_events": _delete_in_batches(mindblock_events),
+            "journeys": _delete_journeys(journeys),
+        }
+    return CleanupResult(cutoff=cutoff, dry_run=dry_run, counts=counts)
+
+
+def _delete_journeys(journeys) -> int:
+    """Delete finished synthetic journeys none of whose events remain (so no cascade reaches a row)."""
+    orphaned = journeys.exclude(
+        Exists(JourneySceneEvent.objects.filter(journey=OuterRef("pk")))
+    ).exclude(Exists(MindblockEvent.objects.filter(journey=OuterRef("pk"))))
+    return _delete_in_batches(orphaned)
