@@ -1,4 +1,22 @@
-"""OpenAPI schema adjustments: request bodies refuse unknown fields, and the schema says so."""
+"""OpenAPI schema adjustments: the Bearer scheme, and request bodies that refuse unknown fields."""
+
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+
+
+class BearerTokenScheme(OpenApiAuthenticationExtension):
+    target_class = "synthetics.api.authentication.BearerTokenAuthentication"
+    name = "bearerAuth"
+
+    def get_security_definition(self, auto_schema):
+        return {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "`Authorization: Bearer <token>`; create one with `manage.py api_token`.",
+        }
+
+
+# Request bodies that must name at least one field (a partial update of nothing is refused).
+MIN_PROPERTIES = {"SettingsInputRequest": 1}
 
 
 def close_request_bodies(result, generator, request, public):
@@ -6,4 +24,6 @@ def close_request_bodies(result, generator, request, public):
     for name, component in result.get("components", {}).get("schemas", {}).items():
         if name.endswith("InputRequest") and component.get("type") == "object":
             component["additionalProperties"] = False
+            if name in MIN_PROPERTIES:
+                component["minProperties"] = MIN_PROPERTIES[name]
     return result

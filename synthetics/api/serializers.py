@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from datetime import UTC
 
+from django.http import QueryDict
 from rest_framework import serializers
 
 from synthetics.engine.population import PERSONAS
@@ -56,6 +57,10 @@ class StrictInputSerializer(serializers.Serializer):
     """Refuses a body that is not a JSON object or that names a field this operation doesn't know."""
 
     def to_internal_value(self, data):
+        if isinstance(data, QueryDict):
+            # An empty body under a form Content-Type arrives as an empty QueryDict; read it as a
+            # plain object so HTML-form defaults (a missing boolean meaning false) never apply.
+            data = data.dict()
         if not isinstance(data, dict):
             raise serializers.ValidationError(
                 {"non_field_errors": ["The body must be a JSON object."]}
@@ -123,6 +128,13 @@ class SimUserQuery(serializers.Serializer):
     persona = serializers.ChoiceField(
         choices=[persona.slug for persona in PERSONAS], required=False
     )
+
+    def to_internal_value(self, data):
+        if hasattr(data, "get") and data.get("persona") == "":
+            raise serializers.ValidationError(
+                {"persona": [f"Must be one of: {', '.join(p.slug for p in PERSONAS)}."]}
+            )
+        return super().to_internal_value(data)
 
 
 # --- outputs ---------------------------------------------------------------------------------------

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from django.utils import timezone
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers
 from rest_framework.generics import ListAPIView
@@ -119,9 +118,9 @@ class ActivityView(SyntheticsView):
         parameters=[
             OpenApiParameter(
                 "hours",
-                OpenApiTypes.INT,
+                {"type": "integer", "minimum": 1, "maximum": MAX_ACTIVITY_HOURS},
                 OpenApiParameter.PATH,
-                description=f"1..{MAX_ACTIVITY_HOURS}",
+                description=f"Window length in hours, 1..{MAX_ACTIVITY_HOURS}.",
             )
         ],
         responses={200: io.ActivityResponse, **_errors(400, *READ_ERRORS)},
@@ -181,6 +180,25 @@ class SimUserPagination(PageNumberPagination):
     page_size_query_param = "page_size"
     max_page_size = 500
 
+    def get_page_size(self, request):
+        """Refuse a bad page_size (DRF would silently fall back to the default)."""
+        raw = request.query_params.get(self.page_size_query_param)
+        if raw is None:
+            return self.page_size
+        try:
+            size = int(raw)
+        except ValueError:
+            size = 0
+        if not 1 <= size <= self.max_page_size:
+            raise serializers.ValidationError(
+                {
+                    "page_size": [
+                        f"Must be a whole number from 1 to {self.max_page_size}, got {raw!r}."
+                    ]
+                }
+            )
+        return size
+
     def paginate_queryset(self, queryset, request, view=None):
         self.by_persona = selectors.sim_user_persona_counts()
         return super().paginate_queryset(queryset, request, view)
@@ -215,7 +233,14 @@ class SimUsersView(ListAPIView):
     @extend_schema(
         operation_id="synthetics_sim_users",
         summary="The simulated users: count and a paginated list, filterable by persona",
-        parameters=[io.SimUserQuery],
+        parameters=[
+            io.SimUserQuery,
+            OpenApiParameter(
+                "page_size",
+                {"type": "integer", "minimum": 1, "maximum": 500},
+                description="Users per page, 1..500 (default 50).",
+            ),
+        ],
         responses={200: io.SimUserOutput(many=True), **_errors(400, 404, *READ_ERRORS)},
     )
     def get(self, request, *args, **kwargs):

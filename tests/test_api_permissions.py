@@ -1,0 +1,133 @@
+"""The permission matrix: who gets what on every endpoint, and a denied request changes nothing."""
+
+import pytest
+from django.contrib.auth.models import Permission
+from django.utils.crypto import get_random_string
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+from synthetics.models import (
+    Journey,
+    JourneySceneEvent,
+    MindblockEvent,
+    SyntheticRun,
+    SyntheticSettings,
+)
+from tests.factories import StaffUserFactory, UserFactory
+
+pytestmark = pytest.mark.django_db
+API = "/api/synthetics"
+
+ENDPOINTS = {
+    "status": ("get", "status", None),
+    "activity": ("get", "activity/24", None),
+    "sim-users": ("get", "sim-users", None),
+    "toggle": ("post", "toggle", {"enabled": False}),
+    "settings": ("post", "settings", {"sessions_per_min": 7}),
+    "run-now": ("post", "run-now", {"target": 1}),
+    "cleanup": ("post", "cleanup", {"older_than_hours": 1}),
+}
+READS = {"status", "activity", "sim-users"}
+
+
+def _user(kind: str):
+    if kind == "superuser":
+        return StaffUserFactory()
+    user = UserFactory()
+    codename = {"viewer": "view_syntheticsettings", "changer": "change_syntheticsettings"}.get(kind)
+    if codename:
+        user.user_permissions.add(Permission.objects.get(codename=codename))
+    return user
+
+
+def _client(kind: str, auth: str) -> APIClient:
+    """A client for `kind` of user authenticated by Bearer token, DRF Token or a session with CSRF."""
+    client = APIClient(enforce_csrf_checks=True)
+    if kind == "anonymous":
+        return client
+    user = _user(kind)
+    if auth == "bearer":
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {Token.objects.create(user=user).key}")
+    elif auth == "token":
+        client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
+    else:
+        client.force_login(user)
+        if auth == "session":  # a browser page sends the CSRF cookie back as a header
+            secret = get_random_string(32)
+            client.cookies["csrftoken"] = secret
+            client.credentials(HTTP_X_CSRFTOKEN=secret)
+    return client
+
+
+def _state():
+    return (
+        tuple(SyntheticSettings.objects.values_list().get()),
+        SyntheticRun.objects.count(),
+        Journey.objects.count(),
+        JourneySceneEvent.objects.count(),
+        MindblockEvent.objects.count(),
+    )
+
+
+def _expected(kind: str, auth: str, endpoint: str) -> int:
+    if kind == "anonymous":
+        return 401
+    if kind == "nobody":
+        return 403
+    if auth == "session-without-csrf" and endpoint not in READS:
+        return 403
+    if kind == "viewer" and endpoint not in READS:
+        return 403
+    return 200
+
+
+MATRIX = [
+    (kind, auth, endpoint)
+    for kind, auths in [
+        ("anonymous", ["none"]),
+        ("nobody", ["bearer", "session"]),
+        ("viewer", ["bearer", "token", "session"]),
+        ("changer", ["bearer", "token", "session", "session-without-csrf"]),
+        ("superuser", ["bearer", "session"]),
+    ]
+    for auth in auths
+    for endpoint in ENDPOINTS
+]
+
+
+@pytest.mark.parametrize(("kind", "auth", "endpoint"), MATRIX)
+def test_permission_matrix(sim_users, kind, auth, endpoint):
+    # given
+    client = _client(kind, auth)
+    method, path, body = ENDPOINTS[endpoint]
+    before = _state()
+    # when
+    response = getattr(client, method)(f"{API}/{path}", body, format="json")
+    # then
+    expected = _expected(kind, auth, endpoint)
+    assert response.status_code == expected, response.content
+    assert response["Content-Type"].startswith("application/json")
+    if expected != 200:
+        assert response.json()["success"] is False
+        assert _state() == before, "a denied request changes nothing"
+    if expected == 401:
+        assert response["WWW-Authenticate"] == "Bearer"
+
+
+def test_invalid_or_revoked_tokens_are_401(sim_users):
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION="Bearer not-a-real-token")
+    assert client.get(f"{API}/status").status_code == 401
+    user = StaffUserFactory()
+    token = Token.objects.create(user=user)
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {token.key}")
+    assert client.get(f"{API}/status").status_code == 200
+    token.delete()
+    assert client.get(f"{API}/status").status_code == 401
+
+
+def test_inactive_user_token_is_refused(sim_users):
+    user = StaffUserFactory(is_active=False)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {Token.objects.create(user=user).key}")
+    assert client.get(f"{API}/status").status_code == 401
