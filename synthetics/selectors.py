@@ -170,8 +170,8 @@ def run_totals(*, since: datetime, until: datetime | None = None) -> dict[str, i
 
 # --- the dashboards: status, activity, sim users --------------------------------------------------
 
-# Enabled but no scheduled or manual run has finished for this long: the scheduler (or the external
-# cron calling run-now) is down.
+# Enabled but no scheduled run has finished for this long: the scheduler is down. (Manual runs,
+# from the Studio or an external cron, don't count: they would hide a dead scheduler.)
 STALLED_AFTER = timedelta(minutes=3)
 # Activity series: per minute up to this many hours, per hour above.
 MINUTE_BUCKETS_UP_TO_HOURS = 6
@@ -183,11 +183,11 @@ def last_run() -> SyntheticRun | None:
 
 
 def generator_state(*, row: SyntheticSettings, now: datetime) -> str:
-    """'paused' when disabled; 'running' when a live run finished recently; else 'stalled'."""
+    """'paused' when disabled; 'running' when a scheduled run finished recently; else 'stalled'."""
     if not row.enabled:
         return "paused"
     recent = SyntheticRun.objects.filter(
-        trigger__in=[RunTrigger.SCHEDULED, RunTrigger.MANUAL],
+        trigger=RunTrigger.SCHEDULED,
         status__in=[RunStatus.SUCCEEDED, RunStatus.SKIPPED],
         finished_at__gt=now - STALLED_AFTER,
     )

@@ -209,13 +209,21 @@ SPECTACULAR_SETTINGS = {
 }
 
 # --- django-q2 ----------------------------------------------------------------------------------
+# The ORM broker on the same database by default; REDIS_URL switches to Redis. Scale out by running
+# more `manage.py qcluster` processes, on more machines, against the same database (and broker).
+# catch_up is off: after downtime django-q2 must not replay missed minutes; the tick itself decides
+# what to cover (at most MAX_CATCH_UP_MINUTES). timeout < retry, so a task is only redelivered after
+# the worker running it has been stopped.
 Q_CLUSTER = {
-    "name": "synthetics",
+    "name": os.environ.get("Q_CLUSTER_NAME", "synthetics"),  # also the Redis queue's name
     "workers": int(os.environ.get("Q_WORKERS", "2")),
     "timeout": 50,
     "retry": 120,
+    "max_attempts": 1,
     "catch_up": False,
     "orm": "default",
+    "save_limit": 500,
+    "ack_failures": True,
 }
 if REDIS_URL:
     Q_CLUSTER.pop("orm")
@@ -230,7 +238,14 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    # stdout, so `make run | grep synthetics` shows one line per run, as the seed's log command did.
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "plain",
+            "stream": "ext://sys.stdout",
+        }
+    },
     "root": {"handlers": ["console"], "level": "WARNING"},
     "loggers": {
         "synthetics": {"handlers": ["console"], "level": "INFO", "propagate": False},

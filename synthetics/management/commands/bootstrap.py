@@ -10,6 +10,7 @@ from synthetics import selectors
 from synthetics.engine import EngineError
 from synthetics.models import SyntheticRun
 from synthetics.services import staff_account_ensure
+from synthetics.services.schedule import schedule_ensure
 
 
 class Command(BaseCommand):
@@ -32,6 +33,9 @@ class Command(BaseCommand):
         if not SyntheticRun.objects.exists() and history_hours > 0:
             self.stdout.write(f"bootstrap: generating {history_hours} hours of history ...")
             call_command("backfill_activity", hours=history_hours, stdout=self.stdout)
+        schedule, created = schedule_ensure()
+        if created:
+            self.stdout.write(f"bootstrap: created the every-minute schedule {schedule.name!r}.")
         username = os.environ.get("SYNTHETICS_ADMIN_USERNAME", "admin")
         try:
             account = staff_account_ensure(
@@ -53,7 +57,8 @@ class Command(BaseCommand):
         where = database["NAME"] if database["ENGINE"].endswith("sqlite3") else "PostgreSQL"
         self.stdout.write(
             f"bootstrap: ready on {where}.\n"
-            f"  Admin:  {base}/admin/\n"
-            "  The scheduler is not started by `make run` yet: run `manage.py run_synthetics` "
-            "(or call it from cron every minute) to generate new activity."
+            f"  Admin:     {base}/admin/\n"
+            f"  API docs:  {base}/api/docs/\n"
+            f"  API:       {base}/api/synthetics/status\n"
+            "  New activity every minute from the django-q2 cluster started alongside the web server."
         )
