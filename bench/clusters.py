@@ -17,7 +17,6 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from datetime import timedelta
 from pathlib import Path
 
@@ -80,7 +79,9 @@ def phase_stats(conn, start, end) -> dict:
     sessions = sum(r[3] for r in rows if r[0] == "succeeded")
     return {
         "succeeded": sum(r[0] == "succeeded" for r in rows),
-        "skipped_duplicates": sum(r[0] == "skipped" and r[4] == "no new minute to cover" for r in rows),
+        "skipped_duplicates": sum(
+            r[0] == "skipped" and r[4] == "no new minute to cover" for r in rows
+        ),
         "failed": sum(r[0] == "failed" for r in rows),
         "minutes_covered": len(covered),
         "minutes_covered_twice": sum(n > 1 for n in covered.values()),
@@ -93,7 +94,9 @@ def phase_stats(conn, start, end) -> dict:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=int, default=10)
-    parser.add_argument("--redis", action="store_true", help="use the Redis broker at 127.0.0.1:6379")
+    parser.add_argument(
+        "--redis", action="store_true", help="use the Redis broker at 127.0.0.1:6379"
+    )
     args = parser.parse_args()
     name = f"synthetics_bench_{os.getpid()}"
     log_dir = Path(f"/tmp/{name}")
@@ -125,7 +128,9 @@ def main() -> int:
         with psycopg.connect(f"{SERVER}/postgres", autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     one, two = results[1], results[2]
-    ratio = two["sessions_per_minute"] / one["sessions_per_minute"] if one["sessions_per_minute"] else 0
+    ratio = (
+        two["sessions_per_minute"] / one["sessions_per_minute"] if one["sessions_per_minute"] else 0
+    )
     print(
         f"sessions per covered minute: one cluster {one['sessions_per_minute']:.2f}, "
         f"two clusters {two['sessions_per_minute']:.2f}; ratio two/one = {ratio:.2f} "

@@ -50,7 +50,9 @@ class Command(BaseCommand):
         signal.signal(signal.SIGTERM, stop)
         for name, command in commands.items():
             # A new process group each: Ctrl-C reaches this command only, which stops them in order.
-            processes[name] = subprocess.Popen(command, cwd=settings.BASE_DIR, start_new_session=True)
+            processes[name] = subprocess.Popen(
+                command, cwd=settings.BASE_DIR, start_new_session=True
+            )
             self.stdout.write(f"serve: started {name} (pid {processes[name].pid})")
         failed = None
         while not stopping:
