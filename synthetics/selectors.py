@@ -203,7 +203,17 @@ class StatusSummary:
     active_journeys: int
     sim_users: int
     last_run: SyntheticRun | None
+    recent_runs: list[SyntheticRun]
     now: datetime
+
+
+def recent_runs(*, limit: int = 10) -> list[SyntheticRun]:
+    """The newest runs of every trigger but backfill (the ledger's started_at index)."""
+    return list(
+        SyntheticRun.objects.exclude(trigger=RunTrigger.BACKFILL).order_by("-started_at", "-id")[
+            :limit
+        ]
+    )
 
 
 def status_summary(*, now: datetime) -> StatusSummary:
@@ -216,6 +226,7 @@ def status_summary(*, now: datetime) -> StatusSummary:
         active_journeys=active_journey_count(),
         sim_users=sim_user_count(),
         last_run=last_run(),
+        recent_runs=recent_runs(),
         now=now,
     )
 

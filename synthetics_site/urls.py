@@ -1,4 +1,4 @@
-"""URL routes: the admin, the REST API with its OpenAPI schema and docs, and (later) the Studio page."""
+"""URL routes: the admin, the Studio page, the REST API with its OpenAPI schema and docs."""
 
 from django.contrib import admin
 from django.contrib.auth.decorators import login_required
@@ -6,9 +6,12 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from synthetics.views import studio
+
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="admin:index", permanent=False)),
     path("admin/", admin.site.urls),
+    path("studio/", studio, name="studio"),
     path("api/synthetics/", include("synthetics.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path(

@@ -24,7 +24,19 @@ class StrictBooleanField(serializers.BooleanField):
         return data
 
 
-class StrictIntegerField(serializers.IntegerField):
+class _RangeMessageMixin:
+    """Out-of-range values get the model's wording: 'error_rate must be between 0 and 1 (got 1.5).'"""
+
+    def check_range(self, value):
+        low, high = self.min_value, self.max_value
+        if (low is not None and value < low) or (high is not None and value > high):
+            raise serializers.ValidationError(
+                f"{self.field_name} must be between {low} and {high} (got {value})."
+            )
+        return value
+
+
+class StrictIntegerField(_RangeMessageMixin, serializers.IntegerField):
     default_error_messages = {"invalid": "Must be a whole number (a JSON number), got {input!r}."}
 
     def to_internal_value(self, data):
@@ -32,10 +44,10 @@ class StrictIntegerField(serializers.IntegerField):
             self.fail("invalid", input=data)
         if isinstance(data, float) and not (math.isfinite(data) and data.is_integer()):
             self.fail("invalid", input=data)
-        return super().to_internal_value(int(data))
+        return self.check_range(super().to_internal_value(int(data)))
 
 
-class StrictFloatField(serializers.FloatField):
+class StrictFloatField(_RangeMessageMixin, serializers.FloatField):
     default_error_messages = {"invalid": "Must be a number (a JSON number), got {input!r}."}
 
     def to_internal_value(self, data):
@@ -43,7 +55,7 @@ class StrictFloatField(serializers.FloatField):
             self.fail("invalid", input=data)
         if not math.isfinite(data):
             self.fail("invalid", input=data)
-        return super().to_internal_value(float(data))
+        return self.check_range(super().to_internal_value(float(data)))
 
 
 class MillisecondDateTimeField(serializers.DateTimeField):
@@ -195,6 +207,7 @@ class StatusResponse(serializers.Serializer):
     activity = StatusActivityOutput(source="*")
     status = serializers.ChoiceField(choices=["running", "paused", "stalled"], source="state")
     last_run = RunOutput(allow_null=True)
+    recent_runs = RunOutput(many=True, help_text="The newest scheduled and manual runs.")
     sim_users = serializers.IntegerField()
     timestamp = serializers.DateTimeField(source="now")
 

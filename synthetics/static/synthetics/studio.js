@@ -1,0 +1,241 @@
+// Synthetics Studio: refreshes from the REST API every few seconds (session + CSRF), draws the charts
+// as plain SVG, and sends the controls through the same API (and so the same validation) as scripts.
+(function () {
+  "use strict";
+
+  const API = "/api/synthetics";
+  const root = document.getElementById("studio");
+  const refreshSeconds = Number(root.dataset.refreshSeconds || 10);
+  const csrfToken = document.querySelector("[name=csrfmiddlewaretoken]").value;
+  const SVG = "http://www.w3.org/2000/svg";
+  let current = null; // the last status answer
+
+  async function api(path, body) {
+    const options = {
+      credentials: "same-origin",
+      headers: { Accept: "application/json" },
+    };
+    if (body !== undefined) {
+      options.method = "POST";
+      options.headers["Content-Type"] = "application/json";
+      options.headers["X-CSRFToken"] = csrfToken;
+      options.body = JSON.stringify(body);
+    }
+    const response = await fetch(API + path, options);
+    let data = null;
+    try {
+      data = await response.json();
+    } catch (error) {
+      data = { error: "The server answered " + response.status + " without JSON." };
+    }
+    if (!response.ok) {
+      const failure = new Error((data && data.error) || "HTTP " + response.status);
+      failure.status = response.status;
+      failure.data = data;
+      throw failure;
+    }
+    return data;
+  }
+
+  const text = (id, value) => {
+    const element = document.getElementById(id);
+    if (element) element.textContent = value;
+  };
+  const clock = (iso) => new Date(iso).toISOString().slice(11, 19);
+  const number = (value) => Number(value).toLocaleString("en-US");
+
+  function renderStatus(status) {
+    current = status;
+    const badge = document.getElementById("status-badge");
+    badge.textContent = status.status;
+    badge.className = "badge badge-" + status.status;
+    const last = status.last_run;
+    text(
+      "last-run",
+      last ? `Last run ${clock(last.finished_at)} UTC: ${last.trigger}, ${last.status}` : "No run yet",
+    );
+    text("scene-5", number(status.activity.last_5_min.scene_events));
+    text("mindblock-5", number(status.activity.last_5_min.mindblock_events));
+    text("scene-24", number(status.activity.last_24_hours.scene_events));
+    text("mindblock-24", number(status.activity.last_24_hours.mindblock_events));
+    text("sessions-24", number(status.activity.last_24_hours.sessions));
+    text("active-journeys", number(status.activity.active_journeys));
+    text("sim-users", number(status.sim_users));
+    text("toggle", status.settings.enabled ? "Pause" : "Resume");
+    const target = document.getElementById("run-target");
+    target.max = status.settings.max_per_run;
+    const runs = document.getElementById("runs");
+    runs.replaceChildren(
+      ...(status.recent_runs.length ? status.recent_runs : [null]).map((run) => {
+        const row = document.createElement("tr");
+        const cells = run
+          ? [clock(run.started_at), run.trigger, run.status, run.sessions_created,
+             run.scene_events_created, run.mindblock_events_created, (run.note || run.error).slice(0, 80)]
+          : ["No runs yet."];
+        cells.forEach((value) => {
+          const cell = document.createElement("td");
+          cell.textContent = value;
+          if (!run) cell.colSpan = 7;
+          row.appendChild(cell);
+        });
+        return row;
+      }),
+    );
+  }
+
+  function svg(tag, attributes, content) {
+    const element = document.createElementNS(SVG, tag);
+    Object.entries(attributes).forEach(([key, value]) => element.setAttribute(key, value));
+    if (content !== undefined) element.textContent = content;
+    return element;
+  }
+
+  // Grouped bars: scene events and mindblock events per bucket, with a y-axis maximum label.
+  function drawBars(id, series, labelEvery, labelOf) {
+    const chart = document.getElementById(id);
+    const width = 600, height = 200, left = 36, bottom = 22, top = 8;
+    const peak = Math.max(1, ...series.map((p) => Math.max(p.scene_events, p.mindblock_events)));
+    const slot = (width - left) / Math.max(1, series.length);
+    const bar = Math.max(1, slot / 2 - 1);
+    const y = (value) => height - bottom - (value / peak) * (height - bottom - top);
+    const parts = [
+      svg("line", { x1: left, y1: height - bottom, x2: width, y2: height - bottom, class: "axis" }),
+      svg("text", { x: left - 4, y: top + 8, class: "tick", "text-anchor": "end" }, String(peak)),
+      svg("text", { x: left - 4, y: height - bottom, class: "tick", "text-anchor": "end" }, "0"),
+    ];
+    series.forEach((point, index) => {
+      const x = left + index * slot;
+      const title = `${labelOf(point)}: ${point.scene_events} scene, ${point.mindblock_events} mindblock`;
+      [["scene_events", 0, "scene"], ["mindblock_events", bar, "mindblock"]].forEach(([key, offset, kind]) => {
+        const rect = svg("rect", {
+          x: x + offset, y: y(point[key]), width: bar,
+          height: Math.max(0, height - bottom - y(point[key])), class: "bar-" + kind,
+        });
+        rect.appendChild(svg("title", {}, title));
+        parts.push(rect);
+      });
+      if (index % labelEvery === 0 && x < width - 24) {
+        parts.push(svg("text", { x: x, y: height - 6, class: "tick" }, labelOf(point)));
+      }
+    });
+    chart.replaceChildren(...parts);
+  }
+
+  function drawShares(totals) {
+    const box = document.getElementById("chart-outcomes");
+    const shares = [
+      ["completed", totals.journeys_completed],
+      ["abandoned", totals.journeys_abandoned],
+      ["errored", totals.journeys_errored],
+    ];
+    const finished = shares.reduce((sum, [, count]) => sum + count, 0);
+    box.replaceChildren(
+      ...shares.map(([name, count]) => {
+        const share = finished ? (100 * count) / finished : 0;
+        const row = document.createElement("div");
+        row.className = "share";
+        const label = document.createElement("span");
+        label.className = "share-label";
+        label.textContent = `${name} ${share.toFixed(1)} % (${number(count)})`;
+        const track = document.createElement("span");
+        track.className = "share-track";
+        const fill = document.createElement("span");
+        fill.className = "share-fill share-" + name;
+        fill.style.width = share.toFixed(1) + "%";
+        track.appendChild(fill);
+        row.append(label, track);
+        return row;
+      }),
+    );
+  }
+
+  async function refresh() {
+    try {
+      const [status, hour, day] = await Promise.all([
+        api("/status"), api("/activity/1"), api("/activity/24"),
+      ]);
+      renderStatus(status);
+      drawBars("chart-hour", hour.series, 10, (p) => clock(p.bucket).slice(0, 5));
+      drawBars("chart-day", day.series, 4, (p) => clock(p.bucket).slice(0, 2) + "h");
+      drawShares(day.totals);
+      text("refresh-state", "Refreshed " + clock(new Date().toISOString()) + " UTC");
+      document.getElementById("refresh-error").hidden = true;
+    } catch (error) {
+      const banner = document.getElementById("refresh-error");
+      banner.textContent =
+        "Refresh failed at " + clock(new Date().toISOString()) + " UTC: " + error.message +
+        ". Showing the last numbers; retrying in " + refreshSeconds + " s.";
+      banner.hidden = false;
+    }
+  }
+
+  function say(message, isError) {
+    const element = document.getElementById("control-message");
+    element.textContent = message;
+    element.className = "message" + (isError ? " message-error" : "");
+  }
+
+  function clearFieldErrors() {
+    document.querySelectorAll(".settings .error").forEach((element) => (element.textContent = ""));
+    document.querySelectorAll(".settings input").forEach((input) => input.removeAttribute("aria-invalid"));
+  }
+
+  document.getElementById("toggle").addEventListener("click", async () => {
+    const enabled = !(current ? current.settings.enabled : true);
+    try {
+      await api("/toggle", { enabled: enabled });
+      say(enabled ? "Generation resumed." : "Generation paused.");
+    } catch (error) {
+      say(error.message, true);
+    }
+    refresh();
+  });
+
+  document.getElementById("run-now").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const raw = document.getElementById("run-target").value;
+    const target = raw === "" ? raw : Number(raw);
+    try {
+      const answer = await api("/run-now", { target: target });
+      const result = answer.result;
+      say(`Started ${result.sessions_created} sessions: ${result.scene_events_created} scene events, ` +
+          `${result.mindblock_events_created} mindblock events.`);
+    } catch (error) {
+      say(error.message, true);
+    }
+    refresh();
+  });
+
+  document.getElementById("settings-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    clearFieldErrors();
+    const changes = {};
+    ["sessions_per_min", "max_per_run", "abandon_rate", "error_rate"].forEach((name) => {
+      const input = document.getElementById(name);
+      const value = input.value.trim() === "" ? input.value : Number(input.value);
+      if (!current || value !== current.settings[name]) changes[name] = value;
+    });
+    if (!Object.keys(changes).length) {
+      say("Nothing to save: the settings are unchanged.");
+      return;
+    }
+    try {
+      await api("/settings", changes);
+      say("Settings saved.");
+    } catch (error) {
+      const fields = (error.data && error.data.fields) || {};
+      Object.entries(fields).forEach(([name, messages]) => {
+        const slot = document.getElementById("error-" + name);
+        if (slot) {
+          slot.textContent = messages.join(" ");
+          document.getElementById(name).setAttribute("aria-invalid", "true");
+        }
+      });
+      say(error.message, true);
+    }
+    refresh();
+  });
+
+  refresh();
+  window.setInterval(refresh, refreshSeconds * 1000);
+})();

@@ -1,0 +1,229 @@
+"""The admin and the Studio page as views: who may see them, and that every list stays cheap."""
+
+from datetime import timedelta
+
+import pytest
+from django.contrib.auth.models import Permission
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+from django.utils import timezone
+
+from synthetics.admin import COUNT_CAP, CappedCountPaginator
+from synthetics.models import (
+    JourneySceneEvent,
+    MindblockType,
+    Scene,
+    SyntheticRun,
+    SyntheticSettings,
+)
+from synthetics.services import activity_backfill, tick_run
+from tests.factories import JourneySceneEventFactory, StaffUserFactory, UserFactory
+
+pytestmark = pytest.mark.django_db
+
+ADMIN_PAGES = [
+    "admin:index",
+    "admin:synthetics_simuser_changelist",
+    "admin:synthetics_syntheticrun_changelist",
+    "admin:synthetics_journey_changelist",
+    "admin:synthetics_journeysceneevent_changelist",
+    "admin:synthetics_mindblockevent_changelist",
+    "admin:synthetics_journeytemplate_changelist",
+    "admin:synthetics_mindblocktype_changelist",
+    "admin:synthetics_user_changelist",
+]
+
+
+@pytest.fixture
+def staff_client(client):
+    client.force_login(StaffUserFactory())
+    return client
+
+
+@pytest.mark.parametrize("name", [*ADMIN_PAGES, "studio"])
+def test_anonymous_and_non_staff_are_sent_to_log_in(client, name):
+    url = reverse(name)
+    response = client.get(url)
+    assert response.status_code == 302
+    assert response["Location"].startswith(reverse("admin:login"))
+    client.force_login(UserFactory())  # an active account without is_staff
+    response = client.get(url)
+    assert response.status_code == 302
+    assert response["Location"].startswith(reverse("admin:login"))
+
+
+@pytest.mark.parametrize("name", ADMIN_PAGES)
+def test_staff_see_every_admin_list(staff_client, sim_users, name):
+    activity_backfill(hours=1)
+    response = staff_client.get(reverse(name))
+    assert response.status_code == 200
+
+
+def test_admin_index_links_to_the_studio(staff_client):
+    response = staff_client.get(reverse("admin:index"))
+    assert reverse("studio") in response.content.decode()
+
+
+def test_settings_are_one_row_edited_in_place(staff_client):
+    # the list goes straight to the single row; there is no add and no delete
+    response = staff_client.get(reverse("admin:synthetics_syntheticsettings_changelist"))
+    assert response.status_code == 302
+    assert response["Location"] == reverse("admin:synthetics_syntheticsettings_change", args=[1])
+    assert staff_client.get(reverse("admin:synthetics_syntheticsettings_add")).status_code == 403
+    delete = reverse("admin:synthetics_syntheticsettings_delete", args=[1])
+    assert staff_client.post(delete, {"post": "yes"}).status_code == 403
+    assert SyntheticSettings.objects.count() == 1
+
+
+def _settings_form(**changes):
+    form = {
+        "enabled": "on",
+        "sessions_per_min": "2",
+        "max_per_run": "5",
+        "error_rate": "0.05",
+        "abandon_rate": "0.15",
+    }
+    form.update(changes)
+    return form
+
+
+def test_settings_form_saves_and_shows_errors_per_field(staff_client):
+    url = reverse("admin:synthetics_syntheticsettings_change", args=[1])
+    response = staff_client.post(url, _settings_form(sessions_per_min="7"))
+    assert response.status_code == 302
+    assert SyntheticSettings.objects.get().sessions_per_min == 7
+    response = staff_client.post(url, _settings_form(abandon_rate="0.99", max_per_run="5000"))
+    assert response.status_code == 200
+    errors = response.context["adminform"].form.errors
+    assert "abandon_rate + error_rate must not exceed 1" in " ".join(errors["abandon_rate"])
+    assert "max_per_run" in errors
+    assert SyntheticSettings.objects.get().max_per_run == 5
+
+
+def test_pause_resume_and_run_now_from_the_settings_page(staff_client, sim_users):
+    page = staff_client.get(reverse("admin:synthetics_syntheticsettings_change", args=[1]))
+    html = page.content.decode()
+    assert reverse("admin:synthetics_toggle") in html
+    assert reverse("admin:synthetics_run_now") in html
+    staff_client.post(reverse("admin:synthetics_toggle"))
+    assert SyntheticSettings.objects.get().enabled is False
+    staff_client.post(reverse("admin:synthetics_toggle"))
+    assert SyntheticSettings.objects.get().enabled is True
+    response = staff_client.post(reverse("admin:synthetics_run_now"), {"target": "3"}, follow=True)
+    assert "3 sessions" in response.content.decode()
+    assert SyntheticRun.objects.get(trigger="manual").sessions_created == 3
+    response = staff_client.post(reverse("admin:synthetics_run_now"), {"target": "9"}, follow=True)
+    assert "between 1 and max_per_run (5)" in response.content.decode()
+    assert SyntheticRun.objects.filter(trigger="manual").count() == 1
+
+
+def test_controls_need_the_change_permission(client, sim_users):
+    viewer = UserFactory(is_staff=True)
+    viewer.user_permissions.add(Permission.objects.get(codename="view_syntheticsettings"))
+    client.force_login(viewer)
+    client.post(reverse("admin:synthetics_toggle"))
+    client.post(reverse("admin:synthetics_run_now"), {"target": "2"})
+    assert SyntheticSettings.objects.get().enabled is True
+    assert not SyntheticRun.objects.exists()
+
+
+def test_ledger_journeys_and_events_are_read_only(staff_client, sim_users):
+    tick_run(trigger="manual", target=2)
+    run = SyntheticRun.objects.get()
+    event = JourneySceneEvent.objects.first()
+    for name, pk in [
+        ("syntheticrun", run.pk),
+        ("journeysceneevent", event.pk),
+        ("journey", event.journey_id),
+    ]:
+        assert staff_client.get(reverse(f"admin:synthetics_{name}_add")).status_code == 403
+        page = staff_client.get(reverse(f"admin:synthetics_{name}_change", args=[pk]))
+        assert page.status_code == 200
+        assert 'type="submit" value="Save"' not in page.content.decode()
+
+
+def test_failed_run_error_text_is_visible(staff_client):
+    run = SyntheticRun.objects.create(
+        trigger="scheduled",
+        status="failed",
+        started_at=timezone.now(),
+        finished_at=timezone.now(),
+        window_start=timezone.now(),
+        window_end=timezone.now(),
+        error="Traceback ... RuntimeError: disk full",
+    )
+    page = staff_client.get(reverse("admin:synthetics_syntheticrun_change", args=[run.pk]))
+    assert "RuntimeError: disk full" in page.content.decode()
+
+
+def test_event_list_filters_by_origin(staff_client, sim_users):
+    activity_backfill(hours=1)
+    JourneySceneEventFactory(created_at=timezone.now() - timedelta(minutes=3))
+    url = reverse("admin:synthetics_journeysceneevent_changelist")
+    real = staff_client.get(url, {"origin": "real"}).context["cl"]
+    synthetic = staff_client.get(url, {"origin": "synthetic"}).context["cl"]
+    assert real.result_count == 1
+    assert synthetic.result_count == JourneySceneEvent.objects.count() - 1
+
+
+def test_big_lists_never_count_every_row(staff_client, sim_users):
+    # given a drill-down by date hierarchy and a filter
+    activity_backfill(hours=1)
+    url = reverse("admin:synthetics_journeysceneevent_changelist")
+    now = timezone.now()
+    with CaptureQueriesContext(connection) as queries:
+        response = staff_client.get(
+            url,
+            {"origin": "synthetic", "created_at__year": now.year, "created_at__month": now.month},
+        )
+    assert response.status_code == 200
+    sql = [q["sql"].upper() for q in queries.captured_queries]
+    counts = [q for q in sql if "COUNT(" in q]
+    assert counts and all("LIMIT" in q for q in counts), "every count is bounded"
+    assert not any("DISTINCT" in q for q in sql), "the date hierarchy does not scan for dates"
+
+
+def test_capped_paginator_stops_at_the_cap(monkeypatch):
+    import synthetics.admin
+
+    JourneySceneEventFactory.create_batch(12)
+    monkeypatch.setattr(synthetics.admin, "COUNT_CAP", 5)
+    events = JourneySceneEvent.objects.order_by("-created_at")
+    assert CappedCountPaginator(events, 2).count == 6  # "5+": the cap plus one
+    assert CappedCountPaginator(events[:3], 2).count == 3
+    assert COUNT_CAP == 10_000
+
+
+def test_catalogue_is_editable(staff_client):
+    template_url = reverse("admin:synthetics_journeytemplate_changelist")
+    assert staff_client.get(template_url).status_code == 200
+    blocker = MindblockType.objects.get(slug="fatigue")
+    url = reverse("admin:synthetics_mindblocktype_change", args=[blocker.pk])
+    response = staff_client.post(
+        url, {"slug": "fatigue", "name": "Tiredness", "weight": "2.5", "is_active": "on"}
+    )
+    assert response.status_code == 302
+    blocker.refresh_from_db()
+    assert (blocker.name, blocker.weight) == ("Tiredness", 2.5)
+    assert Scene.objects.filter(template__slug="focus-session").count() == 4
+
+
+def test_studio_renders_for_staff_with_static_assets(staff_client, sim_users):
+    tick_run(trigger="scheduled")
+    response = staff_client.get(reverse("studio"))
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "/static/synthetics/studio.js" in html and "/static/synthetics/studio.css" in html
+    assert "http://" not in html and "https://" not in html, "no CDN"
+    assert 'id="status-badge" class="badge badge-running"' in html
+    assert "csrfmiddlewaretoken" in html
+
+
+def test_studio_controls_are_disabled_without_change_permission(client, sim_users):
+    viewer = UserFactory(is_staff=True)
+    viewer.user_permissions.add(Permission.objects.get(codename="view_syntheticsettings"))
+    client.force_login(viewer)
+    html = client.get(reverse("studio")).content.decode()
+    assert "needs the “change synthetic settings” permission" in html
+    assert 'id="toggle" disabled' in html

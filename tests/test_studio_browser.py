@@ -1,0 +1,159 @@
+"""The Studio end to end in headless Chromium: log in, open it from the admin, watch, run, pause, refuse.
+
+Uses Debian's chromium (/usr/bin/chromium) through Playwright's `executable_path`; screenshots at
+desktop and phone width go to test-artifacts/ (ignored by git). Skips only where no browser is
+installed; under CI a missing browser is a failure.
+"""
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from synthetics.models import SyntheticSettings
+from synthetics.services import sim_users_seed, tick_run
+from tests.factories import StaffUserFactory
+
+CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+PASSWORD = "studio-pass-1234"
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.django_db(transaction=True, serialized_rollback=True),
+]
+
+
+@pytest.fixture
+def browser():
+    if not shutil.which(CHROMIUM):
+        if os.environ.get("CI"):
+            pytest.fail(f"no browser at {CHROMIUM}: .ci/run installs Debian's chromium")
+        pytest.skip(f"no browser at {CHROMIUM} (apt-get install chromium)")
+    playwright_api = pytest.importorskip("playwright.sync_api")
+    # Playwright's sync API runs an event loop in this thread; the test's ORM calls are still sync.
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    with playwright_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            headless=True,
+            args=[
+                "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                "--disable-background-networking", "--disable-component-update", "--disable-sync",
+            ],
+        )  # fmt: skip
+        try:
+            yield browser
+        finally:
+            browser.close()
+            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+
+
+def _number(page, selector: str) -> int:
+    return int(page.locator(selector).inner_text().replace(",", ""))
+
+
+def test_staff_user_watches_and_steers_the_studio(browser, live_server):
+    # given a running generator and a staff account
+    sim_users_seed(count=40, seed=21)
+    tick_run(trigger="scheduled")
+    StaffUserFactory(username="studio", password=_hash(PASSWORD))
+    ARTIFACTS.mkdir(exist_ok=True)
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    outside = []
+    page.on(
+        "request",
+        lambda request: (
+            outside.append(request.url)
+            if not request.url.startswith(live_server.url) and not request.url.startswith("data:")
+            else None
+        ),
+    )
+    errors = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+
+    # when the user logs in and opens the Studio from the admin index
+    page.goto(f"{live_server.url}/admin/login/?next=/admin/")
+    page.fill("#id_username", "studio")
+    page.fill("#id_password", PASSWORD)
+    page.click("input[type=submit]")
+    page.get_by_role("link", name="Open the Synthetics Studio").click()
+    page.wait_for_url("**/studio/")
+
+    # then the numbers are there, and the page refreshes itself
+    assert page.locator("#status-badge").inner_text().lower() == "running"
+    assert _number(page, "#sim-users") == 40
+    page.wait_for_function(
+        "document.getElementById('refresh-state').textContent.startsWith('Refreshed')"
+    )
+    assert page.locator("#chart-hour rect").count() >= 120  # two bars per minute
+    page.screenshot(path=str(ARTIFACTS / "studio-desktop.png"), full_page=True)
+
+    # when "Run now" starts 3 sessions, activity rises after the refresh
+    before = _number(page, "#scene-5")
+    page.fill("#run-target", "3")
+    page.get_by_role("button", name="Run now").click()
+    page.wait_for_function(
+        "document.getElementById('control-message').textContent.startsWith('Started 3 sessions')"
+    )
+    page.wait_for_function(
+        f"Number(document.getElementById('scene-5').textContent.replace(/,/g, '')) >= {before + 3}"
+    )
+    assert _number(page, "#active-journeys") >= 1
+
+    # when paused, the status says so (and the database agrees)
+    page.get_by_role("button", name="Pause").click()
+    page.wait_for_function(
+        "document.getElementById('status-badge').textContent.toLowerCase() === 'paused'"
+    )
+    assert SyntheticSettings.objects.get().enabled is False
+    assert page.get_by_role("button", name="Resume").is_visible()
+
+    # when an invalid rate is entered, the error is shown by the field and nothing changes
+    before_settings = SyntheticSettings.objects.values().get()
+    page.fill("#abandon_rate", "1.5")
+    page.get_by_role("button", name="Save settings").click()
+    page.wait_for_function("document.getElementById('error-abandon_rate').textContent !== ''")
+    assert "between 0 and 1" in page.locator("#error-abandon_rate").inner_text()
+    assert page.locator("#abandon_rate").get_attribute("aria-invalid") == "true"
+    assert SyntheticSettings.objects.values().get() == before_settings
+
+    # and every control has an accessible label; the page works at phone width
+    for control in page.locator("main input:not([type=hidden]), main button").all():
+        name = control.get_attribute("id")
+        labelled = name and page.locator(f"label[for={name}]").count() == 1
+        assert labelled or control.inner_text().strip(), f"unlabelled control {name}"
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.reload()
+    page.wait_for_function(
+        "document.getElementById('refresh-state').textContent.startsWith('Refreshed')"
+    )
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= 390 + 1, f"the page scrolls sideways at phone width ({width}px)"
+    page.screenshot(path=str(ARTIFACTS / "studio-phone.png"), full_page=True)
+    assert not errors, errors
+    assert not outside, f"requests left the server: {outside}"
+    context.close()
+
+
+def test_a_failed_refresh_is_reported(browser, live_server):
+    sim_users_seed(count=5, seed=22)
+    StaffUserFactory(username="studio2", password=_hash(PASSWORD))
+    page = browser.new_page()
+    page.goto(f"{live_server.url}/admin/login/?next=/studio/")
+    page.fill("#id_username", "studio2")
+    page.fill("#id_password", PASSWORD)
+    page.click("input[type=submit]")
+    page.wait_for_url("**/studio/")
+    page.route("**/api/synthetics/status", lambda route: route.fulfill(status=503, body="down"))
+    page.evaluate("window.dispatchEvent(new Event('focus'))")
+    page.wait_for_selector("#refresh-error:not([hidden])", timeout=15_000)
+    assert "Refresh failed" in page.locator("#refresh-error").inner_text()
+
+
+def _hash(password: str) -> str:
+    from django.contrib.auth.hashers import make_password
+
+    return make_password(password)
