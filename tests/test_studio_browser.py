@@ -10,6 +10,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from django.db import connections
 
 from synthetics.models import SyntheticSettings
 from synthetics.services import sim_users_seed, tick_run
@@ -47,7 +48,10 @@ def browser():
             yield browser
         finally:
             browser.close()
-            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+            # Inside Playwright's context the ORM got connections of their own (Django keys them by
+            # context); close them here, or the test database can't be dropped at the end.
+            connections.close_all()
+    os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
 
 
 def _number(page, selector: str) -> int:
