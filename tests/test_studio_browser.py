@@ -161,3 +161,26 @@ def _hash(password: str) -> str:
     from django.contrib.auth.hashers import make_password
 
     return make_password(password)
+
+
+def test_swagger_ui_renders_offline(browser, live_server):
+    StaffUserFactory(username="docs", password=_hash(PASSWORD))
+    page = browser.new_page()
+    outside = []
+    page.on(
+        "request",
+        lambda request: (
+            outside.append(request.url)
+            if not request.url.startswith(live_server.url) and not request.url.startswith("data:")
+            else None
+        ),
+    )
+    page.goto(f"{live_server.url}/admin/login/?next=/api/docs/")
+    page.fill("#id_username", "docs")
+    page.fill("#id_password", PASSWORD)
+    page.click("input[type=submit]")
+    page.wait_for_selector(
+        '.opblock-summary-path[data-path="/api/synthetics/run-now"]', timeout=20_000
+    )
+    assert page.locator(".opblock").count() >= 7
+    assert not outside, f"requests left the server: {outside}"
