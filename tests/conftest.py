@@ -115,3 +115,22 @@ def on_postgres() -> bool:
 def postgres_only():
     if connection.vendor != "postgresql":
         pytest.skip("needs PostgreSQL: run with DATABASE_URL=postgres://...")
+
+
+def database_state() -> tuple:
+    """Everything an API request could change: the settings row and the row counts."""
+    from synthetics.models import (
+        Journey,
+        JourneySceneEvent,
+        MindblockEvent,
+        SyntheticRun,
+        SyntheticSettings,
+    )
+
+    return (
+        tuple(SyntheticSettings.objects.values_list().get()),
+        SyntheticRun.objects.count(),
+        Journey.objects.count(),
+        JourneySceneEvent.objects.count(),
+        MindblockEvent.objects.count(),
+    )

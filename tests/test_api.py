@@ -11,12 +11,11 @@ from rest_framework.test import APIClient
 from synthetics import selectors
 from synthetics.models import (
     Journey,
-    JourneySceneEvent,
-    MindblockEvent,
     SyntheticRun,
     SyntheticSettings,
 )
 from synthetics.services import activity_backfill, tick_run
+from tests.conftest import database_state
 from tests.factories import (
     JourneyFactory,
     JourneySceneEventFactory,
@@ -81,17 +80,6 @@ def api(admin_token) -> APIClient:
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {admin_token}")
     return client
-
-
-def state():
-    """Everything a request could change."""
-    return (
-        tuple(SyntheticSettings.objects.values_list().get()),
-        SyntheticRun.objects.count(),
-        Journey.objects.count(),
-        JourneySceneEvent.objects.count(),
-        MindblockEvent.objects.count(),
-    )
 
 
 # --- contracts ------------------------------------------------------------------------------------
@@ -278,13 +266,13 @@ BAD_INPUTS = [
 @pytest.mark.parametrize(("endpoint", "body"), BAD_INPUTS)
 def test_bad_input_is_refused_with_a_message_and_changes_nothing(api, sim_users, endpoint, body):
     JourneySceneEventFactory(created_at=timezone.now() - timedelta(days=30))
-    before = state()
+    before = database_state()
     response = api.post(f"{API}/{endpoint}", body, format="json")
     assert response.status_code == 400, response.content
     error = response.json()
     assert error["success"] is False
     assert isinstance(error["error"], str) and len(error["error"]) > 10
-    assert state() == before
+    assert database_state() == before
 
 
 @pytest.mark.parametrize(
@@ -292,11 +280,11 @@ def test_bad_input_is_refused_with_a_message_and_changes_nothing(api, sim_users,
     ['{"target": 3', "not json", '{"target": NaN}', '{"target": Infinity}', "", "{'target': 3}"],
 )
 def test_malformed_or_empty_bodies_are_400(api, sim_users, raw):
-    before = state()
+    before = database_state()
     response = api.generic("POST", f"{API}/run-now", raw, content_type="application/json")
     assert response.status_code == 400
     assert response.json()["success"] is False
-    assert state() == before
+    assert database_state() == before
 
 
 @pytest.mark.parametrize("hours", ["0", "721", "-1", "abc", "1.5", "99999999999999999999"])
@@ -326,11 +314,11 @@ def test_unknown_persona_is_400(api):
 
 def test_run_now_while_paused_is_409_unless_forced(api, sim_users):
     SyntheticSettings.objects.update(enabled=False)
-    before = state()
+    before = database_state()
     response = api.post(f"{API}/run-now", {"target": 2}, format="json")
     assert response.status_code == 409
     assert "paused" in response.json()["error"]
-    assert state() == before
+    assert database_state() == before
     forced = api.post(f"{API}/run-now", {"target": 2, "force": True}, format="json")
     assert forced.status_code == 200
     assert forced.json()["result"]["sessions_created"] == 2

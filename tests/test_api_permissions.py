@@ -6,13 +6,7 @@ from django.utils.crypto import get_random_string
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from synthetics.models import (
-    Journey,
-    JourneySceneEvent,
-    MindblockEvent,
-    SyntheticRun,
-    SyntheticSettings,
-)
+from tests.conftest import database_state
 from tests.factories import StaffUserFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -59,16 +53,6 @@ def _client(kind: str, auth: str) -> APIClient:
     return client
 
 
-def _state():
-    return (
-        tuple(SyntheticSettings.objects.values_list().get()),
-        SyntheticRun.objects.count(),
-        Journey.objects.count(),
-        JourneySceneEvent.objects.count(),
-        MindblockEvent.objects.count(),
-    )
-
-
 def _expected(kind: str, auth: str, endpoint: str) -> int:
     if kind == "anonymous":
         return 401
@@ -100,7 +84,7 @@ def test_permission_matrix(sim_users, kind, auth, endpoint):
     # given
     client = _client(kind, auth)
     method, path, body = ENDPOINTS[endpoint]
-    before = _state()
+    before = database_state()
     # when
     response = getattr(client, method)(f"{API}/{path}", body, format="json")
     # then
@@ -109,7 +93,7 @@ def test_permission_matrix(sim_users, kind, auth, endpoint):
     assert response["Content-Type"].startswith("application/json")
     if expected != 200:
         assert response.json()["success"] is False
-        assert _state() == before, "a denied request changes nothing"
+        assert database_state() == before, "a denied request changes nothing"
     if expected == 401:
         assert response["WWW-Authenticate"] == "Bearer"
 

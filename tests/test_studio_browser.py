@@ -79,10 +79,7 @@ def test_staff_user_watches_and_steers_the_studio(browser, live_server):
     page.on("pageerror", lambda error: errors.append(str(error)))
 
     # when the user logs in and opens the Studio from the admin index
-    page.goto(f"{live_server.url}/admin/login/?next=/admin/")
-    page.fill("#id_username", "studio")
-    page.fill("#id_password", PASSWORD)
-    page.click("input[type=submit]")
+    _log_in(page, live_server, "studio", "/admin/")
     page.get_by_role("link", name="Open the Synthetics Studio").click()
     page.wait_for_url("**/studio/")
 
@@ -146,15 +143,19 @@ def test_a_failed_refresh_is_reported(browser, live_server):
     sim_users_seed(count=5, seed=22)
     StaffUserFactory(username="studio2", password=_hash(PASSWORD))
     page = browser.new_page()
-    page.goto(f"{live_server.url}/admin/login/?next=/studio/")
-    page.fill("#id_username", "studio2")
-    page.fill("#id_password", PASSWORD)
-    page.click("input[type=submit]")
+    _log_in(page, live_server, "studio2", "/studio/")
     page.wait_for_url("**/studio/")
     page.route("**/api/synthetics/status", lambda route: route.fulfill(status=503, body="down"))
     page.evaluate("window.dispatchEvent(new Event('focus'))")
     page.wait_for_selector("#refresh-error:not([hidden])", timeout=15_000)
     assert "Refresh failed" in page.locator("#refresh-error").inner_text()
+
+
+def _log_in(page, live_server, username: str, next_path: str) -> None:
+    page.goto(f"{live_server.url}/admin/login/?next={next_path}")
+    page.fill("#id_username", username)
+    page.fill("#id_password", PASSWORD)
+    page.click("input[type=submit]")
 
 
 def _hash(password: str) -> str:
@@ -175,10 +176,7 @@ def test_swagger_ui_renders_offline(browser, live_server):
             else None
         ),
     )
-    page.goto(f"{live_server.url}/admin/login/?next=/api/docs/")
-    page.fill("#id_username", "docs")
-    page.fill("#id_password", PASSWORD)
-    page.click("input[type=submit]")
+    _log_in(page, live_server, "docs", "/api/docs/")
     page.wait_for_selector(
         '.opblock-summary-path[data-path="/api/synthetics/run-now"]', timeout=20_000
     )

@@ -245,24 +245,21 @@ class RunNowResponse(serializers.Serializer):
         return result.status != "failed"
 
 
-class ActivityTotalsOutput(serializers.Serializer):
+class ActivityCountsOutput(serializers.Serializer):
+    scene_events = serializers.IntegerField()
+    mindblock_events = serializers.IntegerField()
+    journeys_started = serializers.IntegerField()
+    journeys_completed = serializers.IntegerField()
+    journeys_abandoned = serializers.IntegerField()
+    journeys_errored = serializers.IntegerField()
+
+
+class ActivityTotalsOutput(ActivityCountsOutput):
     runs = serializers.IntegerField()
-    scene_events = serializers.IntegerField()
-    mindblock_events = serializers.IntegerField()
-    journeys_started = serializers.IntegerField()
-    journeys_completed = serializers.IntegerField()
-    journeys_abandoned = serializers.IntegerField()
-    journeys_errored = serializers.IntegerField()
 
 
-class ActivityPointOutput(serializers.Serializer):
+class ActivityPointOutput(ActivityCountsOutput):
     bucket = serializers.DateTimeField(help_text="Start of the minute or hour.")
-    scene_events = serializers.IntegerField()
-    mindblock_events = serializers.IntegerField()
-    journeys_started = serializers.IntegerField()
-    journeys_completed = serializers.IntegerField()
-    journeys_abandoned = serializers.IntegerField()
-    journeys_errored = serializers.IntegerField()
 
 
 class ActivityResponse(serializers.Serializer):

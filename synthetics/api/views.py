@@ -54,8 +54,21 @@ class StatusView(SyntheticsView):
         return Response(io.StatusResponse(summary).data)
 
 
-class ToggleView(SyntheticsView):
+class SettingsChangeView(SyntheticsView):
+    """Validate the body with `input_serializer`, apply it with settings_update, answer the settings."""
+
     permission_classes = [CanChangeSynthetics]
+    input_serializer: type[io.StrictInputSerializer]
+
+    def post(self, request):
+        data = self.input_serializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        row = settings_update(changes=data.validated_data)
+        return Response(io.SettingsResponse(row).data)
+
+
+class ToggleView(SettingsChangeView):
+    input_serializer = io.ToggleInput
 
     @extend_schema(
         operation_id="synthetics_toggle",
@@ -65,14 +78,11 @@ class ToggleView(SyntheticsView):
         examples=[OpenApiExample("Pause", value={"enabled": False}, request_only=True)],
     )
     def post(self, request):
-        data = io.ToggleInput(data=request.data)
-        data.is_valid(raise_exception=True)
-        row = settings_update(changes=data.validated_data)
-        return Response(io.SettingsResponse(row).data)
+        return super().post(request)
 
 
-class SettingsView(SyntheticsView):
-    permission_classes = [CanChangeSynthetics]
+class SettingsView(SettingsChangeView):
+    input_serializer = io.SettingsInput
 
     @extend_schema(
         operation_id="synthetics_settings_update",
@@ -82,10 +92,7 @@ class SettingsView(SyntheticsView):
         examples=[OpenApiExample("Faster", value={"sessions_per_min": 5}, request_only=True)],
     )
     def post(self, request):
-        data = io.SettingsInput(data=request.data)
-        data.is_valid(raise_exception=True)
-        row = settings_update(changes=data.validated_data)
-        return Response(io.SettingsResponse(row).data)
+        return super().post(request)
 
 
 class RunNowView(SyntheticsView):
