@@ -110,6 +110,10 @@ else:
                     "PRAGMA foreign_keys=ON;"
                 ),
             },
+            # Tests get a file of their own (created fresh and deleted by the test run), not an
+            # in-memory database: the live server's threads then use their own connections and
+            # the same WAL/IMMEDIATE locking as production instead of sharing one connection.
+            "TEST": {"NAME": str(LOCAL_DIR / "test_synthetics.sqlite3")},
         }
     }
 
