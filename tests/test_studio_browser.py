@@ -66,15 +66,7 @@ def test_staff_user_watches_and_steers_the_studio(browser, live_server):
     ARTIFACTS.mkdir(exist_ok=True)
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     page = context.new_page()
-    outside = []
-    page.on(
-        "request",
-        lambda request: (
-            outside.append(request.url)
-            if not request.url.startswith(live_server.url) and not request.url.startswith("data:")
-            else None
-        ),
-    )
+    outside = _record_outside_requests(page, live_server)
     errors = []
     page.on("pageerror", lambda error: errors.append(str(error)))
 
@@ -151,6 +143,18 @@ def test_a_failed_refresh_is_reported(browser, live_server):
     assert "Refresh failed" in page.locator("#refresh-error").inner_text()
 
 
+def _record_outside_requests(page, live_server) -> list[str]:
+    """Collect every request the page sends anywhere but the live server (a CDN, say)."""
+    outside: list[str] = []
+
+    def record(request) -> None:
+        if not request.url.startswith((live_server.url, "data:")):
+            outside.append(request.url)
+
+    page.on("request", record)
+    return outside
+
+
 def _log_in(page, live_server, username: str, next_path: str) -> None:
     page.goto(f"{live_server.url}/admin/login/?next={next_path}")
     page.fill("#id_username", username)
@@ -167,15 +171,7 @@ def _hash(password: str) -> str:
 def test_swagger_ui_renders_offline(browser, live_server):
     StaffUserFactory(username="docs", password=_hash(PASSWORD))
     page = browser.new_page()
-    outside = []
-    page.on(
-        "request",
-        lambda request: (
-            outside.append(request.url)
-            if not request.url.startswith(live_server.url) and not request.url.startswith("data:")
-            else None
-        ),
-    )
+    outside = _record_outside_requests(page, live_server)
     _log_in(page, live_server, "docs", "/api/docs/")
     page.wait_for_selector(
         '.opblock-summary-path[data-path="/api/synthetics/run-now"]', timeout=20_000
