@@ -9,7 +9,7 @@ from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
-from django.db.models import Exists, Max, Min, OuterRef, QuerySet
+from django.db.models import Count, Exists, Max, Min, OuterRef, QuerySet
 from django.http import HttpResponseRedirect
 from django.shortcuts import redirect
 from django.urls import path, reverse
@@ -283,9 +283,13 @@ class JourneyTemplateAdmin(admin.ModelAdmin):
     prepopulated_fields = {"slug": ("name",)}
     inlines = [SceneInline]
 
-    @admin.display(description="scenes")
+    def get_queryset(self, request):
+        # One query for the list, not one COUNT per template.
+        return super().get_queryset(request).annotate(scene_total=Count("scenes"))
+
+    @admin.display(description="scenes", ordering="scene_total")
     def scene_count(self, obj) -> int:
-        return obj.scenes.count()
+        return obj.scene_total
 
 
 @admin.register(MindblockType)

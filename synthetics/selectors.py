@@ -266,6 +266,7 @@ def activity_series(*, hours: int, now: datetime) -> ActivitySeries:
         status=RunStatus.SUCCEEDED, window_end__gt=since, window_end__lte=until
     )
     sums = {key: Sum(column) for key, column in _SERIES_FIELDS.items()}
+    sums["runs"] = Count("id")
     rows = (
         runs.annotate(bucket=trunc("window_end", tzinfo=UTC))
         .values("bucket")
@@ -282,7 +283,7 @@ def activity_series(*, hours: int, now: datetime) -> ActivitySeries:
         series.append({"bucket": moment, **{key: row.get(key) or 0 for key in _SERIES_FIELDS}})
         moment += step
     totals = {key: sum(point[key] for point in series) for key in _SERIES_FIELDS}
-    totals["runs"] = runs.count()
+    totals["runs"] = sum(row["runs"] for row in by_bucket.values())
     return ActivitySeries(
         hours=hours,
         bucket="minute" if per_minute else "hour",

@@ -195,6 +195,19 @@ def test_capped_paginator_stops_at_the_cap(monkeypatch):
     assert COUNT_CAP == 10_000
 
 
+def test_template_list_does_not_query_per_row(staff_client):
+    from tests.factories import SceneFactory
+
+    url = reverse("admin:synthetics_journeytemplate_changelist")
+    with CaptureQueriesContext(connection) as before:
+        staff_client.get(url)
+    SceneFactory.create_batch(6)  # six more templates, one scene each
+    with CaptureQueriesContext(connection) as after:
+        response = staff_client.get(url)
+    assert response.status_code == 200
+    assert len(after.captured_queries) == len(before.captured_queries)
+
+
 def test_catalogue_is_editable(staff_client):
     template_url = reverse("admin:synthetics_journeytemplate_changelist")
     assert staff_client.get(template_url).status_code == 200

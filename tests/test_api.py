@@ -212,6 +212,7 @@ def test_activity_totals_and_series_come_from_the_ledger(api, sim_users):
     assert body["totals"]["journeys_started"] == totals["sessions"]
     assert body["totals"]["scene_events"] == totals["scene_events"]
     assert sum(p["scene_events"] for p in body["series"]) == body["totals"]["scene_events"]
+    assert body["totals"]["runs"] == totals["runs"] == 120
     hourly = api.get(f"{API}/activity/24").json()
     assert hourly["bucket"] == "hour"
     assert len(hourly["series"]) in (24, 25)
