@@ -3,20 +3,22 @@ fast on millions of rows), and the editable journey catalogue. Changes go throug
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime, timedelta
 
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
+from django.db import DataError
 from django.db.models import Count, Exists, Max, Min, OuterRef, QuerySet
-from django.http import HttpResponseRedirect
+from django.http import HttpResponseBadRequest, HttpResponseRedirect
 from django.shortcuts import redirect
+from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.functional import cached_property
 
-from synthetics.db import TAG_TRUE, SyntheticTag
 from synthetics.engine import EngineError
 from synthetics.models import (
     Journey,
@@ -52,7 +54,7 @@ class CappedCountPaginator(Paginator):
         return self.object_list.values("pk")[: COUNT_CAP + 1].count()
 
 
-class RangeDatesQuerySet(QuerySet):
+class RangeDatesMixin:
     """`datetimes()` from the index's first and last value instead of a DISTINCT over every row.
 
     The admin's date hierarchy asks for the distinct years, months or days of the filtered rows; on
@@ -75,6 +77,12 @@ class RangeDatesQuerySet(QuerySet):
         return periods if order == "ASC" else periods[::-1]
 
 
+@functools.cache
+def _range_dates_class(queryset_class: type[QuerySet]) -> type[QuerySet]:
+    """The model's own QuerySet class (its `synthetic()`, `real()` ...) with range-based dates."""
+    return type(f"RangeDates{queryset_class.__name__}", (RangeDatesMixin, queryset_class), {})
+
+
 def _truncate(moment: datetime, kind: str) -> datetime:
     moment = moment.replace(hour=0, minute=0, second=0, microsecond=0)
     if kind in ("month", "year"):
@@ -92,7 +100,28 @@ def _next_period(moment: datetime, kind: str) -> datetime:
     return moment.replace(year=moment.year + 1)
 
 
-class BigTableAdmin(admin.ModelAdmin):
+class SafeChangelistAdmin(admin.ModelAdmin):
+    """A change list whose filters come from the query string answers 400, never 500, on bad values.
+
+    Django checks a filter's value only when the query runs, while the page renders: a year of
+    10**20 or 0, the month after 9999-12, a number beyond bigint end in OverflowError, ValueError
+    or the database's DataError. The page is rendered here, inside the guard.
+    """
+
+    def changelist_view(self, request, extra_context=None):
+        try:
+            response = super().changelist_view(request, extra_context)
+            if isinstance(response, TemplateResponse):
+                response.render()
+        except (OverflowError, ValueError, DataError) as error:
+            return HttpResponseBadRequest(
+                f"These filters cannot be applied: {error}",
+                content_type="text/plain; charset=utf-8",
+            )
+        return response
+
+
+class BigTableAdmin(SafeChangelistAdmin):
     """Read-only list of a large table: indexed ordering, bounded counts, raw-id foreign keys."""
 
     paginator = CappedCountPaginator
@@ -101,7 +130,8 @@ class BigTableAdmin(admin.ModelAdmin):
 
     def get_queryset(self, request):
         queryset = super().get_queryset(request)
-        return RangeDatesQuerySet(model=queryset.model, query=queryset.query, using=queryset.db)
+        range_dates = _range_dates_class(type(queryset))
+        return range_dates(model=queryset.model, query=queryset.query, using=queryset.db)
 
     def has_add_permission(self, request):
         return False
@@ -121,11 +151,10 @@ class SyntheticTagFilter(admin.SimpleListFilter):
         return [("synthetic", "Synthetic"), ("real", "Real")]
 
     def queryset(self, request, queryset):
-        tagged = queryset.alias(tag=SyntheticTag("event_payload"))
         if self.value() == "synthetic":
-            return tagged.filter(tag=TAG_TRUE)
+            return queryset.synthetic()
         if self.value() == "real":
-            return tagged.exclude(tag=TAG_TRUE) | tagged.filter(tag__isnull=True)
+            return queryset.real()
         return queryset
 
 
@@ -158,9 +187,12 @@ class JourneySceneEventAdmin(BigTableAdmin):
     raw_id_fields = ("user", "journey", "scene")
     list_select_related = ("scene", "user")
 
+    def get_queryset(self, request):
+        return super().get_queryset(request).with_origin()
+
     @admin.display(boolean=True, description="synthetic")
     def is_synthetic(self, obj) -> bool:
-        return obj.event_payload.get("synthetic") is True
+        return obj.is_ours
 
 
 @admin.register(MindblockEvent)
@@ -179,8 +211,10 @@ class JourneySyntheticFilter(admin.SimpleListFilter):
         return [("synthetic", "Synthetic"), ("real", "Real")]
 
     def queryset(self, request, queryset):
-        if self.value() in ("synthetic", "real"):
-            return queryset.filter(is_synthetic=self.value() == "synthetic")
+        if self.value() == "synthetic":
+            return queryset.synthetic()
+        if self.value() == "real":
+            return queryset.exclude(pk__in=queryset.synthetic().values("pk"))
         return queryset
 
 
@@ -243,7 +277,7 @@ class ActivityFilter(admin.SimpleListFilter):
 
 
 @admin.register(SimUser)
-class SimUserAdmin(admin.ModelAdmin):
+class SimUserAdmin(SafeChangelistAdmin):
     list_display = (
         "display_name", "persona", "timezone", "locale", "activity_weight", "signup_date",
         "is_active_now",
@@ -275,7 +309,7 @@ class SceneInline(admin.TabularInline):
 
 
 @admin.register(JourneyTemplate)
-class JourneyTemplateAdmin(admin.ModelAdmin):
+class JourneyTemplateAdmin(SafeChangelistAdmin):
     list_display = ("name", "slug", "popularity", "is_active", "scene_count")
     list_editable = ("popularity", "is_active")
     list_filter = ("is_active",)
@@ -293,7 +327,7 @@ class JourneyTemplateAdmin(admin.ModelAdmin):
 
 
 @admin.register(MindblockType)
-class MindblockTypeAdmin(admin.ModelAdmin):
+class MindblockTypeAdmin(SafeChangelistAdmin):
     list_display = ("name", "slug", "weight", "is_active")
     list_editable = ("weight", "is_active")
     search_fields = ("name", "slug")
@@ -381,7 +415,7 @@ class SyntheticSettingsAdmin(admin.ModelAdmin):
 
 
 @admin.register(User)
-class UserAdmin(DjangoUserAdmin):
+class UserAdmin(SafeChangelistAdmin, DjangoUserAdmin):
     list_display = ("username", "email", "is_staff", "is_active", "is_synthetic")
     list_filter = ("is_synthetic", "is_staff", "is_superuser", "is_active")
     list_per_page = 100

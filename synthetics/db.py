@@ -5,12 +5,18 @@ tag as text with the very expression the seed's verification SQL uses on Postgre
 (`event_payload->>'synthetic'`), so one expression index serves the seed's SQL, our selectors and
 cleanup alike. SQLite gets an expression that renders the key as PostgreSQL's `->>` does: 'true' for
 JSON true (and, like PostgreSQL, for the JSON string "true"), never for false, 1 or a missing key.
+
+The text tag alone is not proof that a row is ours: a real application may write `"synthetic": "true"`
+for its own test traffic. `SyntheticOrigin` is the strict reading: the run id of the row when the
+tag is the JSON boolean true and `run_id` is a JSON integer, else NULL. A row is ours only when that
+id names a succeeded run in our ledger (`EventQuerySet.synthetic()` in models.py).
 """
 
-from django.db.models import Func, TextField
+from django.db.models import BigIntegerField, Func, TextField
 
 TAG_KEY = "synthetic"
 TAG_TRUE = "true"
+RUN_ID_KEY = "run_id"
 
 
 class SyntheticTag(Func):
@@ -35,3 +41,43 @@ class SyntheticTag(Func):
     def as_sql(self, compiler, connection, **extra_context):  # other backends: plain JSON key
         column_sql, params = compiler.compile(self.source_expressions[0])
         return f"JSON_UNQUOTE(JSON_EXTRACT({column_sql}, %s))", (*params, f"$.{TAG_KEY}")
+
+
+class SyntheticOrigin(Func):
+    """The payload's `run_id` as a bigint when the row carries the boolean tag and an integer run id.
+
+    NULL for anything else (the string "true", a missing or non-integer run id), without ever
+    raising on a malformed value: the cast only runs after the type checks (a CASE guarantees it).
+    """
+
+    output_field = BigIntegerField()
+    arity = 1
+
+    def as_postgresql(self, compiler, connection, **extra_context):
+        column_sql, params = compiler.compile(self.source_expressions[0])
+        sql = (
+            f"(CASE WHEN ({column_sql} -> %s) = 'true'::jsonb "
+            f"AND jsonb_typeof({column_sql} -> %s) = 'number' "
+            f"AND ({column_sql} ->> %s) ~ '^[1-9][0-9]{{0,17}}$' "
+            f"THEN ({column_sql} ->> %s)::bigint END)"
+        )
+        return sql, (
+            *params,
+            TAG_KEY,
+            *params,
+            RUN_ID_KEY,
+            *params,
+            RUN_ID_KEY,
+            *params,
+            RUN_ID_KEY,
+        )
+
+    def as_sqlite(self, compiler, connection, **extra_context):
+        column_sql, params = compiler.compile(self.source_expressions[0])
+        sql = (
+            f"(CASE WHEN json_type({column_sql}, %s) = 'true' "
+            f"AND json_type({column_sql}, %s) = 'integer' "
+            f"THEN json_extract({column_sql}, %s) END)"
+        )
+        tag, run = f"$.{TAG_KEY}", f"$.{RUN_ID_KEY}"
+        return sql, (*params, tag, *params, run, *params, run)

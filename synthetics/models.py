@@ -4,14 +4,16 @@
 Rules that must always hold are database constraints here and validated with a message in `clean()`.
 """
 
+from __future__ import annotations
+
 import uuid
 
 from django.contrib.auth.models import AbstractUser
 from django.core.exceptions import ValidationError
 from django.db import models
-from django.db.models import F, Q
+from django.db.models import Exists, F, OuterRef, Q
 
-from synthetics.db import SyntheticTag
+from synthetics.db import TAG_TRUE, SyntheticOrigin, SyntheticTag
 
 # Documented bounds: a run never starts more than this many sessions, and the schedule never asks
 # for more than this many per minute.
@@ -267,6 +269,15 @@ class JourneyStatus(models.TextChoices):
     ERRORED = "errored"
 
 
+class JourneyQuerySet(models.QuerySet):
+    def synthetic(self) -> JourneyQuerySet:
+        """Journeys this generator wrote: flagged, and started by a succeeded run of its ledger."""
+        return self.filter(is_synthetic=True, run__status=RunStatus.SUCCEEDED)
+
+    def active(self) -> JourneyQuerySet:
+        return self.filter(status=JourneyStatus.ACTIVE)
+
+
 class Journey(models.Model):
     """One session of one user through a journey template.
 
@@ -296,6 +307,8 @@ class Journey(models.Model):
         related_name="journeys_started",
     )
     updated_at = models.DateTimeField(auto_now=True)
+
+    objects = JourneyQuerySet.as_manager()
 
     class Meta:
         db_table = "journeys"
@@ -327,6 +340,32 @@ class Journey(models.Model):
         return f"{self.template_id} {self.status} @ {self.started_at:%Y-%m-%d %H:%M}"
 
 
+def _ours(origin: str = "origin_run") -> Exists:
+    return Exists(SyntheticRun.objects.filter(pk=OuterRef(origin), status=RunStatus.SUCCEEDED))
+
+
+class EventQuerySet(models.QuerySet):
+    """What marks an event as ours, defined once for selectors, cleanup, admin and API alike."""
+
+    def synthetic(self) -> EventQuerySet:
+        """Events this generator wrote: the boolean tag and the id of a succeeded run in the ledger.
+
+        The text tag (`event_payload->>'synthetic' = 'true'`, the seed's own test) narrows the rows
+        through the tag index; the strict origin then drops a real row that merely says "true".
+        """
+        return self.alias(
+            tag=SyntheticTag("event_payload"), origin_run=SyntheticOrigin("event_payload")
+        ).filter(_ours(), tag=TAG_TRUE)
+
+    def real(self) -> EventQuerySet:
+        """Every event that `synthetic()` leaves out: the two partition the table."""
+        return self.alias(origin_run=SyntheticOrigin("event_payload")).exclude(_ours())
+
+    def with_origin(self) -> EventQuerySet:
+        """Annotate `is_ours` (one primary-key look-up in the ledger per row: for listing pages)."""
+        return self.alias(origin_run=SyntheticOrigin("event_payload")).annotate(is_ours=_ours())
+
+
 class EventBase(models.Model):
     """Columns shared by both event tables; `event_payload` carries the synthetic tag and the run id."""
 
@@ -337,6 +376,8 @@ class EventBase(models.Model):
     event_type = models.CharField(max_length=32)
     created_at = models.DateTimeField()
     event_payload = models.JSONField(default=dict, blank=True)
+
+    objects = EventQuerySet.as_manager()
 
     class Meta:
         abstract = True
@@ -437,3 +478,19 @@ class SyntheticRun(TimestampedModel):
         if self.finished_at is None:
             return None
         return int((self.finished_at - self.started_at).total_seconds() * 1000)
+
+
+class ThrottleBucket(models.Model):
+    """The recent calls of one user to one throttled operation (synthetics.api.throttles)."""
+
+    key = models.CharField(max_length=200, primary_key=True)
+    history = models.JSONField(default=list, help_text="Unix times of the calls let through.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        db_table = "synthetics_throttle"
+        ordering = ["key"]
+
+    def __str__(self) -> str:
+        return f"{self.key}: {len(self.history)} recent calls"

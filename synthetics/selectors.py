@@ -12,7 +12,6 @@ from datetime import UTC, datetime, timedelta
 from django.db.models import Count, Exists, Max, OuterRef, Q, QuerySet, Sum
 from django.db.models.functions import TruncHour, TruncMinute
 
-from synthetics.db import TAG_TRUE, SyntheticTag
 from synthetics.engine import (
     ActiveJourney,
     Catalogue,
@@ -89,8 +88,12 @@ def sim_user_pool() -> list[PoolMember]:
 
 def active_journeys() -> list[ActiveJourney]:
     """Synthetic journeys in progress (served by the partial index on active journeys)."""
-    rows = Journey.objects.filter(status=JourneyStatus.ACTIVE, is_synthetic=True).values_list(
-        "id", "sim_user_id", "user_id", "template_id", "started_at", "plan", "next_step"
+    rows = (
+        Journey.objects.synthetic()
+        .active()
+        .values_list(
+            "id", "sim_user_id", "user_id", "template_id", "started_at", "plan", "next_step"
+        )
     )
     return [
         ActiveJourney(
@@ -107,11 +110,11 @@ def active_journeys() -> list[ActiveJourney]:
 
 
 def synthetic_scene_events() -> QuerySet[JourneySceneEvent]:
-    return JourneySceneEvent.objects.alias(tag=SyntheticTag("event_payload")).filter(tag=TAG_TRUE)
+    return JourneySceneEvent.objects.synthetic()
 
 
 def synthetic_mindblock_events() -> QuerySet[MindblockEvent]:
-    return MindblockEvent.objects.alias(tag=SyntheticTag("event_payload")).filter(tag=TAG_TRUE)
+    return MindblockEvent.objects.synthetic()
 
 
 def synthetic_event_counts(*, since: datetime, until: datetime | None = None) -> dict[str, int]:
@@ -126,7 +129,7 @@ def synthetic_event_counts(*, since: datetime, until: datetime | None = None) ->
 
 
 def active_journey_count() -> int:
-    return Journey.objects.filter(status=JourneyStatus.ACTIVE, is_synthetic=True).count()
+    return Journey.objects.synthetic().active().count()
 
 
 def sim_user_count() -> int:
@@ -139,6 +142,19 @@ def covered_until() -> datetime | None:
         trigger__in=[RunTrigger.SCHEDULED, RunTrigger.BACKFILL],
         status__in=[RunStatus.SUCCEEDED, RunStatus.SKIPPED],
     ).aggregate(end=Max("window_end"))["end"]
+
+
+def last_scheduled_run_failed() -> bool:
+    """Whether the newest scheduled run that did anything (not a skip) failed."""
+    latest = (
+        SyntheticRun.objects.filter(
+            trigger=RunTrigger.SCHEDULED, status__in=[RunStatus.SUCCEEDED, RunStatus.FAILED]
+        )
+        .order_by("-started_at", "-id")
+        .values_list("status", flat=True)
+        .first()
+    )
+    return latest == RunStatus.FAILED
 
 
 def minute_is_covered(*, minute_end: datetime, minute_start: datetime) -> bool:
@@ -173,6 +189,8 @@ def run_totals(*, since: datetime, until: datetime | None = None) -> dict[str, i
 # Enabled but no scheduled run has finished for this long: the scheduler is down. (Manual runs,
 # from the Studio or an external cron, don't count: they would hide a dead scheduler.)
 STALLED_AFTER = timedelta(minutes=3)
+# Coverage further ahead of now than this means the clock stepped back.
+CLOCK_STEP_TOLERANCE = timedelta(minutes=1)
 # Activity series: per minute up to this many hours, per hour above.
 MINUTE_BUCKETS_UP_TO_HOURS = 6
 
@@ -182,22 +200,54 @@ def last_run() -> SyntheticRun | None:
     return SyntheticRun.objects.filter(finished_at__isnull=False).order_by("-finished_at").first()
 
 
-def generator_state(*, row: SyntheticSettings, now: datetime) -> str:
-    """'paused' when disabled; 'running' when a scheduled run finished recently; else 'stalled'."""
+@dataclass(frozen=True, slots=True)
+class GeneratorState:
+    status: str  # paused, running, failing, stalled, clock_behind
+    reason: str
+
+
+def generator_state(*, row: SyntheticSettings, now: datetime) -> GeneratorState:
+    """What the scheduler is doing, from the ledger alone (its finished_at and window indexes).
+
+    paused: disabled. clock_behind: the ledger covers minutes after now (the clock stepped back),
+    so runs skip until it catches up. running: the newest scheduled run of the last 3 minutes
+    succeeded or skipped; failing: it failed; stalled: there is none, the scheduler is down.
+    """
     if not row.enabled:
-        return "paused"
-    recent = SyntheticRun.objects.filter(
-        trigger=RunTrigger.SCHEDULED,
-        status__in=[RunStatus.SUCCEEDED, RunStatus.SKIPPED],
-        finished_at__gt=now - STALLED_AFTER,
+        return GeneratorState("paused", "generation is paused")
+    covered = covered_until()
+    if covered is not None and covered > now + CLOCK_STEP_TOLERANCE:
+        return GeneratorState(
+            "clock_behind",
+            f"the ledger already covers up to {covered.isoformat()}, after now: the clock stepped "
+            "back; runs skip until it gets there",
+        )
+    recent = (
+        SyntheticRun.objects.filter(
+            trigger=RunTrigger.SCHEDULED, finished_at__gt=now - STALLED_AFTER
+        )
+        .order_by("-finished_at")
+        .first()
     )
-    return "running" if recent.exists() else "stalled"
+    if recent is None:
+        return GeneratorState(
+            "stalled",
+            f"no scheduled run finished in the last {STALLED_AFTER.seconds // 60} minutes: "
+            "is the django-q2 cluster running?",
+        )
+    if recent.status == RunStatus.FAILED:
+        error_lines = recent.error.strip().splitlines()
+        first_line = recent.note or (error_lines[-1] if error_lines else "no details recorded")
+        return GeneratorState(
+            "failing", f"the last scheduled run ({recent.id}) failed: {first_line}"
+        )
+    return GeneratorState("running", "scheduled runs are succeeding")
 
 
 @dataclass(frozen=True, slots=True)
 class StatusSummary:
     settings: SyntheticSettings
-    state: str
+    state: GeneratorState
     last_5_min: dict[str, int]
     last_24_hours: dict[str, int]
     active_journeys: int
@@ -221,7 +271,8 @@ def status_summary(*, now: datetime) -> StatusSummary:
     return StatusSummary(
         settings=row,
         state=generator_state(row=row, now=now),
-        last_5_min=synthetic_event_counts(since=now - timedelta(minutes=5)),
+        # Bounded by now as well: a row dated in the future is not activity of the last 5 minutes.
+        last_5_min=synthetic_event_counts(since=now - timedelta(minutes=5), until=now),
         last_24_hours=run_totals(since=now - timedelta(hours=24)),
         active_journeys=active_journey_count(),
         sim_users=sim_user_count(),

@@ -9,6 +9,7 @@ import secrets
 from pathlib import Path
 
 import dj_database_url
+from csp.constants import NONE, SELF, UNSAFE_INLINE
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 LOCAL_DIR = Path(os.environ.get("SYNTHETICS_LOCAL_DIR", BASE_DIR / ".local"))
@@ -51,12 +52,15 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "csp",
     "django_q",
     "synthetics",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
+    "synthetics.middleware.RequestGuardMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -149,12 +153,43 @@ CSRF_COOKIE_SAMESITE = "Lax"
 SESSION_COOKIE_SAMESITE = "Lax"
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
-SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", False)
+# Production profile (README "Production"): SYNTHETICS_PRODUCTION=1 behind HTTPS turns on secure
+# cookies, the HTTPS redirect and HSTS, so `manage.py check --deploy` passes with no warning.
+PRODUCTION = env_bool("SYNTHETICS_PRODUCTION", False)
+SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", PRODUCTION)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", PRODUCTION)
+SECURE_HSTS_SECONDS = int(os.environ.get("SECURE_HSTS_SECONDS", 31_536_000 if PRODUCTION else 0))
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", PRODUCTION)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+if env_bool("SECURE_PROXY_SSL_HEADER", False):  # behind a proxy that sets X-Forwarded-Proto
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
-# --- Cache (API throttling) -------------------------------------------------------------------
+# Content-Security-Policy (django-csp) on every page: scripts, styles, images and connections only
+# from this site, no inline script, no framing. The Studio, the admin and the Swagger UI satisfy it
+# (the browser tests fail on any CSP violation). Django's admin sets a few inline style attributes,
+# hence 'unsafe-inline' for styles only.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF, UNSAFE_INLINE],
+        "img-src": [SELF, "data:"],
+        "font-src": [SELF],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    }
+}
+
+# --- Cache ---------------------------------------------------------------------------------------
 # Shared by every web worker process: the database (a table created by a migration), or Redis when
-# REDIS_URL is set. Never a per-process cache, so a throttle holds across workers.
+# REDIS_URL is set. Never a per-process cache. (The API's throttle keeps its own table, updated
+# atomically: synthetics.api.throttles.)
 REDIS_URL = os.environ.get("REDIS_URL", "").strip()
 if REDIS_URL:
     CACHES = {
@@ -168,6 +203,9 @@ else:
         }
     }
 
+# The API's bodies are small JSON objects; anything larger is refused with a 413 before it is read.
+SYNTHETICS_API_MAX_BODY_BYTES = 64 * 1024
+
 # --- REST framework -----------------------------------------------------------------------------
 # Calls a minute per user to run-now and cleanup: an operator's bursts pass, a runaway loop is stopped.
 API_BURST_RATE = os.environ.get("SYNTHETICS_API_BURST_RATE", "20/min")
@@ -180,7 +218,7 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PARSER_CLASSES": [
-        "rest_framework.parsers.JSONParser",
+        "synthetics.api.parsers.BoundedJSONParser",
         "synthetics.api.parsers.FormLabelledJSONParser",
     ],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
@@ -199,9 +237,9 @@ SPECTACULAR_SETTINGS = {
     ),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
-    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
+    "SERVE_PERMISSIONS": ["synthetics.api.permissions.CanViewSynthetics"],
     "SERVE_AUTHENTICATION": None,
-    "PARSER_WHITELIST": ["rest_framework.parsers.JSONParser"],
+    "PARSER_WHITELIST": ["synthetics.api.parsers.BoundedJSONParser"],
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "synthetics.api.schema.close_request_bodies",
@@ -237,6 +275,19 @@ if REDIS_URL:
 # Seed of the generator's random streams: the same seed, settings, catalogue and sequence of run
 # times give the same rows.
 SYNTHETICS_SEED = int(os.environ.get("SYNTHETICS_SEED", "20260109"))
+# Time budgets of a run, in seconds. A scheduled or backfill run must finish well inside django-q2's
+# task timeout (it fails itself, recorded, instead of being killed); a manual run answers an HTTP
+# client, so it waits at most a few seconds for a run in progress and finishes before gunicorn's
+# 30-second worker timeout.
+SYNTHETICS_RUN_BUDGET_SECONDS = float(
+    os.environ.get("SYNTHETICS_RUN_BUDGET_SECONDS", str(Q_CLUSTER["timeout"] - 10))
+)
+SYNTHETICS_MANUAL_RUN_BUDGET_SECONDS = float(
+    os.environ.get("SYNTHETICS_MANUAL_RUN_BUDGET_SECONDS", "20")
+)
+SYNTHETICS_MANUAL_LOCK_WAIT_SECONDS = float(
+    os.environ.get("SYNTHETICS_MANUAL_LOCK_WAIT_SECONDS", "5")
+)
 
 LOGGING = {
     "version": 1,

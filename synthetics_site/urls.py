@@ -1,11 +1,11 @@
 """URL routes: the admin, the Studio page, the REST API with its OpenAPI schema and docs."""
 
 from django.contrib import admin
-from django.contrib.auth.decorators import login_required
 from django.urls import include, path
 from django.views.generic import RedirectView
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
+from synthetics.api.permissions import synthetics_viewer_required
 from synthetics.views import studio
 
 urlpatterns = [
@@ -16,10 +16,12 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path(
         "api/docs/",
-        login_required(SpectacularSwaggerView.as_view(url_name="api-schema")),
+        # The split view serves its start-up script as a file: no inline script for the CSP.
+        synthetics_viewer_required(SpectacularSwaggerSplitView.as_view(url_name="api-schema")),
         name="api-docs",
     ),
 ]
 
+handler400 = "synthetics.api.errors.bad_request"
 handler404 = "synthetics.api.errors.not_found"
 handler500 = "synthetics.api.errors.server_error"

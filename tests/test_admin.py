@@ -41,7 +41,7 @@ def staff_client(client):
     return client
 
 
-@pytest.mark.parametrize("name", [*ADMIN_PAGES, "studio"])
+@pytest.mark.parametrize("name", ADMIN_PAGES)
 def test_anonymous_and_non_staff_are_sent_to_log_in(client, name):
     url = reverse(name)
     response = client.get(url)
@@ -51,6 +51,26 @@ def test_anonymous_and_non_staff_are_sent_to_log_in(client, name):
     response = client.get(url)
     assert response.status_code == 302
     assert response["Location"].startswith(reverse("admin:login"))
+
+
+@pytest.mark.parametrize("path", ["/studio/", "/api/docs/"])
+def test_studio_and_docs_follow_the_apis_read_permission(client, sim_users, path):
+    # given anonymous, staff without the view permission, and staff with it
+    response = client.get(path)
+    assert response.status_code == 302
+    assert response["Location"].startswith(reverse("admin:login"))
+    staff = UserFactory(is_staff=True)
+    client.force_login(staff)
+    # when staff without the permission ask: refused, as the API refuses them
+    assert client.get(path).status_code == 403
+    assert client.get("/api/synthetics/status").status_code == 403
+    assert client.get("/api/schema/").status_code == 403
+    # then the view permission opens the page, the schema and the API alike
+    staff.user_permissions.add(Permission.objects.get(codename="view_syntheticsettings"))
+    client.force_login(staff)
+    assert client.get(path).status_code == 200
+    assert client.get("/api/synthetics/status").status_code == 200
+    assert client.get("/api/schema/").status_code == 200
 
 
 @pytest.mark.parametrize("name", ADMIN_PAGES)

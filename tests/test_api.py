@@ -288,11 +288,60 @@ def test_malformed_or_empty_bodies_are_400(api, sim_users, raw):
     assert database_state() == before
 
 
-@pytest.mark.parametrize("hours", ["0", "721", "-1", "abc", "1.5", "99999999999999999999"])
-def test_activity_hours_outside_1_to_720_are_400(api, hours):
+@pytest.mark.parametrize(
+    "hours",
+    ["0", "721", "-1", "abc", "1.5", "99999999999999999999", "00024", "024", "%2024", "24%20",
+     "%EF%BC%92%EF%BC%94", "+24", "24.0", "%D9%A2%D9%A4", "0x18", "2_4"],
+)  # fmt: skip
+def test_activity_hours_take_ascii_digits_from_1_to_720_only(api, hours):
     response = api.get(f"{API}/activity/{hours}")
     assert response.status_code == 400
     assert "hours" in response.json()["fields"]
+
+
+def test_activity_hours_24_is_fine(api):
+    assert api.get(f"{API}/activity/24").json()["hours"] == 24
+
+
+@pytest.mark.parametrize("depth", [33, 1000, 30_000])  # 30,000 levels: 60 KB, under the 413 bound
+def test_deeply_nested_json_is_a_json_400(api, depth):
+    before = database_state()
+    raw = '{"enabled": ' + "[" * depth + "]" * depth + "}"
+    response = api.generic("POST", f"{API}/toggle", raw, content_type="application/json")
+    assert response.status_code == 400
+    assert "nested" in response.json()["error"]
+    assert database_state() == before
+
+
+@pytest.mark.parametrize("content_type", ["application/json", "application/x-www-form-urlencoded"])
+def test_a_body_over_64_kib_is_a_json_413_before_it_is_read(api, content_type):
+    before = database_state()
+    raw = '{"enabled": false, "pad": "' + "x" * 3_000_000 + '"}'
+    response = api.generic("POST", f"{API}/toggle", raw, content_type=content_type)
+    assert response.status_code == 413
+    assert response["Content-Type"] == "application/json"
+    assert "at most 65,536 bytes" in response.json()["error"]
+    assert database_state() == before
+
+
+def test_a_nul_byte_in_the_query_string_is_a_json_400(api, sim_users):
+    response = api.get(f"{API}/sim-users?persona=casual%00")
+    assert response.status_code == 400
+    assert response.json() == {"success": False, "error": "The request contains a NUL byte."}
+
+
+@pytest.mark.parametrize("raw", ["", "{}", '{"older_than_hours": 1}'])
+def test_cleanup_without_dry_run_deletes_nothing_and_says_what_to_send(api, sim_users, raw):
+    # given old synthetic activity
+    activity_backfill(hours=3, now=timezone.now() - timedelta(hours=2))
+    before = database_state()
+    # when cleanup is called without saying whether to delete
+    response = api.generic("POST", f"{API}/cleanup", raw, content_type="application/json")
+    # then it is refused with the field to send, and nothing is deleted
+    assert response.status_code == 400
+    assert "dry_run" in response.json()["fields"]
+    assert "send true to count" in response.json()["error"]
+    assert database_state() == before
 
 
 def test_run_now_target_message_names_the_bound(api, sim_users):
@@ -378,7 +427,7 @@ def test_cleanup_deletes_exactly_the_old_synthetic_rows(api, sim_users, monkeypa
     # when a dry run, then a real cleanup, asks for rows older than 2 hours
     dry = api.post(f"{API}/cleanup", {"older_than_hours": 2, "dry_run": True}, format="json")
     assert selectors.synthetic_scene_events().filter(created_at__lt=cutoff).exists()
-    real = api.post(f"{API}/cleanup", {"older_than_hours": 2}, format="json")
+    real = api.post(f"{API}/cleanup", {"older_than_hours": 2, "dry_run": False}, format="json")
     # then both answer the same counts, and exactly the old synthetic rows are gone
     assert dry.status_code == real.status_code == 200
     dry_counts, real_counts = dry.json()["counts"], real.json()["counts"]
@@ -420,14 +469,13 @@ def test_run_now_bursts_pass_and_a_runaway_loop_is_stopped(api, sim_users):
     assert api.get(f"{API}/status").status_code == 200
 
 
-def test_throttle_counts_are_shared_across_processes():
-    from django.conf import settings
+def test_throttle_history_lives_in_the_database_shared_by_every_process(api, sim_users):
+    from synthetics.models import ThrottleBucket
 
-    backend = settings.CACHES["default"]["BACKEND"]
-    assert backend in {
-        "django.core.cache.backends.db.DatabaseCache",
-        "django.core.cache.backends.redis.RedisCache",
-    }
+    api.post(f"{API}/run-now", {"target": 1}, format="json")
+    (bucket,) = ThrottleBucket.objects.all()
+    assert bucket.key.endswith(":run-now")
+    assert len(bucket.history) == 1
 
 
 # --- schema and docs ----------------------------------------------------------------------------------
@@ -472,9 +520,14 @@ def test_docs_and_schema_need_a_login(client):
     assert APIClient().get("/api/schema/").status_code == 401
 
 
-def test_a_user_without_rights_cannot_read_the_schema_as_anonymous_but_can_logged_in():
+def test_the_schema_needs_the_same_read_permission_as_the_api():
     user = UserFactory()
     client = APIClient()
+    assert client.get("/api/schema/").status_code == 401
+    client.force_authenticate(user)
+    assert client.get("/api/schema/").status_code == 403
+    user.user_permissions.add(Permission.objects.get(codename="view_syntheticsettings"))
+    user = type(user).objects.get(pk=user.pk)  # a fresh permission cache
     client.force_authenticate(user)
     assert client.get("/api/schema/").status_code == 200
 

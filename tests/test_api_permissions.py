@@ -19,7 +19,7 @@ ENDPOINTS = {
     "toggle": ("post", "toggle", {"enabled": False}),
     "settings": ("post", "settings", {"sessions_per_min": 7}),
     "run-now": ("post", "run-now", {"target": 1}),
-    "cleanup": ("post", "cleanup", {"older_than_hours": 1}),
+    "cleanup": ("post", "cleanup", {"older_than_hours": 1, "dry_run": False}),
 }
 READS = {"status", "activity", "sim-users"}
 

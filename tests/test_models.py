@@ -8,6 +8,7 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from synthetics import selectors
+from synthetics.db import SyntheticTag
 from synthetics.models import (
     Journey,
     JourneySceneEvent,
@@ -130,6 +131,8 @@ def _fill_events(count: int, *, end: datetime, synthetic_every: int) -> None:
     user = factories.UserFactory()
     journey = factories.JourneyFactory(user=user)
     scene = factories.SceneFactory()
+    run = factories.SyntheticRunFactory()
+    ours = {"synthetic": True, "run_id": run.id}
     JourneySceneEvent.objects.bulk_create(
         JourneySceneEvent(
             user=user,
@@ -137,7 +140,7 @@ def _fill_events(count: int, *, end: datetime, synthetic_every: int) -> None:
             scene=scene,
             event_type="scene_entered",
             created_at=end - timedelta(milliseconds=50 * i),
-            event_payload={"synthetic": True} if i % synthetic_every == 0 else {"source": "app"},
+            event_payload=ours if i % synthetic_every == 0 else {"source": "app"},
         )
         for i in range(count)
     )
@@ -181,13 +184,39 @@ def test_selector_counts_use_the_tag_index():
     assert "scene_events_synthetic_idx" in plan, plan
 
 
-def test_tag_filter_matches_json_true_only():
-    factories.JourneySceneEventFactory(event_payload={"synthetic": True})
-    for payload in ({"synthetic": False}, {"synthetic": "true"}, {"synthetic": 1}, {}, {"x": True}):
+def test_only_rows_with_the_boolean_tag_and_a_run_of_our_ledger_are_ours():
+    # given one row of ours and real rows that look like it in every way but one
+    run = factories.SyntheticRunFactory()
+    failed = factories.SyntheticRunFactory(status="failed")
+    ours = factories.JourneySceneEventFactory(event_payload={"synthetic": True, "run_id": run.id})
+    lookalikes = [
+        {"synthetic": "true", "run_id": run.id},  # the string, as a real app may write
+        {"synthetic": True},  # no run id
+        {"synthetic": True, "run_id": str(run.id)},  # a string run id
+        {"synthetic": True, "run_id": run.id + 1000},  # not in the ledger
+        {"synthetic": True, "run_id": failed.id},  # a failed run writes nothing
+        {"synthetic": True, "run_id": float(run.id) + 0.5},
+        {"synthetic": True, "run_id": "1; DROP TABLE users"},
+        {"synthetic": True, "run_id": 10**30},  # overflows bigint: never an error
+        {"synthetic": True, "run_id": -run.id},
+        {"synthetic": False, "run_id": run.id},
+        {"synthetic": 1, "run_id": run.id},
+        {"synthetic": "true"},
+        {},
+        {"x": True},
+    ]
+    for payload in lookalikes:
         factories.JourneySceneEventFactory(event_payload=payload)
-    matched = list(selectors.synthetic_scene_events().values_list("event_payload", flat=True))
-    # ->> renders the JSON string "true" as 'true' too: the seed's SQL counts it, and so do we,
-    # on both databases
-    assert sorted(map(str, matched)) == sorted(
-        map(str, [{"synthetic": True}, {"synthetic": "true"}])
-    )
+    # when the selectors and the admin's two origins ask
+    synthetic = list(JourneySceneEvent.objects.synthetic().values_list("pk", flat=True))
+    real = set(JourneySceneEvent.objects.real().values_list("pk", flat=True))
+    # then only our row is synthetic, and the rest is real: the two partition the table
+    assert synthetic == [ours.pk]
+    assert real == set(JourneySceneEvent.objects.exclude(pk=ours.pk).values_list("pk", flat=True))
+    assert len(real) == len(lookalikes)
+    # while the seed's own SQL (the text tag) still counts ours, with every boolean true and "true"
+    text_tagged = [
+        p for p in lookalikes if p.get("synthetic") is True or p.get("synthetic") == "true"
+    ]
+    seed_sql = JourneySceneEvent.objects.alias(tag=SyntheticTag("event_payload")).filter(tag="true")
+    assert seed_sql.count() == 1 + len(text_tagged)

@@ -10,12 +10,23 @@ from rest_framework.views import exception_handler as drf_exception_handler
 
 from synthetics.engine import EngineError
 from synthetics.services import GeneratorUnavailable
+from synthetics.services.locks import GeneratorBusy
 
 
 class Conflict(exceptions.APIException):
     status_code = status.HTTP_409_CONFLICT
     default_detail = "The request conflicts with the generator's state."
     default_code = "conflict"
+
+
+class Busy(exceptions.APIException):
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_detail = "The generator is busy; try again in a few seconds."
+    default_code = "busy"
+
+    def __init__(self, detail: str, *, retry_after: int) -> None:
+        super().__init__(detail)
+        self.wait = retry_after
 
 
 def _flatten(detail) -> str:
@@ -37,6 +48,8 @@ def exception_handler(exc, context):
     """Map service refusals to 4xx and render every error in one JSON shape."""
     if isinstance(exc, GeneratorUnavailable):
         exc = Conflict(str(exc))
+    elif isinstance(exc, GeneratorBusy):
+        exc = Busy(str(exc), retry_after=exc.retry_after)
     elif isinstance(exc, DjangoValidationError):
         exc = exceptions.ValidationError(
             exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
@@ -59,9 +72,24 @@ def exception_handler(exc, context):
         body["error"] = str(detail["detail"])
     else:
         body["error"] = _flatten(detail)
-    if isinstance(exc, exceptions.Throttled) and exc.wait is not None:
+    headers = dict(response.items())
+    if isinstance(exc, exceptions.Throttled | Busy) and exc.wait is not None:
         body["retry_after"] = max(1, round(exc.wait))
-    return Response(body, status=response.status_code, headers=dict(response.items()))
+        headers["Retry-After"] = str(body["retry_after"])
+    return Response(body, status=response.status_code, headers=headers)
+
+
+def bad_request(request, exception=None):
+    """JSON for API paths (413 for a body over Django's upload limit), Django's page elsewhere."""
+    from django.core.exceptions import RequestDataTooBig
+
+    if request.path.startswith("/api/"):
+        if isinstance(exception, RequestDataTooBig):
+            return JsonResponse({"success": False, "error": "The body is too large."}, status=413)
+        return JsonResponse({"success": False, "error": "Bad request."}, status=400)
+    from django.views.defaults import bad_request as django_bad_request
+
+    return django_bad_request(request, exception)
 
 
 def not_found(request, exception=None):

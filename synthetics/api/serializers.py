@@ -124,6 +124,8 @@ class RunNowInput(StrictInputSerializer):
 
 
 class CleanupInput(StrictInputSerializer):
+    """A destructive call says what it wants: `dry_run` is required, so an empty body deletes nothing."""
+
     older_than_hours = StrictIntegerField(
         required=False,
         default=DEFAULT_OLDER_THAN_HOURS,
@@ -132,7 +134,13 @@ class CleanupInput(StrictInputSerializer):
         help_text=f"Delete synthetic activity older than this (default {DEFAULT_OLDER_THAN_HOURS}).",
     )
     dry_run = StrictBooleanField(
-        required=False, default=False, help_text="Only count what would be deleted."
+        help_text="Required: true only counts what would be deleted, false deletes it.",
+        error_messages={
+            "required": (
+                "Required: send true to count what would be deleted, or false to delete it "
+                f"(with older_than_hours, default {DEFAULT_OLDER_THAN_HOURS})."
+            )
+        },
     )
 
 
@@ -205,7 +213,16 @@ class RunOutput(serializers.Serializer):
 class StatusResponse(serializers.Serializer):
     settings = SettingsOutput()
     activity = StatusActivityOutput(source="*")
-    status = serializers.ChoiceField(choices=["running", "paused", "stalled"], source="state")
+    status = serializers.ChoiceField(
+        choices=["running", "paused", "failing", "stalled", "clock_behind"],
+        source="state.status",
+        help_text=(
+            "running: scheduled runs succeed; paused: disabled; failing: the newest scheduled run "
+            "failed; stalled: no scheduled run for 3 minutes (the scheduler is down); "
+            "clock_behind: the clock stepped back behind what is already covered."
+        ),
+    )
+    status_reason = serializers.CharField(source="state.reason", help_text="The status, in words.")
     last_run = RunOutput(allow_null=True)
     recent_runs = RunOutput(many=True, help_text="The newest scheduled and manual runs.")
     sim_users = serializers.IntegerField()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers
@@ -19,6 +21,7 @@ from synthetics.services import settings_update, tick_run
 from synthetics.services.cleanup import cleanup_synthetic
 
 MAX_ACTIVITY_HOURS = 720
+HOURS_PATTERN = re.compile(r"[1-9][0-9]{0,5}", re.ASCII)
 
 
 def _errors(*codes: int) -> dict[int, OpenApiResponse]:
@@ -28,7 +31,9 @@ def _errors(*codes: int) -> dict[int, OpenApiResponse]:
         403: "Authenticated, but without the needed permission (or no CSRF token with a session).",
         404: "No such page.",
         409: "Generation is paused (send force: true to run anyway), or there are no sim users.",
+        413: "The body is larger than the API takes.",
         429: "Too many calls; retry after the given number of seconds.",
+        503: "The generator is busy with another run; retry after the given number of seconds.",
     }
     return {
         code: OpenApiResponse(io.ErrorResponse, description=descriptions[code]) for code in codes
@@ -36,7 +41,7 @@ def _errors(*codes: int) -> dict[int, OpenApiResponse]:
 
 
 READ_ERRORS = (401, 403)
-WRITE_ERRORS = (400, 401, 403)
+WRITE_ERRORS = (400, 401, 403, 413)
 
 
 class SyntheticsView(APIView):
@@ -104,7 +109,7 @@ class RunNowView(SyntheticsView):
         operation_id="synthetics_run_now",
         summary="Start exactly `target` sessions now (what an external cron calls)",
         request=io.RunNowInput,
-        responses={200: io.RunNowResponse, **_errors(*WRITE_ERRORS, 409, 429)},
+        responses={200: io.RunNowResponse, **_errors(*WRITE_ERRORS, 409, 429, 503)},
         examples=[OpenApiExample("Cron", value={"target": 3}, request_only=True)],
     )
     def post(self, request):
@@ -133,12 +138,16 @@ class ActivityView(SyntheticsView):
         responses={200: io.ActivityResponse, **_errors(400, *READ_ERRORS)},
     )
     def get(self, request, hours: str):
-        try:
-            value = int(hours)
-        except ValueError:
+        # ASCII digits only, no sign, space or leading zero: "0024", " 24" and "２４" are not 24.
+        if not HOURS_PATTERN.fullmatch(hours):
             raise serializers.ValidationError(
-                {"hours": [f"Must be a whole number of hours, got {hours!r}."]}
-            ) from None
+                {
+                    "hours": [
+                        f"Must be a whole number of hours written 1 to {MAX_ACTIVITY_HOURS}, got {hours!r}."
+                    ]
+                }
+            )
+        value = int(hours)
         if not 1 <= value <= MAX_ACTIVITY_HOURS:
             raise serializers.ValidationError(
                 {"hours": [f"Must be from 1 to {MAX_ACTIVITY_HOURS}, got {value}."]}

@@ -1,4 +1,4 @@
-"""Shared pieces of the management commands: argument types and a progress bar."""
+"""Shared pieces of the management commands: their base class, argument types and a progress bar."""
 
 from __future__ import annotations
 
@@ -8,7 +8,33 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 
+from django.core.management.base import BaseCommand, CommandError
 from django.utils.dateparse import parse_datetime
+
+from synthetics.services.database import (
+    DatabaseUnavailable,
+    database_location,
+    database_unapplied_migrations,
+)
+
+
+class SyntheticsCommand(BaseCommand):
+    """A command that needs the migrated database: refuses in one line, before any work, without it."""
+
+    requires_migrations_checks = True
+
+    def check_migrations(self) -> None:
+        # Django's own check only prints a notice; ours stops here instead of at "no such table".
+        try:
+            unapplied = database_unapplied_migrations()
+        except DatabaseUnavailable as error:
+            raise CommandError(str(error)) from error
+        if unapplied:
+            migrations = "migration" if unapplied == 1 else "migrations"
+            raise CommandError(
+                f"The database at {database_location()} is not set up ({unapplied} {migrations} "
+                'not applied): run "manage.py migrate" first (make run does it).'
+            )
 
 
 def bounded_int(low: int, high: int) -> Callable[[str], int]:

@@ -55,8 +55,8 @@ def cleanup_synthetic(*, older_than_hours: int, dry_run: bool, now: datetime) ->
     cutoff = now - timedelta(hours=older_than_hours)
     scene_events = selectors.synthetic_scene_events().filter(created_at__lt=cutoff)
     mindblock_events = selectors.synthetic_mindblock_events().filter(created_at__lt=cutoff)
-    journeys = Journey.objects.filter(is_synthetic=True, ended_at__lt=cutoff).exclude(
-        status=JourneyStatus.ACTIVE
+    journeys = (
+        Journey.objects.synthetic().filter(ended_at__lt=cutoff).exclude(status=JourneyStatus.ACTIVE)
     )
     if dry_run:
         counts = {

@@ -1,21 +1,138 @@
-"""The one-run-at-a-time rule: every generator run holds this lock for its whole transaction.
+"""The one-run-at-a-time rule and a run's time budget: every generator run holds the generator lock
+for its whole transaction, waits for it a bounded time, and must finish inside its budget.
 
 PostgreSQL: a transaction-scoped advisory lock, released at commit or rollback, so concurrent runs
-(several workers, several machines) queue up behind each other. SQLite: the connection opens every
-transaction with BEGIN IMMEDIATE (settings `transaction_mode`), which already takes the database's
-single write lock, so nothing more is needed.
+(several workers, several machines) queue up behind each other; `lock_timeout` bounds the wait and
+`statement_timeout` the rest of the run. SQLite: the connection opens every transaction with BEGIN
+IMMEDIATE (settings `transaction_mode`), which takes the database's single write lock; the busy
+timeout bounds the wait.
 """
 
-from django.db import connection
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import OperationalError, connection, transaction
 
 # An arbitrary key reserved for the generator: "SYNTHETC" in ASCII, a positive signed 64-bit value.
 GENERATOR_LOCK_KEY = 0x53594E5448455443
+# SQLite's usual busy timeout (settings: PRAGMA busy_timeout), restored after a shorter wait.
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+LOCK_NOT_AVAILABLE = "55P03"
 
 
-def generator_lock_acquire() -> None:
-    """Block until this transaction holds the generator lock; call inside transaction.atomic()."""
+class GeneratorBusy(RuntimeError):
+    """Another run held the generator lock for longer than this run may wait (answered 503)."""
+
+    def __init__(self, message: str, *, run_id: int | None = None, retry_after: int = 5) -> None:
+        super().__init__(message)
+        self.run_id = run_id
+        self.retry_after = retry_after
+
+
+class RunOverBudget(RuntimeError):
+    """The run used up its time budget before writing; it is rolled back and recorded as failed."""
+
+
+@dataclass(frozen=True, slots=True)
+class RunDeadline:
+    """When a run must be done by (a monotonic clock), and how long it may wait for the lock."""
+
+    budget_seconds: float
+    lock_wait_seconds: float
+    started: float
+
+    @property
+    def remaining_seconds(self) -> float:
+        return self.budget_seconds - (time.monotonic() - self.started)
+
+    def check(self, phase: str) -> None:
+        if self.remaining_seconds <= 0:
+            raise RunOverBudget(
+                f"the run used up its time budget of {self.budget_seconds:g} s while {phase}; "
+                "nothing was written"
+            )
+
+
+def run_deadline_start(*, manual: bool) -> RunDeadline:
+    """A deadline from now: manual runs answer an HTTP client, the others a django-q2 worker."""
+    if manual:
+        return RunDeadline(
+            budget_seconds=settings.SYNTHETICS_MANUAL_RUN_BUDGET_SECONDS,
+            lock_wait_seconds=settings.SYNTHETICS_MANUAL_LOCK_WAIT_SECONDS,
+            started=time.monotonic(),
+        )
+    budget = settings.SYNTHETICS_RUN_BUDGET_SECONDS
+    # Half the budget for the wait, so a run that got the lock late still has time to finish.
+    return RunDeadline(
+        budget_seconds=budget, lock_wait_seconds=budget / 2, started=time.monotonic()
+    )
+
+
+def _busy(deadline: RunDeadline) -> GeneratorBusy:
+    return GeneratorBusy(
+        f"The generator is busy: another run held its lock for more than "
+        f"{deadline.lock_wait_seconds:g} s. Try again in a few seconds.",
+        retry_after=max(1, round(deadline.lock_wait_seconds)),
+    )
+
+
+def _sqlite_busy_timeout(milliseconds: int) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(f"PRAGMA busy_timeout = {int(milliseconds)}")
+
+
+@contextmanager
+def generator_transaction(*, deadline: RunDeadline) -> Iterator[None]:
+    """A transaction that holds the generator lock, waited for at most `deadline.lock_wait_seconds`.
+
+    Raises GeneratorBusy (nothing written) when the lock does not come in time. On PostgreSQL the
+    rest of the transaction runs under a statement_timeout of the budget that is left.
+    """
+    wait_ms = max(1, int(deadline.lock_wait_seconds * 1000))
+    with ExitStack() as stack:
+        if connection.vendor == "sqlite" and not connection.in_atomic_block:
+            connection.ensure_connection()
+            _sqlite_busy_timeout(wait_ms)
+            try:
+                stack.enter_context(transaction.atomic())  # BEGIN IMMEDIATE: the write lock
+            except OperationalError as error:
+                if "locked" in str(error) or "busy" in str(error):
+                    raise _busy(deadline) from error
+                raise
+            finally:
+                _sqlite_busy_timeout(SQLITE_BUSY_TIMEOUT_MS)
+        else:
+            stack.enter_context(transaction.atomic())
+        generator_lock_acquire(deadline=deadline)
+        yield
+
+
+def generator_lock_acquire(*, deadline: RunDeadline | None = None) -> None:
+    """Hold the generator lock for this transaction; call inside transaction.atomic()."""
     if not connection.in_atomic_block:
         raise RuntimeError("generator_lock_acquire() must run inside a transaction")
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
+    if connection.vendor != "postgresql":
+        return  # SQLite: BEGIN IMMEDIATE already holds the database's only write lock
+    with connection.cursor() as cursor:
+        if deadline is None:
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", [GENERATOR_LOCK_KEY])
+            return
+        wait_ms = max(1, int(deadline.lock_wait_seconds * 1000))
+        cursor.execute("SELECT set_config('lock_timeout', %s, true)", [f"{wait_ms}ms"])
+        try:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [GENERATOR_LOCK_KEY])
+        except OperationalError as error:
+            if getattr(error.__cause__, "sqlstate", None) == LOCK_NOT_AVAILABLE:
+                raise _busy(deadline) from error
+            raise
+        remaining_ms = max(1, int(deadline.remaining_seconds * 1000))
+        cursor.execute(
+            "SELECT set_config('lock_timeout', '0', true), "
+            "set_config('statement_timeout', %s, true)",
+            [f"{remaining_ms}ms"],
+        )

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings as django_settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from synthetics import selectors
@@ -28,7 +28,12 @@ from synthetics.engine import (
     simulate_tick,
 )
 from synthetics.models import RunStatus, RunTrigger, SyntheticRun
-from synthetics.services.locks import generator_lock_acquire
+from synthetics.services.locks import (
+    GeneratorBusy,
+    RunDeadline,
+    generator_transaction,
+    run_deadline_start,
+)
 from synthetics.services.writers import run_output_write
 
 logger = logging.getLogger("synthetics")
@@ -46,6 +51,14 @@ class GeneratorUnavailable(EngineError):
 
 class GeneratorPaused(GeneratorUnavailable):
     """A manual run was asked for while generation is paused (and not forced)."""
+
+
+class RunInTheFuture(EngineError):
+    """A run was asked for at a time after the real now: it would write rows dated in the future."""
+
+
+class RunInterrupted(RuntimeError):
+    """The run was stopped from outside (django-q2's task timeout, Ctrl-C) and rolled back."""
 
 
 class RunFailed(RuntimeError):
@@ -114,10 +127,17 @@ def floor_minute(moment: datetime) -> datetime:
 
 
 def _aware(moment: datetime | None) -> datetime:
+    """`moment`, or the real now; never a time after the real now (no row is ever dated ahead)."""
+    real_now = timezone.now()
     if moment is None:
-        return timezone.now()
+        return real_now
     if timezone.is_naive(moment):
         raise EngineError("now must include a time zone (for example 2026-01-09T19:15:00Z)")
+    if moment > real_now:
+        raise RunInTheFuture(
+            f"now ({moment.isoformat()}) is after the current time ({real_now.isoformat()}): "
+            "a run never writes rows dated in the future."
+        )
     return moment
 
 
@@ -174,9 +194,11 @@ def tick_run(
         # Refuse bad input before taking the lock: a refused request writes nothing at all.
         _manual_preflight(target=target, force=force)
     started_at = timezone.now()
+    # A manual run answers a person or a cron waiting on HTTP: it waits a few seconds for a run in
+    # progress, then says the generator is busy. Scheduled and backfill runs wait up to their budget.
+    deadline = run_deadline_start(manual=trigger == RunTrigger.MANUAL)
     try:
-        with transaction.atomic():
-            generator_lock_acquire()
+        with generator_transaction(deadline=deadline):
             return _tick_locked(
                 trigger=trigger,
                 now=now,
@@ -185,7 +207,12 @@ def tick_run(
                 seed=seed,
                 started_at=started_at,
                 inputs=inputs,
+                deadline=deadline,
             )
+    except GeneratorBusy as error:
+        return _record_busy(
+            trigger=trigger, now=now, target=target, started_at=started_at, error=error
+        )
     except (GeneratorPaused, EngineError) as error:
         if trigger == RunTrigger.MANUAL:
             raise  # settings changed between preflight and lock: still a refusal, not a failure
@@ -195,6 +222,30 @@ def tick_run(
     except Exception as error:
         _record_failure(trigger=trigger, now=now, target=target, started_at=started_at, error=error)
         raise
+    except BaseException as error:
+        # django-q2's task timeout raises SystemExit (its TimeoutException) inside the run, Ctrl-C
+        # raises KeyboardInterrupt: the transaction is rolled back; record how the run ended, then
+        # let the interruption go on.
+        _record_failure(
+            trigger=trigger,
+            now=now,
+            target=target,
+            started_at=started_at,
+            error=RunInterrupted(_interruption_message(error)),
+            cause=error,
+        )
+        raise
+
+
+def _interruption_message(error: BaseException) -> str:
+    if isinstance(error, KeyboardInterrupt):
+        return "the run was interrupted (Ctrl-C) and rolled back"
+    if isinstance(error, SystemExit):
+        return (
+            f"the run was stopped by its worker ({error or 'SystemExit'}): most likely django-q2's "
+            f"task timeout of {django_settings.Q_CLUSTER.get('timeout')} s; it was rolled back"
+        )
+    return f"the run was stopped by {type(error).__name__}: {error}; it was rolled back"
 
 
 def _manual_preflight(*, target: int | None, force: bool) -> None:
@@ -220,6 +271,7 @@ def _tick_locked(
     seed: int,
     started_at: datetime,
     inputs: RunInputs | None,
+    deadline: RunDeadline,
 ) -> RunResult:
     row = selectors.settings_get()
     settings = selectors.generator_settings(row)
@@ -247,6 +299,13 @@ def _tick_locked(
                     note="already covered",
                 )
             run.window_start = run.window_end = floor_minute(now)
+            covered = selectors.covered_until()
+            if covered is not None and covered > floor_minute(now) + selectors.CLOCK_STEP_TOLERANCE:
+                note = (
+                    f"clock stepped back: minutes up to {covered.isoformat()} are already covered; "
+                    "generation resumes when the clock gets there"
+                )
+                return _finish_skipped(run, settings, note=note[:200])
             return _finish_skipped(run, settings, note="no new minute to cover")
         run.window_start, run.window_end = window
         if not settings.enabled:
@@ -256,6 +315,7 @@ def _tick_locked(
         sessions = scheduled_session_count(settings=settings, minutes=minutes, rng=rng)
 
     inputs = inputs or RunInputs.load()
+    deadline.check("reading its inputs")
     outcome = simulate_tick(
         settings=settings,
         catalogue=inputs.catalogue,
@@ -276,6 +336,7 @@ def _tick_locked(
     run.active_journeys = outcome.active_after
     if outcome.sessions_created < sessions:
         run.note = f"only {outcome.sessions_created} of {sessions} sessions: no more idle sim users"
+    deadline.check("simulating")
     run.save()  # the id tags every event this run writes
     run_output_write(
         run_id=run.id,
@@ -301,7 +362,10 @@ def _scheduled_window(*, trigger: str, now: datetime) -> tuple[datetime, datetim
             return None
         return start, end
     covered = selectors.covered_until()
-    earliest = end - timedelta(minutes=MAX_CATCH_UP_MINUTES)
+    # After a scheduled run that failed (a timeout, a budget overrun, a lost connection), the next
+    # one covers only the last minute: a retry never takes on more work than the run that failed.
+    catch_up = 1 if selectors.last_scheduled_run_failed() else MAX_CATCH_UP_MINUTES
+    earliest = end - timedelta(minutes=catch_up)
     start = end - timedelta(minutes=1) if covered is None else max(covered, earliest)
     if start >= end:
         return None
@@ -320,27 +384,83 @@ def _finish_skipped(run: SyntheticRun, settings, *, note: str) -> RunResult:
     )
 
 
-def _record_failure(
-    *, trigger: str, now: datetime, target: int | None, started_at: datetime, error: BaseException
+def _record_busy(
+    *, trigger: str, now: datetime, target: int | None, started_at: datetime, error: GeneratorBusy
 ) -> RunResult:
-    """Record a failed run in its own transaction (the run's own work has been rolled back)."""
-    logger.error(
-        "synthetics run trigger=%s status=failed error=%s",
-        trigger,
-        error,
-        exc_info=(type(error), error, error.__traceback__),
-    )
+    """A run that could not get the generator lock in time: recorded as skipped, then refused."""
     window_end = now if trigger == RunTrigger.MANUAL else floor_minute(now)
     run = SyntheticRun.objects.create(
         trigger=trigger,
-        status=RunStatus.FAILED,
+        status=RunStatus.SKIPPED,
         started_at=started_at,
         finished_at=timezone.now(),
         window_start=window_end,
         window_end=window_end,
         target=target,
-        error="".join(traceback.format_exception(error))[-10000:],
+        note="generator busy: another run held the lock",
     )
+    _log(run)
+    if trigger == RunTrigger.MANUAL:
+        raise GeneratorBusy(str(error), run_id=run.id)
+    return RunResult(
+        run_id=run.id,
+        trigger=trigger,
+        status=RunStatus.SKIPPED,
+        window_start=window_end,
+        window_end=window_end,
+        target=target,
+        note=run.note,
+    )
+
+
+def _record_failure(
+    *,
+    trigger: str,
+    now: datetime,
+    target: int | None,
+    started_at: datetime,
+    error: BaseException,
+    cause: BaseException | None = None,
+) -> RunResult:
+    """Record a failed run in its own transaction (the run's own work has been rolled back)."""
+    shown = cause or error
+    logger.error(
+        "synthetics run trigger=%s status=failed error=%s",
+        trigger,
+        error,
+        exc_info=(type(shown), shown, shown.__traceback__),
+    )
+    window_end = now if trigger == RunTrigger.MANUAL else floor_minute(now)
+    details = "".join(traceback.format_exception(shown))
+    if cause is not None:
+        details = f"{error}\n\n{details}"
+    row = {
+        "trigger": trigger,
+        "status": RunStatus.FAILED,
+        "started_at": started_at,
+        "finished_at": timezone.now(),
+        "window_start": window_end,
+        "window_end": window_end,
+        "target": target,
+        "note": str(error)[:200],
+        "error": details[-10000:],
+    }
+    try:
+        run = SyntheticRun.objects.create(**row)
+    except Exception:
+        # The connection died with the run (killed backend, interrupted query): reconnect once.
+        connection.close()
+        run = SyntheticRun.objects.create(**row)
+    if cause is not None:
+        return RunResult(
+            run_id=run.id,
+            trigger=trigger,
+            status=RunStatus.FAILED,
+            window_start=window_end,
+            window_end=window_end,
+            target=target,
+            note=run.note,
+        )
     if not isinstance(error, EngineError):
         raise RunFailed(f"The run failed and was rolled back: {error}", run_id=run.id) from error
     return RunResult(

@@ -1,12 +1,13 @@
 """Create, show or rotate a user's API token."""
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
 from synthetics.engine import EngineError
+from synthetics.management.cli import SyntheticsCommand
 from synthetics.services.tokens import api_token_issue
 
 
-class Command(BaseCommand):
+class Command(SyntheticsCommand):
     help = (
         "Print the API token of a user (creating one if needed) for `Authorization: Bearer <token>`. "
         "--rotate replaces it: the old token stops working at once."

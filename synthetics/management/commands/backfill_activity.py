@@ -1,13 +1,13 @@
 """Generate the last H hours of synthetic history on the simulated clock."""
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
 from synthetics.engine import EngineError
-from synthetics.management.cli import bounded_int, progress_bar
+from synthetics.management.cli import SyntheticsCommand, bounded_int, progress_bar
 from synthetics.services import RunFailed, activity_backfill
 
 
-class Command(BaseCommand):
+class Command(SyntheticsCommand):
     help = (
         "Generate the last --hours hours of activity, minute by minute on the simulated clock, "
         "ending now. Minutes a scheduled or backfill run already covered are left alone, so it is "

@@ -1,13 +1,12 @@
 """Register every synthetic account that lacks a sim_users row."""
 
 from django.conf import settings
-from django.core.management.base import BaseCommand
 
-from synthetics.management.cli import bounded_int
+from synthetics.management.cli import SyntheticsCommand, bounded_int
 from synthetics.services import sim_users_backfill
 
 
-class Command(BaseCommand):
+class Command(SyntheticsCommand):
     help = (
         "Give every synthetic account (users.is_synthetic) without a sim_users row one, with a "
         "persona, activity weight, time zone and locale. Running it again adds nothing."

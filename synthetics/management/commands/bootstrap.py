@@ -4,16 +4,17 @@ import os
 
 from django.conf import settings
 from django.core.management import call_command
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
 from synthetics import selectors
 from synthetics.engine import EngineError
+from synthetics.management.cli import SyntheticsCommand
 from synthetics.models import SyntheticRun
 from synthetics.services import staff_account_ensure
 from synthetics.services.schedule import schedule_ensure
 
 
-class Command(BaseCommand):
+class Command(SyntheticsCommand):
     help = (
         "Prepare a new install: seed 3,000 sim users and a day of history if the database has none, "
         "create a staff account on first run (SYNTHETICS_ADMIN_USERNAME / _PASSWORD / _EMAIL, or a "

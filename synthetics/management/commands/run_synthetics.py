@@ -2,15 +2,15 @@
 
 import json
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
 from synthetics.engine import EngineError
-from synthetics.management.cli import aware_datetime, bounded_int
+from synthetics.management.cli import SyntheticsCommand, aware_datetime, bounded_int
 from synthetics.models import MAX_PER_RUN_LIMIT, RunStatus, RunTrigger
 from synthetics.services import RunFailed, tick_run
 
 
-class Command(BaseCommand):
+class Command(SyntheticsCommand):
     help = (
         "Run the generator once. With --target N, a manual run that starts exactly N sessions "
         "(1..max_per_run); without it, a scheduled run covering the minutes since the last one. "

@@ -1,16 +1,16 @@
 """Create synthetic accounts and their sim_users up to a count (idempotent)."""
 
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
 from synthetics.engine import EngineError
-from synthetics.management.cli import bounded_int, progress_bar
+from synthetics.management.cli import SyntheticsCommand, bounded_int, progress_bar
 from synthetics.models import User
 from synthetics.services import sim_users_seed
 from synthetics.services.seeding import MAX_SIM_USERS
 
 
-class Command(BaseCommand):
+class Command(SyntheticsCommand):
     help = (
         "Create synthetic accounts (inactive, unusable password, e-mail under .invalid) and their "
         "sim_users rows until there are --count of them. Running it again creates nothing more."

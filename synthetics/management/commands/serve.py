@@ -9,12 +9,14 @@ import sys
 import time
 
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
+
+from synthetics.management.cli import SyntheticsCommand
 
 STOP_GRACE_SECONDS = 15
 
 
-class Command(BaseCommand):
+class Command(SyntheticsCommand):
     help = (
         "Serve the site with gunicorn and run the every-minute generator with a django-q2 cluster, "
         "both in the foreground. Ctrl-C (or SIGTERM) stops both cleanly; if either dies, the other "

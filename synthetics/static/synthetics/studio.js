@@ -49,6 +49,7 @@
     const badge = document.getElementById("status-badge");
     badge.textContent = status.status;
     badge.className = "badge badge-" + status.status;
+    text("status-reason", status.status_reason);
     const last = status.last_run;
     text(
       "last-run",
