@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.db import DataError
 from django.db.models import Count, Exists, Max, Min, OuterRef, QuerySet
@@ -17,7 +17,9 @@ from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
+from django.utils.decorators import method_decorator
 from django.utils.functional import cached_property
+from django.views.decorators.http import require_POST
 
 from synthetics.engine import EngineError
 from synthetics.models import (
@@ -35,6 +37,7 @@ from synthetics.models import (
     User,
 )
 from synthetics.services import RunFailed, settings_update, tick_run
+from synthetics.services.locks import GeneratorBusy
 
 admin.site.site_header = "Synthetics"
 admin.site.site_title = "Synthetics admin"
@@ -382,19 +385,28 @@ class SyntheticSettingsAdmin(admin.ModelAdmin):
     def _back(self):
         return HttpResponseRedirect(reverse("admin:synthetics_syntheticsettings_change", args=[1]))
 
+    def _require_change(self, request) -> None:
+        if not self.has_change_permission(request):
+            raise PermissionDenied(
+                "Steering Synthetics needs the 'change synthetic settings' permission."
+            )
+
+    @method_decorator(require_POST)
     def toggle_view(self, request):
-        if request.method != "POST" or not self.has_change_permission(request):
+        """Set generation to the state the form asks for: a double submit cannot undo itself."""
+        self._require_change(request)
+        wanted = request.POST.get("enabled")
+        if wanted not in ("true", "false"):
+            self.message_user(request, "Say enabled=true or enabled=false.", messages.ERROR)
             return self._back()
-        row = SyntheticSettings.objects.get(pk=1)
-        settings_update(changes={"enabled": not row.enabled})
-        self.message_user(
-            request, "Generation resumed." if not row.enabled else "Generation paused."
-        )
+        enabled = wanted == "true"
+        settings_update(changes={"enabled": enabled})
+        self.message_user(request, "Generation resumed." if enabled else "Generation paused.")
         return self._back()
 
+    @method_decorator(require_POST)
     def run_now_view(self, request):
-        if request.method != "POST" or not self.has_change_permission(request):
-            return self._back()
+        self._require_change(request)
         try:
             target = int(request.POST.get("target", ""))
         except ValueError:
@@ -402,7 +414,7 @@ class SyntheticSettingsAdmin(admin.ModelAdmin):
             return self._back()
         try:
             result = tick_run(trigger=RunTrigger.MANUAL, target=target)
-        except (EngineError, RunFailed, ValidationError) as error:
+        except (EngineError, RunFailed, GeneratorBusy, ValidationError) as error:
             self.message_user(request, str(error), messages.ERROR)
             return self._back()
         self.message_user(

@@ -126,10 +126,15 @@ def test_pause_resume_and_run_now_from_the_settings_page(staff_client, sim_users
     html = page.content.decode()
     assert reverse("admin:synthetics_toggle") in html
     assert reverse("admin:synthetics_run_now") in html
-    staff_client.post(reverse("admin:synthetics_toggle"))
+    assert 'name="enabled" value="false"' in html  # the page asks for the state it offers
+    staff_client.post(reverse("admin:synthetics_toggle"), {"enabled": "false"})
     assert SyntheticSettings.objects.get().enabled is False
-    staff_client.post(reverse("admin:synthetics_toggle"))
+    # a double submit of "pause" leaves it paused instead of resuming
+    staff_client.post(reverse("admin:synthetics_toggle"), {"enabled": "false"})
+    assert SyntheticSettings.objects.get().enabled is False
+    staff_client.post(reverse("admin:synthetics_toggle"), {"enabled": "true"})
     assert SyntheticSettings.objects.get().enabled is True
+    assert staff_client.get(reverse("admin:synthetics_toggle")).status_code == 405
     response = staff_client.post(reverse("admin:synthetics_run_now"), {"target": "3"}, follow=True)
     assert "3 sessions" in response.content.decode()
     assert SyntheticRun.objects.get(trigger="manual").sessions_created == 3
@@ -142,8 +147,8 @@ def test_controls_need_the_change_permission(client, sim_users):
     viewer = UserFactory(is_staff=True)
     viewer.user_permissions.add(Permission.objects.get(codename="view_syntheticsettings"))
     client.force_login(viewer)
-    client.post(reverse("admin:synthetics_toggle"))
-    client.post(reverse("admin:synthetics_run_now"), {"target": "2"})
+    assert client.post(reverse("admin:synthetics_toggle"), {"enabled": "false"}).status_code == 403
+    assert client.post(reverse("admin:synthetics_run_now"), {"target": "2"}).status_code == 403
     assert SyntheticSettings.objects.get().enabled is True
     assert not SyntheticRun.objects.exists()
 

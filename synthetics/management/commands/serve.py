@@ -37,6 +37,9 @@ class Command(SyntheticsCommand):
                 python, "-m", "gunicorn", "synthetics_site.wsgi:application",
                 "--bind", f"{host}:{port}", "--workers", str(web_workers),
                 "--access-logfile", "-", "--graceful-timeout", "10",
+                # gunicorn 27's control socket is one path per user: a second server on the
+                # machine would take it over, and stopping the first would delete it.
+                "--no-control-socket",
             ],
         }  # fmt: skip
         if not no_scheduler:
