@@ -12,10 +12,11 @@ from __future__ import annotations
 import time
 
 from django.conf import settings
-from django.db import transaction
+from django.db import OperationalError, transaction
 from rest_framework.throttling import BaseThrottle
 
 from synthetics.models import ThrottleBucket
+from synthetics.services.locks import GeneratorBusy, is_database_locked, sqlite_write_wait
 
 _PERIODS = {
     "s": 1,
@@ -39,7 +40,25 @@ def parse_rate(rate: str) -> tuple[int, int]:
 
 
 def throttle_take(*, key: str, calls: int, seconds: int, now: float) -> float | None:
-    """Let one call through if fewer than `calls` passed in the last `seconds`: None, else the wait."""
+    """Let one call through if fewer than `calls` passed in the last `seconds`: None, else the wait.
+
+    On SQLite the decision needs the write lock: it waits as long as a manual run would, then the
+    call is answered 503 "busy" (GeneratorBusy) instead of hanging.
+    """
+    wait = settings.SYNTHETICS_MANUAL_LOCK_WAIT_SECONDS
+    try:
+        with sqlite_write_wait(wait):
+            return _throttle_take(key=key, calls=calls, seconds=seconds, now=now)
+    except OperationalError as error:
+        if is_database_locked(error):
+            raise GeneratorBusy(
+                "The database is busy with another write; try again in a few seconds.",
+                retry_after=max(1, round(wait)),
+            ) from error
+        raise
+
+
+def _throttle_take(*, key: str, calls: int, seconds: int, now: float) -> float | None:
     with transaction.atomic():
         ThrottleBucket.objects.bulk_create([ThrottleBucket(key=key)], ignore_conflicts=True)
         bucket = ThrottleBucket.objects.select_for_update().get(key=key)

@@ -21,7 +21,7 @@ from django.db import OperationalError, connection, transaction
 # An arbitrary key reserved for the generator: "SYNTHETC" in ASCII, a positive signed 64-bit value.
 GENERATOR_LOCK_KEY = 0x53594E5448455443
 # SQLite's usual busy timeout (settings: PRAGMA busy_timeout), restored after a shorter wait.
-SQLITE_BUSY_TIMEOUT_MS = 30_000
+SQLITE_BUSY_TIMEOUT_MS = 20_000
 LOCK_NOT_AVAILABLE = "55P03"
 
 
@@ -86,6 +86,28 @@ def _sqlite_busy_timeout(milliseconds: int) -> None:
         cursor.execute(f"PRAGMA busy_timeout = {int(milliseconds)}")
 
 
+def is_database_locked(error: BaseException) -> bool:
+    """SQLite's answer when its write lock did not come within the busy timeout."""
+    return isinstance(error, OperationalError) and ("locked" in str(error) or "busy" in str(error))
+
+
+@contextmanager
+def sqlite_write_wait(seconds: float) -> Iterator[None]:
+    """On SQLite, wait at most `seconds` for the write lock in this block (else: no change).
+
+    Outside a transaction only: inside one, the lock is already held or the wait already happened.
+    """
+    if connection.vendor != "sqlite" or connection.in_atomic_block:
+        yield
+        return
+    connection.ensure_connection()
+    _sqlite_busy_timeout(max(1, int(seconds * 1000)))
+    try:
+        yield
+    finally:
+        _sqlite_busy_timeout(SQLITE_BUSY_TIMEOUT_MS)
+
+
 @contextmanager
 def generator_transaction(*, deadline: RunDeadline) -> Iterator[None]:
     """A transaction that holds the generator lock, waited for at most `deadline.lock_wait_seconds`.
@@ -93,19 +115,15 @@ def generator_transaction(*, deadline: RunDeadline) -> Iterator[None]:
     Raises GeneratorBusy (nothing written) when the lock does not come in time. On PostgreSQL the
     rest of the transaction runs under a statement_timeout of the budget that is left.
     """
-    wait_ms = max(1, int(deadline.lock_wait_seconds * 1000))
     with ExitStack() as stack:
         if connection.vendor == "sqlite" and not connection.in_atomic_block:
-            connection.ensure_connection()
-            _sqlite_busy_timeout(wait_ms)
             try:
-                stack.enter_context(transaction.atomic())  # BEGIN IMMEDIATE: the write lock
+                with sqlite_write_wait(deadline.lock_wait_seconds):
+                    stack.enter_context(transaction.atomic())  # BEGIN IMMEDIATE: the write lock
             except OperationalError as error:
-                if "locked" in str(error) or "busy" in str(error):
+                if is_database_locked(error):
                     raise _busy(deadline) from error
                 raise
-            finally:
-                _sqlite_busy_timeout(SQLITE_BUSY_TIMEOUT_MS)
         else:
             stack.enter_context(transaction.atomic())
         generator_lock_acquire(deadline=deadline)
