@@ -545,10 +545,14 @@ def test_without_the_profile_the_deploy_check_warns(tmp_path):
 # Spelled in pieces so that this file never matches itself.
 PEM_BLOCK = re.compile("-" * 5 + "BEGIN")
 AWS_ACCESS_KEY = re.compile(r"AKIA[0-9A-Z]{16}")
+# A string literal assigned to the key (Python, YAML, JSON), in any file.
 SECRET_KEY_LITERAL = re.compile(
-    r"""SECRET_KEY["']?\s*[:=]\s*[rRbBuUfF]{0,2}["'](?![$<])[^"'\n]{4,}["']"""  # Python, YAML
-    r"""|^\s*(?:export\s+)?SECRET_KEY=(?![\s$<"'`]|\.\.\.)\S""",  # shell, .env, Makefile
-    re.MULTILINE,
+    r"""SECRET_KEY["']?\s*[:=]\s*[rRbBuUfF]{0,2}["'](?![$<])[^"'\n]{4,}["']"""
+)
+# A bare value (shell, .env, Makefile), in files that are not Python: in Python the same shape is a
+# keyword argument taking a variable (`SECRET_KEY=settings.SECRET_KEY`).
+SECRET_KEY_SHELL = re.compile(
+    r"""^\s*(?:export\s+)?SECRET_KEY=(?![\s$<"'`]|\.\.\.)\S""", re.MULTILINE
 )
 HEX_TOKEN = re.compile(r"(?<![0-9A-Fa-f])[0-9a-f]{40}(?![0-9A-Fa-f])")
 
@@ -569,11 +573,12 @@ def _forbidden_path(path: str) -> bool:
 def test_the_scanners_find_what_they_look_for():
     assert PEM_BLOCK.search("-" * 5 + "BEGIN OPENSSH PRIVATE KEY" + "-" * 5)
     assert AWS_ACCESS_KEY.search("key = " + "AKIA" + "Z7" * 8)
-    assert SECRET_KEY_LITERAL.search("SECRET_KEY = 'django-insecure-abc123'")
-    assert SECRET_KEY_LITERAL.search("export SECRET_KEY=hunter2hunter2")
-    assert not SECRET_KEY_LITERAL.search('SECRET_KEY = os.environ.get("SECRET_KEY")')
-    assert not SECRET_KEY_LITERAL.search("SECRET_KEY=$(openssl rand -hex 32)")
-    assert not SECRET_KEY_LITERAL.search('SECRET_KEY="$(openssl rand -hex 32)"')
+    key = "SECRET_" + "KEY"  # in pieces, so that this file never matches itself
+    assert SECRET_KEY_LITERAL.search(key + " = 'django-insecure-abc123'")
+    assert SECRET_KEY_SHELL.search("export " + key + "=hunter2hunter2")
+    assert not SECRET_KEY_LITERAL.search(key + ' = os.environ.get("SECRET_KEY")')
+    assert not SECRET_KEY_SHELL.search(key + "=$(openssl rand -hex 32)")
+    assert not SECRET_KEY_SHELL.search(key + '="$(openssl rand -hex 32)"')
     assert HEX_TOKEN.search(f"token {secrets.token_hex(20)}\n")
     assert _forbidden_path(".env") and _forbidden_path(".local/secret_key")
     assert _forbidden_path("synthetics.sqlite3") and not _forbidden_path("synthetics/models.py")
@@ -597,6 +602,8 @@ def test_no_secret_is_tracked_by_git():
             continue  # binary (a screenshot)
         text = content.decode("utf-8", errors="replace")
         checks = [PEM_BLOCK, AWS_ACCESS_KEY, SECRET_KEY_LITERAL]
+        if not path.endswith(".py"):
+            checks.append(SECRET_KEY_SHELL)
         if not path.startswith("tests/"):
             checks.append(HEX_TOKEN)
         for pattern in checks:

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.db import transaction
-from django.db.models import Exists, OuterRef
+from django.db.models import Exists, OuterRef, QuerySet
 
 from synthetics import selectors
 from synthetics.engine.errors import EngineError
@@ -55,9 +55,7 @@ def cleanup_synthetic(*, older_than_hours: int, dry_run: bool, now: datetime) ->
     cutoff = now - timedelta(hours=older_than_hours)
     scene_events = selectors.synthetic_scene_events().filter(created_at__lt=cutoff)
     mindblock_events = selectors.synthetic_mindblock_events().filter(created_at__lt=cutoff)
-    journeys = (
-        Journey.objects.synthetic().filter(ended_at__lt=cutoff).exclude(status=JourneyStatus.ACTIVE)
-    )
+    journeys = _journeys_left_without_events(cutoff)
     if dry_run:
         counts = {
             "journey_scene_events": scene_events.count(),
@@ -69,14 +67,28 @@ def cleanup_synthetic(*, older_than_hours: int, dry_run: bool, now: datetime) ->
         counts = {
             "journey_scene_events": _delete_in_batches(scene_events),
             "mindblock_events": _delete_in_batches(mindblock_events),
-            "journeys": _delete_journeys(journeys),
+            "journeys": _delete_in_batches(journeys),
         }
     return CleanupResult(cutoff=cutoff, dry_run=dry_run, counts=counts)
 
 
-def _delete_journeys(journeys) -> int:
-    """Delete finished synthetic journeys none of whose events remain (so no cascade reaches a row)."""
-    orphaned = journeys.exclude(
-        Exists(JourneySceneEvent.objects.filter(journey=OuterRef("pk")))
-    ).exclude(Exists(MindblockEvent.objects.filter(journey=OuterRef("pk"))))
-    return _delete_in_batches(orphaned)
+def _journeys_left_without_events(cutoff: datetime) -> QuerySet[Journey]:
+    """Our finished journeys that end before the cutoff and keep no event once cleanup is done.
+
+    An event is kept when it is not ours or not older than the cutoff. Asked before the events are
+    deleted (a dry run) or after (the real run), the answer is the same, and a journey that still
+    has any event is never deleted, so no cascade can reach a row we did not write.
+    """
+    kept: list[Exists] = []
+    for model in (JourneySceneEvent, MindblockEvent):
+        of_journey = model.objects.filter(journey=OuterRef("pk"))
+        kept += [
+            Exists(of_journey.real()),
+            Exists(of_journey.synthetic().filter(created_at__gte=cutoff)),
+        ]
+    journeys = (
+        Journey.objects.synthetic().filter(ended_at__lt=cutoff).exclude(status=JourneyStatus.ACTIVE)
+    )
+    for condition in kept:
+        journeys = journeys.exclude(condition)
+    return journeys

@@ -12,7 +12,7 @@ import random
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings as django_settings
 from django.db import OperationalError, connection, transaction
@@ -45,6 +45,10 @@ logger = logging.getLogger("synthetics")
 MAX_CATCH_UP_MINUTES = 10
 # A manual run spreads its sessions over the minute before `now`.
 MANUAL_WINDOW = timedelta(minutes=1)
+# History goes back at most this far (31 days).
+MAX_BACKFILL_HOURS = 24 * 31
+# No simulated time before this: older dates are typos, and datetime arithmetic near year 1 overflows.
+EARLIEST_NOW = datetime(2000, 1, 1, tzinfo=UTC)
 
 
 class GeneratorUnavailable(EngineError):
@@ -135,6 +139,11 @@ def _aware(moment: datetime | None) -> datetime:
         return real_now
     if timezone.is_naive(moment):
         raise EngineError("now must include a time zone (for example 2026-01-09T19:15:00Z)")
+    if moment < EARLIEST_NOW:
+        raise EngineError(
+            f"now ({moment.isoformat()}) is before {EARLIEST_NOW.date().isoformat()}: "
+            "a simulated time must be recent"
+        )
     if moment > real_now:
         raise RunInTheFuture(
             f"now ({moment.isoformat()}) is after the current time ({real_now.isoformat()}): "
@@ -513,8 +522,14 @@ def activity_backfill(
     Each minute is its own run and transaction, so a running scheduler interleaves safely; minutes
     that a scheduled or backfill run already covered are left as they are.
     """
-    if isinstance(hours, bool) or not isinstance(hours, int) or not 1 <= hours <= 24 * 31:
-        raise EngineError(f"hours must be a whole number from 1 to {24 * 31}, got {hours!r}")
+    if (
+        isinstance(hours, bool)
+        or not isinstance(hours, int)
+        or not 1 <= hours <= MAX_BACKFILL_HOURS
+    ):
+        raise EngineError(
+            f"hours must be a whole number from 1 to {MAX_BACKFILL_HOURS}, got {hours!r}"
+        )
     end = floor_minute(_aware(now))
     minutes = hours * 60
     start = end - timedelta(minutes=minutes)

@@ -48,8 +48,15 @@ def sim_users_seed(
     if isinstance(count, bool) or not isinstance(count, int) or not 0 <= count <= MAX_SIM_USERS:
         raise EngineError(f"count must be a whole number from 0 to {MAX_SIM_USERS}, got {count!r}")
     today = today or timezone.now().date()
-    existing = set(User.objects.filter(is_synthetic=True).values_list("username", flat=True))
-    missing = max(0, count - len(existing))
+    existing = User.objects.filter(is_synthetic=True).count()
+    # Skip every name already held, by a synthetic account or a real one: a real account that
+    # happens to be called sim000001 is left alone, and seeding takes the next free name.
+    taken = set(
+        User.objects.filter(username__startswith=username_for(0)[:3]).values_list(
+            "username", flat=True
+        )
+    )
+    missing = max(0, count - existing)
     unusable = make_password(None)
     created = 0
     index = 0
@@ -57,7 +64,7 @@ def sim_users_seed(
         batch = []
         while len(batch) < min(SEED_BATCH, missing - created):
             index += 1
-            if username_for(index) in existing:
+            if username_for(index) in taken:
                 continue
             batch.append(
                 make_profile(

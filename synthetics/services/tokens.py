@@ -12,6 +12,8 @@ from synthetics.models import User
 @transaction.atomic
 def api_token_issue(*, username: str, rotate: bool) -> tuple[str, bool]:
     """Return (key, created): the user's token, a new one when there is none or `rotate` is set."""
+    if "\x00" in username:  # PostgreSQL refuses NUL in any text: no account can be named so
+        raise EngineError(f"No user named {username!r}.")
     try:
         user = User.objects.get(username=username)
     except User.DoesNotExist:

@@ -5,6 +5,7 @@ from django.core.management.base import CommandError
 from synthetics.engine import EngineError
 from synthetics.management.cli import SyntheticsCommand, bounded_int, progress_bar
 from synthetics.services import RunFailed, activity_backfill
+from synthetics.services.runs import MAX_BACKFILL_HOURS
 
 
 class Command(SyntheticsCommand):
@@ -17,9 +18,9 @@ class Command(SyntheticsCommand):
     def add_arguments(self, parser):
         parser.add_argument(
             "--hours",
-            type=bounded_int(1, 24 * 31),
+            type=bounded_int(1, MAX_BACKFILL_HOURS),
             required=True,
-            help="how many hours of history to generate (1..744)",
+            help=f"how many hours of history to generate (1..{MAX_BACKFILL_HOURS})",
         )
         parser.add_argument(
             "--seed",

@@ -8,10 +8,12 @@ from django.core.management.base import CommandError
 
 from synthetics import selectors
 from synthetics.engine import EngineError
-from synthetics.management.cli import SyntheticsCommand
+from synthetics.management.cli import SyntheticsCommand, bounded_int
 from synthetics.models import SyntheticRun
 from synthetics.services import staff_account_ensure
+from synthetics.services.runs import MAX_BACKFILL_HOURS
 from synthetics.services.schedule import schedule_ensure
+from synthetics.services.seeding import MAX_SIM_USERS
 
 
 class Command(SyntheticsCommand):
@@ -24,8 +26,16 @@ class Command(SyntheticsCommand):
     def add_arguments(self, parser):
         parser.add_argument("--host", default="127.0.0.1")
         parser.add_argument("--port", default="8000")
-        parser.add_argument("--sim-users", type=int, default=3000)
-        parser.add_argument("--history-hours", type=int, default=24)
+        parser.add_argument(
+            "--sim-users",
+            type=bounded_int(0, MAX_SIM_USERS),
+            default=3000,
+            help=f"sim users to seed on an empty install (0..{MAX_SIM_USERS})",
+        )
+        parser.add_argument(
+            "--history-hours", type=bounded_int(0, MAX_BACKFILL_HOURS), default=24,
+            help=f"hours of history to generate on an empty install (0..{MAX_BACKFILL_HOURS})",
+        )  # fmt: skip
 
     def handle(self, *args, host, port, sim_users, history_hours, **options):
         if selectors.sim_user_count() == 0:
