@@ -271,8 +271,14 @@ class JourneyStatus(models.TextChoices):
 
 class JourneyQuerySet(models.QuerySet):
     def synthetic(self) -> JourneyQuerySet:
-        """Journeys this generator wrote: flagged, and started by a succeeded run of its ledger."""
-        return self.filter(is_synthetic=True, run__status=RunStatus.SUCCEEDED)
+        """Journeys this generator wrote: flagged, and started by a run of its ledger.
+
+        `run_id` is a foreign key to the ledger, so the database itself guarantees the run exists,
+        and a run writes journeys only when it succeeds (a failed run is rolled back). No join: the
+        engine reads the active ones every minute through the partial index, and a join with the
+        ledger turns into a loop over every run when the planner has no statistics (autovacuum off).
+        """
+        return self.filter(is_synthetic=True, run__isnull=False)
 
     def active(self) -> JourneyQuerySet:
         return self.filter(status=JourneyStatus.ACTIVE)

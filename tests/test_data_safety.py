@@ -116,8 +116,8 @@ events = st.lists(
 journeys = st.lists(
     st.fixed_dictionaries(
         {
-            # ours, a real journey, and look-alikes flagged synthetic without a succeeded run
-            "kind": st.sampled_from(["ours", "real", "no-run", "failed-run"]),
+            # ours, a real journey, and a look-alike flagged synthetic without a run of the ledger
+            "kind": st.sampled_from(["ours", "real", "no-run"]),
             "active": st.booleans(),
             "age": ages,
         }
@@ -170,7 +170,7 @@ def build(world: dict, event_rows: list[dict], journey_rows: list[dict]) -> dict
     template = world["scene"].template
     made_journeys = []
     for row in journey_rows:
-        run = {"ours": runs[SUCCEEDED], "failed-run": runs[FAILED]}.get(row["kind"])
+        run = {"ours": runs[SUCCEEDED]}.get(row["kind"])
         user = world["real"] if row["kind"] == "real" else world["synthetic"]
         moment = NOW - row["age"]
         made_journeys.append(
