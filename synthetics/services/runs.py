@@ -423,15 +423,7 @@ def _record_busy(
     _log(run)
     if trigger == RunTrigger.MANUAL:
         raise GeneratorBusy(str(error), run_id=run.id, retry_after=error.retry_after)
-    return RunResult(
-        run_id=run.id,
-        trigger=trigger,
-        status=RunStatus.SKIPPED,
-        window_start=window_end,
-        window_end=window_end,
-        target=target,
-        note=run.note,
-    )
+    return RunResult.from_run(run, abandon_rate=0.0, error_rate=0.0)
 
 
 def _record_failure(
@@ -472,27 +464,9 @@ def _record_failure(
         # The connection died with the run (killed backend, interrupted query): reconnect once.
         connection.close()
         run = SyntheticRun.objects.create(**row)
-    if cause is not None:
-        return RunResult(
-            run_id=run.id,
-            trigger=trigger,
-            status=RunStatus.FAILED,
-            window_start=window_end,
-            window_end=window_end,
-            target=target,
-            note=run.note,
-        )
-    if not isinstance(error, EngineError):
+    if cause is None and not isinstance(error, EngineError):
         raise RunFailed(f"The run failed and was rolled back: {error}", run_id=run.id) from error
-    return RunResult(
-        run_id=run.id,
-        trigger=trigger,
-        status=RunStatus.FAILED,
-        window_start=window_end,
-        window_end=window_end,
-        target=target,
-        note=str(error),
-    )
+    return RunResult.from_run(run, abandon_rate=0.0, error_rate=0.0)
 
 
 @dataclass(frozen=True, slots=True)
