@@ -33,7 +33,8 @@ def main() -> None:
         page.click("input[type=submit]")
         page.wait_for_url("**/studio/")
         page.wait_for_function(
-            "document.getElementById('refresh-state').textContent.startsWith('Refreshed')"
+            # a function, not an expression: Playwright eval()s expressions, which the CSP refuses
+            "() => document.getElementById('refresh-state').textContent.startsWith('Refreshed')"
         )
         page.screenshot(path=args.out, full_page=True)
         browser.close()
