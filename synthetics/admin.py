@@ -10,11 +10,9 @@ from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
-from django.db import DataError
 from django.db.models import Count, Exists, Max, Min, OuterRef, QuerySet
-from django.http import HttpResponseBadRequest, HttpResponseRedirect
+from django.http import HttpResponseRedirect
 from django.shortcuts import redirect
-from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.decorators import method_decorator
@@ -103,28 +101,7 @@ def _next_period(moment: datetime, kind: str) -> datetime:
     return moment.replace(year=moment.year + 1)
 
 
-class SafeChangelistAdmin(admin.ModelAdmin):
-    """A change list whose filters come from the query string answers 400, never 500, on bad values.
-
-    Django checks a filter's value only when the query runs, while the page renders: a year of
-    10**20 or 0, the month after 9999-12, a number beyond bigint end in OverflowError, ValueError
-    or the database's DataError. The page is rendered here, inside the guard.
-    """
-
-    def changelist_view(self, request, extra_context=None):
-        try:
-            response = super().changelist_view(request, extra_context)
-            if isinstance(response, TemplateResponse):
-                response.render()
-        except (OverflowError, ValueError, DataError) as error:
-            return HttpResponseBadRequest(
-                f"These filters cannot be applied: {error}",
-                content_type="text/plain; charset=utf-8",
-            )
-        return response
-
-
-class BigTableAdmin(SafeChangelistAdmin):
+class BigTableAdmin(admin.ModelAdmin):
     """Read-only list of a large table: indexed ordering, bounded counts, raw-id foreign keys."""
 
     paginator = CappedCountPaginator
@@ -217,7 +194,7 @@ class JourneySyntheticFilter(admin.SimpleListFilter):
         if self.value() == "synthetic":
             return queryset.synthetic()
         if self.value() == "real":
-            return queryset.exclude(pk__in=queryset.synthetic().values("pk"))
+            return queryset.real()
         return queryset
 
 
@@ -280,7 +257,7 @@ class ActivityFilter(admin.SimpleListFilter):
 
 
 @admin.register(SimUser)
-class SimUserAdmin(SafeChangelistAdmin):
+class SimUserAdmin(admin.ModelAdmin):
     list_display = (
         "display_name", "persona", "timezone", "locale", "activity_weight", "signup_date",
         "is_active_now",
@@ -312,7 +289,7 @@ class SceneInline(admin.TabularInline):
 
 
 @admin.register(JourneyTemplate)
-class JourneyTemplateAdmin(SafeChangelistAdmin):
+class JourneyTemplateAdmin(admin.ModelAdmin):
     list_display = ("name", "slug", "popularity", "is_active", "scene_count")
     list_editable = ("popularity", "is_active")
     list_filter = ("is_active",)
@@ -330,7 +307,7 @@ class JourneyTemplateAdmin(SafeChangelistAdmin):
 
 
 @admin.register(MindblockType)
-class MindblockTypeAdmin(SafeChangelistAdmin):
+class MindblockTypeAdmin(admin.ModelAdmin):
     list_display = ("name", "slug", "weight", "is_active")
     list_editable = ("weight", "is_active")
     search_fields = ("name", "slug")
@@ -427,7 +404,7 @@ class SyntheticSettingsAdmin(admin.ModelAdmin):
 
 
 @admin.register(User)
-class UserAdmin(SafeChangelistAdmin, DjangoUserAdmin):
+class UserAdmin(DjangoUserAdmin):
     list_display = ("username", "email", "is_staff", "is_active", "is_synthetic")
     list_filter = ("is_synthetic", "is_staff", "is_superuser", "is_active")
     list_per_page = 100

@@ -280,6 +280,10 @@ class JourneyQuerySet(models.QuerySet):
         """
         return self.filter(is_synthetic=True, run__isnull=False)
 
+    def real(self) -> JourneyQuerySet:
+        """Every journey that `synthetic()` leaves out."""
+        return self.exclude(is_synthetic=True, run__isnull=False)
+
     def active(self) -> JourneyQuerySet:
         return self.filter(status=JourneyStatus.ACTIVE)
 

@@ -402,7 +402,7 @@ def test_an_error_after_half_the_rows_rolls_the_whole_run_back(history, monkeypa
     seen: dict = {}
     real_write = runs_module.run_output_write
 
-    def write_half_then_fail(*, run_id, new_journeys, updates, events, written_at):
+    def write_half_then_fail(*, run_id, new_journeys, updates, events, written_at, **options):
         seen["run_id"] = run_id
         real_write(
             run_id=run_id,
@@ -458,7 +458,7 @@ def test_a_run_stopped_by_the_task_timeout_is_rolled_back_and_the_next_covers_on
     real_write = runs_module.run_output_write
     timeout = TimeoutException("Task exceeded maximum timeout value (50 seconds)")
 
-    def write_half_then_time_out(*, run_id, new_journeys, updates, events, written_at):
+    def write_half_then_time_out(*, run_id, new_journeys, updates, events, written_at, **options):
         seen["run_id"] = run_id
         real_write(
             run_id=run_id,
@@ -491,9 +491,9 @@ def test_a_run_stopped_by_the_task_timeout_is_rolled_back_and_the_next_covers_on
     result = tick_run(trigger=RunTrigger.SCHEDULED, now=NOW + MINUTE)
     assert result.status == RunStatus.SUCCEEDED
     assert (result.window_start, result.window_end) == (
-        runs_module.floor_minute(NOW),
-        runs_module.floor_minute(NOW + MINUTE),
-    ), "after a failed scheduled run the next one covers only the last minute"
+        runs_module.floor_minute(NOW - 5 * MINUTE),
+        runs_module.floor_minute(NOW - 4 * MINUTE),
+    ), "after a failed scheduled run the next one covers one minute: the first not covered yet"
     assert_each_minute_covered_once()
     assert_ledger_matches_tables()
     assert selectors.status_summary(now=timezone.now()).state.status == "running"
@@ -531,10 +531,10 @@ def test_a_manual_run_while_the_lock_is_held_is_refused_busy_quickly(
         skipped = SyntheticRun.objects.get(id=busy.value.run_id)
         assert (skipped.trigger, skipped.status, skipped.note) == (
             RunTrigger.MANUAL,
-            RunStatus.SKIPPED,
+            RunStatus.FAILED,
             BUSY_NOTE,
         )
-        expected_runs = [(RunTrigger.MANUAL, RunStatus.SKIPPED, BUSY_NOTE)] * 2
+        expected_runs = [(RunTrigger.MANUAL, RunStatus.FAILED, BUSY_NOTE)] * 2
     else:
         assert busy.value.run_id is None
         expected_runs = []

@@ -88,7 +88,7 @@ def bad_request(request, exception=None):
     """JSON for API paths (413 for a body over Django's upload limit), Django's page elsewhere."""
     from django.core.exceptions import RequestDataTooBig
 
-    if request.path.startswith("/api/"):
+    if request.path_info.startswith("/api/"):
         if isinstance(exception, RequestDataTooBig):
             return JsonResponse({"success": False, "error": "The body is too large."}, status=413)
         return JsonResponse({"success": False, "error": "Bad request."}, status=400)
@@ -99,7 +99,7 @@ def bad_request(request, exception=None):
 
 def not_found(request, exception=None):
     """JSON 404 for API paths, Django's page elsewhere."""
-    if request.path.startswith("/api/"):
+    if request.path_info.startswith("/api/"):
         return JsonResponse(
             {"success": False, "error": f"No API endpoint at {request.path}."}, status=404
         )
@@ -109,7 +109,7 @@ def not_found(request, exception=None):
 
 
 def server_error(request):
-    if request.path.startswith("/api/"):
+    if request.path_info.startswith("/api/"):
         return JsonResponse({"success": False, "error": "Internal server error."}, status=500)
     from django.views.defaults import server_error as django_server_error
 

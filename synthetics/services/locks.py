@@ -23,6 +23,7 @@ GENERATOR_LOCK_KEY = 0x53594E5448455443
 # SQLite's usual busy timeout (settings: PRAGMA busy_timeout), restored after a shorter wait.
 SQLITE_BUSY_TIMEOUT_MS = 20_000
 LOCK_NOT_AVAILABLE = "55P03"
+QUERY_CANCELED = "57014"
 
 
 class GeneratorBusy(RuntimeError):
@@ -32,6 +33,10 @@ class GeneratorBusy(RuntimeError):
         super().__init__(message)
         self.run_id = run_id
         self.retry_after = retry_after
+
+
+class DatabaseBusy(GeneratorBusy):
+    """SQLite's single write lock did not come in time for a write other than a run (answered 503)."""
 
 
 class RunOverBudget(RuntimeError):
@@ -91,6 +96,23 @@ def is_database_locked(error: BaseException) -> bool:
     return isinstance(error, OperationalError) and ("locked" in str(error) or "busy" in str(error))
 
 
+def deadline_statement_bound(deadline: RunDeadline) -> None:
+    """Before each write of a run: refuse when the budget is spent, else bound the next statement
+    by what is left of it (PostgreSQL), so the run as a whole stays inside its budget."""
+    deadline.check("writing")
+    if connection.vendor == "postgresql":
+        remaining_ms = max(1, int(deadline.remaining_seconds * 1000))
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT set_config('statement_timeout', %s, true)", [f"{remaining_ms}ms"]
+            )
+
+
+def is_statement_timeout(error: BaseException) -> bool:
+    """PostgreSQL cancelled a statement of the run: its statement_timeout (the budget left) ran out."""
+    return getattr(error.__cause__, "sqlstate", None) == QUERY_CANCELED
+
+
 @contextmanager
 def sqlite_write_wait(seconds: float) -> Iterator[None]:
     """On SQLite, wait at most `seconds` for the write lock in this block (else: no change).
@@ -115,8 +137,9 @@ def generator_transaction(*, deadline: RunDeadline) -> Iterator[None]:
     Raises GeneratorBusy (nothing written) when the lock does not come in time. On PostgreSQL the
     rest of the transaction runs under a statement_timeout of the budget that is left.
     """
+    nested = connection.in_atomic_block
     with ExitStack() as stack:
-        if connection.vendor == "sqlite" and not connection.in_atomic_block:
+        if connection.vendor == "sqlite" and not nested:
             try:
                 with sqlite_write_wait(deadline.lock_wait_seconds):
                     stack.enter_context(transaction.atomic())  # BEGIN IMMEDIATE: the write lock
@@ -125,21 +148,40 @@ def generator_transaction(*, deadline: RunDeadline) -> Iterator[None]:
                     raise _busy(deadline) from error
                 raise
         else:
+            saved = _pg_timeouts() if nested and connection.vendor == "postgresql" else None
             stack.enter_context(transaction.atomic())
         generator_lock_acquire(deadline=deadline)
         yield
+    if connection.vendor == "postgresql" and nested and saved is not None:
+        # Inside a caller's transaction the run's timeouts would outlive its savepoint: put the
+        # caller's back (after a rollback to the savepoint PostgreSQL has already done so).
+        _pg_timeouts_set(saved)
 
 
-def generator_lock_acquire(*, deadline: RunDeadline | None = None) -> None:
+_TIMEOUTS = ("lock_timeout", "statement_timeout")
+
+
+def _pg_timeouts() -> tuple[str, ...]:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT " + ", ".join(f"current_setting('{name}')" for name in _TIMEOUTS))
+        return tuple(cursor.fetchone())
+
+
+def _pg_timeouts_set(values: tuple[str, ...]) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT " + ", ".join(f"set_config('{name}', %s, true)" for name in _TIMEOUTS),
+            list(values),
+        )
+
+
+def generator_lock_acquire(*, deadline: RunDeadline) -> None:
     """Hold the generator lock for this transaction; call inside transaction.atomic()."""
     if not connection.in_atomic_block:
         raise RuntimeError("generator_lock_acquire() must run inside a transaction")
     if connection.vendor != "postgresql":
         return  # SQLite: BEGIN IMMEDIATE already holds the database's only write lock
     with connection.cursor() as cursor:
-        if deadline is None:
-            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [GENERATOR_LOCK_KEY])
-            return
         wait_ms = max(1, int(deadline.lock_wait_seconds * 1000))
         cursor.execute("SELECT set_config('lock_timeout', %s, true)", [f"{wait_ms}ms"])
         try:

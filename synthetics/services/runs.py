@@ -31,8 +31,11 @@ from synthetics.models import RunStatus, RunTrigger, SyntheticRun
 from synthetics.services.locks import (
     GeneratorBusy,
     RunDeadline,
+    RunOverBudget,
+    deadline_statement_bound,
     generator_transaction,
     is_database_locked,
+    is_statement_timeout,
     run_deadline_start,
     sqlite_write_wait,
 )
@@ -231,20 +234,30 @@ def tick_run(
             trigger=trigger, now=now, target=target, started_at=started_at, error=error
         )
     except Exception as error:
+        if is_statement_timeout(error):  # PostgreSQL's statement_timeout: the budget, spent in SQL
+            cancelled = error
+            error = RunOverBudget(
+                f"the run used up its time budget of {deadline.budget_seconds:g} s in a database "
+                "statement; it was rolled back"
+            )
+            error.__cause__ = cancelled  # the ledger's traceback shows the cancelled statement
         _record_failure(trigger=trigger, now=now, target=target, started_at=started_at, error=error)
         raise
     except BaseException as error:
         # django-q2's task timeout raises SystemExit (its TimeoutException) inside the run, Ctrl-C
         # raises KeyboardInterrupt: the transaction is rolled back; record how the run ended, then
-        # let the interruption go on.
-        _record_failure(
-            trigger=trigger,
-            now=now,
-            target=target,
-            started_at=started_at,
-            error=RunInterrupted(_interruption_message(error)),
-            cause=error,
-        )
+        # let the interruption go on (even when the record cannot be written).
+        try:
+            _record_failure(
+                trigger=trigger,
+                now=now,
+                target=target,
+                started_at=started_at,
+                error=RunInterrupted(_interruption_message(error)),
+                cause=error,
+            )
+        except Exception:
+            logger.exception("synthetics run: could not record the interrupted run")
         raise
 
 
@@ -350,6 +363,7 @@ def _tick_locked(
     deadline.check("simulating")
     run.save()  # the id tags every event this run writes
     run_output_write(
+        before_statement=lambda: deadline_statement_bound(deadline),
         run_id=run.id,
         new_journeys=outcome.new_journeys,
         updates=outcome.journey_updates,
@@ -373,13 +387,15 @@ def _scheduled_window(*, trigger: str, now: datetime) -> tuple[datetime, datetim
             return None
         return start, end
     covered = selectors.covered_until()
-    # After a scheduled run that failed (a timeout, a budget overrun, a lost connection), the next
-    # one covers only the last minute: a retry never takes on more work than the run that failed.
-    catch_up = 1 if selectors.last_scheduled_run_failed() else MAX_CATCH_UP_MINUTES
-    earliest = end - timedelta(minutes=catch_up)
+    earliest = end - timedelta(minutes=MAX_CATCH_UP_MINUTES)
     start = end - timedelta(minutes=1) if covered is None else max(covered, earliest)
     if start >= end:
         return None
+    if selectors.last_scheduled_run_failed():
+        # After a scheduled run that failed (a timeout, a budget overrun, a lost connection), the
+        # next covers one minute, the first one not covered yet: a retry never takes on more work
+        # than the run that failed, and no minute is skipped; the runs after it catch up.
+        end = start + timedelta(minutes=1)
     return start, end
 
 
@@ -398,15 +414,17 @@ def _finish_skipped(run: SyntheticRun, settings, *, note: str) -> RunResult:
 def _record_busy(
     *, trigger: str, now: datetime, target: int | None, started_at: datetime, error: GeneratorBusy
 ) -> RunResult:
-    """A run that could not get the generator lock in time: recorded as skipped, then refused.
+    """A run that could not get the generator lock in time: recorded as failed, then refused.
 
-    On SQLite the ledger row itself needs the write lock that another writer holds: it is recorded
-    if the lock comes within a second, else only logged, so the caller still hears "busy" in time.
+    Failed, not skipped: a skipped scheduled run counts as covering its minute, and this one
+    generated nothing, so the next run must cover the minute instead. On SQLite the ledger row
+    itself needs the write lock that another writer holds: it is recorded if the lock comes within
+    a second, else only logged, so the caller still hears "busy" in time.
     """
     window_end = now if trigger == RunTrigger.MANUAL else floor_minute(now)
     run = SyntheticRun(
         trigger=trigger,
-        status=RunStatus.SKIPPED,
+        status=RunStatus.FAILED,
         started_at=started_at,
         finished_at=timezone.now(),
         window_start=window_end,
@@ -461,6 +479,8 @@ def _record_failure(
     try:
         run = SyntheticRun.objects.create(**row)
     except Exception:
+        if connection.in_atomic_block:
+            raise  # inside a caller's transaction: reconnecting is not ours to do
         # The connection died with the run (killed backend, interrupted query): reconnect once.
         connection.close()
         run = SyntheticRun.objects.create(**row)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 
 from django.db import connection
@@ -67,11 +67,16 @@ def run_output_write(
     updates: Sequence[JourneyUpdate],
     events: Sequence[EventRecord],
     written_at: datetime,
+    before_statement: Callable[[], None] = lambda: None,
 ) -> None:
-    """Insert the run's journeys and events and apply its journey changes, in the caller's transaction."""
+    """Insert the run's journeys and events and apply its journey changes, in the caller's transaction.
+
+    `before_statement` runs before each statement (the run's deadline: check it, bound the next one).
+    """
     scene_events = [event for event in events if event.kind == "scene"]
     mindblock_events = [event for event in events if event.kind == "mindblock"]
     if connection.vendor == "postgresql":
+        before_statement()
         _copy(
             Journey._meta.db_table,
             _JOURNEY_COLUMNS,
@@ -93,6 +98,7 @@ def run_output_write(
                 for j in new_journeys
             ),
         )
+        before_statement()
         _copy(
             JourneySceneEvent._meta.db_table,
             _SCENE_EVENT_COLUMNS,
@@ -108,6 +114,7 @@ def run_output_write(
                 for e in scene_events
             ),
         )
+        before_statement()
         _copy(
             MindblockEvent._meta.db_table,
             _MINDBLOCK_EVENT_COLUMNS,
@@ -125,6 +132,7 @@ def run_output_write(
             ),
         )
     else:
+        before_statement()
         Journey.objects.bulk_create(
             [
                 Journey(
@@ -144,6 +152,7 @@ def run_output_write(
             ],
             batch_size=BATCH_SIZE,
         )
+        before_statement()
         JourneySceneEvent.objects.bulk_create(
             [
                 JourneySceneEvent(
@@ -158,6 +167,7 @@ def run_output_write(
             ],
             batch_size=BATCH_SIZE,
         )
+        before_statement()
         MindblockEvent.objects.bulk_create(
             [
                 MindblockEvent(
@@ -174,10 +184,14 @@ def run_output_write(
             batch_size=BATCH_SIZE,
         )
     if updates:
-        _journeys_update(updates, written_at)
+        _journeys_update(updates, written_at, before_statement)
 
 
-def _journeys_update(updates: Sequence[JourneyUpdate], written_at: datetime) -> None:
+def _journeys_update(
+    updates: Sequence[JourneyUpdate],
+    written_at: datetime,
+    before_statement: Callable[[], None],
+) -> None:
     """Apply all journey changes with one UPDATE ... FROM (VALUES ...) per batch."""
     fields = [Journey._meta.get_field(name) for name in ("id", "next_step", "status", "ended_at")]
     casts = ["::uuid", "::integer", "::varchar", "::timestamptz"]
@@ -203,6 +217,7 @@ def _journeys_update(updates: Sequence[JourneyUpdate], written_at: datetime) -> 
             f"FROM (VALUES {', '.join([row_sql] * len(batch))}) AS v "
             f"WHERE {table}.id = v.column1"
         )
+        before_statement()
         with connection.cursor() as cursor:
             cursor.execute(sql, [updated_at, *params])
             if cursor.rowcount != len(batch):  # a journey vanished mid-run: roll the run back
