@@ -553,3 +553,19 @@ def test_api_token_command_creates_and_rotates():
 def test_view_permission_is_a_real_permission():
     assert Permission.objects.filter(codename="view_syntheticsettings").exists()
     assert Permission.objects.filter(codename="change_syntheticsettings").exists()
+
+
+def test_a_run_that_fails_during_run_now_is_a_json_500_naming_its_ledger_row(
+    api, sim_users, monkeypatch
+):
+    from synthetics.services import runs as runs_module
+
+    def broken(**kwargs):
+        raise RuntimeError("disk full (injected)")
+
+    monkeypatch.setattr(runs_module, "run_output_write", broken)
+    response = api.post(f"{API}/run-now", {"target": 1}, format="json")
+    assert response.status_code == 500
+    body = response.json()
+    assert body["success"] is False and "disk full" in body["error"]
+    assert SyntheticRun.objects.get(id=body["run_id"]).status == "failed"

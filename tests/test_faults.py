@@ -839,3 +839,64 @@ def test_a_run_killed_with_sigkill_leaves_nothing_and_the_next_run_covers_the_ga
         table_lock.close()
         for cluster in clusters:
             _cluster_stop(cluster)
+
+
+# --- 9. every connection killed: the web process and the cluster carry on -----------------------------
+
+
+def _scheduled_run_after(run_id: int, cluster: subprocess.Popen, log: Path) -> SyntheticRun:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        assert cluster.poll() is None, log.read_text()
+        later = SyntheticRun.objects.filter(trigger=RunTrigger.SCHEDULED, id__gt=run_id).first()
+        if later is not None:
+            return later
+        time.sleep(0.3)
+    raise AssertionError(f"no scheduled run came:\n{log.read_text()}")
+
+
+@pytest.mark.slow
+@transactional
+def test_the_web_process_and_the_cluster_recover_from_killed_connections_without_a_restart(
+    postgres_only, live_server, admin_token, tmp_path, monkeypatch
+):
+    # given a running cluster that has run the generator, and a web server that has answered
+    sim_users_seed(count=30, seed=14)
+    schedule_ensure()
+    Schedule.objects.filter(name=SCHEDULE_NAME).update(next_run=timezone.now() + timedelta(days=1))
+    first = tick_run(trigger=RunTrigger.SCHEDULED, now=timezone.now() - 3 * MINUTE)
+    name, log = f"synthetics-recover-{uuid.uuid4().hex[:8]}", tmp_path / "qcluster.log"
+    cluster = _cluster_start(tmp_path, name, log)
+    status_url = f"{live_server.url}{API}/status"
+
+    def status() -> int:
+        request = urllib.request.Request(
+            status_url, headers={"Authorization": f"Bearer {admin_token}"}
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return response.status
+        except urllib.error.HTTPError as error:
+            return error.code
+
+    try:
+        _tick_enqueue(name, monkeypatch)
+        before = _scheduled_run_after(first.run_id, cluster, log)
+        assert before.status == RunStatus.SUCCEEDED, (before.note, before.error)
+        assert status() == 200
+        # when the database server drops every other connection to this database
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+            assert cursor.fetchone()[0] >= 1, "the web server and the cluster had connections"
+        # then the web server answers again, and the same cluster runs the generator again
+        assert status() == 200
+        _tick_enqueue(name, monkeypatch)
+        after = _scheduled_run_after(before.id, cluster, log)
+        assert after.status in {RunStatus.SUCCEEDED, RunStatus.SKIPPED}, (after.note, after.error)
+        assert cluster.poll() is None, "the cluster had to be restarted"
+        assert_ledger_matches_tables()
+    finally:
+        _cluster_stop(cluster)

@@ -9,7 +9,7 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from synthetics.engine import EngineError
-from synthetics.services import GeneratorUnavailable
+from synthetics.services import GeneratorUnavailable, RunFailed
 from synthetics.services.locks import GeneratorBusy, is_database_locked
 
 
@@ -17,6 +17,12 @@ class Conflict(exceptions.APIException):
     status_code = status.HTTP_409_CONFLICT
     default_detail = "The request conflicts with the generator's state."
     default_code = "conflict"
+
+
+class RunFailedError(exceptions.APIException):
+    status_code = status.HTTP_500_INTERNAL_SERVER_ERROR
+    default_detail = "The run failed and was rolled back."
+    default_code = "run_failed"
 
 
 class Busy(exceptions.APIException):
@@ -46,7 +52,12 @@ def _fields(detail) -> dict[str, list[str]]:
 
 def exception_handler(exc, context):
     """Map service refusals to 4xx and render every error in one JSON shape."""
-    if isinstance(exc, GeneratorUnavailable):
+    run_id = None
+    if isinstance(exc, RunFailed):
+        # Rolled back and recorded in the ledger: say so, with the ledger row to look at.
+        run_id = exc.run_id
+        exc = RunFailedError(f"{exc} (run {exc.run_id} in the ledger).")
+    elif isinstance(exc, GeneratorUnavailable):
         exc = Conflict(str(exc))
     elif isinstance(exc, GeneratorBusy):
         exc = Busy(str(exc), retry_after=exc.retry_after)
@@ -77,6 +88,8 @@ def exception_handler(exc, context):
         body["error"] = str(detail["detail"])
     else:
         body["error"] = _flatten(detail)
+    if run_id is not None:
+        body["run_id"] = run_id
     headers = dict(response.items())
     if isinstance(exc, exceptions.Throttled | Busy) and exc.wait is not None:
         body["retry_after"] = max(1, round(exc.wait))

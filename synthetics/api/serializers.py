@@ -324,4 +324,5 @@ class ErrorResponse(serializers.Serializer):
         required=False,
         help_text="Per-field messages on a 400.",
     )
-    retry_after = serializers.IntegerField(required=False, help_text="Seconds, on a 429.")
+    retry_after = serializers.IntegerField(required=False, help_text="Seconds, on a 429 or 503.")
+    run_id = serializers.IntegerField(required=False, help_text="The failed run, on a 500.")

@@ -33,6 +33,7 @@ def _errors(*codes: int) -> dict[int, OpenApiResponse]:
         409: "Generation is paused (send force: true to run anyway), or there are no sim users.",
         413: "The body is larger than the API takes.",
         429: "Too many calls; retry after the given number of seconds.",
+        500: "The run failed and was rolled back; `run_id` names its row in the ledger.",
         503: "The generator is busy with another run; retry after the given number of seconds.",
     }
     return {
@@ -109,7 +110,7 @@ class RunNowView(SyntheticsView):
         operation_id="synthetics_run_now",
         summary="Start exactly `target` sessions now (what an external cron calls)",
         request=io.RunNowInput,
-        responses={200: io.RunNowResponse, **_errors(*WRITE_ERRORS, 409, 429, 503)},
+        responses={200: io.RunNowResponse, **_errors(*WRITE_ERRORS, 409, 429, 500, 503)},
         examples=[OpenApiExample("Cron", value={"target": 3}, request_only=True)],
     )
     def post(self, request):
