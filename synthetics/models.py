@@ -350,8 +350,11 @@ class Journey(models.Model):
         return f"{self.template_id} {self.status} @ {self.started_at:%Y-%m-%d %H:%M}"
 
 
-def _ours(origin: str = "origin_run") -> Exists:
-    return Exists(SyntheticRun.objects.filter(pk=OuterRef(origin), status=RunStatus.SUCCEEDED))
+def _ours() -> Exists:
+    """A succeeded run of the ledger has the id in the `origin_run` alias (SyntheticOrigin)."""
+    return Exists(
+        SyntheticRun.objects.filter(pk=OuterRef("origin_run"), status=RunStatus.SUCCEEDED)
+    )
 
 
 class EventQuerySet(models.QuerySet):

@@ -144,6 +144,11 @@ def covered_until() -> datetime | None:
     ).aggregate(end=Max("window_end"))["end"]
 
 
+def coverage_ahead(*, covered: datetime | None, now: datetime) -> bool:
+    """Whether coverage reaches past now: the clock stepped back behind minutes already covered."""
+    return covered is not None and covered > now + CLOCK_STEP_TOLERANCE
+
+
 def last_scheduled_run_failed() -> bool:
     """Whether the newest scheduled run that did anything (not a skip) failed."""
     latest = (
@@ -216,7 +221,7 @@ def generator_state(*, row: SyntheticSettings, now: datetime) -> GeneratorState:
     if not row.enabled:
         return GeneratorState("paused", "generation is paused")
     covered = covered_until()
-    if covered is not None and covered > now + CLOCK_STEP_TOLERANCE:
+    if coverage_ahead(covered=covered, now=now):
         return GeneratorState(
             "clock_behind",
             f"the ledger already covers up to {covered.isoformat()}, after now: the clock stepped "

@@ -10,7 +10,7 @@ from rest_framework.views import exception_handler as drf_exception_handler
 
 from synthetics.engine import EngineError
 from synthetics.services import GeneratorUnavailable, RunFailed
-from synthetics.services.locks import GeneratorBusy, is_database_locked
+from synthetics.services.locks import DatabaseBusy, GeneratorBusy, is_database_locked
 
 
 class Conflict(exceptions.APIException):
@@ -63,9 +63,8 @@ def exception_handler(exc, context):
         exc = Busy(str(exc), retry_after=exc.retry_after)
     elif is_database_locked(exc):
         # SQLite's write lock did not come within its busy timeout: the same answer as a busy run.
-        exc = Busy(
-            "The database is busy with another write; try again in a few seconds.", retry_after=5
-        )
+        busy = DatabaseBusy(retry_after=5)
+        exc = Busy(str(busy), retry_after=busy.retry_after)
     elif isinstance(exc, DjangoValidationError):
         exc = exceptions.ValidationError(
             exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}

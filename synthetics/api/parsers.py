@@ -15,13 +15,17 @@ from rest_framework.parsers import BaseParser, JSONParser
 MAX_JSON_DEPTH = 32
 
 
+class NestedTooDeep(ParseError):
+    default_detail = f"The JSON body is nested more than {MAX_JSON_DEPTH} levels deep."
+
+
 def _depth_check(value) -> None:
     """Refuse nesting deeper than MAX_JSON_DEPTH (iterative: deep input can't exhaust the stack)."""
     stack = [(value, 1)]
     while stack:
         item, depth = stack.pop()
         if depth > MAX_JSON_DEPTH:
-            raise ParseError(f"The JSON body is nested more than {MAX_JSON_DEPTH} levels deep.")
+            raise NestedTooDeep()
         if isinstance(item, dict):
             stack.extend((child, depth + 1) for child in item.values())
         elif isinstance(item, list):
@@ -35,9 +39,7 @@ class BoundedJSONParser(JSONParser):
         try:
             data = super().parse(stream, media_type, parser_context)
         except RecursionError:
-            raise ParseError(
-                f"The JSON body is nested more than {MAX_JSON_DEPTH} levels deep."
-            ) from None
+            raise NestedTooDeep() from None
         _depth_check(data)
         return data
 
@@ -48,9 +50,9 @@ class FormLabelledJSONParser(BaseParser):
     def parse(self, stream, media_type=None, parser_context=None):
         try:
             return BoundedJSONParser().parse(stream, "application/json", parser_context)
+        except NestedTooDeep:
+            raise
         except ParseError as error:
-            if "nested" in str(error.detail):
-                raise
             raise ParseError(
                 "The body must be a JSON object (send it with Content-Type: application/json)."
             ) from error

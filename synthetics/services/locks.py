@@ -38,6 +38,12 @@ class GeneratorBusy(RuntimeError):
 class DatabaseBusy(GeneratorBusy):
     """SQLite's single write lock did not come in time for a write other than a run (answered 503)."""
 
+    def __init__(self, *, retry_after: int) -> None:
+        super().__init__(
+            "The database is busy with another write; try again in a few seconds.",
+            retry_after=retry_after,
+        )
+
 
 class RunOverBudget(RuntimeError):
     """The run used up its time budget before writing; it is rolled back and recorded as failed."""
@@ -93,7 +99,11 @@ def _sqlite_busy_timeout(milliseconds: int) -> None:
 
 def is_database_locked(error: BaseException) -> bool:
     """SQLite's answer when its write lock did not come within the busy timeout."""
-    return isinstance(error, OperationalError) and ("locked" in str(error) or "busy" in str(error))
+    return (
+        connection.vendor == "sqlite"
+        and isinstance(error, OperationalError)
+        and ("locked" in str(error) or "busy" in str(error))
+    )
 
 
 def deadline_statement_bound(deadline: RunDeadline) -> None:
@@ -138,6 +148,9 @@ def generator_transaction(*, deadline: RunDeadline) -> Iterator[None]:
     rest of the transaction runs under a statement_timeout of the budget that is left.
     """
     nested = connection.in_atomic_block
+    # Inside a caller's transaction the run's timeouts would outlive its savepoint: keep the
+    # caller's, to put back afterwards (after a rollback to the savepoint PostgreSQL does it).
+    saved = _pg_timeouts() if nested and connection.vendor == "postgresql" else None
     with ExitStack() as stack:
         if connection.vendor == "sqlite" and not nested:
             try:
@@ -148,13 +161,10 @@ def generator_transaction(*, deadline: RunDeadline) -> Iterator[None]:
                     raise _busy(deadline) from error
                 raise
         else:
-            saved = _pg_timeouts() if nested and connection.vendor == "postgresql" else None
             stack.enter_context(transaction.atomic())
         generator_lock_acquire(deadline=deadline)
         yield
-    if connection.vendor == "postgresql" and nested and saved is not None:
-        # Inside a caller's transaction the run's timeouts would outlive its savepoint: put the
-        # caller's back (after a rollback to the savepoint PostgreSQL has already done so).
+    if saved is not None:
         _pg_timeouts_set(saved)
 
 

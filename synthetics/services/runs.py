@@ -309,7 +309,8 @@ def _tick_locked(
         manual_runs = SyntheticRun.objects.filter(trigger=RunTrigger.MANUAL).count()
         rng = _rng(seed, trigger, now.isoformat(), manual_runs)
     else:
-        window = _scheduled_window(trigger=trigger, now=now)
+        covered = selectors.covered_until() if trigger == RunTrigger.SCHEDULED else None
+        window = _scheduled_window(trigger=trigger, now=now, covered=covered)
         if window is None:
             if trigger == RunTrigger.BACKFILL:  # minute already covered: nothing to record
                 minute = floor_minute(now)
@@ -323,8 +324,7 @@ def _tick_locked(
                     note="already covered",
                 )
             run.window_start = run.window_end = floor_minute(now)
-            covered = selectors.covered_until()
-            if covered is not None and covered > floor_minute(now) + selectors.CLOCK_STEP_TOLERANCE:
+            if selectors.coverage_ahead(covered=covered, now=now):
                 note = (
                     f"clock stepped back: minutes up to {covered.isoformat()} are already covered; "
                     "generation resumes when the clock gets there"
@@ -378,15 +378,19 @@ def _tick_locked(
     )
 
 
-def _scheduled_window(*, trigger: str, now: datetime) -> tuple[datetime, datetime] | None:
-    """The simulated window a scheduled or backfill run covers, or None when already covered."""
+def _scheduled_window(
+    *, trigger: str, now: datetime, covered: datetime | None
+) -> tuple[datetime, datetime] | None:
+    """The simulated window a scheduled or backfill run covers, or None when already covered.
+
+    `covered` is where scheduled coverage ends (selectors.covered_until), read once by the caller.
+    """
     end = floor_minute(now)
     if trigger == RunTrigger.BACKFILL:
         start = end - timedelta(minutes=1)
         if selectors.minute_is_covered(minute_start=start, minute_end=end):
             return None
         return start, end
-    covered = selectors.covered_until()
     earliest = end - timedelta(minutes=MAX_CATCH_UP_MINUTES)
     start = end - timedelta(minutes=1) if covered is None else max(covered, earliest)
     if start >= end:
@@ -411,6 +415,30 @@ def _finish_skipped(run: SyntheticRun, settings, *, note: str) -> RunResult:
     )
 
 
+def _failed_row(
+    *,
+    trigger: str,
+    now: datetime,
+    target: int | None,
+    started_at: datetime,
+    note: str,
+    error: str = "",
+) -> SyntheticRun:
+    """The ledger row of a run that wrote nothing, dated where its window would end (unsaved)."""
+    window_end = now if trigger == RunTrigger.MANUAL else floor_minute(now)
+    return SyntheticRun(
+        trigger=trigger,
+        status=RunStatus.FAILED,
+        started_at=started_at,
+        finished_at=timezone.now(),
+        window_start=window_end,
+        window_end=window_end,
+        target=target,
+        note=note[:200],
+        error=error,
+    )
+
+
 def _record_busy(
     *, trigger: str, now: datetime, target: int | None, started_at: datetime, error: GeneratorBusy
 ) -> RunResult:
@@ -421,15 +449,11 @@ def _record_busy(
     itself needs the write lock that another writer holds: it is recorded if the lock comes within
     a second, else only logged, so the caller still hears "busy" in time.
     """
-    window_end = now if trigger == RunTrigger.MANUAL else floor_minute(now)
-    run = SyntheticRun(
+    run = _failed_row(
         trigger=trigger,
-        status=RunStatus.FAILED,
-        started_at=started_at,
-        finished_at=timezone.now(),
-        window_start=window_end,
-        window_end=window_end,
+        now=now,
         target=target,
+        started_at=started_at,
         note="generator busy: another run held the lock",
     )
     try:
@@ -461,29 +485,25 @@ def _record_failure(
         error,
         exc_info=(type(shown), shown, shown.__traceback__),
     )
-    window_end = now if trigger == RunTrigger.MANUAL else floor_minute(now)
     details = "".join(traceback.format_exception(shown))
     if cause is not None:
         details = f"{error}\n\n{details}"
-    row = {
-        "trigger": trigger,
-        "status": RunStatus.FAILED,
-        "started_at": started_at,
-        "finished_at": timezone.now(),
-        "window_start": window_end,
-        "window_end": window_end,
-        "target": target,
-        "note": str(error)[:200],
-        "error": details[-10000:],
-    }
+    run = _failed_row(
+        trigger=trigger,
+        now=now,
+        target=target,
+        started_at=started_at,
+        note=str(error),
+        error=details[-10000:],
+    )
     try:
-        run = SyntheticRun.objects.create(**row)
+        run.save()
     except Exception:
         if connection.in_atomic_block:
             raise  # inside a caller's transaction: reconnecting is not ours to do
         # The connection died with the run (killed backend, interrupted query): reconnect once.
         connection.close()
-        run = SyntheticRun.objects.create(**row)
+        run.save()
     if cause is None and not isinstance(error, EngineError):
         raise RunFailed(f"The run failed and was rolled back: {error}", run_id=run.id) from error
     return RunResult.from_run(run, abandon_rate=0.0, error_rate=0.0)

@@ -54,8 +54,5 @@ def throttle_take(*, key: str, calls: int, seconds: int, now: float) -> float | 
             return None
     except OperationalError as error:
         if is_database_locked(error):
-            raise DatabaseBusy(
-                "The database is busy with another write; try again in a few seconds.",
-                retry_after=max(1, round(wait)),
-            ) from error
+            raise DatabaseBusy(retry_after=max(1, round(wait))) from error
         raise
