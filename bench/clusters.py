@@ -56,7 +56,7 @@ def stop(processes: list[subprocess.Popen]) -> None:
 def phase_stats(conn, start, end) -> dict:
     """Ledger of scheduled runs whose covered window ends in (start, end]."""
     rows = conn.execute(
-        "SELECT status, window_start, window_end, sessions_created, note FROM synthetic_runs "
+        "SELECT status, window_start, window_end, sessions_started, note FROM synthetic_runs "
         "WHERE trigger = 'scheduled' AND window_end > %s AND window_end <= %s ORDER BY window_end",
         (start, end),
     ).fetchall()
@@ -138,7 +138,7 @@ def main() -> int:
     )
     print(
         f"minutes covered twice: {one['minutes_covered_twice']} / {two['minutes_covered_twice']}; "
-        f"gaps: {one['gaps']} / {two['gaps']}; duplicate ticks skipped: "
+        f"gaps: {one['gaps']} / {two['gaps']}; duplicate runs skipped: "
         f"{one['skipped_duplicates']} / {two['skipped_duplicates']}"
     )
     return 0 if two["minutes_covered_twice"] == 0 and two["gaps"] == 0 else 1

@@ -48,7 +48,7 @@ SETUP = f"""
 from django.contrib.auth.models import Permission
 from synthetics.models import User
 from synthetics.services import staff_account_ensure
-from synthetics.services.schedule import schedule_ensure
+from synthetics.tasks import schedule_ensure
 
 schedule, created = schedule_ensure()
 state = "created" if created else "present"
@@ -376,7 +376,7 @@ def check_database(
     conn: psycopg.Connection, served_from, served_until, run_now_ids: set[int]
 ) -> dict:
     ledger = conn.execute(
-        "SELECT coalesce(sum(sessions_created), 0), coalesce(sum(scene_events_created), 0), "
+        "SELECT coalesce(sum(sessions_started), 0), coalesce(sum(scene_events_created), 0), "
         "coalesce(sum(mindblock_events_created), 0) FROM synthetic_runs WHERE status = 'succeeded'"
     ).fetchone()
     tables = (

@@ -1,167 +1,53 @@
-"""The admin: the settings row edited in place, sim users, the run ledger, journeys and events (read-only,
-fast on millions of rows), and the editable journey catalogue. Changes go through the services."""
+"""The admin: the settings row edited in place (with pause/resume and run-now), sim users, the run ledger,
+journeys and events (read-only, fast on millions of rows) and the editable journey catalogue."""
 
 from __future__ import annotations
 
-import functools
-from datetime import datetime, timedelta
-
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
-from django.core.exceptions import PermissionDenied, ValidationError
-from django.core.paginator import Paginator
-from django.db.models import Count, Exists, Max, Min, OuterRef, QuerySet
+from django.core.exceptions import PermissionDenied
+from django.db.models import Count
 from django.http import HttpResponseRedirect
 from django.shortcuts import redirect
 from django.urls import path, reverse
-from django.utils import timezone
 from django.utils.decorators import method_decorator
-from django.utils.functional import cached_property
 from django.views.decorators.http import require_POST
 
-from synthetics.engine import EngineError
+from synthetics.admin_tools import BigTableAdmin, EventTypeFilter, OriginFilter
+from synthetics.engine.types import MINDBLOCK_EVENT_TYPES, SCENE_EVENT_TYPES
+from synthetics.errors import ApplicationError, RunFailed
 from synthetics.models import (
     Journey,
     JourneySceneEvent,
-    JourneyStatus,
     JourneyTemplate,
     MindblockEvent,
     MindblockType,
-    RunTrigger,
     Scene,
     SimUser,
     SyntheticRun,
     SyntheticSettings,
     User,
 )
-from synthetics.services import RunFailed, settings_update, tick_run
-from synthetics.services.locks import GeneratorBusy
+from synthetics.services import run_manual, settings_update
 
 admin.site.site_header = "Synthetics"
 admin.site.site_title = "Synthetics admin"
 admin.site.index_title = "Synthetics"
 admin.site.index_template = "admin/synthetics_index.html"
 
-# --- big tables: bounded counts and a date hierarchy without scans -----------------------------------
-
-COUNT_CAP = 10_000
-
-
-class CappedCountPaginator(Paginator):
-    """Counts at most COUNT_CAP rows (a LIMITed subquery), so a list of millions never runs a full COUNT."""
-
-    @cached_property
-    def count(self) -> int:
-        return self.object_list.values("pk")[: COUNT_CAP + 1].count()
-
-
-class RangeDatesMixin:
-    """`datetimes()` from the index's first and last value instead of a DISTINCT over every row.
-
-    The admin's date hierarchy asks for the distinct years, months or days of the filtered rows; on
-    tables of millions that is a scan. This lists every period between the first and the last row
-    (two index look-ups), so a drill-down may offer an empty day, and stays instant.
-    """
-
-    def datetimes(self, field_name, kind, order="ASC", tzinfo=None):
-        bounds = self.aggregate(first=Min(field_name), last=Max(field_name))
-        first, last = bounds["first"], bounds["last"]
-        if first is None:
-            return []
-        zone = tzinfo or timezone.get_current_timezone()
-        first, last = first.astimezone(zone), last.astimezone(zone)
-        periods = []
-        moment = _truncate(first, kind)
-        while moment <= last:
-            periods.append(moment)
-            moment = _next_period(moment, kind)
-        return periods if order == "ASC" else periods[::-1]
-
-
-@functools.cache
-def _range_dates_class(queryset_class: type[QuerySet]) -> type[QuerySet]:
-    """The model's own QuerySet class (its `synthetic()`, `real()` ...) with range-based dates."""
-    return type(f"RangeDates{queryset_class.__name__}", (RangeDatesMixin, queryset_class), {})
-
-
-def _truncate(moment: datetime, kind: str) -> datetime:
-    moment = moment.replace(hour=0, minute=0, second=0, microsecond=0)
-    if kind in ("month", "year"):
-        moment = moment.replace(day=1)
-    if kind == "year":
-        moment = moment.replace(month=1)
-    return moment
-
-
-def _next_period(moment: datetime, kind: str) -> datetime:
-    if kind == "day":
-        return _truncate(moment + timedelta(days=1), "day")
-    if kind == "month":
-        return _truncate((moment.replace(day=28) + timedelta(days=4)), "month")
-    return moment.replace(year=moment.year + 1)
-
-
-class BigTableAdmin(admin.ModelAdmin):
-    """Read-only list of a large table: indexed ordering, bounded counts, raw-id foreign keys."""
-
-    paginator = CappedCountPaginator
-    show_full_result_count = False
-    list_per_page = 100
-
-    def get_queryset(self, request):
-        queryset = super().get_queryset(request)
-        range_dates = _range_dates_class(type(queryset))
-        return range_dates(model=queryset.model, query=queryset.query, using=queryset.db)
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-
-class SyntheticTagFilter(admin.SimpleListFilter):
-    title = "origin"
-    parameter_name = "origin"
-
-    def lookups(self, request, model_admin):
-        return [("synthetic", "Synthetic"), ("real", "Real")]
-
-    def queryset(self, request, queryset):
-        if self.value() == "synthetic":
-            return queryset.synthetic()
-        if self.value() == "real":
-            return queryset.real()
-        return queryset
-
-
-class EventTypeFilter(admin.SimpleListFilter):
-    title = "event type"
-    parameter_name = "event_type"
-    event_types: tuple[str, ...] = ()
-
-    def lookups(self, request, model_admin):
-        return [(value, value) for value in self.event_types]
-
-    def queryset(self, request, queryset):
-        return queryset.filter(event_type=self.value()) if self.value() else queryset
-
 
 class SceneEventTypeFilter(EventTypeFilter):
-    event_types = ("scene_entered", "scene_error", "journey_completed")
+    event_types = SCENE_EVENT_TYPES
 
 
 class MindblockEventTypeFilter(EventTypeFilter):
-    event_types = ("mindblock_reported",)
+    event_types = MINDBLOCK_EVENT_TYPES
 
 
 @admin.register(JourneySceneEvent)
 class JourneySceneEventAdmin(BigTableAdmin):
     list_display = ("created_at", "event_type", "scene", "user", "journey_id", "is_synthetic")
-    list_filter = (SyntheticTagFilter, SceneEventTypeFilter)
+    list_filter = (OriginFilter, SceneEventTypeFilter)
     date_hierarchy = "created_at"
     ordering = ("-created_at",)
     raw_id_fields = ("user", "journey", "scene")
@@ -178,30 +64,15 @@ class JourneySceneEventAdmin(BigTableAdmin):
 @admin.register(MindblockEvent)
 class MindblockEventAdmin(JourneySceneEventAdmin):
     list_display = ("created_at", "event_type", "mindblock", "scene", "user", "is_synthetic")
-    list_filter = (SyntheticTagFilter, MindblockEventTypeFilter)
+    list_filter = (OriginFilter, MindblockEventTypeFilter)
     raw_id_fields = ("user", "journey", "scene", "mindblock")
     list_select_related = ("scene", "user", "mindblock")
-
-
-class JourneySyntheticFilter(admin.SimpleListFilter):
-    title = "origin"
-    parameter_name = "origin"
-
-    def lookups(self, request, model_admin):
-        return [("synthetic", "Synthetic"), ("real", "Real")]
-
-    def queryset(self, request, queryset):
-        if self.value() == "synthetic":
-            return queryset.synthetic()
-        if self.value() == "real":
-            return queryset.real()
-        return queryset
 
 
 @admin.register(Journey)
 class JourneyAdmin(BigTableAdmin):
     list_display = ("started_at", "template", "status", "user", "ended_at", "is_synthetic")
-    list_filter = ("status", JourneySyntheticFilter, "template")
+    list_filter = ("status", OriginFilter, "template")
     date_hierarchy = "started_at"
     ordering = ("-started_at",)
     raw_id_fields = ("user", "sim_user", "template", "run")
@@ -211,7 +82,7 @@ class JourneyAdmin(BigTableAdmin):
 @admin.register(SyntheticRun)
 class SyntheticRunAdmin(BigTableAdmin):
     list_display = (
-        "started_at", "trigger", "status", "window_end", "sessions_created",
+        "started_at", "trigger", "status", "window_end", "sessions_started",
         "scene_events_created", "mindblock_events_created", "duration", "note",
     )  # fmt: skip
     list_filter = ("trigger", "status")
@@ -225,12 +96,13 @@ class SyntheticRunAdmin(BigTableAdmin):
             "Counts",
             {
                 "fields": (
-                    "target", "sessions_created", "scene_events_created",
+                    "target", "sessions_started", "scene_events_created",
                     "mindblock_events_created", "journeys_completed", "journeys_abandoned",
                     "journeys_errored", "active_journeys",
                 )
             },
         ),
+        ("Settings the run used", {"fields": ("abandon_rate", "error_rate")}),
     )  # fmt: skip
 
     @admin.display(description="duration")
@@ -270,8 +142,7 @@ class SimUserAdmin(admin.ModelAdmin):
     readonly_fields = ("created_at", "updated_at")
 
     def get_queryset(self, request):
-        in_journey = Journey.objects.filter(sim_user=OuterRef("pk"), status=JourneyStatus.ACTIVE)
-        return super().get_queryset(request).annotate(in_active_journey=Exists(in_journey))
+        return super().get_queryset(request).with_activity()
 
     @admin.display(boolean=True, description="active", ordering="in_active_journey")
     def is_active_now(self, obj) -> bool:
@@ -344,7 +215,7 @@ class SyntheticSettingsAdmin(admin.ModelAdmin):
             name: form.cleaned_data[name] for name in form.changed_data if name in self.fields
         }
         if changes:
-            settings_update(changes=changes)
+            settings_update(**changes)
 
     def get_urls(self):
         return [
@@ -377,7 +248,7 @@ class SyntheticSettingsAdmin(admin.ModelAdmin):
             self.message_user(request, "Say enabled=true or enabled=false.", messages.ERROR)
             return self._back()
         enabled = wanted == "true"
-        settings_update(changes={"enabled": enabled})
+        settings_update(enabled=enabled)
         self.message_user(request, "Generation resumed." if enabled else "Generation paused.")
         return self._back()
 
@@ -390,15 +261,15 @@ class SyntheticSettingsAdmin(admin.ModelAdmin):
             self.message_user(request, "Target must be a whole number.", messages.ERROR)
             return self._back()
         try:
-            result = tick_run(trigger=RunTrigger.MANUAL, target=target)
-        except (EngineError, RunFailed, GeneratorBusy, ValidationError) as error:
+            run = run_manual(target=target)
+        except (ApplicationError, RunFailed) as error:
             self.message_user(request, str(error), messages.ERROR)
             return self._back()
         self.message_user(
             request,
-            f"Run {result.run_id}: {result.sessions_created} sessions, "
-            f"{result.scene_events_created} scene events, "
-            f"{result.mindblock_events_created} mindblock events.",
+            f"Run {run.id}: {run.sessions_started} sessions, "
+            f"{run.scene_events_created} scene events, "
+            f"{run.mindblock_events_created} mindblock events.",
         )
         return self._back()
 

@@ -1,4 +1,4 @@
-"""App configuration."""
+"""App configuration: the app's name and its system check of the throttle setting (synthetics.E001)."""
 
 from django.apps import AppConfig
 

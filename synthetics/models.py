@@ -20,6 +20,15 @@ from synthetics.db import TAG_TRUE, SyntheticOrigin, SyntheticTag
 MAX_PER_RUN_LIMIT = 1000
 MAX_SESSIONS_PER_MIN = 1000
 
+# The range of each numeric setting, written once: the check constraints, clean()'s messages and
+# the API's schema all read it.
+SETTING_RANGES: dict[str, tuple[int, int]] = {
+    "sessions_per_min": (0, MAX_SESSIONS_PER_MIN),
+    "max_per_run": (0, MAX_PER_RUN_LIMIT),
+    "error_rate": (0, 1),
+    "abandon_rate": (0, 1),
+}
+
 # Reserved by RFC 2606: mail to it can never be delivered, so a synthetic account can't reach anybody.
 SYNTHETIC_EMAIL_DOMAIN = "synthetics.invalid"
 
@@ -85,32 +94,18 @@ class SyntheticSettings(models.Model):
                 name="synthetic_settings_single_row",
                 violation_error_message="There is exactly one settings row.",
             ),
-            models.CheckConstraint(
-                condition=Q(error_rate__gte=0, error_rate__lte=1),
-                name="synthetic_settings_error_rate_range",
-                violation_error_message="error_rate must be between 0 and 1.",
-            ),
-            models.CheckConstraint(
-                condition=Q(abandon_rate__gte=0, abandon_rate__lte=1),
-                name="synthetic_settings_abandon_rate_range",
-                violation_error_message="abandon_rate must be between 0 and 1.",
+            *(
+                models.CheckConstraint(
+                    condition=Q(**{f"{field}__gte": low, f"{field}__lte": high}),
+                    name=f"synthetic_settings_{field}_range",
+                    violation_error_message=f"{field} must be between {low} and {high}.",
+                )
+                for field, (low, high) in SETTING_RANGES.items()
             ),
             models.CheckConstraint(
                 condition=Q(abandon_rate__lte=1 - F("error_rate")),
                 name="synthetic_settings_rates_sum",
                 violation_error_message="abandon_rate + error_rate must not exceed 1.",
-            ),
-            models.CheckConstraint(
-                condition=Q(sessions_per_min__gte=0, sessions_per_min__lte=MAX_SESSIONS_PER_MIN),
-                name="synthetic_settings_sessions_per_min_range",
-                violation_error_message=(
-                    f"sessions_per_min must be between 0 and {MAX_SESSIONS_PER_MIN}."
-                ),
-            ),
-            models.CheckConstraint(
-                condition=Q(max_per_run__gte=0, max_per_run__lte=MAX_PER_RUN_LIMIT),
-                name="synthetic_settings_max_per_run_range",
-                violation_error_message=f"max_per_run must be between 0 and {MAX_PER_RUN_LIMIT}.",
             ),
         ]
 
@@ -120,35 +115,26 @@ class SyntheticSettings(models.Model):
 
     def clean(self) -> None:
         errors: dict[str, str] = {}
-        for field in ("error_rate", "abandon_rate"):
+        for field, (low, high) in SETTING_RANGES.items():
             value = getattr(self, field)
-            if value is not None and not 0 <= value <= 1:
-                errors[field] = f"{field} must be between 0 and 1 (got {value})."
-        if (
-            "error_rate" not in errors
-            and "abandon_rate" not in errors
-            and self.error_rate is not None
-            and self.abandon_rate is not None
-            and self.abandon_rate + self.error_rate > 1 + 1e-12
+            if value is not None and not low <= value <= high:  # NaN is in no range
+                errors[field] = f"{field} must be between {low} and {high} (got {value})."
+        if not errors.keys() & {"error_rate", "abandon_rate"} and (
+            self.abandon_rate + self.error_rate > 1 + 1e-12
         ):
             errors["abandon_rate"] = (
                 f"abandon_rate + error_rate must not exceed 1 "
                 f"(got {self.abandon_rate} + {self.error_rate})."
             )
-        if (
-            self.sessions_per_min is not None
-            and not 0 <= self.sessions_per_min <= MAX_SESSIONS_PER_MIN
-        ):
-            errors["sessions_per_min"] = (
-                f"sessions_per_min must be between 0 and {MAX_SESSIONS_PER_MIN} "
-                f"(got {self.sessions_per_min})."
-            )
-        if self.max_per_run is not None and not 0 <= self.max_per_run <= MAX_PER_RUN_LIMIT:
-            errors["max_per_run"] = (
-                f"max_per_run must be between 0 and {MAX_PER_RUN_LIMIT} (got {self.max_per_run})."
-            )
         if errors:
             raise ValidationError(errors)
+
+
+class SimUserQuerySet(models.QuerySet):
+    def with_activity(self) -> SimUserQuerySet:
+        """Annotate `in_active_journey`: the user has a journey in progress (the partial index)."""
+        in_journey = Journey.objects.active().filter(sim_user=OuterRef("pk"))
+        return self.annotate(in_active_journey=Exists(in_journey))
 
 
 class SimUser(TimestampedModel):
@@ -163,6 +149,8 @@ class SimUser(TimestampedModel):
     locale = models.CharField(max_length=16)
     display_name = models.CharField(max_length=150)
     signup_date = models.DateField()
+
+    objects = SimUserQuerySet.as_manager()
 
     class Meta:
         db_table = "sim_users"
@@ -445,6 +433,25 @@ class RunStatus(models.TextChoices):
     SKIPPED = "skipped"
 
 
+class SyntheticRunQuerySet(models.QuerySet):
+    def covering(self, *, start=None, end=None) -> SyntheticRunQuerySet:
+        """Runs that cover simulated minutes (of the window (start, end], when given).
+
+        Scheduled and backfill runs that succeeded or skipped cover their window: a skipped run (paused,
+        nothing new) covers its minutes with nothing. A failed run covers nothing, so the next run
+        takes its minutes on; a manual run adds sessions on top and covers nothing either.
+        """
+        runs = self.filter(
+            trigger__in=[RunTrigger.SCHEDULED, RunTrigger.BACKFILL],
+            status__in=[RunStatus.SUCCEEDED, RunStatus.SKIPPED],
+        )
+        if start is not None:
+            runs = runs.filter(window_end__gt=start)
+        if end is not None:
+            runs = runs.filter(window_start__lt=end)
+        return runs
+
+
 class SyntheticRun(TimestampedModel):
     """The ledger: one row per generator run, written in the run's own transaction."""
 
@@ -455,15 +462,22 @@ class SyntheticRun(TimestampedModel):
     window_start = models.DateTimeField(help_text="Simulated time covered: start (exclusive).")
     window_end = models.DateTimeField(help_text="Simulated time covered: end (inclusive).")
     target = models.PositiveIntegerField(null=True, blank=True)
-    sessions_created = models.PositiveIntegerField(default=0)
+    sessions_started = models.PositiveIntegerField(
+        default=0,
+        help_text="Sessions (journeys) the run started; the API also calls it sessions_created.",
+    )
     scene_events_created = models.PositiveIntegerField(default=0)
     mindblock_events_created = models.PositiveIntegerField(default=0)
     journeys_completed = models.PositiveIntegerField(default=0)
     journeys_abandoned = models.PositiveIntegerField(default=0)
     journeys_errored = models.PositiveIntegerField(default=0)
     active_journeys = models.PositiveIntegerField(default=0, help_text="Active after the run.")
+    abandon_rate = models.FloatField(null=True, blank=True, help_text="The setting the run used.")
+    error_rate = models.FloatField(null=True, blank=True, help_text="The setting the run used.")
     note = models.CharField(max_length=200, blank=True)
     error = models.TextField(blank=True)
+
+    objects = SyntheticRunQuerySet.as_manager()
 
     class Meta:
         db_table = "synthetic_runs"

@@ -1,29 +1,61 @@
-"""django-q2 entry points: module-level functions with stable dotted paths and literal arguments."""
+"""django-q2 entry points and the schedule that calls them: module-level functions with stable dotted paths."""
 
 from __future__ import annotations
 
 import logging
 
-from synthetics.models import RunTrigger
-from synthetics.services import RunFailed, tick_run
+from django.utils import timezone
+from django_q.models import Schedule
+
+from synthetics.errors import RunFailed
+from synthetics.services import run_scheduled
 
 logger = logging.getLogger("synthetics")
 
-SCHEDULE_NAME = "synthetics-tick"
-TICK_FUNC = "synthetics.tasks.scheduled_tick"
+SCHEDULE_NAME = "synthetics-run"
+SCHEDULED_RUN_FUNC = "synthetics.tasks.scheduled_run"
+# Names before the rename to "run" (migration 0007): a task queued under them still runs, and
+# schedule_ensure() folds a schedule still named so into the one schedule.
+OLD_SCHEDULE_NAME = "synthetics-tick"
+OLD_SCHEDULED_RUN_FUNC = "synthetics.tasks.scheduled_tick"
 
 
-def scheduled_tick() -> dict:
+def scheduled_run() -> dict:
     """The every-minute run. A failure is already rolled back and in the ledger; the next minute proceeds."""
     try:
-        result = tick_run(trigger=RunTrigger.SCHEDULED)
+        run = run_scheduled()
     except RunFailed as error:
         return {"run_id": error.run_id, "status": "failed", "error": str(error)}
     return {
-        "run_id": result.run_id,
-        "status": result.status,
-        "sessions_created": result.sessions_created,
-        "scene_events_created": result.scene_events_created,
-        "mindblock_events_created": result.mindblock_events_created,
-        "note": result.note,
+        "run_id": run.id,
+        "status": run.status,
+        "sessions_started": run.sessions_started,
+        "scene_events_created": run.scene_events_created,
+        "mindblock_events_created": run.mindblock_events_created,
+        "note": run.note,
     }
+
+
+scheduled_tick = scheduled_run  # alias: tasks queued before migration 0007 name this path
+
+
+def schedule_ensure() -> tuple[Schedule, bool]:
+    """Create or repair the every-minute schedule; however often it runs there is exactly one."""
+    Schedule.objects.filter(func__in=[SCHEDULED_RUN_FUNC, OLD_SCHEDULED_RUN_FUNC]).exclude(
+        name=SCHEDULE_NAME
+    ).delete()
+    schedule, created = Schedule.objects.update_or_create(
+        name=SCHEDULE_NAME,
+        defaults={
+            "func": SCHEDULED_RUN_FUNC,
+            "args": None,
+            "kwargs": None,
+            "schedule_type": Schedule.MINUTES,
+            "minutes": 1,
+            "repeats": -1,
+        },
+    )
+    if schedule.next_run is None:
+        schedule.next_run = timezone.now()
+        schedule.save(update_fields=["next_run"])
+    return schedule, created

@@ -4,9 +4,9 @@ from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.csrf import ensure_csrf_cookie
 
-from synthetics import selectors
 from synthetics.api.permissions import can_change_synthetics, synthetics_viewer_required
 from synthetics.models import MAX_PER_RUN_LIMIT, MAX_SESSIONS_PER_MIN
+from synthetics.selectors import dashboards
 
 REFRESH_SECONDS = 10
 
@@ -18,7 +18,7 @@ def studio(request):
         request,
         "synthetics/studio.html",
         {
-            "summary": selectors.status_summary(now=timezone.now()),
+            "summary": dashboards.status_summary(now=timezone.now()),
             "can_change": can_change_synthetics(request.user),
             "refresh_seconds": REFRESH_SECONDS,
             "max_sessions_per_min": MAX_SESSIONS_PER_MIN,

@@ -255,7 +255,7 @@ SPECTACULAR_SETTINGS = {
 # --- django-q2 ----------------------------------------------------------------------------------
 # The ORM broker on the same database by default; REDIS_URL switches to Redis. Scale out by running
 # more `manage.py qcluster` processes, on more machines, against the same database (and broker).
-# catch_up is off: after downtime django-q2 must not replay missed minutes; the tick itself decides
+# catch_up is off: after downtime django-q2 must not replay missed minutes; the run itself decides
 # what to cover (at most MAX_CATCH_UP_MINUTES). timeout < retry, so a task is only redelivered after
 # the worker running it has been stopped.
 Q_CLUSTER = {

@@ -1,85 +1,16 @@
-"""Shared fixtures: a small seeded pool, the default catalogue, and engine inputs without a database."""
-
-from datetime import UTC, datetime
+"""Shared fixtures: the shipped catalogue and settings as engine inputs, a small seeded pool in the
+database, and the database vendor. Plain helpers live in tests/helpers.py."""
 
 import pytest
 from django.db import connection
 
-from synthetics.engine import (
-    Catalogue,
-    GeneratorSettings,
-    MindblockSpec,
-    PoolMember,
-    SceneSpec,
-    TemplateSpec,
-)
-from synthetics.engine.population import PERSONAS
-
-T0 = datetime(2026, 1, 9, 19, 0, tzinfo=UTC)
-
-
-def make_engine_catalogue() -> Catalogue:
-    """A catalogue like the default one, built without the database."""
-    return Catalogue(
-        templates=(
-            TemplateSpec(
-                1,
-                "morning-checkin",
-                3.0,
-                (
-                    SceneSpec(1, "mood-checkin", 1, 30, 0.25),
-                    SceneSpec(2, "intention-setting", 2, 60, 0.35),
-                    SceneSpec(3, "breathing", 3, 90, 0.2),
-                ),
-            ),
-            TemplateSpec(
-                2,
-                "focus-session",
-                2.5,
-                (
-                    SceneSpec(4, "warmup", 1, 40, 0.3),
-                    SceneSpec(5, "deep-work-prompt", 2, 120, 0.6),
-                    SceneSpec(6, "reflection", 3, 60, 0.4),
-                    SceneSpec(7, "next-steps", 4, 45, 0.3),
-                ),
-            ),
-            TemplateSpec(
-                3,
-                "first-steps",
-                1.0,
-                (
-                    SceneSpec(8, "welcome", 1, 30, 0.1),
-                    SceneSpec(9, "profile-setup", 2, 60, 0.3),
-                    SceneSpec(10, "pick-goals", 3, 45, 0.3),
-                    SceneSpec(11, "scene-tour", 4, 60, 0.4),
-                    SceneSpec(12, "notifications", 5, 20, 0.1),
-                ),
-            ),
-        ),
-        mindblocks=(
-            MindblockSpec(1, "procrastination", 3.0),
-            MindblockSpec(2, "self-doubt", 2.5),
-            MindblockSpec(3, "overwhelm", 2.0),
-        ),
-    )
-
-
-def make_engine_pool() -> list[PoolMember]:
-    """3,000 simulated users with the personas' activity weights."""
-    return [
-        PoolMember(
-            sim_user_id=i,
-            user_id=10_000 + i,
-            persona=PERSONAS[i % len(PERSONAS)].slug,
-            activity_weight=PERSONAS[i % len(PERSONAS)].activity_weight,
-        )
-        for i in range(1, 3001)
-    ]
+from synthetics.engine import Catalogue, GeneratorSettings, PoolMember
+from tests.helpers import make_engine_pool, shipped_catalogue, shipped_settings
 
 
 @pytest.fixture
 def engine_catalogue() -> Catalogue:
-    return make_engine_catalogue()
+    return shipped_catalogue()
 
 
 @pytest.fixture
@@ -89,7 +20,7 @@ def engine_pool() -> list[PoolMember]:
 
 @pytest.fixture
 def default_settings() -> GeneratorSettings:
-    return GeneratorSettings()
+    return shipped_settings()
 
 
 @pytest.fixture(autouse=True)
@@ -115,22 +46,3 @@ def on_postgres() -> bool:
 def postgres_only():
     if connection.vendor != "postgresql":
         pytest.skip("needs PostgreSQL: run with DATABASE_URL=postgres://...")
-
-
-def database_state() -> tuple:
-    """Everything an API request could change: the settings row and the row counts."""
-    from synthetics.models import (
-        Journey,
-        JourneySceneEvent,
-        MindblockEvent,
-        SyntheticRun,
-        SyntheticSettings,
-    )
-
-    return (
-        tuple(SyntheticSettings.objects.values_list().get()),
-        SyntheticRun.objects.count(),
-        Journey.objects.count(),
-        JourneySceneEvent.objects.count(),
-        MindblockEvent.objects.count(),
-    )

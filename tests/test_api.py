@@ -8,14 +8,15 @@ from django.utils import timezone
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from synthetics import selectors
 from synthetics.models import (
     Journey,
+    JourneySceneEvent,
+    MindblockEvent,
     SyntheticRun,
     SyntheticSettings,
 )
-from synthetics.services import activity_backfill, tick_run
-from tests.conftest import database_state
+from synthetics.selectors import dashboards, run_inputs
+from synthetics.services import activity_backfill, run_scheduled
 from tests.factories import (
     JourneyFactory,
     JourneySceneEventFactory,
@@ -23,6 +24,7 @@ from tests.factories import (
     StaffUserFactory,
     UserFactory,
 )
+from tests.helpers import database_state
 
 pytestmark = pytest.mark.django_db
 API = "/api/synthetics"
@@ -86,7 +88,7 @@ def api(admin_token) -> APIClient:
 
 
 def test_status_has_the_seed_shape(api, sim_users):
-    tick_run(trigger="scheduled")
+    run_scheduled()
     response = api.get(f"{API}/status")
     assert response.status_code == 200
     body = response.json()
@@ -102,10 +104,12 @@ def test_status_counts_recent_synthetic_events_only(api, sim_users):
     activity_backfill(hours=1)
     JourneySceneEventFactory(created_at=timezone.now() - timedelta(minutes=1))  # a real row
     body = api.get(f"{API}/status").json()
-    expected = selectors.synthetic_event_counts(since=timezone.now() - timedelta(minutes=5))
+    expected = dashboards.synthetic_event_counts(since=timezone.now() - timedelta(minutes=5))
     assert body["activity"]["last_5_min"] == expected
+    # at least four generated minutes lie in the last five: no session starts in them with
+    # probability e^-8 (Poisson(2 x 4)), and the journeys in progress write steps too
     assert body["activity"]["last_5_min"]["scene_events"] > 0
-    assert body["activity"]["active_journeys"] == selectors.active_journey_count()
+    assert body["activity"]["active_journeys"] == run_inputs.active_journey_count()
     assert (
         body["activity"]["last_24_hours"]["sessions"]
         == Journey.objects.filter(is_synthetic=True).count()
@@ -118,7 +122,7 @@ def test_status_counts_recent_synthetic_events_only(api, sim_users):
 )
 def test_status_says_running_paused_or_stalled(api, sim_users, enabled, runs_minutes_ago, expected):
     if runs_minutes_ago is not None:
-        tick_run(trigger="scheduled")
+        run_scheduled()
         SyntheticRun.objects.update(
             finished_at=timezone.now() - timedelta(minutes=runs_minutes_ago)
         )
@@ -135,7 +139,7 @@ def test_run_now_has_the_seed_shape_and_starts_target_sessions(api, sim_users):
     assert body["result"]["settings"] == {"target": 5, "abandon_rate": 0.15, "error_rate": 0.05}
     assert body["result"]["timestamp"].endswith("Z") and len(body["result"]["timestamp"]) == 24
     run = SyntheticRun.objects.get(id=body["result"]["run_id"])
-    assert run.trigger == "manual" and run.sessions_created == 5
+    assert run.trigger == "manual" and run.sessions_started == 5
     assert body["result"]["scene_events_created"] == run.scene_events_created
 
 
@@ -208,8 +212,8 @@ def test_activity_totals_and_series_come_from_the_ledger(api, sim_users):
     body = api.get(f"{API}/activity/2").json()
     assert body["bucket"] == "minute"
     assert len(body["series"]) in (120, 121)
-    totals = selectors.run_totals(since=timezone.now() - timedelta(hours=3))
-    assert body["totals"]["journeys_started"] == totals["sessions"]
+    totals = dashboards.run_totals(since=timezone.now() - timedelta(hours=3))
+    assert body["totals"]["journeys_started"] == totals["sessions_started"]
     assert body["totals"]["scene_events"] == totals["scene_events"]
     assert sum(p["scene_events"] for p in body["series"]) == body["totals"]["scene_events"]
     assert body["totals"]["runs"] == totals["runs"] == 120
@@ -415,18 +419,18 @@ def test_cleanup_deletes_exactly_the_old_synthetic_rows(api, sim_users, monkeypa
         started_at=now - timedelta(hours=3), ended_at=now - timedelta(hours=3)
     )
     cutoff = now - timedelta(hours=2)
-    old_scene = selectors.synthetic_scene_events().filter(created_at__lt=cutoff)
-    old_mindblock = selectors.synthetic_mindblock_events().filter(created_at__lt=cutoff)
+    old_scene = JourneySceneEvent.objects.synthetic().filter(created_at__lt=cutoff)
+    old_mindblock = MindblockEvent.objects.synthetic().filter(created_at__lt=cutoff)
     expected = {
         "journey_scene_events": old_scene.count(),
         "mindblock_events": old_mindblock.count(),
     }
     assert expected["journey_scene_events"] > 100
-    young_scene = selectors.synthetic_scene_events().filter(created_at__gte=cutoff).count()
-    active_before = selectors.active_journey_count()
+    young_scene = JourneySceneEvent.objects.synthetic().filter(created_at__gte=cutoff).count()
+    active_before = run_inputs.active_journey_count()
     # when a dry run, then a real cleanup, asks for rows older than 2 hours
     dry = api.post(f"{API}/cleanup", {"older_than_hours": 2, "dry_run": True}, format="json")
-    assert selectors.synthetic_scene_events().filter(created_at__lt=cutoff).exists()
+    assert JourneySceneEvent.objects.synthetic().filter(created_at__lt=cutoff).exists()
     real = api.post(f"{API}/cleanup", {"older_than_hours": 2, "dry_run": False}, format="json")
     # then both answer the same counts, and exactly the old synthetic rows are gone
     assert dry.status_code == real.status_code == 200
@@ -435,10 +439,10 @@ def test_cleanup_deletes_exactly_the_old_synthetic_rows(api, sim_users, monkeypa
     for table in ("journey_scene_events", "mindblock_events"):
         assert dry_counts[table] == real_counts[table] == expected[table]
     assert real_counts["journeys"] == dry_counts["journeys"] > 0
-    assert not selectors.synthetic_scene_events().filter(created_at__lt=cutoff).exists()
-    assert not selectors.synthetic_mindblock_events().filter(created_at__lt=cutoff).exists()
-    assert selectors.synthetic_scene_events().count() == young_scene
-    assert selectors.active_journey_count() == active_before
+    assert not JourneySceneEvent.objects.synthetic().filter(created_at__lt=cutoff).exists()
+    assert not MindblockEvent.objects.synthetic().filter(created_at__lt=cutoff).exists()
+    assert JourneySceneEvent.objects.synthetic().count() == young_scene
+    assert run_inputs.active_journey_count() == active_before
     for row in real_old:
         row.refresh_from_db()  # raises if it was deleted
     real_journey.refresh_from_db()
@@ -548,11 +552,6 @@ def test_api_token_command_creates_and_rotates():
     assert second != first and Token.objects.get(user=user).key == second
     with pytest.raises(CommandError, match="No user named"):
         call_command("api_token", "nobody")
-
-
-def test_view_permission_is_a_real_permission():
-    assert Permission.objects.filter(codename="view_syntheticsettings").exists()
-    assert Permission.objects.filter(codename="change_syntheticsettings").exists()
 
 
 def test_a_run_that_fails_during_run_now_is_a_json_500_naming_its_ledger_row(

@@ -6,8 +6,8 @@ from django.utils.crypto import get_random_string
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from tests.conftest import database_state
 from tests.factories import StaffUserFactory, UserFactory
+from tests.helpers import database_state
 
 pytestmark = pytest.mark.django_db
 API = "/api/synthetics"

@@ -6,21 +6,21 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.db import connections
 
-from synthetics import selectors
-from synthetics.models import Journey, RunStatus, RunTrigger, SyntheticRun
-from synthetics.services import sim_users_seed, tick_run
+from synthetics.models import Journey, RunStatus, SyntheticRun
+from synthetics.selectors import dashboards
+from synthetics.services import run_manual, run_scheduled, sim_users_seed
 
 NOW = datetime(2026, 1, 9, 19, 15, 30, tzinfo=UTC)
 
 
-def _run_at_once(count: int, **kwargs) -> list:
+def _run_at_once(count: int, service, **kwargs) -> list:
     barrier = threading.Barrier(count)
     results, errors = [], []
 
     def worker():
         try:
             barrier.wait(timeout=10)
-            results.append(tick_run(**kwargs))
+            results.append(service(**kwargs))
         except Exception as error:  # surfaced by the assertion below
             errors.append(error)
         finally:
@@ -39,9 +39,9 @@ def _run_at_once(count: int, **kwargs) -> list:
 def test_scheduled_runs_started_together_generate_the_minute_once(postgres_only):
     # given a pool and a run that covered the previous minutes
     sim_users_seed(count=60, seed=3)
-    tick_run(trigger=RunTrigger.SCHEDULED, now=NOW - timedelta(minutes=3))
-    # when six workers run the same scheduled tick at the same moment
-    results = _run_at_once(6, trigger=RunTrigger.SCHEDULED, now=NOW)
+    run_scheduled(now=NOW - timedelta(minutes=3))
+    # when six workers run the same scheduled run at the same moment
+    results = _run_at_once(6, run_scheduled, now=NOW)
     # then exactly one generated the new minutes, the others found them covered
     succeeded = [r for r in results if r.status == RunStatus.SUCCEEDED]
     skipped = [r for r in results if r.status == RunStatus.SKIPPED]
@@ -50,9 +50,9 @@ def test_scheduled_runs_started_together_generate_the_minute_once(postgres_only)
     assert all(r.note == "no new minute to cover" for r in skipped)
     assert succeeded[0].window_end - succeeded[0].window_start == timedelta(minutes=3)
     # and the ledger agrees with the rows
-    totals = selectors.run_totals(since=NOW - timedelta(days=1))
-    assert totals["sessions"] == Journey.objects.filter(is_synthetic=True).count()
-    counts = selectors.synthetic_event_counts(since=NOW - timedelta(days=1))
+    totals = dashboards.run_totals(since=NOW - timedelta(days=1))
+    assert totals["sessions_started"] == Journey.objects.filter(is_synthetic=True).count()
+    counts = dashboards.synthetic_event_counts(since=NOW - timedelta(days=1))
     assert counts["scene_events"] == totals["scene_events"]
     windows = SyntheticRun.objects.filter(status=RunStatus.SUCCEEDED).values_list(
         "window_start", "window_end"
@@ -63,8 +63,8 @@ def test_scheduled_runs_started_together_generate_the_minute_once(postgres_only)
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_manual_runs_at_once_each_start_their_target(postgres_only):
     sim_users_seed(count=60, seed=4)
-    results = _run_at_once(4, trigger=RunTrigger.MANUAL, now=NOW, target=5)
-    assert [r.sessions_created for r in results] == [5, 5, 5, 5]
+    results = _run_at_once(4, run_manual, now=NOW, target=5)
+    assert [r.sessions_started for r in results] == [5, 5, 5, 5]
     active_users = list(
         Journey.objects.filter(status="active", is_synthetic=True).values_list(
             "sim_user", flat=True

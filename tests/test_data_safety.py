@@ -18,7 +18,6 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from rest_framework.authtoken.models import Token
 
-from synthetics import selectors
 from synthetics.engine.population import username_for
 from synthetics.models import (
     Journey,
@@ -31,6 +30,7 @@ from synthetics.models import (
     SyntheticRun,
     User,
 )
+from synthetics.selectors import dashboards
 from synthetics.services import activity_backfill, sim_users_backfill, sim_users_seed
 from synthetics.services.cleanup import cleanup_synthetic
 from tests.factories import (
@@ -339,7 +339,7 @@ def test_synthetic_and_real_partition_the_tables_and_the_counts_count_ours(
     since_at = NOW - since
     until_at = None if width is None else since_at + width
     # when
-    counts = selectors.synthetic_event_counts(since=since_at, until=until_at)
+    counts = dashboards.synthetic_event_counts(since=since_at, until=until_at)
     # then
     for name, model in (("scene_events", JourneySceneEvent), ("mindblock_events", MindblockEvent)):
         mine = ours(model, succeeded)

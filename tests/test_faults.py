@@ -40,7 +40,7 @@ from django_q.tasks import async_task
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from synthetics import selectors
+from synthetics.errors import RunFailed
 from synthetics.models import (
     Journey,
     JourneySceneEvent,
@@ -50,12 +50,12 @@ from synthetics.models import (
     SyntheticRun,
     SyntheticSettings,
 )
-from synthetics.services import RunFailed, settings_update, sim_users_seed, tick_run
+from synthetics.selectors import dashboards
+from synthetics.services import run_manual, run_scheduled, settings_update, sim_users_seed
 from synthetics.services import runs as runs_module
 from synthetics.services import writers as writers_module
 from synthetics.services.locks import GENERATOR_LOCK_KEY, GeneratorBusy
-from synthetics.services.schedule import schedule_ensure
-from synthetics.tasks import SCHEDULE_NAME, TICK_FUNC
+from synthetics.tasks import SCHEDULE_NAME, SCHEDULED_RUN_FUNC, schedule_ensure
 from tests.factories import StaffUserFactory
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -81,7 +81,7 @@ def assert_ledger_matches_tables() -> None:
     from a succeeded run: anything else was left behind by a run that failed or was killed.
     """
     ledger = SyntheticRun.objects.filter(status=RunStatus.SUCCEEDED).aggregate(
-        sessions=Coalesce(Sum("sessions_created"), 0),
+        sessions=Coalesce(Sum("sessions_started"), 0),
         scene_events=Coalesce(Sum("scene_events_created"), 0),
         mindblock_events=Coalesce(Sum("mindblock_events_created"), 0),
     )
@@ -326,7 +326,7 @@ def admin_token() -> str:
 def history(db) -> None:
     """Sim users and a manual run five minutes before NOW, so a run at NOW starts and advances journeys."""
     sim_users_seed(count=60, seed=5)
-    tick_run(trigger=RunTrigger.MANUAL, now=NOW - 5 * MINUTE, target=5)
+    run_manual(now=NOW - 5 * MINUTE, target=5)
 
 
 # --- 1. the database connection dies mid-run ---------------------------------------------------------
@@ -367,7 +367,7 @@ def test_a_connection_killed_mid_run_leaves_nothing_and_the_next_run_reconnects(
     monkeypatch.setattr(runs_module, "run_output_write", write)
     # when a manual run loses its connection half-way through its writes
     with pytest.raises(RunFailed) as failure:
-        tick_run(trigger=RunTrigger.MANUAL, now=NOW, target=5)
+        run_manual(now=NOW, target=5)
     # then the kill really landed mid-run, after the run had written rows
     assert "killed_pid" in seen, "the injected kill never ran"
     assert seen["journeys_written"] == 5, "the run had written its journeys before the kill"
@@ -385,8 +385,8 @@ def test_a_connection_killed_mid_run_leaves_nothing_and_the_next_run_reconnects(
         connection.connection is None
         or connection.connection.info.backend_pid != seen["killed_pid"]
     )
-    result = tick_run(trigger=RunTrigger.MANUAL, now=NOW + MINUTE, target=5)
-    assert (result.status, result.sessions_created) == (RunStatus.SUCCEEDED, 5)
+    result = run_manual(now=NOW + MINUTE, target=5)
+    assert (result.status, result.sessions_started) == (RunStatus.SUCCEEDED, 5)
     assert connection.connection.info.backend_pid != seen["killed_pid"]
     assert_ledger_matches_tables()
     assert_no_sim_user_in_two_active_journeys()
@@ -418,7 +418,7 @@ def test_an_error_after_half_the_rows_rolls_the_whole_run_back(history, monkeypa
     monkeypatch.setattr(runs_module, "run_output_write", write_half_then_fail)
     # when a manual run fails half-way through its writes
     with pytest.raises(RunFailed, match="injected") as failure:
-        tick_run(trigger=RunTrigger.MANUAL, now=NOW, target=5)
+        run_manual(now=NOW, target=5)
     # then the half really was written inside the run's transaction ...
     assert seen["inside"]["journeys"] == 5 and seen["events"] >= 2, seen
     assert (
@@ -435,8 +435,8 @@ def test_an_error_after_half_the_rows_rolls_the_whole_run_back(history, monkeypa
     assert_ledger_matches_tables()
     # and the next run succeeds
     monkeypatch.setattr(runs_module, "run_output_write", real_write)
-    result = tick_run(trigger=RunTrigger.MANUAL, now=NOW + MINUTE, target=5)
-    assert (result.status, result.sessions_created) == (RunStatus.SUCCEEDED, 5)
+    result = run_manual(now=NOW + MINUTE, target=5)
+    assert (result.status, result.sessions_started) == (RunStatus.SUCCEEDED, 5)
     assert_ledger_matches_tables()
     assert_no_sim_user_in_two_active_journeys()
 
@@ -450,8 +450,8 @@ def test_a_run_stopped_by_the_task_timeout_is_rolled_back_and_the_next_covers_on
 ):
     # given scheduled runs that surely start sessions, and minutes covered up to NOW - 5 min
     sim_users_seed(count=60, seed=6)
-    settings_update(changes={"sessions_per_min": 60, "max_per_run": 5})
-    first = tick_run(trigger=RunTrigger.SCHEDULED, now=NOW - 5 * MINUTE)
+    settings_update(sessions_per_min=60, max_per_run=5)
+    first = run_scheduled(now=NOW - 5 * MINUTE)
     assert first.status == RunStatus.SUCCEEDED
     before, states_before = table_counts(), journey_states()
     seen: dict = {}
@@ -473,7 +473,7 @@ def test_a_run_stopped_by_the_task_timeout_is_rolled_back_and_the_next_covers_on
     monkeypatch.setattr(runs_module, "run_output_write", write_half_then_time_out)
     # when the worker's timeout interrupts the scheduled run at NOW half-way through its writes
     with pytest.raises(SystemExit) as interrupted:
-        tick_run(trigger=RunTrigger.SCHEDULED, now=NOW)
+        run_scheduled(now=NOW)
     # then the interruption went on to the worker, and the run left nothing
     assert interrupted.value is timeout
     assert seen["inside"]["journeys"] == 5, "the run had written rows before the timeout"
@@ -485,10 +485,10 @@ def test_a_run_stopped_by_the_task_timeout_is_rolled_back_and_the_next_covers_on
     assert "timeout" in failed.note.lower(), failed.note
     assert "TimeoutException" in failed.error, failed.error
     assert_ledger_matches_tables()
-    assert selectors.status_summary(now=timezone.now()).state.status == "failing"
+    assert dashboards.status_summary(now=timezone.now()).status.status == "failing"
     # and the next scheduled run succeeds, covering only its own minute instead of six
     monkeypatch.setattr(runs_module, "run_output_write", real_write)
-    result = tick_run(trigger=RunTrigger.SCHEDULED, now=NOW + MINUTE)
+    result = run_scheduled(now=NOW + MINUTE)
     assert result.status == RunStatus.SUCCEEDED
     assert (result.window_start, result.window_end) == (
         runs_module.floor_minute(NOW - 5 * MINUTE),
@@ -496,7 +496,7 @@ def test_a_run_stopped_by_the_task_timeout_is_rolled_back_and_the_next_covers_on
     ), "after a failed scheduled run the next one covers one minute: the first not covered yet"
     assert_each_minute_covered_once()
     assert_ledger_matches_tables()
-    assert selectors.status_summary(now=timezone.now()).state.status == "running"
+    assert dashboards.status_summary(now=timezone.now()).status.status == "running"
 
 
 # --- 4. the generator lock is held elsewhere ------------------------------------------------------------
@@ -517,7 +517,7 @@ def test_a_manual_run_while_the_lock_is_held_is_refused_busy_quickly(
         # when a manual run is asked for while another connection holds the lock
         started = time.monotonic()
         with pytest.raises(GeneratorBusy) as busy:
-            tick_run(trigger=RunTrigger.MANUAL, now=NOW, target=3)
+            run_manual(now=NOW, target=3)
         service_seconds = time.monotonic() - started
         # and the same through the API
         started = time.monotonic()
@@ -558,7 +558,7 @@ def test_a_manual_run_while_the_lock_is_held_is_refused_busy_quickly(
 
 
 @transactional
-def test_parallel_run_now_calls_and_scheduled_ticks_keep_every_guarantee(
+def test_parallel_run_now_calls_and_scheduled_runs_keep_every_guarantee(
     postgres_only, live_server, admin_token
 ):
     # given a pool large enough for every run
@@ -569,7 +569,7 @@ def test_parallel_run_now_calls_and_scheduled_ticks_keep_every_guarantee(
         return http_call(url, token=admin_token, payload={"target": 4})
 
     def scheduled() -> object:
-        return tick_run(trigger=RunTrigger.SCHEDULED)
+        return run_scheduled()
 
     # when 8 run-now calls through the HTTP stack and 3 scheduled ticks start at the same moment
     outcomes = run_together([run_now] * 8 + [scheduled] * 3)
@@ -580,7 +580,7 @@ def test_parallel_run_now_calls_and_scheduled_ticks_keep_every_guarantee(
     assert succeeded, "no run-now call succeeded"
     for answer in succeeded:
         run = SyntheticRun.objects.get(id=answer.json()["result"]["run_id"])
-        assert (run.status, run.sessions_created) == (RunStatus.SUCCEEDED, 4), answer
+        assert (run.status, run.sessions_started) == (RunStatus.SUCCEEDED, 4), answer
     # and the scheduled ticks ran without an error, one of them generating the minute
     errors = [tick for tick in ticks if isinstance(tick, BaseException)]
     assert not errors, errors
@@ -621,7 +621,7 @@ def test_sqlite_serves_callers_while_the_scheduler_runs_without_lock_errors(
     def scheduler() -> list:
         results = []
         while time.monotonic() < stop_at:
-            results.append(tick_run(trigger=RunTrigger.SCHEDULED))
+            results.append(run_scheduled())
             time.sleep(0.05)
         return results
 
@@ -699,11 +699,11 @@ def _cluster_start(tmp_path: Path, name: str, log: Path) -> subprocess.Popen:
         )
 
 
-def _tick_enqueue(cluster_name: str, monkeypatch) -> None:
+def _scheduled_run_enqueue(cluster_name: str, monkeypatch) -> None:
     """Queue the scheduled tick for the cluster, as its scheduler does every minute."""
     # django-q2 signs a task with its cluster's name as salt, read from Conf (settings read once).
     monkeypatch.setattr(Conf, "PREFIX", cluster_name)
-    async_task(TICK_FUNC, broker=ORM(list_key=cluster_name))
+    async_task(SCHEDULED_RUN_FUNC, broker=ORM(list_key=cluster_name))
 
 
 def _cluster_stop(process: subprocess.Popen) -> None:
@@ -783,8 +783,8 @@ def test_a_run_killed_with_sigkill_leaves_nothing_and_the_next_run_covers_the_ga
 ):
     # given sim users, a rate that surely starts sessions and minutes covered up to 4 minutes ago
     sim_users_seed(count=50, seed=12)
-    settings_update(changes={"sessions_per_min": 60, "max_per_run": 5})
-    earlier = tick_run(trigger=RunTrigger.SCHEDULED, now=timezone.now() - 4 * MINUTE)
+    settings_update(sessions_per_min=60, max_per_run=5)
+    earlier = run_scheduled(now=timezone.now() - 4 * MINUTE)
     assert earlier.status == RunStatus.SUCCEEDED
     # the test queues the ticks itself (the scheduler only fires every 30 s): keep the schedule out
     schedule_ensure()
@@ -795,7 +795,7 @@ def test_a_run_killed_with_sigkill_leaves_nothing_and_the_next_run_covers_the_ga
     name, log = f"synthetics-faults-{uuid.uuid4().hex[:8]}", tmp_path / "qcluster.log"
     clusters = [_cluster_start(tmp_path, name, log)]
     try:
-        _tick_enqueue(name, monkeypatch)
+        _scheduled_run_enqueue(name, monkeypatch)
         pid, client_port = _blocked_run_backend(time.monotonic() + 60, log)
         # when the worker (or the whole cluster) is killed with SIGKILL while the run is writing
         if kill == "worker":
@@ -812,13 +812,13 @@ def test_a_run_killed_with_sigkill_leaves_nothing_and_the_next_run_covers_the_ga
         # when the cluster carries on (the worker reincarnated, or the cluster restarted)
         if kill == "cluster":
             clusters.append(_cluster_start(tmp_path, name, log))
-        _tick_enqueue(name, monkeypatch)
+        _scheduled_run_enqueue(name, monkeypatch)
         deadline = time.monotonic() + 60
         later = None
         while later is None and time.monotonic() < deadline:
             assert clusters[-1].poll() is None, log.read_text()
             later = SyntheticRun.objects.filter(
-                trigger=RunTrigger.SCHEDULED, id__gt=earlier.run_id
+                trigger=RunTrigger.SCHEDULED, id__gt=earlier.id
             ).first()
             time.sleep(0.3)
         assert later is not None, f"no scheduled run after the kill:\n{log.read_text()}"
@@ -864,7 +864,7 @@ def test_the_web_process_and_the_cluster_recover_from_killed_connections_without
     sim_users_seed(count=30, seed=14)
     schedule_ensure()
     Schedule.objects.filter(name=SCHEDULE_NAME).update(next_run=timezone.now() + timedelta(days=1))
-    first = tick_run(trigger=RunTrigger.SCHEDULED, now=timezone.now() - 3 * MINUTE)
+    first = run_scheduled(now=timezone.now() - 3 * MINUTE)
     name, log = f"synthetics-recover-{uuid.uuid4().hex[:8]}", tmp_path / "qcluster.log"
     cluster = _cluster_start(tmp_path, name, log)
     status_url = f"{live_server.url}{API}/status"
@@ -880,8 +880,8 @@ def test_the_web_process_and_the_cluster_recover_from_killed_connections_without
             return error.code
 
     try:
-        _tick_enqueue(name, monkeypatch)
-        before = _scheduled_run_after(first.run_id, cluster, log)
+        _scheduled_run_enqueue(name, monkeypatch)
+        before = _scheduled_run_after(first.id, cluster, log)
         assert before.status == RunStatus.SUCCEEDED, (before.note, before.error)
         assert status() == 200
         # when the database server drops every other connection to this database
@@ -893,7 +893,7 @@ def test_the_web_process_and_the_cluster_recover_from_killed_connections_without
             assert cursor.fetchone()[0] >= 1, "the web server and the cluster had connections"
         # then the web server answers again, and the same cluster runs the generator again
         assert status() == 200
-        _tick_enqueue(name, monkeypatch)
+        _scheduled_run_enqueue(name, monkeypatch)
         after = _scheduled_run_after(before.id, cluster, log)
         assert after.status in {RunStatus.SUCCEEDED, RunStatus.SKIPPED}, (after.note, after.error)
         assert cluster.poll() is None, "the cluster had to be restarted"

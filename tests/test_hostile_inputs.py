@@ -22,7 +22,6 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from synthetics.models import SimUser, SyntheticSettings, ThrottleBucket, User
-from tests.conftest import database_state
 from tests.factories import (
     JourneyFactory,
     JourneySceneEventFactory,
@@ -31,6 +30,7 @@ from tests.factories import (
     SyntheticRunFactory,
     UserFactory,
 )
+from tests.helpers import database_state
 
 pytestmark = pytest.mark.django_db
 API = "/api/synthetics"

@@ -7,7 +7,6 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from synthetics import selectors
 from synthetics.db import SyntheticTag
 from synthetics.models import (
     Journey,
@@ -21,7 +20,10 @@ from synthetics.models import (
     SyntheticSettings,
     User,
 )
+from synthetics.selectors import run_inputs
+from synthetics.services import run_manual
 from tests import factories
+from tests.helpers import shipped_catalogue, shipped_settings
 
 pytestmark = pytest.mark.django_db
 
@@ -43,16 +45,43 @@ def test_default_catalogue_is_loaded_as_data():
     assert JourneyTemplate.objects.count() == 5
     assert Scene.objects.count() == 19
     assert MindblockType.objects.count() == 7
-    catalogue = selectors.catalogue_load()
+    catalogue = run_inputs.catalogue_load()
     for template in catalogue.templates:
         assert [s.position for s in template.scenes] == list(range(1, len(template.scenes) + 1))
 
 
-def test_contract_table_names():
-    assert {
-        m._meta.db_table
-        for m in (SyntheticSettings, SimUser, Journey, JourneySceneEvent, MindblockEvent)
-    } == {"synthetic_settings", "sim_users", "journeys", "journey_scene_events", "mindblock_events"}
+def test_the_engine_statistics_run_on_the_catalogue_the_migration_loads():
+    # tests/helpers.shipped_catalogue() builds the engine's catalogue from the data migration's
+    # constants, without a database: it is exactly what a run loads after migrating
+    assert run_inputs.catalogue_load() == shipped_catalogue()
+    assert run_inputs.generator_settings() == shipped_settings()
+
+
+def test_the_seeds_sql_reads_what_the_generator_writes_by_the_contract_table_names(sim_users):
+    # given the rows of a manual run
+    run_manual(target=3)
+    # when the seed's SQL counts each table of the contract by its name
+    counts = {}
+    with connection.cursor() as cursor:
+        for table in (
+            "synthetic_settings",
+            "sim_users",
+            "journeys",
+            "journey_scene_events",
+            "mindblock_events",
+        ):
+            cursor.execute(f"SELECT COUNT(*) FROM {table}")
+            counts[table] = cursor.fetchone()[0]
+    # then it finds the rows the generator wrote through the models
+    assert counts == {
+        "synthetic_settings": SyntheticSettings.objects.count(),
+        "sim_users": SimUser.objects.count(),
+        "journeys": Journey.objects.count(),
+        "journey_scene_events": JourneySceneEvent.objects.count(),
+        "mindblock_events": MindblockEvent.objects.count(),
+    }
+    assert (counts["synthetic_settings"], counts["sim_users"], counts["journeys"]) == (1, 40, 3)
+    assert counts["journey_scene_events"] >= 3, "every session enters its first scene"
 
 
 def test_a_second_settings_row_is_refused_by_the_database():
@@ -165,7 +194,7 @@ def test_seed_verification_sql_uses_the_tag_index_on_postgres(postgres_only):
 def test_selector_counts_use_the_tag_index():
     end = datetime(2026, 1, 1, tzinfo=UTC)
     _fill_events(5000, end=end, synthetic_every=10)
-    query = selectors.synthetic_scene_events().filter(created_at__gt=end - timedelta(minutes=5))
+    query = JourneySceneEvent.objects.synthetic().filter(created_at__gt=end - timedelta(minutes=5))
     assert query.count() == 500
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":

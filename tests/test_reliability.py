@@ -7,13 +7,14 @@ from django.core.management import CommandError, call_command
 from django.utils import timezone
 from django_q.exceptions import TimeoutException
 
-from synthetics import selectors
-from synthetics.models import RunStatus, RunTrigger, SyntheticRun, SyntheticSettings
-from synthetics.services import RunFailed, tick_run
+from synthetics.errors import RunFailed
+from synthetics.models import RunStatus, SyntheticRun, SyntheticSettings
+from synthetics.selectors import dashboards
+from synthetics.services import RunInputs, run_backfill_minute, run_manual, run_scheduled
 from synthetics.services import runs as runs_module
 from synthetics.services.runs import RunInTheFuture
-from tests.conftest import database_state
 from tests.factories import SyntheticRunFactory
+from tests.helpers import database_state
 
 pytestmark = pytest.mark.django_db
 
@@ -27,11 +28,19 @@ def _minute(moment: datetime) -> datetime:
 # --- no row is ever dated after the real now ----------------------------------------------------
 
 
-@pytest.mark.parametrize("trigger", ["scheduled", "manual", "backfill"])
-def test_a_run_in_the_future_is_refused_and_writes_nothing(sim_users, trigger):
+@pytest.mark.parametrize(
+    "run",
+    [
+        lambda later: run_scheduled(now=later),
+        lambda later: run_manual(now=later, target=1),
+        lambda later: run_backfill_minute(minute_end=later, inputs=RunInputs.load()),
+    ],
+    ids=["scheduled", "manual", "backfill"],
+)
+def test_a_run_in_the_future_is_refused_and_writes_nothing(sim_users, run):
     before = database_state()
     with pytest.raises(RunInTheFuture, match="after the current time"):
-        tick_run(trigger=trigger, now=timezone.now() + timedelta(hours=3), target=1)
+        run(timezone.now() + timedelta(hours=3))
     assert database_state() == before
 
 
@@ -47,8 +56,8 @@ def test_last_5_min_never_counts_rows_dated_after_now(sim_users):
     # given real generation in the last minutes, and rows of ours dated an hour ahead (written
     # before this rule existed, or by a clock that stepped back)
     now = timezone.now()
-    tick_run(trigger="scheduled", now=now - 2 * MINUTE)
-    counted = selectors.status_summary(now=now).last_5_min["scene_events"]
+    run_scheduled(now=now - 2 * MINUTE)
+    counted = dashboards.status_summary(now=now).last_5_min["scene_events"]
     future_run = SyntheticRunFactory(started_at=now, window_end=_minute(now) + timedelta(hours=1))
     from tests.factories import JourneySceneEventFactory
 
@@ -58,7 +67,7 @@ def test_last_5_min_never_counts_rows_dated_after_now(sim_users):
         event_payload={"synthetic": True, "run_id": future_run.id},
     )
     # then last_5_min is unchanged by them
-    assert selectors.status_summary(now=now).last_5_min["scene_events"] == counted
+    assert dashboards.status_summary(now=now).last_5_min["scene_events"] == counted
 
 
 # --- a clock that steps back ----------------------------------------------------------------------
@@ -71,11 +80,11 @@ def test_a_clock_step_back_is_skipped_with_a_reason_and_shown_in_status(sim_user
         started_at=now, window_start=_minute(now), window_end=_minute(now) + timedelta(hours=3)
     )
     # when the scheduler runs
-    result = tick_run(trigger="scheduled", now=now)
+    result = run_scheduled(now=now)
     # then nothing is generated twice, the ledger says why, and status tells it apart from a stall
     assert result.status == RunStatus.SKIPPED
     assert result.note.startswith("clock stepped back")
-    state = selectors.status_summary(now=now).state
+    state = dashboards.status_summary(now=now).status
     assert state.status == "clock_behind"
     assert "stepped back" in state.reason
 
@@ -87,7 +96,7 @@ def _explode_in_simulation(monkeypatch, error: BaseException) -> None:
     def simulate(**kwargs):
         raise error
 
-    monkeypatch.setattr(runs_module, "simulate_tick", simulate)
+    monkeypatch.setattr(runs_module, "simulate_run", simulate)
 
 
 def test_a_run_stopped_by_django_q_timeout_is_recorded_and_the_retry_takes_one_minute(
@@ -95,28 +104,28 @@ def test_a_run_stopped_by_django_q_timeout_is_recorded_and_the_retry_takes_one_m
 ):
     # given generation covered up to 20 minutes ago
     now = timezone.now()
-    tick_run(trigger="scheduled", now=now - 20 * MINUTE)
+    run_scheduled(now=now - 20 * MINUTE)
     # when django-q2's timeout (a SystemExit) stops the next run inside the engine
     _explode_in_simulation(monkeypatch, TimeoutException("Task exceeded maximum timeout value"))
     with pytest.raises(SystemExit):
-        tick_run(trigger="scheduled", now=now - 2 * MINUTE)
+        run_scheduled(now=now - 2 * MINUTE)
     # then the run is in the ledger as failed, saying how it ended
     failed = SyntheticRun.objects.get(status=RunStatus.FAILED)
     assert "task timeout" in failed.note
     assert "TimeoutException" in failed.error
-    assert selectors.status_summary(now=now - 2 * MINUTE).state.status == "failing"
+    assert dashboards.status_summary(now=now - 2 * MINUTE).status.status == "failing"
     # and the retry covers only the last minute instead of a longer window than the one that failed
     monkeypatch.undo()
-    retry = tick_run(trigger="scheduled", now=now)
+    retry = run_scheduled(now=now)
     assert retry.status == RunStatus.SUCCEEDED
     assert retry.window_end - retry.window_start == MINUTE
-    assert selectors.status_summary(now=now).state.status == "running"
+    assert dashboards.status_summary(now=now).status.status == "running"
 
 
 def test_ctrl_c_inside_a_run_is_recorded(sim_users, monkeypatch):
     _explode_in_simulation(monkeypatch, KeyboardInterrupt())
     with pytest.raises(KeyboardInterrupt):
-        tick_run(trigger="manual", target=1)
+        run_manual(target=1)
     failed = SyntheticRun.objects.get(status=RunStatus.FAILED)
     assert "Ctrl-C" in failed.note
 
@@ -124,12 +133,12 @@ def test_ctrl_c_inside_a_run_is_recorded(sim_users, monkeypatch):
 def test_a_run_over_its_time_budget_fails_itself_before_writing(sim_users, monkeypatch, settings):
     # given a budget already used up by the time the engine returns
     settings.SYNTHETICS_RUN_BUDGET_SECONDS = 0.001
-    before = selectors.synthetic_event_counts(since=datetime(2000, 1, 1, tzinfo=UTC))
+    before = dashboards.synthetic_event_counts(since=datetime(2000, 1, 1, tzinfo=UTC))
     # when a scheduled run goes
     with pytest.raises(RunFailed, match="time budget"):
-        tick_run(trigger="scheduled")
+        run_scheduled()
     # then it wrote nothing and is recorded as failed with the reason
-    assert selectors.synthetic_event_counts(since=datetime(2000, 1, 1, tzinfo=UTC)) == before
+    assert dashboards.synthetic_event_counts(since=datetime(2000, 1, 1, tzinfo=UTC)) == before
     failed = SyntheticRun.objects.get(status=RunStatus.FAILED)
     assert "time budget" in failed.note
     assert SyntheticRun.objects.filter(status=RunStatus.SUCCEEDED).count() == 0
@@ -167,7 +176,7 @@ def test_status_tells_running_failing_and_stalled_apart(runs, expected):
             window_start=_minute(finished) - 11 * MINUTE,
             note="database gone" if status == "failed" else "",
         )
-    state = selectors.status_summary(now=now).state
+    state = dashboards.status_summary(now=now).status
     assert state.status == expected
     if expected == "failing":
         assert "database gone" in state.reason
@@ -176,7 +185,7 @@ def test_status_tells_running_failing_and_stalled_apart(runs, expected):
 def test_paused_wins_over_everything():
     SyntheticSettings.objects.filter(pk=1).update(enabled=False)
     SyntheticRunFactory(status="failed", started_at=timezone.now(), finished_at=timezone.now())
-    assert selectors.status_summary(now=timezone.now()).state.status == "paused"
+    assert dashboards.status_summary(now=timezone.now()).status.status == "paused"
 
 
 def test_the_status_endpoint_reports_the_state_and_its_reason(admin_client):
@@ -188,10 +197,10 @@ def test_the_status_endpoint_reports_the_state_and_its_reason(admin_client):
 
 def test_a_failed_manual_run_does_not_shrink_the_schedules_catch_up(sim_users, monkeypatch):
     now = timezone.now()
-    tick_run(trigger="scheduled", now=now - 20 * MINUTE)
+    run_scheduled(now=now - 20 * MINUTE)
     _explode_in_simulation(monkeypatch, RuntimeError("boom"))
     with pytest.raises(RunFailed):
-        tick_run(trigger="manual", target=1)
+        run_manual(target=1)
     monkeypatch.undo()
-    result = tick_run(trigger=RunTrigger.SCHEDULED, now=now)
+    result = run_scheduled(now=now)
     assert result.window_end - result.window_start == 10 * MINUTE

@@ -16,10 +16,9 @@ from pathlib import Path
 import pytest
 from django.db import connection
 
-from synthetics import selectors
 from synthetics.models import JourneySceneEvent, RunStatus, RunTrigger, SyntheticRun
 from synthetics.services import settings_update, sim_users_seed
-from synthetics.services.schedule import schedule_ensure
+from synthetics.tasks import schedule_ensure
 
 ROOT = Path(__file__).resolve().parent.parent
 WAIT_SECONDS = 150  # django-q2's scheduler looks every 30 s; a run then takes well under a second
@@ -57,7 +56,7 @@ def test_a_real_cluster_runs_the_schedule(postgres_only, broker, tmp_path):
         pytest.skip("Redis is not reachable at 127.0.0.1:6379")
     # given sim users, a rate that surely starts sessions in a minute, and the schedule due now
     sim_users_seed(count=50, seed=11)
-    settings_update(changes={"sessions_per_min": 60, "max_per_run": 5})
+    settings_update(sessions_per_min=60, max_per_run=5)
     schedule_ensure()
     env = {k: v for k, v in os.environ.items() if k not in {"REDIS_URL", "DATABASE_URL"}}
     env.update(
@@ -84,7 +83,7 @@ def test_a_real_cluster_runs_the_schedule(postgres_only, broker, tmp_path):
         while time.monotonic() < deadline and run is None:
             assert process.poll() is None, (tmp_path / "qcluster.log").read_text()
             run = SyntheticRun.objects.filter(
-                trigger=RunTrigger.SCHEDULED, status=RunStatus.SUCCEEDED, sessions_created__gt=0
+                trigger=RunTrigger.SCHEDULED, status=RunStatus.SUCCEEDED, sessions_started__gt=0
             ).first()
             time.sleep(1)
         # then a scheduled run lands in the ledger, and its events in the tables
@@ -92,7 +91,7 @@ def test_a_real_cluster_runs_the_schedule(postgres_only, broker, tmp_path):
         assert JourneySceneEvent.objects.filter(event_payload__run_id=run.id).count() == (
             run.scene_events_created
         )
-        assert selectors.synthetic_scene_events().count() >= run.scene_events_created > 0
+        assert JourneySceneEvent.objects.synthetic().count() >= run.scene_events_created > 0
         assert "synthetics run id=" in (tmp_path / "qcluster.log").read_text()
     finally:
         _stop(process)

@@ -29,7 +29,6 @@ from rest_framework.test import APIClient
 
 from synthetics.models import JourneyTemplate, SyntheticRun, SyntheticSettings
 from synthetics.services import activity_backfill
-from tests.conftest import database_state
 from tests.factories import (
     JourneyFactory,
     JourneySceneEventFactory,
@@ -43,6 +42,7 @@ from tests.factories import (
     SyntheticUserFactory,
     UserFactory,
 )
+from tests.helpers import database_state
 
 pytestmark = pytest.mark.django_db
 
@@ -145,7 +145,7 @@ def test_page_permission_matrix(sim_users, kind, page):
         if page == "toggle":
             assert SyntheticSettings.objects.get().enabled is False
         else:
-            assert SyntheticRun.objects.get(trigger="manual").sessions_created == 1
+            assert SyntheticRun.objects.get(trigger="manual").sessions_started == 1
     else:
         assert response.status_code == expected, seen
     if expected == 401:
@@ -456,7 +456,7 @@ def test_api_tokens_never_reach_the_logs(sim_users, settings, monkeypatch, every
     def broken_summary(**kwargs):
         raise RuntimeError("the database went away")
 
-    monkeypatch.setattr("synthetics.api.views.selectors.status_summary", broken_summary)
+    monkeypatch.setattr("synthetics.api.views.dashboards.status_summary", broken_summary)
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {reader}")
     assert client.get(f"{API}/status").status_code == 500
     logging.getLogger("synthetics.security-test").info("canary-7f3a")

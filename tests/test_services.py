@@ -5,8 +5,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.core.exceptions import ValidationError
 
-from synthetics import selectors
-from synthetics.engine import InvalidTarget
+from synthetics.errors import ApplicationError, RunFailed
 from synthetics.models import (
     Journey,
     JourneySceneEvent,
@@ -17,12 +16,13 @@ from synthetics.models import (
     SyntheticRun,
     SyntheticSettings,
 )
+from synthetics.selectors import dashboards, run_inputs
 from synthetics.services import (
     GeneratorPaused,
-    RunFailed,
     activity_backfill,
+    run_manual,
+    run_scheduled,
     settings_update,
-    tick_run,
 )
 from synthetics.services import runs as runs_module
 from tests.factories import JourneySceneEventFactory, MindblockEventFactory
@@ -35,8 +35,8 @@ pytestmark = pytest.mark.django_db
 
 def _synthetic_counts():
     return (
-        selectors.synthetic_scene_events().count(),
-        selectors.synthetic_mindblock_events().count(),
+        JourneySceneEvent.objects.synthetic().count(),
+        MindblockEvent.objects.synthetic().count(),
         Journey.objects.filter(is_synthetic=True).count(),
     )
 
@@ -53,10 +53,10 @@ def test_scheduled_run_writes_tagged_rows_and_a_matching_ledger_row(sim_users):
     activity_backfill(hours=1, now=NOW - 20 * MINUTE)
     before = {run.id for run in SyntheticRun.objects.all()}
     # when a scheduled run comes (10 minutes of catch-up at most)
-    result = tick_run(trigger=RunTrigger.SCHEDULED, now=NOW)
+    result = run_scheduled(now=NOW)
     # then it is in the ledger, and every row it wrote carries the tag and its id
     run = SyntheticRun.objects.exclude(id__in=before).get()
-    assert run.id == result.run_id
+    assert run.id == result.id
     assert run.status == RunStatus.SUCCEEDED
     assert run.window_end == datetime(2026, 1, 9, 19, 15, tzinfo=UTC)
     assert run.window_start == run.window_end - 10 * MINUTE
@@ -64,7 +64,7 @@ def test_scheduled_run_writes_tagged_rows_and_a_matching_ledger_row(sim_users):
     mindblock = MindblockEvent.objects.filter(event_payload__run_id=run.id)
     assert scene.count() == run.scene_events_created
     assert mindblock.count() == run.mindblock_events_created
-    assert Journey.objects.filter(run=run).count() == run.sessions_created <= 5
+    assert Journey.objects.filter(run=run).count() == run.sessions_started <= 5
     for event in [*scene, *mindblock]:
         assert event.event_payload["synthetic"] is True
         assert event.created_at <= run.window_end
@@ -73,18 +73,18 @@ def test_scheduled_run_writes_tagged_rows_and_a_matching_ledger_row(sim_users):
 
 def test_ledger_agrees_with_the_tables_after_many_runs(sim_users):
     activity_backfill(hours=2, now=NOW)
-    totals = selectors.run_totals(since=NOW - timedelta(days=1))
+    totals = dashboards.run_totals(since=NOW - timedelta(days=1))
     scene, mindblock, journeys = _synthetic_counts()
     assert totals["runs"] == 120
     assert totals["scene_events"] == scene > 0
     assert totals["mindblock_events"] == mindblock > 0
-    assert totals["sessions"] == journeys > 0
+    assert totals["sessions_started"] == journeys > 0
     finished = Journey.objects.filter(is_synthetic=True).exclude(status=JourneyStatus.ACTIVE)
     assert totals["completed"] == finished.filter(status="completed").count()
     assert totals["abandoned"] == finished.filter(status="abandoned").count()
     assert totals["errored"] == finished.filter(status="errored").count()
     last = SyntheticRun.objects.order_by("-window_end").first()
-    assert last.active_journeys == selectors.active_journey_count()
+    assert last.active_journeys == run_inputs.active_journey_count()
 
 
 def test_journey_rows_are_consistent(sim_users):
@@ -110,26 +110,26 @@ def test_journey_rows_are_consistent(sim_users):
 
 
 def test_two_runs_in_the_same_minute_generate_it_once(sim_users):
-    first = tick_run(trigger=RunTrigger.SCHEDULED, now=NOW)
-    second = tick_run(trigger=RunTrigger.SCHEDULED, now=NOW + timedelta(seconds=20))
+    first = run_scheduled(now=NOW)
+    second = run_scheduled(now=NOW + timedelta(seconds=20))
     assert first.status == RunStatus.SUCCEEDED
     assert second.status == RunStatus.SKIPPED
     assert second.note == "no new minute to cover"
-    assert second.sessions_created == 0
+    assert second.sessions_started == 0
 
 
 def test_a_run_covers_only_the_minutes_since_the_last_one(sim_users):
-    tick_run(trigger=RunTrigger.SCHEDULED, now=NOW)
-    result = tick_run(trigger=RunTrigger.SCHEDULED, now=NOW + 3 * MINUTE)
+    run_scheduled(now=NOW)
+    result = run_scheduled(now=NOW + 3 * MINUTE)
     assert result.window_end - result.window_start == 3 * MINUTE
     assert result.window_start == datetime(2026, 1, 9, 19, 15, tzinfo=UTC)
 
 
 def test_catch_up_after_downtime_is_bounded(sim_users):
-    tick_run(trigger=RunTrigger.SCHEDULED, now=NOW)
-    result = tick_run(trigger=RunTrigger.SCHEDULED, now=NOW + timedelta(hours=5))
+    run_scheduled(now=NOW)
+    result = run_scheduled(now=NOW + timedelta(hours=5))
     assert result.window_end - result.window_start == runs_module.MAX_CATCH_UP_MINUTES * MINUTE
-    assert result.sessions_created <= 5, "never a burst: the cap still holds"
+    assert result.sessions_started <= 5, "never a burst: the cap still holds"
 
 
 def test_backfill_twice_generates_nothing_the_second_time(sim_users):
@@ -138,13 +138,13 @@ def test_backfill_twice_generates_nothing_the_second_time(sim_users):
     assert first.minutes_generated == 60
     assert second.minutes_generated == 0
     assert second.minutes_already_covered == 60
-    assert second.sessions_created == 0
+    assert second.totals["sessions_started"] == 0
 
 
 def test_backfill_leaves_minutes_the_scheduler_covered(sim_users):
     # given the scheduler ran for the last five minutes
     for minute in range(5, -1, -1):
-        tick_run(trigger=RunTrigger.SCHEDULED, now=NOW - minute * MINUTE)
+        run_scheduled(now=NOW - minute * MINUTE)
     # when a one-hour backfill runs
     summary = activity_backfill(hours=1, now=NOW)
     # then the scheduler's minutes are left alone and no minute is covered twice
@@ -166,23 +166,23 @@ def test_backfill_leaves_minutes_the_scheduler_covered(sim_users):
 
 
 def test_paused_scheduled_run_is_skipped_and_writes_nothing(sim_users):
-    tick_run(trigger=RunTrigger.SCHEDULED, now=NOW)
+    run_scheduled(now=NOW)
     counts = _synthetic_counts()
     _pause()
-    result = tick_run(trigger=RunTrigger.SCHEDULED, now=NOW + 2 * MINUTE)
+    result = run_scheduled(now=NOW + 2 * MINUTE)
     assert result.status == RunStatus.SKIPPED
     assert result.note == "paused"
     assert _synthetic_counts() == counts
-    assert SyntheticRun.objects.get(id=result.run_id).status == RunStatus.SKIPPED
+    assert SyntheticRun.objects.get(id=result.id).status == RunStatus.SKIPPED
 
 
 def test_resuming_does_not_fill_the_paused_period(sim_users):
-    tick_run(trigger=RunTrigger.SCHEDULED, now=NOW)
+    run_scheduled(now=NOW)
     _pause()
     for minute in range(1, 6):
-        tick_run(trigger=RunTrigger.SCHEDULED, now=NOW + minute * MINUTE)
-    settings_update(changes={"enabled": True})
-    result = tick_run(trigger=RunTrigger.SCHEDULED, now=NOW + 6 * MINUTE)
+        run_scheduled(now=NOW + minute * MINUTE)
+    settings_update(enabled=True)
+    result = run_scheduled(now=NOW + 6 * MINUTE)
     assert result.window_end - result.window_start == MINUTE
     paused_start = datetime(2026, 1, 9, 19, 15, tzinfo=UTC)
     started_in_pause = Journey.objects.filter(
@@ -194,15 +194,15 @@ def test_resuming_does_not_fill_the_paused_period(sim_users):
 def test_manual_run_while_paused_is_refused_and_writes_nothing(sim_users):
     _pause()
     with pytest.raises(GeneratorPaused, match="paused"):
-        tick_run(trigger=RunTrigger.MANUAL, now=NOW, target=3)
+        run_manual(now=NOW, target=3)
     assert _synthetic_counts() == (0, 0, 0)
     assert not SyntheticRun.objects.exists()
 
 
 def test_forced_manual_run_while_paused_generates(sim_users):
     _pause()
-    result = tick_run(trigger=RunTrigger.MANUAL, now=NOW, target=3, force=True)
-    assert result.sessions_created == 3
+    result = run_manual(now=NOW, target=3, force=True)
+    assert result.sessions_started == 3
     assert result.status == RunStatus.SUCCEEDED
 
 
@@ -210,32 +210,32 @@ def test_forced_manual_run_while_paused_generates(sim_users):
 
 
 def test_manual_run_starts_exactly_target_sessions(sim_users):
-    result = tick_run(trigger=RunTrigger.MANUAL, now=NOW, target=5)
-    assert result.sessions_created == 5
+    result = run_manual(now=NOW, target=5)
+    assert result.sessions_started == 5
     assert result.target == 5
-    assert result.scene_events_created == selectors.synthetic_scene_events().count() >= 5
+    assert result.scene_events_created == JourneySceneEvent.objects.synthetic().count() >= 5
     assert (result.abandon_rate, result.error_rate) == (0.15, 0.05)
 
 
 def test_manual_runs_do_not_consume_scheduled_minutes(sim_users):
-    tick_run(trigger=RunTrigger.MANUAL, now=NOW, target=2)
-    tick_run(trigger=RunTrigger.MANUAL, now=NOW, target=2)  # same instant twice: distinct sessions
-    result = tick_run(trigger=RunTrigger.SCHEDULED, now=NOW)
+    run_manual(now=NOW, target=2)
+    run_manual(now=NOW, target=2)  # same instant twice: distinct sessions
+    result = run_scheduled(now=NOW)
     assert result.status == RunStatus.SUCCEEDED
-    assert Journey.objects.filter(is_synthetic=True).count() == 4 + result.sessions_created
+    assert Journey.objects.filter(is_synthetic=True).count() == 4 + result.sessions_started
 
 
 @pytest.mark.parametrize("target", [0, 6, -2, None])
 def test_manual_target_outside_bounds_changes_nothing(sim_users, target):
-    with pytest.raises(InvalidTarget, match="target must be"):
-        tick_run(trigger=RunTrigger.MANUAL, now=NOW, target=target)
+    with pytest.raises(ApplicationError, match="target must be"):
+        run_manual(now=NOW, target=target)
     assert _synthetic_counts() == (0, 0, 0)
     assert not SyntheticRun.objects.exists()
 
 
 def test_naive_now_is_refused(sim_users):
-    with pytest.raises(ValueError, match="time zone"):
-        tick_run(trigger=RunTrigger.SCHEDULED, now=NOW.replace(tzinfo=None))
+    with pytest.raises(ApplicationError, match="time zone"):
+        run_scheduled(now=NOW.replace(tzinfo=None))
     assert not SyntheticRun.objects.exists()
 
 
@@ -258,7 +258,7 @@ def test_a_failing_run_leaves_no_partial_rows_and_is_recorded(sim_users, monkeyp
     monkeypatch.setattr(runs_module, "run_output_write", write_then_fail)
     # when a run fails part-way
     with pytest.raises(RunFailed, match="injected") as failure:
-        tick_run(trigger=RunTrigger.MANUAL, now=NOW, target=5)
+        run_manual(now=NOW, target=5)
     # then none of its rows remain, and the ledger says it failed, with the error
     assert _synthetic_counts() == counts
     assert {
@@ -270,7 +270,7 @@ def test_a_failing_run_leaves_no_partial_rows_and_is_recorded(sim_users, monkeyp
     assert "Traceback" in failed.error
     # and the next run proceeds normally
     monkeypatch.setattr(runs_module, "run_output_write", real_write)
-    assert tick_run(trigger=RunTrigger.MANUAL, now=NOW, target=5).sessions_created == 5
+    assert run_manual(now=NOW, target=5).sessions_started == 5
 
 
 def test_a_failing_scheduled_run_lets_the_next_minute_proceed(sim_users, monkeypatch):
@@ -280,9 +280,9 @@ def test_a_failing_scheduled_run_lets_the_next_minute_proceed(sim_users, monkeyp
     real_write = runs_module.run_output_write
     monkeypatch.setattr(runs_module, "run_output_write", fail)
     with pytest.raises(RunFailed):
-        tick_run(trigger=RunTrigger.SCHEDULED, now=NOW)
+        run_scheduled(now=NOW)
     monkeypatch.setattr(runs_module, "run_output_write", real_write)
-    result = tick_run(trigger=RunTrigger.SCHEDULED, now=NOW + MINUTE)
+    result = run_scheduled(now=NOW + MINUTE)
     assert result.status == RunStatus.SUCCEEDED
     statuses = list(SyntheticRun.objects.order_by("id").values_list("status", flat=True))
     assert statuses == [RunStatus.FAILED, RunStatus.SUCCEEDED]
@@ -292,14 +292,13 @@ def test_empty_catalogue_is_recorded_as_a_failed_scheduled_run(sim_users):
     from synthetics.models import JourneyTemplate
 
     JourneyTemplate.objects.update(is_active=False)
-    result = tick_run(trigger=RunTrigger.SCHEDULED, now=NOW)
-    if result.status == RunStatus.SUCCEEDED:  # Poisson drew 0 sessions: try the next minutes
-        for minute in range(1, 20):
-            result = tick_run(trigger=RunTrigger.SCHEDULED, now=NOW + minute * MINUTE)
-            if result.status != RunStatus.SUCCEEDED:
-                break
-    assert result.status == RunStatus.FAILED
-    assert "no active journey template" in SyntheticRun.objects.get(id=result.run_id).error
+    # Poisson(1000) is 0 with probability e^-1000: the run asks for sessions (capped at 5)
+    settings_update(sessions_per_min=1000)
+    with pytest.raises(RunFailed, match="no active journey template") as failure:
+        run_scheduled(now=NOW)
+    failed = SyntheticRun.objects.get(id=failure.value.run_id)
+    assert failed.status == RunStatus.FAILED
+    assert "no active journey template" in failed.error
 
 
 # --- real rows --------------------------------------------------------------------------------------
@@ -322,7 +321,7 @@ def test_real_rows_are_never_counted_or_changed(sim_users):
     }
     # when the generator runs for an hour and a manual run follows
     activity_backfill(hours=1, now=NOW)
-    tick_run(trigger=RunTrigger.MANUAL, now=NOW, target=5)
+    run_manual(now=NOW, target=5)
     # then the real rows are exactly as they were, and no synthetic count includes them
     for event in real:
         event.refresh_from_db()
@@ -332,8 +331,8 @@ def test_real_rows_are_never_counted_or_changed(sim_users):
     assert {
         (j.id, j.status, j.ended_at) for j in Journey.objects.filter(is_synthetic=False)
     } == real_journeys
-    totals = selectors.run_totals(since=NOW - timedelta(days=1))
-    counts = selectors.synthetic_event_counts(since=NOW - timedelta(days=1))
+    totals = dashboards.run_totals(since=NOW - timedelta(days=1))
+    counts = dashboards.synthetic_event_counts(since=NOW - timedelta(days=1))
     assert counts["scene_events"] == totals["scene_events"]
     assert counts["mindblock_events"] == totals["mindblock_events"]
     assert JourneySceneEvent.objects.count() == counts["scene_events"] + 6
@@ -377,7 +376,7 @@ def test_same_seed_and_clock_give_identical_rows(sim_users):
 
 
 def test_settings_update_applies_a_partial_change():
-    row = settings_update(changes={"sessions_per_min": 5, "error_rate": 0.1})
+    row = settings_update(sessions_per_min=5, error_rate=0.1)
     assert (row.sessions_per_min, row.error_rate, row.abandon_rate) == (5, 0.1, 0.15)
     assert SyntheticSettings.objects.get().sessions_per_min == 5
 
@@ -385,24 +384,39 @@ def test_settings_update_applies_a_partial_change():
 @pytest.mark.parametrize(
     ("changes", "field", "message"),
     [
-        ({"error_rate": 1.5}, "error_rate", "between 0 and 1"),
+        ({"error_rate": 1.5}, "error_rate", "error_rate must be between 0 and 1 (got 1.5)."),
         ({"abandon_rate": -0.1}, "abandon_rate", "between 0 and 1"),
         ({"abandon_rate": 0.7, "error_rate": 0.4}, "abandon_rate", "must not exceed 1"),
         ({"sessions_per_min": -1}, "sessions_per_min", "between 0 and 1000"),
         ({"max_per_run": 1001}, "max_per_run", "between 0 and 1000"),
-        ({"max_per_run": 2.5}, "max_per_run", "whole number"),
-        ({"error_rate": float("nan")}, "error_rate", "finite"),
-        ({"error_rate": float("inf")}, "error_rate", "finite"),
-        ({"error_rate": "0.1"}, "error_rate", "must be a number"),
-        ({"enabled": "false"}, "enabled", "true or false"),
-        ({"enabled": 0}, "enabled", "true or false"),
-        ({"sessions_per_min": True}, "sessions_per_min", "must be a number"),
-        ({"colour": "red"}, "colour", "Unknown setting"),
+        ({"error_rate": float("nan")}, "error_rate", "between 0 and 1"),
+        ({"error_rate": float("inf")}, "error_rate", "between 0 and 1"),
     ],
 )
-def test_settings_update_refuses_bad_input_and_changes_nothing(changes, field, message):
+def test_settings_update_refuses_out_of_range_values_and_changes_nothing(changes, field, message):
+    """Ranges are the model's (full_clean); types are the serializers' (tests/test_api.py)."""
     before = SyntheticSettings.objects.values().get()
     with pytest.raises(ValidationError) as error:
-        settings_update(changes={**changes, "sessions_per_min": changes.get("sessions_per_min", 9)})
+        settings_update(**changes)
     assert message in " ".join(error.value.message_dict[field])
     assert SyntheticSettings.objects.values().get() == before
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "message"),
+    [
+        ({"max_per_run": 2.5}, "max_per_run", "whole number"),
+        ({"error_rate": float("nan")}, "error_rate", "Must be a number"),
+        ({"error_rate": "0.1"}, "error_rate", "Must be a number"),
+        ({"enabled": "false"}, "enabled", "true or false"),
+        ({"enabled": 0}, "enabled", "true or false"),
+        ({"sessions_per_min": True}, "sessions_per_min", "whole number"),
+        ({"colour": "red"}, "colour", "Unknown field"),
+    ],
+)
+def test_settings_input_refuses_wrong_types(body, field, message):
+    from synthetics.api.serializers import SettingsInput
+
+    data = SettingsInput(data=body)
+    assert not data.is_valid()
+    assert message in " ".join(str(item) for item in data.errors[field])

@@ -1,21 +1,25 @@
 """The django-q2 side: the schedule exists once, the tick task runs in sync mode and survives failures."""
 
 import logging
+from datetime import timedelta
 
 import pytest
+from django.utils import timezone
+from django_q import scheduler as q_scheduler
+from django_q.brokers.orm import ORM
+from django_q.conf import Conf
 from django_q.models import Schedule
 from django_q.tasks import async_task
 
 from synthetics.models import RunStatus, RunTrigger, SyntheticRun
 from synthetics.services import runs as runs_module
-from synthetics.services.schedule import schedule_ensure
-from synthetics.tasks import SCHEDULE_NAME, TICK_FUNC, scheduled_tick
+from synthetics.tasks import SCHEDULE_NAME, SCHEDULED_RUN_FUNC, schedule_ensure, scheduled_run
 
 pytestmark = pytest.mark.django_db
 
 
 def test_migrations_create_exactly_one_every_minute_schedule():
-    schedule = Schedule.objects.get(func=TICK_FUNC)
+    schedule = Schedule.objects.get(func=SCHEDULED_RUN_FUNC)
     assert schedule.name == SCHEDULE_NAME
     assert schedule.schedule_type == Schedule.MINUTES
     assert schedule.minutes == 1
@@ -24,29 +28,71 @@ def test_migrations_create_exactly_one_every_minute_schedule():
 
 def test_ensuring_the_schedule_again_leaves_exactly_one():
     # given a stray copy under another name, and an edited original
-    Schedule.objects.create(name="old-copy", func=TICK_FUNC, schedule_type=Schedule.MINUTES)
+    Schedule.objects.create(
+        name="old-copy", func=SCHEDULED_RUN_FUNC, schedule_type=Schedule.MINUTES
+    )
     Schedule.objects.filter(name=SCHEDULE_NAME).update(minutes=5)
     # when ensured twice
     schedule_ensure()
     _, created = schedule_ensure()
     # then one schedule, every minute, by name
     assert not created
-    assert Schedule.objects.filter(func=TICK_FUNC).count() == 1
+    assert Schedule.objects.filter(func=SCHEDULED_RUN_FUNC).count() == 1
     assert Schedule.objects.get(name=SCHEDULE_NAME).minutes == 1
 
 
-def test_catch_up_replay_is_off():
-    from django_q.conf import Conf
+class RecordingBroker:
+    """Stands in for the queue: keeps what the scheduler enqueues."""
 
-    assert Conf.CATCH_UP is False
-    assert Conf.TIMEOUT < Conf.RETRY
+    list_key = "synthetics-test"
+
+    def __init__(self):
+        self.tasks = []
+
+    def enqueue(self, task):
+        self.tasks.append(task)
+        return len(self.tasks)
+
+
+def test_after_downtime_the_scheduler_queues_one_run_not_a_replay_of_each_missed_minute(
+    monkeypatch,
+):
+    # the cluster closes stale connections before it looks; here that would close the test's
+    monkeypatch.setattr(q_scheduler, "close_old_django_connections", lambda: None)
+    # given the every-minute schedule, last due three hours ago (the cluster was down)
+    Schedule.objects.filter(name=SCHEDULE_NAME).update(next_run=timezone.now() - timedelta(hours=3))
+    broker = RecordingBroker()
+    # when the scheduler looks, twice
+    q_scheduler.scheduler(broker=broker)
+    q_scheduler.scheduler(broker=broker)
+    # then it queued one run (which catches up by itself, bounded), and the next is due from now on
+    assert len(broker.tasks) == 1
+    next_run = Schedule.objects.get(name=SCHEDULE_NAME).next_run
+    assert timezone.now() < next_run <= timezone.now() + timedelta(minutes=1)
+
+
+def test_a_run_a_worker_still_holds_is_never_handed_to_a_second_worker(monkeypatch):
+    # given a queued run on the database broker, and a clock the test moves
+    clock = [timezone.now()]
+    monkeypatch.setattr(timezone, "now", lambda: clock[0])
+    broker = ORM(list_key="synthetics-test")
+    broker.enqueue("a scheduled run")
+    # when a worker takes it ...
+    clock[0] += timedelta(seconds=1)
+    assert len(broker.dequeue()) == 1
+    # ... then nobody else gets it for as long as the task timeout lets that worker run
+    clock[0] += timedelta(seconds=Conf.TIMEOUT)
+    assert not broker.dequeue()
+    # (an unacknowledged task does come back once the retry delay has passed)
+    clock[0] += timedelta(seconds=Conf.RETRY)
+    assert len(broker.dequeue()) == 1
 
 
 def test_tick_task_runs_in_sync_mode_and_lands_in_the_ledger(
     sim_users, django_capture_on_commit_callbacks
 ):
     with django_capture_on_commit_callbacks(execute=True):
-        async_task("synthetics.tasks.scheduled_tick", sync=True)
+        async_task("synthetics.tasks.scheduled_run", sync=True)
     run = SyntheticRun.objects.get()
     assert run.trigger == RunTrigger.SCHEDULED
     assert run.status == RunStatus.SUCCEEDED
@@ -56,14 +102,14 @@ def test_tick_task_runs_in_sync_mode_and_lands_in_the_ledger(
 def test_each_run_writes_one_structured_line(sim_users, caplog, django_capture_on_commit_callbacks):
     caplog.set_level(logging.INFO, logger="synthetics")
     with django_capture_on_commit_callbacks(execute=True):
-        result = scheduled_tick()
+        result = scheduled_run()
     lines = [r.getMessage() for r in caplog.records if r.name == "synthetics"]
     assert len(lines) == 1
     line = lines[0]
     assert line.startswith(
         f"synthetics run id={result['run_id']} trigger=scheduled status=succeeded"
     )
-    assert f"sessions={result['sessions_created']} " in line
+    assert f"sessions_started={result['sessions_started']} " in line
     assert f"scene_events={result['scene_events_created']} " in line
 
 
@@ -73,13 +119,13 @@ def test_a_failed_tick_is_recorded_and_the_next_minute_proceeds(sim_users, monke
 
     real = runs_module.run_output_write
     monkeypatch.setattr(runs_module, "run_output_write", broken)
-    failed = scheduled_tick()  # the task itself never raises: django-q2 must not retry it
+    failed = scheduled_run()  # the task itself never raises: django-q2 must not retry it
     assert failed["status"] == "failed"
     run = SyntheticRun.objects.get(id=failed["run_id"])
     assert run.status == RunStatus.FAILED and "Traceback" in run.error
     assert any("status=failed" in r.getMessage() and r.exc_info for r in caplog.records)
     monkeypatch.setattr(runs_module, "run_output_write", real)
-    assert scheduled_tick()["status"] == "succeeded"  # the failed minute is covered now
+    assert scheduled_run()["status"] == "succeeded"  # the failed minute is covered now
 
 
 def test_a_second_tick_in_the_same_minute_is_recorded_as_skipped(sim_users, monkeypatch):
@@ -87,8 +133,8 @@ def test_a_second_tick_in_the_same_minute_is_recorded_as_skipped(sim_users, monk
 
     moment = timezone.now().replace(second=30)
     monkeypatch.setattr(timezone, "now", lambda: moment)  # both ticks inside one minute
-    first = scheduled_tick()
-    second = scheduled_tick()
+    first = scheduled_run()
+    second = scheduled_run()
     assert first["status"] == "succeeded"
     assert second["status"] == "skipped"
     assert second["note"] == "no new minute to cover"

@@ -8,12 +8,11 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from synthetics.engine import EngineError
-from synthetics.services import GeneratorUnavailable, RunFailed
-from synthetics.services.locks import DatabaseBusy, GeneratorBusy, is_database_locked
+from synthetics.errors import ApplicationError, Conflict, DatabaseBusy, GeneratorBusy, RunFailed
+from synthetics.services.locks import is_database_locked
 
 
-class Conflict(exceptions.APIException):
+class ConflictError(exceptions.APIException):
     status_code = status.HTTP_409_CONFLICT
     default_detail = "The request conflicts with the generator's state."
     default_code = "conflict"
@@ -51,16 +50,24 @@ def _fields(detail) -> dict[str, list[str]]:
 
 
 def exception_handler(exc, context):
-    """Map service refusals to 4xx and render every error in one JSON shape."""
+    """Map refusals and failed runs to their status codes and render every error in one JSON shape.
+
+    ApplicationError: 400 (Conflict: 409); GeneratorBusy: 503; any other RunFailed: 500 with its
+    run_id; Django's ValidationError (the model's rules): 400 with a message per field.
+    """
     run_id = None
-    if isinstance(exc, RunFailed):
+    if isinstance(exc, GeneratorBusy):
+        exc = Busy(str(exc), retry_after=exc.retry_after)
+    elif isinstance(exc, RunFailed):
         # Rolled back and recorded in the ledger: say so, with the ledger row to look at.
         run_id = exc.run_id
         exc = RunFailedError(f"{exc} (run {exc.run_id} in the ledger).")
-    elif isinstance(exc, GeneratorUnavailable):
-        exc = Conflict(str(exc))
-    elif isinstance(exc, GeneratorBusy):
-        exc = Busy(str(exc), retry_after=exc.retry_after)
+    elif isinstance(exc, Conflict):
+        exc = ConflictError(exc.message)
+    elif isinstance(exc, ApplicationError):
+        exc = exceptions.ValidationError(
+            {exc.extra.get("field", "non_field_errors"): [exc.message]}
+        )
     elif is_database_locked(exc):
         # SQLite's write lock did not come within its busy timeout: the same answer as a busy run.
         busy = DatabaseBusy(retry_after=5)
@@ -69,8 +76,6 @@ def exception_handler(exc, context):
         exc = exceptions.ValidationError(
             exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
         )
-    elif isinstance(exc, EngineError):
-        exc = exceptions.ValidationError({"non_field_errors": [str(exc)]})
     response = drf_exception_handler(exc, context)
     if response is None:
         return None

@@ -9,7 +9,7 @@ from django.http import QueryDict
 from rest_framework import serializers
 
 from synthetics.engine.population import PERSONAS
-from synthetics.models import MAX_PER_RUN_LIMIT, MAX_SESSIONS_PER_MIN
+from synthetics.models import MAX_PER_RUN_LIMIT, SETTING_RANGES
 from synthetics.services.cleanup import DEFAULT_OLDER_THAN_HOURS, MAX_OLDER_THAN_HOURS
 
 # --- strict fields: a string is not a number, a number is not a boolean ------------------------------
@@ -24,19 +24,18 @@ class StrictBooleanField(serializers.BooleanField):
         return data
 
 
-class _RangeMessageMixin:
-    """Out-of-range values get the model's wording: 'error_rate must be between 0 and 1 (got 1.5).'"""
+class _DocumentedRangeMixin:
+    """A range shown in the OpenAPI schema only: the range itself is checked where it is defined (the
+    model's full_clean for settings, the services for a run's target and cleanup's hours), so each
+    range and its message are written once."""
 
-    def check_range(self, value):
-        low, high = self.min_value, self.max_value
-        if (low is not None and value < low) or (high is not None and value > high):
-            raise serializers.ValidationError(
-                f"{self.field_name} must be between {low} and {high} (got {value})."
-            )
-        return value
+    def __init__(self, *, documented_range: tuple[int, int] | None = None, **kwargs):
+        super().__init__(**kwargs)
+        if documented_range is not None:
+            self.min_value, self.max_value = documented_range
 
 
-class StrictIntegerField(_RangeMessageMixin, serializers.IntegerField):
+class StrictIntegerField(_DocumentedRangeMixin, serializers.IntegerField):
     default_error_messages = {"invalid": "Must be a whole number (a JSON number), got {input!r}."}
 
     def to_internal_value(self, data):
@@ -44,10 +43,10 @@ class StrictIntegerField(_RangeMessageMixin, serializers.IntegerField):
             self.fail("invalid", input=data)
         if isinstance(data, float) and not (math.isfinite(data) and data.is_integer()):
             self.fail("invalid", input=data)
-        return self.check_range(super().to_internal_value(int(data)))
+        return int(data)
 
 
-class StrictFloatField(_RangeMessageMixin, serializers.FloatField):
+class StrictFloatField(_DocumentedRangeMixin, serializers.FloatField):
     default_error_messages = {"invalid": "Must be a number (a JSON number), got {input!r}."}
 
     def to_internal_value(self, data):
@@ -55,7 +54,7 @@ class StrictFloatField(_RangeMessageMixin, serializers.FloatField):
             self.fail("invalid", input=data)
         if not math.isfinite(data):
             self.fail("invalid", input=data)
-        return self.check_range(super().to_internal_value(float(data)))
+        return float(data)
 
 
 class MillisecondDateTimeField(serializers.DateTimeField):
@@ -96,13 +95,15 @@ class ToggleInput(StrictInputSerializer):
 
 
 class SettingsInput(StrictInputSerializer):
+    """Types only; the ranges (SETTING_RANGES) are the model's, checked by settings_update."""
+
     enabled = StrictBooleanField(required=False)
     sessions_per_min = StrictIntegerField(
-        required=False, min_value=0, max_value=MAX_SESSIONS_PER_MIN
+        required=False, documented_range=SETTING_RANGES["sessions_per_min"]
     )
-    max_per_run = StrictIntegerField(required=False, min_value=0, max_value=MAX_PER_RUN_LIMIT)
-    error_rate = StrictFloatField(required=False, min_value=0, max_value=1)
-    abandon_rate = StrictFloatField(required=False, min_value=0, max_value=1)
+    max_per_run = StrictIntegerField(required=False, documented_range=SETTING_RANGES["max_per_run"])
+    error_rate = StrictFloatField(required=False, documented_range=SETTING_RANGES["error_rate"])
+    abandon_rate = StrictFloatField(required=False, documented_range=SETTING_RANGES["abandon_rate"])
 
     def validate(self, attrs):
         if not attrs:
@@ -114,8 +115,7 @@ class SettingsInput(StrictInputSerializer):
 
 class RunNowInput(StrictInputSerializer):
     target = StrictIntegerField(
-        min_value=1,
-        max_value=MAX_PER_RUN_LIMIT,
+        documented_range=(1, MAX_PER_RUN_LIMIT),
         help_text="Sessions to start: 1..max_per_run (the current setting).",
     )
     force = StrictBooleanField(
@@ -129,8 +129,7 @@ class CleanupInput(StrictInputSerializer):
     older_than_hours = StrictIntegerField(
         required=False,
         default=DEFAULT_OLDER_THAN_HOURS,
-        min_value=1,
-        max_value=MAX_OLDER_THAN_HOURS,
+        documented_range=(1, MAX_OLDER_THAN_HOURS),
         help_text=f"Delete synthetic activity older than this (default {DEFAULT_OLDER_THAN_HOURS}).",
     )
     dry_run = StrictBooleanField(
@@ -180,7 +179,10 @@ class EventCountsOutput(serializers.Serializer):
 
 class LedgerTotalsOutput(serializers.Serializer):
     runs = serializers.IntegerField()
-    sessions = serializers.IntegerField()
+    sessions_started = serializers.IntegerField()
+    sessions = serializers.IntegerField(
+        source="sessions_started", help_text="An alias of sessions_started (the first name)."
+    )
     scene_events = serializers.IntegerField()
     mindblock_events = serializers.IntegerField()
     completed = serializers.IntegerField()
@@ -203,7 +205,10 @@ class RunOutput(serializers.Serializer):
     duration_ms = serializers.IntegerField(allow_null=True)
     window_start = serializers.DateTimeField()
     window_end = serializers.DateTimeField()
-    sessions_created = serializers.IntegerField()
+    sessions_started = serializers.IntegerField()
+    sessions_created = serializers.IntegerField(
+        source="sessions_started", help_text="An alias of sessions_started."
+    )
     scene_events_created = serializers.IntegerField()
     mindblock_events_created = serializers.IntegerField()
     note = serializers.CharField()
@@ -215,14 +220,14 @@ class StatusResponse(serializers.Serializer):
     activity = StatusActivityOutput(source="*")
     status = serializers.ChoiceField(
         choices=["running", "paused", "failing", "stalled", "clock_behind"],
-        source="state.status",
+        source="status.status",
         help_text=(
             "running: scheduled runs succeed; paused: disabled; failing: the newest scheduled run "
             "failed; stalled: no scheduled run for 3 minutes (the scheduler is down); "
             "clock_behind: the clock stepped back behind what is already covered."
         ),
     )
-    status_reason = serializers.CharField(source="state.reason", help_text="The status, in words.")
+    status_reason = serializers.CharField(source="status.reason", help_text="The status, in words.")
     last_run = RunOutput(allow_null=True)
     recent_runs = RunOutput(many=True, help_text="The newest scheduled and manual runs.")
     sim_users = serializers.IntegerField()
@@ -231,18 +236,23 @@ class StatusResponse(serializers.Serializer):
 
 class RunSettingsOutput(serializers.Serializer):
     target = serializers.IntegerField(allow_null=True)
-    abandon_rate = serializers.FloatField()
-    error_rate = serializers.FloatField()
+    abandon_rate = serializers.FloatField(allow_null=True)
+    error_rate = serializers.FloatField(allow_null=True)
 
 
 class RunResultOutput(serializers.Serializer):
+    """A run of the ledger in the seed's run-now shape (`sessions_created` is `sessions_started`)."""
+
     success = serializers.SerializerMethodField()
-    sessions_created = serializers.IntegerField()
+    sessions_started = serializers.IntegerField()
+    sessions_created = serializers.IntegerField(
+        source="sessions_started", help_text="The seed's name for sessions_started (an alias)."
+    )
     scene_events_created = serializers.IntegerField()
     mindblock_events_created = serializers.IntegerField()
-    settings = RunSettingsOutput(source="*")
+    settings = RunSettingsOutput(source="*", help_text="The settings the run used.")
     timestamp = MillisecondDateTimeField(source="window_end")
-    run_id = serializers.IntegerField(allow_null=True)
+    run_id = serializers.IntegerField(source="id")
     status = serializers.CharField()
     journeys_completed = serializers.IntegerField()
     journeys_abandoned = serializers.IntegerField()
@@ -250,22 +260,25 @@ class RunResultOutput(serializers.Serializer):
     active_journeys = serializers.IntegerField()
     note = serializers.CharField()
 
-    def get_success(self, result) -> bool:
-        return result.status != "failed"
+    def get_success(self, run) -> bool:
+        return run.status != "failed"
 
 
 class RunNowResponse(serializers.Serializer):
     success = serializers.SerializerMethodField()
     result = RunResultOutput(source="*")
 
-    def get_success(self, result) -> bool:
-        return result.status != "failed"
+    def get_success(self, run) -> bool:
+        return run.status != "failed"
 
 
 class ActivityCountsOutput(serializers.Serializer):
     scene_events = serializers.IntegerField()
     mindblock_events = serializers.IntegerField()
-    journeys_started = serializers.IntegerField()
+    sessions_started = serializers.IntegerField()
+    journeys_started = serializers.IntegerField(
+        source="sessions_started", help_text="An alias of sessions_started (the first name)."
+    )
     journeys_completed = serializers.IntegerField()
     journeys_abandoned = serializers.IntegerField()
     journeys_errored = serializers.IntegerField()

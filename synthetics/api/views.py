@@ -1,4 +1,4 @@
-"""One view per operation: validate the input, call a service or selector, serialise the output."""
+"""The REST API: one view per operation that validates the input, calls a service or selector and serialises the output."""
 
 from __future__ import annotations
 
@@ -12,12 +12,11 @@ from rest_framework.pagination import PageNumberPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from synthetics import selectors
 from synthetics.api import serializers as io
 from synthetics.api.permissions import CanChangeSynthetics, CanViewSynthetics
 from synthetics.api.throttles import BurstThrottle
-from synthetics.models import RunTrigger
-from synthetics.services import settings_update, tick_run
+from synthetics.selectors import dashboards
+from synthetics.services import run_manual, settings_update
 from synthetics.services.cleanup import cleanup_synthetic
 
 MAX_ACTIVITY_HOURS = 720
@@ -56,7 +55,7 @@ class StatusView(SyntheticsView):
         responses={200: io.StatusResponse, **_errors(*READ_ERRORS)},
     )
     def get(self, request):
-        summary = selectors.status_summary(now=timezone.now())
+        summary = dashboards.status_summary(now=timezone.now())
         return Response(io.StatusResponse(summary).data)
 
 
@@ -69,7 +68,7 @@ class SettingsChangeView(SyntheticsView):
     def post(self, request):
         data = self.input_serializer(data=request.data)
         data.is_valid(raise_exception=True)
-        row = settings_update(changes=data.validated_data)
+        row = settings_update(**data.validated_data)
         return Response(io.SettingsResponse(row).data)
 
 
@@ -116,12 +115,8 @@ class RunNowView(SyntheticsView):
     def post(self, request):
         data = io.RunNowInput(data=request.data)
         data.is_valid(raise_exception=True)
-        result = tick_run(
-            trigger=RunTrigger.MANUAL,
-            target=data.validated_data["target"],
-            force=data.validated_data["force"],
-        )
-        return Response(io.RunNowResponse(result).data)
+        run = run_manual(**data.validated_data)
+        return Response(io.RunNowResponse(run).data)
 
 
 class ActivityView(SyntheticsView):
@@ -153,7 +148,7 @@ class ActivityView(SyntheticsView):
             raise serializers.ValidationError(
                 {"hours": [f"Must be from 1 to {MAX_ACTIVITY_HOURS}, got {value}."]}
             )
-        series = selectors.activity_series(hours=value, now=timezone.now())
+        series = dashboards.activity_series(hours=value, now=timezone.now())
         return Response(io.ActivityResponse(series).data)
 
 
@@ -217,7 +212,7 @@ class SimUserPagination(PageNumberPagination):
         return size
 
     def paginate_queryset(self, queryset, request, view=None):
-        self.by_persona = selectors.sim_user_persona_counts()
+        self.by_persona = dashboards.sim_user_persona_counts()
         return super().paginate_queryset(queryset, request, view)
 
     def get_paginated_response(self, data):
@@ -266,4 +261,4 @@ class SimUsersView(ListAPIView):
     def get_queryset(self):
         query = io.SimUserQuery(data=self.request.query_params)
         query.is_valid(raise_exception=True)
-        return selectors.sim_user_list(persona=query.validated_data.get("persona"))
+        return dashboards.sim_user_list(persona=query.validated_data.get("persona"))

@@ -6,7 +6,7 @@ advanced and the events to write. The behaviour model (README "Behaviour model")
 """
 
 from synthetics.engine.errors import EngineError, InvalidTarget
-from synthetics.engine.tick import manual_session_count, scheduled_session_count, simulate_tick
+from synthetics.engine.run import manual_session_count, scheduled_session_count, simulate_run
 from synthetics.engine.types import (
     ActiveJourney,
     Catalogue,
@@ -16,9 +16,9 @@ from synthetics.engine.types import (
     MindblockSpec,
     NewJourney,
     PoolMember,
+    RunOutcome,
     SceneSpec,
     TemplateSpec,
-    TickOutcome,
 )
 
 __all__ = [
@@ -34,8 +34,8 @@ __all__ = [
     "PoolMember",
     "SceneSpec",
     "TemplateSpec",
-    "TickOutcome",
+    "RunOutcome",
     "manual_session_count",
     "scheduled_session_count",
-    "simulate_tick",
+    "simulate_run",
 ]

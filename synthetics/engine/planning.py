@@ -10,8 +10,12 @@ import math
 import random
 
 from synthetics.engine.population import PERSONA_BY_SLUG
-from synthetics.engine.sampling import weighted_choice
+from synthetics.engine.sampling import integer_between, lognormal, uniform, weighted_choice
 from synthetics.engine.types import (
+    JOURNEY_COMPLETED,
+    MINDBLOCK_REPORTED,
+    SCENE_ENTERED,
+    SCENE_ERROR,
     Catalogue,
     GeneratorSettings,
     MindblockSpec,
@@ -27,11 +31,6 @@ from synthetics.engine.types import (
 DWELL_SIGMA = 0.8
 DWELL_MIN_SECONDS = 3.0
 DWELL_MAX_FACTOR = 20.0  # a visit never lasts more than 20 x the scene's median
-
-SCENE_ENTERED = "scene_entered"
-SCENE_ERROR = "scene_error"
-JOURNEY_COMPLETED = "journey_completed"
-MINDBLOCK_REPORTED = "mindblock_reported"
 
 ERROR_CODES: tuple[tuple[str, float], ...] = (
     ("network_timeout", 0.35),
@@ -53,7 +52,7 @@ def choose_outcome(rng: random.Random, settings: GeneratorSettings) -> Outcome:
 
 
 def dwell_ms(rng: random.Random, scene: SceneSpec) -> int:
-    seconds = rng.lognormvariate(math.log(scene.dwell_median_seconds), DWELL_SIGMA)
+    seconds = lognormal(rng, math.log(scene.dwell_median_seconds), DWELL_SIGMA)
     seconds = min(max(seconds, DWELL_MIN_SECONDS), scene.dwell_median_seconds * DWELL_MAX_FACTOR)
     return int(seconds * 1000)
 
@@ -67,7 +66,7 @@ def _mindblock_step(
     visit_ms: int,
 ) -> Step:
     mindblock = weighted_choice(rng, mindblocks, [m.weight for m in mindblocks])
-    offset = max(1, int(visit_ms * rng.uniform(0.1, 0.9)))
+    offset = max(1, int(visit_ms * uniform(rng, 0.1, 0.9)))
     return Step(
         at_ms=entered_ms + offset,
         kind="mindblock",
@@ -77,7 +76,7 @@ def _mindblock_step(
         scene_position=scene.position,
         mindblock_id=mindblock.id,
         mindblock_slug=mindblock.slug,
-        extra={"intensity": rng.randint(1, 5)},
+        extra={"intensity": integer_between(rng, 1, 5)},
     )
 
 
@@ -94,7 +93,7 @@ def plan_journey(
     outcome = choose_outcome(rng, settings)
     scenes = template.scenes
     # The scene where an abandoned session is left, or where an errored one fails.
-    stop_index = rng.randrange(len(scenes)) if outcome != "completed" else len(scenes) - 1
+    stop_index = integer_between(rng, 0, len(scenes) - 1) if outcome != "completed" else len(scenes) - 1
     multiplier = (
         PERSONA_BY_SLUG[persona].mindblock_multiplier if persona in PERSONA_BY_SLUG else 1.0
     )
@@ -114,7 +113,7 @@ def plan_journey(
         )
         failing_here = outcome == "errored" and index == stop_index
         if failing_here:
-            visit = max(1, int(visit * rng.uniform(0.2, 0.9)))  # fails part-way through the visit
+            visit = max(1, int(visit * uniform(rng, 0.2, 0.9)))  # fails part-way through the visit
         if catalogue.mindblocks and rng.random() < min(1.0, scene.mindblock_rate * multiplier):
             steps.append(
                 _mindblock_step(

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import math
 import random
 from dataclasses import dataclass
 from datetime import date, timedelta
 from functools import cache
 
-from synthetics.engine.sampling import weighted_choice
+from synthetics.engine.sampling import choice, exponential, lognormal, weighted_choice
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,10 +84,10 @@ def _faker(locale: str):
 
 def _traits(rng: random.Random, today: date) -> tuple[Persona, float, str, str, date]:
     persona = weighted_choice(rng, PERSONAS, [p.share for p in PERSONAS])
-    activity = round(persona.activity_weight * math.exp(rng.gauss(0.0, ACTIVITY_SPREAD_SIGMA)), 4)
+    activity = round(persona.activity_weight * lognormal(rng, 0.0, ACTIVITY_SPREAD_SIGMA), 4)
     locale, _, zones = weighted_choice(rng, LOCALES, [entry[1] for entry in LOCALES])
-    timezone = rng.choice(zones)
-    age_days = min(int(rng.expovariate(1.0 / SIGNUP_MEAN_DAYS)), SIGNUP_MAX_DAYS)
+    timezone = choice(rng, zones)
+    age_days = min(int(exponential(rng, SIGNUP_MEAN_DAYS)), SIGNUP_MAX_DAYS)
     return persona, max(activity, 0.01), locale, timezone, today - timedelta(days=age_days)
 
 

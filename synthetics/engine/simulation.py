@@ -1,4 +1,4 @@
-"""Running many ticks in memory, exactly as the scheduler would minute after minute.
+"""Running many runs in memory, exactly as the scheduler would minute after minute.
 
 Used by the statistical tests and the benchmarks: the same engine calls as a real run, with the
 database replaced by a list of active journeys.
@@ -6,12 +6,12 @@ database replaced by a list of active journeys.
 
 from __future__ import annotations
 
-import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from synthetics.engine.tick import scheduled_session_count, simulate_tick
+from synthetics.engine.run import scheduled_session_count, simulate_run
+from synthetics.engine.sampling import run_random
 from synthetics.engine.types import (
     ActiveJourney,
     Catalogue,
@@ -49,6 +49,19 @@ class SimulationStats:
         return sum(self.durations_seconds) / len(self.durations_seconds) / 60
 
 
+def _active(journey, *, next_step: int) -> ActiveJourney:
+    """The journey as the next run reads it (what the database would hand back), at `next_step`."""
+    return ActiveJourney(
+        id=journey.id,
+        sim_user_id=journey.sim_user_id,
+        user_id=journey.user_id,
+        template_id=journey.template_id,
+        started_at=journey.started_at,
+        plan=journey.plan,
+        next_step=next_step,
+    )
+
+
 def simulate_minutes(
     *,
     settings: GeneratorSettings,
@@ -59,15 +72,15 @@ def simulate_minutes(
     seed: int,
     keep_events: bool = False,
 ) -> SimulationStats:
-    """Run one scheduled tick per simulated minute from `start` and collect the statistics."""
+    """Run one scheduled run per simulated minute from `start` and collect the statistics."""
     stats = SimulationStats()
     active: dict = {}
     for minute in range(1, minutes + 1):
         window_start = start + timedelta(minutes=minute - 1)
         now = start + timedelta(minutes=minute)
-        rng = random.Random(f"{seed}:scheduled:{window_start.isoformat()}:{now.isoformat()}")
+        rng = run_random(seed=seed, trigger="scheduled", window_start=window_start, window_end=now)
         sessions = scheduled_session_count(settings=settings, minutes=1, rng=rng)
-        outcome = simulate_tick(
+        outcome = simulate_run(
             settings=settings,
             catalogue=catalogue,
             pool=pool,
@@ -80,15 +93,7 @@ def simulate_minutes(
         for update in outcome.journey_updates:
             journey = active[update.id]
             if update.status == "active":
-                active[update.id] = ActiveJourney(
-                    id=journey.id,
-                    sim_user_id=journey.sim_user_id,
-                    user_id=journey.user_id,
-                    template_id=journey.template_id,
-                    started_at=journey.started_at,
-                    plan=journey.plan,
-                    next_step=update.next_step,
-                )
+                active[update.id] = _active(journey, next_step=update.next_step)
             else:
                 del active[update.id]
                 stats.outcomes[update.status] += 1
@@ -97,20 +102,12 @@ def simulate_minutes(
                 )
         for new in outcome.new_journeys:
             if new.status == "active":
-                active[new.id] = ActiveJourney(
-                    id=new.id,
-                    sim_user_id=new.sim_user_id,
-                    user_id=new.user_id,
-                    template_id=new.template_id,
-                    started_at=new.started_at,
-                    plan=new.plan,
-                    next_step=new.next_step,
-                )
+                active[new.id] = _active(new, next_step=new.next_step)
             else:
                 stats.outcomes[new.status] += 1
                 stats.durations_seconds.append((new.ended_at - new.started_at).total_seconds())
         stats.minutes += 1
-        stats.sessions += outcome.sessions_created
+        stats.sessions += outcome.sessions_started
         stats.scene_events += outcome.scene_events
         stats.mindblock_events += outcome.mindblock_events
         stats.active_samples.append(len(active))

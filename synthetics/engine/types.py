@@ -10,6 +10,15 @@ from typing import Any, Literal
 Outcome = Literal["completed", "abandoned", "errored"]
 EventKind = Literal["scene", "mindblock"]
 
+# The event types the generator writes, by table: named once here, used by the engine, the admin's
+# filters and the README.
+SCENE_ENTERED = "scene_entered"
+SCENE_ERROR = "scene_error"
+JOURNEY_COMPLETED = "journey_completed"
+MINDBLOCK_REPORTED = "mindblock_reported"
+SCENE_EVENT_TYPES = (SCENE_ENTERED, SCENE_ERROR, JOURNEY_COMPLETED)
+MINDBLOCK_EVENT_TYPES = (MINDBLOCK_REPORTED,)
+
 
 @dataclass(frozen=True, slots=True)
 class GeneratorSettings:
@@ -185,7 +194,7 @@ class JourneyUpdate:
 
 
 @dataclass(frozen=True, slots=True)
-class TickOutcome:
+class RunOutcome:
     new_journeys: tuple[NewJourney, ...]
     journey_updates: tuple[JourneyUpdate, ...]
     events: tuple[EventRecord, ...]
@@ -193,7 +202,7 @@ class TickOutcome:
     active_after: int
 
     @property
-    def sessions_created(self) -> int:
+    def sessions_started(self) -> int:
         return len(self.new_journeys)
 
     @property

@@ -11,6 +11,7 @@ from datetime import datetime
 from django.core.management.base import BaseCommand, CommandError
 from django.utils.dateparse import parse_datetime
 
+from synthetics.errors import ApplicationError, RunFailed
 from synthetics.services.database import (
     DatabaseUnavailable,
     database_location,
@@ -19,9 +20,19 @@ from synthetics.services.database import (
 
 
 class SyntheticsCommand(BaseCommand):
-    """A command that needs the migrated database: refuses in one line, before any work, without it."""
+    """A command that needs the migrated database: refuses in one line, before any work, without it.
+
+    A refused request (ApplicationError) or a failed run (RunFailed) ends the command with its
+    message and a non-zero exit, the same way for every command.
+    """
 
     requires_migrations_checks = True
+
+    def execute(self, *args, **options):
+        try:
+            return super().execute(*args, **options)
+        except (ApplicationError, RunFailed) as error:
+            raise CommandError(str(error)) from error
 
     def check_migrations(self) -> None:
         # Django's own check only prints a notice; ours stops here instead of at "no such table".

@@ -1,13 +1,14 @@
-"""Writes: generator runs, backfill, settings changes and seeding of simulated users."""
+"""Writes: generator runs, backfill, settings changes, cleanup and seeding of simulated users."""
 
 from synthetics.services.runs import (
     BackfillSummary,
     GeneratorPaused,
     GeneratorUnavailable,
-    RunFailed,
-    RunResult,
+    RunInputs,
     activity_backfill,
-    tick_run,
+    run_backfill_minute,
+    run_manual,
+    run_scheduled,
 )
 from synthetics.services.seeding import (
     SeedSummary,
@@ -21,13 +22,14 @@ __all__ = [
     "BackfillSummary",
     "GeneratorPaused",
     "GeneratorUnavailable",
-    "RunFailed",
-    "RunResult",
+    "RunInputs",
     "SeedSummary",
     "activity_backfill",
+    "run_backfill_minute",
+    "run_manual",
+    "run_scheduled",
     "settings_update",
     "sim_users_backfill",
     "sim_users_seed",
     "staff_account_ensure",
-    "tick_run",
 ]

@@ -8,8 +8,7 @@ from datetime import datetime, timedelta
 from django.db import transaction
 from django.db.models import Exists, OuterRef, QuerySet
 
-from synthetics import selectors
-from synthetics.engine.errors import EngineError
+from synthetics.errors import whole_number_required
 from synthetics.models import Journey, JourneySceneEvent, JourneyStatus, MindblockEvent
 
 CLEANUP_BATCH = 5000
@@ -43,18 +42,10 @@ def cleanup_synthetic(*, older_than_hours: int, dry_run: bool, now: datetime) ->
     end before the cutoff, so an active journey is never touched. Real rows are never selected. The
     run ledger keeps its record of what was generated.
     """
-    if (
-        isinstance(older_than_hours, bool)
-        or not isinstance(older_than_hours, int)
-        or not 1 <= older_than_hours <= MAX_OLDER_THAN_HOURS
-    ):
-        raise EngineError(
-            f"older_than_hours must be a whole number from 1 to {MAX_OLDER_THAN_HOURS}, "
-            f"got {older_than_hours!r}"
-        )
+    whole_number_required("older_than_hours", older_than_hours, 1, MAX_OLDER_THAN_HOURS)
     cutoff = now - timedelta(hours=older_than_hours)
-    scene_events = selectors.synthetic_scene_events().filter(created_at__lt=cutoff)
-    mindblock_events = selectors.synthetic_mindblock_events().filter(created_at__lt=cutoff)
+    scene_events = JourneySceneEvent.objects.synthetic().filter(created_at__lt=cutoff)
+    mindblock_events = MindblockEvent.objects.synthetic().filter(created_at__lt=cutoff)
     journeys = _journeys_left_without_events(cutoff)
     if dry_run:
         counts = {

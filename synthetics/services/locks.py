@@ -18,31 +18,14 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.db import OperationalError, connection, transaction
 
+from synthetics.errors import GeneratorBusy
+
 # An arbitrary key reserved for the generator: "SYNTHETC" in ASCII, a positive signed 64-bit value.
 GENERATOR_LOCK_KEY = 0x53594E5448455443
 # SQLite's usual busy timeout (settings: PRAGMA busy_timeout), restored after a shorter wait.
 SQLITE_BUSY_TIMEOUT_MS = 20_000
 LOCK_NOT_AVAILABLE = "55P03"
 QUERY_CANCELED = "57014"
-
-
-class GeneratorBusy(RuntimeError):
-    """Another run held the generator lock for longer than this run may wait (answered 503)."""
-
-    def __init__(self, message: str, *, run_id: int | None = None, retry_after: int = 5) -> None:
-        super().__init__(message)
-        self.run_id = run_id
-        self.retry_after = retry_after
-
-
-class DatabaseBusy(GeneratorBusy):
-    """SQLite's single write lock did not come in time for a write other than a run (answered 503)."""
-
-    def __init__(self, *, retry_after: int) -> None:
-        super().__init__(
-            "The database is busy with another write; try again in a few seconds.",
-            retry_after=retry_after,
-        )
 
 
 class RunOverBudget(RuntimeError):

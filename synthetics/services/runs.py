@@ -1,8 +1,12 @@
-"""Generator runs: one tick in one transaction under the generator lock, recorded in the ledger.
+"""Generator runs: a scheduled run, a manual run and a backfill minute, each one transaction under the
+generator lock, recorded in the ledger.
 
-A run is all-or-nothing: its journeys, events, journey changes and ledger row commit together. A run
-that fails leaves none of them and is recorded afterwards, in a transaction of its own, as failed.
-Scheduled and backfill runs cover simulated minutes; no minute is ever covered twice.
+Every run goes the same way: work out its window and session count, call the engine, then write the
+ledger row (complete, once) and the run's rows in one transaction. The failure rule, for every
+caller (synthetics.errors): a refusal raises an ApplicationError before anything is written; any
+other failure is rolled back, recorded in the ledger as a failed run and raised as RunFailed
+(GeneratorBusy when the lock did not come in time); an interruption (django-q2's task timeout,
+Ctrl-C) is recorded the same way and raised as itself.
 """
 
 from __future__ import annotations
@@ -18,18 +22,26 @@ from django.conf import settings as django_settings
 from django.db import OperationalError, connection, transaction
 from django.utils import timezone
 
-from synthetics import selectors
 from synthetics.engine import (
     Catalogue,
     EngineError,
+    GeneratorSettings,
     PoolMember,
     manual_session_count,
     scheduled_session_count,
-    simulate_tick,
+    simulate_run,
+)
+from synthetics.engine.sampling import run_random
+from synthetics.errors import (
+    ApplicationError,
+    Conflict,
+    GeneratorBusy,
+    RunFailed,
+    whole_number_required,
 )
 from synthetics.models import RunStatus, RunTrigger, SyntheticRun
+from synthetics.selectors import run_inputs
 from synthetics.services.locks import (
-    GeneratorBusy,
     RunDeadline,
     RunOverBudget,
     deadline_statement_bound,
@@ -48,34 +60,27 @@ logger = logging.getLogger("synthetics")
 MAX_CATCH_UP_MINUTES = 10
 # A manual run spreads its sessions over the minute before `now`.
 MANUAL_WINDOW = timedelta(minutes=1)
+MINUTE = timedelta(minutes=1)
 # History goes back at most this far (31 days).
 MAX_BACKFILL_HOURS = 24 * 31
 # No simulated time before this: older dates are typos, and datetime arithmetic near year 1 overflows.
 EARLIEST_NOW = datetime(2000, 1, 1, tzinfo=UTC)
 
 
-class GeneratorUnavailable(EngineError):
-    """The generator's state refuses this run (answered 409 by the API)."""
+class GeneratorUnavailable(Conflict):
+    """The generator's state refuses this run: no sim users to run sessions for."""
 
 
 class GeneratorPaused(GeneratorUnavailable):
     """A manual run was asked for while generation is paused (and not forced)."""
 
 
-class RunInTheFuture(EngineError):
+class RunInTheFuture(ApplicationError):
     """A run was asked for at a time after the real now: it would write rows dated in the future."""
 
 
 class RunInterrupted(RuntimeError):
     """The run was stopped from outside (django-q2's task timeout, Ctrl-C) and rolled back."""
-
-
-class RunFailed(RuntimeError):
-    """The run failed and was rolled back; it is recorded in the ledger as failed."""
-
-    def __init__(self, message: str, *, run_id: int) -> None:
-        super().__init__(message)
-        self.run_id = run_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,152 +92,156 @@ class RunInputs:
 
     @classmethod
     def load(cls) -> RunInputs:
-        return cls(catalogue=selectors.catalogue_load(), pool=selectors.sim_user_pool())
+        return cls(catalogue=run_inputs.catalogue_load(), pool=run_inputs.sim_user_pool())
 
 
 @dataclass(frozen=True, slots=True)
-class RunResult:
-    run_id: int | None
-    trigger: str
-    status: str
-    window_start: datetime
-    window_end: datetime
-    target: int | None
-    sessions_created: int = 0
-    scene_events_created: int = 0
-    mindblock_events_created: int = 0
-    journeys_completed: int = 0
-    journeys_abandoned: int = 0
-    journeys_errored: int = 0
-    active_journeys: int = 0
-    abandon_rate: float = 0.0
-    error_rate: float = 0.0
-    note: str = ""
+class _Window:
+    """What a run will do, decided before the engine runs: the simulated window and its sessions.
 
-    @classmethod
-    def from_run(cls, run: SyntheticRun, *, abandon_rate: float, error_rate: float) -> RunResult:
-        return cls(
-            run_id=run.id,
-            trigger=run.trigger,
-            status=run.status,
-            window_start=run.window_start,
-            window_end=run.window_end,
-            target=run.target,
-            sessions_created=run.sessions_created,
-            scene_events_created=run.scene_events_created,
-            mindblock_events_created=run.mindblock_events_created,
-            journeys_completed=run.journeys_completed,
-            journeys_abandoned=run.journeys_abandoned,
-            journeys_errored=run.journeys_errored,
-            active_journeys=run.active_journeys,
-            abandon_rate=abandon_rate,
-            error_rate=error_rate,
-            note=run.note,
+    A window with `skip` set covers its minutes with nothing (paused, no new minute) and the run is
+    recorded as skipped with that note.
+    """
+
+    start: datetime
+    end: datetime
+    sessions: int = 0
+    rng: random.Random | None = None
+    skip: str = ""
+
+
+# --- the three services --------------------------------------------------------------------------
+
+
+def run_scheduled(*, now: datetime | None = None, seed: int | None = None) -> SyntheticRun:
+    """The every-minute run at `now` (default: the real now).
+
+    Covers the minutes since the last covered one (at most MAX_CATCH_UP_MINUTES; one after a failed
+    scheduled run) and starts Poisson(sessions_per_min x minutes) sessions, capped at max_per_run.
+    While paused, or with no new minute to cover, it is recorded as skipped.
+    """
+    now = _checked_now(now)
+    seed = _seed(seed)
+
+    def window(settings: GeneratorSettings) -> _Window:
+        covered = run_inputs.covered_until()
+        end = floor_minute(now)
+        start = max(covered, end - MAX_CATCH_UP_MINUTES * MINUTE) if covered else end - MINUTE
+        if start >= end:
+            if run_inputs.coverage_ahead(covered=covered, now=now):
+                note = (
+                    f"clock stepped back: minutes up to {covered.isoformat()} are already covered; "
+                    "generation resumes when the clock gets there"
+                )
+                return _Window(end, end, skip=note[:200])
+            return _Window(end, end, skip="no new minute to cover")
+        if run_inputs.last_scheduled_run_failed():
+            # After a scheduled run that failed (a timeout, a budget overrun, a lost connection),
+            # the next covers one minute, the first one not covered yet: a retry never takes on
+            # more work than the run that failed, and no minute is skipped; later runs catch up.
+            end = start + MINUTE
+        if not settings.enabled:
+            return _Window(start, end, skip="paused")
+        rng = run_random(
+            seed=seed, trigger=RunTrigger.SCHEDULED, window_start=start, window_end=end
         )
-
-
-def floor_minute(moment: datetime) -> datetime:
-    return moment.replace(second=0, microsecond=0)
-
-
-def _aware(moment: datetime | None) -> datetime:
-    """`moment`, or the real now; never a time after the real now (no row is ever dated ahead)."""
-    real_now = timezone.now()
-    if moment is None:
-        return real_now
-    if timezone.is_naive(moment):
-        raise EngineError("now must include a time zone (for example 2026-01-09T19:15:00Z)")
-    if moment < EARLIEST_NOW:
-        raise EngineError(
-            f"now ({moment.isoformat()}) is before {EARLIEST_NOW.date().isoformat()}: "
-            "a simulated time must be recent"
+        sessions = scheduled_session_count(
+            settings=settings, minutes=(end - start) / MINUTE, rng=rng
         )
-    if moment > real_now:
-        raise RunInTheFuture(
-            f"now ({moment.isoformat()}) is after the current time ({real_now.isoformat()}): "
-            "a run never writes rows dated in the future."
+        return _Window(start, end, sessions=sessions, rng=rng)
+
+    return _run(trigger=RunTrigger.SCHEDULED, now=now, target=None, window=window)
+
+
+def run_manual(
+    *, target: int, force: bool = False, now: datetime | None = None, seed: int | None = None
+) -> SyntheticRun:
+    """Start exactly `target` sessions (1..max_per_run) in the minute before `now`.
+
+    Refused (nothing written) while paused unless `force`, with no sim users, or with a target out
+    of range. A manual run covers no minute: the scheduled runs go on as if it had not happened.
+    """
+    now = _checked_now(now)
+    seed = _seed(seed)
+    # Refuse a bad request before waiting for the lock; checked again under it (settings may change).
+    _manual_refusal(run_inputs.generator_settings(), target=target, force=force)
+
+    def window(settings: GeneratorSettings) -> _Window:
+        sessions = _manual_refusal(settings, target=target, force=force)
+        start = now - MANUAL_WINDOW
+        rng = run_random(
+            seed=seed,
+            trigger=RunTrigger.MANUAL,
+            window_start=start,
+            window_end=now,
+            serial=run_inputs.manual_run_count(),
         )
-    return moment
+        return _Window(start, now, sessions=sessions, rng=rng)
+
+    return _run(trigger=RunTrigger.MANUAL, now=now, target=target, window=window)
 
 
-def _rng(*parts: object) -> random.Random:
-    # String seeds are hashed with SHA-512 by random.Random: stable across processes and versions.
-    return random.Random(":".join(str(part) for part in parts))
+def run_backfill_minute(
+    *, minute_end: datetime, inputs: RunInputs, seed: int | None = None
+) -> SyntheticRun | None:
+    """Generate the one minute ending at `minute_end`, or return None when a run already covered it.
 
+    `inputs` (the pool and catalogue) are loaded once by the caller for a whole backfill.
+    """
+    minute_end = floor_minute(_checked_now(minute_end))
+    seed = _seed(seed)
 
-def _log(run: SyntheticRun) -> None:
-    # One structured line per run; backfill minutes go to DEBUG so a day of history is not 1,440 lines.
-    level = logging.DEBUG if run.trigger == RunTrigger.BACKFILL else logging.INFO
-    logger.log(
-        level,
-        "synthetics run id=%s trigger=%s status=%s window=%s..%s sessions=%d scene_events=%d "
-        "mindblock_events=%d completed=%d abandoned=%d errored=%d active=%d%s",
-        run.id,
-        run.trigger,
-        run.status,
-        run.window_start.isoformat(),
-        run.window_end.isoformat(),
-        run.sessions_created,
-        run.scene_events_created,
-        run.mindblock_events_created,
-        run.journeys_completed,
-        run.journeys_abandoned,
-        run.journeys_errored,
-        run.active_journeys,
-        f" note={run.note!r}" if run.note else "",
+    def window(settings: GeneratorSettings) -> _Window | None:
+        start = minute_end - MINUTE
+        if run_inputs.minute_is_covered(minute_start=start, minute_end=minute_end):
+            return None
+        rng = run_random(
+            seed=seed, trigger=RunTrigger.BACKFILL, window_start=start, window_end=minute_end
+        )
+        sessions = scheduled_session_count(settings=settings, minutes=1, rng=rng)
+        return _Window(start, minute_end, sessions=sessions, rng=rng)
+
+    return _run(
+        trigger=RunTrigger.BACKFILL, now=minute_end, target=None, window=window, inputs=inputs
     )
 
 
-def tick_run(
+# --- the shared locked step and its one failure rule --------------------------------------------
+
+
+def _run(
     *,
     trigger: str,
-    now: datetime | None = None,
-    target: int | None = None,
-    force: bool = False,
-    seed: int | None = None,
+    now: datetime,
+    target: int | None,
+    window: Callable[[GeneratorSettings], _Window | None],
     inputs: RunInputs | None = None,
-) -> RunResult:
-    """Run the generator once at (simulated) time `now` and record the run in the ledger.
-
-    scheduled: covers the minutes since the last covered one (at most MAX_CATCH_UP_MINUTES) and starts
-    a Poisson number of sessions, capped at max_per_run; while paused it is recorded as skipped.
-    manual: starts exactly `target` sessions (1..max_per_run); refused while paused unless `force`.
-    backfill: covers the single minute ending at `now`, unless a run already covered it.
-    `inputs` lets a long backfill load the pool and catalogue once instead of every minute.
-    """
-    if trigger not in RunTrigger.values:
-        raise EngineError(f"trigger must be one of {', '.join(RunTrigger.values)}, got {trigger!r}")
-    now = _aware(now)
-    seed = django_settings.SYNTHETICS_SEED if seed is None else seed
-    if trigger == RunTrigger.MANUAL:
-        # Refuse bad input before taking the lock: a refused request writes nothing at all.
-        _manual_preflight(target=target, force=force)
+) -> SyntheticRun | None:
     started_at = timezone.now()
     # A manual run answers a person or a cron waiting on HTTP: it waits a few seconds for a run in
     # progress, then says the generator is busy. Scheduled and backfill runs wait up to their budget.
     deadline = run_deadline_start(manual=trigger == RunTrigger.MANUAL)
     try:
         with generator_transaction(deadline=deadline):
-            return _tick_locked(
+            settings = run_inputs.generator_settings()
+            planned = window(settings)
+            if planned is None:
+                return None
+            return _generate(
                 trigger=trigger,
-                now=now,
                 target=target,
-                force=force,
-                seed=seed,
+                settings=settings,
+                window=planned,
                 started_at=started_at,
                 inputs=inputs,
                 deadline=deadline,
             )
+    except ApplicationError:
+        raise  # a refusal: rolled back, nothing written, nothing to record
     except GeneratorBusy as error:
-        return _record_busy(
+        raise _busy_recorded(
             trigger=trigger, now=now, target=target, started_at=started_at, error=error
-        )
-    except (GeneratorPaused, EngineError) as error:
-        if trigger == RunTrigger.MANUAL:
-            raise  # settings changed between preflight and lock: still a refusal, not a failure
-        return _record_failure(
-            trigger=trigger, now=now, target=target, started_at=started_at, error=error
-        )
+        ) from error
     except Exception as error:
         if is_statement_timeout(error):  # PostgreSQL's statement_timeout: the budget, spent in SQL
             cancelled = error
@@ -241,14 +250,16 @@ def tick_run(
                 "statement; it was rolled back"
             )
             error.__cause__ = cancelled  # the ledger's traceback shows the cancelled statement
-        _record_failure(trigger=trigger, now=now, target=target, started_at=started_at, error=error)
-        raise
+        run = _failure_recorded(
+            trigger=trigger, now=now, target=target, started_at=started_at, error=error
+        )
+        raise RunFailed(f"The run failed and was rolled back: {error}", run_id=run.id) from error
     except BaseException as error:
         # django-q2's task timeout raises SystemExit (its TimeoutException) inside the run, Ctrl-C
         # raises KeyboardInterrupt: the transaction is rolled back; record how the run ended, then
         # let the interruption go on (even when the record cannot be written).
         try:
-            _record_failure(
+            _failure_recorded(
                 trigger=trigger,
                 now=now,
                 target=target,
@@ -259,6 +270,126 @@ def tick_run(
         except Exception:
             logger.exception("synthetics run: could not record the interrupted run")
         raise
+
+
+def _generate(
+    *,
+    trigger: str,
+    target: int | None,
+    settings: GeneratorSettings,
+    window: _Window,
+    started_at: datetime,
+    inputs: RunInputs | None,
+    deadline: RunDeadline,
+) -> SyntheticRun:
+    """Inside the lock: run the engine over the window, then write the ledger row and the run's rows."""
+    row = {
+        "trigger": trigger,
+        "started_at": started_at,
+        "window_start": window.start,
+        "window_end": window.end,
+        "target": target,
+        "abandon_rate": settings.abandon_rate,
+        "error_rate": settings.error_rate,
+    }
+    if window.skip:
+        run = SyntheticRun.objects.create(
+            **row,
+            status=RunStatus.SKIPPED,
+            note=window.skip,
+            active_journeys=run_inputs.active_journey_count(),
+            finished_at=timezone.now(),
+        )
+        transaction.on_commit(lambda: _log(run))
+        return run
+    inputs = inputs or RunInputs.load()
+    deadline.check("reading its inputs")
+    outcome = simulate_run(
+        settings=settings,
+        catalogue=inputs.catalogue,
+        pool=inputs.pool,
+        active=run_inputs.active_journeys(),
+        window_start=window.start,
+        now=window.end,
+        sessions=window.sessions,
+        rng=window.rng,
+    )
+    deadline.check("simulating")
+    short = outcome.sessions_started < window.sessions
+    run = SyntheticRun.objects.create(  # its id tags every row the run writes
+        **row,
+        status=RunStatus.SUCCEEDED,
+        sessions_started=outcome.sessions_started,
+        scene_events_created=outcome.scene_events,
+        mindblock_events_created=outcome.mindblock_events,
+        journeys_completed=outcome.finished("completed"),
+        journeys_abandoned=outcome.finished("abandoned"),
+        journeys_errored=outcome.finished("errored"),
+        active_journeys=outcome.active_after,
+        note=(
+            f"only {outcome.sessions_started} of {window.sessions} sessions: no more idle sim users"
+            if short
+            else ""
+        ),
+    )
+    run_output_write(
+        before_statement=lambda: deadline_statement_bound(deadline),
+        run_id=run.id,
+        new_journeys=outcome.new_journeys,
+        updates=outcome.journey_updates,
+        events=outcome.events,
+        written_at=timezone.now(),
+    )
+    run.finished_at = timezone.now()
+    run.save(update_fields=["finished_at"])
+    transaction.on_commit(lambda: _log(run))
+    return run
+
+
+def _manual_refusal(settings: GeneratorSettings, *, target: int, force: bool) -> int:
+    """The sessions a manual run starts, or the ApplicationError that refuses it."""
+    if not settings.enabled and not force:
+        raise GeneratorPaused(
+            "Synthetics is paused: a manual run generates nothing while paused. "
+            "Resume it, or force the run."
+        )
+    try:
+        sessions = manual_session_count(settings=settings, target=target)
+    except EngineError as error:
+        raise ApplicationError(str(error), extra={"field": "target"}) from error
+    if run_inputs.sim_user_count() == 0:
+        raise GeneratorUnavailable(
+            "There are no sim users to run sessions for: run `manage.py seed_sim_users` first."
+        )
+    return sessions
+
+
+def floor_minute(moment: datetime) -> datetime:
+    return moment.replace(second=0, microsecond=0)
+
+
+def _seed(seed: int | None) -> int:
+    return django_settings.SYNTHETICS_SEED if seed is None else seed
+
+
+def _checked_now(moment: datetime | None) -> datetime:
+    """`moment`, or the real now; never a time after the real now (no row is ever dated ahead)."""
+    real_now = timezone.now()
+    if moment is None:
+        return real_now
+    if timezone.is_naive(moment):
+        raise ApplicationError("now must include a time zone (for example 2026-01-09T19:15:00Z)")
+    if moment < EARLIEST_NOW:
+        raise ApplicationError(
+            f"now ({moment.isoformat()}) is before {EARLIEST_NOW.date().isoformat()}: "
+            "a simulated time must be recent"
+        )
+    if moment > real_now:
+        raise RunInTheFuture(
+            f"now ({moment.isoformat()}) is after the current time ({real_now.isoformat()}): "
+            "a run never writes rows dated in the future."
+        )
+    return moment
 
 
 def _interruption_message(error: BaseException) -> str:
@@ -272,157 +403,8 @@ def _interruption_message(error: BaseException) -> str:
     return f"the run was stopped by {type(error).__name__}: {error}; it was rolled back"
 
 
-def _manual_preflight(*, target: int | None, force: bool) -> None:
-    row = selectors.settings_get()
-    if not row.enabled and not force:
-        raise GeneratorPaused(
-            "Synthetics is paused: a manual run generates nothing while paused. "
-            "Resume it, or force the run."
-        )
-    manual_session_count(settings=selectors.generator_settings(row), target=target)
-    if selectors.sim_user_count() == 0:
-        raise GeneratorUnavailable(
-            "There are no sim users to run sessions for: run `manage.py seed_sim_users` first."
-        )
-
-
-def _tick_locked(
-    *,
-    trigger: str,
-    now: datetime,
-    target: int | None,
-    force: bool,
-    seed: int,
-    started_at: datetime,
-    inputs: RunInputs | None,
-    deadline: RunDeadline,
-) -> RunResult:
-    row = selectors.settings_get()
-    settings = selectors.generator_settings(row)
-    run = SyntheticRun(trigger=trigger, started_at=started_at, target=target, window_end=now)
-
-    if trigger == RunTrigger.MANUAL:
-        if not settings.enabled and not force:
-            raise GeneratorPaused("Synthetics is paused: resume it, or force the run.")
-        sessions = manual_session_count(settings=settings, target=target)
-        run.window_start = now - MANUAL_WINDOW
-        manual_runs = SyntheticRun.objects.filter(trigger=RunTrigger.MANUAL).count()
-        rng = _rng(seed, trigger, now.isoformat(), manual_runs)
-    else:
-        covered = selectors.covered_until() if trigger == RunTrigger.SCHEDULED else None
-        window = _scheduled_window(trigger=trigger, now=now, covered=covered)
-        if window is None:
-            if trigger == RunTrigger.BACKFILL:  # minute already covered: nothing to record
-                minute = floor_minute(now)
-                return RunResult(
-                    run_id=None,
-                    trigger=trigger,
-                    status=RunStatus.SKIPPED,
-                    window_start=minute - timedelta(minutes=1),
-                    window_end=minute,
-                    target=None,
-                    note="already covered",
-                )
-            run.window_start = run.window_end = floor_minute(now)
-            if selectors.coverage_ahead(covered=covered, now=now):
-                note = (
-                    f"clock stepped back: minutes up to {covered.isoformat()} are already covered; "
-                    "generation resumes when the clock gets there"
-                )
-                return _finish_skipped(run, settings, note=note[:200])
-            return _finish_skipped(run, settings, note="no new minute to cover")
-        run.window_start, run.window_end = window
-        if not settings.enabled:
-            return _finish_skipped(run, settings, note="paused")
-        minutes = (run.window_end - run.window_start) / timedelta(minutes=1)
-        rng = _rng(seed, trigger, run.window_start.isoformat(), run.window_end.isoformat())
-        sessions = scheduled_session_count(settings=settings, minutes=minutes, rng=rng)
-
-    inputs = inputs or RunInputs.load()
-    deadline.check("reading its inputs")
-    outcome = simulate_tick(
-        settings=settings,
-        catalogue=inputs.catalogue,
-        pool=inputs.pool,
-        active=selectors.active_journeys(),
-        window_start=run.window_start,
-        now=run.window_end,
-        sessions=sessions,
-        rng=rng,
-    )
-    run.status = RunStatus.SUCCEEDED
-    run.sessions_created = outcome.sessions_created
-    run.scene_events_created = outcome.scene_events
-    run.mindblock_events_created = outcome.mindblock_events
-    run.journeys_completed = outcome.finished("completed")
-    run.journeys_abandoned = outcome.finished("abandoned")
-    run.journeys_errored = outcome.finished("errored")
-    run.active_journeys = outcome.active_after
-    if outcome.sessions_created < sessions:
-        run.note = f"only {outcome.sessions_created} of {sessions} sessions: no more idle sim users"
-    deadline.check("simulating")
-    run.save()  # the id tags every event this run writes
-    run_output_write(
-        before_statement=lambda: deadline_statement_bound(deadline),
-        run_id=run.id,
-        new_journeys=outcome.new_journeys,
-        updates=outcome.journey_updates,
-        events=outcome.events,
-        written_at=timezone.now(),
-    )
-    run.finished_at = timezone.now()
-    run.save(update_fields=["finished_at", "updated_at"])
-    transaction.on_commit(lambda: _log(run))
-    return RunResult.from_run(
-        run, abandon_rate=settings.abandon_rate, error_rate=settings.error_rate
-    )
-
-
-def _scheduled_window(
-    *, trigger: str, now: datetime, covered: datetime | None
-) -> tuple[datetime, datetime] | None:
-    """The simulated window a scheduled or backfill run covers, or None when already covered.
-
-    `covered` is where scheduled coverage ends (selectors.covered_until), read once by the caller.
-    """
-    end = floor_minute(now)
-    if trigger == RunTrigger.BACKFILL:
-        start = end - timedelta(minutes=1)
-        if selectors.minute_is_covered(minute_start=start, minute_end=end):
-            return None
-        return start, end
-    earliest = end - timedelta(minutes=MAX_CATCH_UP_MINUTES)
-    start = end - timedelta(minutes=1) if covered is None else max(covered, earliest)
-    if start >= end:
-        return None
-    if selectors.last_scheduled_run_failed():
-        # After a scheduled run that failed (a timeout, a budget overrun, a lost connection), the
-        # next covers one minute, the first one not covered yet: a retry never takes on more work
-        # than the run that failed, and no minute is skipped; the runs after it catch up.
-        end = start + timedelta(minutes=1)
-    return start, end
-
-
-def _finish_skipped(run: SyntheticRun, settings, *, note: str) -> RunResult:
-    run.status = RunStatus.SKIPPED
-    run.note = note
-    run.active_journeys = selectors.active_journey_count()
-    run.finished_at = timezone.now()
-    run.save()
-    transaction.on_commit(lambda: _log(run))
-    return RunResult.from_run(
-        run, abandon_rate=settings.abandon_rate, error_rate=settings.error_rate
-    )
-
-
 def _failed_row(
-    *,
-    trigger: str,
-    now: datetime,
-    target: int | None,
-    started_at: datetime,
-    note: str,
-    error: str = "",
+    *, trigger: str, now: datetime, target: int | None, started_at: datetime, note: str, error=""
 ) -> SyntheticRun:
     """The ledger row of a run that wrote nothing, dated where its window would end (unsaved)."""
     window_end = now if trigger == RunTrigger.MANUAL else floor_minute(now)
@@ -439,10 +421,10 @@ def _failed_row(
     )
 
 
-def _record_busy(
+def _busy_recorded(
     *, trigger: str, now: datetime, target: int | None, started_at: datetime, error: GeneratorBusy
-) -> RunResult:
-    """A run that could not get the generator lock in time: recorded as failed, then refused.
+) -> GeneratorBusy:
+    """A run that could not get the generator lock in time: recorded as failed, to be raised.
 
     Failed, not skipped: a skipped scheduled run counts as covering its minute, and this one
     generated nothing, so the next run must cover the minute instead. On SQLite the ledger row
@@ -463,12 +445,10 @@ def _record_busy(
         if not is_database_locked(locked):
             raise
     _log(run)
-    if trigger == RunTrigger.MANUAL:
-        raise GeneratorBusy(str(error), run_id=run.id, retry_after=error.retry_after)
-    return RunResult.from_run(run, abandon_rate=0.0, error_rate=0.0)
+    return GeneratorBusy(str(error), run_id=run.id, retry_after=error.retry_after)
 
 
-def _record_failure(
+def _failure_recorded(
     *,
     trigger: str,
     now: datetime,
@@ -476,7 +456,7 @@ def _record_failure(
     started_at: datetime,
     error: BaseException,
     cause: BaseException | None = None,
-) -> RunResult:
+) -> SyntheticRun:
     """Record a failed run in its own transaction (the run's own work has been rolled back)."""
     shown = cause or error
     logger.error(
@@ -504,24 +484,55 @@ def _record_failure(
         # The connection died with the run (killed backend, interrupted query): reconnect once.
         connection.close()
         run.save()
-    if cause is None and not isinstance(error, EngineError):
-        raise RunFailed(f"The run failed and was rolled back: {error}", run_id=run.id) from error
-    return RunResult.from_run(run, abandon_rate=0.0, error_rate=0.0)
+    return run
+
+
+def _log(run: SyntheticRun) -> None:
+    # One structured line per run; backfill minutes go to DEBUG so a day of history is not 1,440 lines.
+    level = logging.DEBUG if run.trigger == RunTrigger.BACKFILL else logging.INFO
+    logger.log(
+        level,
+        "synthetics run id=%s trigger=%s status=%s window=%s..%s sessions_started=%d "
+        "scene_events=%d mindblock_events=%d completed=%d abandoned=%d errored=%d active=%d%s",
+        run.id,
+        run.trigger,
+        run.status,
+        run.window_start.isoformat(),
+        run.window_end.isoformat(),
+        run.sessions_started,
+        run.scene_events_created,
+        run.mindblock_events_created,
+        run.journeys_completed,
+        run.journeys_abandoned,
+        run.journeys_errored,
+        run.active_journeys,
+        f" note={run.note!r}" if run.note else "",
+    )
+
+
+# --- history -------------------------------------------------------------------------------------
+
+_TOTALS = (
+    "sessions_started",
+    "scene_events_created",
+    "mindblock_events_created",
+    "journeys_completed",
+    "journeys_abandoned",
+    "journeys_errored",
+)
 
 
 @dataclass(frozen=True, slots=True)
 class BackfillSummary:
-    minutes: int
-    minutes_generated: int
-    minutes_already_covered: int
-    sessions_created: int
-    scene_events_created: int
-    mindblock_events_created: int
-    journeys_completed: int
-    journeys_abandoned: int
-    journeys_errored: int
     start: datetime
     end: datetime
+    minutes: int
+    minutes_generated: int
+    totals: dict[str, int]  # the ledger's counts (_TOTALS), summed over the minutes generated
+
+    @property
+    def minutes_already_covered(self) -> int:
+        return self.minutes - self.minutes_generated
 
 
 def activity_backfill(
@@ -534,66 +545,24 @@ def activity_backfill(
     """Generate the last `hours` hours, one backfill run per minute on the simulated clock.
 
     Each minute is its own run and transaction, so a running scheduler interleaves safely; minutes
-    that a scheduled or backfill run already covered are left as they are.
+    that a scheduled or backfill run already covered are left as they are. A minute that fails
+    raises RunFailed (minutes before it stay written; running it again resumes).
     """
-    if (
-        isinstance(hours, bool)
-        or not isinstance(hours, int)
-        or not 1 <= hours <= MAX_BACKFILL_HOURS
-    ):
-        raise EngineError(
-            f"hours must be a whole number from 1 to {MAX_BACKFILL_HOURS}, got {hours!r}"
-        )
-    end = floor_minute(_aware(now))
+    whole_number_required("hours", hours, 1, MAX_BACKFILL_HOURS)
+    end = floor_minute(_checked_now(now))
     minutes = hours * 60
-    start = end - timedelta(minutes=minutes)
-    totals = dict.fromkeys(
-        (
-            "generated",
-            "covered",
-            "sessions",
-            "scene",
-            "mindblock",
-            "completed",
-            "abandoned",
-            "errored",
-        ),
-        0,
-    )
+    start = end - minutes * MINUTE
+    totals = dict.fromkeys(_TOTALS, 0)
+    generated = 0
     inputs = RunInputs.load()
     for step in range(1, minutes + 1):
-        result = tick_run(
-            trigger=RunTrigger.BACKFILL,
-            now=start + timedelta(minutes=step),
-            seed=seed,
-            inputs=inputs,
-        )
-        if result.status == RunStatus.FAILED:
-            raise RunFailed(
-                f"backfill failed at {result.window_end}: {result.note}", run_id=result.run_id or 0
-            )
-        if result.run_id is None:
-            totals["covered"] += 1
-        else:
-            totals["generated"] += 1
-        totals["sessions"] += result.sessions_created
-        totals["scene"] += result.scene_events_created
-        totals["mindblock"] += result.mindblock_events_created
-        totals["completed"] += result.journeys_completed
-        totals["abandoned"] += result.journeys_abandoned
-        totals["errored"] += result.journeys_errored
+        run = run_backfill_minute(minute_end=start + step * MINUTE, inputs=inputs, seed=seed)
+        if run is not None:
+            generated += 1
+            for key in _TOTALS:
+                totals[key] += getattr(run, key)
         if progress:
             progress(1)
     return BackfillSummary(
-        minutes=minutes,
-        minutes_generated=totals["generated"],
-        minutes_already_covered=totals["covered"],
-        sessions_created=totals["sessions"],
-        scene_events_created=totals["scene"],
-        mindblock_events_created=totals["mindblock"],
-        journeys_completed=totals["completed"],
-        journeys_abandoned=totals["abandoned"],
-        journeys_errored=totals["errored"],
-        start=start,
-        end=end,
+        start=start, end=end, minutes=minutes, minutes_generated=generated, totals=totals
     )

@@ -11,8 +11,8 @@ from django.contrib.auth.hashers import make_password
 from django.db import transaction
 from django.utils import timezone
 
-from synthetics.engine.errors import EngineError
 from synthetics.engine.population import make_profile, profile_for_existing, username_for
+from synthetics.errors import ApplicationError, whole_number_required
 from synthetics.models import SYNTHETIC_EMAIL_DOMAIN, SimUser, User
 
 SEED_BATCH = 500
@@ -45,8 +45,7 @@ def sim_users_seed(
     progress: Callable[[int], None] | None = None,
 ) -> SeedSummary:
     """Create synthetic accounts and their sim_users until there are `count`; never deletes any."""
-    if isinstance(count, bool) or not isinstance(count, int) or not 0 <= count <= MAX_SIM_USERS:
-        raise EngineError(f"count must be a whole number from 0 to {MAX_SIM_USERS}, got {count!r}")
+    whole_number_required("count", count, 0, MAX_SIM_USERS)
     today = today or timezone.now().date()
     existing = User.objects.filter(is_synthetic=True).count()
     # Skip every name already held, by a synthetic account or a real one: a real account that
@@ -131,7 +130,7 @@ def staff_account_ensure(
 ) -> StaffAccount:
     """Create a superuser named `username` unless one exists; generate a password when none is given."""
     if not username:
-        raise EngineError("a staff username is required")
+        raise ApplicationError("a staff username is required")
     if User.objects.filter(username=username).exists():
         return StaffAccount(username=username, created=False, generated_password=None)
     generated = None

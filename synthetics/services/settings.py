@@ -1,64 +1,38 @@
-"""Changing the generator settings: validated as a whole, saved under a row lock, or not at all."""
+"""Changing the generator settings: typed values in, checked as a whole by the model, saved under a row lock, or not at all."""
 
 from __future__ import annotations
 
-import math
-from typing import Any
-
-from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from synthetics.models import SyntheticSettings
 
-EDITABLE_FIELDS: dict[str, type] = {
-    "enabled": bool,
-    "sessions_per_min": int,
-    "max_per_run": int,
-    "error_rate": float,
-    "abandon_rate": float,
-}
-
-
-def _coerce(field: str, value: Any) -> Any:
-    kind = EDITABLE_FIELDS[field]
-    if kind is bool:
-        if not isinstance(value, bool):
-            raise ValidationError({field: f"{field} must be true or false, got {value!r}."})
-        return value
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ValidationError({field: f"{field} must be a number, got {value!r}."})
-    if isinstance(value, float) and not math.isfinite(value):
-        raise ValidationError({field: f"{field} must be a finite number, got {value!r}."})
-    if kind is int:
-        if isinstance(value, float) and not value.is_integer():
-            raise ValidationError({field: f"{field} must be a whole number, got {value!r}."})
-        return int(value)
-    return float(value)
-
 
 @transaction.atomic
-def settings_update(*, changes: dict[str, Any]) -> SyntheticSettings:
-    """Apply a partial update; on any invalid field raise ValidationError and change nothing."""
-    unknown = sorted(set(changes) - set(EDITABLE_FIELDS))
-    if unknown:
-        raise ValidationError(
-            {
-                name: f"Unknown setting {name!r}; editable: {', '.join(EDITABLE_FIELDS)}."
-                for name in unknown
-            }
-        )
-    errors: dict[str, list[str]] = {}
-    coerced: dict[str, Any] = {}
-    for field, value in changes.items():
-        try:
-            coerced[field] = _coerce(field, value)
-        except ValidationError as error:
-            errors.update(error.message_dict)
-    if errors:
-        raise ValidationError(errors)
+def settings_update(
+    *,
+    enabled: bool | None = None,
+    sessions_per_min: int | None = None,
+    max_per_run: int | None = None,
+    error_rate: float | None = None,
+    abandon_rate: float | None = None,
+) -> SyntheticSettings:
+    """Change the settings given (None leaves a setting as it is) and return the row.
+
+    Types are the caller's (the API's serializers, the admin's form); ranges and the rule that
+    abandon_rate + error_rate <= 1 are the model's (`full_clean()` and its check constraints): on
+    any violation this raises Django's ValidationError with a message per field and changes nothing.
+    """
+    changes = {
+        "enabled": enabled,
+        "sessions_per_min": sessions_per_min,
+        "max_per_run": max_per_run,
+        "error_rate": error_rate,
+        "abandon_rate": abandon_rate,
+    }
     row = SyntheticSettings.objects.select_for_update().get(pk=1)
-    for field, value in coerced.items():
-        setattr(row, field, value)
+    for field, value in changes.items():
+        if value is not None:
+            setattr(row, field, value)
     row.full_clean()
     row.save()
     return row

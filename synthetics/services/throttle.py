@@ -12,8 +12,9 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import OperationalError, transaction
 
+from synthetics.errors import DatabaseBusy
 from synthetics.models import ThrottleBucket
-from synthetics.services.locks import DatabaseBusy, is_database_locked, sqlite_write_wait
+from synthetics.services.locks import is_database_locked, sqlite_write_wait
 
 _PERIODS = {
     "s": 1, "sec": 1, "second": 1,

@@ -1,4 +1,5 @@
-"""Batched writes of one run's output: COPY on PostgreSQL, bulk_create elsewhere; never a row at a time."""
+"""Batched writes of one run's output: each table's rows built once, then COPY on PostgreSQL or one
+executemany elsewhere; never a row at a time."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import json
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 
-from django.db import connection
+from django.db import connection, models
 
 from synthetics.engine import EventRecord, JourneyUpdate, NewJourney
 from synthetics.models import Journey, JourneySceneEvent, MindblockEvent
@@ -50,14 +51,58 @@ def _payload(event: EventRecord, run_id: int) -> dict:
     return {**event.payload, "synthetic": True, "run_id": run_id}
 
 
-def _copy(table: str, columns: Sequence[str], rows: Iterable[tuple]) -> None:
-    """COPY rows into `table` through psycopg 3 (text format: JSON goes in as its text)."""
-    column_list = ", ".join(columns)
+def _copy(table: str, columns: Sequence[str], rows: Iterable[Sequence]) -> None:
+    """COPY rows into `table` through psycopg 3 (text format)."""
     with connection.cursor() as cursor:
         raw = cursor.cursor  # the psycopg cursor behind Django's wrapper
-        with raw.copy(f"COPY {table} ({column_list}) FROM STDIN") as copy:
+        with raw.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
             for row in rows:
                 copy.write_row(row)
+
+
+def _insert(
+    model, columns: Sequence[str], rows: Sequence[tuple], before_statement: Callable[[], None]
+) -> None:
+    """Insert `rows` (Python values in `columns` order) into the model's table in one statement.
+
+    PostgreSQL: COPY through psycopg 3 (JSON columns go in as their text). Elsewhere: one
+    executemany of the same rows, each value prepared by its model field. Both paths take the
+    same rows, so they cannot drift apart.
+    """
+    if not rows:
+        return
+    fields = [model._meta.get_field(column) for column in columns]
+    table = model._meta.db_table
+    before_statement()
+    if connection.vendor == "postgresql":
+        json_columns = [isinstance(field, models.JSONField) for field in fields]
+        _copy(
+            table,
+            columns,
+            (
+                [
+                    json.dumps(value) if is_json else value
+                    for value, is_json in zip(row, json_columns, strict=True)
+                ]
+                for row in rows
+            ),
+        )
+        return
+    quote = connection.ops.quote_name
+    sql = (
+        f"INSERT INTO {quote(table)} ({', '.join(quote(column) for column in columns)}) "
+        f"VALUES ({', '.join(['%s'] * len(columns))})"
+    )
+    prepared = [
+        [
+            field.get_db_prep_save(value, connection)
+            for field, value in zip(fields, row, strict=True)
+        ]
+        for row in rows
+    ]
+    with connection.cursor() as cursor:
+        for offset in range(0, len(prepared), BATCH_SIZE):
+            cursor.executemany(sql, prepared[offset : offset + BATCH_SIZE])
 
 
 def run_output_write(
@@ -71,118 +116,32 @@ def run_output_write(
 ) -> None:
     """Insert the run's journeys and events and apply its journey changes, in the caller's transaction.
 
-    `before_statement` runs before each statement (the run's deadline: check it, bound the next one).
+    Every row is built once, here, per table; `before_statement` runs before each statement (the
+    run's deadline: check it, bound the next one).
     """
-    scene_events = [event for event in events if event.kind == "scene"]
-    mindblock_events = [event for event in events if event.kind == "mindblock"]
-    if connection.vendor == "postgresql":
-        before_statement()
-        _copy(
-            Journey._meta.db_table,
-            _JOURNEY_COLUMNS,
-            (
-                (
-                    j.id,
-                    j.user_id,
-                    j.sim_user_id,
-                    j.template_id,
-                    j.status,
-                    True,
-                    j.started_at,
-                    j.ended_at,
-                    json.dumps(j.plan.to_json()),
-                    j.next_step,
-                    run_id,
-                    written_at,
-                )
-                for j in new_journeys
-            ),
+    journeys = [
+        (
+            j.id, j.user_id, j.sim_user_id, j.template_id, j.status, True, j.started_at,
+            j.ended_at, j.plan.to_json(), j.next_step, run_id, written_at,
         )
-        before_statement()
-        _copy(
-            JourneySceneEvent._meta.db_table,
-            _SCENE_EVENT_COLUMNS,
-            (
-                (
-                    e.user_id,
-                    e.journey_id,
-                    e.scene_id,
-                    e.event_type,
-                    e.created_at,
-                    json.dumps(_payload(e, run_id)),
-                )
-                for e in scene_events
-            ),
+        for j in new_journeys
+    ]  # fmt: skip
+    scene_events = [
+        (e.user_id, e.journey_id, e.scene_id, e.event_type, e.created_at, _payload(e, run_id))
+        for e in events
+        if e.kind == "scene"
+    ]
+    mindblock_events = [
+        (
+            e.user_id, e.journey_id, e.scene_id, e.mindblock_id, e.event_type, e.created_at,
+            _payload(e, run_id),
         )
-        before_statement()
-        _copy(
-            MindblockEvent._meta.db_table,
-            _MINDBLOCK_EVENT_COLUMNS,
-            (
-                (
-                    e.user_id,
-                    e.journey_id,
-                    e.scene_id,
-                    e.mindblock_id,
-                    e.event_type,
-                    e.created_at,
-                    json.dumps(_payload(e, run_id)),
-                )
-                for e in mindblock_events
-            ),
-        )
-    else:
-        before_statement()
-        Journey.objects.bulk_create(
-            [
-                Journey(
-                    id=j.id,
-                    user_id=j.user_id,
-                    sim_user_id=j.sim_user_id,
-                    template_id=j.template_id,
-                    status=j.status,
-                    is_synthetic=True,
-                    started_at=j.started_at,
-                    ended_at=j.ended_at,
-                    plan=j.plan.to_json(),
-                    next_step=j.next_step,
-                    run_id=run_id,
-                )
-                for j in new_journeys
-            ],
-            batch_size=BATCH_SIZE,
-        )
-        before_statement()
-        JourneySceneEvent.objects.bulk_create(
-            [
-                JourneySceneEvent(
-                    user_id=e.user_id,
-                    journey_id=e.journey_id,
-                    scene_id=e.scene_id,
-                    event_type=e.event_type,
-                    created_at=e.created_at,
-                    event_payload=_payload(e, run_id),
-                )
-                for e in scene_events
-            ],
-            batch_size=BATCH_SIZE,
-        )
-        before_statement()
-        MindblockEvent.objects.bulk_create(
-            [
-                MindblockEvent(
-                    user_id=e.user_id,
-                    journey_id=e.journey_id,
-                    scene_id=e.scene_id,
-                    mindblock_id=e.mindblock_id,
-                    event_type=e.event_type,
-                    created_at=e.created_at,
-                    event_payload=_payload(e, run_id),
-                )
-                for e in mindblock_events
-            ],
-            batch_size=BATCH_SIZE,
-        )
+        for e in events
+        if e.kind == "mindblock"
+    ]  # fmt: skip
+    _insert(Journey, _JOURNEY_COLUMNS, journeys, before_statement)
+    _insert(JourneySceneEvent, _SCENE_EVENT_COLUMNS, scene_events, before_statement)
+    _insert(MindblockEvent, _MINDBLOCK_EVENT_COLUMNS, mindblock_events, before_statement)
     if updates:
         _journeys_update(updates, written_at, before_statement)
 

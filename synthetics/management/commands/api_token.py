@@ -1,8 +1,5 @@
 """Create, show or rotate a user's API token."""
 
-from django.core.management.base import CommandError
-
-from synthetics.engine import EngineError
 from synthetics.management.cli import SyntheticsCommand
 from synthetics.services.tokens import api_token_issue
 
@@ -18,10 +15,7 @@ class Command(SyntheticsCommand):
         parser.add_argument("--rotate", action="store_true", help="replace the existing token")
 
     def handle(self, *args, username, rotate, **options):
-        try:
-            key, created = api_token_issue(username=username, rotate=rotate)
-        except EngineError as error:
-            raise CommandError(str(error)) from error
+        key, created = api_token_issue(username=username, rotate=rotate)
         self.stdout.write(key)
         verb = "created" if created else "existing"
         self.stdout.write(f"api_token: {verb} token for {username!r}.", self.style.SUCCESS)

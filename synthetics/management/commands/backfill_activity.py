@@ -1,10 +1,7 @@
 """Generate the last H hours of synthetic history on the simulated clock."""
 
-from django.core.management.base import CommandError
-
-from synthetics.engine import EngineError
 from synthetics.management.cli import SyntheticsCommand, bounded_int, progress_bar
-from synthetics.services import RunFailed, activity_backfill
+from synthetics.services import activity_backfill
 from synthetics.services.runs import MAX_BACKFILL_HOURS
 
 
@@ -30,19 +27,18 @@ class Command(SyntheticsCommand):
         )
 
     def handle(self, *args, hours, seed, **options):
-        try:
-            with progress_bar(total=hours * 60, unit="min", description="backfill") as advance:
-                summary = activity_backfill(hours=hours, seed=seed, progress=advance)
-        except (EngineError, RunFailed) as error:
-            raise CommandError(str(error)) from error
+        with progress_bar(total=hours * 60, unit="min", description="backfill") as advance:
+            summary = activity_backfill(hours=hours, seed=seed, progress=advance)
+        totals = summary.totals
         finished = (
-            summary.journeys_completed + summary.journeys_abandoned + summary.journeys_errored
+            totals["journeys_completed"] + totals["journeys_abandoned"] + totals["journeys_errored"]
         )
         self.stdout.write(
             f"backfill_activity: {summary.minutes_generated} of {summary.minutes} minutes generated "
             f"({summary.minutes_already_covered} already covered) from {summary.start:%Y-%m-%d %H:%M} "
-            f"to {summary.end:%Y-%m-%d %H:%M} UTC: {summary.sessions_created} sessions, "
-            f"{summary.scene_events_created} scene events, {summary.mindblock_events_created} "
-            f"mindblock events; {finished} journeys finished ({summary.journeys_completed} completed, "
-            f"{summary.journeys_abandoned} abandoned, {summary.journeys_errored} errored)."
+            f"to {summary.end:%Y-%m-%d %H:%M} UTC: {totals['sessions_started']} sessions, "
+            f"{totals['scene_events_created']} scene events, {totals['mindblock_events_created']} "
+            f"mindblock events; {finished} journeys finished ({totals['journeys_completed']} "
+            f"completed, {totals['journeys_abandoned']} abandoned, {totals['journeys_errored']} "
+            "errored)."
         )

@@ -4,16 +4,14 @@ import os
 
 from django.conf import settings
 from django.core.management import call_command
-from django.core.management.base import CommandError
 
-from synthetics import selectors
-from synthetics.engine import EngineError
 from synthetics.management.cli import SyntheticsCommand, bounded_int
 from synthetics.models import SyntheticRun
+from synthetics.selectors import run_inputs
 from synthetics.services import staff_account_ensure
 from synthetics.services.runs import MAX_BACKFILL_HOURS
-from synthetics.services.schedule import schedule_ensure
 from synthetics.services.seeding import MAX_SIM_USERS
+from synthetics.tasks import schedule_ensure
 
 
 class Command(SyntheticsCommand):
@@ -38,7 +36,7 @@ class Command(SyntheticsCommand):
         )  # fmt: skip
 
     def handle(self, *args, host, port, sim_users, history_hours, **options):
-        if selectors.sim_user_count() == 0:
+        if run_inputs.sim_user_count() == 0:
             self.stdout.write(f"bootstrap: seeding {sim_users} sim users ...")
             call_command("seed_sim_users", count=sim_users, stdout=self.stdout)
         if not SyntheticRun.objects.exists() and history_hours > 0:
@@ -48,14 +46,11 @@ class Command(SyntheticsCommand):
         if created:
             self.stdout.write(f"bootstrap: created the every-minute schedule {schedule.name!r}.")
         username = os.environ.get("SYNTHETICS_ADMIN_USERNAME", "admin")
-        try:
-            account = staff_account_ensure(
-                username=username,
-                email=os.environ.get("SYNTHETICS_ADMIN_EMAIL", ""),
-                password=os.environ.get("SYNTHETICS_ADMIN_PASSWORD") or None,
-            )
-        except EngineError as error:
-            raise CommandError(str(error)) from error
+        account = staff_account_ensure(
+            username=username,
+            email=os.environ.get("SYNTHETICS_ADMIN_EMAIL", ""),
+            password=os.environ.get("SYNTHETICS_ADMIN_PASSWORD") or None,
+        )
         if account.created and account.generated_password:
             self.stdout.write(
                 f"bootstrap: created staff account {account.username!r} with password "

@@ -2,19 +2,17 @@
 
 import json
 
-from django.core.management.base import CommandError
-
-from synthetics.engine import EngineError
+from synthetics.api.serializers import RunResultOutput
 from synthetics.management.cli import SyntheticsCommand, aware_datetime, bounded_int
-from synthetics.models import MAX_PER_RUN_LIMIT, RunStatus, RunTrigger
-from synthetics.services import RunFailed, tick_run
+from synthetics.models import MAX_PER_RUN_LIMIT
+from synthetics.services import run_manual, run_scheduled
 
 
 class Command(SyntheticsCommand):
     help = (
         "Run the generator once. With --target N, a manual run that starts exactly N sessions "
         "(1..max_per_run); without it, a scheduled run covering the minutes since the last one. "
-        "Prints the counts the run-now endpoint returns."
+        "Prints what the run-now endpoint returns as its result."
     )
 
     def add_arguments(self, parser):
@@ -35,31 +33,14 @@ class Command(SyntheticsCommand):
         )
 
     def handle(self, *args, target, now, force, **options):
-        trigger = RunTrigger.MANUAL if target is not None else RunTrigger.SCHEDULED
-        try:
-            result = tick_run(trigger=trigger, now=now, target=target, force=force)
-        except (EngineError, RunFailed) as error:
-            raise CommandError(str(error)) from error
-        body = {
-            "success": result.status != RunStatus.FAILED,
-            "sessions_created": result.sessions_created,
-            "scene_events_created": result.scene_events_created,
-            "mindblock_events_created": result.mindblock_events_created,
-            "settings": {
-                "target": result.target,
-                "abandon_rate": result.abandon_rate,
-                "error_rate": result.error_rate,
-            },
-            "timestamp": result.window_end.isoformat().replace("+00:00", "Z"),
-            "run_id": result.run_id,
-            "status": result.status,
-        }
-        self.stdout.write(json.dumps(body, indent=2))
-        if result.status == RunStatus.FAILED:
-            raise CommandError(f"run {result.run_id} failed: {result.note}")
-        note = f" ({result.note})" if result.note else ""
+        if target is None:
+            run = run_scheduled(now=now)
+        else:
+            run = run_manual(target=target, force=force, now=now)
+        self.stdout.write(json.dumps(RunResultOutput(run).data, indent=2))
+        note = f" ({run.note})" if run.note else ""
         self.stdout.write(
-            f"run_synthetics: {trigger} run {result.run_id} {result.status}{note}: "
-            f"{result.sessions_created} sessions, {result.scene_events_created} scene events, "
-            f"{result.mindblock_events_created} mindblock events."
+            f"run_synthetics: {run.trigger} run {run.id} {run.status}{note}: "
+            f"{run.sessions_started} sessions, {run.scene_events_created} scene events, "
+            f"{run.mindblock_events_created} mindblock events."
         )

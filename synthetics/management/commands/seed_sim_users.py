@@ -1,9 +1,7 @@
 """Create synthetic accounts and their sim_users up to a count (idempotent)."""
 
 from django.conf import settings
-from django.core.management.base import CommandError
 
-from synthetics.engine import EngineError
 from synthetics.management.cli import SyntheticsCommand, bounded_int, progress_bar
 from synthetics.models import User
 from synthetics.services import sim_users_seed
@@ -33,13 +31,10 @@ class Command(SyntheticsCommand):
     def handle(self, *args, count, seed, **options):
         seed = settings.SYNTHETICS_SEED if seed is None else seed
         existing = User.objects.filter(is_synthetic=True).count()
-        try:
-            with progress_bar(
-                total=max(0, count - existing), unit="user", description="sim users"
-            ) as advance:
-                summary = sim_users_seed(count=count, seed=seed, progress=advance)
-        except EngineError as error:
-            raise CommandError(str(error)) from error
+        with progress_bar(
+            total=max(0, count - existing), unit="user", description="sim users"
+        ) as advance:
+            summary = sim_users_seed(count=count, seed=seed, progress=advance)
         self.stdout.write(
             f"seed_sim_users: created {summary.created} sim users; {summary.total} in total."
         )

@@ -1,120 +1,30 @@
-"""Reads: settings, the catalogue and pool as the engine sees them, and synthetic activity counts.
-
-Counts of events go through the synthetic-tag expression index (`SyntheticTag`, created_at), never a
-scan of the event tables.
-"""
+"""What the dashboards read (status, activity, sim users): the run ledger and the indexes, never a scan
+of the event tables. Counts of events go through the synthetic-tag expression index (created_at)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from django.db.models import Count, Exists, Max, OuterRef, Q, QuerySet, Sum
+from django.db.models import Count, Q, QuerySet, Sum
 from django.db.models.functions import TruncHour, TruncMinute
 
-from synthetics.engine import (
-    ActiveJourney,
-    Catalogue,
-    GeneratorSettings,
-    MindblockSpec,
-    PoolMember,
-    SceneSpec,
-    TemplateSpec,
-)
-from synthetics.engine.types import Plan
 from synthetics.models import (
-    Journey,
     JourneySceneEvent,
-    JourneyStatus,
-    JourneyTemplate,
     MindblockEvent,
-    MindblockType,
     RunStatus,
     RunTrigger,
-    Scene,
     SimUser,
     SyntheticRun,
     SyntheticSettings,
 )
-
-
-def settings_get() -> SyntheticSettings:
-    return SyntheticSettings.objects.get(pk=1)
-
-
-def generator_settings(row: SyntheticSettings | None = None) -> GeneratorSettings:
-    row = row or settings_get()
-    return GeneratorSettings(
-        enabled=row.enabled,
-        sessions_per_min=row.sessions_per_min,
-        max_per_run=row.max_per_run,
-        error_rate=row.error_rate,
-        abandon_rate=row.abandon_rate,
-    )
-
-
-def catalogue_load() -> Catalogue:
-    """The active journey templates with their scenes in order, and the active mindblock types."""
-    scenes: dict[int, list[SceneSpec]] = {}
-    for template_id, *fields in (
-        Scene.objects.filter(template__is_active=True)
-        .values_list(
-            "template_id", "id", "slug", "position", "dwell_median_seconds", "mindblock_rate"
-        )
-        .order_by("template_id", "position")
-    ):
-        scenes.setdefault(template_id, []).append(SceneSpec(*fields))
-    templates = JourneyTemplate.objects.filter(is_active=True).order_by("slug")
-    return Catalogue(
-        templates=tuple(
-            TemplateSpec(id=pk, slug=slug, popularity=popularity, scenes=tuple(scenes.get(pk, ())))
-            for pk, slug, popularity in templates.values_list("id", "slug", "popularity")
-        ),
-        mindblocks=tuple(
-            MindblockSpec(*fields)
-            for fields in MindblockType.objects.filter(is_active=True, weight__gt=0)
-            .order_by("slug")
-            .values_list("id", "slug", "weight")
-        ),
-    )
-
-
-def sim_user_pool() -> list[PoolMember]:
-    rows = SimUser.objects.order_by("id").values_list("id", "user_id", "persona", "activity_weight")
-    return [
-        PoolMember(sim_user_id=a, user_id=b, persona=c, activity_weight=d) for a, b, c, d in rows
-    ]
-
-
-def active_journeys() -> list[ActiveJourney]:
-    """Synthetic journeys in progress (served by the partial index on active journeys)."""
-    rows = (
-        Journey.objects.synthetic()
-        .active()
-        .values_list(
-            "id", "sim_user_id", "user_id", "template_id", "started_at", "plan", "next_step"
-        )
-    )
-    return [
-        ActiveJourney(
-            id=journey_id,
-            sim_user_id=sim_user_id,
-            user_id=user_id,
-            template_id=template_id,
-            started_at=started_at,
-            plan=Plan.from_json(plan),
-            next_step=next_step,
-        )
-        for journey_id, sim_user_id, user_id, template_id, started_at, plan, next_step in rows
-    ]
-
-
-def synthetic_scene_events() -> QuerySet[JourneySceneEvent]:
-    return JourneySceneEvent.objects.synthetic()
-
-
-def synthetic_mindblock_events() -> QuerySet[MindblockEvent]:
-    return MindblockEvent.objects.synthetic()
+from synthetics.selectors.run_inputs import (
+    active_journey_count,
+    coverage_ahead,
+    covered_until,
+    settings_get,
+    sim_user_count,
+)
 
 
 def synthetic_event_counts(*, since: datetime, until: datetime | None = None) -> dict[str, int]:
@@ -123,53 +33,9 @@ def synthetic_event_counts(*, since: datetime, until: datetime | None = None) ->
     if until is not None:
         window &= Q(created_at__lte=until)
     return {
-        "scene_events": synthetic_scene_events().filter(window).count(),
-        "mindblock_events": synthetic_mindblock_events().filter(window).count(),
+        "scene_events": JourneySceneEvent.objects.synthetic().filter(window).count(),
+        "mindblock_events": MindblockEvent.objects.synthetic().filter(window).count(),
     }
-
-
-def active_journey_count() -> int:
-    return Journey.objects.synthetic().active().count()
-
-
-def sim_user_count() -> int:
-    return SimUser.objects.count()
-
-
-def covered_until() -> datetime | None:
-    """End of the simulated time already covered by scheduled and backfill runs."""
-    return SyntheticRun.objects.filter(
-        trigger__in=[RunTrigger.SCHEDULED, RunTrigger.BACKFILL],
-        status__in=[RunStatus.SUCCEEDED, RunStatus.SKIPPED],
-    ).aggregate(end=Max("window_end"))["end"]
-
-
-def coverage_ahead(*, covered: datetime | None, now: datetime) -> bool:
-    """Whether coverage reaches past now: the clock stepped back behind minutes already covered."""
-    return covered is not None and covered > now + CLOCK_STEP_TOLERANCE
-
-
-def last_scheduled_run_failed() -> bool:
-    """Whether the newest scheduled run that did anything (not a skip) failed."""
-    latest = (
-        SyntheticRun.objects.filter(
-            trigger=RunTrigger.SCHEDULED, status__in=[RunStatus.SUCCEEDED, RunStatus.FAILED]
-        )
-        .order_by("-started_at", "-id")
-        .values_list("status", flat=True)
-        .first()
-    )
-    return latest == RunStatus.FAILED
-
-
-def minute_is_covered(*, minute_end: datetime, minute_start: datetime) -> bool:
-    """Whether a scheduled or backfill run already covered the minute (minute_start, minute_end]."""
-    return SyntheticRun.objects.filter(
-        trigger__in=[RunTrigger.SCHEDULED, RunTrigger.BACKFILL],
-        status__in=[RunStatus.SUCCEEDED, RunStatus.SKIPPED],
-        window_end__gt=minute_start,
-        window_start__lt=minute_end,
-    ).exists()
 
 
 def run_totals(*, since: datetime, until: datetime | None = None) -> dict[str, int]:
@@ -179,7 +45,7 @@ def run_totals(*, since: datetime, until: datetime | None = None) -> dict[str, i
         runs = runs.filter(window_end__lte=until)
     totals = runs.aggregate(
         runs=Count("id"),
-        sessions=Sum("sessions_created"),
+        sessions_started=Sum("sessions_started"),
         scene_events=Sum("scene_events_created"),
         mindblock_events=Sum("mindblock_events_created"),
         completed=Sum("journeys_completed"),
@@ -194,8 +60,6 @@ def run_totals(*, since: datetime, until: datetime | None = None) -> dict[str, i
 # Enabled but no scheduled run has finished for this long: the scheduler is down. (Manual runs,
 # from the Studio or an external cron, don't count: they would hide a dead scheduler.)
 STALLED_AFTER = timedelta(minutes=3)
-# Coverage further ahead of now than this means the clock stepped back.
-CLOCK_STEP_TOLERANCE = timedelta(minutes=1)
 # Activity series: per minute up to this many hours, per hour above.
 MINUTE_BUCKETS_UP_TO_HOURS = 6
 
@@ -206,12 +70,12 @@ def last_run() -> SyntheticRun | None:
 
 
 @dataclass(frozen=True, slots=True)
-class GeneratorState:
+class GeneratorStatus:
     status: str  # paused, running, failing, stalled, clock_behind
     reason: str
 
 
-def generator_state(*, row: SyntheticSettings, now: datetime) -> GeneratorState:
+def generator_status(*, row: SyntheticSettings, now: datetime) -> GeneratorStatus:
     """What the scheduler is doing, from the ledger alone (its finished_at and window indexes).
 
     paused: disabled. clock_behind: the ledger covers minutes after now (the clock stepped back),
@@ -219,10 +83,10 @@ def generator_state(*, row: SyntheticSettings, now: datetime) -> GeneratorState:
     succeeded or skipped; failing: it failed; stalled: there is none, the scheduler is down.
     """
     if not row.enabled:
-        return GeneratorState("paused", "generation is paused")
+        return GeneratorStatus("paused", "generation is paused")
     covered = covered_until()
     if coverage_ahead(covered=covered, now=now):
-        return GeneratorState(
+        return GeneratorStatus(
             "clock_behind",
             f"the ledger already covers up to {covered.isoformat()}, after now: the clock stepped "
             "back; runs skip until it gets there",
@@ -235,7 +99,7 @@ def generator_state(*, row: SyntheticSettings, now: datetime) -> GeneratorState:
         .first()
     )
     if recent is None:
-        return GeneratorState(
+        return GeneratorStatus(
             "stalled",
             f"no scheduled run finished in the last {STALLED_AFTER.seconds // 60} minutes: "
             "is the django-q2 cluster running?",
@@ -243,16 +107,16 @@ def generator_state(*, row: SyntheticSettings, now: datetime) -> GeneratorState:
     if recent.status == RunStatus.FAILED:
         error_lines = recent.error.strip().splitlines()
         first_line = recent.note or (error_lines[-1] if error_lines else "no details recorded")
-        return GeneratorState(
+        return GeneratorStatus(
             "failing", f"the last scheduled run ({recent.id}) failed: {first_line}"
         )
-    return GeneratorState("running", "scheduled runs are succeeding")
+    return GeneratorStatus("running", "scheduled runs are succeeding")
 
 
 @dataclass(frozen=True, slots=True)
 class StatusSummary:
     settings: SyntheticSettings
-    state: GeneratorState
+    status: GeneratorStatus
     last_5_min: dict[str, int]
     last_24_hours: dict[str, int]
     active_journeys: int
@@ -275,7 +139,7 @@ def status_summary(*, now: datetime) -> StatusSummary:
     row = settings_get()
     return StatusSummary(
         settings=row,
-        state=generator_state(row=row, now=now),
+        status=generator_status(row=row, now=now),
         # Bounded by now as well: a row dated in the future is not activity of the last 5 minutes.
         last_5_min=synthetic_event_counts(since=now - timedelta(minutes=5), until=now),
         last_24_hours=run_totals(since=now - timedelta(hours=24)),
@@ -300,7 +164,7 @@ class ActivitySeries:
 _SERIES_FIELDS = {
     "scene_events": "scene_events_created",
     "mindblock_events": "mindblock_events_created",
-    "journeys_started": "sessions_created",
+    "sessions_started": "sessions_started",
     "journeys_completed": "journeys_completed",
     "journeys_abandoned": "journeys_abandoned",
     "journeys_errored": "journeys_errored",
@@ -357,12 +221,7 @@ def _truncate(moment: datetime, per_minute: bool) -> datetime:
 
 def sim_user_list(*, persona: str | None = None) -> QuerySet[SimUser]:
     """Sim users with their account and whether they are in an active journey (partial index)."""
-    in_journey = Journey.objects.filter(sim_user=OuterRef("pk"), status=JourneyStatus.ACTIVE)
-    users = (
-        SimUser.objects.select_related("user")
-        .annotate(in_active_journey=Exists(in_journey))
-        .order_by("id")
-    )
+    users = SimUser.objects.select_related("user").with_activity().order_by("id")
     if persona:
         users = users.filter(persona=persona)
     return users

@@ -1,6 +1,6 @@
-"""One generator run ("tick") at simulated time `now`.
+"""One generator run at simulated time `now`.
 
-A tick first advances every active journey through the planned steps whose time has come, then
+A run first advances every active journey through the planned steps whose time has come, then
 starts new sessions at times spread over the run's window, each for an idle simulated user. Nothing
 is ever dated after `now`.
 """
@@ -28,7 +28,7 @@ from synthetics.engine.types import (
     NewJourney,
     Plan,
     PoolMember,
-    TickOutcome,
+    RunOutcome,
 )
 
 # A session with nothing written for this long (the generator was down or paused) is closed as
@@ -117,7 +117,7 @@ def _due(plan: Plan, cursor: int, now_ms: int) -> int:
     return cursor
 
 
-def simulate_tick(
+def simulate_run(
     *,
     settings: GeneratorSettings,
     catalogue: Catalogue,
@@ -127,7 +127,7 @@ def simulate_tick(
     now: datetime,
     sessions: int,
     rng: random.Random,
-) -> TickOutcome:
+) -> RunOutcome:
     """Advance `active` to `now` and start `sessions` new sessions inside (window_start, now]."""
     if window_start > now:
         raise EngineError(f"window_start {window_start} is after now {now}")
@@ -210,7 +210,7 @@ def simulate_tick(
             )
 
     events.sort(key=lambda event: (event.created_at, str(event.journey_id)))
-    return TickOutcome(
+    return RunOutcome(
         new_journeys=tuple(new_journeys),
         journey_updates=tuple(updates),
         events=tuple(events),

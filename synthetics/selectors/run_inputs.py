@@ -1,0 +1,145 @@
+"""What a generator run reads: the settings, the catalogue and pool as the engine sees them, the active
+journeys, and the ledger's coverage (which minutes runs already covered)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from django.db.models import Max
+
+from synthetics.engine import (
+    ActiveJourney,
+    Catalogue,
+    GeneratorSettings,
+    MindblockSpec,
+    PoolMember,
+    SceneSpec,
+    TemplateSpec,
+)
+from synthetics.engine.types import Plan
+from synthetics.models import (
+    Journey,
+    JourneyTemplate,
+    MindblockType,
+    RunStatus,
+    RunTrigger,
+    Scene,
+    SimUser,
+    SyntheticRun,
+    SyntheticSettings,
+)
+
+# Coverage further ahead of now than this means the clock stepped back.
+CLOCK_STEP_TOLERANCE = timedelta(minutes=1)
+
+
+def settings_get() -> SyntheticSettings:
+    return SyntheticSettings.objects.get(pk=1)
+
+
+def generator_settings(row: SyntheticSettings | None = None) -> GeneratorSettings:
+    row = row or settings_get()
+    return GeneratorSettings(
+        enabled=row.enabled,
+        sessions_per_min=row.sessions_per_min,
+        max_per_run=row.max_per_run,
+        error_rate=row.error_rate,
+        abandon_rate=row.abandon_rate,
+    )
+
+
+def catalogue_load() -> Catalogue:
+    """The active journey templates with their scenes in order, and the active mindblock types."""
+    scenes: dict[int, list[SceneSpec]] = {}
+    for template_id, *fields in (
+        Scene.objects.filter(template__is_active=True)
+        .values_list(
+            "template_id", "id", "slug", "position", "dwell_median_seconds", "mindblock_rate"
+        )
+        .order_by("template_id", "position")
+    ):
+        scenes.setdefault(template_id, []).append(SceneSpec(*fields))
+    templates = JourneyTemplate.objects.filter(is_active=True).order_by("slug")
+    return Catalogue(
+        templates=tuple(
+            TemplateSpec(id=pk, slug=slug, popularity=popularity, scenes=tuple(scenes.get(pk, ())))
+            for pk, slug, popularity in templates.values_list("id", "slug", "popularity")
+        ),
+        mindblocks=tuple(
+            MindblockSpec(*fields)
+            for fields in MindblockType.objects.filter(is_active=True, weight__gt=0)
+            .order_by("slug")
+            .values_list("id", "slug", "weight")
+        ),
+    )
+
+
+def sim_user_pool() -> list[PoolMember]:
+    rows = SimUser.objects.order_by("id").values_list("id", "user_id", "persona", "activity_weight")
+    return [
+        PoolMember(sim_user_id=a, user_id=b, persona=c, activity_weight=d) for a, b, c, d in rows
+    ]
+
+
+def active_journeys() -> list[ActiveJourney]:
+    """Synthetic journeys in progress (served by the partial index on active journeys)."""
+    rows = (
+        Journey.objects.synthetic()
+        .active()
+        .values_list(
+            "id", "sim_user_id", "user_id", "template_id", "started_at", "plan", "next_step"
+        )
+    )
+    return [
+        ActiveJourney(
+            id=journey_id,
+            sim_user_id=sim_user_id,
+            user_id=user_id,
+            template_id=template_id,
+            started_at=started_at,
+            plan=Plan.from_json(plan),
+            next_step=next_step,
+        )
+        for journey_id, sim_user_id, user_id, template_id, started_at, plan, next_step in rows
+    ]
+
+
+def active_journey_count() -> int:
+    return Journey.objects.synthetic().active().count()
+
+
+def sim_user_count() -> int:
+    return SimUser.objects.count()
+
+
+def covered_until() -> datetime | None:
+    """End of the simulated time already covered by scheduled and backfill runs."""
+    return SyntheticRun.objects.covering().aggregate(end=Max("window_end"))["end"]
+
+
+def coverage_ahead(*, covered: datetime | None, now: datetime) -> bool:
+    """Whether coverage reaches past now: the clock stepped back behind minutes already covered."""
+    return covered is not None and covered > now + CLOCK_STEP_TOLERANCE
+
+
+def last_scheduled_run_failed() -> bool:
+    """Whether the newest scheduled run that did anything (not a skip) failed."""
+    latest = (
+        SyntheticRun.objects.filter(
+            trigger=RunTrigger.SCHEDULED, status__in=[RunStatus.SUCCEEDED, RunStatus.FAILED]
+        )
+        .order_by("-started_at", "-id")
+        .values_list("status", flat=True)
+        .first()
+    )
+    return latest == RunStatus.FAILED
+
+
+def minute_is_covered(*, minute_end: datetime, minute_start: datetime) -> bool:
+    """Whether a scheduled or backfill run already covered the minute (minute_start, minute_end]."""
+    return SyntheticRun.objects.covering(start=minute_start, end=minute_end).exists()
+
+
+def manual_run_count() -> int:
+    """How many manual runs the ledger holds (tells apart the random streams of manual runs)."""
+    return SyntheticRun.objects.filter(trigger=RunTrigger.MANUAL).count()
