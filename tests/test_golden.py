@@ -33,7 +33,9 @@ from synthetics.engine.types import (
 )
 
 SEED = 20260109
-START = datetime(2026, 1, 9, 19, 0, tzinfo=UTC)  # in the past: runs refuse a `now` ahead of the clock
+START = datetime(
+    2026, 1, 9, 19, 0, tzinfo=UTC
+)  # in the past: runs refuse a `now` ahead of the clock
 
 
 def digest(tables: dict[str, list[dict]]) -> str:
@@ -58,7 +60,9 @@ def iso(moment: datetime | None) -> str | None:
 
 # Inputs spelled out here, not taken from conftest or the shipped catalogue, so that this digest
 # changes only with the engine.
-GOLDEN_SETTINGS = GeneratorSettings(sessions_per_min=3, max_per_run=6, error_rate=0.1, abandon_rate=0.2)
+GOLDEN_SETTINGS = GeneratorSettings(
+    sessions_per_min=3, max_per_run=6, error_rate=0.1, abandon_rate=0.2
+)
 GOLDEN_CATALOGUE = Catalogue(
     templates=(
         TemplateSpec(
@@ -99,7 +103,7 @@ GOLDEN_POOL = [
     for i in range(1, 81)
 ]
 
-ENGINE_DIGEST = "0000000000000000000000000000000000000000000000000000000000000000"
+ENGINE_DIGEST = "ce463e0fda0dee9916435c7078cee371814cb91e8b949d6a1cc5f36a64546a79"
 
 
 def test_two_simulated_hours_at_a_fixed_seed_give_fixed_events():
@@ -137,7 +141,7 @@ def test_two_simulated_hours_at_a_fixed_seed_give_fixed_events():
 
 # --- database: seeded users and an hour of backfill, on PostgreSQL and SQLite alike ----------------
 
-DATABASE_DIGEST = "0000000000000000000000000000000000000000000000000000000000000000"
+DATABASE_DIGEST = "59d95a302b141aaee1acba42c748f94e760d672505f1e7cccce4d41784c47675"
 
 
 def generated_rows() -> dict[str, list[dict]]:

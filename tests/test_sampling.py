@@ -19,12 +19,13 @@ import ast
 import math
 import random
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
 
 import synthetics.engine
+from synthetics.engine import population, simulation
 from synthetics.engine.sampling import (
     choice,
     exponential,
@@ -38,6 +39,14 @@ from synthetics.engine.sampling import (
     weighted_choice,
     weighted_sample,
     weighted_sample_excluding,
+)
+from synthetics.engine.types import (
+    Catalogue,
+    GeneratorSettings,
+    MindblockSpec,
+    PoolMember,
+    SceneSpec,
+    TemplateSpec,
 )
 
 N = 20_000
@@ -70,9 +79,7 @@ def assert_cdf_within(values: list[float], cdf) -> None:
     """The Kolmogorov-Smirnov distance between the draws and `cdf` is at most KS_EPSILON."""
     ordered = sorted(values)
     n = len(ordered)
-    distance = max(
-        max((i + 1) / n - cdf(x), cdf(x) - i / n) for i, x in enumerate(ordered)
-    )
+    distance = max(max((i + 1) / n - cdf(x), cdf(x) - i / n) for i, x in enumerate(ordered))
     assert distance <= KS_EPSILON, (distance, KS_EPSILON)
 
 
@@ -293,33 +300,45 @@ def test_the_engine_calls_no_random_method_but_the_core_ones():
     assert offences == []
 
 
-class CoreOnlyRandom(random.Random):
-    """A generator whose version-dependent methods refuse to run."""
+VERSION_DEPENDENT_METHODS = (
+    "betavariate",
+    "binomialvariate",
+    "choice",
+    "choices",
+    "expovariate",
+    "gammavariate",
+    "gauss",
+    "lognormvariate",
+    "normalvariate",
+    "paretovariate",
+    "randbytes",
+    "randint",
+    "randrange",
+    "sample",
+    "shuffle",
+    "triangular",
+    "uniform",
+    "vonmisesvariate",
+    "weibullvariate",
+)
 
 
-for _name in (
-    "betavariate binomialvariate choice choices expovariate gammavariate gauss lognormvariate "
-    "normalvariate paretovariate randbytes randint randrange sample shuffle triangular uniform "
-    "vonmisesvariate weibullvariate"
-).split():
+def _refusal(name: str):
+    def refuse(self, *args, **kwargs):
+        raise AssertionError(f"the engine called rng.{name}, whose algorithm may change")
 
-    def _refuse(self, *args, _name=_name, **kwargs):
-        raise AssertionError(f"the engine called rng.{_name}, whose algorithm may change")
+    return refuse
 
-    setattr(CoreOnlyRandom, _name, _refuse)
+
+# A generator whose version-dependent methods refuse to run.
+CoreOnlyRandom = type(
+    "CoreOnlyRandom",
+    (random.Random,),
+    {name: _refusal(name) for name in VERSION_DEPENDENT_METHODS},
+)
 
 
 def test_a_simulation_and_a_population_run_on_the_core_methods_alone(monkeypatch):
-    from synthetics.engine import population, simulation
-    from synthetics.engine.types import (
-        Catalogue,
-        GeneratorSettings,
-        MindblockSpec,
-        PoolMember,
-        SceneSpec,
-        TemplateSpec,
-    )
-
     # given generators that fail on any method but random() and getrandbits()
     monkeypatch.setattr(
         simulation, "run_random", lambda **parts: CoreOnlyRandom(repr(sorted(parts.items())))
@@ -327,7 +346,9 @@ def test_a_simulation_and_a_population_run_on_the_core_methods_alone(monkeypatch
     monkeypatch.setattr(population, "_rng_for", lambda seed, key: CoreOnlyRandom(f"{seed}{key}"))
     catalogue = Catalogue(
         templates=(
-            TemplateSpec(1, "a", 1.0, (SceneSpec(1, "s1", 1, 30, 0.5), SceneSpec(2, "s2", 2, 60, 0.5))),
+            TemplateSpec(
+                1, "a", 1.0, (SceneSpec(1, "s1", 1, 30, 0.5), SceneSpec(2, "s2", 2, 60, 0.5))
+            ),
         ),
         mindblocks=(MindblockSpec(1, "m", 1.0),),
     )
@@ -345,13 +366,12 @@ def test_a_simulation_and_a_population_run_on_the_core_methods_alone(monkeypatch
     )
     for index in range(1, 30):
         population.make_profile(
-            index=index, seed=7, today=datetime(2026, 1, 9).date(), email_domain="example.test"
+            index=index, seed=7, today=date(2026, 1, 9), email_domain="example.test"
         )
         population.profile_for_existing(
-            key=f"k{index}", name="A Name", seed=7, today=datetime(2026, 1, 9).date()
+            key=f"k{index}", name="A Name", seed=7, today=date(2026, 1, 9)
         )
 
     # then every outcome was drawn, and nothing reached a version-dependent method
     assert all(count > 0 for count in stats.outcomes.values()), stats.outcomes
     assert stats.mindblock_events > 0
-

@@ -1,4 +1,4 @@
-"""The django-q2 side: the schedule exists once, the tick task runs in sync mode and survives failures."""
+"""The django-q2 side: the schedule exists once, the scheduled-run task runs in sync mode and survives failures."""
 
 import logging
 from datetime import timedelta
@@ -13,7 +13,14 @@ from django_q.tasks import async_task
 
 from synthetics.models import RunStatus, RunTrigger, SyntheticRun
 from synthetics.services import runs as runs_module
-from synthetics.tasks import SCHEDULE_NAME, SCHEDULED_RUN_FUNC, schedule_ensure, scheduled_run
+from synthetics.tasks import (
+    OLD_SCHEDULE_NAME,
+    OLD_SCHEDULED_RUN_FUNC,
+    SCHEDULE_NAME,
+    SCHEDULED_RUN_FUNC,
+    schedule_ensure,
+    scheduled_run,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -138,3 +145,46 @@ def test_a_second_tick_in_the_same_minute_is_recorded_as_skipped(sim_users, monk
     assert first["status"] == "succeeded"
     assert second["status"] == "skipped"
     assert second["note"] == "no new minute to cover"
+
+
+def test_a_schedule_from_before_the_rename_is_folded_into_the_one_schedule():
+    # given an install whose schedule still has the names from before migration 0007
+    Schedule.objects.all().delete()
+    Schedule.objects.create(
+        name=OLD_SCHEDULE_NAME, func=OLD_SCHEDULED_RUN_FUNC, schedule_type=Schedule.MINUTES
+    )
+    # when the schedule is ensured (make run does it)
+    schedule_ensure()
+    # then exactly one schedule remains, under the new names
+    assert list(Schedule.objects.values_list("name", "func")) == [
+        (SCHEDULE_NAME, SCHEDULED_RUN_FUNC)
+    ]
+
+
+def test_migration_0007_renames_the_schedule_and_can_go_back():
+    from importlib import import_module
+
+    from django.apps import apps
+
+    migration = import_module("synthetics.migrations.0007_run_naming")
+    Schedule.objects.all().delete()
+    Schedule.objects.create(
+        name=OLD_SCHEDULE_NAME, func=OLD_SCHEDULED_RUN_FUNC, schedule_type=Schedule.MINUTES
+    )
+    migration.rename_schedule(apps, None)
+    assert list(Schedule.objects.values_list("name", "func")) == [
+        (SCHEDULE_NAME, SCHEDULED_RUN_FUNC)
+    ]
+    migration.restore_schedule(apps, None)
+    assert list(Schedule.objects.values_list("name", "func")) == [
+        (OLD_SCHEDULE_NAME, OLD_SCHEDULED_RUN_FUNC)
+    ]
+
+
+def test_a_task_queued_under_the_old_path_still_runs(sim_users):
+    from synthetics import tasks
+
+    assert tasks.scheduled_tick is tasks.scheduled_run
+    result = tasks.scheduled_tick()
+    assert result["status"] in (RunStatus.SUCCEEDED, RunStatus.SKIPPED)
+    assert SyntheticRun.objects.filter(id=result["run_id"], trigger=RunTrigger.SCHEDULED).exists()

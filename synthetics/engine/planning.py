@@ -93,7 +93,9 @@ def plan_journey(
     outcome = choose_outcome(rng, settings)
     scenes = template.scenes
     # The scene where an abandoned session is left, or where an errored one fails.
-    stop_index = integer_between(rng, 0, len(scenes) - 1) if outcome != "completed" else len(scenes) - 1
+    stop_index = (
+        integer_between(rng, 0, len(scenes) - 1) if outcome != "completed" else len(scenes) - 1
+    )
     multiplier = (
         PERSONA_BY_SLUG[persona].mindblock_multiplier if persona in PERSONA_BY_SLUG else 1.0
     )

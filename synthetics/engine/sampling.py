@@ -1,10 +1,11 @@
 """Random draws on a caller's seeded `random.Random`: nothing here touches global random state.
 
-Every draw is built here from `rng.random()` and `rng.getrandbits()` alone, the Mersenne Twister core
-whose output for a given seed Python keeps stable. The library's other methods (`gauss`, `choices`,
-`randint`, `lognormvariate` ...) are free to change their algorithm between Python versions, and a
-change would silently rewrite users' generated history; tests/test_sampling.py pins each primitive's
-first values for a fixed seed, and tests/test_golden.py pins the rows a fixed seed produces.
+Every draw is built here from `rng.random()` and `rng.getrandbits()` alone. Python guarantees the
+sequence of `random()` for a given seed ("Notes on Reproducibility"), and `getrandbits()` reads the
+same Mersenne Twister words; its other methods (`gauss`, `choices`, `randint`, `lognormvariate` ...)
+may change their algorithm in any release, which would silently rewrite users' generated history.
+tests/test_sampling.py pins each primitive's first values for a fixed seed, and tests/test_golden.py
+the rows a fixed seed produces.
 """
 
 from __future__ import annotations
