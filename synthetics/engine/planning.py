@@ -57,6 +57,19 @@ def dwell_ms(rng: random.Random, scene: SceneSpec) -> int:
     return int(seconds * 1000)
 
 
+def _step(scene: SceneSpec, *, at_ms: int, event_type: str, kind="scene", **fields) -> Step:
+    """A step of the plan in `scene`: entering it, failing in it, or a mindblock reported there."""
+    return Step(
+        at_ms=at_ms,
+        kind=kind,
+        event_type=event_type,
+        scene_id=scene.id,
+        scene_slug=scene.slug,
+        scene_position=scene.position,
+        **fields,
+    )
+
+
 def _mindblock_step(
     rng: random.Random,
     *,
@@ -67,13 +80,11 @@ def _mindblock_step(
 ) -> Step:
     mindblock = weighted_choice(rng, mindblocks, [m.weight for m in mindblocks])
     offset = max(1, int(visit_ms * uniform(rng, 0.1, 0.9)))
-    return Step(
+    return _step(
+        scene,
         at_ms=entered_ms + offset,
         kind="mindblock",
         event_type=MINDBLOCK_REPORTED,
-        scene_id=scene.id,
-        scene_slug=scene.slug,
-        scene_position=scene.position,
         mindblock_id=mindblock.id,
         mindblock_slug=mindblock.slug,
         extra={"intensity": integer_between(rng, 1, 5)},
@@ -103,16 +114,7 @@ def plan_journey(
     clock = start_ms
     for index, scene in enumerate(scenes[: stop_index + 1]):
         visit = dwell_ms(rng, scene)
-        steps.append(
-            Step(
-                at_ms=clock,
-                kind="scene",
-                event_type=SCENE_ENTERED,
-                scene_id=scene.id,
-                scene_slug=scene.slug,
-                scene_position=scene.position,
-            )
-        )
+        steps.append(_step(scene, at_ms=clock, event_type=SCENE_ENTERED))
         failing_here = outcome == "errored" and index == stop_index
         if failing_here:
             visit = max(1, int(visit * uniform(rng, 0.2, 0.9)))  # fails part-way through the visit
@@ -130,15 +132,7 @@ def plan_journey(
         if failing_here:
             code = weighted_choice(rng, [c for c, _ in ERROR_CODES], [w for _, w in ERROR_CODES])
             steps.append(
-                Step(
-                    at_ms=clock,
-                    kind="scene",
-                    event_type=SCENE_ERROR,
-                    scene_id=scene.id,
-                    scene_slug=scene.slug,
-                    scene_position=scene.position,
-                    extra={"error_code": code},
-                )
+                _step(scene, at_ms=clock, event_type=SCENE_ERROR, extra={"error_code": code})
             )
     if outcome == "completed":
         last = scenes[-1]
