@@ -1,4 +1,5 @@
-"""The Studio end to end in headless Chromium: log in, open it from the admin, watch, run, pause, refuse.
+"""The Studio end to end in headless Chromium: log in, open it from the admin, watch, refresh, run, pause,
+refuse.
 
 Uses Debian's chromium (/usr/bin/chromium) through Playwright's `executable_path`; screenshots at
 desktop and phone width go to test-artifacts/ (ignored by git). Skips only where no browser is
@@ -7,13 +8,15 @@ installed; under CI a missing browser is a failure.
 
 import os
 import shutil
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from django.db import connections
 
+from synthetics import views
 from synthetics.models import SyntheticSettings
-from synthetics.services import sim_users_seed, tick_run
+from synthetics.services import run_manual, run_scheduled, sim_users_seed
 from tests.factories import StaffUserFactory
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
@@ -24,6 +27,12 @@ pytestmark = [
     pytest.mark.slow,
     pytest.mark.django_db(transaction=True, serialized_rollback=True),
 ]
+
+
+@pytest.fixture(autouse=True)
+def timer_held_off(monkeypatch):
+    """Hold the Studio's timer off (an hour) so that every refresh a test sees is one it asked for."""
+    monkeypatch.setattr(views, "REFRESH_SECONDS", 3600)
 
 
 @pytest.fixture
@@ -58,14 +67,62 @@ def _number(page, selector: str) -> int:
     return int(page.locator(selector).inner_text().replace(",", ""))
 
 
+# --- refreshes: the page announces each finished one as a `studio:refreshed` event ------------------
+
+
+def _record_refreshes(page) -> None:
+    """Keep the detail of every `studio:refreshed` event, in order, from the start of each document."""
+    page.add_init_script(
+        "window.__refreshes = [];"
+        "document.addEventListener('studio:refreshed', (event) => window.__refreshes.push(event.detail));"
+    )
+
+
+def _refreshes_seen(page) -> int:
+    return page.evaluate("() => window.__refreshes.length")
+
+
+def _refresh_number(page, index: int) -> dict:
+    """Wait for the page's refresh event number `index` (from 0) and return its detail."""
+    # A function, not an expression: Playwright evaluates an expression string with eval(), which
+    # the page's CSP (no 'unsafe-eval') refuses.
+    page.wait_for_function("(index) => window.__refreshes.length > index", arg=index)
+    return page.evaluate("(index) => window.__refreshes[index]", index)
+
+
+def _refreshed_by(page, trigger, *, reason: str) -> dict:
+    """Do `trigger`, wait for the refresh event that follows, check what it says asked for it."""
+    seen = _refreshes_seen(page)
+    trigger()
+    detail = _refresh_number(page, seen)
+    assert detail["reason"] == reason, detail
+    return detail
+
+
+def _loaded(page) -> None:
+    """Wait for the refresh the Studio makes as it loads."""
+    detail = _refresh_number(page, 0)
+    assert detail["reason"] == "load" and detail["ok"], detail
+    assert page.locator("#refresh-state").inner_text().startswith("Refreshed")
+
+
+def _refresh_button(page):
+    return page.get_by_role("button", name="Refresh", exact=True)
+
+
+def _focus_window(page) -> None:
+    page.evaluate("() => window.dispatchEvent(new Event('focus'))")
+
+
 def test_staff_user_watches_and_steers_the_studio(browser, live_server):
     # given a running generator and a staff account
     sim_users_seed(count=40, seed=21)
-    tick_run(trigger="scheduled")
+    run_scheduled()
     StaffUserFactory(username="studio", password=_hash(PASSWORD))
     ARTIFACTS.mkdir(exist_ok=True)
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     page = context.new_page()
+    _record_refreshes(page)
     outside = _record_outside_requests(page, live_server)
     errors = []
     page.on("pageerror", lambda error: errors.append(str(error)))
@@ -75,19 +132,28 @@ def test_staff_user_watches_and_steers_the_studio(browser, live_server):
     page.get_by_role("link", name="Open the Synthetics Studio").click()
     page.wait_for_url("**/studio/")
 
-    # then the numbers are there, and the page refreshes itself
+    # then the numbers are there, and the page refreshes itself as it loads
     assert page.locator("#status-badge").inner_text().lower() == "running"
     assert _number(page, "#sim-users") == 40
-    page.wait_for_function(
-        "() => document.getElementById('refresh-state').textContent.startsWith('Refreshed')"
-    )
+    _loaded(page)
     assert page.locator("#chart-hour rect").count() >= 120  # two bars per minute
     page.screenshot(path=str(ARTIFACTS / "studio-desktop.png"), full_page=True)
+
+    # when a run is made elsewhere (a script, say), the Refresh button shows it at once
+    sessions_before = _number(page, "#sessions-24")
+    runs_before = page.locator("#runs tr").count()
+    run_manual(target=2)
+    detail = _refreshed_by(page, _refresh_button(page).click, reason="button")
+    assert detail["ok"], detail
+    assert _number(page, "#sessions-24") == sessions_before + 2
+    assert page.locator("#runs tr").count() == runs_before + 1
+    assert page.locator("#runs tr").first.locator("td").nth(1).inner_text() == "manual"
+    assert page.locator("#refresh-state").inner_text().startswith("Refreshed")
 
     # when "Run now" starts 3 sessions, activity rises after the refresh
     before = _number(page, "#scene-5")
     page.fill("#run-target", "3")
-    page.get_by_role("button", name="Run now").click()
+    _refreshed_by(page, page.get_by_role("button", name="Run now").click, reason="run-now")
     page.wait_for_function(
         "() => document.getElementById('control-message').textContent.startsWith('Started 3 sessions')"
     )
@@ -118,11 +184,12 @@ def test_staff_user_watches_and_steers_the_studio(browser, live_server):
         name = control.get_attribute("id")
         labelled = name and page.locator(f"label[for={name}]").count() == 1
         assert labelled or control.inner_text().strip(), f"unlabelled control {name}"
+    # and Refresh works from the keyboard
+    _refresh_button(page).focus()
+    _refreshed_by(page, lambda: page.keyboard.press("Enter"), reason="button")
     page.set_viewport_size({"width": 390, "height": 844})
     page.reload()
-    page.wait_for_function(
-        "() => document.getElementById('refresh-state').textContent.startsWith('Refreshed')"
-    )
+    _loaded(page)
     width = page.evaluate("document.documentElement.scrollWidth")
     assert width <= 390 + 1, f"the page scrolls sideways at phone width ({width}px)"
     page.screenshot(path=str(ARTIFACTS / "studio-phone.png"), full_page=True)
@@ -132,15 +199,115 @@ def test_staff_user_watches_and_steers_the_studio(browser, live_server):
 
 
 def test_a_failed_refresh_is_reported(browser, live_server):
+    # given the Studio, loaded
     sim_users_seed(count=5, seed=22)
     StaffUserFactory(username="studio2", password=_hash(PASSWORD))
     page = browser.new_page()
+    _record_refreshes(page)
     _log_in(page, live_server, "studio2", "/studio/")
     page.wait_for_url("**/studio/")
+    _loaded(page)
+
+    # when the API is down as the window gets the focus back
     page.route("**/api/synthetics/status", lambda route: route.fulfill(status=503, body="down"))
-    page.evaluate("window.dispatchEvent(new Event('focus'))")
-    page.wait_for_selector("#refresh-error:not([hidden])", timeout=15_000)
+    detail = _refreshed_by(page, lambda: _focus_window(page), reason="focus")
+
+    # then the page says so, and keeps the last numbers
+    assert detail["ok"] is False and "503" in detail["error"], detail
+    page.wait_for_selector("#refresh-error:not([hidden])")
     assert "Refresh failed" in page.locator("#refresh-error").inner_text()
+    assert page.locator("#refresh-state").inner_text().startswith("Refreshed")
+
+    # and once the API is back, the next refresh clears the message
+    page.unroute("**/api/synthetics/status")
+    assert _refreshed_by(page, _refresh_button(page).click, reason="button")["ok"]
+    assert page.locator("#refresh-error").is_hidden()
+
+
+def test_the_studio_refreshes_when_the_user_comes_back(browser, live_server):
+    # given the Studio, loaded
+    sim_users_seed(count=40, seed=25)
+    run_scheduled()
+    StaffUserFactory(username="studio3", password=_hash(PASSWORD))
+    page = browser.new_page()
+    _record_refreshes(page)
+    _log_in(page, live_server, "studio3", "/studio/")
+    page.wait_for_url("**/studio/")
+    _loaded(page)
+    sessions_before = _number(page, "#sessions-24")
+
+    # when a run is made elsewhere and the window gets the focus back, the new numbers show
+    run_manual(target=1)
+    assert _refreshed_by(page, lambda: _focus_window(page), reason="focus")["ok"]
+    assert _number(page, "#sessions-24") == sessions_before + 1
+
+    # and likewise when the tab is shown again
+    run_manual(target=2)
+    assert page.evaluate("() => document.visibilityState") == "visible"
+    shown = "() => document.dispatchEvent(new Event('visibilitychange'))"
+    assert _refreshed_by(page, lambda: page.evaluate(shown), reason="visible")["ok"]
+    assert _number(page, "#sessions-24") == sessions_before + 3
+
+
+def test_a_refresh_under_way_is_not_started_twice(browser, live_server):
+    # given the Studio, loaded, and a count of the status requests it sends from now on
+    sim_users_seed(count=5, seed=26)
+    StaffUserFactory(username="studio4", password=_hash(PASSWORD))
+    page = browser.new_page()
+    _record_refreshes(page)
+    _log_in(page, live_server, "studio4", "/studio/")
+    page.wait_for_url("**/studio/")
+    _loaded(page)
+    status_requests: list[str] = []
+
+    def count(request) -> None:
+        if request.url.endswith("/api/synthetics/status"):
+            status_requests.append(request.url)
+
+    page.on("request", count)
+
+    # when the button, the focus, the tab shown again and the button again all ask at once (in one
+    # task, so the first refresh cannot have finished)
+    ask_four_times = """() => {
+        document.getElementById('refresh-now').click();
+        window.dispatchEvent(new Event('focus'));
+        document.dispatchEvent(new Event('visibilitychange'));
+        document.getElementById('refresh-now').click();
+    }"""
+    _refreshed_by(page, lambda: page.evaluate(ask_four_times), reason="button")
+
+    # then one refresh answered all four, and nothing was queued behind it
+    assert len(status_requests) == 1, status_requests
+    _refreshed_by(page, _refresh_button(page).click, reason="button")
+    assert len(status_requests) == 2, status_requests
+    assert _refreshes_seen(page) == 3  # the load, the four asks, the last click
+
+
+def test_the_timer_counts_from_the_last_refresh(browser, live_server, monkeypatch):
+    # given the Studio with its real period, on Playwright's clock, paused: time moves only when told
+    monkeypatch.setattr(views, "REFRESH_SECONDS", 10)
+    sim_users_seed(count=5, seed=27)
+    StaffUserFactory(username="studio5", password=_hash(PASSWORD))
+    page = browser.new_page()
+    _record_refreshes(page)
+    _log_in(page, live_server, "studio5", "/admin/")
+    page.wait_for_url("**/admin/")
+    start = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
+    page.clock.install(time=start)
+    page.clock.pause_at(start + timedelta(seconds=1))
+    page.goto(f"{live_server.url}/studio/")
+    _loaded(page)  # at 12:00:01, so the timer is due at 12:00:11
+
+    # when the user refreshes 5 s later
+    page.clock.run_for(5_000)
+    assert _refreshes_seen(page) == 1
+    _refreshed_by(page, _refresh_button(page).click, reason="button")
+
+    # then the timer starts again from that refresh: the next one is due at 12:00:16, not 12:00:11
+    page.clock.run_for(10_000)
+    detail = _refresh_number(page, 2)
+    assert detail["reason"] == "timer", detail
+    assert detail["startedAt"] == "2026-01-05T12:00:16.000Z", detail
 
 
 def _record_outside_requests(page, live_server) -> list[str]:
@@ -206,14 +373,6 @@ def _watch_for_injection(page) -> dict[str, list[str]]:
     return seen
 
 
-def _wait_for_refresh(page) -> None:
-    # A function, not an expression: Playwright evaluates an expression string with eval(), which
-    # the page's CSP (no 'unsafe-eval') refuses.
-    page.wait_for_function(
-        "() => document.getElementById('refresh-state').textContent.startsWith('Refreshed')"
-    )
-
-
 def _assert_nothing_injected(page, seen, where: str) -> None:
     assert page.evaluate("typeof window.__xss") == "undefined", where
     assert page.evaluate("document.querySelectorAll('[onerror], [onload]').length") == 0, where
@@ -230,12 +389,13 @@ def test_stored_xss_never_runs_in_the_studio_or_the_admin(browser, live_server):
     # given every admin-editable text holds a payload, the viewer's own name among them
     viewer, pages = plant_xss_payloads(password=_hash(PASSWORD))
     page = browser.new_page()
+    _record_refreshes(page)
     seen = _watch_for_injection(page)
 
     # when the viewer opens the Studio and it refreshes itself through the API
     _log_in(page, live_server, viewer.username, "/studio/")
     page.wait_for_url("**/studio/")
-    _wait_for_refresh(page)
+    _loaded(page)
 
     # then the payloads are shown as text (the status reason quotes the failed run's error) ...
     assert BREAKOUT in page.locator("#status-reason").inner_text()
@@ -254,15 +414,16 @@ def test_stored_xss_never_runs_in_the_studio_or_the_admin(browser, live_server):
 def test_pages_raise_no_content_security_policy_violation(browser, live_server):
     # given a running generator and a superuser
     sim_users_seed(count=5, seed=23)
-    tick_run(trigger="scheduled")
+    run_scheduled()
     StaffUserFactory(username="csp", password=_hash(PASSWORD))
     page = browser.new_page()
+    _record_refreshes(page)
     seen = _watch_for_injection(page)
 
     # when the Studio loads and refreshes
     _log_in(page, live_server, "csp", "/studio/")
     page.wait_for_url("**/studio/")
-    _wait_for_refresh(page)
+    _loaded(page)
     # then the policy was sent and nothing broke it
     assert "script-src 'self'" in page.evaluate(
         "fetch(location.href).then((r) => r.headers.get('content-security-policy'))"

@@ -1,5 +1,6 @@
-// Synthetics Studio: refreshes from the REST API every few seconds (session + CSRF), draws the charts
-// as plain SVG, and sends the controls through the same API (and so the same validation) as scripts.
+// Synthetics Studio: refreshes from the REST API every few seconds, on focus and on request (session +
+// CSRF), draws the charts as plain SVG, and sends the controls through the same API (and so the same
+// validation) as scripts. Each finished refresh is announced as a `studio:refreshed` event on document.
 (function () {
   "use strict";
 
@@ -9,6 +10,9 @@
   const csrfToken = document.querySelector("[name=csrfmiddlewaretoken]").value;
   const SVG = "http://www.w3.org/2000/svg";
   let current = null; // the last status answer
+  let inFlight = null; // the refresh under way: a click or focus during it joins it instead of stacking
+  let followUp = null; // one more refresh, queued by a change of ours made while one was under way
+  let timer = null;
 
   async function api(path, body) {
     const options = {
@@ -59,7 +63,7 @@
     text("mindblock-5", number(status.activity.last_5_min.mindblock_events));
     text("scene-24", number(status.activity.last_24_hours.scene_events));
     text("mindblock-24", number(status.activity.last_24_hours.mindblock_events));
-    text("sessions-24", number(status.activity.last_24_hours.sessions));
+    text("sessions-24", number(status.activity.last_24_hours.sessions_started));
     text("active-journeys", number(status.activity.active_journeys));
     text("sim-users", number(status.sim_users));
     text("toggle", status.settings.enabled ? "Pause" : "Resume");
@@ -70,7 +74,7 @@
       ...(status.recent_runs.length ? status.recent_runs : [null]).map((run) => {
         const row = document.createElement("tr");
         const cells = run
-          ? [clock(run.started_at), run.trigger, run.status, run.sessions_created,
+          ? [clock(run.started_at), run.trigger, run.status, run.sessions_started,
              run.scene_events_created, run.mindblock_events_created, (run.note || run.error).slice(0, 80)]
           : ["No runs yet."];
         cells.forEach((value) => {
@@ -150,7 +154,9 @@
     );
   }
 
-  async function refresh() {
+  async function load(reason) {
+    const startedAt = new Date().toISOString();
+    let failure = null;
     try {
       const [status, hour, day] = await Promise.all([
         api("/status"), api("/activity/1"), api("/activity/24"),
@@ -162,12 +168,49 @@
       text("refresh-state", "Refreshed " + clock(new Date().toISOString()) + " UTC");
       document.getElementById("refresh-error").hidden = true;
     } catch (error) {
+      failure = error;
       const banner = document.getElementById("refresh-error");
       banner.textContent =
         "Refresh failed at " + clock(new Date().toISOString()) + " UTC: " + error.message +
         ". Showing the last numbers; retrying in " + refreshSeconds + " s.";
       banner.hidden = false;
     }
+    // The next automatic refresh is a full period after this one, however this one was asked for.
+    window.clearTimeout(timer);
+    timer = window.setTimeout(() => refresh("timer"), refreshSeconds * 1000);
+    document.dispatchEvent(
+      new CustomEvent("studio:refreshed", {
+        detail: {
+          reason: reason,
+          ok: failure === null,
+          error: failure && failure.message,
+          startedAt: startedAt,
+          finishedAt: new Date().toISOString(),
+        },
+      }),
+    );
+  }
+
+  // Refresh now, unless a refresh is under way: then join it, or, after a change of ours that it may
+  // have missed (`afterChange`), queue one more for when it ends. Never more than one request set at once.
+  function refresh(reason, { afterChange = false } = {}) {
+    if (!inFlight) {
+      const button = document.getElementById("refresh-now");
+      button.setAttribute("aria-busy", "true");
+      inFlight = load(reason).finally(() => {
+        inFlight = null;
+        button.removeAttribute("aria-busy");
+      });
+      return inFlight;
+    }
+    if (!afterChange) return inFlight;
+    if (!followUp) {
+      followUp = inFlight.then(() => {
+        followUp = null;
+        return refresh(reason);
+      });
+    }
+    return followUp;
   }
 
   function say(message, isError) {
@@ -189,7 +232,7 @@
     } catch (error) {
       say(error.message, true);
     }
-    refresh();
+    refresh("toggle", { afterChange: true });
   });
 
   document.getElementById("run-now").addEventListener("submit", async (event) => {
@@ -199,12 +242,12 @@
     try {
       const answer = await api("/run-now", { target: target });
       const result = answer.result;
-      say(`Started ${result.sessions_created} sessions: ${result.scene_events_created} scene events, ` +
+      say(`Started ${result.sessions_started} sessions: ${result.scene_events_created} scene events, ` +
           `${result.mindblock_events_created} mindblock events.`);
     } catch (error) {
       say(error.message, true);
     }
-    refresh();
+    refresh("run-now", { afterChange: true });
   });
 
   document.getElementById("settings-form").addEventListener("submit", async (event) => {
@@ -234,9 +277,15 @@
       });
       say(error.message, true);
     }
-    refresh();
+    refresh("settings", { afterChange: true });
   });
 
-  refresh();
-  window.setInterval(refresh, refreshSeconds * 1000);
+  document.getElementById("refresh-now").addEventListener("click", () => refresh("button"));
+  // Coming back to the tab or the window shows current numbers at once, not at the next tick.
+  window.addEventListener("focus", () => refresh("focus"));
+  document.addEventListener("visibilitychange", () => {
+    if (document.visibilityState === "visible") refresh("visible");
+  });
+
+  refresh("load");
 })();
