@@ -281,13 +281,13 @@ def test_scheduled_count_is_capped_at_max_per_run():
     settings = GeneratorSettings(sessions_per_min=50, max_per_run=5)
     rng = random.Random(3)
     counts = [scheduled_session_count(settings=settings, minutes=1, rng=rng) for _ in range(500)]
-    # P(Poisson(50) < 5) = 2e-16 per draw: every draw reaches the cap, none passes it
+    # P(Poisson(50) < 5) = 5e-17 per draw: the draws reach the cap, and none passes it
     assert max(counts) == 5
     assert min(counts) >= 0
 
 
 def test_scheduled_count_at_the_shipped_defaults_is_a_capped_poisson():
-    # given the shipped rate and cap, where the cap cuts 5 % of the Poisson's mass
+    # given the shipped rate and cap, which clips the 1.7 % of Poisson(2) draws above 5
     settings = shipped_settings()
     rng = random.Random(10)
     # when 20,000 one-minute runs draw their counts
