@@ -38,11 +38,6 @@ def sim_users(db):
 
 
 @pytest.fixture
-def on_postgres() -> bool:
-    return connection.vendor == "postgresql"
-
-
-@pytest.fixture
 def postgres_only():
     if connection.vendor != "postgresql":
         pytest.skip("needs PostgreSQL: run with DATABASE_URL=postgres://...")
