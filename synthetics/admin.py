@@ -22,6 +22,7 @@ from synthetics.models import (
     JourneyTemplate,
     MindblockEvent,
     MindblockType,
+    RhythmProfile,
     Scene,
     SimUser,
     SyntheticRun,
@@ -177,6 +178,13 @@ class JourneyTemplateAdmin(admin.ModelAdmin):
         return obj.scene_total
 
 
+@admin.register(RhythmProfile)
+class RhythmProfileAdmin(admin.ModelAdmin):
+    list_display = ("name", "slug", "persona", "holiday_factor")
+    search_fields = ("name", "slug", "persona")
+    prepopulated_fields = {"slug": ("name",)}
+
+
 @admin.register(MindblockType)
 class MindblockTypeAdmin(admin.ModelAdmin):
     list_display = ("name", "slug", "weight", "is_active")
@@ -196,6 +204,7 @@ class SyntheticSettingsAdmin(admin.ModelAdmin):
         "max_per_run",
         "error_rate",
         "abandon_rate",
+        "rhythm_strength",
         "updated_at",
     )
     readonly_fields = ("updated_at",)

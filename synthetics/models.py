@@ -27,7 +27,10 @@ SETTING_RANGES: dict[str, tuple[int, int]] = {
     "max_per_run": (0, MAX_PER_RUN_LIMIT),
     "error_rate": (0, 1),
     "abandon_rate": (0, 1),
+    "rhythm_strength": (0, 1),
 }
+# How strongly the daily and weekly rhythm shapes the rate (README "Rhythm": why this default).
+DEFAULT_RHYTHM_STRENGTH = 1.0
 
 # Reserved by RFC 2606: mail to it can never be delivered, so a synthetic account can't reach anybody.
 SYNTHETIC_EMAIL_DOMAIN = "synthetics.invalid"
@@ -79,6 +82,11 @@ class SyntheticSettings(models.Model):
     )
     abandon_rate = models.FloatField(
         default=0.15, help_text="Share of sessions that are abandoned."
+    )
+    rhythm_strength = models.FloatField(
+        default=DEFAULT_RHYTHM_STRENGTH,
+        help_text="0: the same rate at every hour; 1: the full daily and weekly rhythm of each "
+        "user's local time.",
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -225,6 +233,67 @@ class Scene(TimestampedModel):
 
     def __str__(self) -> str:
         return f"{self.template.slug}/{self.slug}"
+
+
+def _weights_valid(value, length: int, what: str) -> None:
+    if (
+        not isinstance(value, list)
+        or len(value) != length
+        or not all(
+            isinstance(w, int | float) and not isinstance(w, bool) and 0 <= w <= 100 for w in value
+        )
+        or sum(value) <= 0
+    ):
+        raise ValidationError(
+            f"{what}: a list of {length} numbers from 0 to 100, not all 0 (got {value!r})."
+        )
+
+
+def hourly_weights_validate(value) -> None:
+    _weights_valid(value, 24, "hourly")
+
+
+def weekly_weights_validate(value) -> None:
+    _weights_valid(value, 7, "weekly")
+
+
+class RhythmProfile(TimestampedModel):
+    """When people start sessions in their local time: 24 hourly and 7 weekly weights, a holiday factor.
+
+    The profile of a persona applies to its users; the one with no persona to everybody else. Each is
+    normalised to an average of 1 (engine.rhythm), so only the shape matters.
+    """
+
+    slug = models.SlugField(max_length=64, unique=True)
+    name = models.CharField(max_length=120)
+    persona = models.CharField(
+        max_length=32, blank=True, unique=True, help_text="Empty: the default for every persona."
+    )
+    hourly = models.JSONField(
+        validators=[hourly_weights_validate],
+        help_text="24 relative weights, local hour 0 (midnight) to 23.",
+    )
+    weekly = models.JSONField(
+        validators=[weekly_weights_validate],
+        help_text="7 relative weights, Monday to Sunday.",
+    )
+    holiday_factor = models.FloatField(
+        default=0.7, help_text="Multiplies the weight on a public holiday of the user's country."
+    )
+
+    class Meta:
+        db_table = "rhythm_profiles"
+        ordering = ["persona", "slug"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(holiday_factor__gte=0, holiday_factor__lte=10),
+                name="rhythm_profiles_holiday_factor_range",
+                violation_error_message="holiday_factor must be between 0 and 10.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.persona or 'default'})"
 
 
 class MindblockType(TimestampedModel):

@@ -11,6 +11,7 @@ from synthetics.engine import (
     GeneratorSettings,
     MindblockSpec,
     PoolMember,
+    RhythmProfile,
     SceneSpec,
     TemplateSpec,
 )
@@ -19,16 +20,19 @@ from synthetics.engine.population import PERSONAS
 
 T0 = datetime(2026, 1, 9, 19, 0, tzinfo=UTC)
 
-# The data migration that ships the defaults; its name starts with a digit, so no plain import.
+# The data migrations that ship the defaults; their names start with a digit, so no plain import.
 SHIPPED = importlib.import_module("synthetics.migrations.0002_default_settings_and_catalogue")
+SHIPPED_RHYTHMS = importlib.import_module("synthetics.migrations.0008_rhythm")
 
 
 # --- engine inputs without a database ---------------------------------------------------------------
 
 
 def shipped_settings() -> GeneratorSettings:
-    """The settings row the data migration writes."""
-    return GeneratorSettings(**SHIPPED.DEFAULT_SETTINGS)
+    """The settings row the data migrations write (rhythm_strength: the model field's default)."""
+    from synthetics.models import DEFAULT_RHYTHM_STRENGTH
+
+    return GeneratorSettings(**SHIPPED.DEFAULT_SETTINGS, rhythm_strength=DEFAULT_RHYTHM_STRENGTH)
 
 
 def shipped_catalogue() -> Catalogue:
@@ -50,10 +54,30 @@ def shipped_catalogue() -> Catalogue:
         for mindblock_id, (slug, _name, weight) in enumerate(SHIPPED.MINDBLOCKS, start=1)
         if weight > 0
     ]
+    rhythms = [
+        RhythmProfile(slug, persona, tuple(hourly), tuple(weekly), holiday_factor)
+        for slug, _name, persona, hourly, weekly, holiday_factor in SHIPPED_RHYTHMS.PROFILES
+    ]
     return Catalogue(
         templates=tuple(sorted(templates, key=lambda t: t.slug)),
         mindblocks=tuple(sorted(mindblocks, key=lambda m: m.slug)),
+        rhythms=tuple(sorted(rhythms, key=lambda r: (r.persona, r.slug))),
     )
+
+
+def realistic_pool(count: int = 3000, *, seed: int = 20260109) -> list[PoolMember]:
+    """A pool drawn as `seed_sim_users` draws it (personas, weights, locales, time zones), no database."""
+    from datetime import date
+
+    from synthetics.engine.population import _rng_for, _traits
+
+    pool = []
+    for index in range(1, count + 1):
+        persona, weight, locale, zone, _signup = _traits(
+            _rng_for(seed, str(index)), date(2026, 1, 9)
+        )
+        pool.append(PoolMember(index, 10_000 + index, persona.slug, weight, zone, locale))
+    return pool
 
 
 def make_engine_pool() -> list[PoolMember]:

@@ -103,6 +103,7 @@ def _settings_form(**changes):
         "max_per_run": "5",
         "error_rate": "0.05",
         "abandon_rate": "0.15",
+        "rhythm_strength": "1.0",
     }
     form.update(changes)
     return form

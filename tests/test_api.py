@@ -93,7 +93,7 @@ def test_status_has_the_seed_shape(api, sim_users):
     assert response.status_code == 200
     body = response.json()
     assert_contract(SEED_STATUS, body)
-    assert body["settings"] == SEED_STATUS["settings"]
+    assert body["settings"] == {**SEED_STATUS["settings"], "rhythm_strength": 1.0}
     assert body["status"] == "running"
     assert body["sim_users"] == 40
     assert body["last_run"]["trigger"] == "scheduled"
@@ -180,8 +180,17 @@ def test_toggle_and_settings_return_the_new_settings(api):
         "max_per_run": 8,
         "error_rate": 0.05,
         "abandon_rate": 0.2,
+        "rhythm_strength": 1.0,
     }
     assert SyntheticSettings.objects.get().max_per_run == 8
+    body = api.post(f"{API}/settings", {"rhythm_strength": 0.25}, format="json").json()
+    assert body["settings"]["rhythm_strength"] == 0.25
+    refused = api.post(f"{API}/settings", {"rhythm_strength": 1.5}, format="json")
+    assert refused.status_code == 400
+    assert refused.json()["fields"]["rhythm_strength"] == [
+        "rhythm_strength must be between 0 and 1 (got 1.5)."
+    ]
+    assert SyntheticSettings.objects.get().rhythm_strength == 0.25
 
 
 def test_sim_users_has_the_count_and_a_filterable_page(api, sim_users):

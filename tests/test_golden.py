@@ -141,7 +141,7 @@ def test_two_simulated_hours_at_a_fixed_seed_give_fixed_events():
 
 # --- database: seeded users and an hour of backfill, on PostgreSQL and SQLite alike ----------------
 
-DATABASE_DIGEST = "59d95a302b141aaee1acba42c748f94e760d672505f1e7cccce4d41784c47675"
+DATABASE_DIGEST = "6b8d918f84d24db49e6e8d42b17ff08a066367dd0fd209bcb89975b9d765de6c"
 
 
 def generated_rows() -> dict[str, list[dict]]:

@@ -104,6 +104,11 @@ class SettingsInput(StrictInputSerializer):
     max_per_run = StrictIntegerField(required=False, documented_range=SETTING_RANGES["max_per_run"])
     error_rate = StrictFloatField(required=False, documented_range=SETTING_RANGES["error_rate"])
     abandon_rate = StrictFloatField(required=False, documented_range=SETTING_RANGES["abandon_rate"])
+    rhythm_strength = StrictFloatField(
+        required=False,
+        documented_range=SETTING_RANGES["rhythm_strength"],
+        help_text="0: a flat rate; 1: each user's full daily and weekly rhythm in local time.",
+    )
 
     def validate(self, attrs):
         if not attrs:
@@ -165,6 +170,7 @@ class SettingsOutput(serializers.Serializer):
     max_per_run = serializers.IntegerField()
     error_rate = serializers.FloatField()
     abandon_rate = serializers.FloatField()
+    rhythm_strength = serializers.FloatField()
 
 
 class SettingsResponse(serializers.Serializer):

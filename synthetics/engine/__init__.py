@@ -6,7 +6,13 @@ advanced and the events to write. The behaviour model (README "Behaviour model")
 """
 
 from synthetics.engine.errors import EngineError, InvalidTarget
-from synthetics.engine.run import manual_session_count, scheduled_session_count, simulate_run
+from synthetics.engine.rhythm import PoolRhythm
+from synthetics.engine.run import (
+    manual_session_count,
+    scheduled_session_count,
+    simulate_run,
+    window_session_count,
+)
 from synthetics.engine.types import (
     ActiveJourney,
     Catalogue,
@@ -16,6 +22,7 @@ from synthetics.engine.types import (
     MindblockSpec,
     NewJourney,
     PoolMember,
+    RhythmProfile,
     RunOutcome,
     SceneSpec,
     TemplateSpec,
@@ -32,10 +39,13 @@ __all__ = [
     "MindblockSpec",
     "NewJourney",
     "PoolMember",
+    "PoolRhythm",
+    "RhythmProfile",
     "SceneSpec",
     "TemplateSpec",
     "RunOutcome",
     "manual_session_count",
     "scheduled_session_count",
     "simulate_run",
+    "window_session_count",
 ]

@@ -7,12 +7,15 @@ is ever dated after `now`.
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from synthetics.engine.errors import EngineError, InvalidTarget
 from synthetics.engine.planning import plan_journey
+from synthetics.engine.rhythm import PoolRhythm
 from synthetics.engine.sampling import (
     poisson,
     random_uuid,
@@ -49,12 +52,76 @@ def from_ms(ms: int) -> datetime:
 
 
 def scheduled_session_count(
-    *, settings: GeneratorSettings, minutes: float, rng: random.Random
+    *, settings: GeneratorSettings, minutes: float, rng: random.Random, rate: float = 1.0
 ) -> int:
-    """Sessions a scheduled run starts: Poisson(sessions_per_min x minutes), capped at max_per_run."""
+    """Sessions a scheduled run starts: Poisson(sessions_per_min x minutes x rate), capped at
+    max_per_run; `rate` is the pool's rhythm over the window (1: a flat rate)."""
     if minutes <= 0:
         return 0
-    return min(poisson(rng, settings.sessions_per_min * minutes), settings.max_per_run)
+    return min(poisson(rng, settings.sessions_per_min * minutes * rate), settings.max_per_run)
+
+
+def window_session_count(
+    *,
+    settings: GeneratorSettings,
+    window_start: datetime,
+    window_end: datetime,
+    rng: random.Random,
+    rhythm: PoolRhythm | None,
+) -> int:
+    """scheduled_session_count over (window_start, window_end] at the pool's rhythm there."""
+    rate = (
+        rhythm.window_rate(window_start, window_end, strength=settings.rhythm_strength)
+        if rhythm is not None
+        else 1.0
+    )
+    minutes = (window_end - window_start) / timedelta(minutes=1)
+    return scheduled_session_count(settings=settings, minutes=minutes, rng=rng, rate=rate)
+
+
+def capped_poisson_mean(mean: float, cap: int) -> float:
+    """E[min(Poisson(mean), cap)] = cap - sum over k < cap of (cap - k) P(k), summed exactly."""
+    if mean <= 0 or cap <= 0:
+        return 0.0
+    probability, shortfall = math.exp(-mean), 0.0
+    for k in range(cap):
+        shortfall += (cap - k) * probability
+        probability *= mean / (k + 1)
+    return cap - shortfall
+
+
+@dataclass(frozen=True, slots=True)
+class ExpectedSessions:
+    """Sessions expected from scheduled runs over a span of minutes (one run a minute)."""
+
+    minutes: int
+    uncapped: float  # sessions_per_min x sum of R over the minutes
+    capped: float  # what max_per_run lets through
+
+    @property
+    def trimmed_share(self) -> float:
+        """The share of the rhythm's sessions that max_per_run trims."""
+        return 1 - self.capped / self.uncapped if self.uncapped else 0.0
+
+
+def expected_sessions(
+    *, settings: GeneratorSettings, rhythm: PoolRhythm | None, start: datetime, minutes: int
+) -> ExpectedSessions:
+    """The sessions one run a minute is expected to start from `start`: computed, not sampled."""
+    uncapped = capped = 0.0
+    window_start = start
+    for _ in range(minutes):
+        window_end = window_start + timedelta(minutes=1)
+        rate = (
+            rhythm.window_rate(window_start, window_end, strength=settings.rhythm_strength)
+            if rhythm is not None
+            else 1.0
+        )
+        mean = settings.sessions_per_min * rate
+        uncapped += mean
+        capped += capped_poisson_mean(mean, settings.max_per_run)
+        window_start = window_end
+    return ExpectedSessions(minutes=minutes, uncapped=uncapped, capped=capped)
 
 
 def manual_session_count(*, settings: GeneratorSettings, target: int) -> int:
@@ -127,8 +194,13 @@ def simulate_run(
     now: datetime,
     sessions: int,
     rng: random.Random,
+    rhythm: PoolRhythm | None = None,
 ) -> RunOutcome:
-    """Advance `active` to `now` and start `sessions` new sessions inside (window_start, now]."""
+    """Advance `active` to `now` and start `sessions` new sessions inside (window_start, now].
+
+    Who starts a session is picked in proportion to activity weight x their own rhythm at `now`
+    (`rhythm`, built on this `pool`; without it, activity weight alone).
+    """
     if window_start > now:
         raise EngineError(f"window_start {window_start} is after now {now}")
     if sessions < 0:
@@ -166,10 +238,15 @@ def simulate_run(
         if not templates:
             raise EngineError("the catalogue has no active journey template with scenes")
         busy = {journey.sim_user_id for journey in active}
+        weights = (
+            rhythm.user_weights(now, strength=settings.rhythm_strength)
+            if rhythm is not None
+            else [member.activity_weight for member in pool]
+        )
         chosen = weighted_sample_excluding(
             rng,
             pool,
-            [member.activity_weight for member in pool],
+            weights,
             sessions,
             excluded=lambda member: member.sim_user_id in busy,
         )

@@ -10,7 +10,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from synthetics.engine.run import scheduled_session_count, simulate_run
+from synthetics.engine.rhythm import PoolRhythm
+from synthetics.engine.run import simulate_run, window_session_count
 from synthetics.engine.sampling import run_random
 from synthetics.engine.types import (
     ActiveJourney,
@@ -75,11 +76,14 @@ def simulate_minutes(
     """Run one scheduled run per simulated minute from `start` and collect the statistics."""
     stats = SimulationStats()
     active: dict = {}
+    rhythm = PoolRhythm(pool, catalogue.rhythms)
     for minute in range(1, minutes + 1):
         window_start = start + timedelta(minutes=minute - 1)
         now = start + timedelta(minutes=minute)
         rng = run_random(seed=seed, trigger="scheduled", window_start=window_start, window_end=now)
-        sessions = scheduled_session_count(settings=settings, minutes=1, rng=rng)
+        sessions = window_session_count(
+            settings=settings, window_start=window_start, window_end=now, rng=rng, rhythm=rhythm
+        )
         outcome = simulate_run(
             settings=settings,
             catalogue=catalogue,
@@ -89,6 +93,7 @@ def simulate_minutes(
             now=now,
             sessions=sessions,
             rng=rng,
+            rhythm=rhythm,
         )
         for update in outcome.journey_updates:
             journey = active[update.id]

@@ -27,6 +27,7 @@ class GeneratorSettings:
     max_per_run: int = 5
     error_rate: float = 0.05
     abandon_rate: float = 0.15
+    rhythm_strength: float = 0.0  # the settings row's default is DEFAULT_RHYTHM_STRENGTH
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,9 +55,22 @@ class MindblockSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class RhythmProfile:
+    """When people start sessions, in their local time: 24 hourly and 7 weekly (Monday first)
+    relative weights, and a factor on public holidays. `persona` "" is the default profile."""
+
+    slug: str
+    persona: str
+    hourly: tuple[float, ...]
+    weekly: tuple[float, ...]
+    holiday_factor: float = 1.0
+
+
+@dataclass(frozen=True, slots=True)
 class Catalogue:
     templates: tuple[TemplateSpec, ...]
     mindblocks: tuple[MindblockSpec, ...]
+    rhythms: tuple[RhythmProfile, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +81,8 @@ class PoolMember:
     user_id: int
     persona: str
     activity_weight: float
+    timezone: str = "UTC"
+    locale: str = "en_US"
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,10 +17,12 @@ from synthetics.engine import (
     TemplateSpec,
 )
 from synthetics.engine.types import Plan
+from synthetics.engine.types import RhythmProfile as RhythmProfileSpec
 from synthetics.models import (
     Journey,
     JourneyTemplate,
     MindblockType,
+    RhythmProfile,
     RunStatus,
     RunTrigger,
     Scene,
@@ -45,6 +47,7 @@ def generator_settings(row: SyntheticSettings | None = None) -> GeneratorSetting
         max_per_run=row.max_per_run,
         error_rate=row.error_rate,
         abandon_rate=row.abandon_rate,
+        rhythm_strength=row.rhythm_strength,
     )
 
 
@@ -71,14 +74,26 @@ def catalogue_load() -> Catalogue:
             .order_by("slug")
             .values_list("id", "slug", "weight")
         ),
+        rhythms=tuple(
+            RhythmProfileSpec(
+                slug=slug,
+                persona=persona,
+                hourly=tuple(hourly),
+                weekly=tuple(weekly),
+                holiday_factor=holiday_factor,
+            )
+            for slug, persona, hourly, weekly, holiday_factor in RhythmProfile.objects.order_by(
+                "persona", "slug"
+            ).values_list("slug", "persona", "hourly", "weekly", "holiday_factor")
+        ),
     )
 
 
 def sim_user_pool() -> list[PoolMember]:
-    rows = SimUser.objects.order_by("id").values_list("id", "user_id", "persona", "activity_weight")
-    return [
-        PoolMember(sim_user_id=a, user_id=b, persona=c, activity_weight=d) for a, b, c, d in rows
-    ]
+    rows = SimUser.objects.order_by("id").values_list(
+        "id", "user_id", "persona", "activity_weight", "timezone", "locale"
+    )
+    return [PoolMember(*row) for row in rows]
 
 
 def active_journeys() -> list[ActiveJourney]:

@@ -27,9 +27,10 @@ from synthetics.engine import (
     EngineError,
     GeneratorSettings,
     PoolMember,
+    PoolRhythm,
     manual_session_count,
-    scheduled_session_count,
     simulate_run,
+    window_session_count,
 )
 from synthetics.engine.sampling import run_random
 from synthetics.errors import (
@@ -89,10 +90,12 @@ class RunInputs:
 
     catalogue: Catalogue
     pool: list[PoolMember]
+    rhythm: PoolRhythm
 
     @classmethod
     def load(cls) -> RunInputs:
-        return cls(catalogue=run_inputs.catalogue_load(), pool=run_inputs.sim_user_pool())
+        catalogue, pool = run_inputs.catalogue_load(), run_inputs.sim_user_pool()
+        return cls(catalogue=catalogue, pool=pool, rhythm=PoolRhythm(pool, catalogue.rhythms))
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,12 +103,13 @@ class _Window:
     """What a run will do, decided before the engine runs: the simulated window and its sessions.
 
     A window with `skip` set covers its minutes with nothing (paused, no new minute) and the run is
-    recorded as skipped with that note.
+    recorded as skipped with that note. `sessions` None: a Poisson draw at the pool's rhythm over
+    the window (scheduled and backfill runs), made once the pool is loaded.
     """
 
     start: datetime
     end: datetime
-    sessions: int = 0
+    sessions: int | None = None
     rng: random.Random | None = None
     skip: str = ""
 
@@ -145,10 +149,7 @@ def run_scheduled(*, now: datetime | None = None, seed: int | None = None) -> Sy
         rng = run_random(
             seed=seed, trigger=RunTrigger.SCHEDULED, window_start=start, window_end=end
         )
-        sessions = scheduled_session_count(
-            settings=settings, minutes=(end - start) / MINUTE, rng=rng
-        )
-        return _Window(start, end, sessions=sessions, rng=rng)
+        return _Window(start, end, rng=rng)
 
     return _run(trigger=RunTrigger.SCHEDULED, now=now, target=None, window=window)
 
@@ -198,8 +199,7 @@ def run_backfill_minute(
         rng = run_random(
             seed=seed, trigger=RunTrigger.BACKFILL, window_start=start, window_end=minute_end
         )
-        sessions = scheduled_session_count(settings=settings, minutes=1, rng=rng)
-        return _Window(start, minute_end, sessions=sessions, rng=rng)
+        return _Window(start, minute_end, rng=rng)
 
     return _run(
         trigger=RunTrigger.BACKFILL, now=minute_end, target=None, window=window, inputs=inputs
@@ -304,6 +304,15 @@ def _generate(
         return run
     inputs = inputs or RunInputs.load()
     deadline.check("reading its inputs")
+    sessions = window.sessions
+    if sessions is None:
+        sessions = window_session_count(
+            settings=settings,
+            window_start=window.start,
+            window_end=window.end,
+            rng=window.rng,
+            rhythm=inputs.rhythm,
+        )
     outcome = simulate_run(
         settings=settings,
         catalogue=inputs.catalogue,
@@ -311,11 +320,12 @@ def _generate(
         active=run_inputs.active_journeys(),
         window_start=window.start,
         now=window.end,
-        sessions=window.sessions,
+        sessions=sessions,
         rng=window.rng,
+        rhythm=inputs.rhythm,
     )
     deadline.check("simulating")
-    short = outcome.sessions_started < window.sessions
+    short = outcome.sessions_started < sessions
     run = SyntheticRun.objects.create(  # its id tags every row the run writes
         **row,
         status=RunStatus.SUCCEEDED,
@@ -327,7 +337,7 @@ def _generate(
         journeys_errored=outcome.finished("errored"),
         active_journeys=outcome.active_after,
         note=(
-            f"only {outcome.sessions_started} of {window.sessions} sessions: no more idle sim users"
+            f"only {outcome.sessions_started} of {sessions} sessions: no more idle sim users"
             if short
             else ""
         ),

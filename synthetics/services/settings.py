@@ -15,6 +15,7 @@ def settings_update(
     max_per_run: int | None = None,
     error_rate: float | None = None,
     abandon_rate: float | None = None,
+    rhythm_strength: float | None = None,
 ) -> SyntheticSettings:
     """Change the settings given (None leaves a setting as it is) and return the row.
 
@@ -28,6 +29,7 @@ def settings_update(
         "max_per_run": max_per_run,
         "error_rate": error_rate,
         "abandon_rate": abandon_rate,
+        "rhythm_strength": rhythm_strength,
     }
     row = SyntheticSettings.objects.select_for_update().get(pk=1)
     for field, value in changes.items():

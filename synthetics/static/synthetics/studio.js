@@ -254,7 +254,7 @@
     event.preventDefault();
     clearFieldErrors();
     const changes = {};
-    ["sessions_per_min", "max_per_run", "abandon_rate", "error_rate"].forEach((name) => {
+    ["sessions_per_min", "max_per_run", "abandon_rate", "error_rate", "rhythm_strength"].forEach((name) => {
       const input = document.getElementById(name);
       const value = input.value.trim() === "" ? input.value : Number(input.value);
       if (!current || value !== current.settings[name]) changes[name] = value;

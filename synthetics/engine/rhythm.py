@@ -1,0 +1,156 @@
+"""Daily and weekly rhythm in each user's own time zone: how likely a user is to start a session at a moment.
+
+A user's factor at an instant is their profile's weight for the local hour, times the weight for the
+local weekday, times the holiday factor on a public holiday of their country (`holidays`). Local time
+comes from `zoneinfo`, so a daylight-saving change moves the curve with the user's clock: the day of a
+change has 23 or 25 local hours, and every UTC minute still has exactly one factor. Each profile is
+normalised so that its hourly and weekly weights average 1: the factor averages 1 over a week (less
+the rare holiday), and `sessions_per_min` stays the long-run mean rate.
+
+With `rhythm_strength` s the factor used is 1 - s + s x factor: 0 is a flat rate, 1 the full profile.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from functools import cache
+from importlib import resources
+from zoneinfo import ZoneInfo
+
+import holidays
+
+from synthetics.engine.types import PoolMember, RhythmProfile
+
+MINUTE = timedelta(minutes=1)
+
+
+def country_of(locale: str) -> str:
+    """The country of a Faker locale such as en_US (US) or pt_BR (BR)."""
+    return locale.rsplit("_", 1)[-1].upper()
+
+
+@cache
+def _holiday_calendar(country: str, year: int):
+    try:
+        return holidays.country_holidays(country, years=year)
+    except NotImplementedError:  # a country the package does not know has no holidays here
+        return {}
+
+
+def is_public_holiday(country: str, day: date) -> bool:
+    return day in _holiday_calendar(country, day.year)
+
+
+@cache
+def _zone(name: str) -> ZoneInfo:
+    """The zone's rules from the pinned `tzdata` package, never the machine's own database, so the
+    same seed gives the same rows on every machine."""
+    with resources.files("tzdata.zoneinfo").joinpath(*name.split("/")).open("rb") as data:
+        return ZoneInfo.from_file(data, key=name)
+
+
+def normalised(profile: RhythmProfile) -> RhythmProfile:
+    """The profile scaled so that its hourly and its weekly weights each average 1."""
+    hourly_mean = sum(profile.hourly) / len(profile.hourly)
+    weekly_mean = sum(profile.weekly) / len(profile.weekly)
+    return RhythmProfile(
+        slug=profile.slug,
+        persona=profile.persona,
+        hourly=tuple(weight / hourly_mean for weight in profile.hourly),
+        weekly=tuple(weight / weekly_mean for weight in profile.weekly),
+        holiday_factor=profile.holiday_factor,
+    )
+
+
+def local_factor(profile: RhythmProfile, *, zone: str, country: str, moment: datetime) -> float:
+    """The (normalised) profile's weight at `moment` on the clock of a user in `zone` and `country`."""
+    local = moment.astimezone(_zone(zone))
+    factor = profile.hourly[local.hour] * profile.weekly[local.weekday()]
+    if profile.holiday_factor != 1.0 and is_public_holiday(country, local.date()):
+        factor *= profile.holiday_factor
+    return factor
+
+
+def strengthened(factor: float, strength: float) -> float:
+    return 1.0 - strength + strength * factor
+
+
+@dataclass(frozen=True, slots=True)
+class _Group:
+    zone: str
+    country: str
+    profile: RhythmProfile
+    weight: float  # the sum of its members' activity weights
+
+
+class PoolRhythm:
+    """The rhythm of a pool: users grouped by time zone, country and profile (a few dozen groups).
+
+    `rate(t)` is the pool's combined factor R(t) — the activity-weighted mean of its users' factors —
+    and `user_weights(t)` each user's activity weight times their own factor, for picking who starts
+    a session at t.
+    """
+
+    def __init__(
+        self,
+        pool: Sequence[PoolMember],
+        profiles: Sequence[RhythmProfile],
+    ) -> None:
+        by_persona = {profile.persona: normalised(profile) for profile in profiles}
+        default = by_persona.get("")
+        keys: dict[tuple[str, str, str], int] = {}
+        groups: list[list] = []
+        self._member_group: list[int] = []
+        for member in pool:
+            profile = by_persona.get(member.persona, default)
+            key = (member.timezone, country_of(member.locale), profile.slug if profile else "")
+            index = keys.get(key)
+            if index is None:
+                index = keys[key] = len(groups)
+                groups.append([member.timezone, key[1], profile, 0.0])
+            groups[index][3] += member.activity_weight
+            self._member_group.append(index)
+        self._groups = tuple(_Group(*fields) for fields in groups)
+        self._activity = [member.activity_weight for member in pool]
+        self._total = sum(self._activity)
+
+    def _group_factors(self, moment: datetime, strength: float) -> list[float]:
+        return [
+            1.0
+            if group.profile is None
+            else strengthened(
+                local_factor(group.profile, zone=group.zone, country=group.country, moment=moment),
+                strength,
+            )
+            for group in self._groups
+        ]
+
+    def rate(self, moment: datetime, *, strength: float) -> float:
+        """R(t) at this strength: 1 on average over a week; 1 everywhere at strength 0."""
+        if strength == 0 or self._total <= 0:
+            return 1.0
+        factors = self._group_factors(moment, strength)
+        return sum(g.weight * f for g, f in zip(self._groups, factors, strict=True)) / self._total
+
+    def window_rate(self, start: datetime, end: datetime, *, strength: float) -> float:
+        """The mean of R over the minutes of (start, end], each taken at the middle of its minute."""
+        minutes = int((end - start) / MINUTE)
+        if minutes <= 0 or strength == 0:
+            return 1.0
+        middle = start + MINUTE / 2
+        return (
+            sum(self.rate(middle + step * MINUTE, strength=strength) for step in range(minutes))
+            / minutes
+        )
+
+    def user_weights(self, moment: datetime, *, strength: float) -> list[float]:
+        """Each pool member's activity weight times their own factor at `moment`."""
+        if strength == 0:
+            return list(self._activity)
+        factors = self._group_factors(moment, strength)
+        return [
+            weight * factors[group]
+            for weight, group in zip(self._activity, self._member_group, strict=True)
+        ]

@@ -1,0 +1,249 @@
+"""The daily and weekly rhythm in each user's local time, on the simulated clock (no database).
+
+Every bound is derived from the distribution under test; Z = 4.89 standard errors is a one-in-a-
+million false failure per bound for a normal approximation (tests/helpers.py).
+"""
+
+import math
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from functools import cache
+
+import pytest
+
+from synthetics.engine import PoolMember, PoolRhythm, RhythmProfile
+from synthetics.engine.rhythm import local_factor, normalised
+from synthetics.engine.run import capped_poisson_mean, expected_sessions
+from synthetics.engine.simulation import simulate_minutes
+from tests.helpers import realistic_pool, shipped_catalogue, shipped_settings
+
+Z = 4.89
+MONDAY = datetime(
+    2026, 3, 2, tzinfo=UTC
+)  # a week with no public holiday in the shipped locales' big markets
+WEEK = 7 * 24 * 60
+MINUTE = timedelta(minutes=1)
+FLAT = RhythmProfile("flat", "", tuple([1.0] * 24), tuple([1.0] * 7), 1.0)
+
+
+@cache
+def _week():
+    """A simulated week at the shipped defaults over a pool drawn like the seeded one."""
+    pool = realistic_pool()
+    catalogue = shipped_catalogue()
+    settings = shipped_settings()
+    stats = simulate_minutes(
+        settings=settings,
+        catalogue=catalogue,
+        pool=pool,
+        start=MONDAY,
+        minutes=WEEK,
+        seed=20260109,
+        keep_events=True,
+    )
+    return pool, catalogue, settings, stats
+
+
+def _session_starts(stats):
+    """(start time, sim user id) of every session: its first scene event (step 0)."""
+    return [
+        (event.created_at, event.user_id)
+        for event in stats.events
+        if event.kind == "scene" and event.payload["step"] == 0
+    ]
+
+
+# --- the profile itself -------------------------------------------------------------------------
+
+
+def test_each_shipped_profile_averages_one_over_a_week():
+    for profile in shipped_catalogue().rhythms:
+        shaped = normalised(profile)
+        week = [
+            local_factor(
+                shaped, zone="UTC", country="XX", moment=MONDAY + hour * timedelta(hours=1)
+            )
+            for hour in range(7 * 24)
+        ]
+        assert sum(week) / len(week) == pytest.approx(1.0, abs=1e-12), profile.slug
+
+
+def test_strength_zero_is_the_flat_rate_and_one_the_full_profile():
+    pool = [PoolMember(1, 1, "regular", 1.0, "Europe/Berlin", "de_DE")]
+    rhythm = PoolRhythm(pool, shipped_catalogue().rhythms)
+    night, evening = (
+        datetime(2026, 3, 4, 2, 30, tzinfo=UTC),
+        datetime(2026, 3, 4, 19, 30, tzinfo=UTC),
+    )
+    assert rhythm.rate(night, strength=0) == rhythm.rate(evening, strength=0) == 1.0
+    full_night, full_evening = rhythm.rate(night, strength=1), rhythm.rate(evening, strength=1)
+    assert full_night < 0.1 < 2 < full_evening
+    half = rhythm.rate(night, strength=0.5)
+    assert half == pytest.approx(0.5 + 0.5 * full_night)
+
+
+def test_a_public_holiday_damps_the_users_of_that_country_only():
+    everyday = next(r for r in shipped_catalogue().rhythms if r.persona == "")
+    pool = [
+        PoolMember(1, 1, "regular", 1.0, "America/New_York", "en_US"),
+        PoolMember(2, 2, "regular", 1.0, "Europe/London", "en_GB"),
+    ]
+    rhythm = PoolRhythm(pool, [everyday])
+    # Saturday 4 July 2026 (US Independence Day) against Saturday 11 July, same UTC instant
+    holiday, ordinary = datetime(2026, 7, 4, 16, tzinfo=UTC), datetime(2026, 7, 11, 16, tzinfo=UTC)
+    us_holiday, gb_holiday = rhythm.user_weights(holiday, strength=1)
+    us_ordinary, gb_ordinary = rhythm.user_weights(ordinary, strength=1)
+    assert us_holiday == pytest.approx(us_ordinary * everyday.holiday_factor)
+    assert gb_holiday == pytest.approx(gb_ordinary)
+
+
+@pytest.mark.parametrize(
+    ("day", "local_hours"),
+    [
+        # 29 March 2026 in Berlin: 02:00 CET becomes 03:00 CEST — local hour 2 does not happen
+        (datetime(2026, 3, 29, tzinfo=UTC), [1, 3, *range(4, 24), 0, 1]),
+        # 25 October 2026: 03:00 CEST becomes 02:00 CET — local hour 2 happens twice
+        (datetime(2026, 10, 25, tzinfo=UTC), [2, 2, *range(3, 24), 0]),
+    ],
+    ids=["spring-forward", "fall-back"],
+)
+def test_a_daylight_saving_change_neither_drops_nor_doubles_an_hour(day, local_hours):
+    """Every UTC hour of the day gets one factor: the local hour the user's clock shows then."""
+    hourly = tuple(float(hour + 1) for hour in range(24))  # the weight says which hour was used
+    profile = RhythmProfile("clock", "", hourly, tuple([1.0] * 7), 1.0)
+    shaped = normalised(profile)
+    scale = sum(hourly) / 24
+    seen = [
+        round(
+            local_factor(
+                shaped,
+                zone="Europe/Berlin",
+                country="DE",
+                moment=day + timedelta(hours=h, minutes=30),
+            )
+            * scale
+        )
+        - 1
+        for h in range(24)
+    ]
+    assert seen == local_hours
+    # and the generator's rate is defined at every UTC minute of the day, one value each
+    rhythm = PoolRhythm([PoolMember(1, 1, "regular", 1.0, "Europe/Berlin", "de_DE")], [profile])
+    rates = [rhythm.rate(day + m * MINUTE, strength=1) for m in range(24 * 60)]
+    assert len(rates) == 24 * 60 and all(rate > 0 for rate in rates)
+
+
+# --- a simulated week at the defaults -----------------------------------------------------------
+
+
+def test_sessions_at_night_in_the_users_own_time_are_far_below_a_flat_share():
+    pool, catalogue, settings, stats = _week()
+    zones = {member.user_id: member.timezone for member in pool}
+    starts = _session_starts(stats)
+    night = sum(
+        1 for moment, user_id in starts if 1 <= moment.astimezone(_zone(zones[user_id])).hour < 5
+    )
+    share = night / len(starts)
+    # Flat would be 4/24 = 1/6. The shipped profiles give local 01:00-05:00 about 1 % of a day's
+    # weight; with n ~ 20,000 sessions the binomial standard error at p = 1/6 is 0.0026, so a
+    # share below 1/6 / 4 can only come from the profile.
+    assert share < (1 / 6) / 4, share
+    assert night > 0  # not a hard zero: people do open the app at night
+
+
+def test_the_busiest_utc_hour_has_at_least_twice_the_sessions_of_the_quietest():
+    _pool, _catalogue, _settings, stats = _week()
+    by_hour = Counter(moment.hour for moment, _ in _session_starts(stats))
+    quietest, busiest = min(by_hour.values()), max(by_hour.values())
+    # Expected from R at the defaults: the quietest UTC hour ~0.68 x and the busiest ~1.65 x the
+    # mean of 2/min (capped at 5), i.e. ~560 and ~1,200 sessions over a week (Poisson sd ~24 and
+    # ~35): a ratio under 2 needs a 5-sd deviation.
+    assert busiest >= 2 * quietest, by_hour
+
+
+def test_the_weeks_total_is_the_computed_expectation_less_what_the_cap_trims():
+    pool, catalogue, settings, stats = _week()
+    rhythm = PoolRhythm(pool, catalogue.rhythms)
+    expected = expected_sessions(settings=settings, rhythm=rhythm, start=MONDAY, minutes=WEEK)
+    # sessions_per_min stays the long-run mean: the uncapped expectation is the flat week's
+    assert expected.uncapped == pytest.approx(settings.sessions_per_min * WEEK, rel=0.01)
+    # each minute is min(Poisson(2R), 5): a variance of at most 2R, so at most 2 x minutes in all
+    standard_error = math.sqrt(settings.sessions_per_min * WEEK * 1.7)
+    # sessions a minute asks for but cannot start (no idle user) are negligible with 3,000 users
+    assert abs(stats.sessions - expected.capped) <= Z * standard_error, (
+        stats.sessions,
+        expected,
+    )
+    assert 0 < expected.trimmed_share < 0.1
+
+
+def test_weekend_and_weekday_differ_as_the_profile_says():
+    pool, catalogue, settings, stats = _week()
+    rhythm = PoolRhythm(pool, catalogue.rhythms)
+    weekend_expected = weekday_expected = 0.0
+    for minute in range(WEEK):
+        moment = MONDAY + minute * MINUTE
+        mean = capped_poisson_mean(
+            settings.sessions_per_min * rhythm.rate(moment + MINUTE / 2, strength=1),
+            settings.max_per_run,
+        )
+        if moment.weekday() >= 5:
+            weekend_expected += mean
+        else:
+            weekday_expected += mean
+    weekend = sum(1 for moment, _ in _session_starts(stats) if moment.weekday() >= 5)
+    total = len(_session_starts(stats))
+    share_expected = weekend_expected / (weekend_expected + weekday_expected)
+    # binomial share of n sessions
+    assert abs(weekend / total - share_expected) <= Z * math.sqrt(
+        share_expected * (1 - share_expected) / total
+    )
+
+
+def test_each_persona_keeps_its_own_weekend_in_its_own_time_zone():
+    pool, catalogue, _settings, stats = _week()
+    members = {member.user_id: member for member in pool}
+    profiles = {profile.persona: profile for profile in catalogue.rhythms}
+    counts: dict[str, list[int]] = {}
+    for moment, user_id in _session_starts(stats):
+        member = members[user_id]
+        profile = profiles.get(member.persona, profiles[""])
+        local = moment.astimezone(_zone(member.timezone))
+        weekend, total = counts.setdefault(profile.slug, [0, 0])
+        counts[profile.slug] = [weekend + (local.weekday() >= 5), total + 1]
+    for profile in catalogue.rhythms:
+        weekend, total = counts[profile.slug]
+        # The profile's own weekend share: its weekend weights over the week's (the hourly shape
+        # multiplies every day alike); flat would be 2/7. Binomial standard error at n sessions.
+        expected = sum(profile.weekly[5:]) / sum(profile.weekly)
+        error = Z * math.sqrt(expected * (1 - expected) / total)
+        # + 0.01: max_per_run trims the busiest minutes (a few % of sessions: the test above), which
+        # can move a share by at most that much
+        assert abs(weekend / total - expected) <= error + 0.01, (profile.slug, weekend, total)
+        if expected > 2 / 7 + error:  # evenings-and-weekends: busier at the weekend
+            assert weekend / total > 2 / 7
+        if expected < 2 / 7 - error:  # everyday: quieter at the weekend
+            assert weekend / total < 2 / 7
+
+
+def test_the_seeds_five_minute_check_answers_more_than_zero_at_every_hour_of_the_week():
+    _pool, _catalogue, _settings, stats = _week()
+    scene_times = sorted(e.created_at for e in stats.events if e.kind == "scene")
+    import bisect
+
+    for hour in range(1, 7 * 24 + 1):
+        now = MONDAY + timedelta(hours=hour)
+        recent = bisect.bisect_right(scene_times, now) - bisect.bisect_right(
+            scene_times, now - timedelta(minutes=5)
+        )
+        # The quietest R is ~0.67: 1.3 sessions a minute; no scene event in the 5 minutes needs no
+        # session started in the ~9 minutes before (a journey writes for ~4.5): P <= e^-12 each,
+        # <= 1e-3 over the 168 checks.
+        assert recent > 0, now
+
+
+@cache
+def _zone(name):
+    from zoneinfo import ZoneInfo
+
+    return ZoneInfo(name)
