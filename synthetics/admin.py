@@ -156,7 +156,10 @@ class SimUserAdmin(admin.ModelAdmin):
 class SceneInline(admin.TabularInline):
     model = Scene
     extra = 0
-    fields = ("position", "slug", "name", "dwell_median_seconds", "mindblock_rate")
+    fields = (
+        "position", "slug", "name", "dwell_median_seconds", "mindblock_rate", "dropoff_weight",
+        "error_weight",
+    )  # fmt: skip
     ordering = ("position",)
 
 

@@ -212,6 +212,13 @@ class Scene(TimestampedModel):
     mindblock_rate = models.FloatField(
         default=0.4, help_text="Chance that a visit to this scene reports a mindblock."
     )
+    dropoff_weight = models.FloatField(
+        default=1.0,
+        help_text="Relative chance that an abandoned session stops at this scene (the funnel).",
+    )
+    error_weight = models.FloatField(
+        default=1.0, help_text="Relative chance that an errored session fails at this scene."
+    )
 
     class Meta:
         db_table = "scenes"
@@ -228,6 +235,11 @@ class Scene(TimestampedModel):
                 condition=Q(mindblock_rate__gte=0, mindblock_rate__lte=1),
                 name="scenes_mindblock_rate_range",
                 violation_error_message="mindblock_rate must be between 0 and 1.",
+            ),
+            models.CheckConstraint(
+                condition=Q(dropoff_weight__gte=0, error_weight__gte=0),
+                name="scenes_funnel_weights_non_negative",
+                violation_error_message="dropoff_weight and error_weight must not be negative.",
             ),
         ]
 

@@ -23,6 +23,7 @@ T0 = datetime(2026, 1, 9, 19, 0, tzinfo=UTC)
 # The data migrations that ship the defaults; their names start with a digit, so no plain import.
 SHIPPED = importlib.import_module("synthetics.migrations.0002_default_settings_and_catalogue")
 SHIPPED_RHYTHMS = importlib.import_module("synthetics.migrations.0008_rhythm")
+SHIPPED_FUNNELS = importlib.import_module("synthetics.migrations.0009_funnels")
 
 
 # --- engine inputs without a database ---------------------------------------------------------------
@@ -47,7 +48,8 @@ def shipped_catalogue() -> Catalogue:
         specs = []
         for position, (scene_slug, _scene_name, dwell, rate) in enumerate(scenes, start=1):
             scene_id += 1
-            specs.append(SceneSpec(scene_id, scene_slug, position, dwell, rate))
+            dropoff, error = SHIPPED_FUNNELS.FUNNEL_WEIGHTS.get((slug, scene_slug), (1.0, 1.0))
+            specs.append(SceneSpec(scene_id, scene_slug, position, dwell, rate, dropoff, error))
         templates.append(TemplateSpec(template_id, slug, popularity, tuple(specs)))
     mindblocks = [
         MindblockSpec(mindblock_id, slug, weight)

@@ -103,7 +103,7 @@ GOLDEN_POOL = [
     for i in range(1, 81)
 ]
 
-ENGINE_DIGEST = "ce463e0fda0dee9916435c7078cee371814cb91e8b949d6a1cc5f36a64546a79"
+ENGINE_DIGEST = "a21825ebbd30a05d5c7939a6694db111749ce753deceb3c13d5d06d7c9fd37e7"
 
 
 def test_two_simulated_hours_at_a_fixed_seed_give_fixed_events():
@@ -141,7 +141,7 @@ def test_two_simulated_hours_at_a_fixed_seed_give_fixed_events():
 
 # --- database: seeded users and an hour of backfill, on PostgreSQL and SQLite alike ----------------
 
-DATABASE_DIGEST = "6b8d918f84d24db49e6e8d42b17ff08a066367dd0fd209bcb89975b9d765de6c"
+DATABASE_DIGEST = "8e276cce50c10c5d316d0d64219ce51c95fe72393b409213fd4cf24df3cd9120"
 
 
 def generated_rows() -> dict[str, list[dict]]:

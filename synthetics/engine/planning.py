@@ -91,6 +91,19 @@ def _mindblock_step(
     )
 
 
+def _stop_index(rng: random.Random, scenes, outcome: Outcome) -> int:
+    """The scene a session ends in: the last one when completed; else one chosen by the scenes'
+    drop-off weights (abandoned) or error weights (errored) — each template's own funnel, while the
+    outcome itself, and so the overall abandon and error rates, were drawn before. All weights 0:
+    every scene alike."""
+    if outcome == "completed":
+        return len(scenes) - 1
+    weights = [s.dropoff_weight if outcome == "abandoned" else s.error_weight for s in scenes]
+    if sum(weights) <= 0:
+        weights = [1.0] * len(scenes)
+    return weighted_choice(rng, range(len(scenes)), weights)
+
+
 def plan_journey(
     rng: random.Random,
     *,
@@ -104,9 +117,7 @@ def plan_journey(
     outcome = choose_outcome(rng, settings)
     scenes = template.scenes
     # The scene where an abandoned session is left, or where an errored one fails.
-    stop_index = (
-        integer_between(rng, 0, len(scenes) - 1) if outcome != "completed" else len(scenes) - 1
-    )
+    stop_index = _stop_index(rng, scenes, outcome)
     multiplier = (
         PERSONA_BY_SLUG[persona].mindblock_multiplier if persona in PERSONA_BY_SLUG else 1.0
     )

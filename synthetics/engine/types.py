@@ -37,6 +37,8 @@ class SceneSpec:
     position: int
     dwell_median_seconds: float
     mindblock_rate: float
+    dropoff_weight: float = 1.0  # relative chance that an abandoned session stops here
+    error_weight: float = 1.0  # relative chance that an errored session fails here
 
 
 @dataclass(frozen=True, slots=True)

@@ -57,7 +57,14 @@ def catalogue_load() -> Catalogue:
     for template_id, *fields in (
         Scene.objects.filter(template__is_active=True)
         .values_list(
-            "template_id", "id", "slug", "position", "dwell_median_seconds", "mindblock_rate"
+            "template_id",
+            "id",
+            "slug",
+            "position",
+            "dwell_median_seconds",
+            "mindblock_rate",
+            "dropoff_weight",
+            "error_weight",
         )
         .order_by("template_id", "position")
     ):
