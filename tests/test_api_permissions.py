@@ -16,12 +16,13 @@ ENDPOINTS = {
     "status": ("get", "status", None),
     "activity": ("get", "activity/24", None),
     "sim-users": ("get", "sim-users", None),
+    "insights": ("get", "insights", None),
     "toggle": ("post", "toggle", {"enabled": False}),
     "settings": ("post", "settings", {"sessions_per_min": 7}),
     "run-now": ("post", "run-now", {"target": 1}),
     "cleanup": ("post", "cleanup", {"older_than_hours": 1, "dry_run": False}),
 }
-READS = {"status", "activity", "sim-users"}
+READS = {"status", "activity", "sim-users", "insights"}
 
 
 def _user(kind: str):

@@ -345,3 +345,55 @@ class ErrorResponse(serializers.Serializer):
     )
     retry_after = serializers.IntegerField(required=False, help_text="Seconds, on a 429 or 503.")
     run_id = serializers.IntegerField(required=False, help_text="The failed run, on a 500.")
+
+
+# --- insights: funnels, rhythm, daily active users, cohorts --------------------------------------
+
+
+class FunnelStepOutput(serializers.Serializer):
+    scene = serializers.CharField()
+    position = serializers.IntegerField()
+    observed = serializers.FloatField(
+        allow_null=True, help_text="Share of the sessions entering the first scene that reached it."
+    )
+    implied = serializers.FloatField(
+        help_text="What the catalogue's weights and the settings imply."
+    )
+
+
+class FunnelOutput(serializers.Serializer):
+    template = serializers.CharField()
+    sessions = serializers.IntegerField(help_text="Sessions that entered the first scene.")
+    steps = FunnelStepOutput(many=True)
+
+
+class RhythmOutput(serializers.Serializer):
+    strength = serializers.FloatField()
+    rate_now = serializers.FloatField(help_text="R now: a multiple of sessions_per_min.")
+    peak_rate = serializers.FloatField(help_text="The highest hourly R over the next week.")
+    quietest_rate = serializers.FloatField()
+    cap_trimmed_share = serializers.FloatField(
+        help_text="Share of the next week's sessions that max_per_run trims (computed)."
+    )
+    expected_sessions_week = serializers.FloatField()
+
+
+class DailyActiveOutput(serializers.Serializer):
+    day = serializers.DateField()
+    users = serializers.IntegerField()
+
+
+class CohortOutput(serializers.Serializer):
+    cohort = serializers.DateField(help_text="Monday of the sign-up week.")
+    users = serializers.IntegerField()
+    retention = serializers.ListField(
+        child=serializers.FloatField(allow_null=True),
+        help_text="Share of the cohort active in week 0, 1, 2 ... after signing up.",
+    )
+
+
+class InsightsResponse(serializers.Serializer):
+    funnels = FunnelOutput(many=True, help_text="The last 24 hours, per template.")
+    rhythm = RhythmOutput()
+    daily_active_users = DailyActiveOutput(many=True, help_text="The last 30 days.")
+    cohorts = CohortOutput(many=True, help_text="Weekly sign-up cohorts of the last 8 weeks.")

@@ -1,4 +1,4 @@
-"""Routes of the API under /api/synthetics/ (the seed's seven paths)."""
+"""Routes of the API under /api/synthetics/ (the seed's seven paths, and insights)."""
 
 from django.urls import path
 
@@ -14,4 +14,5 @@ urlpatterns = [
     path("activity/<str:hours>", views.ActivityView.as_view(), name="activity"),
     path("cleanup", views.CleanupView.as_view(), name="cleanup"),
     path("sim-users", views.SimUsersView.as_view(), name="sim-users"),
+    path("insights", views.InsightsView.as_view(), name="insights"),
 ]

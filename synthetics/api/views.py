@@ -15,7 +15,7 @@ from rest_framework.views import APIView
 from synthetics.api import serializers as io
 from synthetics.api.permissions import CanChangeSynthetics, CanViewSynthetics
 from synthetics.api.throttles import BurstThrottle
-from synthetics.selectors import dashboards
+from synthetics.selectors import dashboards, insights
 from synthetics.services import run_manual, settings_update
 from synthetics.services.cleanup import cleanup_synthetic
 
@@ -150,6 +150,23 @@ class ActivityView(SyntheticsView):
             )
         series = dashboards.activity_series(hours=value, now=timezone.now())
         return Response(io.ActivityResponse(series).data)
+
+
+class InsightsView(SyntheticsView):
+    @extend_schema(
+        operation_id="synthetics_insights",
+        summary="Funnels of the last 24 h, the rhythm and the cap's trim, daily active users, cohorts",
+        responses={200: io.InsightsResponse, **_errors(*READ_ERRORS)},
+    )
+    def get(self, request):
+        now = timezone.now()
+        body = {
+            "funnels": insights.funnels(now=now),
+            "rhythm": insights.rhythm_summary(now=now),
+            "daily_active_users": insights.daily_active_users(now=now),
+            "cohorts": insights.cohort_retention(now=now),
+        }
+        return Response(io.InsightsResponse(body).data)
 
 
 class CleanupView(SyntheticsView):

@@ -1,0 +1,172 @@
+"""What the Studio's insight panels read: funnels (observed and implied), the rhythm and the cap's trim,
+daily active users and weekly cohort retention — through the indexes on created_at and started_at."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+from django.db.models import Count
+from django.db.models.functions import TruncDate
+
+from synthetics.engine import PoolRhythm
+from synthetics.engine.run import expected_sessions
+from synthetics.engine.types import SCENE_ENTERED
+from synthetics.models import Journey, JourneySceneEvent, SimUser
+from synthetics.selectors.run_inputs import catalogue_load, generator_settings, sim_user_pool
+
+FUNNEL_HOURS = 24
+DAU_DAYS = 30
+COHORT_WEEKS = 8
+
+
+@dataclass(frozen=True, slots=True)
+class FunnelStep:
+    scene: str
+    position: int
+    observed: float | None  # share of the sessions entering the first scene that reached this one
+    implied: float  # what the catalogue and the settings imply
+
+
+@dataclass(frozen=True, slots=True)
+class Funnel:
+    template: str
+    sessions: int  # sessions that entered the first scene in the window
+    steps: list[FunnelStep]
+
+
+def funnels(*, now: datetime) -> list[Funnel]:
+    """Per template, the share of sessions reaching each scene over the last 24 hours, beside the
+    funnel the drop-off and error weights imply: P(reach scene k) = 1 - abandon_rate x (drop-off
+    weight of the scenes before k) / (all drop-off weight) - error_rate x the same for errors."""
+    settings = generator_settings()
+    catalogue = catalogue_load()
+    reached = dict(
+        JourneySceneEvent.objects.synthetic()
+        .filter(
+            created_at__gt=now - timedelta(hours=FUNNEL_HOURS),
+            created_at__lte=now,
+            event_type=SCENE_ENTERED,
+        )
+        .values_list("scene_id")
+        .annotate(n=Count("id"))
+        .values_list("scene_id", "n")
+    )
+    result = []
+    for template in catalogue.templates:
+        if not template.scenes:
+            continue
+        dropoff_total = sum(scene.dropoff_weight for scene in template.scenes) or 1.0
+        error_total = sum(scene.error_weight for scene in template.scenes) or 1.0
+        first = reached.get(template.scenes[0].id, 0)
+        steps, dropped_before, errored_before = [], 0.0, 0.0
+        for scene in template.scenes:
+            implied = (
+                1
+                - settings.abandon_rate * dropped_before / dropoff_total
+                - settings.error_rate * errored_before / error_total
+            )
+            observed = reached.get(scene.id, 0) / first if first else None
+            steps.append(FunnelStep(scene.slug, scene.position, observed, round(implied, 4)))
+            dropped_before += scene.dropoff_weight
+            errored_before += scene.error_weight
+        result.append(Funnel(template=template.slug, sessions=first, steps=steps))
+    return result
+
+
+@dataclass(frozen=True, slots=True)
+class RhythmSummary:
+    strength: float
+    rate_now: float  # R now: the multiple of sessions_per_min expected this minute
+    peak_rate: float  # the highest hourly R over the next week
+    quietest_rate: float
+    cap_trimmed_share: float  # of the next week's sessions, what max_per_run trims
+    expected_sessions_week: float
+
+
+def rhythm_summary(*, now: datetime) -> RhythmSummary:
+    """The rhythm at the current settings over the coming week, computed at hourly steps."""
+    settings = generator_settings()
+    pool = sim_user_pool()
+    rhythm = PoolRhythm(pool, catalogue_load().rhythms)
+    hours = [
+        rhythm.rate(now + timedelta(hours=hour, minutes=30), strength=settings.rhythm_strength)
+        for hour in range(7 * 24)
+    ]
+    week = expected_sessions(
+        settings=settings, rhythm=rhythm, start=now, minutes=7 * 24 * 60, step_minutes=60
+    )
+    return RhythmSummary(
+        strength=settings.rhythm_strength,
+        rate_now=rhythm.rate(now, strength=settings.rhythm_strength),
+        peak_rate=max(hours),
+        quietest_rate=min(hours),
+        cap_trimmed_share=week.trimmed_share,
+        expected_sessions_week=week.capped,
+    )
+
+
+def daily_active_users(*, now: datetime, days: int = DAU_DAYS) -> list[dict]:
+    """Sim users who started a session, per UTC day, over the last `days` days (zero-filled)."""
+    first_day = (now - timedelta(days=days - 1)).date()
+    rows = dict(
+        Journey.objects.synthetic()
+        .filter(started_at__date__gte=first_day, started_at__lte=now)
+        .annotate(day=TruncDate("started_at"))
+        .values("day")
+        .annotate(users=Count("sim_user", distinct=True))
+        .values_list("day", "users")
+    )
+    return [
+        {
+            "day": first_day + timedelta(days=offset),
+            "users": rows.get(first_day + timedelta(days=offset), 0),
+        }
+        for offset in range(days)
+    ]
+
+
+def _monday(day: date) -> date:
+    return day - timedelta(days=day.weekday())
+
+
+def cohort_retention(*, now: datetime, weeks: int = COHORT_WEEKS) -> list[dict]:
+    """Weekly sign-up cohorts of the last `weeks` weeks: their size and, for each week since, the
+    share of the cohort that started a session that week (a retention table)."""
+    this_week = _monday(now.date())
+    first = this_week - timedelta(weeks=weeks - 1)
+    sizes: dict[date, int] = {}
+    cohort_of: dict[int, date] = {}
+    for sim_user_id, signup in SimUser.objects.filter(signup_date__gte=first).values_list(
+        "id", "signup_date"
+    ):
+        cohort = _monday(signup)
+        sizes[cohort] = sizes.get(cohort, 0) + 1
+        cohort_of[sim_user_id] = cohort
+    active: dict[tuple[date, int], set[int]] = {}
+    journeys = Journey.objects.synthetic().filter(
+        started_at__date__gte=first, started_at__lte=now, sim_user__signup_date__gte=first
+    )
+    for sim_user_id, started in journeys.values_list("sim_user_id", "started_at"):
+        cohort = cohort_of.get(sim_user_id)
+        if cohort is None:
+            continue
+        week = (_monday(started.date()) - cohort).days // 7
+        if week >= 0:
+            active.setdefault((cohort, week), set()).add(sim_user_id)
+    table = []
+    for index in range(weeks):
+        cohort = first + timedelta(weeks=index)
+        size = sizes.get(cohort, 0)
+        elapsed = (this_week - cohort).days // 7 + 1
+        table.append(
+            {
+                "cohort": cohort,
+                "users": size,
+                "retention": [
+                    round(len(active.get((cohort, week), ())) / size, 4) if size else None
+                    for week in range(elapsed)
+                ],
+            }
+        )
+    return table

@@ -1,0 +1,75 @@
+"""The insights endpoint and its selectors: funnels observed beside implied, the rhythm and the cap's
+trim, daily active users and weekly cohort retention."""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from django.utils import timezone
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+from synthetics.models import SimUser, SyntheticSettings
+from synthetics.selectors import insights
+from synthetics.services import activity_backfill
+from tests.factories import StaffUserFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def api() -> APIClient:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {Token.objects.create(user=StaffUserFactory())}")
+    return client
+
+
+def test_insights_answer_every_panel(api, sim_users):
+    activity_backfill(hours=3)
+    body = api.get("/api/synthetics/insights").json()
+    assert {f["template"] for f in body["funnels"]} >= {"first-steps", "morning-checkin"}
+    for funnel in body["funnels"]:
+        implied = [step["implied"] for step in funnel["steps"]]
+        assert implied[0] == 1 and implied == sorted(implied, reverse=True)
+        if funnel["sessions"]:
+            assert funnel["steps"][0]["observed"] == 1
+    assert 0 <= body["rhythm"]["cap_trimmed_share"] < 1
+    assert (
+        body["rhythm"]["quietest_rate"] <= body["rhythm"]["rate_now"] <= body["rhythm"]["peak_rate"]
+    )
+    assert len(body["daily_active_users"]) == 30
+    assert body["daily_active_users"][-1]["users"] > 0  # 3 hours at ~2/min: P(no session) ~ e^-300
+    assert len(body["cohorts"]) == 8
+
+
+def test_the_implied_funnel_follows_the_weights_and_rates():
+    SyntheticSettings.objects.filter(pk=1).update(abandon_rate=0.2, error_rate=0.1)
+    funnel = next(f for f in insights.funnels(now=timezone.now()) if f.template == "first-steps")
+    # first-steps: drop-off weights 0.5, 3.0, 1.4, 1.0, 2.0 (total 7.9); errors 0.4, 2.0, 0.7, 1.0,
+    # 2.4 (total 6.5): reaching the third scene means not stopping at the first two
+    third = funnel.steps[2]
+    assert third.implied == pytest.approx(1 - 0.2 * 3.5 / 7.9 - 0.1 * 2.4 / 6.5, abs=1e-4)
+
+
+def test_the_cap_trims_more_when_it_is_tighter():
+    loose = insights.rhythm_summary(now=timezone.now())
+    SyntheticSettings.objects.filter(pk=1).update(max_per_run=2)
+    tight = insights.rhythm_summary(now=timezone.now())
+    assert tight.cap_trimmed_share > loose.cap_trimmed_share
+    # with no sim users the pool has no rhythm: R is 1 everywhere and the cap's trim is that of a
+    # flat Poisson(2) capped at 2: P(X > 2) mass, 1 - E[min(X, 2)] / 2
+    assert loose.rate_now == 1.0
+    assert tight.cap_trimmed_share == pytest.approx(1 - (2 - 2 * 0.1353352832 - 0.2706705664) / 2)
+
+
+def test_cohort_retention_counts_each_cohort_by_its_sign_up_week(sim_users):
+    now = datetime.now(UTC)
+    monday = (now - timedelta(days=now.weekday())).date()
+    SimUser.objects.update(signup_date=monday - timedelta(weeks=1))
+    activity_backfill(hours=2)
+    table = insights.cohort_retention(now=now)
+    last_week, this_week = table[-2], table[-1]
+    assert last_week["cohort"] == monday - timedelta(weeks=1)
+    assert last_week["users"] == 40 and this_week["users"] == 0
+    # two hours at ~2 sessions a minute over 40 users: some of them were active this week (week 1)
+    assert last_week["retention"][1] > 0
+    assert this_week["retention"] == [None]
