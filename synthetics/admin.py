@@ -208,6 +208,8 @@ class SyntheticSettingsAdmin(admin.ModelAdmin):
         "error_rate",
         "abandon_rate",
         "rhythm_strength",
+        "signups_per_day",
+        "churn_per_month",
         "updated_at",
     )
     readonly_fields = ("updated_at",)

@@ -19,6 +19,7 @@ from synthetics.db import TAG_TRUE, SyntheticOrigin, SyntheticTag
 # for more than this many per minute.
 MAX_PER_RUN_LIMIT = 1000
 MAX_SESSIONS_PER_MIN = 1000
+MAX_SIGNUPS_PER_DAY = 10_000
 
 # The range of each numeric setting, written once: the check constraints, clean()'s messages and
 # the API's schema all read it.
@@ -28,6 +29,8 @@ SETTING_RANGES: dict[str, tuple[int, int]] = {
     "error_rate": (0, 1),
     "abandon_rate": (0, 1),
     "rhythm_strength": (0, 1),
+    "signups_per_day": (0, MAX_SIGNUPS_PER_DAY),
+    "churn_per_month": (0, 1),
 }
 # How strongly the daily and weekly rhythm shapes the rate (README "Rhythm": why this default).
 DEFAULT_RHYTHM_STRENGTH = 1.0
@@ -87,6 +90,14 @@ class SyntheticSettings(models.Model):
         default=DEFAULT_RHYTHM_STRENGTH,
         help_text="0: the same rate at every hour; 1: the full daily and weekly rhythm of each "
         "user's local time.",
+    )
+    signups_per_day = models.PositiveIntegerField(
+        default=0,
+        help_text="New sim users a day, signed up as newcomers (0: the pool stays as seeded).",
+    )
+    churn_per_month = models.FloatField(
+        default=0,
+        help_text="Share of the active pool that churns in 30 days (0: nobody leaves).",
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -157,6 +168,14 @@ class SimUser(TimestampedModel):
     locale = models.CharField(max_length=16)
     display_name = models.CharField(max_length=150)
     signup_date = models.DateField()
+    settles_into = models.CharField(
+        max_length=32,
+        blank=True,
+        help_text="A newcomer's persona after their first weeks (empty: seeded, already settled).",
+    )
+    churned_at = models.DateTimeField(
+        null=True, blank=True, help_text="Retired: keeps its history, starts no new session."
+    )
 
     objects = SimUserQuerySet.as_manager()
 
@@ -553,6 +572,8 @@ class SyntheticRun(TimestampedModel):
     journeys_abandoned = models.PositiveIntegerField(default=0)
     journeys_errored = models.PositiveIntegerField(default=0)
     active_journeys = models.PositiveIntegerField(default=0, help_text="Active after the run.")
+    users_signed_up = models.PositiveIntegerField(default=0)
+    users_churned = models.PositiveIntegerField(default=0)
     abandon_rate = models.FloatField(null=True, blank=True, help_text="The setting the run used.")
     error_rate = models.FloatField(null=True, blank=True, help_text="The setting the run used.")
     note = models.CharField(max_length=200, blank=True)

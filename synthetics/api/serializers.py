@@ -109,6 +109,16 @@ class SettingsInput(StrictInputSerializer):
         documented_range=SETTING_RANGES["rhythm_strength"],
         help_text="0: a flat rate; 1: each user's full daily and weekly rhythm in local time.",
     )
+    signups_per_day = StrictIntegerField(
+        required=False,
+        documented_range=SETTING_RANGES["signups_per_day"],
+        help_text="New sim users a day (0: the pool stays as seeded).",
+    )
+    churn_per_month = StrictFloatField(
+        required=False,
+        documented_range=SETTING_RANGES["churn_per_month"],
+        help_text="Share of the active pool that churns in 30 days.",
+    )
 
     def validate(self, attrs):
         if not attrs:
@@ -171,6 +181,8 @@ class SettingsOutput(serializers.Serializer):
     error_rate = serializers.FloatField()
     abandon_rate = serializers.FloatField()
     rhythm_strength = serializers.FloatField()
+    signups_per_day = serializers.IntegerField()
+    churn_per_month = serializers.FloatField()
 
 
 class SettingsResponse(serializers.Serializer):

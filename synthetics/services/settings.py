@@ -16,6 +16,8 @@ def settings_update(
     error_rate: float | None = None,
     abandon_rate: float | None = None,
     rhythm_strength: float | None = None,
+    signups_per_day: int | None = None,
+    churn_per_month: float | None = None,
 ) -> SyntheticSettings:
     """Change the settings given (None leaves a setting as it is) and return the row.
 
@@ -30,6 +32,8 @@ def settings_update(
         "error_rate": error_rate,
         "abandon_rate": abandon_rate,
         "rhythm_strength": rhythm_strength,
+        "signups_per_day": signups_per_day,
+        "churn_per_month": churn_per_month,
     }
     row = SyntheticSettings.objects.select_for_update().get(pk=1)
     for field, value in changes.items():
