@@ -5,8 +5,9 @@ from django.utils import timezone
 from django.views.decorators.csrf import ensure_csrf_cookie
 
 from synthetics.api.permissions import can_change_synthetics, synthetics_viewer_required
-from synthetics.models import MAX_PER_RUN_LIMIT, MAX_SESSIONS_PER_MIN
+from synthetics.models import MAX_PER_RUN_LIMIT, MAX_SESSIONS_PER_MIN, MAX_SIGNUPS_PER_DAY
 from synthetics.selectors import dashboards
+from synthetics.selectors.insights import COHORT_WEEKS
 
 REFRESH_SECONDS = 10
 
@@ -23,6 +24,8 @@ def studio(request):
             "refresh_seconds": REFRESH_SECONDS,
             "max_sessions_per_min": MAX_SESSIONS_PER_MIN,
             "max_per_run_limit": MAX_PER_RUN_LIMIT,
+            "max_signups_per_day": MAX_SIGNUPS_PER_DAY,
+            "cohort_weeks": range(COHORT_WEEKS),
             "title": "Synthetics Studio",
         },
     )

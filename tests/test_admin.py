@@ -104,6 +104,8 @@ def _settings_form(**changes):
         "error_rate": "0.05",
         "abandon_rate": "0.15",
         "rhythm_strength": "1.0",
+        "signups_per_day": "0",
+        "churn_per_month": "0",
     }
     form.update(changes)
     return form

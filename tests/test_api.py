@@ -93,7 +93,12 @@ def test_status_has_the_seed_shape(api, sim_users):
     assert response.status_code == 200
     body = response.json()
     assert_contract(SEED_STATUS, body)
-    assert body["settings"] == {**SEED_STATUS["settings"], "rhythm_strength": 1.0}
+    assert body["settings"] == {
+        **SEED_STATUS["settings"],
+        "rhythm_strength": 1.0,
+        "signups_per_day": 0,
+        "churn_per_month": 0.0,
+    }
     assert body["status"] == "running"
     assert body["sim_users"] == 40
     assert body["last_run"]["trigger"] == "scheduled"
@@ -181,6 +186,8 @@ def test_toggle_and_settings_return_the_new_settings(api):
         "error_rate": 0.05,
         "abandon_rate": 0.2,
         "rhythm_strength": 1.0,
+        "signups_per_day": 0,
+        "churn_per_month": 0.0,
     }
     assert SyntheticSettings.objects.get().max_per_run == 8
     body = api.post(f"{API}/settings", {"rhythm_strength": 0.25}, format="json").json()

@@ -344,6 +344,8 @@ class SimUserOutput(serializers.Serializer):
     timezone = serializers.CharField()
     locale = serializers.CharField()
     signup_date = serializers.DateField()
+    settles_into = serializers.CharField(help_text="A newcomer's persona after their first weeks.")
+    churned_at = serializers.DateTimeField(allow_null=True, help_text="Set once the user churned.")
     in_active_journey = serializers.BooleanField()
 
 

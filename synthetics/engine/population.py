@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from functools import cache
 
@@ -65,6 +65,7 @@ class Profile:
     timezone: str
     locale: str
     signup_date: date
+    settles_into: str = ""  # a newcomer's persona after NEWCOMER_DAYS; "" for a settled user
 
 
 def username_for(index: int) -> str:
@@ -131,3 +132,30 @@ def profile_for_existing(*, key: str, name: str, seed: int, today: date) -> Prof
         locale=locale,
         signup_date=signup,
     )
+
+
+def make_newcomer(*, index: int, seed: int, signed_up: date, email_domain: str) -> Profile:
+    """A sim user who signs up on `signed_up`: persona "newcomer" with a newcomer's activity, and the
+    persona (drawn by the population's shares) they settle into after their first weeks."""
+    base = make_profile(index=index, seed=seed, today=signed_up, email_domain=email_domain)
+    rng = _rng_for(seed, f"newcomer:{index}")
+    settled = weighted_choice(
+        rng,
+        [p for p in PERSONAS if p.slug != "newcomer"],
+        [p.share for p in PERSONAS if p.slug != "newcomer"],
+    )
+    newcomer = PERSONA_BY_SLUG["newcomer"]
+    spread = lognormal(rng, 0.0, ACTIVITY_SPREAD_SIGMA)
+    return replace(
+        base,
+        persona=newcomer.slug,
+        activity_weight=max(round(newcomer.activity_weight * spread, 4), 0.01),
+        signup_date=signed_up,
+        settles_into=settled.slug,
+    )
+
+
+def settled_weight(*, activity_weight: float, into: str) -> float:
+    """A newcomer's activity weight once settled: the same spread around the new persona's weight."""
+    ratio = PERSONA_BY_SLUG[into].activity_weight / PERSONA_BY_SLUG["newcomer"].activity_weight
+    return max(round(activity_weight * ratio, 4), 0.01)

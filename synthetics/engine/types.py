@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, Literal
 
 Outcome = Literal["completed", "abandoned", "errored"]
@@ -28,6 +28,8 @@ class GeneratorSettings:
     error_rate: float = 0.05
     abandon_rate: float = 0.15
     rhythm_strength: float = 0.0  # the settings row's default is DEFAULT_RHYTHM_STRENGTH
+    signups_per_day: int = 0
+    churn_per_month: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +87,7 @@ class PoolMember:
     activity_weight: float
     timezone: str = "UTC"
     locale: str = "en_US"
+    signup_date: date | None = None
 
 
 @dataclass(frozen=True, slots=True)

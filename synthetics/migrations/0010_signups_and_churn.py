@@ -6,48 +6,69 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('synthetics', '0009_funnels'),
+        ("synthetics", "0009_funnels"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='simuser',
-            name='churned_at',
-            field=models.DateTimeField(blank=True, help_text='Retired: keeps its history, starts no new session.', null=True),
+            model_name="simuser",
+            name="churned_at",
+            field=models.DateTimeField(
+                blank=True,
+                help_text="Retired: keeps its history, starts no new session.",
+                null=True,
+            ),
         ),
         migrations.AddField(
-            model_name='simuser',
-            name='settles_into',
-            field=models.CharField(blank=True, help_text="A newcomer's persona after their first weeks (empty: seeded, already settled).", max_length=32),
+            model_name="simuser",
+            name="settles_into",
+            field=models.CharField(
+                blank=True,
+                help_text="A newcomer's persona after their first weeks (empty: seeded, already settled).",
+                max_length=32,
+            ),
         ),
         migrations.AddField(
-            model_name='syntheticrun',
-            name='users_churned',
+            model_name="syntheticrun",
+            name="users_churned",
             field=models.PositiveIntegerField(default=0),
         ),
         migrations.AddField(
-            model_name='syntheticrun',
-            name='users_signed_up',
+            model_name="syntheticrun",
+            name="users_signed_up",
             field=models.PositiveIntegerField(default=0),
         ),
         migrations.AddField(
-            model_name='syntheticsettings',
-            name='churn_per_month',
-            field=models.FloatField(default=0, help_text='Share of the active pool that churns in 30 days (0: nobody leaves).'),
+            model_name="syntheticsettings",
+            name="churn_per_month",
+            field=models.FloatField(
+                default=0,
+                help_text="Share of the active pool that churns in 30 days (0: nobody leaves).",
+            ),
         ),
         migrations.AddField(
-            model_name='syntheticsettings',
-            name='signups_per_day',
-            field=models.PositiveIntegerField(default=0, help_text='New sim users a day, signed up as newcomers (0: the pool stays as seeded).'),
+            model_name="syntheticsettings",
+            name="signups_per_day",
+            field=models.PositiveIntegerField(
+                default=0,
+                help_text="New sim users a day, signed up as newcomers (0: the pool stays as seeded).",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='syntheticsettings',
-            constraint=models.CheckConstraint(condition=models.Q(('signups_per_day__gte', 0), ('signups_per_day__lte', 10000)), name='synthetic_settings_signups_per_day_range', violation_error_message='signups_per_day must be between 0 and 10000.'),
+            model_name="syntheticsettings",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("signups_per_day__gte", 0), ("signups_per_day__lte", 10000)),
+                name="synthetic_settings_signups_per_day_range",
+                violation_error_message="signups_per_day must be between 0 and 10000.",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='syntheticsettings',
-            constraint=models.CheckConstraint(condition=models.Q(('churn_per_month__gte', 0), ('churn_per_month__lte', 1)), name='synthetic_settings_churn_per_month_range', violation_error_message='churn_per_month must be between 0 and 1.'),
+            model_name="syntheticsettings",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("churn_per_month__gte", 0), ("churn_per_month__lte", 1)),
+                name="synthetic_settings_churn_per_month_range",
+                violation_error_message="churn_per_month must be between 0 and 1.",
+            ),
         ),
     ]

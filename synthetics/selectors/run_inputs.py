@@ -48,6 +48,8 @@ def generator_settings(row: SyntheticSettings | None = None) -> GeneratorSetting
         error_rate=row.error_rate,
         abandon_rate=row.abandon_rate,
         rhythm_strength=row.rhythm_strength,
+        signups_per_day=row.signups_per_day,
+        churn_per_month=row.churn_per_month,
     )
 
 
@@ -97,8 +99,12 @@ def catalogue_load() -> Catalogue:
 
 
 def sim_user_pool() -> list[PoolMember]:
-    rows = SimUser.objects.order_by("id").values_list(
-        "id", "user_id", "persona", "activity_weight", "timezone", "locale"
+    rows = (
+        SimUser.objects.filter(churned_at__isnull=True)
+        .order_by("id")
+        .values_list(
+            "id", "user_id", "persona", "activity_weight", "timezone", "locale", "signup_date"
+        )
     )
     return [PoolMember(*row) for row in rows]
 

@@ -32,6 +32,8 @@ from synthetics.engine import (
     simulate_run,
     window_session_count,
 )
+from synthetics.engine.lifecycle import NEWCOMER_DAYS, churned, signups_due
+from synthetics.engine.population import make_newcomer, settled_weight
 from synthetics.engine.sampling import run_random
 from synthetics.errors import (
     ApplicationError,
@@ -40,7 +42,7 @@ from synthetics.errors import (
     RunFailed,
     whole_number_required,
 )
-from synthetics.models import RunStatus, RunTrigger, SyntheticRun
+from synthetics.models import SYNTHETIC_EMAIL_DOMAIN, RunStatus, RunTrigger, SimUser, SyntheticRun
 from synthetics.selectors import run_inputs
 from synthetics.services.locks import (
     RunDeadline,
@@ -52,6 +54,7 @@ from synthetics.services.locks import (
     run_deadline_start,
     sqlite_write_wait,
 )
+from synthetics.services.seeding import next_sim_index, sim_accounts_create
 from synthetics.services.writers import run_output_write
 
 logger = logging.getLogger("synthetics")
@@ -112,6 +115,7 @@ class _Window:
     sessions: int | None = None
     rng: random.Random | None = None
     skip: str = ""
+    seed: int = 0  # of the run: also names the profiles of sim users who sign up in it
 
 
 # --- the three services --------------------------------------------------------------------------
@@ -149,7 +153,7 @@ def run_scheduled(*, now: datetime | None = None, seed: int | None = None) -> Sy
         rng = run_random(
             seed=seed, trigger=RunTrigger.SCHEDULED, window_start=start, window_end=end
         )
-        return _Window(start, end, rng=rng)
+        return _Window(start, end, rng=rng, seed=seed)
 
     return _run(trigger=RunTrigger.SCHEDULED, now=now, target=None, window=window)
 
@@ -199,7 +203,7 @@ def run_backfill_minute(
         rng = run_random(
             seed=seed, trigger=RunTrigger.BACKFILL, window_start=start, window_end=minute_end
         )
-        return _Window(start, minute_end, rng=rng)
+        return _Window(start, minute_end, rng=rng, seed=seed)
 
     return _run(
         trigger=RunTrigger.BACKFILL, now=minute_end, target=None, window=window, inputs=inputs
@@ -313,11 +317,12 @@ def _generate(
             rng=window.rng,
             rhythm=inputs.rhythm,
         )
+    active = run_inputs.active_journeys()
     outcome = simulate_run(
         settings=settings,
         catalogue=inputs.catalogue,
         pool=inputs.pool,
-        active=run_inputs.active_journeys(),
+        active=active,
         window_start=window.start,
         now=window.end,
         sessions=sessions,
@@ -325,6 +330,12 @@ def _generate(
         rhythm=inputs.rhythm,
     )
     deadline.check("simulating")
+    signed_up, churned_users = (0, [])
+    if trigger != RunTrigger.MANUAL:  # a manual run adds sessions, never changes the pool
+        busy = {j.sim_user_id for j in active} | {j.sim_user_id for j in outcome.new_journeys}
+        signed_up, churned_users = _pool_changes(
+            settings=settings, pool=inputs.pool, busy=busy, window=window
+        )
     short = outcome.sessions_started < sessions
     run = SyntheticRun.objects.create(  # its id tags every row the run writes
         **row,
@@ -336,12 +347,15 @@ def _generate(
         journeys_abandoned=outcome.finished("abandoned"),
         journeys_errored=outcome.finished("errored"),
         active_journeys=outcome.active_after,
+        users_signed_up=signed_up,
+        users_churned=len(churned_users),
         note=(
             f"only {outcome.sessions_started} of {sessions} sessions: no more idle sim users"
             if short
             else ""
         ),
     )
+    _pool_changes_write(signed_up=signed_up, churned=churned_users, window=window, seed=window.seed)
     run_output_write(
         before_statement=lambda: deadline_statement_bound(deadline),
         run_id=run.id,
@@ -354,6 +368,64 @@ def _generate(
     run.save(update_fields=["finished_at"])
     transaction.on_commit(lambda: _log(run))
     return run
+
+
+def _pool_changes(
+    *, settings: GeneratorSettings, pool: list[PoolMember], busy: set[int], window: _Window
+) -> tuple[int, list[PoolMember]]:
+    """How many sim users sign up in the window and which idle ones churn (drawn after the engine's
+    draws, from the same stream)."""
+    minutes = (window.end - window.start) / MINUTE
+    signed_up = signups_due(settings=settings, minutes=minutes, rng=window.rng)
+    leaving = churned(
+        settings=settings,
+        pool=pool,
+        busy=busy,
+        minutes=minutes,
+        today=window.end.date(),
+        rng=window.rng,
+    )
+    return signed_up, leaving
+
+
+def _pool_changes_write(
+    *, signed_up: int, churned: list[PoolMember], window: _Window, seed: int
+) -> None:
+    """Create the newcomers (signed up at the window's end), retire the churned users, and, once a
+    day, settle the newcomers whose first weeks are over into the persona drawn for them."""
+    today = window.end.date()
+    if signed_up:
+        first = next_sim_index()
+        sim_accounts_create(
+            [
+                make_newcomer(
+                    index=first + offset,
+                    seed=seed,
+                    signed_up=today,
+                    email_domain=SYNTHETIC_EMAIL_DOMAIN,
+                )
+                for offset in range(signed_up)
+            ]
+        )
+    if churned:
+        SimUser.objects.filter(id__in=[member.sim_user_id for member in churned]).update(
+            churned_at=window.end
+        )
+    if window.start.date() == today:
+        return  # newcomers settle at the first run of each day (the one that covers midnight)
+    settling = list(
+        SimUser.objects.filter(
+            churned_at__isnull=True, signup_date__lte=today - timedelta(days=NEWCOMER_DAYS)
+        )
+        .exclude(settles_into="")
+        .only("id", "activity_weight", "settles_into")
+    )
+    for sim_user in settling:
+        sim_user.activity_weight = settled_weight(
+            activity_weight=sim_user.activity_weight, into=sim_user.settles_into
+        )
+        sim_user.persona, sim_user.settles_into = sim_user.settles_into, ""
+    SimUser.objects.bulk_update(settling, ["persona", "activity_weight", "settles_into"])
 
 
 def _manual_refusal(settings: GeneratorSettings, *, target: int, force: bool) -> int:
@@ -524,6 +596,8 @@ def _log(run: SyntheticRun) -> None:
 
 _TOTALS = (
     "sessions_started",
+    "users_signed_up",
+    "users_churned",
     "scene_events_created",
     "mindblock_events_created",
     "journeys_completed",
@@ -566,7 +640,12 @@ def activity_backfill(
     generated = 0
     inputs = RunInputs.load()
     for step in range(1, minutes + 1):
-        run = run_backfill_minute(minute_end=start + step * MINUTE, inputs=inputs, seed=seed)
+        minute_end = start + step * MINUTE
+        if minute_end.date() != (minute_end - MINUTE).date():
+            inputs = RunInputs.load()  # a new day: newcomers may have settled into their persona
+        run = run_backfill_minute(minute_end=minute_end, inputs=inputs, seed=seed)
+        if run is not None and (run.users_signed_up or run.users_churned):
+            inputs = RunInputs.load()  # the pool changed: the next minute sees it
         if run is not None:
             generated += 1
             for key in _TOTALS:

@@ -34,7 +34,42 @@ def _sim_user(user: User, profile) -> SimUser:
         locale=profile.locale,
         display_name=profile.display_name,
         signup_date=profile.signup_date,
+        settles_into=profile.settles_into,
     )
+
+
+def sim_accounts_create(profiles: list) -> list[SimUser]:
+    """Create the synthetic accounts (inactive, unusable password) and sim users of `profiles`, in
+    the caller's transaction: two bulk inserts."""
+    unusable = make_password(None)
+    users = User.objects.bulk_create(
+        [
+            User(
+                username=p.username,
+                email=p.email,
+                first_name=p.first_name,
+                last_name=p.last_name,
+                password=unusable,
+                is_active=False,
+                is_synthetic=True,
+            )
+            for p in profiles
+        ]
+    )
+    return SimUser.objects.bulk_create(
+        [_sim_user(user, p) for user, p in zip(users, profiles, strict=True)]
+    )
+
+
+def next_sim_index() -> int:
+    """The index after the highest sim account name in use (simNNNNNN, zero-padded: text order)."""
+    last = (
+        User.objects.filter(username__regex=r"^sim[0-9]{6}$")
+        .order_by("-username")
+        .values_list("username", flat=True)
+        .first()
+    )
+    return int(last[3:]) + 1 if last else 1
 
 
 def sim_users_seed(
@@ -56,7 +91,6 @@ def sim_users_seed(
         )
     )
     missing = max(0, count - existing)
-    unusable = make_password(None)
     created = 0
     index = 0
     while created < missing:
@@ -71,23 +105,7 @@ def sim_users_seed(
                 )
             )
         with transaction.atomic():
-            users = User.objects.bulk_create(
-                [
-                    User(
-                        username=p.username,
-                        email=p.email,
-                        first_name=p.first_name,
-                        last_name=p.last_name,
-                        password=unusable,
-                        is_active=False,
-                        is_synthetic=True,
-                    )
-                    for p in batch
-                ]
-            )
-            SimUser.objects.bulk_create(
-                [_sim_user(user, p) for user, p in zip(users, batch, strict=True)]
-            )
+            sim_accounts_create(batch)
         created += len(batch)
         if progress:
             progress(len(batch))

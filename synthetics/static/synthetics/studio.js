@@ -47,6 +47,9 @@
   };
   const clock = (iso) => new Date(iso).toISOString().slice(11, 19);
   const number = (value) => Number(value).toLocaleString("en-US");
+  const wholePercent = (share) => Math.round(100 * share) + " %";
+  const percent = (share) =>
+    share > 0 && share < 0.0005 ? "less than 0.1 %" : (100 * share).toFixed(1) + " %";
 
   function renderStatus(status) {
     current = status;
@@ -95,13 +98,17 @@
     return element;
   }
 
-  // Grouped bars: scene events and mindblock events per bucket, with a y-axis maximum label.
-  function drawBars(id, series, labelEvery, labelOf) {
+  // What the activity charts show: [key in each point, kind (names the bar's class and its title)].
+  const ACTIVITY = [["scene_events", "scene"], ["mindblock_events", "mindblock"]];
+
+  // Grouped bars, one per kind in each bucket (scene and mindblock events by default), with a y-axis
+  // maximum label.
+  function drawBars(id, series, labelEvery, labelOf, kinds = ACTIVITY) {
     const chart = document.getElementById(id);
     const width = 600, height = 200, left = 36, bottom = 22, top = 8;
-    const peak = Math.max(1, ...series.map((p) => Math.max(p.scene_events, p.mindblock_events)));
+    const peak = Math.max(1, ...series.flatMap((p) => kinds.map(([key]) => p[key])));
     const slot = (width - left) / Math.max(1, series.length);
-    const bar = Math.max(1, slot / 2 - 1);
+    const bar = Math.max(1, slot / kinds.length - 1);
     const y = (value) => height - bottom - (value / peak) * (height - bottom - top);
     const parts = [
       svg("line", { x1: left, y1: height - bottom, x2: width, y2: height - bottom, class: "axis" }),
@@ -110,10 +117,10 @@
     ];
     series.forEach((point, index) => {
       const x = left + index * slot;
-      const title = `${labelOf(point)}: ${point.scene_events} scene, ${point.mindblock_events} mindblock`;
-      [["scene_events", 0, "scene"], ["mindblock_events", bar, "mindblock"]].forEach(([key, offset, kind]) => {
+      const title = `${labelOf(point)}: ` + kinds.map(([key, kind]) => `${point[key]} ${kind}`).join(", ");
+      kinds.forEach(([key, kind], order) => {
         const rect = svg("rect", {
-          x: x + offset, y: y(point[key]), width: bar,
+          x: x + order * bar, y: y(point[key]), width: bar,
           height: Math.max(0, height - bottom - y(point[key])), class: "bar-" + kind,
         });
         rect.appendChild(svg("title", {}, title));
@@ -154,17 +161,127 @@
     );
   }
 
+  function renderRhythm(rhythm) {
+    text("rhythm-strength", String(rhythm.strength));
+    text("rhythm-now", rhythm.rate_now.toFixed(2));
+    text("rhythm-quietest", rhythm.quietest_rate.toFixed(2));
+    text("rhythm-peak", rhythm.peak_rate.toFixed(2));
+    text("rhythm-week", number(Math.round(rhythm.expected_sessions_week)));
+    text(
+      "rhythm-trim",
+      `At these settings max_per_run trims ${percent(rhythm.cap_trimmed_share)} of the next week's sessions.`,
+    );
+  }
+
+  // One row per scene: its name and numbers, a bar for the share of sessions observed reaching it
+  // and a marker where the catalogue's weights put it. The numbers are the image's label too.
+  function funnelChart(funnel) {
+    const width = 360, row = 36, top = 4;
+    const steps = funnel.steps;
+    const chart = svg("svg", {
+      viewBox: `0 0 ${width} ${top + steps.length * row}`, role: "img", class: "funnel-chart",
+    });
+    const said = steps.map((step) => {
+      const observed = step.observed === null ? "no sessions" : wholePercent(step.observed);
+      return `${step.position}. ${step.scene}: observed ${observed}, implied ${wholePercent(step.implied)}`;
+    });
+    chart.setAttribute("aria-label", `${funnel.template}, ${number(funnel.sessions)} sessions. ${said.join("; ")}.`);
+    steps.forEach((step, index) => {
+      const y0 = top + index * row;
+      const observed = step.observed === null ? "–" : wholePercent(step.observed);
+      const title = svg("title", {}, said[index]);
+      const group = svg("g", { class: "funnel-step" });
+      group.append(
+        title,
+        svg("text", { x: 0, y: y0 + 12, class: "funnel-label" }, `${step.position}. ${step.scene}`),
+        svg("text", { x: width, y: y0 + 12, class: "funnel-label", "text-anchor": "end" },
+            `${observed} (implied ${wholePercent(step.implied)})`),
+        svg("rect", { x: 0, y: y0 + 17, width: width, height: 12, class: "funnel-track" }),
+      );
+      if (step.observed !== null) {
+        // Sessions that entered the first scene before the window can make a later share exceed 1.
+        const share = Math.min(1, Math.max(0, step.observed));
+        group.appendChild(svg("rect", { x: 0, y: y0 + 17, width: share * width, height: 12, class: "bar-observed" }));
+      }
+      const at = Math.min(width - 1.5, Math.max(1.5, step.implied * width));
+      group.appendChild(svg("line", { x1: at, y1: y0 + 14, x2: at, y2: y0 + 32, class: "funnel-implied" }));
+      chart.appendChild(group);
+    });
+    return chart;
+  }
+
+  function drawFunnels(funnels) {
+    const box = document.getElementById("funnels");
+    if (!funnels.length) {
+      const empty = document.createElement("p");
+      empty.className = "muted";
+      empty.textContent = "No journey template has scenes.";
+      box.replaceChildren(empty);
+      return;
+    }
+    box.replaceChildren(
+      ...funnels.map((funnel) => {
+        const figure = document.createElement("figure");
+        figure.className = "chart funnel";
+        figure.dataset.template = funnel.template;
+        const caption = document.createElement("figcaption");
+        caption.textContent = funnel.template + " ";
+        const count = document.createElement("span");
+        count.className = "muted funnel-sessions";
+        count.textContent = funnel.sessions
+          ? `${number(funnel.sessions)} session${funnel.sessions === 1 ? "" : "s"}`
+          : "no sessions in the last 24 h";
+        caption.appendChild(count);
+        figure.append(caption, funnelChart(funnel));
+        return figure;
+      }),
+    );
+  }
+
+  // Retention cells get a shade by tenths (heat-0 ... heat-9): classes, since the CSP refuses inline styles.
+  function renderCohorts(cohorts) {
+    const columns = document.querySelectorAll("#cohorts-table thead th").length - 1;
+    const rows = document.getElementById("cohorts");
+    rows.replaceChildren(
+      ...cohorts.map((cohort) => {
+        const row = document.createElement("tr");
+        const head = document.createElement("th");
+        head.scope = "row";
+        head.textContent = `${cohort.cohort} (${number(cohort.users)})`;
+        row.appendChild(head);
+        for (let week = 0; week < columns; week += 1) {
+          const cell = document.createElement("td");
+          const share = cohort.retention[week];
+          if (share !== undefined && share !== null) {
+            cell.textContent = wholePercent(share);
+            cell.className = "heat heat-" + Math.min(9, Math.max(0, Math.floor(share * 10)));
+          }
+          row.appendChild(cell);
+        }
+        return row;
+      }),
+    );
+  }
+
+  function renderInsights(insights) {
+    renderRhythm(insights.rhythm);
+    drawFunnels(insights.funnels);
+    drawBars("chart-dau", insights.daily_active_users, 5, (p) => p.day.slice(5), [["users", "users"]]);
+    renderCohorts(insights.cohorts);
+  }
+
   async function load(reason) {
     const startedAt = new Date().toISOString();
     let failure = null;
     try {
-      const [status, hour, day] = await Promise.all([
-        api("/status"), api("/activity/1"), api("/activity/24"),
+      const [status, hour, day, insights] = await Promise.all([
+        api("/status"), api("/activity/1"), api("/activity/24"), api("/insights"),
       ]);
       renderStatus(status);
       drawBars("chart-hour", hour.series, 10, (p) => clock(p.bucket).slice(0, 5));
       drawBars("chart-day", day.series, 4, (p) => clock(p.bucket).slice(0, 2) + "h");
       drawShares(day.totals);
+      renderInsights(insights);
       text("refresh-state", "Refreshed " + clock(new Date().toISOString()) + " UTC");
       document.getElementById("refresh-error").hidden = true;
     } catch (error) {
@@ -254,7 +371,10 @@
     event.preventDefault();
     clearFieldErrors();
     const changes = {};
-    ["sessions_per_min", "max_per_run", "abandon_rate", "error_rate", "rhythm_strength"].forEach((name) => {
+    [
+      "sessions_per_min", "max_per_run", "abandon_rate", "error_rate", "rhythm_strength",
+      "signups_per_day", "churn_per_month",
+    ].forEach((name) => {
       const input = document.getElementById(name);
       const value = input.value.trim() === "" ? input.value : Number(input.value);
       if (!current || value !== current.settings[name]) changes[name] = value;

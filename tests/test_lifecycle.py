@@ -1,0 +1,121 @@
+"""Sign-ups and churn: counts follow the settings, newcomers settle into a persona, churned users
+write nothing after they churn. Bounds derived from the distributions (Z = 4.89: one in a million)."""
+
+import math
+import random
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+
+from synthetics.engine import GeneratorSettings, PoolMember
+from synthetics.engine.lifecycle import churn_hazard, churned, signups_due
+from synthetics.models import Journey, JourneySceneEvent, SimUser, SyntheticRun, SyntheticSettings
+from synthetics.services import activity_backfill, sim_users_seed
+
+Z = 4.89
+TODAY = date(2026, 3, 2)
+
+
+def test_signups_per_window_are_poisson_at_the_setting():
+    settings = GeneratorSettings(signups_per_day=720)  # half a sign-up a minute
+    rng = random.Random("signups")
+    counts = [signups_due(settings=settings, minutes=1, rng=rng) for _ in range(20_000)]
+    # Poisson(0.5): mean 0.5, variance 0.5; the mean of n draws has standard error sqrt(0.5 / n)
+    assert abs(sum(counts) / len(counts) - 0.5) <= Z * math.sqrt(0.5 / len(counts))
+    assert signups_due(settings=GeneratorSettings(), minutes=60, rng=rng) == 0
+
+
+def _pool(size):
+    # a third of the pool signed up in the last two weeks, the rest a year ago
+    return [
+        PoolMember(
+            i, i, "regular", 1.0, signup_date=TODAY - timedelta(days=i % 14 if i % 3 == 0 else 365)
+        )
+        for i in range(1, size + 1)
+    ]
+
+
+def test_churn_counts_follow_the_setting_and_hit_newer_users_harder():
+    settings = GeneratorSettings(churn_per_month=0.6)
+    pool = _pool(9000)
+    rng = random.Random("churn")
+    draws = [
+        churned(settings=settings, pool=pool, busy=set(), minutes=60, today=TODAY, rng=rng)
+        for _ in range(400)
+    ]
+    mean = 0.6 * len(pool) * 60 / (30 * 24 * 60)  # 7.5 a window: Poisson, variance = mean
+    counts = [len(draw) for draw in draws]
+    assert abs(sum(counts) / len(counts) - mean) <= Z * math.sqrt(mean / len(counts))
+    # who leaves: weight churn_hazard(age); the young third carries most of the hazard
+    young = sum(1 for draw in draws for member in draw if (TODAY - member.signup_date).days < 14)
+    total = sum(counts)
+    weights = [churn_hazard((TODAY - m.signup_date).days) for m in pool]
+    expected = sum(
+        w for w, m in zip(weights, pool, strict=True) if (TODAY - m.signup_date).days < 14
+    )
+    share = expected / sum(weights)
+    assert share > 0.5 > 1 / 3  # the young third is more than half of the churn ...
+    # ... observed as a binomial share of the churned (draws without replacement inside a window
+    # only narrow it)
+    assert abs(young / total - share) <= Z * math.sqrt(share * (1 - share) / total)
+
+
+def test_busy_users_never_churn():
+    settings = GeneratorSettings(churn_per_month=1.0)
+    pool = _pool(300)
+    busy = {member.sim_user_id for member in pool[:150]}
+    rng = random.Random("busy")
+    for _ in range(200):
+        for member in churned(
+            settings=settings, pool=pool, busy=busy, minutes=60, today=TODAY, rng=rng
+        ):
+            assert member.sim_user_id not in busy
+
+
+@pytest.mark.django_db
+def test_a_backfill_with_signups_and_churn_follows_the_settings_and_churned_users_go_quiet():
+    sim_users_seed(count=300, seed=11)
+    SyntheticSettings.objects.filter(pk=1).update(signups_per_day=1440, churn_per_month=1.0)
+    now = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
+    summary = activity_backfill(hours=12, now=now, seed=5)
+    ledger = SyntheticRun.objects.filter(trigger="backfill")
+    signed_up = sum(ledger.values_list("users_signed_up", flat=True))
+    churned_count = sum(ledger.values_list("users_churned", flat=True))
+    # the ledger agrees with the table
+    newcomers = SimUser.objects.exclude(settles_into="")
+    assert newcomers.count() == signed_up == summary.totals["users_signed_up"]
+    assert SimUser.objects.filter(churned_at__isnull=False).count() == churned_count
+    # 720 minutes at one sign-up a minute: Poisson(720)
+    assert abs(signed_up - 720) <= Z * math.sqrt(720)
+    # churn: Poisson(1.0 x ~300-1,000 users x 720 / 43,200) >= Poisson(5): P(0) < e^-5 ~ 0.7 %
+    assert churned_count > 0
+    # newcomers signed up on the day of their run, as persona newcomer, settling later
+    assert set(newcomers.values_list("persona", flat=True)) == {"newcomer"}
+    assert set(newcomers.values_list("signup_date", flat=True)) == {now.date()}
+    assert not newcomers.filter(settles_into="newcomer").exists()
+    # churned users start nothing and write nothing after churning
+    for sim_user in SimUser.objects.filter(churned_at__isnull=False):
+        assert not Journey.objects.filter(
+            sim_user=sim_user, started_at__gt=sim_user.churned_at
+        ).exists()
+        assert not Journey.objects.filter(sim_user=sim_user, status="active").exists()
+        assert not JourneySceneEvent.objects.filter(
+            user_id=sim_user.user_id, created_at__gt=sim_user.churned_at
+        ).exists()
+
+
+@pytest.mark.django_db
+def test_newcomers_settle_into_their_persona_after_their_first_weeks():
+    sim_users_seed(count=20, seed=12)
+    SimUser.objects.filter(id__in=SimUser.objects.values("id")[:5]).update(
+        persona="newcomer",
+        settles_into="devoted",
+        signup_date=date(2026, 2, 1),
+        activity_weight=1.5,
+    )
+    # a run that covers midnight of 1 March (28 days after sign-up) settles them
+    activity_backfill(hours=1, now=datetime(2026, 3, 1, 0, 30, tzinfo=UTC), seed=1)
+    settled = SimUser.objects.filter(signup_date=date(2026, 2, 1))
+    assert set(settled.values_list("persona", "settles_into")) == {("devoted", "")}
+    # the weight follows the persona: devoted 4.0 / newcomer 1.5 of the same spread
+    assert set(settled.values_list("activity_weight", flat=True)) == {4.0}
