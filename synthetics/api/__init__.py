@@ -1,1 +1,1 @@
-"""The REST API for automation: the seed's seven endpoints under /api/synthetics/."""
+"""The REST API for automation under /api/synthetics/: the seed's seven endpoints and insights."""
