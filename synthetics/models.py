@@ -149,6 +149,15 @@ class SyntheticSettings(models.Model):
             raise ValidationError(errors)
 
 
+def timezone_validate(value: str) -> None:
+    from synthetics.engine.rhythm import known_zones
+
+    if value not in known_zones():
+        raise ValidationError(
+            f"{value!r} is not a time zone: use an IANA name such as Europe/Berlin."
+        )
+
+
 class SimUserQuerySet(models.QuerySet):
     def with_activity(self) -> SimUserQuerySet:
         """Annotate `in_active_journey`: the user has a journey in progress (the partial index)."""
@@ -164,7 +173,11 @@ class SimUser(TimestampedModel):
     )
     persona = models.CharField(max_length=32, db_index=True)
     activity_weight = models.FloatField(help_text="Relative chance of being picked for a session.")
-    timezone = models.CharField(max_length=64)
+    timezone = models.CharField(
+        max_length=64,
+        validators=[timezone_validate],
+        help_text="An IANA time zone such as Europe/Berlin: the user's daily rhythm runs on it.",
+    )
     locale = models.CharField(max_length=16)
     display_name = models.CharField(max_length=150)
     signup_date = models.DateField()

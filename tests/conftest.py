@@ -41,3 +41,15 @@ def sim_users(db):
 def postgres_only():
     if connection.vendor != "postgresql":
         pytest.skip("needs PostgreSQL: run with DATABASE_URL=postgres://...")
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache(settings, request):
+    """A cache of its own for each test: the insights endpoint caches its answer for a minute, and
+    the database cache's table is not emptied between transactional tests (live server)."""
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+            "LOCATION": f"test-{request.node.nodeid}",
+        }
+    }

@@ -73,3 +73,25 @@ def test_cohort_retention_counts_each_cohort_by_its_sign_up_week(sim_users):
     # two hours at ~2 sessions a minute over 40 users: some of them were active this week (week 1)
     assert last_week["retention"][1] > 0
     assert this_week["retention"] == [None]
+
+
+def test_a_time_zone_tzdata_does_not_know_is_refused_and_never_breaks_a_run(api, sim_users):
+    from django.core.exceptions import ValidationError
+
+    sim_user = SimUser.objects.first()
+    sim_user.timezone = "../../etc/passwd"
+    with pytest.raises(ValidationError, match="not a time zone"):
+        sim_user.full_clean()
+    # written around the model's validation (a raw update), it counts as UTC: runs and insights go on
+    SimUser.objects.filter(pk=sim_user.pk).update(timezone='"><img src=x>')
+    activity_backfill(hours=1)
+    assert api.get("/api/synthetics/insights").status_code == 200
+
+
+def test_funnels_count_only_sessions_that_had_time_to_finish(sim_users):
+    now = timezone.now()
+    activity_backfill(hours=3, now=now)
+    for funnel in insights.funnels(now=now):
+        for step in funnel.steps:
+            # every session counted entered the first scene inside the window: no share above 1
+            assert step.observed is None or 0 <= step.observed <= 1

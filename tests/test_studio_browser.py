@@ -1,22 +1,25 @@
 """The Studio end to end in headless Chromium: log in, open it from the admin, watch, refresh, run, pause,
-refuse.
+refuse, read the insights.
 
 Uses Debian's chromium (/usr/bin/chromium) through Playwright's `executable_path`; screenshots at
 desktop and phone width go to test-artifacts/ (ignored by git). Skips only where no browser is
 installed; under CI a missing browser is a failure.
 """
 
+import math
 import os
+import re
 import shutil
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from django.db import connections
+from django.utils import timezone
 
 from synthetics import views
-from synthetics.models import SyntheticSettings
-from synthetics.services import run_manual, run_scheduled, sim_users_seed
+from synthetics.models import SimUser, SyntheticSettings
+from synthetics.services import activity_backfill, run_manual, run_scheduled, sim_users_seed
 from tests.factories import StaffUserFactory
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
@@ -196,6 +199,130 @@ def test_staff_user_watches_and_steers_the_studio(browser, live_server):
     assert not errors, errors
     assert not outside, f"requests left the server: {outside}"
     context.close()
+
+
+def test_the_studio_shows_the_insights_and_saves_the_new_settings(browser, live_server):
+    # given history: 40 sim users who signed up last week, a scheduled run and a manual one
+    sim_users_seed(count=40, seed=28)
+    monday = _monday(datetime.now(UTC).date())
+    SimUser.objects.update(signup_date=monday - timedelta(weeks=1))
+    # funnels count sessions that had an hour to finish: two hours of history ending an hour ago
+    activity_backfill(hours=2, now=timezone.now() - timedelta(hours=1, minutes=5))
+    run_scheduled()
+    run_manual(target=5)
+    StaffUserFactory(username="studio6", password=_hash(PASSWORD))
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    _record_refreshes(page)
+    seen = _watch_for_injection(page)
+    outside = _record_outside_requests(page, live_server)
+    errors = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    answers = _record_answers(page, "/api/synthetics/insights", "/api/synthetics/settings")
+
+    # when the user opens the Studio
+    _log_in(page, live_server, "studio6", "/studio/")
+    page.wait_for_url("**/studio/")
+    _loaded(page)
+    insights = answers["/api/synthetics/insights"][-1].json()
+
+    # then the rhythm box says, with the number the API gave, how much max_per_run trims
+    trim = page.locator("#rhythm-trim").inner_text()
+    match = re.fullmatch(
+        r"At these settings max_per_run trims (less than )?(\d+\.\d) % of the next week's sessions\.",
+        trim,
+    )
+    assert match, trim
+    trimmed = 100 * insights["rhythm"]["cap_trimmed_share"]
+    assert trimmed < 0.05 if match[1] else float(match[2]) == pytest.approx(trimmed, abs=0.05)
+    assert page.locator("#rhythm-now").inner_text() == f"{insights['rhythm']['rate_now']:.2f}"
+
+    # and each template with sessions has its funnel: a bar per scene reached, a marker per scene
+    with_sessions = [funnel for funnel in insights["funnels"] if funnel["sessions"]]
+    assert with_sessions, insights["funnels"]
+    for funnel in with_sessions:
+        panel = page.locator(f'#funnels figure[data-template="{funnel["template"]}"]')
+        assert f"{funnel['sessions']} session" in panel.locator("figcaption").inner_text()
+        steps = funnel["steps"]
+        assert panel.locator(".bar-observed").count() == len(steps)
+        assert panel.locator(".funnel-implied").count() == len(steps)
+        label = panel.locator("svg").get_attribute("aria-label")
+        for step in steps:
+            said = f"{step['scene']}: observed {_percent(step['observed'])}, implied"
+            assert said in label, (said, label)
+
+    # and the daily active users chart has a bar per day, today's from the same answer
+    assert page.locator("#chart-dau rect").count() == 30
+    today = insights["daily_active_users"][-1]
+    assert today["users"] > 0
+    assert page.locator("#chart-dau rect title").last.text_content() == (
+        f"{today['day'][5:]}: {today['users']} users"
+    )
+
+    # and the cohort table has a row per week, last week's cohort holding the 40, shaded by value
+    rows = page.locator("#cohorts tr")
+    assert rows.count() == 8
+    last_week = rows.nth(6)
+    assert last_week.locator("th").inner_text() == f"{monday - timedelta(weeks=1)} (40)"
+    cells = last_week.locator("td")
+    assert cells.count() == 8
+    assert cells.nth(0).inner_text() == "0 %" and "heat-0" in cells.nth(0).get_attribute("class")
+    week_one = insights["cohorts"][6]["retention"][1]
+    assert week_one > 0
+    assert cells.nth(1).inner_text() == _percent(week_one)
+    assert f"heat-{min(9, int(week_one * 10))}" in cells.nth(1).get_attribute("class")
+    assert all(cells.nth(week).inner_text() == "" for week in range(2, 8))
+    assert all(cell.inner_text() == "" for cell in rows.nth(7).locator("td").all())
+
+    # when sign-ups per day are set to 5 through the form, they are saved
+    before = SyntheticSettings.objects.values().get()
+    page.fill("#signups_per_day", "5")
+    _refreshed_by(page, page.get_by_role("button", name="Save settings").click, reason="settings")
+    assert page.locator("#control-message").inner_text() == "Settings saved."
+    assert SyntheticSettings.objects.values().get() == {
+        **before,
+        "signups_per_day": 5,
+        "updated_at": SyntheticSettings.objects.get().updated_at,
+    }
+
+    # when a churn of 2 a month is sent, the API's message shows by the field and nothing changes
+    before = SyntheticSettings.objects.values().get()
+    page.fill("#churn_per_month", "2")
+    _refreshed_by(page, page.get_by_role("button", name="Save settings").click, reason="settings")
+    refusal = answers["/api/synthetics/settings"][-1]
+    assert refusal.status == 400
+    message = " ".join(refusal.json()["fields"]["churn_per_month"])
+    assert page.locator("#error-churn_per_month").inner_text() == message
+    assert "between 0 and 1" in message
+    assert page.locator("#churn_per_month").get_attribute("aria-invalid") == "true"
+    assert page.locator("#signups_per_day").get_attribute("aria-invalid") is None
+    assert SyntheticSettings.objects.values().get() == before
+
+    # and nothing broke the page, its policy, or left the server
+    assert not errors, errors
+    _assert_nothing_injected(page, seen, "/studio/")
+    assert not outside, f"requests left the server: {outside}"
+
+
+def _record_answers(page, *paths: str) -> dict[str, list]:
+    """Keep every response the page gets from each of these API paths, in order."""
+    answers: dict[str, list] = {path: [] for path in paths}
+
+    def record(response) -> None:
+        for path in paths:
+            if response.url.endswith(path):
+                answers[path].append(response)
+
+    page.on("response", record)
+    return answers
+
+
+def _percent(share: float | None) -> str:
+    """A share as the Studio writes it, whole percent rounded half up (JavaScript's Math.round)."""
+    return "no sessions" if share is None else f"{math.floor(100 * share + 0.5)} %"
+
+
+def _monday(day: date) -> date:
+    return day - timedelta(days=day.weekday())
 
 
 def test_a_failed_refresh_is_reported(browser, live_server):
@@ -384,7 +511,7 @@ def _assert_nothing_injected(page, seen, where: str) -> None:
 
 
 def test_stored_xss_never_runs_in_the_studio_or_the_admin(browser, live_server):
-    from tests.test_security import BREAKOUT, SCRIPT, plant_xss_payloads
+    from tests.test_security import ATTRIBUTE, BREAKOUT, SCRIPT, plant_xss_payloads
 
     # given every admin-editable text holds a payload, the viewer's own name among them
     viewer, pages = plant_xss_payloads(password=_hash(PASSWORD))
@@ -401,6 +528,13 @@ def test_stored_xss_never_runs_in_the_studio_or_the_admin(browser, live_server):
     assert BREAKOUT in page.locator("#status-reason").inner_text()
     assert SCRIPT in page.locator("#runs").inner_text()
     assert SCRIPT in page.locator("header .who").inner_text()
+    # (a template's slug in its funnel's caption, a scene's in the funnel's text alternative)
+    assert SCRIPT in page.locator("#funnels").inner_text()
+    assert page.evaluate(
+        "(payload) => Array.from(document.querySelectorAll('#funnels svg'))"
+        ".some((chart) => chart.getAttribute('aria-label').includes(payload))",
+        ATTRIBUTE,
+    )
     _assert_nothing_injected(page, seen, "/studio/")
 
     # ... and on every admin page that shows them, nothing runs either

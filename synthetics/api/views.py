@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+from django.core.cache import cache
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers
@@ -159,14 +160,26 @@ class InsightsView(SyntheticsView):
         responses={200: io.InsightsResponse, **_errors(*READ_ERRORS)},
     )
     def get(self, request):
-        now = timezone.now()
-        body = {
-            "funnels": insights.funnels(now=now),
-            "rhythm": insights.rhythm_summary(now=now),
-            "daily_active_users": insights.daily_active_users(now=now),
-            "cohorts": insights.cohort_retention(now=now),
-        }
-        return Response(io.InsightsResponse(body).data)
+        # The same for every reader and slow to change: computed at most once a minute, so open
+        # Studio tabs refreshing every 10 s don't recompute it each time.
+        return Response(
+            cache.get_or_set(INSIGHTS_CACHE_KEY, _insights_body, INSIGHTS_CACHE_SECONDS)
+        )
+
+
+INSIGHTS_CACHE_KEY = "synthetics:insights"
+INSIGHTS_CACHE_SECONDS = 60
+
+
+def _insights_body() -> dict:
+    now = timezone.now()
+    body = {
+        "funnels": insights.funnels(now=now),
+        "rhythm": insights.rhythm_summary(now=now),
+        "daily_active_users": insights.daily_active_users(now=now),
+        "cohorts": insights.cohort_retention(now=now),
+    }
+    return io.InsightsResponse(body).data
 
 
 class CleanupView(SyntheticsView):

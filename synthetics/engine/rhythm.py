@@ -44,9 +44,19 @@ def is_public_holiday(country: str, day: date) -> bool:
 
 
 @cache
+def known_zones() -> frozenset[str]:
+    """The zone names the pinned `tzdata` package has (its own list, not the machine's)."""
+    with resources.files("tzdata").joinpath("zones").open("r", encoding="utf-8") as listing:
+        return frozenset(line.strip() for line in listing if line.strip())
+
+
+@cache
 def _zone(name: str) -> ZoneInfo:
     """The zone's rules from the pinned `tzdata` package, never the machine's own database, so the
-    same seed gives the same rows on every machine."""
+    same seed gives the same rows on every machine. A name tzdata does not know (a typo made in the
+    admin) counts as UTC: it never reaches the file system."""
+    if name not in known_zones():
+        name = "UTC"
     with resources.files("tzdata.zoneinfo").joinpath(*name.split("/")).open("rb") as data:
         return ZoneInfo.from_file(data, key=name)
 

@@ -16,6 +16,7 @@ from synthetics.models import Journey, JourneySceneEvent, SimUser
 from synthetics.selectors.run_inputs import catalogue_load, generator_settings, sim_user_pool
 
 FUNNEL_HOURS = 24
+FUNNEL_SETTLE = timedelta(hours=1)
 DAU_DAYS = 30
 COHORT_WEEKS = 8
 
@@ -36,16 +37,23 @@ class Funnel:
 
 
 def funnels(*, now: datetime) -> list[Funnel]:
-    """Per template, the share of sessions reaching each scene over the last 24 hours, beside the
+    """Per template, the share of sessions reaching each scene (sessions started in the 24 hours up
+    to an hour ago), beside the
     funnel the drop-off and error weights imply: P(reach scene k) = 1 - abandon_rate x (drop-off
     weight of the scenes before k) / (all drop-off weight) - error_rate x the same for errors."""
     settings = generator_settings()
     catalogue = catalogue_load()
+    # Sessions that started in the 24 hours before the last hour: each had an hour to finish (a
+    # session writes for ~4.5 minutes; one silent for 15 is closed), so one still under way is not
+    # read as a drop-off, and one that started before the window is not counted halfway in.
+    until = now - FUNNEL_SETTLE
+    since = until - timedelta(hours=FUNNEL_HOURS)
     reached = dict(
         JourneySceneEvent.objects.synthetic()
         .filter(
-            created_at__gt=now - timedelta(hours=FUNNEL_HOURS),
-            created_at__lte=now,
+            created_at__gt=since,  # the created_at index bounds the rows read
+            journey__started_at__gt=since,
+            journey__started_at__lte=until,
             event_type=SCENE_ENTERED,
         )
         .values_list("scene_id")

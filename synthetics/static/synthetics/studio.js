@@ -50,6 +50,7 @@
   const wholePercent = (share) => Math.round(100 * share) + " %";
   const percent = (share) =>
     share > 0 && share < 0.0005 ? "less than 0.1 %" : (100 * share).toFixed(1) + " %";
+  const sessions = (count) => `${number(count)} session${count === 1 ? "" : "s"}`;
 
   function renderStatus(status) {
     current = status;
@@ -117,7 +118,8 @@
     ];
     series.forEach((point, index) => {
       const x = left + index * slot;
-      const title = `${labelOf(point)}: ` + kinds.map(([key, kind]) => `${point[key]} ${kind}`).join(", ");
+      const title =
+        `${labelOf(point)}: ` + kinds.map(([key, kind]) => `${point[key]} ${kind}`).join(", ");
       kinds.forEach(([key, kind], order) => {
         const rect = svg("rect", {
           x: x + order * bar, y: y(point[key]), width: bar,
@@ -185,14 +187,13 @@
       const observed = step.observed === null ? "no sessions" : wholePercent(step.observed);
       return `${step.position}. ${step.scene}: observed ${observed}, implied ${wholePercent(step.implied)}`;
     });
-    chart.setAttribute("aria-label", `${funnel.template}, ${number(funnel.sessions)} sessions. ${said.join("; ")}.`);
+    chart.setAttribute("aria-label", `${funnel.template}, ${sessions(funnel.sessions)}. ${said.join("; ")}.`);
     steps.forEach((step, index) => {
       const y0 = top + index * row;
       const observed = step.observed === null ? "–" : wholePercent(step.observed);
-      const title = svg("title", {}, said[index]);
       const group = svg("g", { class: "funnel-step" });
       group.append(
-        title,
+        svg("title", {}, said[index]),
         svg("text", { x: 0, y: y0 + 12, class: "funnel-label" }, `${step.position}. ${step.scene}`),
         svg("text", { x: width, y: y0 + 12, class: "funnel-label", "text-anchor": "end" },
             `${observed} (implied ${wholePercent(step.implied)})`),
@@ -201,10 +202,14 @@
       if (step.observed !== null) {
         // Sessions that entered the first scene before the window can make a later share exceed 1.
         const share = Math.min(1, Math.max(0, step.observed));
-        group.appendChild(svg("rect", { x: 0, y: y0 + 17, width: share * width, height: 12, class: "bar-observed" }));
+        group.appendChild(
+          svg("rect", { x: 0, y: y0 + 17, width: share * width, height: 12, class: "bar-observed" }),
+        );
       }
       const at = Math.min(width - 1.5, Math.max(1.5, step.implied * width));
-      group.appendChild(svg("line", { x1: at, y1: y0 + 14, x2: at, y2: y0 + 32, class: "funnel-implied" }));
+      group.appendChild(
+        svg("line", { x1: at, y1: y0 + 14, x2: at, y2: y0 + 32, class: "funnel-implied" }),
+      );
       chart.appendChild(group);
     });
     return chart;
@@ -228,9 +233,7 @@
         caption.textContent = funnel.template + " ";
         const count = document.createElement("span");
         count.className = "muted funnel-sessions";
-        count.textContent = funnel.sessions
-          ? `${number(funnel.sessions)} session${funnel.sessions === 1 ? "" : "s"}`
-          : "no sessions in the last 24 h";
+        count.textContent = funnel.sessions ? sessions(funnel.sessions) : "no sessions in the last 24 h";
         caption.appendChild(count);
         figure.append(caption, funnelChart(funnel));
         return figure;
@@ -238,9 +241,9 @@
     );
   }
 
-  // Retention cells get a shade by tenths (heat-0 ... heat-9): classes, since the CSP refuses inline styles.
+  // Retention cells get a shade by tenths (heat-0 ... heat-9): classes, as the CSP refuses inline styles.
   function renderCohorts(cohorts) {
-    const columns = document.querySelectorAll("#cohorts-table thead th").length - 1;
+    const columns = Number(document.getElementById("cohorts-table").dataset.weeks);
     const rows = document.getElementById("cohorts");
     rows.replaceChildren(
       ...cohorts.map((cohort) => {
@@ -254,7 +257,7 @@
           const share = cohort.retention[week];
           if (share !== undefined && share !== null) {
             cell.textContent = wholePercent(share);
-            cell.className = "heat heat-" + Math.min(9, Math.max(0, Math.floor(share * 10)));
+            cell.className = "heat-" + Math.min(9, Math.max(0, Math.floor(share * 10)));
           }
           row.appendChild(cell);
         }
@@ -270,27 +273,39 @@
     renderCohorts(insights.cohorts);
   }
 
+  // Draw one part of the page from its settled answer; say what failed instead of throwing.
+  function drawPart(answer, draw, failures, name) {
+    try {
+      if (answer.status === "rejected") throw answer.reason;
+      draw(answer.value);
+    } catch (error) {
+      failures.push(name ? `${name}: ${error.message}` : error.message);
+    }
+  }
+
   async function load(reason) {
     const startedAt = new Date().toISOString();
-    let failure = null;
-    try {
-      const [status, hour, day, insights] = await Promise.all([
-        api("/status"), api("/activity/1"), api("/activity/24"), api("/insights"),
-      ]);
+    const failures = [];
+    // Status and activity are one picture; the insights are drawn apart from it, so that when one
+    // side fails the other still shows current numbers. The refresh ends when both are in.
+    const [main, extra] = await Promise.allSettled([
+      Promise.all([api("/status"), api("/activity/1"), api("/activity/24")]),
+      api("/insights"),
+    ]);
+    drawPart(main, ([status, hour, day]) => {
       renderStatus(status);
       drawBars("chart-hour", hour.series, 10, (p) => clock(p.bucket).slice(0, 5));
       drawBars("chart-day", day.series, 4, (p) => clock(p.bucket).slice(0, 2) + "h");
       drawShares(day.totals);
-      renderInsights(insights);
       text("refresh-state", "Refreshed " + clock(new Date().toISOString()) + " UTC");
-      document.getElementById("refresh-error").hidden = true;
-    } catch (error) {
-      failure = error;
-      const banner = document.getElementById("refresh-error");
+    }, failures);
+    drawPart(extra, renderInsights, failures, "insights");
+    const banner = document.getElementById("refresh-error");
+    banner.hidden = !failures.length;
+    if (failures.length) {
       banner.textContent =
-        "Refresh failed at " + clock(new Date().toISOString()) + " UTC: " + error.message +
+        "Refresh failed at " + clock(new Date().toISOString()) + " UTC: " + failures.join("; ") +
         ". Showing the last numbers; retrying in " + refreshSeconds + " s.";
-      banner.hidden = false;
     }
     // The next automatic refresh is a full period after this one, however this one was asked for.
     window.clearTimeout(timer);
@@ -299,8 +314,8 @@
       new CustomEvent("studio:refreshed", {
         detail: {
           reason: reason,
-          ok: failure === null,
-          error: failure && failure.message,
+          ok: !failures.length,
+          error: failures.length ? failures.join("; ") : null,
           startedAt: startedAt,
           finishedAt: new Date().toISOString(),
         },
