@@ -159,6 +159,10 @@ def timezone_validate(value: str) -> None:
 
 
 class SimUserQuerySet(models.QuerySet):
+    def active(self) -> SimUserQuerySet:
+        """Sim users who have not churned: the pool that runs pick from."""
+        return self.filter(churned_at__isnull=True)
+
     def with_activity(self) -> SimUserQuerySet:
         """Annotate `in_active_journey`: the user has a journey in progress (the partial index)."""
         in_journey = Journey.objects.active().filter(sim_user=OuterRef("pk"))

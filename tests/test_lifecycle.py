@@ -119,3 +119,17 @@ def test_newcomers_settle_into_their_persona_after_their_first_weeks():
     assert set(settled.values_list("persona", "settles_into")) == {("devoted", "")}
     # the weight follows the persona: devoted 4.0 / newcomer 1.5 of the same spread
     assert set(settled.values_list("activity_weight", flat=True)) == {4.0}
+
+
+@pytest.mark.django_db
+def test_a_manual_run_with_every_sim_user_churned_is_refused_and_writes_nothing():
+    from django.utils import timezone
+
+    from synthetics.errors import Conflict
+    from synthetics.services import run_manual
+
+    sim_users_seed(count=5, seed=13)
+    SimUser.objects.update(churned_at=timezone.now() - timedelta(days=1))
+    with pytest.raises(Conflict, match="no active sim users"):
+        run_manual(target=1)
+    assert not SyntheticRun.objects.exists()

@@ -97,6 +97,7 @@ class ExpectedSessions:
     minutes: int
     uncapped: float  # sessions_per_min x sum of R over the minutes
     capped: float  # what max_per_run lets through
+    rates: tuple[float, ...] = ()  # R at each step (each minute, or each step_minutes)
 
     @property
     def trimmed_share(self) -> float:
@@ -118,14 +119,16 @@ def expected_sessions(
     middle) for all its minutes: a week at hourly steps is 168 evaluations instead of 10,080.
     """
     uncapped = capped = 0.0
+    rates = []
     for offset in range(0, minutes, step_minutes):
         count = min(step_minutes, minutes - offset)
         middle = start + timedelta(minutes=offset) + timedelta(minutes=count) / 2
         rate = rhythm.rate(middle, strength=settings.rhythm_strength) if rhythm is not None else 1.0
+        rates.append(rate)
         mean = settings.sessions_per_min * rate
         uncapped += mean * count
         capped += capped_poisson_mean(mean, settings.max_per_run) * count
-    return ExpectedSessions(minutes=minutes, uncapped=uncapped, capped=capped)
+    return ExpectedSessions(minutes=minutes, uncapped=uncapped, capped=capped, rates=tuple(rates))
 
 
 def manual_session_count(*, settings: GeneratorSettings, target: int) -> int:

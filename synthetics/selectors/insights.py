@@ -97,18 +97,14 @@ def rhythm_summary(*, now: datetime) -> RhythmSummary:
     settings = generator_settings()
     pool = sim_user_pool()
     rhythm = PoolRhythm(pool, catalogue_load().rhythms)
-    hours = [
-        rhythm.rate(now + timedelta(hours=hour, minutes=30), strength=settings.rhythm_strength)
-        for hour in range(7 * 24)
-    ]
     week = expected_sessions(
         settings=settings, rhythm=rhythm, start=now, minutes=7 * 24 * 60, step_minutes=60
     )
     return RhythmSummary(
         strength=settings.rhythm_strength,
         rate_now=rhythm.rate(now, strength=settings.rhythm_strength),
-        peak_rate=max(hours),
-        quietest_rate=min(hours),
+        peak_rate=max(week.rates),
+        quietest_rate=min(week.rates),
         cap_trimmed_share=week.trimmed_share,
         expected_sessions_week=week.capped,
     )

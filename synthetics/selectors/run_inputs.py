@@ -100,7 +100,7 @@ def catalogue_load() -> Catalogue:
 
 def sim_user_pool() -> list[PoolMember]:
     rows = (
-        SimUser.objects.filter(churned_at__isnull=True)
+        SimUser.objects.active()
         .order_by("id")
         .values_list(
             "id", "user_id", "persona", "activity_weight", "timezone", "locale", "signup_date"
@@ -134,6 +134,11 @@ def active_journeys() -> list[ActiveJourney]:
 
 def active_journey_count() -> int:
     return Journey.objects.synthetic().active().count()
+
+
+def active_sim_user_count() -> int:
+    """Sim users a run may pick: those who have not churned."""
+    return SimUser.objects.active().count()
 
 
 def sim_user_count() -> int:

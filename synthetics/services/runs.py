@@ -355,7 +355,7 @@ def _generate(
             else ""
         ),
     )
-    _pool_changes_write(signed_up=signed_up, churned=churned_users, window=window, seed=window.seed)
+    _pool_changes_write(signed_up=signed_up, churned=churned_users, window=window)
     run_output_write(
         before_statement=lambda: deadline_statement_bound(deadline),
         run_id=run.id,
@@ -388,9 +388,7 @@ def _pool_changes(
     return signed_up, leaving
 
 
-def _pool_changes_write(
-    *, signed_up: int, churned: list[PoolMember], window: _Window, seed: int
-) -> None:
+def _pool_changes_write(*, signed_up: int, churned: list[PoolMember], window: _Window) -> None:
     """Create the newcomers (signed up at the window's end), retire the churned users, and, once a
     day, settle the newcomers whose first weeks are over into the persona drawn for them."""
     today = window.end.date()
@@ -400,7 +398,7 @@ def _pool_changes_write(
             [
                 make_newcomer(
                     index=first + offset,
-                    seed=seed,
+                    seed=window.seed,
                     signed_up=today,
                     email_domain=SYNTHETIC_EMAIL_DOMAIN,
                 )
@@ -414,9 +412,8 @@ def _pool_changes_write(
     if window.start.date() == today:
         return  # newcomers settle at the first run of each day (the one that covers midnight)
     settling = list(
-        SimUser.objects.filter(
-            churned_at__isnull=True, signup_date__lte=today - timedelta(days=NEWCOMER_DAYS)
-        )
+        SimUser.objects.active()
+        .filter(signup_date__lte=today - timedelta(days=NEWCOMER_DAYS))
         .exclude(settles_into="")
         .only("id", "activity_weight", "settles_into")
     )
@@ -439,9 +436,10 @@ def _manual_refusal(settings: GeneratorSettings, *, target: int, force: bool) ->
         sessions = manual_session_count(settings=settings, target=target)
     except EngineError as error:
         raise ApplicationError(str(error), extra={"field": "target"}) from error
-    if run_inputs.sim_user_count() == 0:
+    if run_inputs.active_sim_user_count() == 0:
         raise GeneratorUnavailable(
-            "There are no sim users to run sessions for: run `manage.py seed_sim_users` first."
+            "There are no active sim users to run sessions for (none seeded, or all churned): "
+            "run `manage.py seed_sim_users`."
         )
     return sessions
 
