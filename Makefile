@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-stamp
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint venv clean-local
+.PHONY: run test lint venv clean-local bench
 
 venv: $(STAMP)
 
@@ -28,6 +28,11 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Benchmarks against PostgreSQL (throwaway databases): BENCH_MODE=quick (a few minutes) or full.
+BENCH_MODE ?= quick
+bench: $(STAMP)
+	cd bench && ../$(BIN)/python run.py --mode $(BENCH_MODE)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -230,9 +230,9 @@ def test_backfill_activity_24_hours_then_the_seed_verification_holds():
     ("args", "message"),
     [
         ([], "the following arguments are required: --hours"),
-        (["--hours", "0"], "must be from 1 to 744"),
+        (["--hours", "0"], "must be from 1 to 8784"),
         (["--hours", "1.5"], "expected a whole number"),
-        (["--hours", "10000"], "must be from 1 to 744"),
+        (["--hours", "10000"], "must be from 1 to 8784"),
     ],
 )
 def test_backfill_activity_refuses_bad_input(args, message):
@@ -269,4 +269,4 @@ def test_every_command_has_help(command, tmp_path):
 def test_bad_input_exits_non_zero_from_the_shell(tmp_path):
     result = _manage("backfill_activity", "--hours", "-3", tmp_path=tmp_path)
     assert result.returncode != 0
-    assert "must be from 1 to 744" in result.stderr
+    assert "must be from 1 to 8784" in result.stderr

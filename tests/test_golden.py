@@ -247,3 +247,88 @@ def test_the_digest_depends_on_every_row_and_field():
     assert digest(rows) != digest({"t": [{"a": 1, "b": "x"}, {"a": 2, "b": "z"}]})
     assert digest(rows) != digest({"t": rows["t"][:1]})
     assert digest(rows) != digest({"u": rows["t"]})
+
+
+@pytest.mark.django_db
+def test_history_written_in_spans_is_the_history_written_minute_by_minute():
+    """activity_backfill simulates spans of minutes in memory and writes each span at once; the rows
+    are the ones a transaction a minute (run_backfill_minute) writes — with sign-ups and churn
+    changing the pool, and a gap that a run already covered left alone."""
+    from datetime import timedelta
+
+    from synthetics.models import (
+        Journey,
+        JourneySceneEvent,
+        MindblockEvent,
+        SimUser,
+        SyntheticRun,
+        SyntheticSettings,
+        User,
+    )
+    from synthetics.services import (
+        RunInputs,
+        activity_backfill,
+        run_backfill_minute,
+        sim_users_seed,
+    )
+
+    # churn: Poisson(1.0 x ~1,550 users x 120 / 43,200 minutes) = Poisson(4.3) a backfill
+    sim_users_seed(count=1500, seed=SEED, today=START.date())
+    SyntheticSettings.objects.filter(pk=1).update(
+        sessions_per_min=4, max_per_run=50, signups_per_day=720, churn_per_month=1.0
+    )
+    first = START - timedelta(hours=2)
+    # minutes 31 to 35 were covered by a skipped scheduled run: both ways leave them empty
+    SyntheticRun.objects.create(
+        trigger="scheduled",
+        status="skipped",
+        started_at=START,
+        window_start=first + timedelta(minutes=30),
+        window_end=first + timedelta(minutes=35),
+        note="paused",
+    )
+
+    def ledger():
+        return list(
+            SyntheticRun.objects.filter(trigger="backfill")
+            .order_by("window_start")
+            .values_list(
+                "window_start", "window_end", "status", "sessions_started",
+                "scene_events_created", "mindblock_events_created", "journeys_completed",
+                "journeys_abandoned", "journeys_errored", "active_journeys", "users_signed_up",
+                "users_churned", "note",
+            )
+        )  # fmt: skip
+
+    inputs = RunInputs.load()
+    for minute in range(1, 121):
+        run = run_backfill_minute(
+            minute_end=first + timedelta(minutes=minute), inputs=inputs, seed=SEED
+        )
+        if run is not None and run.pool_after is not None:
+            inputs = inputs.with_pool(run.pool_after)
+    one_by_one, one_by_one_ledger = generated_rows(), ledger()
+    assert len(one_by_one_ledger) == 115
+    assert sum(row[10] for row in one_by_one_ledger) > 0 and sum(r[11] for r in one_by_one_ledger)
+
+    # undo it: the same users, nothing generated
+    for model in (JourneySceneEvent, MindblockEvent, Journey):
+        model.objects.all().delete()
+    SyntheticRun.objects.filter(trigger="backfill").delete()
+    SimUser.objects.filter(user__username__gt="sim001500").delete()
+    User.objects.filter(username__gt="sim001500", is_synthetic=True).delete()
+    SimUser.objects.update(churned_at=None)
+
+    summary = activity_backfill(hours=2, now=START, seed=SEED)
+    assert summary.minutes_generated == 115
+    assert generated_rows() == one_by_one
+    assert ledger() == one_by_one_ledger
+    # every event is tagged with the run of its minute (or, for a step due in the covered gap, of
+    # the first minute after it): never one that ran before the event
+    windows = dict(SyntheticRun.objects.filter(trigger="backfill").values_list("id", "window_end"))
+    for created_at, payload in JourneySceneEvent.objects.values_list("created_at", "event_payload"):
+        window_end = windows[payload["run_id"]]
+        assert created_at <= window_end
+        assert created_at > window_end - timedelta(minutes=1) or window_end == first + timedelta(
+            minutes=36
+        )

@@ -526,7 +526,7 @@ CASES = [
     # --- backfill_activity ---
     case("backfill-hours-missing", cmd("backfill_activity", message="--hours")),
     case("backfill-hours-0", cmd("backfill_activity", "--hours", "0", message=RANGE_ERROR)),
-    case("backfill-hours-745", cmd("backfill_activity", "--hours", "745", message=RANGE_ERROR)),
+    case("backfill-hours-8785", cmd("backfill_activity", "--hours", "8785", message=RANGE_ERROR)),
     case("backfill-hours-minus-1", cmd("backfill_activity", "--hours", "-1", message=RANGE_ERROR)),
     case(
         "backfill-hours-10e30",
@@ -571,24 +571,24 @@ CASES = [
         cmd("bootstrap", "--sim-users", "2000000", message=RANGE_ERROR, given="no-pool"),
     ),
     case(
-        "bootstrap-history-hours-745",
-        cmd("bootstrap", "--history-hours", "745", message=RANGE_ERROR, given="no-history"),
+        "bootstrap-history-hours-8785",
+        cmd("bootstrap", "--history-hours", "8785", message=RANGE_ERROR, given="no-history"),
     ),
     case(
-        "bootstrap-history-hours-745-empty-install",
+        "bootstrap-history-hours-8785-empty-install",
         cmd(
             "bootstrap",
             "--sim-users",
             "3",
             "--history-hours",
-            "745",
+            "8785",
             message=RANGE_ERROR,
             given="empty-install",
         ),
     ),
     case(
-        "bootstrap-history-hours-745-with-history",
-        cmd("bootstrap", "--history-hours", "745", message=RANGE_ERROR),
+        "bootstrap-history-hours-8785-with-history",
+        cmd("bootstrap", "--history-hours", "8785", message=RANGE_ERROR),
     ),
 ]
 

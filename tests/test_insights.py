@@ -8,7 +8,7 @@ from django.utils import timezone
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from synthetics.models import SimUser, SyntheticSettings
+from synthetics.models import Journey, SimUser, SyntheticSettings
 from synthetics.selectors import insights
 from synthetics.services import activity_backfill, run_manual
 from tests.factories import StaffUserFactory
@@ -97,3 +97,56 @@ def test_funnels_count_only_sessions_that_had_time_to_finish(sim_users):
         for step in funnel.steps:
             # every session counted entered the first scene inside the window: no share above 1
             assert step.observed is None or 0 <= step.observed <= 1
+
+
+def test_cohort_retention_counted_by_the_database_matches_a_count_of_the_journeys(sim_users):
+    """The table is aggregated in SQL; recount it here from the journeys, user by user."""
+    now = datetime.now(UTC)
+    monday = (now - timedelta(days=now.weekday())).date()
+    ids = list(SimUser.objects.order_by("id").values_list("id", flat=True))
+    for offset, sim_user_id in enumerate(ids):  # four cohorts: 1 to 4 weeks before this one
+        SimUser.objects.filter(id=sim_user_id).update(
+            signup_date=monday - timedelta(weeks=offset % 4 + 1) + timedelta(days=offset % 7)
+        )
+    SyntheticSettings.objects.filter(pk=1).update(max_per_run=20)
+    for weeks_back in (4, 3, 2, 1):
+        run_manual(
+            target=15,
+            now=datetime.combine(monday, datetime.min.time(), UTC)
+            - timedelta(weeks=weeks_back)
+            + timedelta(days=2, hours=9),
+        )
+    run_manual(target=10, now=now)
+    table = {row["cohort"]: row for row in insights.cohort_retention(now=now)}
+    signup = dict(SimUser.objects.values_list("id", "signup_date"))
+    sizes, active = {}, {}
+    for day in signup.values():
+        cohort = day - timedelta(days=day.weekday())
+        sizes[cohort] = sizes.get(cohort, 0) + 1
+    for sim_user_id, started_at in Journey.objects.values_list("sim_user_id", "started_at"):
+        cohort = signup[sim_user_id] - timedelta(days=signup[sim_user_id].weekday())
+        week = (started_at.date() - timedelta(days=started_at.weekday()) - cohort).days // 7
+        if week >= 0:
+            active.setdefault((cohort, week), set()).add(sim_user_id)
+    assert len(sizes) == 4
+    for cohort, size in sizes.items():
+        row = table[cohort]
+        assert row["users"] == size
+        assert row["retention"] == [
+            round(len(active.get((cohort, week), ())) / size, 4)
+            for week in range(len(row["retention"]))
+        ]
+    assert sum(1 for row in table.values() for share in row["retention"] if share) >= 4
+
+
+def test_status_counts_active_and_churned_sim_users_apart(api):
+    from django.utils import timezone
+
+    from synthetics.services import sim_users_seed
+
+    sim_users_seed(count=10, seed=15)
+    SimUser.objects.filter(id__in=SimUser.objects.values("id")[:3]).update(
+        churned_at=timezone.now()
+    )
+    body = api.get("/api/synthetics/status").json()
+    assert (body["sim_users"], body["sim_users_churned"]) == (7, 3)

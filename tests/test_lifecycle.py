@@ -133,3 +133,113 @@ def test_a_manual_run_with_every_sim_user_churned_is_refused_and_writes_nothing(
     with pytest.raises(Conflict, match="no active sim users"):
         run_manual(target=1)
     assert not SyntheticRun.objects.exists()
+
+
+def test_weekly_cohorts_show_a_falling_retention_curve():
+    """Four simulated weeks with sign-ups and churn, on the engine alone (the same pool changes the
+    runs make in the database): after the week they signed up in (a partial week: users sign up on
+    any day of it), the share of a weekly cohort who started a session falls week after week, as a
+    retention table should."""
+    from dataclasses import replace
+
+    from synthetics.engine.simulation import simulate_minutes
+    from tests.helpers import realistic_pool, shipped_catalogue, shipped_settings
+
+    start = datetime(2026, 3, 2, tzinfo=UTC)  # a Monday: cohort weeks start with the simulation
+    weeks = 4
+    settings = replace(
+        shipped_settings(), sessions_per_min=1, signups_per_day=100, churn_per_month=1.0
+    )
+    pool = [
+        replace(member, signup_date=start.date() - timedelta(days=400))
+        for member in realistic_pool(100)
+    ]
+    stats = simulate_minutes(
+        settings=settings,
+        catalogue=shipped_catalogue(),
+        pool=pool,
+        start=start,
+        minutes=weeks * 7 * 24 * 60,
+        seed=3,
+        keep_starts=True,
+    )
+    cohort_of = {
+        member.sim_user_id: (member.signup_date - start.date()).days // 7
+        for member in stats.members.values()
+        if member.signup_date >= start.date()
+    }
+    sizes = [sum(1 for cohort in cohort_of.values() if cohort == c) for c in range(weeks)]
+    active: dict[tuple[int, int], set[int]] = {}
+    for sim_user_id, started_at in stats.starts:
+        cohort = cohort_of.get(sim_user_id)
+        if cohort is not None:
+            week = (started_at.date() - start.date()).days // 7 - cohort
+            active.setdefault((cohort, week), set()).add(sim_user_id)
+    # about 700 sign-ups a week: Poisson(700), so every cohort has well over 500 users
+    assert min(sizes) > 500
+    # Pooled over the cohorts that reached it, week k's retention p_k over n_k users. Against a flat
+    # curve (the same share every week), a drop has standard error at most
+    # sqrt(p_j q_j / n_j + p_k q_k / n_k) (the samples overlap, which only narrows it). The churn
+    # hazard (1 + 4 exp(-age / 10 days)) makes a user's second week the riskiest after the first:
+    # with churn_per_month 1.0 about a fifth of a young cohort leaves per week, so the drops from
+    # week 1 to 2 and from 1 to 3 are far beyond Z of them (about 10 and 12 here); the later drop
+    # from week 2 to 3 is smaller (about 2.5 standard errors: it fails for ~0.6 % of seeds).
+    pooled = []
+    for week in range(weeks):
+        reached = [c for c in range(weeks) if c + week < weeks]
+        n = sum(sizes[c] for c in reached)
+        pooled.append((sum(len(active.get((c, week), ())) for c in reached) / n, n))
+
+    def drop(j, k):
+        (pj, nj), (pk, nk) = pooled[j], pooled[k]
+        return pj - pk, math.sqrt(pj * (1 - pj) / nj + pk * (1 - pk) / nk)
+
+    for j, k in ((1, 2), (1, 3)):
+        fall, se = drop(j, k)
+        assert fall > Z * se, (j, k, pooled)
+    assert drop(2, 3)[0] > 0, pooled
+    # churned users started nothing after they churned
+    for sim_user_id, started_at in stats.starts:
+        assert started_at <= stats.churned.get(sim_user_id, started_at)
+
+
+@pytest.mark.django_db
+def test_a_backfill_keeps_the_pool_in_memory_exactly_as_a_fresh_load_would_give_it(monkeypatch):
+    """Sign-ups, churn and settling change the pool most minutes: the backfill applies the changes
+    to the pool it holds instead of reloading it, and that pool is what the database says."""
+    from synthetics.selectors.run_inputs import sim_user_pool
+    from synthetics.services import runs
+
+    sim_users_seed(count=60, seed=14)
+    # newcomers whose first weeks end at the coming midnight settle in the run that covers it
+    SimUser.objects.filter(id__in=SimUser.objects.values("id")[:6]).update(
+        persona="newcomer", settles_into="regular", signup_date=date(2026, 2, 1)
+    )
+    SyntheticSettings.objects.filter(pk=1).update(signups_per_day=2880, churn_per_month=1.0)
+    original_write = runs._pool_changes_write
+    checked = {"changed": 0, "loads": 0}
+
+    def checked_write(changes, **kwargs):
+        pool = original_write(changes, **kwargs)
+        checked["changed"] += 1
+        assert pool == sim_user_pool()  # in the run's transaction: what the next minute would load
+        return pool
+
+    def counted_load():
+        checked["loads"] += 1
+        return original_load()
+
+    original_load = runs.RunInputs.load
+    monkeypatch.setattr(runs, "_pool_changes_write", checked_write)
+    monkeypatch.setattr(runs.RunInputs, "load", staticmethod(counted_load))
+    summary = activity_backfill(hours=2, now=datetime(2026, 3, 1, 1, 0, tzinfo=UTC), seed=2)
+    assert checked["loads"] == 1  # loaded once for the whole backfill
+    # two sign-ups a minute over 120 minutes: the pool changed in most of them (P(no sign-up and
+    # no churn in a minute) < e^-2)
+    assert checked["changed"] > 60
+    assert summary.totals["users_signed_up"] > 0 and summary.totals["users_churned"] > 0
+    assert set(
+        SimUser.objects.filter(signup_date=date(2026, 2, 1), churned_at__isnull=True).values_list(
+            "persona", "settles_into"
+        )
+    ) == {("regular", "")}

@@ -247,3 +247,26 @@ def _zone(name):
     from zoneinfo import ZoneInfo
 
     return ZoneInfo(name)
+
+
+def test_factors_reused_within_a_quarter_hour_are_exactly_the_ones_computed_each_minute():
+    """PoolRhythm computes its groups' factors once per UTC quarter hour: exact, because every zone's
+    offset is a whole number of quarter hours (Kathmandu +5:45, Lord Howe's half-hour daylight
+    saving, Chatham +12:45 included), so no local hour, weekday or date changes inside one."""
+    catalogue = shipped_catalogue()
+    zones = ("Asia/Kathmandu", "Australia/Lord_Howe", "Pacific/Chatham", "Asia/Kolkata")
+    pool = [
+        PoolMember(i, i, persona, 1.0, zone, "en_IN")
+        for i, (zone, persona) in enumerate(
+            ((z, p) for z in zones for p in ("devoted", "regular", "casual")), start=1
+        )
+    ]
+    rates, weights = PoolRhythm(pool, catalogue.rhythms), PoolRhythm(pool, catalogue.rhythms)
+    start = datetime(2026, 4, 4, 12, tzinfo=UTC)  # Lord Howe and Chatham leave daylight saving
+    for step in range(2 * 24 * 60):
+        moment = start + step * MINUTE + timedelta(seconds=step % 60)
+        fresh = PoolRhythm(pool, catalogue.rhythms)  # nothing cached
+        assert rates.rate(moment, strength=0.8) == fresh.rate(moment, strength=0.8)
+        assert weights.user_weights(moment, strength=1.0) == fresh.user_weights(
+            moment, strength=1.0
+        )

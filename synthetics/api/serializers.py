@@ -248,7 +248,12 @@ class StatusResponse(serializers.Serializer):
     status_reason = serializers.CharField(source="status.reason", help_text="The status, in words.")
     last_run = RunOutput(allow_null=True)
     recent_runs = RunOutput(many=True, help_text="The newest scheduled and manual runs.")
-    sim_users = serializers.IntegerField()
+    sim_users = serializers.IntegerField(
+        help_text="Sim users a run may pick: the pool less the churned ones."
+    )
+    sim_users_churned = serializers.IntegerField(
+        help_text="Sim users who churned: they keep their rows and start no new session."
+    )
     timestamp = serializers.DateTimeField(source="now")
 
 

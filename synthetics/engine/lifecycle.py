@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Sequence
-from datetime import date
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from datetime import date, datetime, timedelta
 
+from synthetics.engine.population import Profile, make_newcomer, settled_weight
 from synthetics.engine.sampling import poisson, weighted_sample
 from synthetics.engine.types import GeneratorSettings, PoolMember
 
@@ -59,3 +61,80 @@ def churned(
         for member in idle
     ]
     return weighted_sample(rng, idle, weights, count)
+
+
+@dataclass(frozen=True, slots=True)
+class PoolChanges:
+    """How a run's window changes the pool: who signs up, who churns, who settles into a persona."""
+
+    newcomers: tuple[Profile, ...] = ()  # to create, signed up on the window's last day
+    churned: tuple[PoolMember, ...] = ()
+    settled: tuple[PoolMember, ...] = ()  # members as they are once settled (settles_into "")
+
+    def __bool__(self) -> bool:
+        return bool(self.newcomers or self.churned or self.settled)
+
+
+def pool_changes(
+    *,
+    settings: GeneratorSettings,
+    pool: Sequence[PoolMember],
+    busy: set[int],
+    window_start: datetime,
+    window_end: datetime,
+    rng: random.Random,
+    seed: int,
+    next_index: Callable[[], int],
+    email_domain: str,
+) -> PoolChanges:
+    """The pool's changes over (window_start, window_end], drawn after the run's sessions from the
+    same stream: Poisson sign-ups (profiles from `seed` and their account number, the first one
+    `next_index()`), churn among idle users, and — in the run that covers a midnight — the
+    newcomers whose first NEWCOMER_DAYS are over settling into the persona drawn for them."""
+    minutes = (window_end - window_start) / timedelta(minutes=1)
+    today = window_end.date()
+    signed_up = signups_due(settings=settings, minutes=minutes, rng=rng)
+    leaving = churned(
+        settings=settings, pool=pool, busy=busy, minutes=minutes, today=today, rng=rng
+    )
+    newcomers: tuple[Profile, ...] = ()
+    if signed_up:
+        first = next_index()
+        newcomers = tuple(
+            make_newcomer(
+                index=first + offset, seed=seed, signed_up=today, email_domain=email_domain
+            )
+            for offset in range(signed_up)
+        )
+    settled: tuple[PoolMember, ...] = ()
+    if window_start.date() != today:  # newcomers settle in the run that covers midnight
+        gone = {member.sim_user_id for member in leaving}
+        settled = tuple(
+            replace(
+                member,
+                persona=member.settles_into,
+                activity_weight=settled_weight(
+                    activity_weight=member.activity_weight, into=member.settles_into
+                ),
+                settles_into="",
+            )
+            for member in pool
+            if member.settles_into
+            and member.signup_date is not None
+            and member.signup_date <= today - timedelta(days=NEWCOMER_DAYS)
+            and member.sim_user_id not in gone
+        )
+    return PoolChanges(newcomers=newcomers, churned=tuple(leaving), settled=settled)
+
+
+def pool_changed(
+    pool: Sequence[PoolMember], changes: PoolChanges, joined: Sequence[PoolMember]
+) -> list[PoolMember]:
+    """The pool after `changes`, in the order the database gives it (by id): churned members gone,
+    settled ones replaced, and `joined` (the newcomers as created, with their ids) at the end."""
+    gone = {member.sim_user_id for member in changes.churned}
+    settled = {member.sim_user_id: member for member in changes.settled}
+    kept = [
+        settled.get(member.sim_user_id, member) for member in pool if member.sim_user_id not in gone
+    ]
+    return kept + sorted(joined, key=lambda member: member.sim_user_id)

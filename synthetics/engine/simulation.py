@@ -6,10 +6,12 @@ database replaced by a list of active journeys.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from synthetics.engine.lifecycle import pool_changed, pool_changes
 from synthetics.engine.rhythm import PoolRhythm
 from synthetics.engine.run import simulate_run, window_session_count
 from synthetics.engine.sampling import run_random
@@ -34,6 +36,10 @@ class SimulationStats:
     active_samples: list[int] = field(default_factory=list)
     durations_seconds: list[float] = field(default_factory=list)
     events: list[EventRecord] = field(default_factory=list)
+    # with keep_starts: (sim user id, started at) of every session; the pool's members ever seen
+    starts: list[tuple[int, datetime]] = field(default_factory=list)
+    members: dict[int, PoolMember] = field(default_factory=dict)
+    churned: dict[int, datetime] = field(default_factory=dict)  # sim user id -> when
 
     @property
     def finished(self) -> int:
@@ -72,11 +78,21 @@ def simulate_minutes(
     minutes: int,
     seed: int,
     keep_events: bool = False,
+    keep_starts: bool = False,
 ) -> SimulationStats:
-    """Run one scheduled run per simulated minute from `start` and collect the statistics."""
+    """Run one scheduled run per simulated minute from `start` and collect the statistics.
+
+    With sign-ups or churn set, the pool changes as it would in the database (engine.lifecycle):
+    newcomers get the next ids, churned members leave, newcomers settle at midnight.
+    """
     stats = SimulationStats()
     active: dict = {}
+    pool = list(pool)
     rhythm = PoolRhythm(pool, catalogue.rhythms)
+    accounts = len(pool)  # account numbers taken: newcomers take the next ones
+    next_id = itertools.count(max((m.sim_user_id for m in pool), default=0) + 1)
+    if keep_starts:
+        stats.members.update((member.sim_user_id, member) for member in pool)
     for minute in range(1, minutes + 1):
         window_start = start + timedelta(minutes=minute - 1)
         now = start + timedelta(minutes=minute)
@@ -111,6 +127,42 @@ def simulate_minutes(
             else:
                 stats.outcomes[new.status] += 1
                 stats.durations_seconds.append((new.ended_at - new.started_at).total_seconds())
+        changes = pool_changes(
+            settings=settings,
+            pool=pool,
+            busy={j.sim_user_id for j in active.values()}
+            | {j.sim_user_id for j in outcome.new_journeys},
+            window_start=window_start,
+            window_end=now,
+            rng=rng,
+            seed=seed,
+            next_index=lambda taken=accounts: taken + 1,
+            email_domain="example.invalid",
+        )
+        if changes:
+            joined = []
+            for profile in changes.newcomers:
+                sim_user_id = next(next_id)
+                joined.append(
+                    PoolMember(
+                        sim_user_id,
+                        sim_user_id,
+                        profile.persona,
+                        profile.activity_weight,
+                        profile.timezone,
+                        profile.locale,
+                        profile.signup_date,
+                        profile.settles_into,
+                    )
+                )
+            accounts += len(changes.newcomers)
+            pool = pool_changed(pool, changes, joined)
+            rhythm = PoolRhythm(pool, catalogue.rhythms)
+            if keep_starts:
+                stats.members.update((member.sim_user_id, member) for member in joined)
+                stats.churned.update((member.sim_user_id, now) for member in changes.churned)
+        if keep_starts:
+            stats.starts.extend((new.sim_user_id, new.started_at) for new in outcome.new_journeys)
         stats.minutes += 1
         stats.sessions += outcome.sessions_started
         stats.scene_events += outcome.scene_events

@@ -88,6 +88,7 @@ class PoolMember:
     timezone: str = "UTC"
     locale: str = "en_US"
     signup_date: date | None = None
+    settles_into: str = ""  # a newcomer's persona once settled (engine.lifecycle); "" when settled
 
 
 @dataclass(frozen=True, slots=True)

@@ -78,11 +78,24 @@ def aware_datetime(text: str) -> datetime:
 
 
 @contextmanager
-def progress_bar(*, total: int, unit: str, description: str) -> Iterator[Callable[[int], None]]:
-    """Yield an `advance(n)` callable drawing a bar on stderr (hidden when stderr is not a terminal)."""
+def progress_bar(*, total: int, unit: str, description: str) -> Iterator[Callable[..., None]]:
+    """Yield an `advance(n, rows=0)` callable drawing a bar on stderr (hidden when stderr is not a
+    terminal); with rows, the bar also shows rows written per second."""
+    import time
+
     from tqdm import tqdm
 
     with tqdm(
         total=total, unit=unit, desc=description, file=sys.stderr, disable=None, dynamic_ncols=True
     ) as bar:
-        yield bar.update
+        started, written = time.monotonic(), 0
+
+        def advance(n: int, rows: int = 0) -> None:
+            nonlocal written
+            written += rows
+            if written:
+                rate = written / max(time.monotonic() - started, 1e-9)
+                bar.set_postfix_str(f"{written:,} rows, {rate:,.0f} rows/s", refresh=False)
+            bar.update(n)
+
+        yield advance

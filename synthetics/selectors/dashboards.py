@@ -20,10 +20,11 @@ from synthetics.models import (
 )
 from synthetics.selectors.run_inputs import (
     active_journey_count,
+    active_sim_user_count,
+    churned_sim_user_count,
     coverage_ahead,
     covered_until,
     settings_get,
-    sim_user_count,
 )
 
 
@@ -120,7 +121,8 @@ class StatusSummary:
     last_5_min: dict[str, int]
     last_24_hours: dict[str, int]
     active_journeys: int
-    sim_users: int
+    sim_users: int  # active: not churned
+    sim_users_churned: int
     last_run: SyntheticRun | None
     recent_runs: list[SyntheticRun]
     now: datetime
@@ -144,7 +146,8 @@ def status_summary(*, now: datetime) -> StatusSummary:
         last_5_min=synthetic_event_counts(since=now - timedelta(minutes=5), until=now),
         last_24_hours=run_totals(since=now - timedelta(hours=24)),
         active_journeys=active_journey_count(),
-        sim_users=sim_user_count(),
+        sim_users=active_sim_user_count(),
+        sim_users_churned=churned_sim_user_count(),
         last_run=last_run(),
         recent_runs=recent_runs(),
         now=now,

@@ -4,10 +4,10 @@ daily active users and weekly cohort retention — through the indexes on create
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
-from django.db.models import Count
-from django.db.models.functions import TruncDate
+from django.db.models import Count, DateField
+from django.db.models.functions import TruncDate, TruncWeek
 
 from synthetics.engine import PoolRhythm
 from synthetics.engine.run import expected_sessions
@@ -139,25 +139,28 @@ def cohort_retention(*, now: datetime, weeks: int = COHORT_WEEKS) -> list[dict]:
     share of the cohort that started a session that week (a retention table)."""
     this_week = _monday(now.date())
     first = this_week - timedelta(weeks=weeks - 1)
-    sizes: dict[date, int] = {}
-    cohort_of: dict[int, date] = {}
-    for sim_user_id, signup in SimUser.objects.filter(signup_date__gte=first).values_list(
-        "id", "signup_date"
-    ):
-        cohort = _monday(signup)
-        sizes[cohort] = sizes.get(cohort, 0) + 1
-        cohort_of[sim_user_id] = cohort
-    active: dict[tuple[date, int], set[int]] = {}
-    journeys = Journey.objects.synthetic().filter(
-        started_at__date__gte=first, started_at__lte=now, sim_user__signup_date__gte=first
+    since = datetime.combine(first, time.min, tzinfo=UTC)
+    sizes = dict(
+        SimUser.objects.filter(signup_date__gte=first)
+        .annotate(cohort=TruncWeek("signup_date"))
+        .values("cohort")
+        .annotate(users=Count("id"))
+        .values_list("cohort", "users")
     )
-    for sim_user_id, started in journeys.values_list("sim_user_id", "started_at"):
-        cohort = cohort_of.get(sim_user_id)
-        if cohort is None:
-            continue
-        week = (_monday(started.date()) - cohort).days // 7
-        if week >= 0:
-            active.setdefault((cohort, week), set()).add(sim_user_id)
+    # Distinct active users per (cohort, week), counted by the database over the journeys started
+    # since the oldest cohort's Monday (the started_at index bounds the rows read).
+    active = {
+        (cohort, (week - cohort).days // 7): users
+        for cohort, week, users in Journey.objects.synthetic()
+        .filter(started_at__gte=since, started_at__lte=now, sim_user__signup_date__gte=first)
+        .annotate(
+            cohort=TruncWeek("sim_user__signup_date"),
+            week=TruncWeek("started_at", output_field=DateField()),
+        )
+        .values("cohort", "week")
+        .annotate(users=Count("sim_user", distinct=True))
+        .values_list("cohort", "week", "users")
+    }
     table = []
     for index in range(weeks):
         cohort = first + timedelta(weeks=index)
@@ -168,7 +171,7 @@ def cohort_retention(*, now: datetime, weeks: int = COHORT_WEEKS) -> list[dict]:
                 "cohort": cohort,
                 "users": size,
                 "retention": [
-                    round(len(active.get((cohort, week), ())) / size, 4) if size else None
+                    round(active.get((cohort, week), 0) / size, 4) if size else None
                     for week in range(elapsed)
                 ],
             }

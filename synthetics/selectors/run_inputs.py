@@ -103,7 +103,14 @@ def sim_user_pool() -> list[PoolMember]:
         SimUser.objects.active()
         .order_by("id")
         .values_list(
-            "id", "user_id", "persona", "activity_weight", "timezone", "locale", "signup_date"
+            "id",
+            "user_id",
+            "persona",
+            "activity_weight",
+            "timezone",
+            "locale",
+            "signup_date",
+            "settles_into",
         )
     )
     return [PoolMember(*row) for row in rows]
@@ -145,6 +152,10 @@ def sim_user_count() -> int:
     return SimUser.objects.count()
 
 
+def churned_sim_user_count() -> int:
+    return SimUser.objects.filter(churned_at__isnull=False).count()
+
+
 def covered_until() -> datetime | None:
     """End of the simulated time already covered by scheduled and backfill runs."""
     return SyntheticRun.objects.covering().aggregate(end=Max("window_end"))["end"]
@@ -171,6 +182,35 @@ def last_scheduled_run_failed() -> bool:
 def minute_is_covered(*, minute_end: datetime, minute_start: datetime) -> bool:
     """Whether a scheduled or backfill run already covered the minute (minute_start, minute_end]."""
     return SyntheticRun.objects.covering(start=minute_start, end=minute_end).exists()
+
+
+def covered_minute_ends(*, start: datetime, end: datetime) -> set[datetime]:
+    """The ends of the minutes of (start, end] that scheduled or backfill runs already covered."""
+    minute = timedelta(minutes=1)
+    covered: set[datetime] = set()
+    for window_start, window_end in SyntheticRun.objects.covering(start=start, end=end).values_list(
+        "window_start", "window_end"
+    ):
+        moment = max(window_start, start) + minute
+        while moment <= min(window_end, end):
+            covered.add(moment)
+            moment += minute
+    return covered
+
+
+def newest_run_id() -> int:
+    """The ledger's newest id (0 when empty)."""
+    return SyntheticRun.objects.aggregate(newest=Max("id"))["newest"] or 0
+
+
+def run_since(run_id: int) -> bool:
+    """Whether a scheduled or manual run wrote anything after ledger row `run_id`: it may have
+    started or moved journeys that a span simulated ahead did not see."""
+    return SyntheticRun.objects.filter(
+        id__gt=run_id,
+        trigger__in=[RunTrigger.SCHEDULED, RunTrigger.MANUAL],
+        status=RunStatus.SUCCEEDED,
+    ).exists()
 
 
 def manual_run_count() -> int:

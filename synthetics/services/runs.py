@@ -11,18 +11,23 @@ Ctrl-C) is recorded the same way and raised as itself.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
+import sys
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from django.conf import settings as django_settings
 from django.db import OperationalError, connection, transaction
 from django.utils import timezone
 
 from synthetics.engine import (
+    ActiveJourney,
     Catalogue,
     EngineError,
     GeneratorSettings,
@@ -32,8 +37,7 @@ from synthetics.engine import (
     simulate_run,
     window_session_count,
 )
-from synthetics.engine.lifecycle import NEWCOMER_DAYS, churned, signups_due
-from synthetics.engine.population import make_newcomer, settled_weight
+from synthetics.engine.lifecycle import PoolChanges, pool_changed, pool_changes
 from synthetics.engine.sampling import run_random
 from synthetics.errors import (
     ApplicationError,
@@ -55,7 +59,7 @@ from synthetics.services.locks import (
     sqlite_write_wait,
 )
 from synthetics.services.seeding import next_sim_index, sim_accounts_create
-from synthetics.services.writers import run_output_write
+from synthetics.services.writers import run_output_write, runs_output_write
 
 logger = logging.getLogger("synthetics")
 
@@ -65,8 +69,8 @@ MAX_CATCH_UP_MINUTES = 10
 # A manual run spreads its sessions over the minute before `now`.
 MANUAL_WINDOW = timedelta(minutes=1)
 MINUTE = timedelta(minutes=1)
-# History goes back at most this far (31 days).
-MAX_BACKFILL_HOURS = 24 * 31
+# History goes back at most this far (366 days: a year of demo data).
+MAX_BACKFILL_HOURS = 24 * 366
 # No simulated time before this: older dates are typos, and datetime arithmetic near year 1 overflows.
 EARLIEST_NOW = datetime(2000, 1, 1, tzinfo=UTC)
 
@@ -99,6 +103,13 @@ class RunInputs:
     def load(cls) -> RunInputs:
         catalogue, pool = run_inputs.catalogue_load(), run_inputs.sim_user_pool()
         return cls(catalogue=catalogue, pool=pool, rhythm=PoolRhythm(pool, catalogue.rhythms))
+
+    def with_pool(self, pool: list[PoolMember]) -> RunInputs:
+        """The same catalogue with the pool as a run left it (no reload: a backfill with sign-ups
+        changes the pool most minutes)."""
+        return RunInputs(
+            catalogue=self.catalogue, pool=pool, rhythm=PoolRhythm(pool, self.catalogue.rhythms)
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,7 +231,11 @@ def _run(
     target: int | None,
     window: Callable[[GeneratorSettings], _Window | None],
     inputs: RunInputs | None = None,
-) -> SyntheticRun | None:
+    generate: Callable[..., Any] | None = None,
+) -> Any:
+    """Run `generate` (default: one run's `_generate`) over the window under the generator lock,
+    with the one failure rule; None when `window` finds nothing to do."""
+    generate = generate or _generate
     started_at = timezone.now()
     # A manual run answers a person or a cron waiting on HTTP: it waits a few seconds for a run in
     # progress, then says the generator is busy. Scheduled and backfill runs wait up to their budget.
@@ -231,7 +246,7 @@ def _run(
             planned = window(settings)
             if planned is None:
                 return None
-            return _generate(
+            return generate(
                 trigger=trigger,
                 target=target,
                 settings=settings,
@@ -330,11 +345,19 @@ def _generate(
         rhythm=inputs.rhythm,
     )
     deadline.check("simulating")
-    signed_up, churned_users = (0, [])
+    changes = PoolChanges()
     if trigger != RunTrigger.MANUAL:  # a manual run adds sessions, never changes the pool
         busy = {j.sim_user_id for j in active} | {j.sim_user_id for j in outcome.new_journeys}
-        signed_up, churned_users = _pool_changes(
-            settings=settings, pool=inputs.pool, busy=busy, window=window
+        changes = pool_changes(
+            settings=settings,
+            pool=inputs.pool,
+            busy=busy,
+            window_start=window.start,
+            window_end=window.end,
+            rng=window.rng,
+            seed=window.seed,
+            next_index=next_sim_index,
+            email_domain=SYNTHETIC_EMAIL_DOMAIN,
         )
     short = outcome.sessions_started < sessions
     run = SyntheticRun.objects.create(  # its id tags every row the run writes
@@ -347,15 +370,19 @@ def _generate(
         journeys_abandoned=outcome.finished("abandoned"),
         journeys_errored=outcome.finished("errored"),
         active_journeys=outcome.active_after,
-        users_signed_up=signed_up,
-        users_churned=len(churned_users),
+        users_signed_up=len(changes.newcomers),
+        users_churned=len(changes.churned),
         note=(
             f"only {outcome.sessions_started} of {sessions} sessions: no more idle sim users"
             if short
             else ""
         ),
     )
-    _pool_changes_write(signed_up=signed_up, churned=churned_users, window=window)
+    # What the pool is after this run, for a caller that keeps it between runs (a backfill); not
+    # a database field. None when the pool did not change.
+    run.pool_after = (
+        _pool_changes_write(changes, pool=inputs.pool, at=window.end) if changes else None
+    )
     run_output_write(
         before_statement=lambda: deadline_statement_bound(deadline),
         run_id=run.id,
@@ -370,59 +397,44 @@ def _generate(
     return run
 
 
-def _pool_changes(
-    *, settings: GeneratorSettings, pool: list[PoolMember], busy: set[int], window: _Window
-) -> tuple[int, list[PoolMember]]:
-    """How many sim users sign up in the window and which idle ones churn (drawn after the engine's
-    draws, from the same stream)."""
-    minutes = (window.end - window.start) / MINUTE
-    signed_up = signups_due(settings=settings, minutes=minutes, rng=window.rng)
-    leaving = churned(
-        settings=settings,
-        pool=pool,
-        busy=busy,
-        minutes=minutes,
-        today=window.end.date(),
-        rng=window.rng,
-    )
-    return signed_up, leaving
-
-
-def _pool_changes_write(*, signed_up: int, churned: list[PoolMember], window: _Window) -> None:
-    """Create the newcomers (signed up at the window's end), retire the churned users, and, once a
-    day, settle the newcomers whose first weeks are over into the persona drawn for them."""
-    today = window.end.date()
-    if signed_up:
-        first = next_sim_index()
-        sim_accounts_create(
+def _pool_changes_write(
+    changes: PoolChanges, *, pool: list[PoolMember], at: datetime
+) -> list[PoolMember]:
+    """Create the newcomers, retire the churned users and settle the settled ones; return the pool
+    as it now is (what a fresh load would give)."""
+    joined = []
+    if changes.newcomers:
+        joined = [
+            PoolMember(
+                sim_user.id,
+                sim_user.user_id,
+                sim_user.persona,
+                sim_user.activity_weight,
+                sim_user.timezone,
+                sim_user.locale,
+                sim_user.signup_date,
+                sim_user.settles_into,
+            )
+            for sim_user in sim_accounts_create(list(changes.newcomers))
+        ]
+    if changes.churned:
+        SimUser.objects.filter(id__in=[member.sim_user_id for member in changes.churned]).update(
+            churned_at=at
+        )
+    if changes.settled:
+        SimUser.objects.bulk_update(
             [
-                make_newcomer(
-                    index=first + offset,
-                    seed=window.seed,
-                    signed_up=today,
-                    email_domain=SYNTHETIC_EMAIL_DOMAIN,
+                SimUser(
+                    id=member.sim_user_id,
+                    persona=member.persona,
+                    activity_weight=member.activity_weight,
+                    settles_into="",
                 )
-                for offset in range(signed_up)
-            ]
+                for member in changes.settled
+            ],
+            ["persona", "activity_weight", "settles_into"],
         )
-    if churned:
-        SimUser.objects.filter(id__in=[member.sim_user_id for member in churned]).update(
-            churned_at=window.end
-        )
-    if window.start.date() == today:
-        return  # newcomers settle at the first run of each day (the one that covers midnight)
-    settling = list(
-        SimUser.objects.active()
-        .filter(signup_date__lte=today - timedelta(days=NEWCOMER_DAYS))
-        .exclude(settles_into="")
-        .only("id", "activity_weight", "settles_into")
-    )
-    for sim_user in settling:
-        sim_user.activity_weight = settled_weight(
-            activity_weight=sim_user.activity_weight, into=sim_user.settles_into
-        )
-        sim_user.persona, sim_user.settles_into = sim_user.settles_into, ""
-    SimUser.objects.bulk_update(settling, ["persona", "activity_weight", "settles_into"])
+    return pool_changed(pool, changes, joined)
 
 
 def _manual_refusal(settings: GeneratorSettings, *, target: int, force: bool) -> int:
@@ -617,39 +629,468 @@ class BackfillSummary:
         return self.minutes - self.minutes_generated
 
 
+# A span of history is simulated in memory and written in one transaction: at most this many minutes,
+# and about this many rows (sessions_per_min x ROWS_PER_SESSION a minute), so the generator lock is
+# held for a second or two and memory stays flat however long the history.
+SPAN_MINUTES = 60
+PIPELINE_SWITCH_INTERVAL = 0.0005  # seconds: see _pipelined_spans
+SPAN_ROWS = 40_000
+ROWS_PER_SESSION = 12  # a journey row and its scene and mindblock events, generously
+
+
+@dataclass(frozen=True, slots=True)
+class BackfillSpan:
+    """The runs of one span of history (one per minute) and the pool as they left it."""
+
+    runs: list[SyntheticRun]
+    pool: list[PoolMember] | None  # None: the pool did not change
+
+
+def span_minutes(settings: GeneratorSettings) -> int:
+    """How many minutes of history one span covers at these settings."""
+    per_minute = max(1.0, settings.sessions_per_min * ROWS_PER_SESSION)
+    return max(1, min(SPAN_MINUTES, int(SPAN_ROWS // per_minute)))
+
+
+def run_backfill_span(
+    *, start: datetime, end: datetime, inputs: RunInputs, seed: int | None = None
+) -> BackfillSpan | None:
+    """Generate the minutes of (start, end] in one transaction, each minute its own ledger row and
+    random stream: the same rows as run_backfill_minute minute after minute, written with a few
+    COPYs instead of a transaction a minute. None when a run covered any of them meanwhile (the
+    caller goes minute by minute there)."""
+    start, end = floor_minute(start), floor_minute(_checked_now(end))
+    seed = _seed(seed)
+    if start >= end:
+        raise ApplicationError("a span of history needs its start before its end")
+
+    def window(settings: GeneratorSettings) -> _Window | None:
+        if run_inputs.covered_minute_ends(start=start, end=end):
+            return None
+        return _Window(start, end, seed=seed)
+
+    return _run(
+        trigger=RunTrigger.BACKFILL,
+        now=end,
+        target=None,
+        window=window,
+        inputs=inputs,
+        generate=_generate_span,
+    )
+
+
+@dataclass(slots=True)
+class _SpanState:
+    """What carries from one minute of history to the next, in memory: the pool, its rhythm and the
+    journeys in progress."""
+
+    pool: list[PoolMember]
+    rhythm: PoolRhythm
+    active: dict
+
+
+@dataclass(slots=True)
+class _SimulatedSpan:
+    """A span of history simulated, not yet written: a ledger row per minute (unsaved), the journeys
+    started in it (in their state at its end, with the index of the minute that started them), the
+    changes to journeys started before it, the events of each minute, and pool changes to write."""
+
+    start: datetime
+    end: datetime
+    ledger: list[SyntheticRun]
+    started: dict
+    updates: dict
+    events: list[tuple[int, tuple]]
+    deferred: list[tuple[PoolChanges, datetime]]
+    pool_moved: bool = False
+
+
+def _simulate_span(
+    *,
+    settings: GeneratorSettings,
+    catalogue: Catalogue,
+    state: _SpanState,
+    start: datetime,
+    end: datetime,
+    seed: int,
+    started_at: datetime,
+    pool_write: Callable[[PoolChanges, list[PoolMember], datetime], list[PoolMember]] | None,
+    check: Callable[[], None] = lambda: None,
+) -> _SimulatedSpan:
+    """The engine minute after minute over (start, end], each minute with its own random stream, as
+    run_backfill_minute would run it; `state` is advanced to `end`. Pool changes go to `pool_write`
+    (written at once: newcomers need their ids before the next minute), or, with None, are applied
+    in memory and kept for the span's write (only churn and settling: no sign-ups)."""
+    span = _SimulatedSpan(start, end, [], {}, {}, [], [])
+    active, started, updates = state.active, span.started, span.updates
+    for index in range(int((end - start) / MINUTE)):
+        minute_start = start + index * MINUTE
+        minute_end = minute_start + MINUTE
+        rng = run_random(
+            seed=seed,
+            trigger=RunTrigger.BACKFILL,
+            window_start=minute_start,
+            window_end=minute_end,
+        )
+        sessions = window_session_count(
+            settings=settings,
+            window_start=minute_start,
+            window_end=minute_end,
+            rng=rng,
+            rhythm=state.rhythm,
+        )
+        outcome = simulate_run(
+            settings=settings,
+            catalogue=catalogue,
+            pool=state.pool,
+            active=list(active.values()),
+            window_start=minute_start,
+            now=minute_end,
+            sessions=sessions,
+            rng=rng,
+            rhythm=state.rhythm,
+        )
+        busy = {j.sim_user_id for j in active.values()} | {
+            j.sim_user_id for j in outcome.new_journeys
+        }
+        changes = pool_changes(
+            settings=settings,
+            pool=state.pool,
+            busy=busy,
+            window_start=minute_start,
+            window_end=minute_end,
+            rng=rng,
+            seed=seed,
+            next_index=next_sim_index,
+            email_domain=SYNTHETIC_EMAIL_DOMAIN,
+        )
+        for update in outcome.journey_updates:
+            if update.id in started:
+                entry = started[update.id]
+                entry[0] = replace(
+                    entry[0],
+                    next_step=update.next_step,
+                    status=update.status,
+                    ended_at=update.ended_at,
+                )
+            else:
+                updates[update.id] = update
+            if update.status == "active":
+                active[update.id] = replace(active[update.id], next_step=update.next_step)
+            else:
+                del active[update.id]
+        for new in outcome.new_journeys:
+            started[new.id] = [new, index]
+            if new.status == "active":
+                active[new.id] = ActiveJourney(
+                    id=new.id,
+                    sim_user_id=new.sim_user_id,
+                    user_id=new.user_id,
+                    template_id=new.template_id,
+                    started_at=new.started_at,
+                    plan=new.plan,
+                    next_step=new.next_step,
+                )
+        span.events.append((index, outcome.events))
+        span.ledger.append(
+            SyntheticRun(
+                trigger=RunTrigger.BACKFILL,
+                status=RunStatus.SUCCEEDED,
+                started_at=started_at,
+                window_start=minute_start,
+                window_end=minute_end,
+                abandon_rate=settings.abandon_rate,
+                error_rate=settings.error_rate,
+                sessions_started=outcome.sessions_started,
+                scene_events_created=outcome.scene_events,
+                mindblock_events_created=outcome.mindblock_events,
+                journeys_completed=outcome.finished("completed"),
+                journeys_abandoned=outcome.finished("abandoned"),
+                journeys_errored=outcome.finished("errored"),
+                active_journeys=outcome.active_after,
+                users_signed_up=len(changes.newcomers),
+                users_churned=len(changes.churned),
+                note=(
+                    f"only {outcome.sessions_started} of {sessions} sessions: "
+                    "no more idle sim users"
+                    if outcome.sessions_started < sessions
+                    else ""
+                ),
+            )
+        )
+        if changes:
+            if pool_write is not None:
+                state.pool = pool_write(changes, pool=state.pool, at=minute_end)
+            else:
+                if changes.newcomers:
+                    raise RuntimeError("sign-ups need their ids at once: write the span as it goes")
+                span.deferred.append((changes, minute_end))
+                state.pool = pool_changed(state.pool, changes, [])
+            state.rhythm = PoolRhythm(state.pool, catalogue.rhythms)
+            span.pool_moved = True
+        check()
+    return span
+
+
+def _write_span(span: _SimulatedSpan, *, deadline: RunDeadline) -> list[SyntheticRun]:
+    """Write a simulated span in the caller's transaction: deferred pool changes, a ledger row per
+    minute, the journeys and events (COPY), the changes to older journeys."""
+    for changes, at in span.deferred:
+        _pool_changes_write(changes, pool=[], at=at)
+    deadline_statement_bound(deadline)
+    runs = SyntheticRun.objects.bulk_create(span.ledger)  # their ids tag every row the span writes
+    run_ids = [run.id for run in runs]
+    runs_output_write(
+        before_statement=lambda: deadline_statement_bound(deadline),
+        new_journeys=[(journey, run_ids[index]) for journey, index in span.started.values()],
+        updates=list(span.updates.values()),
+        events=[(event, run_ids[index]) for index, batch in span.events for event in batch],
+        written_at=timezone.now(),
+    )
+    finished_at = timezone.now()
+    SyntheticRun.objects.filter(id__in=run_ids).update(finished_at=finished_at)
+    for run in runs:
+        run.finished_at = finished_at
+    transaction.on_commit(lambda: [_log(run) for run in runs])
+    return runs
+
+
+def _generate_span(
+    *,
+    trigger: str,
+    target: int | None,
+    settings: GeneratorSettings,
+    window: _Window,
+    started_at: datetime,
+    inputs: RunInputs | None,
+    deadline: RunDeadline,
+) -> BackfillSpan:
+    """Inside the lock: read the journeys in progress, simulate the span, write it."""
+    inputs = inputs or RunInputs.load()
+    state = _SpanState(
+        pool=inputs.pool,
+        rhythm=inputs.rhythm,
+        active={journey.id: journey for journey in run_inputs.active_journeys()},
+    )
+    deadline.check("reading its inputs")
+    span = _simulate_span(
+        settings=settings,
+        catalogue=inputs.catalogue,
+        state=state,
+        start=window.start,
+        end=window.end,
+        seed=window.seed,
+        started_at=started_at,
+        pool_write=_pool_changes_write,
+        check=lambda: deadline.check("simulating"),
+    )
+    runs = _write_span(span, deadline=deadline)
+    return BackfillSpan(runs=runs, pool=state.pool if span.pool_moved else None)
+
+
 def activity_backfill(
     *,
     hours: int,
     now: datetime | None = None,
     seed: int | None = None,
-    progress: Callable[[int], None] | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> BackfillSummary:
     """Generate the last `hours` hours, one backfill run per minute on the simulated clock.
 
-    Each minute is its own run and transaction, so a running scheduler interleaves safely; minutes
-    that a scheduled or backfill run already covered are left as they are. A minute that fails
-    raises RunFailed (minutes before it stay written; running it again resumes).
+    The minutes go in spans (span_minutes: up to an hour), each simulated in memory and written in
+    one transaction under the generator lock, so a running scheduler interleaves safely and Ctrl-C
+    leaves no half-written minute. Minutes that a scheduled or backfill run already covered are left
+    as they are: running it again resumes. A span that fails raises RunFailed (the spans before it
+    stay written).
+
+    On PostgreSQL, outside a caller's transaction and with no sign-ups, the engine simulates the next
+    span while another connection writes the last one (_pipelined_spans): the database's work and
+    the engine's overlap on two cores. Anything another run did in between (a scheduled or manual
+    run, new settings) stops that pipeline at the span it touched, which is simulated again from
+    what the database then holds.
     """
     whole_number_required("hours", hours, 1, MAX_BACKFILL_HOURS)
+    seed = _seed(seed)
     end = floor_minute(_checked_now(now))
     minutes = hours * 60
     start = end - minutes * MINUTE
     totals = dict.fromkeys(_TOTALS, 0)
     generated = 0
     inputs = RunInputs.load()
-    for step in range(1, minutes + 1):
-        minute_end = start + step * MINUTE
-        if minute_end.date() != (minute_end - MINUTE).date():
-            inputs = RunInputs.load()  # a new day: newcomers may have settled into their persona
-        run = run_backfill_minute(minute_end=minute_end, inputs=inputs, seed=seed)
-        if run is not None and (run.users_signed_up or run.users_churned):
-            inputs = RunInputs.load()  # the pool changed: the next minute sees it
-        if run is not None:
-            generated += 1
+    step = span_minutes(run_inputs.generator_settings())
+
+    def count(runs: list[SyntheticRun], minutes_done: int) -> None:
+        nonlocal generated
+        generated += len(runs)
+        for run in runs:
             for key in _TOTALS:
                 totals[key] += getattr(run, key)
-        if progress:
-            progress(1)
+        if progress:  # minutes done, rows written
+            progress(minutes_done, sum(_rows(run) for run in runs))
+
+    span_start = start
+    while span_start < end:
+        if _can_pipeline():
+            span_start, inputs = _pipelined_spans(
+                start=span_start, end=end, step=step, inputs=inputs, seed=seed, count=count
+            )
+            if span_start >= end:
+                break
+        # one span in this connection: it has minutes already covered, or the pipeline stopped
+        span_end = min(end, span_start + step * MINUTE)
+        covered = run_inputs.covered_minute_ends(start=span_start, end=span_end)
+        runs = []
+        for piece_start, piece_end in _uncovered_pieces(span_start, span_end, covered):
+            span = run_backfill_span(start=piece_start, end=piece_end, inputs=inputs, seed=seed)
+            if span is None:  # a run covered some of it meanwhile: minute by minute here
+                for offset in range(1, int((piece_end - piece_start) / MINUTE) + 1):
+                    run = run_backfill_minute(
+                        minute_end=piece_start + offset * MINUTE, inputs=inputs, seed=seed
+                    )
+                    if run is not None:
+                        runs.append(run)
+                        if run.pool_after is not None:
+                            inputs = inputs.with_pool(run.pool_after)
+            else:
+                runs += span.runs
+                if span.pool is not None:
+                    inputs = inputs.with_pool(span.pool)  # sign-ups, churn, settling: in memory
+        count(runs, int((span_end - span_start) / MINUTE))
+        span_start = span_end
     return BackfillSummary(
         start=start, end=end, minutes=minutes, minutes_generated=generated, totals=totals
     )
+
+
+def _can_pipeline() -> bool:
+    return (
+        connection.vendor == "postgresql"
+        and not connection.in_atomic_block
+        and run_inputs.generator_settings().signups_per_day == 0
+    )
+
+
+def _pipelined_spans(
+    *,
+    start: datetime,
+    end: datetime,
+    step: int,
+    inputs: RunInputs,
+    seed: int,
+    count: Callable[[list[SyntheticRun], int], None],
+) -> tuple[datetime, RunInputs]:
+    """Spans from `start` with the engine one span ahead of the writes: the main thread simulates
+    span N+1 while a writer thread (its own connection, the generator lock, one transaction a span)
+    writes span N. Returns where it stopped (`end`, a span with covered minutes, or a span another
+    run touched: nothing of it written) and the pool as written so far."""
+    settings = run_inputs.generator_settings()
+    watermark = run_inputs.newest_run_id()
+    state = _SpanState(
+        pool=inputs.pool,
+        rhythm=inputs.rhythm,
+        active={journey.id: journey for journey in run_inputs.active_journeys()},
+    )
+    written_pool = inputs.pool
+    position = start
+    # The writer thread gives the GIL up at every network round trip of its COPY and then waits for
+    # the engine thread to hand it back: at the default 5 ms switch interval that wait is most of
+    # a span's write. A shorter interval for the pipeline's lifetime keeps the writes flowing.
+    switch_interval = sys.getswitchinterval()
+    sys.setswitchinterval(PIPELINE_SWITCH_INTERVAL)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="synthetics-backfill") as writer:
+        pending: tuple[Future, _SimulatedSpan, list[PoolMember]] | None = None
+        try:
+            span_start = start
+            while True:
+                span = None
+                if span_start < end:
+                    span_end = min(end, span_start + step * MINUTE)
+                    if not run_inputs.covered_minute_ends(start=span_start, end=span_end):
+                        span = _simulate_span(
+                            settings=settings,
+                            catalogue=inputs.catalogue,
+                            state=state,
+                            start=span_start,
+                            end=span_end,
+                            seed=seed,
+                            started_at=timezone.now(),
+                            pool_write=None,
+                        )
+                if pending is not None:
+                    future, written, pool_after = pending
+                    pending = None
+                    runs = future.result()
+                    if runs is None:  # another run got in first: from this span, start over
+                        break
+                    count(runs, int((written.end - written.start) / MINUTE))
+                    position, written_pool = written.end, pool_after
+                if span is None:
+                    break
+                pending = (
+                    writer.submit(_span_commit, span, settings, watermark),
+                    span,
+                    state.pool,
+                )
+                span_start = span.end
+        finally:
+            if pending is not None:  # Ctrl-C or a failure: let the write in flight end whole
+                with contextlib.suppress(BaseException):
+                    pending[0].result()
+            writer.submit(lambda: connection.close()).result()  # the writer thread's own connection
+            sys.setswitchinterval(switch_interval)
+    if written_pool is not inputs.pool:
+        inputs = inputs.with_pool(written_pool)
+    return position, inputs
+
+
+def _span_commit(
+    span: _SimulatedSpan, settings: GeneratorSettings, watermark: int
+) -> list[SyntheticRun] | None:
+    """In the writer thread: write a simulated span in one transaction under the generator lock, or
+    return None when the database moved under it (its minutes covered, another run since
+    `watermark`, other settings)."""
+
+    def window(current: GeneratorSettings) -> _Window | None:
+        if (
+            current != settings
+            or run_inputs.covered_minute_ends(start=span.start, end=span.end)
+            or run_inputs.run_since(watermark)
+        ):
+            return None
+        return _Window(span.start, span.end)
+
+    def generate(*, deadline: RunDeadline, **_) -> list[SyntheticRun]:
+        return _write_span(span, deadline=deadline)
+
+    return _run(
+        trigger=RunTrigger.BACKFILL,
+        now=span.end,
+        target=None,
+        window=window,
+        generate=generate,
+    )
+
+
+def _rows(run: SyntheticRun) -> int:
+    """Rows a run wrote: its ledger row, journeys started, scene and mindblock events."""
+    return 1 + run.sessions_started + run.scene_events_created + run.mindblock_events_created
+
+
+def _uncovered_pieces(
+    start: datetime, end: datetime, covered: set[datetime]
+) -> list[tuple[datetime, datetime]]:
+    """The runs of consecutive minutes of (start, end] whose minute end is not in `covered`."""
+    pieces: list[tuple[datetime, datetime]] = []
+    piece_start = None
+    minute_end = start + MINUTE
+    while minute_end <= end:
+        if minute_end in covered:
+            if piece_start is not None:
+                pieces.append((piece_start, minute_end - MINUTE))
+                piece_start = None
+        elif piece_start is None:
+            piece_start = minute_end - MINUTE
+        minute_end += MINUTE
+    if piece_start is not None:
+        pieces.append((piece_start, end))
+    return pieces

@@ -3,10 +3,10 @@ executemany elsewhere; never a row at a time."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 
+import orjson
 from django.db import connection, models
 
 from synthetics.engine import EventRecord, JourneyUpdate, NewJourney
@@ -65,7 +65,8 @@ def _insert(
 ) -> None:
     """Insert `rows` (Python values in `columns` order) into the model's table in one statement.
 
-    PostgreSQL: COPY through psycopg 3 (JSON columns go in as their text). Elsewhere: one
+    PostgreSQL: COPY through psycopg 3 (JSON columns go in as their text, encoded by orjson: the
+    same values as json.dumps, faster; jsonb keeps no whitespace). Elsewhere: one
     executemany of the same rows, each value prepared by its model field. Both paths take the
     same rows, so they cannot drift apart.
     """
@@ -81,7 +82,7 @@ def _insert(
             columns,
             (
                 [
-                    json.dumps(value) if is_json else value
+                    orjson.dumps(value).decode() if is_json else value
                     for value, is_json in zip(row, json_columns, strict=True)
                 ]
                 for row in rows
@@ -119,16 +120,35 @@ def run_output_write(
     Every row is built once, here, per table; `before_statement` runs before each statement (the
     run's deadline: check it, bound the next one).
     """
+    runs_output_write(
+        new_journeys=[(journey, run_id) for journey in new_journeys],
+        updates=updates,
+        events=[(event, run_id) for event in events],
+        written_at=written_at,
+        before_statement=before_statement,
+    )
+
+
+def runs_output_write(
+    *,
+    new_journeys: Sequence[tuple[NewJourney, int]],
+    updates: Sequence[JourneyUpdate],
+    events: Sequence[tuple[EventRecord, int]],
+    written_at: datetime,
+    before_statement: Callable[[], None] = lambda: None,
+) -> None:
+    """The output of several runs at once (a span of history): each journey and event with the id
+    of the run that wrote it, in the order given."""
     journeys = [
         (
             j.id, j.user_id, j.sim_user_id, j.template_id, j.status, True, j.started_at,
             j.ended_at, j.plan.to_json(), j.next_step, run_id, written_at,
         )
-        for j in new_journeys
+        for j, run_id in new_journeys
     ]  # fmt: skip
     scene_events = [
         (e.user_id, e.journey_id, e.scene_id, e.event_type, e.created_at, _payload(e, run_id))
-        for e in events
+        for e, run_id in events
         if e.kind == "scene"
     ]
     mindblock_events = [
@@ -136,7 +156,7 @@ def run_output_write(
             e.user_id, e.journey_id, e.scene_id, e.mindblock_id, e.event_type, e.created_at,
             _payload(e, run_id),
         )
-        for e in events
+        for e, run_id in events
         if e.kind == "mindblock"
     ]  # fmt: skip
     _insert(Journey, _JOURNEY_COLUMNS, journeys, before_statement)

@@ -70,6 +70,9 @@
     text("sessions-24", number(status.activity.last_24_hours.sessions_started));
     text("active-journeys", number(status.activity.active_journeys));
     text("sim-users", number(status.sim_users));
+    text("sim-users-churned", number(status.sim_users_churned));
+    const churnedNote = document.getElementById("sim-users-churned-note");
+    if (churnedNote) churnedNote.hidden = !status.sim_users_churned;
     text("toggle", status.settings.enabled ? "Pause" : "Resume");
     const target = document.getElementById("run-target");
     target.max = status.settings.max_per_run;

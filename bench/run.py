@@ -1,0 +1,126 @@
+"""`make bench`: every measurement with its reference from the same run, as one table of ratios.
+
+    .venv/bin/python bench/run.py [--mode quick|full] [--json PATH]
+
+quick (a laptop, a few minutes): history of 1 hour at 200 sessions/min with 20,000 users; scheduled
+runs with 1k and 10k journeys in progress. full: the issue's sizes — 6 hours with 50,000 users
+(medians of 3), runs with 1k / 10k / 50k in progress (medians of 3), and 180 days of history at the
+default settings. Each measurement builds and drops its own PostgreSQL databases (BENCH_POSTGRES,
+default postgres://postgres@127.0.0.1:5432); nothing here touches another database.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from datetime import UTC, datetime
+
+import history
+import scheduled
+from common import connect, throwaway_database, timed_manage
+
+MODES = {
+    "quick": {
+        "history": {"hours": 1, "rate": 200, "users": 20_000, "repeat": 1},
+        "scheduled": {"actives": [1_000, 10_000], "repeat": 1},
+        "long_history_hours": 0,
+    },
+    "full": {
+        "history": {"hours": 6, "rate": 200, "users": 50_000, "repeat": 3},
+        "scheduled": {"actives": [1_000, 10_000, 50_000], "repeat": 3},
+        "long_history_hours": 180 * 24,
+    },
+}
+
+
+def long_history(hours: int) -> dict:
+    """`backfill_activity --hours H` at the default settings and 3,000 users: wall time, peak RSS."""
+    from common import manage
+
+    with throwaway_database("long") as env:
+        manage("seed_sim_users", env=env)
+        with connect(env) as conn:
+            conn.execute("VACUUM ANALYZE sim_users")
+        seconds, rss_mb = timed_manage("backfill_activity", "--hours", str(hours), env=env)
+        with connect(env) as conn:
+            rows = sum(
+                conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+                for table in history.TABLES
+            )
+    return {"hours": hours, "seconds": seconds, "peak_rss_mb": rss_mb, "rows": rows}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--mode", choices=sorted(MODES), default="quick")
+    parser.add_argument("--json", help="also write every figure to this file")
+    args = parser.parse_args(argv)
+    mode = MODES[args.mode]
+    started = time.monotonic()
+    report: dict = {
+        "mode": args.mode,
+        "date": datetime.now(UTC).isoformat(timespec="minutes"),
+        "machine": f"{platform.machine()}, {platform.python_implementation()} "
+        f"{platform.python_version()}",
+    }
+    lines = []
+    print(f"bench ({args.mode}): history ...", file=sys.stderr)
+    h = report["history"] = history.measure(**mode["history"])
+    lines.append(
+        (
+            f"history: {h['hours']} h at {h['rate']}/min, {h['users']:,} users "
+            f"({h['rows']:,} rows)",
+            f"{h['backfill_rows_per_s']:,.0f} rows/s, peak RSS {h['backfill_peak_rss_mb']} MB",
+            f"bare COPY of the same rows: {h['copy_rows_per_s']:,.0f} rows/s",
+            f"{h['ratio']:.2f} (target >= 0.6)",
+        )
+    )
+    print(f"bench ({args.mode}): scheduled runs ...", file=sys.stderr)
+    s = report["scheduled"] = scheduled.measure(**mode["scheduled"])
+    for row in s["rows"]:
+        lines.append(
+            (
+                f"scheduled run, {row['active']:,.0f} in progress, "
+                f"{row['sessions_started']:,.0f} new",
+                f"{row['run_seconds']:.2f} s",
+                f"bare read of the rows in progress: {row['bare_read_seconds']:.3f} s",
+                f"{row['run_seconds'] / max(row['bare_read_seconds'], 1e-9):.0f}x (target < 1 s)",
+            )
+        )
+    lines.append(
+        (
+            "scheduled run, largest / smallest in progress",
+            f"{s['growth']:.1f}x",
+            "",
+            "(target <= 2x)",
+        )
+    )
+    if mode["long_history_hours"]:
+        print(f"bench ({args.mode}): long history ...", file=sys.stderr)
+        long = report["long_history"] = long_history(mode["long_history_hours"])
+        lines.append(
+            (
+                f"history: {long['hours'] // 24} days at the defaults ({long['rows']:,} rows)",
+                f"{long['seconds']:.0f} s, peak RSS {long['peak_rss_mb']} MB",
+                "",
+                "(target < 300 s, < 300 MB)",
+            )
+        )
+    report["seconds"] = time.monotonic() - started
+    print(f"\n## make bench ({args.mode}), {report['date']}, {report['machine']}\n")
+    print("| what | measured | reference, same run | ratio |")
+    print("|---|---|---|---|")
+    for line in lines:
+        print("| " + " | ".join(line) + " |")
+    print(f"\n({report['seconds']:.0f} s in all)")
+    if args.json:
+        with open(args.json, "w") as out:
+            json.dump(report, out, indent=2, default=str)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,127 @@
+"""History in spans: on PostgreSQL the engine simulates the next span while another connection writes
+the last one. Same rows as one span at a time; anything another run does in between stops the
+pipeline at the span it touched, and that span is simulated again from what the database holds."""
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from synthetics.models import (
+    Journey,
+    JourneySceneEvent,
+    MindblockEvent,
+    SimUser,
+    SyntheticRun,
+    SyntheticSettings,
+)
+from synthetics.services import activity_backfill, run_manual, runs, sim_users_seed
+from tests.test_golden import generated_rows
+
+
+def _rows() -> dict[str, list[str]]:
+    """The generated rows by content, in a canonical order."""
+    return {
+        name: sorted(json.dumps(row, sort_keys=True) for row in rows)
+        for name, rows in generated_rows().items()
+    }
+
+
+transactional = pytest.mark.django_db(transaction=True, serialized_rollback=True)
+END = datetime(2026, 3, 4, 15, 0, tzinfo=UTC)
+
+
+def _ledger():
+    return list(
+        SyntheticRun.objects.filter(trigger="backfill")
+        .order_by("window_start")
+        .values_list(
+            "window_start", "window_end", "sessions_started", "scene_events_created",
+            "mindblock_events_created", "journeys_completed", "journeys_abandoned",
+            "journeys_errored", "active_journeys", "users_churned",
+        )
+    )  # fmt: skip
+
+
+def _wipe():
+    for model in (JourneySceneEvent, MindblockEvent, Journey, SyntheticRun):
+        model.objects.all().delete()
+    SimUser.objects.update(churned_at=None)
+
+
+@pytest.fixture
+def spans(monkeypatch):
+    """Spans of 15 minutes, and a count of the spans each way wrote."""
+    monkeypatch.setattr(runs, "SPAN_ROWS", 15 * 20 * runs.ROWS_PER_SESSION)
+    counted = {"pipelined": 0}
+    commit = runs._span_commit
+
+    def counting(*args):
+        result = commit(*args)
+        counted["pipelined"] += result is not None
+        return result
+
+    monkeypatch.setattr(runs, "_span_commit", counting)
+    return counted
+
+
+@transactional
+def test_pipelined_history_writes_the_rows_one_span_at_a_time_writes(
+    postgres_only, spans, monkeypatch
+):
+    sim_users_seed(count=600, seed=21)
+    SyntheticSettings.objects.filter(pk=1).update(
+        sessions_per_min=20, max_per_run=100, churn_per_month=1.0
+    )
+    assert runs.span_minutes(runs.run_inputs.generator_settings()) == 15
+    activity_backfill(hours=3, now=END, seed=4)
+    assert spans["pipelined"] == 12  # every span went through the pipeline
+    pipelined, pipelined_ledger = _rows(), _ledger()
+    churned = set(SimUser.objects.filter(churned_at__isnull=False).values_list("id", "churned_at"))
+    assert churned  # churn was applied by the writer, from the spans' deferred changes
+
+    _wipe()
+    monkeypatch.setattr(runs, "_can_pipeline", lambda: False)
+    activity_backfill(hours=3, now=END, seed=4)
+    assert spans["pipelined"] == 12  # none more
+    assert _rows() == pipelined
+    assert _ledger() == pipelined_ledger
+    assert set(
+        SimUser.objects.filter(churned_at__isnull=False).values_list("id", "churned_at")
+    ) == (churned)
+
+
+@transactional
+def test_a_run_between_two_spans_stops_the_pipeline_and_every_minute_is_covered_once(
+    postgres_only, spans, monkeypatch
+):
+    sim_users_seed(count=200, seed=22)
+    SyntheticSettings.objects.filter(pk=1).update(sessions_per_min=20, max_per_run=100)
+    commit = runs._span_commit
+    interfered = {"done": False}
+
+    def interfering(span, *args):
+        if span.start == END - timedelta(minutes=30) and not interfered["done"]:
+            interfered["done"] = True
+            # another run gets in before this span's write: five users busy from now on
+            interfered["run"] = run_manual(target=5)
+        return commit(span, *args)
+
+    monkeypatch.setattr(runs, "_span_commit", interfering)
+    summary = activity_backfill(hours=1, now=END, seed=5)
+    assert interfered["done"]
+    assert summary.minutes_generated == 60
+    ends = list(
+        SyntheticRun.objects.filter(trigger="backfill").values_list("window_end", flat=True)
+    )
+    assert sorted(ends) == [END - timedelta(minutes=60 - m) for m in range(1, 61)]  # once each
+    # the span simulated before the manual run was thrown away and simulated again with the manual
+    # run's journeys in view: none of its five busy users starts a session in the spans after it
+    busy = set(
+        Journey.objects.filter(run_id=interfered["run"].id).values_list("sim_user_id", flat=True)
+    )
+    assert len(busy) == 5
+    assert not Journey.objects.filter(
+        sim_user_id__in=busy, run__trigger="backfill", started_at__gt=END - timedelta(minutes=30)
+    ).exists()
+    assert spans["pipelined"] < 4  # the pipeline stopped at the span the manual run touched
