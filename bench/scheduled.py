@@ -75,9 +75,18 @@ with connection.cursor() as cursor:
     )
     cursor.fetchall()
     bare = time.perf_counter() - started
+import os
+profile = os.environ.get("BENCH_PROFILE")
+if profile:
+    import cProfile
+    profiler = cProfile.Profile()
+    profiler.enable()
 started = time.perf_counter()
 run = run_scheduled()  # covers the last minute: advances every journey, starts 1,000 sessions
 seconds = time.perf_counter() - started
+if profile:
+    profiler.disable()
+    profiler.dump_stats(profile)
 print(json.dumps({"active": active, "run_seconds": seconds, "bare_read_seconds": bare,
                   "sessions_started": run.sessions_started, "status": run.status,
                   "note": run.note}))

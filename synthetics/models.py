@@ -414,6 +414,12 @@ class Journey(models.Model):
     ended_at = models.DateTimeField(null=True, blank=True)
     plan = models.JSONField(default=list, blank=True, help_text="Timed steps (synthetic only).")
     next_step = models.PositiveIntegerField(default=0)
+    next_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="When an active synthetic journey next has a step (or its end) due: a run reads "
+        "only the journeys due by its time.",
+    )
     run = models.ForeignKey(
         "synthetics.SyntheticRun",
         null=True,
@@ -433,6 +439,11 @@ class Journey(models.Model):
                 fields=["sim_user"],
                 condition=Q(status="active"),
                 name="journeys_active_idx",
+            ),
+            models.Index(
+                fields=["next_at"],
+                condition=Q(status="active", is_synthetic=True),
+                name="journeys_due_idx",
             ),
             models.Index(fields=["is_synthetic", "started_at"], name="journeys_synthetic_started"),
             models.Index(fields=["started_at"], name="journeys_started_idx"),

@@ -125,3 +125,62 @@ def test_a_run_between_two_spans_stops_the_pipeline_and_every_minute_is_covered_
         sim_user_id__in=busy, run__trigger="backfill", started_at__gt=END - timedelta(minutes=30)
     ).exists()
     assert spans["pipelined"] < 4  # the pipeline stopped at the span the manual run touched
+
+
+@pytest.mark.django_db
+def test_scheduled_runs_reading_only_due_journeys_write_what_reading_all_of_them_writes(
+    monkeypatch,
+):
+    """A scheduled run reads the journeys due by its time (next_at, indexed), and only the users of
+    the others: the same rows as reading every journey in progress, and next_at always right."""
+    from synthetics.engine.run import next_due
+    from synthetics.engine.types import Plan
+    from synthetics.selectors import run_inputs
+    from synthetics.services import run_scheduled
+
+    sim_users_seed(count=300, seed=23)
+    SyntheticSettings.objects.filter(pk=1).update(sessions_per_min=15, max_per_run=60)
+    start = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(hours=2)
+    read = {"due": 0, "all": 0}
+    every = run_inputs.active_journeys
+
+    def counted(*, due_by=None):
+        journeys = every(due_by=due_by)
+        read["due" if due_by else "all"] += len(journeys)
+        read["all" if due_by else "due"] += len(every())
+        return journeys
+
+    def minutes():
+        for minute in range(1, 41):
+            run_scheduled(now=start + timedelta(minutes=minute, seconds=5), seed=8)
+
+    monkeypatch.setattr(run_inputs, "active_journeys", counted)
+    minutes()
+    due_only, due_only_ledger = (
+        _rows(),
+        list(
+            SyntheticRun.objects.order_by("window_end").values_list(
+                "window_end", "sessions_started", "scene_events_created", "active_journeys"
+            )
+        ),
+    )
+    assert read["due"] < read["all"] * 0.8  # most journeys in progress had nothing due
+    for plan, next_step, next_at in Journey.objects.filter(status="active").values_list(
+        "plan", "next_step", "next_at"
+    ):
+        assert next_at == next_due(Plan.from_json(plan), next_step)
+    assert Journey.objects.filter(status="active").exists()
+
+    _wipe()
+    monkeypatch.setattr(run_inputs, "active_journeys", lambda *, due_by=None: every())
+    monkeypatch.setattr(run_inputs, "waiting_journey_users", lambda *, due_by: [])
+    minutes()
+    assert _rows() == due_only
+    assert (
+        list(
+            SyntheticRun.objects.order_by("window_end").values_list(
+                "window_end", "sessions_started", "scene_events_created", "active_journeys"
+            )
+        )
+        == due_only_ledger
+    )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -184,6 +184,11 @@ def _events_for(
     return events
 
 
+def next_due(plan: Plan, cursor: int) -> datetime:
+    """When a journey at `cursor` next has something to write: its next step, or its end."""
+    return from_ms(plan.steps[cursor].at_ms if cursor < len(plan.steps) else plan.end_ms)
+
+
 def _due(plan: Plan, cursor: int, now_ms: int) -> int:
     """Index of the first step still in the future."""
     while cursor < len(plan.steps) and plan.steps[cursor].at_ms <= now_ms:
@@ -202,11 +207,16 @@ def simulate_run(
     sessions: int,
     rng: random.Random,
     rhythm: PoolRhythm | None = None,
+    waiting: Collection[int] = (),
 ) -> RunOutcome:
     """Advance `active` to `now` and start `sessions` new sessions inside (window_start, now].
 
     Who starts a session is picked in proportion to activity weight x their own rhythm at `now`
     (`rhythm`, built on this `pool`; without it, activity weight alone).
+
+    `active` may hold only the journeys due by `now` (next_due(...) <= now): a journey whose next
+    step is later writes nothing and changes nothing in this run. The others are then `waiting`,
+    the sim user ids of their users: busy, and counted in `active_after`.
     """
     if window_start > now:
         raise EngineError(f"window_start {window_start} is after now {now}")
@@ -216,7 +226,7 @@ def simulate_run(
     stale_before_ms = to_ms(now - STALE_AFTER)
     events: list[EventRecord] = []
     updates: list[JourneyUpdate] = []
-    still_active = 0
+    still_active = len(waiting)
 
     # 1. Advance the sessions in progress, in a fixed order.
     for journey in sorted(active, key=lambda j: (j.started_at, str(j.id))):
@@ -236,7 +246,7 @@ def simulate_run(
         else:
             still_active += 1
             if due != cursor:
-                updates.append(JourneyUpdate(journey.id, due, "active", None))
+                updates.append(JourneyUpdate(journey.id, due, "active", None, next_due(plan, due)))
 
     # 2. Start new sessions, each for a distinct user who has no session in progress.
     new_journeys: list[NewJourney] = []
@@ -245,6 +255,7 @@ def simulate_run(
         if not templates:
             raise EngineError("the catalogue has no active journey template with scenes")
         busy = {journey.sim_user_id for journey in active}
+        busy.update(waiting)
         weights = (
             rhythm.user_weights(now, strength=settings.rhythm_strength)
             if rhythm is not None

@@ -120,16 +120,19 @@ class Step:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Step:
+        # Positional and unconverted: a run parses every due journey's plan, tens of thousands of
+        # steps a minute at scale. The numbers are JSON numbers the engine wrote (ints already);
+        # `extra` is the freshly parsed dict, not shared with anything.
         return cls(
-            at_ms=int(data["at_ms"]),
-            kind=data["kind"],
-            event_type=data["event_type"],
-            scene_id=int(data["scene_id"]),
-            scene_slug=data["scene"],
-            scene_position=int(data["position"]),
-            mindblock_id=data.get("mindblock_id"),
-            mindblock_slug=data.get("mindblock"),
-            extra=dict(data.get("extra") or {}),
+            data["at_ms"],
+            data["kind"],
+            data["event_type"],
+            data["scene_id"],
+            data["scene"],
+            data["position"],
+            data.get("mindblock_id"),
+            data.get("mindblock"),
+            data.get("extra") or {},
         )
 
 
@@ -159,7 +162,7 @@ class Plan:
             persona=data["persona"],
             outcome=data["outcome"],
             end_ms=int(data["end_ms"]),
-            steps=tuple(Step.from_json(step) for step in data["steps"]),
+            steps=tuple([Step.from_json(step) for step in data["steps"]]),
         )
 
 
@@ -213,6 +216,7 @@ class JourneyUpdate:
     next_step: int
     status: str
     ended_at: datetime | None
+    next_at: datetime | None = None  # an active journey's next step (or end) is due then
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from django.db.models import Max
+from django.db.models import Max, Q
 
 from synthetics.engine import (
     ActiveJourney,
@@ -116,14 +116,14 @@ def sim_user_pool() -> list[PoolMember]:
     return [PoolMember(*row) for row in rows]
 
 
-def active_journeys() -> list[ActiveJourney]:
-    """Synthetic journeys in progress (served by the partial index on active journeys)."""
-    rows = (
-        Journey.objects.synthetic()
-        .active()
-        .values_list(
-            "id", "sim_user_id", "user_id", "template_id", "started_at", "plan", "next_step"
-        )
+def active_journeys(*, due_by: datetime | None = None) -> list[ActiveJourney]:
+    """Synthetic journeys in progress; with `due_by`, only those with a step (or their end) due by
+    then (the partial index on next_at: a run reads what is due, not everything in progress)."""
+    journeys = Journey.objects.synthetic().active()
+    if due_by is not None:
+        journeys = journeys.filter(Q(next_at__lte=due_by) | Q(next_at__isnull=True))
+    rows = journeys.values_list(
+        "id", "sim_user_id", "user_id", "template_id", "started_at", "plan", "next_step"
     )
     return [
         ActiveJourney(
@@ -137,6 +137,16 @@ def active_journeys() -> list[ActiveJourney]:
         )
         for journey_id, sim_user_id, user_id, template_id, started_at, plan, next_step in rows
     ]
+
+
+def waiting_journey_users(*, due_by: datetime) -> list[int]:
+    """The sim users of journeys in progress with nothing due by `due_by`: busy, nothing to read."""
+    return list(
+        Journey.objects.synthetic()
+        .active()
+        .filter(next_at__gt=due_by)
+        .values_list("sim_user_id", flat=True)
+    )
 
 
 def active_journey_count() -> int:

@@ -332,22 +332,27 @@ def _generate(
             rng=window.rng,
             rhythm=inputs.rhythm,
         )
-    active = run_inputs.active_journeys()
+    # Only the journeys with a step due by the window's end are read; the others just keep
+    # their users busy.
+    due = run_inputs.active_journeys(due_by=window.end)
+    waiting = run_inputs.waiting_journey_users(due_by=window.end)
     outcome = simulate_run(
         settings=settings,
         catalogue=inputs.catalogue,
         pool=inputs.pool,
-        active=active,
+        active=due,
         window_start=window.start,
         now=window.end,
         sessions=sessions,
         rng=window.rng,
         rhythm=inputs.rhythm,
+        waiting=waiting,
     )
     deadline.check("simulating")
     changes = PoolChanges()
     if trigger != RunTrigger.MANUAL:  # a manual run adds sessions, never changes the pool
-        busy = {j.sim_user_id for j in active} | {j.sim_user_id for j in outcome.new_journeys}
+        busy = {j.sim_user_id for j in due} | set(waiting)
+        busy |= {j.sim_user_id for j in outcome.new_journeys}
         changes = pool_changes(
             settings=settings,
             pool=inputs.pool,

@@ -10,6 +10,7 @@ import orjson
 from django.db import connection, models
 
 from synthetics.engine import EventRecord, JourneyUpdate, NewJourney
+from synthetics.engine.run import next_due
 from synthetics.models import Journey, JourneySceneEvent, MindblockEvent
 
 BATCH_SIZE = 1000
@@ -25,6 +26,7 @@ _JOURNEY_COLUMNS = (
     "ended_at",
     "plan",
     "next_step",
+    "next_at",
     "run_id",
     "updated_at",
 )
@@ -142,7 +144,8 @@ def runs_output_write(
     journeys = [
         (
             j.id, j.user_id, j.sim_user_id, j.template_id, j.status, True, j.started_at,
-            j.ended_at, j.plan.to_json(), j.next_step, run_id, written_at,
+            j.ended_at, j.plan.to_json(), j.next_step,
+            next_due(j.plan, j.next_step) if j.status == "active" else None, run_id, written_at,
         )
         for j, run_id in new_journeys
     ]  # fmt: skip
@@ -171,35 +174,56 @@ def _journeys_update(
     written_at: datetime,
     before_statement: Callable[[], None],
 ) -> None:
-    """Apply all journey changes with one UPDATE ... FROM (VALUES ...) per batch."""
-    fields = [Journey._meta.get_field(name) for name in ("id", "next_step", "status", "ended_at")]
-    casts = ["::uuid", "::integer", "::varchar", "::timestamptz"]
-    if connection.vendor != "postgresql":
-        casts = ["", "", "", ""]
+    """Apply all journey changes: on PostgreSQL one UPDATE ... FROM unnest(five arrays) (five
+    parameters however many journeys, so nothing to parse per row); elsewhere one UPDATE ... FROM
+    (VALUES ...) per batch."""
+    table = connection.ops.quote_name(Journey._meta.db_table)
     updated_at = Journey._meta.get_field("updated_at").get_db_prep_value(
         written_at, connection, prepared=False
     )
-    row_sql = "(" + ", ".join(f"%s{cast}" for cast in casts) + ")"
-    table = connection.ops.quote_name(Journey._meta.db_table)
+    if connection.vendor == "postgresql":
+        sql = (
+            f"UPDATE {table} SET next_step = v.next_step, status = v.status, "
+            f"ended_at = v.ended_at, next_at = v.next_at, updated_at = %s "
+            f"FROM unnest(%s::uuid[], %s::integer[], %s::varchar[], %s::timestamptz[], "
+            f"%s::timestamptz[]) AS v(id, next_step, status, ended_at, next_at) "
+            f"WHERE {table}.id = v.id"
+        )
+        columns = [
+            [u.id for u in updates],
+            [u.next_step for u in updates],
+            [u.status for u in updates],
+            [u.ended_at for u in updates],
+            [u.next_at for u in updates],
+        ]
+        _update_checked(sql, [updated_at, *columns], len(updates), before_statement)
+        return
+    names = ("id", "next_step", "status", "ended_at", "next_at")
+    fields = [Journey._meta.get_field(name) for name in names]
+    row_sql = "(" + ", ".join(["%s"] * len(names)) + ")"
     for offset in range(0, len(updates), BATCH_SIZE):
         batch = updates[offset : offset + BATCH_SIZE]
         params: list = []
         for update in batch:
-            values = (update.id, update.next_step, update.status, update.ended_at)
+            values = (update.id, update.next_step, update.status, update.ended_at, update.next_at)
             params += [
                 field.get_db_prep_value(value, connection, prepared=False)
                 for field, value in zip(fields, values, strict=True)
             ]
         sql = (
             f"UPDATE {table} SET next_step = v.column2, status = v.column3, "
-            f"ended_at = v.column4, updated_at = %s "
+            f"ended_at = v.column4, next_at = v.column5, updated_at = %s "
             f"FROM (VALUES {', '.join([row_sql] * len(batch))}) AS v "
             f"WHERE {table}.id = v.column1"
         )
-        before_statement()
-        with connection.cursor() as cursor:
-            cursor.execute(sql, [updated_at, *params])
-            if cursor.rowcount != len(batch):  # a journey vanished mid-run: roll the run back
-                raise RuntimeError(
-                    f"expected to update {len(batch)} journeys, updated {cursor.rowcount}"
-                )
+        _update_checked(sql, [updated_at, *params], len(batch), before_statement)
+
+
+def _update_checked(
+    sql: str, params: list, expected: int, before_statement: Callable[[], None]
+) -> None:
+    before_statement()
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        if cursor.rowcount != expected:  # a journey vanished mid-run: roll the run back
+            raise RuntimeError(f"expected to update {expected} journeys, updated {cursor.rowcount}")
