@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from django.db.models import Max, Q
+import orjson
+from django.db.models import Max, Q, TextField
+from django.db.models.functions import Cast
 
 from synthetics.engine import (
     ActiveJourney,
@@ -122,8 +124,10 @@ def active_journeys(*, due_by: datetime | None = None) -> list[ActiveJourney]:
     journeys = Journey.objects.synthetic().active()
     if due_by is not None:
         journeys = journeys.filter(Q(next_at__lte=due_by) | Q(next_at__isnull=True))
-    rows = journeys.values_list(
-        "id", "sim_user_id", "user_id", "template_id", "started_at", "plan", "next_step"
+    # The plan as text, parsed by orjson: Django's JSONField would parse it with json.loads, three
+    # times slower, and a run parses every due plan.
+    rows = journeys.annotate(plan_text=Cast("plan", TextField())).values_list(
+        "id", "sim_user_id", "user_id", "template_id", "started_at", "plan_text", "next_step"
     )
     return [
         ActiveJourney(
@@ -132,7 +136,7 @@ def active_journeys(*, due_by: datetime | None = None) -> list[ActiveJourney]:
             user_id=user_id,
             template_id=template_id,
             started_at=started_at,
-            plan=Plan.from_json(plan),
+            plan=Plan.from_json(orjson.loads(plan)),
             next_step=next_step,
         )
         for journey_id, sim_user_id, user_id, template_id, started_at, plan, next_step in rows
