@@ -12,6 +12,7 @@ Ctrl-C) is recorded the same way and raised as itself.
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import random
 import sys
@@ -237,6 +238,42 @@ def _run(
     with the one failure rule; None when `window` finds nothing to do."""
     generate = generate or _generate
     started_at = timezone.now()
+    with _cyclic_gc_paused():
+        return _run_locked(
+            trigger=trigger,
+            now=now,
+            target=target,
+            window=window,
+            inputs=inputs,
+            generate=generate,
+            started_at=started_at,
+        )
+
+
+@contextlib.contextmanager
+def _cyclic_gc_paused():
+    """A run allocates a few objects per step of every due journey (hundreds of thousands at scale)
+    and frees them by reference counting: the cyclic collector's passes over them, triggered by
+    the allocations alone, took a sixth of a large run. Paused for the run, then back as it was."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _run_locked(
+    *,
+    trigger: str,
+    now: datetime,
+    target: int | None,
+    window: Callable[[GeneratorSettings], _Window | None],
+    inputs: RunInputs | None,
+    generate: Callable[..., Any],
+    started_at: datetime,
+) -> Any:
     # A manual run answers a person or a cron waiting on HTTP: it waits a few seconds for a run in
     # progress, then says the generator is busy. Scheduled and backfill runs wait up to their budget.
     deadline = run_deadline_start(manual=trigger == RunTrigger.MANUAL)
@@ -1002,7 +1039,10 @@ def _pipelined_spans(
     # a span's write. A shorter interval for the pipeline's lifetime keeps the writes flowing.
     switch_interval = sys.getswitchinterval()
     sys.setswitchinterval(PIPELINE_SWITCH_INTERVAL)
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="synthetics-backfill") as writer:
+    with (
+        _cyclic_gc_paused(),
+        ThreadPoolExecutor(max_workers=1, thread_name_prefix="synthetics-backfill") as writer,
+    ):
         pending: tuple[Future, _SimulatedSpan, list[PoolMember]] | None = None
         try:
             span_start = start
