@@ -8,6 +8,7 @@ import math
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from functools import cache
+from itertools import accumulate
 
 import pytest
 
@@ -269,4 +270,7 @@ def test_factors_reused_within_a_quarter_hour_are_exactly_the_ones_computed_each
         assert rates.rate(moment, strength=0.8) == fresh.rate(moment, strength=0.8)
         assert weights.user_weights(moment, strength=1.0) == fresh.user_weights(
             moment, strength=1.0
+        )
+        assert weights.cumulative_weights(moment, strength=1.0) == list(
+            accumulate(fresh.user_weights(moment, strength=1.0))
         )

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from functools import cache
 from importlib import resources
+from itertools import accumulate
 from zoneinfo import ZoneInfo
 
 import holidays
@@ -132,6 +133,8 @@ class PoolRhythm:
         self._total = sum(self._activity)
         self._cached: tuple[tuple[int, float], list[float]] | None = None
         self._weights: tuple[list[float], list[float]] | None = None  # (factors, user weights)
+        self._cumulative: list[float] | None = None  # running sums of self._weights[1]
+        self._flat_cumulative: list[float] | None = None  # running sums of the activity weights
 
     def _group_factors(self, moment: datetime, strength: float) -> list[float]:
         key = ((moment - _EPOCH) // QUARTER, strength)
@@ -182,4 +185,17 @@ class PoolRhythm:
                     for weight, group in zip(self._activity, self._member_group, strict=True)
                 ],
             )
+            self._cumulative = None
         return self._weights[1]
+
+    def cumulative_weights(self, moment: datetime, *, strength: float) -> Sequence[float]:
+        """The running sums of user_weights(moment) (read-only, reused like them): what a weighted
+        draw bisects, built once a quarter hour instead of once a run."""
+        weights = self.user_weights(moment, strength=strength)
+        if strength == 0:
+            if self._flat_cumulative is None:
+                self._flat_cumulative = list(accumulate(weights))
+            return self._flat_cumulative
+        if self._cumulative is None:
+            self._cumulative = list(accumulate(weights))
+        return self._cumulative

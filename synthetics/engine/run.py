@@ -267,6 +267,11 @@ def simulate_run(
             weights,
             sessions,
             excluded=lambda member: member.sim_user_id in busy,
+            cumulative=(
+                rhythm.cumulative_weights(now, strength=settings.rhythm_strength)
+                if rhythm is not None
+                else None
+            ),
         )
         span_ms = now_ms - window_ms
         starts = sorted(

@@ -148,6 +148,7 @@ def weighted_sample_excluding(
     weights: Sequence[float],
     k: int,
     excluded: Callable[[T], bool],
+    cumulative: Sequence[float] | None = None,
 ) -> list[T]:
     """Pick k distinct items not `excluded`, each with chance proportional to its weight.
 
@@ -157,7 +158,8 @@ def weighted_sample_excluding(
     """
     if k <= 0 or not items:
         return []
-    cumulative = list(accumulate(weights))
+    if cumulative is None:  # the running sums of `weights`, unless the caller keeps them
+        cumulative = list(accumulate(weights))
     total = cumulative[-1]
     chosen: list[T] = []
     taken: set[int] = set()

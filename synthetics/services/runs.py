@@ -19,7 +19,7 @@ import sys
 import traceback
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -32,6 +32,7 @@ from synthetics.engine import (
     Catalogue,
     EngineError,
     GeneratorSettings,
+    NewJourney,
     PoolMember,
     PoolRhythm,
     manual_session_count,
@@ -806,19 +807,36 @@ def _simulate_span(
             next_index=next_sim_index,
             email_domain=SYNTHETIC_EMAIL_DOMAIN,
         )
-        for update in outcome.journey_updates:
+        for (
+            update
+        ) in outcome.journey_updates:  # (constructors, not dataclasses.replace: 10x faster)
             if update.id in started:
                 entry = started[update.id]
-                entry[0] = replace(
-                    entry[0],
-                    next_step=update.next_step,
-                    status=update.status,
-                    ended_at=update.ended_at,
+                old = entry[0]
+                entry[0] = NewJourney(
+                    old.id,
+                    old.sim_user_id,
+                    old.user_id,
+                    old.template_id,
+                    old.started_at,
+                    update.ended_at,
+                    update.status,
+                    old.plan,
+                    update.next_step,
                 )
             else:
                 updates[update.id] = update
             if update.status == "active":
-                active[update.id] = replace(active[update.id], next_step=update.next_step)
+                old = active[update.id]
+                active[update.id] = ActiveJourney(
+                    old.id,
+                    old.sim_user_id,
+                    old.user_id,
+                    old.template_id,
+                    old.started_at,
+                    old.plan,
+                    update.next_step,
+                )
             else:
                 del active[update.id]
         for new in outcome.new_journeys:
