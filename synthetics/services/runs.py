@@ -675,7 +675,7 @@ class BackfillSummary:
 # A span of history is simulated in memory and written in one transaction: at most this many minutes,
 # and about this many rows (sessions_per_min x ROWS_PER_SESSION a minute), so the generator lock is
 # held for a second or two and memory stays flat however long the history.
-SPAN_MINUTES = 60
+SPAN_MINUTES = 360
 PIPELINE_SWITCH_INTERVAL = 0.0005  # seconds: see _pipelined_spans
 SPAN_ROWS = 40_000
 ROWS_PER_SESSION = 12  # a journey row and its scene and mindblock events, generously
@@ -957,8 +957,9 @@ def activity_backfill(
 ) -> BackfillSummary:
     """Generate the last `hours` hours, one backfill run per minute on the simulated clock.
 
-    The minutes go in spans (span_minutes: up to an hour), each simulated in memory and written in
-    one transaction under the generator lock, so a running scheduler interleaves safely and Ctrl-C
+    The minutes go in spans (span_minutes: up to six hours, about 40,000 rows), each simulated in
+    memory and written in one transaction under the generator lock, so a running scheduler
+    interleaves safely and Ctrl-C
     leaves no half-written minute. Minutes that a scheduled or backfill run already covered are left
     as they are: running it again resumes. A span that fails raises RunFailed (the spans before it
     stay written).
