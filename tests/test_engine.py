@@ -10,7 +10,6 @@ from datetime import timedelta
 import pytest
 
 from synthetics.engine import (
-    ActiveJourney,
     EngineError,
     GeneratorSettings,
     InvalidTarget,
@@ -53,15 +52,7 @@ def _tick(catalogue, pool, *, settings=None, active=(), minutes=1, sessions=3, s
 
 
 def _as_active(new):
-    return ActiveJourney(
-        id=new.id,
-        sim_user_id=new.sim_user_id,
-        user_id=new.user_id,
-        template_id=new.template_id,
-        started_at=new.started_at,
-        plan=new.plan,
-        next_step=new.next_step,
-    )
+    return new.in_progress()
 
 
 def _apply(active: dict, outcome) -> None:

@@ -16,7 +16,6 @@ from synthetics.engine.rhythm import PoolRhythm
 from synthetics.engine.run import simulate_run, window_session_count
 from synthetics.engine.sampling import run_random
 from synthetics.engine.types import (
-    ActiveJourney,
     Catalogue,
     EventRecord,
     GeneratorSettings,
@@ -54,19 +53,6 @@ class SimulationStats:
         if not self.durations_seconds:
             return 0.0
         return sum(self.durations_seconds) / len(self.durations_seconds) / 60
-
-
-def _active(journey, *, next_step: int) -> ActiveJourney:
-    """The journey as the next run reads it (what the database would hand back), at `next_step`."""
-    return ActiveJourney(
-        id=journey.id,
-        sim_user_id=journey.sim_user_id,
-        user_id=journey.user_id,
-        template_id=journey.template_id,
-        started_at=journey.started_at,
-        plan=journey.plan,
-        next_step=next_step,
-    )
 
 
 def simulate_minutes(
@@ -114,7 +100,7 @@ def simulate_minutes(
         for update in outcome.journey_updates:
             journey = active[update.id]
             if update.status == "active":
-                active[update.id] = _active(journey, next_step=update.next_step)
+                active[update.id] = journey.at_step(update.next_step)
             else:
                 del active[update.id]
                 stats.outcomes[update.status] += 1
@@ -123,7 +109,7 @@ def simulate_minutes(
                 )
         for new in outcome.new_journeys:
             if new.status == "active":
-                active[new.id] = _active(new, next_step=new.next_step)
+                active[new.id] = new.in_progress()
             else:
                 stats.outcomes[new.status] += 1
                 stats.durations_seconds.append((new.ended_at - new.started_at).total_seconds())

@@ -178,6 +178,18 @@ class ActiveJourney:
     plan: Plan
     next_step: int
 
+    def at_step(self, next_step: int) -> ActiveJourney:
+        """The journey with its cursor moved (a constructor call: dataclasses.replace is slow)."""
+        return ActiveJourney(
+            self.id,
+            self.sim_user_id,
+            self.user_id,
+            self.template_id,
+            self.started_at,
+            self.plan,
+            next_step,
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class EventRecord:
@@ -206,6 +218,32 @@ class NewJourney:
     status: str
     plan: Plan
     next_step: int
+
+    def in_progress(self) -> ActiveJourney:
+        """The journey as the next run reads it while it is in progress."""
+        return ActiveJourney(
+            self.id,
+            self.sim_user_id,
+            self.user_id,
+            self.template_id,
+            self.started_at,
+            self.plan,
+            self.next_step,
+        )
+
+    def changed(self, update: JourneyUpdate) -> NewJourney:
+        """The journey after a later run's change (still to be written as new)."""
+        return NewJourney(
+            self.id,
+            self.sim_user_id,
+            self.user_id,
+            self.template_id,
+            self.started_at,
+            update.ended_at,
+            update.status,
+            self.plan,
+            update.next_step,
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,13 +28,12 @@ from django.db import OperationalError, connection, transaction
 from django.utils import timezone
 
 from synthetics.engine import (
-    ActiveJourney,
     Catalogue,
     EngineError,
     GeneratorSettings,
-    NewJourney,
     PoolMember,
     PoolRhythm,
+    RunOutcome,
     manual_session_count,
     simulate_run,
     window_session_count,
@@ -402,24 +401,8 @@ def _generate(
             next_index=next_sim_index,
             email_domain=SYNTHETIC_EMAIL_DOMAIN,
         )
-    short = outcome.sessions_started < sessions
     run = SyntheticRun.objects.create(  # its id tags every row the run writes
-        **row,
-        status=RunStatus.SUCCEEDED,
-        sessions_started=outcome.sessions_started,
-        scene_events_created=outcome.scene_events,
-        mindblock_events_created=outcome.mindblock_events,
-        journeys_completed=outcome.finished("completed"),
-        journeys_abandoned=outcome.finished("abandoned"),
-        journeys_errored=outcome.finished("errored"),
-        active_journeys=outcome.active_after,
-        users_signed_up=len(changes.newcomers),
-        users_churned=len(changes.churned),
-        note=(
-            f"only {outcome.sessions_started} of {sessions} sessions: no more idle sim users"
-            if short
-            else ""
-        ),
+        **row, **_ledger_counts(outcome, sessions=sessions, changes=changes)
     )
     # What the pool is after this run, for a caller that keeps it between runs (a backfill); not
     # a database field. None when the pool did not change.
@@ -438,6 +421,27 @@ def _generate(
     run.save(update_fields=["finished_at"])
     transaction.on_commit(lambda: _log(run))
     return run
+
+
+def _ledger_counts(outcome: RunOutcome, *, sessions: int, changes: PoolChanges) -> dict:
+    """A successful run's ledger fields: what it wrote, and why it started fewer sessions."""
+    return {
+        "status": RunStatus.SUCCEEDED,
+        "sessions_started": outcome.sessions_started,
+        "scene_events_created": outcome.scene_events,
+        "mindblock_events_created": outcome.mindblock_events,
+        "journeys_completed": outcome.finished("completed"),
+        "journeys_abandoned": outcome.finished("abandoned"),
+        "journeys_errored": outcome.finished("errored"),
+        "active_journeys": outcome.active_after,
+        "users_signed_up": len(changes.newcomers),
+        "users_churned": len(changes.churned),
+        "note": (
+            f"only {outcome.sessions_started} of {sessions} sessions: no more idle sim users"
+            if outcome.sessions_started < sessions
+            else ""
+        ),
+    }
 
 
 def _pool_changes_write(
@@ -807,75 +811,29 @@ def _simulate_span(
             next_index=next_sim_index,
             email_domain=SYNTHETIC_EMAIL_DOMAIN,
         )
-        for (
-            update
-        ) in outcome.journey_updates:  # (constructors, not dataclasses.replace: 10x faster)
+        for update in outcome.journey_updates:
             if update.id in started:
-                entry = started[update.id]
-                old = entry[0]
-                entry[0] = NewJourney(
-                    old.id,
-                    old.sim_user_id,
-                    old.user_id,
-                    old.template_id,
-                    old.started_at,
-                    update.ended_at,
-                    update.status,
-                    old.plan,
-                    update.next_step,
-                )
+                started[update.id][0] = started[update.id][0].changed(update)
             else:
                 updates[update.id] = update
             if update.status == "active":
-                old = active[update.id]
-                active[update.id] = ActiveJourney(
-                    old.id,
-                    old.sim_user_id,
-                    old.user_id,
-                    old.template_id,
-                    old.started_at,
-                    old.plan,
-                    update.next_step,
-                )
+                active[update.id] = active[update.id].at_step(update.next_step)
             else:
                 del active[update.id]
         for new in outcome.new_journeys:
             started[new.id] = [new, index]
             if new.status == "active":
-                active[new.id] = ActiveJourney(
-                    id=new.id,
-                    sim_user_id=new.sim_user_id,
-                    user_id=new.user_id,
-                    template_id=new.template_id,
-                    started_at=new.started_at,
-                    plan=new.plan,
-                    next_step=new.next_step,
-                )
+                active[new.id] = new.in_progress()
         span.events.append((index, outcome.events))
         span.ledger.append(
             SyntheticRun(
                 trigger=RunTrigger.BACKFILL,
-                status=RunStatus.SUCCEEDED,
                 started_at=started_at,
                 window_start=minute_start,
                 window_end=minute_end,
                 abandon_rate=settings.abandon_rate,
                 error_rate=settings.error_rate,
-                sessions_started=outcome.sessions_started,
-                scene_events_created=outcome.scene_events,
-                mindblock_events_created=outcome.mindblock_events,
-                journeys_completed=outcome.finished("completed"),
-                journeys_abandoned=outcome.finished("abandoned"),
-                journeys_errored=outcome.finished("errored"),
-                active_journeys=outcome.active_after,
-                users_signed_up=len(changes.newcomers),
-                users_churned=len(changes.churned),
-                note=(
-                    f"only {outcome.sessions_started} of {sessions} sessions: "
-                    "no more idle sim users"
-                    if outcome.sessions_started < sessions
-                    else ""
-                ),
+                **_ledger_counts(outcome, sessions=sessions, changes=changes),
             )
         )
         if changes:
@@ -1058,10 +1016,7 @@ def _pipelined_spans(
     # a span's write. A shorter interval for the pipeline's lifetime keeps the writes flowing.
     switch_interval = sys.getswitchinterval()
     sys.setswitchinterval(PIPELINE_SWITCH_INTERVAL)
-    with (
-        _cyclic_gc_paused(),
-        ThreadPoolExecutor(max_workers=1, thread_name_prefix="synthetics-backfill") as writer,
-    ):
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="synthetics-backfill") as writer:
         pending: tuple[Future, _SimulatedSpan, list[PoolMember]] | None = None
         try:
             span_start = start
@@ -1070,16 +1025,19 @@ def _pipelined_spans(
                 if span_start < end:
                     span_end = min(end, span_start + step * MINUTE)
                     if not run_inputs.covered_minute_ends(start=span_start, end=span_end):
-                        span = _simulate_span(
-                            settings=settings,
-                            catalogue=inputs.catalogue,
-                            state=state,
-                            start=span_start,
-                            end=span_end,
-                            seed=seed,
-                            started_at=timezone.now(),
-                            pool_write=None,
-                        )
+                        # The collector is paused per span, not for the whole pipeline: over a
+                        # long history the cycles Django leaves behind must still be collected.
+                        with _cyclic_gc_paused():
+                            span = _simulate_span(
+                                settings=settings,
+                                catalogue=inputs.catalogue,
+                                state=state,
+                                start=span_start,
+                                end=span_end,
+                                seed=seed,
+                                started_at=timezone.now(),
+                                pool_write=None,
+                            )
                 if pending is not None:
                     future, written, pool_after = pending
                     pending = None
