@@ -18,7 +18,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 
 from common import ROOT, median, throwaway_database
 
