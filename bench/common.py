@@ -70,7 +70,7 @@ def timed_manage(*args: str, env: dict) -> tuple[float, int]:
 
 
 def vacuum_analyze(conn: psycopg.Connection, *tables: str) -> None:
-    """Autovacuum may be off (it is on this machine): every measurement starts from fresh stats."""
+    """Autovacuum may be off, as on this machine: every measurement starts from fresh statistics."""
     for table in tables:
         conn.execute(f"VACUUM ANALYZE {table}")
 

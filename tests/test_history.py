@@ -187,3 +187,36 @@ def test_scheduled_runs_reading_only_due_journeys_write_what_reading_all_of_them
         )
         == due_only_ledger
     )
+
+
+@transactional
+def test_a_span_that_fails_while_simulated_ahead_is_recorded_and_the_spans_before_it_stay(
+    postgres_only, spans, monkeypatch
+):
+    from synthetics.engine import EngineError
+    from synthetics.errors import RunFailed
+
+    sim_users_seed(count=200, seed=24)
+    SyntheticSettings.objects.filter(pk=1).update(sessions_per_min=20, max_per_run=100)
+    simulate = runs._simulate_span
+
+    def failing(**kwargs):
+        if kwargs["start"] == END - timedelta(minutes=30):
+            raise EngineError("the catalogue has no active journey template with scenes")
+        return simulate(**kwargs)
+
+    monkeypatch.setattr(runs, "_simulate_span", failing)
+    with pytest.raises(RunFailed, match="no active journey template") as raised:
+        activity_backfill(hours=1, now=END, seed=6)
+    failed = SyntheticRun.objects.get(id=raised.value.run_id)
+    assert (failed.trigger, failed.status) == ("backfill", "failed")
+    # the two spans before it were written whole; nothing of the failed one or after it
+    ends = sorted(
+        SyntheticRun.objects.filter(trigger="backfill", status="succeeded").values_list(
+            "window_end", flat=True
+        )
+    )
+    assert ends == [END - timedelta(minutes=60 - m) for m in range(1, 31)]
+    # running it again resumes where it stopped
+    monkeypatch.setattr(runs, "_simulate_span", simulate)
+    assert activity_backfill(hours=1, now=END, seed=6).minutes_generated == 30

@@ -97,6 +97,10 @@ def simulate_minutes(
             rng=rng,
             rhythm=rhythm,
         )
+        # busy as a database run sees it: in progress when the minute began, or started in it
+        busy = {j.sim_user_id for j in active.values()} | {
+            j.sim_user_id for j in outcome.new_journeys
+        }
         for update in outcome.journey_updates:
             journey = active[update.id]
             if update.status == "active":
@@ -116,8 +120,7 @@ def simulate_minutes(
         changes = pool_changes(
             settings=settings,
             pool=pool,
-            busy={j.sim_user_id for j in active.values()}
-            | {j.sim_user_id for j in outcome.new_journeys},
+            busy=busy,
             window_start=window_start,
             window_end=now,
             rng=rng,

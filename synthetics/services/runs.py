@@ -16,6 +16,7 @@ import gc
 import logging
 import random
 import sys
+import threading
 import traceback
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -250,18 +251,28 @@ def _run(
         )
 
 
+_gc_pause_lock = threading.Lock()
+_gc_pause = {"depth": 0, "was_enabled": False}
+
+
 @contextlib.contextmanager
 def _cyclic_gc_paused():
     """A run allocates a few objects per step of every due journey (hundreds of thousands at scale)
     and frees them by reference counting: the cyclic collector's passes over them, triggered by
-    the allocations alone, took a sixth of a large run. Paused for the run, then back as it was."""
-    enabled = gc.isenabled()
-    gc.disable()
+    the allocations alone, took a sixth of a large run. Paused while any run or span is under way
+    (a depth count: the backfill's two threads nest), then back as it was."""
+    with _gc_pause_lock:
+        if _gc_pause["depth"] == 0:
+            _gc_pause["was_enabled"] = gc.isenabled()
+            gc.disable()
+        _gc_pause["depth"] += 1
     try:
         yield
     finally:
-        if enabled:
-            gc.enable()
+        with _gc_pause_lock:
+            _gc_pause["depth"] -= 1
+            if _gc_pause["depth"] == 0 and _gc_pause["was_enabled"]:
+                gc.enable()
 
 
 def _run_locked(
@@ -465,9 +476,9 @@ def _pool_changes_write(
             for sim_user in sim_accounts_create(list(changes.newcomers))
         ]
     if changes.churned:
-        SimUser.objects.filter(id__in=[member.sim_user_id for member in changes.churned]).update(
-            churned_at=at
-        )
+        SimUser.objects.filter(
+            id__in=[member.sim_user_id for member in changes.churned], churned_at__isnull=True
+        ).update(churned_at=at)
     if changes.settled:
         SimUser.objects.bulk_update(
             [
@@ -955,6 +966,9 @@ def activity_backfill(
             )
             if span_start >= end:
                 break
+            # Stopped early (covered minutes, or another run got in): read the pool again too —
+            # another run may have signed users up or churned them.
+            inputs = RunInputs.load()
         # one span in this connection: it has minutes already covered, or the pipeline stopped
         span_end = min(end, span_start + step * MINUTE)
         covered = run_inputs.covered_minute_ends(start=span_start, end=span_end)
@@ -1001,14 +1015,19 @@ def _pipelined_spans(
     """Spans from `start` with the engine one span ahead of the writes: the main thread simulates
     span N+1 while a writer thread (its own connection, the generator lock, one transaction a span)
     writes span N. Returns where it stopped (`end`, a span with covered minutes, or a span another
-    run touched: nothing of it written) and the pool as written so far."""
-    settings = run_inputs.generator_settings()
-    watermark = run_inputs.newest_run_id()
-    state = _SpanState(
-        pool=inputs.pool,
-        rhythm=inputs.rhythm,
-        active={journey.id: journey for journey in run_inputs.active_journeys()},
-    )
+    run touched: nothing of it written) and the pool as written so far.
+
+    The starting point — settings, the ledger's newest id, the journeys in progress — is read under
+    the generator lock, so no run is half-seen; each commit moves the watermark to the newest id
+    under its own lock, and any other run that succeeded after it stops the pipeline.
+    """
+    with generator_transaction(deadline=run_deadline_start(manual=False)):
+        settings = run_inputs.generator_settings()
+        watermark = run_inputs.newest_run_id()
+        active = {journey.id: journey for journey in run_inputs.active_journeys()}
+    if settings.signups_per_day > 0:  # turned on since the caller looked: newcomers need ids now
+        return start, inputs
+    state = _SpanState(pool=inputs.pool, rhythm=inputs.rhythm, active=active)
     written_pool = inputs.pool
     position = start
     # The writer thread gives the GIL up at every network round trip of its COPY and then waits for
@@ -1016,61 +1035,103 @@ def _pipelined_spans(
     # a span's write. A shorter interval for the pipeline's lifetime keeps the writes flowing.
     switch_interval = sys.getswitchinterval()
     sys.setswitchinterval(PIPELINE_SWITCH_INTERVAL)
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="synthetics-backfill") as writer:
-        pending: tuple[Future, _SimulatedSpan, list[PoolMember]] | None = None
-        try:
-            span_start = start
-            while True:
-                span = None
-                if span_start < end:
-                    span_end = min(end, span_start + step * MINUTE)
-                    if not run_inputs.covered_minute_ends(start=span_start, end=span_end):
-                        # The collector is paused per span, not for the whole pipeline: over a
-                        # long history the cycles Django leaves behind must still be collected.
-                        with _cyclic_gc_paused():
-                            span = _simulate_span(
+    try:
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="synthetics-backfill") as writer:
+            pending: tuple[Future, _SimulatedSpan, list[PoolMember]] | None = None
+            try:
+                span_start = start
+                while True:
+                    span = None
+                    if span_start < end:
+                        span_end = min(end, span_start + step * MINUTE)
+                        if not run_inputs.covered_minute_ends(start=span_start, end=span_end):
+                            span = _simulated_or_recorded(
                                 settings=settings,
                                 catalogue=inputs.catalogue,
                                 state=state,
                                 start=span_start,
                                 end=span_end,
                                 seed=seed,
-                                started_at=timezone.now(),
-                                pool_write=None,
                             )
-                if pending is not None:
-                    future, written, pool_after = pending
-                    pending = None
-                    runs = future.result()
-                    if runs is None:  # another run got in first: from this span, start over
+                    if pending is not None:
+                        future, written, pool_after = pending
+                        pending = None
+                        result = future.result()
+                        if result is None:  # another run got in first: from this span, again
+                            break
+                        runs, watermark = result
+                        count(runs, int((written.end - written.start) / MINUTE))
+                        position, written_pool = written.end, pool_after
+                    if span is None:
                         break
-                    count(runs, int((written.end - written.start) / MINUTE))
-                    position, written_pool = written.end, pool_after
-                if span is None:
-                    break
-                pending = (
-                    writer.submit(_span_commit, span, settings, watermark),
-                    span,
-                    state.pool,
-                )
-                span_start = span.end
-        finally:
-            if pending is not None:  # Ctrl-C or a failure: let the write in flight end whole
-                with contextlib.suppress(BaseException):
-                    pending[0].result()
-            writer.submit(lambda: connection.close()).result()  # the writer thread's own connection
-            sys.setswitchinterval(switch_interval)
+                    pending = (
+                        writer.submit(_span_commit, span, settings, watermark),
+                        span,
+                        state.pool,
+                    )
+                    span_start = span.end
+            finally:
+                if pending is not None:  # Ctrl-C or a failure: let the write in flight end whole
+                    with contextlib.suppress(BaseException):
+                        pending[0].result()
+                writer.submit(lambda: connection.close()).result()  # the writer's own connection
+    finally:
+        sys.setswitchinterval(switch_interval)
     if written_pool is not inputs.pool:
         inputs = inputs.with_pool(written_pool)
     return position, inputs
 
 
+def _simulated_or_recorded(
+    *,
+    settings: GeneratorSettings,
+    catalogue: Catalogue,
+    state: _SpanState,
+    start: datetime,
+    end: datetime,
+    seed: int,
+) -> _SimulatedSpan:
+    """A span simulated ahead, outside any run: the failure rule still holds — an engine error is
+    recorded in the ledger and raised as RunFailed, an interruption recorded and raised as itself."""
+    started_at = timezone.now()
+    try:
+        # The collector is paused per span, not for the whole pipeline: over a long history the
+        # cycles Django leaves behind must still be collected.
+        with _cyclic_gc_paused():
+            return _simulate_span(
+                settings=settings,
+                catalogue=catalogue,
+                state=state,
+                start=start,
+                end=end,
+                seed=seed,
+                started_at=started_at,
+                pool_write=None,
+            )
+    except Exception as error:
+        run = _failure_recorded(
+            trigger=RunTrigger.BACKFILL, now=end, target=None, started_at=started_at, error=error
+        )
+        raise RunFailed(f"The run failed and was rolled back: {error}", run_id=run.id) from error
+    except BaseException as error:
+        with contextlib.suppress(Exception):
+            _failure_recorded(
+                trigger=RunTrigger.BACKFILL,
+                now=end,
+                target=None,
+                started_at=started_at,
+                error=RunInterrupted(_interruption_message(error)),
+                cause=error,
+            )
+        raise
+
+
 def _span_commit(
     span: _SimulatedSpan, settings: GeneratorSettings, watermark: int
-) -> list[SyntheticRun] | None:
-    """In the writer thread: write a simulated span in one transaction under the generator lock, or
-    return None when the database moved under it (its minutes covered, another run since
-    `watermark`, other settings)."""
+) -> tuple[list[SyntheticRun], int] | None:
+    """In the writer thread: write a simulated span in one transaction under the generator lock and
+    return its runs and the ledger's newest id then; or None when the database moved under it (its
+    minutes covered, another run of any kind succeeded after `watermark`, other settings)."""
 
     def window(current: GeneratorSettings) -> _Window | None:
         if (
@@ -1081,8 +1142,9 @@ def _span_commit(
             return None
         return _Window(span.start, span.end)
 
-    def generate(*, deadline: RunDeadline, **_) -> list[SyntheticRun]:
-        return _write_span(span, deadline=deadline)
+    def generate(*, deadline: RunDeadline, **_) -> tuple[list[SyntheticRun], int]:
+        runs = _write_span(span, deadline=deadline)
+        return runs, run_inputs.newest_run_id()
 
     return _run(
         trigger=RunTrigger.BACKFILL,
