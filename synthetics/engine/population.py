@@ -8,6 +8,7 @@ from datetime import date, timedelta
 from functools import cache
 
 from synthetics.engine.sampling import choice, exponential, lognormal, weighted_choice
+from synthetics.engine.types import PoolMember
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +67,19 @@ class Profile:
     locale: str
     signup_date: date
     settles_into: str = ""  # a newcomer's persona after NEWCOMER_DAYS; "" for a settled user
+
+    def member(self, *, sim_user_id: int, user_id: int) -> PoolMember:
+        """This profile in the pool, once its account exists with these ids."""
+        return PoolMember(
+            sim_user_id,
+            user_id,
+            self.persona,
+            self.activity_weight,
+            self.timezone,
+            self.locale,
+            self.signup_date,
+            self.settles_into,
+        )
 
 
 def username_for(index: int) -> str:

@@ -132,18 +132,7 @@ def simulate_minutes(
             joined = []
             for profile in changes.newcomers:
                 sim_user_id = next(next_id)
-                joined.append(
-                    PoolMember(
-                        sim_user_id,
-                        sim_user_id,
-                        profile.persona,
-                        profile.activity_weight,
-                        profile.timezone,
-                        profile.locale,
-                        profile.signup_date,
-                        profile.settles_into,
-                    )
-                )
+                joined.append(profile.member(sim_user_id=sim_user_id, user_id=sim_user_id))
             accounts += len(changes.newcomers)
             pool = pool_changed(pool, changes, joined)
             rhythm = PoolRhythm(pool, catalogue.rhythms)

@@ -462,18 +462,10 @@ def _pool_changes_write(
     as it now is (what a fresh load would give)."""
     joined = []
     if changes.newcomers:
+        created = sim_accounts_create(list(changes.newcomers))
         joined = [
-            PoolMember(
-                sim_user.id,
-                sim_user.user_id,
-                sim_user.persona,
-                sim_user.activity_weight,
-                sim_user.timezone,
-                sim_user.locale,
-                sim_user.signup_date,
-                sim_user.settles_into,
-            )
-            for sim_user in sim_accounts_create(list(changes.newcomers))
+            profile.member(sim_user_id=sim_user.id, user_id=sim_user.user_id)
+            for profile, sim_user in zip(changes.newcomers, created, strict=True)
         ]
     if changes.churned:
         SimUser.objects.filter(
