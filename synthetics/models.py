@@ -651,3 +651,60 @@ class ThrottleBucket(models.Model):
 
     def __str__(self) -> str:
         return f"{self.key}: {len(self.history)} recent calls"
+
+
+class CleanupStage(models.TextChoices):
+    SCENE_EVENTS = "journey_scene_events"
+    MINDBLOCK_EVENTS = "mindblock_events"
+    JOURNEYS = "journeys"
+    DONE = "done"
+
+
+class CleanupStatus(models.TextChoices):
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+class CleanupJob(TimestampedModel):
+    """One cleanup: its cutoff, where it is (stage and the keyset bound within it) and what it deleted.
+
+    The cursor and the counts move in the transaction of the batch they describe (services/cleanup.py),
+    so a job read at any moment says exactly what is gone; `updated_at` is its heartbeat.
+    """
+
+    older_than_hours = models.PositiveIntegerField()
+    cutoff = models.DateTimeField(help_text="Synthetic activity before this instant is deleted.")
+    requested_by = models.CharField(max_length=150, blank=True)
+    status = models.CharField(
+        max_length=16, choices=CleanupStatus.choices, default=CleanupStatus.RUNNING
+    )
+    stage = models.CharField(max_length=32, choices=CleanupStage.choices)
+    lower_bound = models.DateTimeField(
+        null=True, blank=True, help_text="Where the stage's next batch starts (its index key)."
+    )
+    scene_events_deleted = models.BigIntegerField(default=0)
+    mindblock_events_deleted = models.BigIntegerField(default=0)
+    journeys_deleted = models.BigIntegerField(default=0)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        db_table = "synthetic_cleanup_jobs"
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(
+                fields=["status"], condition=Q(status="running"), name="cleanup_jobs_running_idx"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"cleanup {self.id} {self.status} (before {self.cutoff:%Y-%m-%d %H:%M})"
+
+    @property
+    def counts(self) -> dict[str, int]:
+        return {
+            "journey_scene_events": self.scene_events_deleted,
+            "mindblock_events": self.mindblock_events_deleted,
+            "journeys": self.journeys_deleted,
+        }

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import logging
 
+from django.conf import settings
 from django.utils import timezone
 from django_q.models import Schedule
 
 from synthetics.errors import RunFailed
+from synthetics.models import CleanupStatus
 from synthetics.services import run_scheduled
+from synthetics.services.cleanup import cleanup_job_hand_off, cleanup_job_work
 
 logger = logging.getLogger("synthetics")
 
@@ -34,6 +37,15 @@ def scheduled_run() -> dict:
         "mindblock_events_created": run.mindblock_events_created,
         "note": run.note,
     }
+
+
+def cleanup_continue(job_id: int) -> dict:
+    """Work on a cleanup job for one task's budget; queue the next task while rows are left."""
+    job = cleanup_job_work(job_id, budget_seconds=settings.SYNTHETICS_CLEANUP_TASK_SECONDS)
+    if job.status == CleanupStatus.RUNNING:
+        cleanup_job_hand_off(job.id)
+    logger.info("cleanup %s %s at %s: %s", job.id, job.status, job.stage, job.counts)
+    return {"job_id": job.id, "status": job.status, "stage": job.stage, "counts": job.counts}
 
 
 scheduled_tick = scheduled_run  # alias: tasks queued before migration 0007 name this path

@@ -290,6 +290,14 @@ SYNTHETICS_MANUAL_RUN_BUDGET_SECONDS = float(
 SYNTHETICS_MANUAL_LOCK_WAIT_SECONDS = float(
     os.environ.get("SYNTHETICS_MANUAL_LOCK_WAIT_SECONDS", "5")
 )
+# Cleanup: the API deletes for this long in the request, then hands what is left to django-q2 tasks
+# of at most the second budget each (well inside the task timeout), which follow one another.
+SYNTHETICS_CLEANUP_REQUEST_SECONDS = float(
+    os.environ.get("SYNTHETICS_CLEANUP_REQUEST_SECONDS", "5")
+)
+SYNTHETICS_CLEANUP_TASK_SECONDS = float(
+    os.environ.get("SYNTHETICS_CLEANUP_TASK_SECONDS", str(Q_CLUSTER["timeout"] - 20))
+)
 
 LOGGING = {
     "version": 1,

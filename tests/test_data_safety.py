@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
+from unittest import mock
 
 import pytest
 from django.contrib.auth.hashers import make_password
@@ -31,7 +32,7 @@ from synthetics.models import (
     User,
 )
 from synthetics.selectors import dashboards
-from synthetics.services import activity_backfill, sim_users_backfill, sim_users_seed
+from synthetics.services import activity_backfill, cleanup, sim_users_backfill, sim_users_seed
 from synthetics.services.cleanup import cleanup_synthetic
 from tests.factories import (
     JourneyFactory,
@@ -244,14 +245,28 @@ def ours_at(age: timedelta, journey: int | None = None) -> dict:
 
 
 @PROPERTY
-@given(event_rows=events, journey_rows=journeys, older_than_hours=cutoffs)
+@given(
+    event_rows=events,
+    journey_rows=journeys,
+    older_than_hours=cutoffs,
+    # Batches of 1 to 3 rows: ties on the keyset's key (rows of the same whole-hour age) fall
+    # across batch boundaries, which must neither skip nor repeat a row.
+    batch=st.integers(1, 3) | st.just(cleanup.CLEANUP_BATCH),
+)
 @example(  # ours exactly on the cutoff stays, a microsecond older goes
     event_rows=[ours_at(timedelta(hours=2)), ours_at(timedelta(hours=2, microseconds=1))],
     journey_rows=[{"kind": "ours", "active": False, "age": timedelta(hours=3)}],
     older_than_hours=2,
+    batch=cleanup.CLEANUP_BATCH,
+)
+@example(  # three of ours with the same created_at, deleted one batch of one at a time
+    event_rows=[ours_at(timedelta(hours=3))] * 3 + [ours_at(timedelta(hours=4))],
+    journey_rows=[],
+    older_than_hours=2,
+    batch=1,
 )
 def test_cleanup_deletes_exactly_our_old_rows_and_leaves_every_other_row_unchanged(
-    world, event_rows, journey_rows, older_than_hours
+    world, event_rows, journey_rows, older_than_hours, batch
 ):
     # Rule: cleanup deletes an event iff it is ours and created before the cutoff, and a journey iff
     # it is a finished synthetic journey of a succeeded run, ended before the cutoff, with no event
@@ -268,7 +283,8 @@ def test_cleanup_deletes_exactly_our_old_rows_and_leaves_every_other_row_unchang
     }
     journeys_before = journey_snapshot()
     # when
-    result = cleanup_synthetic(older_than_hours=older_than_hours, dry_run=False, now=NOW)
+    with mock.patch.object(cleanup, "CLEANUP_BATCH", batch):
+        result = cleanup_synthetic(older_than_hours=older_than_hours, dry_run=False, now=NOW)
     # then every event outside `doomed` is exactly as it was, and `doomed` is gone
     for name, model in tables.items():
         expected = {pk: row for pk, row in before[name].items() if pk not in doomed[name]}

@@ -330,14 +330,47 @@ class CleanupCountsOutput(serializers.Serializer):
     journeys = serializers.IntegerField()
 
 
+class CleanupJobOutput(serializers.Serializer):
+    id = serializers.IntegerField()
+    url = serializers.SerializerMethodField(help_text="Where to follow the job (GET).")
+    status = serializers.ChoiceField(
+        choices=["running", "succeeded", "failed"],
+        help_text="running: rows are left and django-q2 tasks are deleting them, batch by batch.",
+    )
+    stage = serializers.CharField(help_text="The table being cleaned, or done.")
+    older_than_hours = serializers.IntegerField()
+    cutoff = serializers.DateTimeField()
+    requested_by = serializers.CharField()
+    counts = CleanupCountsOutput(help_text="Rows deleted so far, per table.")
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField(help_text="The last batch: the job's heartbeat.")
+    finished_at = serializers.DateTimeField(allow_null=True)
+    error = serializers.CharField()
+
+    def get_url(self, job) -> str:
+        return f"/api/synthetics/cleanup/{job.id}"
+
+
 class CleanupResponse(serializers.Serializer):
     success = serializers.BooleanField(default=True)
     dry_run = serializers.BooleanField()
     older_than_hours = serializers.IntegerField()
     cutoff = serializers.DateTimeField()
     counts = CleanupCountsOutput(
-        help_text="Rows deleted (or, with dry_run, that would be) per table."
+        help_text="Rows deleted (or, with dry_run, that would be) per table; while the job is "
+        "still running, deleted so far."
     )
+    job = CleanupJobOutput(
+        allow_null=True,
+        required=False,
+        help_text="The cleanup job (null for a dry run). 200: done within the request; 202: "
+        "the job goes on in django-q2 tasks: follow job.url.",
+    )
+
+
+class CleanupJobResponse(serializers.Serializer):
+    success = serializers.BooleanField(default=True)
+    job = CleanupJobOutput()
 
 
 class SimUserOutput(serializers.Serializer):

@@ -13,6 +13,7 @@ urlpatterns = [
     path("run-now", views.RunNowView.as_view(), name="run-now"),
     path("activity/<str:hours>", views.ActivityView.as_view(), name="activity"),
     path("cleanup", views.CleanupView.as_view(), name="cleanup"),
+    path("cleanup/<int:job_id>", views.CleanupJobView.as_view(), name="cleanup-job"),
     path("sim-users", views.SimUsersView.as_view(), name="sim-users"),
     path("insights", views.InsightsView.as_view(), name="insights"),
 ]

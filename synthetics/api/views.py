@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+from django.conf import settings
 from django.core.cache import cache
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
@@ -17,8 +18,9 @@ from synthetics.api import serializers as io
 from synthetics.api.permissions import CanChangeSynthetics, CanViewSynthetics
 from synthetics.api.throttles import BurstThrottle
 from synthetics.selectors import dashboards, insights
+from synthetics.selectors.dashboards import cleanup_job_get
 from synthetics.services import run_manual, settings_update
-from synthetics.services.cleanup import cleanup_synthetic
+from synthetics.services.cleanup import cleanup_job_hand_off, cleanup_synthetic
 
 MAX_ACTIVITY_HOURS = 720
 HOURS_PATTERN = re.compile(r"[1-9][0-9]{0,5}", re.ASCII)
@@ -30,7 +32,8 @@ def _errors(*codes: int) -> dict[int, OpenApiResponse]:
         401: "No or invalid credentials.",
         403: "Authenticated, but without the needed permission (or no CSRF token with a session).",
         404: "No such page.",
-        409: "Generation is paused (send force: true to run anyway), or there are no sim users.",
+        409: "The generator's state refuses it now: generation is paused (send force: true to "
+        "run anyway), there are no sim users, or another cleanup job is still running.",
         413: "The body is larger than the API takes.",
         429: "Too many calls; retry after the given number of seconds.",
         500: "The run failed and was rolled back; `run_id` names its row in the ledger.",
@@ -191,7 +194,11 @@ class CleanupView(SyntheticsView):
         operation_id="synthetics_cleanup",
         summary="Delete synthetic activity older than a cutoff (never a real row)",
         request=io.CleanupInput,
-        responses={200: io.CleanupResponse, **_errors(*WRITE_ERRORS, 429)},
+        responses={
+            200: io.CleanupResponse,
+            202: io.CleanupResponse,
+            **_errors(*WRITE_ERRORS, 409, 429),
+        },
         examples=[
             OpenApiExample(
                 "Count a week's worth",
@@ -207,14 +214,35 @@ class CleanupView(SyntheticsView):
             older_than_hours=data.validated_data["older_than_hours"],
             dry_run=data.validated_data["dry_run"],
             now=timezone.now(),
+            budget_seconds=settings.SYNTHETICS_CLEANUP_REQUEST_SECONDS,
+            requested_by=request.user.get_username(),
         )
+        if not result.done:
+            cleanup_job_hand_off(result.job.id)
         body = {
             "dry_run": result.dry_run,
             "older_than_hours": data.validated_data["older_than_hours"],
             "cutoff": result.cutoff,
             "counts": result.counts,
+            "job": result.job,
         }
-        return Response(io.CleanupResponse(body).data)
+        headers = {} if result.done else {"Location": f"/api/synthetics/cleanup/{result.job.id}"}
+        return Response(
+            io.CleanupResponse(body).data,
+            status=200 if result.done else 202,
+            headers=headers,
+        )
+
+
+class CleanupJobView(SyntheticsView):
+    @extend_schema(
+        operation_id="synthetics_cleanup_job",
+        summary="Follow a cleanup job: its status, stage and the rows deleted so far",
+        responses={200: io.CleanupJobResponse, **_errors(*READ_ERRORS, 404)},
+    )
+    def get(self, request, job_id: int):
+        job = cleanup_job_get(job_id)
+        return Response(io.CleanupJobResponse({"job": job}).data)
 
 
 class SimUserPagination(PageNumberPagination):

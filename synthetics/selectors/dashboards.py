@@ -8,8 +8,10 @@ from datetime import UTC, datetime, timedelta
 
 from django.db.models import Count, Q, QuerySet, Sum
 from django.db.models.functions import TruncHour, TruncMinute
+from django.shortcuts import get_object_or_404
 
 from synthetics.models import (
+    CleanupJob,
     JourneySceneEvent,
     MindblockEvent,
     RunStatus,
@@ -233,3 +235,8 @@ def sim_user_list(*, persona: str | None = None) -> QuerySet[SimUser]:
 def sim_user_persona_counts() -> dict[str, int]:
     rows = SimUser.objects.values("persona").annotate(n=Count("id")).order_by("persona")
     return {row["persona"]: row["n"] for row in rows}
+
+
+def cleanup_job_get(job_id: int) -> CleanupJob:
+    """The cleanup job, or Http404 (the API's JSON 404)."""
+    return get_object_or_404(CleanupJob, pk=job_id)

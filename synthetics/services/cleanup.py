@@ -1,19 +1,55 @@
-"""Deleting old synthetic activity: tagged rows only, in small batches so the generator keeps running."""
+"""Deleting old synthetic activity: tagged rows only, set-based, in batches a job can resume.
+
+A cleanup walks three stages in order: scene events, mindblock events, then the journeys left
+without events. Each stage is a keyset walk over an index (events by the synthetic-tag index in
+created_at order, journeys by (is_synthetic, started_at)): a batch deletes the next CLEANUP_BATCH
+rows of ours after the stage's lower bound, in one statement on PostgreSQL (a CTE that selects and
+deletes), and the bound moves to the newest row it deleted. So no batch re-reads what an earlier
+batch deleted (dead index entries stay behind until VACUUM, which may never come when autovacuum is
+off), and a stopped cleanup resumes exactly where it was.
+
+A cleanup is a `CleanupJob`: its cursor (stage, lower bound) and its counts move in the same
+transaction as the batch they describe, so the counts are exact even if the worker dies. The API
+works on a job for a few seconds and hands what is left to django-q2 tasks of bounded length
+(`synthetics.tasks.cleanup_continue`); the command works on it to the end with a progress bar.
+"""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Exists, OuterRef, QuerySet
 
-from synthetics.errors import whole_number_required
-from synthetics.models import Journey, JourneySceneEvent, JourneyStatus, MindblockEvent
+from synthetics.errors import Conflict, whole_number_required
+from synthetics.models import (
+    CleanupJob,
+    CleanupStage,
+    CleanupStatus,
+    Journey,
+    JourneySceneEvent,
+    JourneyStatus,
+    MindblockEvent,
+)
 
-CLEANUP_BATCH = 5000
+CLEANUP_BATCH = 10_000
 DEFAULT_OLDER_THAN_HOURS = 168  # a week
 MAX_OLDER_THAN_HOURS = 24 * 365 * 10
+# A running job whose cursor has not moved for this long has lost its worker (the cluster stopped,
+# the task was killed): a new cleanup may take over instead of being refused.
+STALE_AFTER = timedelta(minutes=2)
+# SQLite deletes by a list of ids: this many bound parameters per statement.
+_SQLITE_IDS_PER_STATEMENT = 500
+
+_STAGE_ORDER = (CleanupStage.SCENE_EVENTS, CleanupStage.MINDBLOCK_EVENTS, CleanupStage.JOURNEYS)
+_COUNT_FIELDS = {
+    CleanupStage.SCENE_EVENTS: "scene_events_deleted",
+    CleanupStage.MINDBLOCK_EVENTS: "mindblock_events_deleted",
+    CleanupStage.JOURNEYS: "journeys_deleted",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,46 +57,211 @@ class CleanupResult:
     cutoff: datetime
     dry_run: bool
     counts: dict[str, int]
+    job: CleanupJob | None = None
+
+    @property
+    def done(self) -> bool:
+        return self.job is None or self.job.status != CleanupStatus.RUNNING
 
 
-def _delete_in_batches(queryset) -> int:
-    """Delete the rows of `queryset` a batch at a time, each batch in its own short transaction."""
-    deleted = 0
-    while True:
-        with transaction.atomic():
-            ids = list(queryset.values_list("pk", flat=True)[:CLEANUP_BATCH])
-            if not ids:
-                return deleted
-            _, per_model = queryset.model.objects.filter(pk__in=ids).delete()
-            deleted += per_model.get(queryset.model._meta.label, 0)
+def cleanup_cutoff(*, older_than_hours: int, now: datetime) -> datetime:
+    whole_number_required("older_than_hours", older_than_hours, 1, MAX_OLDER_THAN_HOURS)
+    return now - timedelta(hours=older_than_hours)
 
 
-def cleanup_synthetic(*, older_than_hours: int, dry_run: bool, now: datetime) -> CleanupResult:
+def cleanup_counts(*, cutoff: datetime) -> dict[str, int]:
+    """What a cleanup with this cutoff would delete now (one indexed count per table)."""
+    return {
+        "journey_scene_events": _old_events(JourneySceneEvent, cutoff).count(),
+        "mindblock_events": _old_events(MindblockEvent, cutoff).count(),
+        "journeys": _journeys_left_without_events(cutoff).count(),
+    }
+
+
+def cleanup_synthetic(
+    *,
+    older_than_hours: int,
+    dry_run: bool,
+    now: datetime,
+    budget_seconds: float | None = None,
+    requested_by: str = "",
+    progress: Callable[[CleanupJob], None] | None = None,
+) -> CleanupResult:
     """Delete (or with dry_run only count) synthetic activity older than the cutoff.
 
     Events go by their synthetic tag and created_at (the tag index); journeys by is_synthetic and an
     end before the cutoff, so an active journey is never touched. Real rows are never selected. The
-    run ledger keeps its record of what was generated.
+    run ledger keeps its record of what was generated. With a budget, the job stops after the batch
+    that crosses it and stays `running` for a task to continue (`cleanup_job_continue`).
     """
-    whole_number_required("older_than_hours", older_than_hours, 1, MAX_OLDER_THAN_HOURS)
-    cutoff = now - timedelta(hours=older_than_hours)
-    scene_events = JourneySceneEvent.objects.synthetic().filter(created_at__lt=cutoff)
-    mindblock_events = MindblockEvent.objects.synthetic().filter(created_at__lt=cutoff)
-    journeys = _journeys_left_without_events(cutoff)
+    cutoff = cleanup_cutoff(older_than_hours=older_than_hours, now=now)
     if dry_run:
-        counts = {
-            "journey_scene_events": scene_events.count(),
-            "mindblock_events": mindblock_events.count(),
-            "journeys": journeys.count(),
-        }
+        return CleanupResult(cutoff=cutoff, dry_run=True, counts=cleanup_counts(cutoff=cutoff))
+    job = cleanup_job_start(
+        older_than_hours=older_than_hours, cutoff=cutoff, now=now, requested_by=requested_by
+    )
+    job = cleanup_job_work(job.id, budget_seconds=budget_seconds, progress=progress)
+    return CleanupResult(cutoff=cutoff, dry_run=False, counts=job.counts, job=job)
+
+
+def cleanup_job_start(
+    *, older_than_hours: int, cutoff: datetime, now: datetime, requested_by: str
+) -> CleanupJob:
+    """A new job, unless one is still moving (Conflict); a job that stopped moving is taken over."""
+    with transaction.atomic():
+        running = list(CleanupJob.objects.select_for_update().filter(status=CleanupStatus.RUNNING))
+        for job in running:
+            if job.updated_at > now - STALE_AFTER:
+                raise Conflict(
+                    f"Cleanup job {job.id} is still running (cutoff {job.cutoff.isoformat()}); "
+                    f"follow it at /api/synthetics/cleanup/{job.id} and try again when it is done.",
+                    extra={"job_id": job.id},
+                )
+        job = CleanupJob.objects.create(
+            older_than_hours=older_than_hours,
+            cutoff=cutoff,
+            requested_by=requested_by,
+            stage=_STAGE_ORDER[0],
+        )
+        for stale in running:
+            stale.status = CleanupStatus.FAILED
+            stale.finished_at = now
+            stale.error = (
+                f"Stopped moving at {stale.updated_at.isoformat()} (its worker was lost); "
+                f"job {job.id} took over."
+            )
+            stale.save(update_fields=["status", "finished_at", "error", "updated_at"])
+    return job
+
+
+def cleanup_job_work(
+    job_id: int,
+    *,
+    budget_seconds: float | None,
+    progress: Callable[[CleanupJob], None] | None = None,
+) -> CleanupJob:
+    """Delete batch after batch for the job until it is done or the budget is spent.
+
+    Each batch locks the job row, reads its cursor, deletes and moves the cursor and counts, all in
+    one transaction: two workers handed the same job take turns, and a killed worker loses at most
+    its batch in flight, which is rolled back with the cursor.
+    """
+    started = time.monotonic()
+    while True:
+        failure: Exception | None = None
+        with transaction.atomic():
+            job = CleanupJob.objects.select_for_update().get(pk=job_id)
+            if job.status != CleanupStatus.RUNNING:
+                return job
+            try:
+                _batch(job)
+            except Exception as error:  # the batch's savepoint is rolled back; record the verdict
+                failure = error
+                job.refresh_from_db()
+                job.status = CleanupStatus.FAILED
+                job.error = f"{type(error).__name__}: {error}"
+                job.finished_at = _now()
+            job.save()
+        if failure is not None:
+            raise failure
+        if progress is not None:
+            progress(job)
+        if job.status != CleanupStatus.RUNNING:
+            return job
+        if budget_seconds is not None and time.monotonic() - started >= budget_seconds:
+            return job
+
+
+def _now() -> datetime:
+    from django.utils import timezone
+
+    return timezone.now()
+
+
+def _batch(job: CleanupJob) -> None:
+    """One batch of the job's current stage; moves to the next stage when the stage is empty."""
+    stage = CleanupStage(job.stage)
+    with transaction.atomic():  # a savepoint: a failed batch is undone, the job row is not
+        deleted, newest = _delete_next(stage, cutoff=job.cutoff, lower=job.lower_bound)
+    field = _COUNT_FIELDS[stage]
+    setattr(job, field, getattr(job, field) + deleted)
+    if deleted:
+        job.lower_bound = newest
+        return
+    position = _STAGE_ORDER.index(stage)
+    job.lower_bound = None
+    if position + 1 < len(_STAGE_ORDER):
+        job.stage = _STAGE_ORDER[position + 1]
     else:
-        # Events first: a finished journey's events all precede its end, hence the cutoff.
-        counts = {
-            "journey_scene_events": _delete_in_batches(scene_events),
-            "mindblock_events": _delete_in_batches(mindblock_events),
-            "journeys": _delete_in_batches(journeys),
-        }
-    return CleanupResult(cutoff=cutoff, dry_run=dry_run, counts=counts)
+        job.stage = CleanupStage.DONE
+        job.status = CleanupStatus.SUCCEEDED
+        job.finished_at = _now()
+
+
+def _delete_next(
+    stage: CleanupStage, *, cutoff: datetime, lower: datetime | None
+) -> tuple[int, datetime | None]:
+    """Delete the next batch of the stage from `lower` on; (rows deleted, newest key deleted)."""
+    if stage == CleanupStage.JOURNEYS:
+        key = "started_at"
+        # Once the events are gone, a journey keeps none of them iff no event names it at all: two
+        # probes of the journey_id indexes instead of four (the same answer, see below).
+        rows = _journeys_without_any_event(cutoff)
+    else:
+        key = "created_at"
+        model = JourneySceneEvent if stage == CleanupStage.SCENE_EVENTS else MindblockEvent
+        rows = _old_events(model, cutoff)
+    if lower is not None:
+        # >=: rows sharing the newest key of the last batch but not in it are still to come.
+        rows = rows.filter(**{f"{key}__gte": lower})
+    rows = rows.order_by(key).values_list("pk", key)[:CLEANUP_BATCH]
+    table = rows.model._meta.db_table
+    if connection.vendor == "postgresql":
+        select_sql, params = rows.query.sql_with_params()
+        quoted = connection.ops.quote_name(table)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"WITH doomed(id, key) AS ({select_sql}), "
+                f"gone AS (DELETE FROM {quoted} AS t USING doomed WHERE t.id = doomed.id "
+                "RETURNING doomed.key) "
+                "SELECT count(*), max(key) FROM gone",
+                params,
+            )
+            deleted, newest = cursor.fetchone()
+        return deleted, newest
+    picked = list(rows)
+    if not picked:
+        return 0, None
+    prepare = rows.model._meta.pk.get_db_prep_value  # a journey's UUID is text on SQLite
+    ids = [prepare(pk, connection) for pk, _ in picked]
+    quoted = connection.ops.quote_name(table)
+    with connection.cursor() as cursor:
+        for start in range(0, len(ids), _SQLITE_IDS_PER_STATEMENT):
+            chunk = ids[start : start + _SQLITE_IDS_PER_STATEMENT]
+            marks = ", ".join(["%s"] * len(chunk))
+            cursor.execute(f"DELETE FROM {quoted} WHERE id IN ({marks})", chunk)
+    return len(ids), max(moment for _, moment in picked)
+
+
+def _old_events(model, cutoff: datetime) -> QuerySet:
+    return model.objects.synthetic().filter(created_at__lt=cutoff)
+
+
+def _our_finished_journeys(cutoff: datetime) -> QuerySet[Journey]:
+    # started_at < cutoff follows from ended_at < cutoff (a constraint: the end is not before the
+    # start) and bounds the walk on the (is_synthetic, started_at) index.
+    return (
+        Journey.objects.synthetic()
+        .filter(started_at__lt=cutoff, ended_at__lt=cutoff)
+        .exclude(status=JourneyStatus.ACTIVE)
+    )
+
+
+def _journeys_without_any_event(cutoff: datetime) -> QuerySet[Journey]:
+    journeys = _our_finished_journeys(cutoff)
+    for model in (JourneySceneEvent, MindblockEvent):
+        journeys = journeys.exclude(Exists(model.objects.filter(journey=OuterRef("pk"))))
+    return journeys
 
 
 def _journeys_left_without_events(cutoff: datetime) -> QuerySet[Journey]:
@@ -68,7 +269,9 @@ def _journeys_left_without_events(cutoff: datetime) -> QuerySet[Journey]:
 
     An event is kept when it is not ours or not older than the cutoff. Asked before the events are
     deleted (a dry run) or after (the real run), the answer is the same, and a journey that still
-    has any event is never deleted, so no cascade can reach a row we did not write.
+    has any event is never deleted, so no cascade can reach a row we did not write. After the
+    events' stages every event left is a kept one, so the real run asks the cheaper question
+    (`_journeys_without_any_event`), whose answer is then the same.
     """
     kept: list[Exists] = []
     for model in (JourneySceneEvent, MindblockEvent):
@@ -77,9 +280,17 @@ def _journeys_left_without_events(cutoff: datetime) -> QuerySet[Journey]:
             Exists(of_journey.real()),
             Exists(of_journey.synthetic().filter(created_at__gte=cutoff)),
         ]
-    journeys = (
-        Journey.objects.synthetic().filter(ended_at__lt=cutoff).exclude(status=JourneyStatus.ACTIVE)
-    )
+    journeys = _our_finished_journeys(cutoff)
     for condition in kept:
         journeys = journeys.exclude(condition)
     return journeys
+
+
+CLEANUP_TASK_FUNC = "synthetics.tasks.cleanup_continue"
+
+
+def cleanup_job_hand_off(job_id: int) -> None:
+    """Queue a django-q2 task that continues the job (after the caller's transaction commits)."""
+    from django_q.tasks import async_task
+
+    transaction.on_commit(lambda: async_task(CLEANUP_TASK_FUNC, job_id))
