@@ -196,7 +196,7 @@ def test_a_failed_batch_is_rolled_back_and_recorded_and_earlier_batches_stay_cou
     monkeypatch.setattr(cleanup, "CLEANUP_BATCH", 40)
     cutoff = history - timedelta(hours=1)
     expected = cleanup.cleanup_counts(cutoff=cutoff)
-    real_delete, calls = cleanup._delete_next, []
+    real_delete, calls = cleanup._delete_events, []
 
     def failing(stage, **kwargs):
         calls.append(stage)
@@ -205,7 +205,7 @@ def test_a_failed_batch_is_rolled_back_and_recorded_and_earlier_batches_stay_cou
             raise RuntimeError("disk full")
         return real_delete(stage, **kwargs)
 
-    monkeypatch.setattr(cleanup, "_delete_next", failing)
+    monkeypatch.setattr(cleanup, "_delete_events", failing)
     # when the cleanup runs
     with pytest.raises(RuntimeError, match="disk full"):
         cleanup.cleanup_synthetic(older_than_hours=1, dry_run=False, now=history)

@@ -259,6 +259,12 @@ def ours_at(age: timedelta, journey: int | None = None) -> dict:
     older_than_hours=2,
     batch=cleanup.CLEANUP_BATCH,
 )
+@example(  # two of our journeys starting together, with journey windows of one
+    event_rows=[ours_at(timedelta(hours=3), journey=0)],
+    journey_rows=[{"kind": "ours", "active": False, "age": timedelta(hours=3)}] * 2,
+    older_than_hours=2,
+    batch=1,
+)
 @example(  # three of ours with the same created_at, deleted one batch of one at a time
     event_rows=[ours_at(timedelta(hours=3))] * 3 + [ours_at(timedelta(hours=4))],
     journey_rows=[],

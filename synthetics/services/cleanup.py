@@ -3,8 +3,8 @@
 A cleanup walks three stages in order: scene events, mindblock events, then the journeys left
 without events. Each stage is a keyset walk over an index (events by the synthetic-tag index in
 created_at order, journeys by (is_synthetic, started_at)): a batch deletes the next CLEANUP_BATCH
-rows of ours after the stage's lower bound, in one statement on PostgreSQL (a CTE that selects and
-deletes), and the bound moves to the newest row it deleted. So no batch re-reads what an earlier
+rows of ours after the stage's lower bound, in one statement on PostgreSQL (a DELETE of the array
+of ids a LIMITed index scan picks), and the bound moves to the newest row it deleted. So no batch re-reads what an earlier
 batch deleted (dead index entries stay behind until VACUUM, which may never come when autovacuum is
 off), and a stopped cleanup resumes exactly where it was.
 
@@ -22,7 +22,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.db import connection, transaction
-from django.db.models import Exists, OuterRef, QuerySet
+from django.db.models import Exists, OuterRef, QuerySet, TextField
+from django.db.models.expressions import RawSQL
 
 from synthetics.errors import Conflict, whole_number_required
 from synthetics.models import (
@@ -179,14 +180,17 @@ def _now() -> datetime:
 
 
 def _batch(job: CleanupJob) -> None:
-    """One batch of the job's current stage; moves to the next stage when the stage is empty."""
+    """One batch of the job's current stage; moves to the next stage when the stage is exhausted."""
     stage = CleanupStage(job.stage)
     with transaction.atomic():  # a savepoint: a failed batch is undone, the job row is not
-        deleted, newest = _delete_next(stage, cutoff=job.cutoff, lower=job.lower_bound)
+        if stage == CleanupStage.JOURNEYS:
+            deleted, lower = _delete_journeys_window(cutoff=job.cutoff, lower=job.lower_bound)
+        else:
+            deleted, lower = _delete_events(stage, cutoff=job.cutoff, lower=job.lower_bound)
     field = _COUNT_FIELDS[stage]
     setattr(job, field, getattr(job, field) + deleted)
-    if deleted:
-        job.lower_bound = newest
+    if lower is not None:
+        job.lower_bound = lower
         return
     position = _STAGE_ORDER.index(stage)
     job.lower_bound = None
@@ -198,43 +202,81 @@ def _batch(job: CleanupJob) -> None:
         job.finished_at = _now()
 
 
-def _delete_next(
+def _delete_events(
     stage: CleanupStage, *, cutoff: datetime, lower: datetime | None
 ) -> tuple[int, datetime | None]:
-    """Delete the next batch of the stage from `lower` on; (rows deleted, newest key deleted)."""
-    if stage == CleanupStage.JOURNEYS:
-        key = "started_at"
-        # Once the events are gone, a journey keeps none of them iff no event names it at all: two
-        # probes of the journey_id indexes instead of four (the same answer, see below).
-        rows = _journeys_without_any_event(cutoff)
-    else:
-        key = "created_at"
-        model = JourneySceneEvent if stage == CleanupStage.SCENE_EVENTS else MindblockEvent
-        rows = _old_events(model, cutoff)
+    """Delete the next CLEANUP_BATCH of our old events from `lower` on, in created_at order.
+
+    Returns the rows deleted and where the next batch starts: the newest created_at deleted (>=,
+    so rows that share it but missed this batch come next), or None when the stage is exhausted.
+    """
+    model = JourneySceneEvent if stage == CleanupStage.SCENE_EVENTS else MindblockEvent
+    rows = _old_events(model, cutoff)
     if lower is not None:
-        # >=: rows sharing the newest key of the last batch but not in it are still to come.
-        rows = rows.filter(**{f"{key}__gte": lower})
-    rows = rows.order_by(key).values_list("pk", key)[:CLEANUP_BATCH]
+        rows = rows.filter(created_at__gte=lower)
+    deleted, newest = _delete_rows(rows, key="created_at", limit=CLEANUP_BATCH)
+    return deleted, (newest if deleted == CLEANUP_BATCH else None)
+
+
+def _delete_journeys_window(
+    *, cutoff: datetime, lower: datetime | None
+) -> tuple[int, datetime | None]:
+    """Delete our finished old journeys left without events among the next CLEANUP_BATCH or so.
+
+    The window is a range of started_at: from `lower` to the start of the CLEANUP_BATCH-th of our
+    journeys after it (both included; an index look-up), so the database probes each journey of the
+    window for events instead of weighing every event against every journey. The next window
+    starts a microsecond later (the timestamps' own resolution); None when this was the last one.
+    """
+    ours = Journey.objects.filter(is_synthetic=True, started_at__lt=cutoff)
+    if lower is not None:
+        ours = ours.filter(started_at__gte=lower)
+    starts = ours.order_by("started_at").values_list("started_at", flat=True)
+    upper = starts[CLEANUP_BATCH - 1 : CLEANUP_BATCH].first()
+    rows = _journeys_without_any_event(cutoff)
+    if lower is not None:
+        rows = rows.filter(started_at__gte=lower)
+    if upper is not None:
+        rows = rows.filter(started_at__lte=upper)
+    deleted, _ = _delete_rows(rows, key="started_at")
+    return deleted, (None if upper is None else upper + timedelta(microseconds=1))
+
+
+def _delete_rows(
+    rows: QuerySet, *, key: str, limit: int | None = None
+) -> tuple[int, datetime | None]:
+    """Delete the rows of the queryset (the first `limit` in `key` order) in one statement.
+
+    Returns the rows deleted and their newest `key`.
+    """
     table = rows.model._meta.db_table
+    quoted, column = connection.ops.quote_name(table), connection.ops.quote_name(key)
+    if limit is not None:
+        rows = rows.order_by(key)
     if connection.vendor == "postgresql":
-        select_sql, params = rows.query.sql_with_params()
-        quoted = connection.ops.quote_name(table)
+        # The rows' physical addresses as an array, taken in the same statement: the DELETE goes
+        # straight to each (a TID scan), where a join with the batch could hash it against a scan
+        # of the whole table and a list of ids would walk the primary key once per row.
+        tids = rows.annotate(tid=RawSQL(f"{quoted}.ctid", (), output_field=TextField()))
+        tids = tids.values_list("tid")
+        if limit is not None:
+            tids = tids[:limit]
+        select_sql, params = tids.query.sql_with_params()
         with connection.cursor() as cursor:
             cursor.execute(
-                f"WITH doomed(id, key) AS ({select_sql}), "
-                f"gone AS (DELETE FROM {quoted} AS t USING doomed WHERE t.id = doomed.id "
-                "RETURNING doomed.key) "
-                "SELECT count(*), max(key) FROM gone",
+                f"WITH gone AS (DELETE FROM {quoted} WHERE ctid = ANY(ARRAY({select_sql})) "
+                f"RETURNING {column} AS key) SELECT count(*), max(key) FROM gone",
                 params,
             )
             deleted, newest = cursor.fetchone()
         return deleted, newest
-    picked = list(rows)
+    if limit is not None:
+        rows = rows[:limit]
+    picked = list(rows.values_list("pk", key))
     if not picked:
         return 0, None
     prepare = rows.model._meta.pk.get_db_prep_value  # a journey's UUID is text on SQLite
     ids = [prepare(pk, connection) for pk, _ in picked]
-    quoted = connection.ops.quote_name(table)
     with connection.cursor() as cursor:
         for start in range(0, len(ids), _SQLITE_IDS_PER_STATEMENT):
             chunk = ids[start : start + _SQLITE_IDS_PER_STATEMENT]
