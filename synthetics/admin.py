@@ -13,7 +13,12 @@ from django.urls import path, reverse
 from django.utils.decorators import method_decorator
 from django.views.decorators.http import require_POST
 
-from synthetics.admin_tools import BigTableAdmin, EventTypeFilter, OriginFilter
+from synthetics.admin_tools import (
+    BigTableAdmin,
+    CappedCountPaginator,
+    EventTypeFilter,
+    OriginFilter,
+)
 from synthetics.engine.types import MINDBLOCK_EVENT_TYPES, SCENE_EVENT_TYPES
 from synthetics.errors import ApplicationError, RunFailed
 from synthetics.models import (
@@ -52,7 +57,7 @@ class JourneySceneEventAdmin(BigTableAdmin):
     date_hierarchy = "created_at"
     ordering = ("-created_at",)
     raw_id_fields = ("user", "journey", "scene")
-    list_select_related = ("scene", "user")
+    list_select_related = ("scene__template", "user")  # a scene is named by its template
 
     def get_queryset(self, request):
         return super().get_queryset(request).with_origin()
@@ -67,7 +72,7 @@ class MindblockEventAdmin(JourneySceneEventAdmin):
     list_display = ("created_at", "event_type", "mindblock", "scene", "user", "is_synthetic")
     list_filter = (OriginFilter, MindblockEventTypeFilter)
     raw_id_fields = ("user", "journey", "scene", "mindblock")
-    list_select_related = ("scene", "user", "mindblock")
+    list_select_related = ("scene__template", "user", "mindblock")
 
 
 @admin.register(Journey)
@@ -131,6 +136,8 @@ class ActivityFilter(admin.SimpleListFilter):
 
 @admin.register(SimUser)
 class SimUserAdmin(admin.ModelAdmin):
+    paginator = CappedCountPaginator  # pools of up to a million: no full COUNT per page
+    show_full_result_count = False
     list_display = (
         "display_name", "persona", "timezone", "locale", "activity_weight", "signup_date",
         "is_active_now",
@@ -139,7 +146,7 @@ class SimUserAdmin(admin.ModelAdmin):
     search_fields = ("display_name", "user__username", "timezone", "locale")
     raw_id_fields = ("user",)
     list_select_related = ("user",)
-    list_per_page = 100
+    list_per_page = 50
     readonly_fields = ("created_at", "updated_at")
 
     def get_queryset(self, request):

@@ -295,6 +295,9 @@ SYNTHETICS_MANUAL_LOCK_WAIT_SECONDS = float(
 SYNTHETICS_CLEANUP_REQUEST_SECONDS = float(
     os.environ.get("SYNTHETICS_CLEANUP_REQUEST_SECONDS", "5")
 )
+# The admin's lists of events and journeys stop a filter that reads longer than this (a message says
+# so), so no filter combination over millions of rows can hold a worker until it is killed.
+SYNTHETICS_ADMIN_LIST_SECONDS = float(os.environ.get("SYNTHETICS_ADMIN_LIST_SECONDS", "3"))
 SYNTHETICS_CLEANUP_TASK_SECONDS = float(
     os.environ.get("SYNTHETICS_CLEANUP_TASK_SECONDS", str(Q_CLUSTER["timeout"] - 20))
 )
