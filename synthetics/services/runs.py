@@ -61,7 +61,7 @@ from synthetics.services.locks import (
     sqlite_write_wait,
 )
 from synthetics.services.seeding import next_sim_index, sim_accounts_create
-from synthetics.services.writers import run_output_write, runs_output_write
+from synthetics.services.writers import run_hours_add, run_output_write, runs_output_write
 
 logger = logging.getLogger("synthetics")
 
@@ -430,6 +430,7 @@ def _generate(
     )
     run.finished_at = timezone.now()
     run.save(update_fields=["finished_at"])
+    run_hours_add([run])
     transaction.on_commit(lambda: _log(run))
     return run
 
@@ -872,6 +873,7 @@ def _write_span(span: _SimulatedSpan, *, deadline: RunDeadline) -> list[Syntheti
     SyntheticRun.objects.filter(id__in=run_ids).update(finished_at=finished_at)
     for run in runs:
         run.finished_at = finished_at
+    run_hours_add(runs)
     transaction.on_commit(lambda: [_log(run) for run in runs])
     return runs
 

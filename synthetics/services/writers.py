@@ -4,14 +4,21 @@ executemany elsewhere; never a row at a time."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 
 import orjson
 from django.db import connection, models
 
 from synthetics.engine import EventRecord, JourneyUpdate, NewJourney
 from synthetics.engine.run import next_due
-from synthetics.models import Journey, JourneySceneEvent, MindblockEvent
+from synthetics.models import (
+    Journey,
+    JourneySceneEvent,
+    MindblockEvent,
+    RunStatus,
+    SyntheticRun,
+    SyntheticRunHour,
+)
 
 BATCH_SIZE = 1000
 
@@ -227,3 +234,50 @@ def _update_checked(
         cursor.execute(sql, params)
         if cursor.rowcount != expected:  # a journey vanished mid-run: roll the run back
             raise RuntimeError(f"expected to update {expected} journeys, updated {cursor.rowcount}")
+
+
+_HOUR_FIELDS = (
+    "sessions_started",
+    "scene_events_created",
+    "mindblock_events_created",
+    "journeys_completed",
+    "journeys_abandoned",
+    "journeys_errored",
+)
+
+
+def run_hours_add(runs: Iterable[SyntheticRun]) -> None:
+    """Add succeeded runs to their UTC hour's sums (synthetic_run_hours), in the caller's transaction.
+
+    One INSERT … ON CONFLICT per batch of hours: the sums move with the ledger rows they summarise,
+    on PostgreSQL and SQLite alike.
+    """
+    sums: dict[datetime, list[int]] = {}
+    for run in runs:
+        if run.status != RunStatus.SUCCEEDED:
+            continue
+        hour = run.window_end.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+        row = sums.setdefault(hour, [0] * (1 + len(_HOUR_FIELDS)))
+        row[0] += 1
+        for position, name in enumerate(_HOUR_FIELDS, start=1):
+            row[position] += getattr(run, name)
+    if not sums:
+        return
+    table = connection.ops.quote_name(SyntheticRunHour._meta.db_table)
+    columns = ("hour", "runs", *_HOUR_FIELDS)
+    placeholders = "(" + ", ".join(["%s"] * len(columns)) + ")"
+    added = ", ".join(f"{name} = {table}.{name} + EXCLUDED.{name}" for name in columns[1:])
+    hour_field = SyntheticRunHour._meta.get_field("hour")
+    rows = [
+        [hour_field.get_db_prep_value(hour, connection), *values]
+        for hour, values in sorted(sums.items())
+    ]
+    with connection.cursor() as cursor:
+        for start in range(0, len(rows), BATCH_SIZE // 10):
+            batch = rows[start : start + BATCH_SIZE // 10]
+            cursor.execute(
+                f"INSERT INTO {table} ({', '.join(columns)}) VALUES "
+                + ", ".join([placeholders] * len(batch))
+                + f" ON CONFLICT (hour) DO UPDATE SET {added}",
+                [value for row in batch for value in row],
+            )

@@ -1,0 +1,203 @@
+"""Reads that stay fast at millions of rows, and stay right: the hourly sums behind the activity chart,
+the admin's date range from ordered index reads, each list bounded in time, no query per row."""
+
+from __future__ import annotations
+
+import importlib
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from django.apps import apps
+from django.db import connection
+from django.db.models import Max, Min, Q
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from synthetics import admin_tools
+from synthetics.models import JourneySceneEvent, RunStatus, SyntheticRun, SyntheticRunHour
+from synthetics.selectors import dashboards
+from synthetics.services import activity_backfill, run_manual, run_scheduled
+from synthetics.services.writers import run_hours_add
+from tests.factories import JourneySceneEventFactory, StaffUserFactory, SyntheticRunFactory
+
+pytestmark = pytest.mark.django_db
+
+NOW = datetime(2026, 1, 9, 19, 17, 30, tzinfo=UTC)
+
+
+def ledger_only_series(*, hours: int, now: datetime) -> list[dict]:
+    """The hourly series as the ledger alone gives it (what the sums must reproduce)."""
+    since = now - timedelta(hours=hours)
+    rows = dashboards._ledger_buckets(
+        Q(window_end__gt=since, window_end__lte=now), per_minute=False
+    )
+    first = since.replace(minute=0, second=0, microsecond=0)
+    series, moment = [], first
+    while moment <= now:
+        row = rows.get(moment, {})
+        series.append(
+            {"bucket": moment, **{key: row.get(key) or 0 for key in dashboards._SERIES_FIELDS}}
+        )
+        moment += timedelta(hours=1)
+    return series
+
+
+def test_the_hourly_chart_from_the_sums_is_the_chart_from_the_ledger(sim_users, monkeypatch):
+    # given history written by the product's own writers: backfill spans, scheduled and manual
+    # runs, and a failed run in the ledger that must count for nothing
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
+    activity_backfill(hours=9, now=now - timedelta(minutes=3))
+    run_scheduled(now=now)
+    run_manual(target=3, now=now)
+    SyntheticRunFactory(
+        status=RunStatus.FAILED, window_end=now - timedelta(hours=2), sessions_started=99
+    )
+    # when the chart of the last 8 and 24 hours is read
+    for hours in (8, 24):
+        series = dashboards.activity_series(hours=hours, now=now + timedelta(seconds=20))
+        # then it equals the ledger's own aggregate, bucket by bucket
+        assert series.series == ledger_only_series(hours=hours, now=now + timedelta(seconds=20))
+    assert sum(row.runs for row in SyntheticRunHour.objects.all()) == (
+        SyntheticRun.objects.filter(status=RunStatus.SUCCEEDED).count()
+    )
+
+
+# Runs ending anywhere in 30 hours, on the hour and a microsecond either side of it included.
+ends = st.integers(0, 30 * 60).flatmap(
+    lambda minute: st.sampled_from(
+        [timedelta(minutes=minute), timedelta(minutes=minute, microseconds=1)]
+        + ([timedelta(minutes=minute, microseconds=-1)] if minute else [])
+    )
+)
+
+
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+    database=None,
+)
+@given(
+    runs=st.lists(
+        st.tuples(ends, st.sampled_from(["succeeded", "failed", "skipped"]), st.integers(0, 50)),
+        max_size=25,
+    ),
+    hours=st.integers(7, 26),
+    offset=st.integers(0, 3599),
+)
+def test_hourly_sums_give_the_ledger_aggregate_for_any_runs_and_any_now(runs, hours, offset):
+    # Rule: for any ledger and any `now` (on the hour or not), hourly series from the sums plus
+    # the ledger's two partial hours equal the ledger's own aggregate.
+    SyntheticRun.objects.all().delete()
+    SyntheticRunHour.objects.all().delete()
+    start = datetime(2026, 1, 8, 0, 0, tzinfo=UTC)
+    made = [
+        SyntheticRunFactory(
+            status=status,
+            window_end=start + end,
+            window_start=start + end - timedelta(minutes=1),
+            sessions_started=sessions,
+            scene_events_created=2 * sessions,
+        )
+        for end, status, sessions in runs
+    ]
+    run_hours_add(made)
+    now = start + timedelta(hours=hours, seconds=offset)
+    series = dashboards.activity_series(hours=hours, now=now)
+    assert series.series == ledger_only_series(hours=hours, now=now)
+    assert series.totals["runs"] == sum(
+        1
+        for end, status, _ in runs
+        if status == "succeeded" and now - timedelta(hours=hours) < start + end <= now
+    )
+
+
+def test_the_migration_fills_the_sums_from_the_ledger_as_the_writers_would(sim_users):
+    # given a ledger written by the product, and the sums it wrote along
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
+    activity_backfill(hours=3, now=now)
+    written = list(SyntheticRunHour.objects.order_by("hour").values())
+    assert written
+    # when the sums are dropped and the migration's fill runs
+    SyntheticRunHour.objects.all().delete()
+    migration = importlib.import_module("synthetics.migrations.0015_ledger_indexes_and_hours")
+    migration.hours_fill(apps, None)
+    # then the same sums are back
+    assert list(SyntheticRunHour.objects.order_by("hour").values()) == written
+
+
+# --- the admin ----------------------------------------------------------------------------------
+
+
+def test_the_date_range_from_ordered_reads_is_min_and_max(sim_users):
+    activity_backfill(hours=2, now=NOW)
+    JourneySceneEventFactory(created_at=NOW - timedelta(days=3))  # a real row, older
+    base = admin_tools._range_dates_class(type(JourneySceneEvent.objects.all()))
+    for queryset in (JourneySceneEvent.objects.all(), JourneySceneEvent.objects.synthetic()):
+        ranged = base(model=queryset.model, query=queryset.query, using=queryset.db)
+        with CaptureQueriesContext(connection) as queries:
+            got = ranged.aggregate(first=Min("created_at"), last=Max("created_at"))
+        assert got == queryset.aggregate(first=Min("created_at"), last=Max("created_at"))
+        assert not any("MIN(" in q["sql"].upper() for q in queries.captured_queries)
+    # any other aggregate is left to Django
+    assert ranged.aggregate(n=Min("id"))["n"] == JourneySceneEvent.objects.synthetic().aggregate(
+        n=Min("id")
+    )["n"]
+
+
+def test_a_list_that_runs_past_its_time_is_stopped_with_a_message_not_a_500(
+    client, sim_users, settings, monkeypatch
+):
+    # given a list whose query takes longer than the limit
+    settings.SYNTHETICS_ADMIN_LIST_SECONDS = 0.2
+    activity_backfill(hours=1, now=NOW)
+    original = admin_tools.BigTableAdmin.get_queryset
+
+    def slow(self, request):
+        queryset = original(self, request)
+        if request.GET.get("event_type"):
+            return _slowed(queryset)
+        return queryset
+
+    monkeypatch.setattr(admin_tools.BigTableAdmin, "get_queryset", slow)
+    client.force_login(StaffUserFactory())
+    url = reverse("admin:synthetics_journeysceneevent_changelist")
+    # when it is asked for
+    response = client.get(url, {"event_type": "scene_entered"}, follow=True)
+    # then the list comes back unfiltered with a message naming the filter and the limit
+    assert response.status_code == 200
+    assert response.redirect_chain == [(url, 302)]
+    shown = [str(message) for message in response.context["messages"]]
+    assert any("event_type=scene_entered" in m and "0.2 s" in m for m in shown), shown
+
+
+def _slowed(queryset):
+    """The queryset, made to read for seconds on either database whatever the plan."""
+    if connection.vendor == "postgresql":
+        # A sleep per row the scan reaches: no plan can skip it.
+        slow = "(pg_sleep(0.05 + 0 * journey_scene_events.id))::text = ''"
+    else:
+        slow = (
+            "journey_scene_events.id NOT IN (WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL "
+            "SELECT x + 1 FROM c WHERE x < 100000000) SELECT -x FROM c)"
+        )
+    return queryset.extra(where=[slow])
+
+
+@pytest.mark.parametrize(
+    "name", ["journeysceneevent", "mindblockevent", "journey", "syntheticrun", "simuser"]
+)
+def test_big_lists_read_a_fixed_number_of_queries_whatever_the_rows(client, sim_users, name):
+    client.force_login(StaffUserFactory())
+    url = reverse(f"admin:synthetics_{name}_changelist")
+    activity_backfill(hours=1, now=NOW - timedelta(hours=2))
+    client.get(url)
+    with CaptureQueriesContext(connection) as few:
+        client.get(url)
+    activity_backfill(hours=1, now=NOW)
+    with CaptureQueriesContext(connection) as many:
+        response = client.get(url)
+    assert response.status_code == 200
+    assert len(many.captured_queries) == len(few.captured_queries) < 15
