@@ -4,6 +4,7 @@ journeys and events (read-only, fast on millions of rows) and the editable journ
 from __future__ import annotations
 
 from django.contrib import admin, messages
+from django.contrib.admin.views.main import ChangeList
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count
@@ -19,6 +20,7 @@ from synthetics.admin_tools import (
     EventTypeFilter,
     OriginFilter,
 )
+from synthetics.db import origin_run_id
 from synthetics.engine.types import MINDBLOCK_EVENT_TYPES, SCENE_EVENT_TYPES
 from synthetics.errors import ApplicationError, RunFailed
 from synthetics.models import (
@@ -28,6 +30,7 @@ from synthetics.models import (
     MindblockEvent,
     MindblockType,
     RhythmProfile,
+    RunStatus,
     Scene,
     SimUser,
     SyntheticRun,
@@ -50,6 +53,27 @@ class MindblockEventTypeFilter(EventTypeFilter):
     event_types = MINDBLOCK_EVENT_TYPES
 
 
+class OriginChangeList(ChangeList):
+    """An event list that marks each row of the page as ours or not with one look-up in the ledger.
+
+    The page's rows carry their payloads: the run ids they name are read in Python (the twin of the
+    SQL rule, `origin_run_id`) and the ledger is asked once which of them succeeded, instead of an
+    EXISTS per row that PostgreSQL may turn into a hash of the whole ledger.
+    """
+
+    def get_results(self, request):
+        super().get_results(request)
+        named = {origin_run_id(event.event_payload) for event in self.result_list}
+        named.discard(None)
+        ours = set(
+            SyntheticRun.objects.filter(id__in=named, status=RunStatus.SUCCEEDED).values_list(
+                "id", flat=True
+            )
+        )
+        for event in self.result_list:
+            event.is_ours = origin_run_id(event.event_payload) in ours
+
+
 @admin.register(JourneySceneEvent)
 class JourneySceneEventAdmin(BigTableAdmin):
     list_display = ("created_at", "event_type", "scene", "user", "journey_id", "is_synthetic")
@@ -59,8 +83,8 @@ class JourneySceneEventAdmin(BigTableAdmin):
     raw_id_fields = ("user", "journey", "scene")
     list_select_related = ("scene__template", "user")  # a scene is named by its template
 
-    def get_queryset(self, request):
-        return super().get_queryset(request).with_origin()
+    def get_changelist(self, request, **kwargs):
+        return OriginChangeList
 
     @admin.display(boolean=True, description="synthetic")
     def is_synthetic(self, obj) -> bool:

@@ -81,3 +81,22 @@ class SyntheticOrigin(Func):
         )
         tag, run = f"$.{TAG_KEY}", f"$.{RUN_ID_KEY}"
         return sql, (*params, tag, *params, run, *params, run)
+
+
+# The largest run id SyntheticOrigin accepts on PostgreSQL: at most 18 digits.
+_MAX_RUN_ID = 10**18 - 1
+
+
+def origin_run_id(payload: object) -> int | None:
+    """SyntheticOrigin in Python, for a payload already read: the run id, or None.
+
+    The boolean tag and a JSON integer run id from 1 to 18 digits (JSON decoding keeps true, 5,
+    5.0 and "5" apart, as jsonb_typeof and json_type do). Used where a page of rows is already in
+    memory (the admin's lists), so the ledger is asked once for the page's run ids.
+    """
+    if not isinstance(payload, dict) or payload.get(TAG_KEY) is not True:
+        return None
+    run_id = payload.get(RUN_ID_KEY)
+    if type(run_id) is not int or not 1 <= run_id <= _MAX_RUN_ID:
+        return None
+    return run_id

@@ -490,10 +490,6 @@ class EventQuerySet(models.QuerySet):
         """Every event that `synthetic()` leaves out: the two partition the table."""
         return self.alias(origin_run=SyntheticOrigin("event_payload")).exclude(_ours())
 
-    def with_origin(self) -> EventQuerySet:
-        """Annotate `is_ours` (one primary-key look-up in the ledger per row: for listing pages)."""
-        return self.alias(origin_run=SyntheticOrigin("event_payload")).annotate(is_ours=_ours())
-
 
 class EventBase(models.Model):
     """Columns shared by both event tables; `event_payload` carries the synthetic tag and the run id."""

@@ -142,9 +142,10 @@ def test_the_date_range_from_ordered_reads_is_min_and_max(sim_users):
         assert got == queryset.aggregate(first=Min("created_at"), last=Max("created_at"))
         assert not any("MIN(" in q["sql"].upper() for q in queries.captured_queries)
     # any other aggregate is left to Django
-    assert ranged.aggregate(n=Min("id"))["n"] == JourneySceneEvent.objects.synthetic().aggregate(
-        n=Min("id")
-    )["n"]
+    assert (
+        ranged.aggregate(n=Min("id"))["n"]
+        == JourneySceneEvent.objects.synthetic().aggregate(n=Min("id"))["n"]
+    )
 
 
 def test_a_list_that_runs_past_its_time_is_stopped_with_a_message_not_a_500(
@@ -201,3 +202,38 @@ def test_big_lists_read_a_fixed_number_of_queries_whatever_the_rows(client, sim_
         response = client.get(url)
     assert response.status_code == 200
     assert len(many.captured_queries) == len(few.captured_queries) < 15
+
+
+def test_the_event_list_marks_ours_as_the_database_rule_does(client, sim_users):
+    # given ours and every kind of look-alike on one page
+    activity_backfill(hours=1, now=NOW)
+    ours = JourneySceneEvent.objects.synthetic().order_by("-created_at")[0]
+    run_id = ours.event_payload["run_id"]
+    failed = SyntheticRunFactory(status=RunStatus.FAILED).id
+    look_alikes = [
+        {"synthetic": "true", "run_id": run_id},
+        {"synthetic": True, "run_id": str(run_id)},
+        {"synthetic": True, "run_id": float(run_id)},
+        {"synthetic": True, "run_id": failed},
+        {"synthetic": True, "run_id": run_id + 10**6},
+        {"synthetic": True, "run_id": 10**19},
+        {"synthetic": True},
+        {"synthetic": 1, "run_id": run_id},
+        {},
+    ]
+    later = NOW + timedelta(minutes=1)
+    for payload in look_alikes:
+        JourneySceneEventFactory(created_at=later, event_payload=payload)
+    client.force_login(StaffUserFactory())
+    # when the list's first page is shown
+    response = client.get(reverse("admin:synthetics_journeysceneevent_changelist"))
+    # then each row is marked exactly as EventQuerySet.synthetic() decides
+    rows = list(response.context["cl"].result_list)
+    assert len(rows) == 50
+    decided = set(
+        JourneySceneEvent.objects.synthetic()
+        .filter(pk__in=[row.pk for row in rows])
+        .values_list("pk", flat=True)
+    )
+    assert {row.pk for row in rows if row.is_ours} == decided
+    assert len(decided) == 50 - len(look_alikes)

@@ -6,6 +6,7 @@ import math
 from datetime import UTC
 
 from django.http import QueryDict
+from django.utils import timezone
 from rest_framework import serializers
 
 from synthetics.engine.population import PERSONAS
@@ -313,6 +314,22 @@ class ActivityTotalsOutput(ActivityCountsOutput):
 
 class ActivityPointOutput(ActivityCountsOutput):
     bucket = serializers.DateTimeField(help_text="Start of the minute or hour.")
+
+    def to_representation(self, point):
+        # 721 points for 30 days, each a dict of ints and a UTC datetime from the selector: the
+        # values are copied directly and the time written as DRF writes it (ISO 8601 in the
+        # current zone, "Z" for UTC), the same JSON as DRF's field-by-field walk at a fraction of
+        # its cost (a test compares the two).
+        sources = self.__dict__.get("_sources")
+        if sources is None:
+            sources = self._sources = [
+                (name, field.source) for name, field in self.fields.items() if name != "bucket"
+            ]
+            self._zone = timezone.get_current_timezone()
+        body = {name: point[source] for name, source in sources}
+        moment = point["bucket"].astimezone(self._zone).isoformat()
+        body["bucket"] = moment[:-6] + "Z" if moment.endswith("+00:00") else moment
+        return body
 
 
 class ActivityResponse(serializers.Serializer):
