@@ -237,3 +237,23 @@ def test_the_event_list_marks_ours_as_the_database_rule_does(client, sim_users):
     )
     assert {row.pk for row in rows if row.is_ours} == decided
     assert len(decided) == 50 - len(look_alikes)
+
+
+def test_activity_points_are_written_as_drfs_own_field_walk_writes_them(sim_users, settings):
+    from synthetics.api import serializers as io
+
+    class Plain(io.ActivityCountsOutput):  # the same fields, DRF's own to_representation
+        bucket = io.ActivityPointOutput().fields["bucket"].__class__()
+
+    activity_backfill(hours=8, now=NOW)
+    for zone in ("UTC", "Asia/Kathmandu"):
+        settings.TIME_ZONE = zone
+        from django.utils import timezone as django_timezone
+
+        with django_timezone.override(zone):
+            for hours in (3, 24):
+                series = dashboards.activity_series(hours=hours, now=NOW).series
+                fast = io.ActivityPointOutput(series, many=True).data
+                plain = Plain(series, many=True).data
+                assert [dict(point) for point in fast] == [dict(point) for point in plain]
+                assert list(fast[0]) == list(plain[0])  # the same keys in the same order
