@@ -5,7 +5,8 @@ In a throwaway PostgreSQL database: seed 3,000 sim users, set sessions_per_min t
 same hours, untagged), VACUUM ANALYZE and CHECKPOINT. That database is the template of three copies:
 
 - reference: plain DELETEs of the same rows, one statement per table (scene events and mindblock
-  events by the tag and created_at, then our finished journeys that ended before the cutoff);
+  events by the tag and created_at, our finished journeys that ended before the cutoff, then the
+  ledger rows of runs that ended before it and that no journey names);
 - cleanup: `cleanup_synthetic` as the command and the tasks run it (batches of CLEANUP_BATCH, cursor
   and counts saved per batch), with the same cutoff; a second process starts one `run_scheduled`
   a second after the cleanup started and times it;
@@ -107,6 +108,8 @@ PLAIN = (
     "AND created_at < %(cutoff)s",
     "DELETE FROM journeys WHERE is_synthetic AND run_id IS NOT NULL AND status <> 'active' "
     "AND ended_at < %(cutoff)s",
+    "DELETE FROM synthetic_runs AS r WHERE window_end < %(cutoff)s "
+    "AND NOT EXISTS (SELECT 1 FROM journeys AS j WHERE j.run_id = r.id)",
 )
 
 
@@ -166,6 +169,7 @@ def measure(*, hours: int, rate: int, older_than_hours: int = 1) -> dict:
         ours_counts["journey_scene_events"],
         ours_counts["mindblock_events"],
         ours_counts["journeys"],
+        ours_counts["synthetic_runs"],
     ]
     if not same:
         raise RuntimeError(f"not the same rows: plain {plain_counts}, ours {ours_counts}")

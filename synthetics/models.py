@@ -694,6 +694,7 @@ class CleanupStage(models.TextChoices):
     SCENE_EVENTS = "journey_scene_events"
     MINDBLOCK_EVENTS = "mindblock_events"
     JOURNEYS = "journeys"
+    RUNS = "synthetic_runs"
     DONE = "done"
 
 
@@ -723,6 +724,9 @@ class CleanupJob(TimestampedModel):
     scene_events_deleted = models.BigIntegerField(default=0)
     mindblock_events_deleted = models.BigIntegerField(default=0)
     journeys_deleted = models.BigIntegerField(default=0)
+    runs_deleted = models.BigIntegerField(
+        default=0, help_text="Ledger rows of runs none of whose rows is left."
+    )
     finished_at = models.DateTimeField(null=True, blank=True)
     error = models.TextField(blank=True)
 
@@ -744,4 +748,5 @@ class CleanupJob(TimestampedModel):
             "journey_scene_events": self.scene_events_deleted,
             "mindblock_events": self.mindblock_events_deleted,
             "journeys": self.journeys_deleted,
+            "synthetic_runs": self.runs_deleted,
         }

@@ -90,6 +90,7 @@ def test_a_job_stopped_after_every_batch_resumes_where_it_was_and_counts_exactly
         CleanupStage.SCENE_EVENTS,
         CleanupStage.MINDBLOCK_EVENTS,
         CleanupStage.JOURNEYS,
+        CleanupStage.RUNS,
         CleanupStage.DONE,
     ]
     assert job.counts == expected
@@ -98,7 +99,9 @@ def test_a_job_stopped_after_every_batch_resumes_where_it_was_and_counts_exactly
         "journey_scene_events": 0,
         "mindblock_events": 0,
         "journeys": 0,
+        "synthetic_runs": 0,
     }
+    assert job.counts["synthetic_runs"] > 0
 
 
 def test_the_api_answers_202_with_a_job_that_tasks_finish_and_the_job_url_follows(

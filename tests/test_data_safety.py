@@ -83,6 +83,10 @@ ages = st.one_of(
     st.integers(0, HOURS * 3600 * 10**6).map(lambda us: timedelta(microseconds=us)),
 )
 cutoffs = st.integers(1, HOURS)
+# Whole hours before now at which each run of the ledger ends.
+run_ages = st.fixed_dictionaries(
+    {status: st.integers(0, HOURS) for status in ("succeeded", "failed", "skipped")}
+)
 # A payload's origin: (tag, run id, run). Near misses differ from ours in exactly one respect; the
 # other half are any combination.
 OURS = ("true", "int", SUCCEEDED)
@@ -158,14 +162,24 @@ def world(db) -> dict:
     }
 
 
-def build(world: dict, event_rows: list[dict], journey_rows: list[dict]) -> dict:
+def build(
+    world: dict, event_rows: list[dict], journey_rows: list[dict], run_ages: dict | None = None
+) -> dict:
     """Empty the activity tables, then write the generated runs, journeys and events."""
+    run_ages = run_ages or {}
     JourneySceneEvent.objects.all().delete()
     MindblockEvent.objects.all().delete()
     Journey.objects.all().delete()
     SyntheticRun.objects.all().delete()
+    # Each run's window: five hours up to a whole hour between now and 4 hours ago, so a cutoff
+    # may fall after a run's end, and events (0 to 4 hours old) may fall inside its window or not.
     runs = {
-        status: SyntheticRunFactory(status=status).id for status in (SUCCEEDED, FAILED, SKIPPED)
+        status: SyntheticRunFactory(
+            status=status,
+            window_end=NOW - timedelta(hours=run_ages.get(status, 0)),
+            window_start=NOW - timedelta(hours=run_ages.get(status, 0) + 5),
+        ).id
+        for status in (SUCCEEDED, FAILED, SKIPPED)
     }
     runs[MISSING] = max(runs.values()) + 1000
     template = world["scene"].template
@@ -249,6 +263,7 @@ def ours_at(age: timedelta, journey: int | None = None) -> dict:
     event_rows=events,
     journey_rows=journeys,
     older_than_hours=cutoffs,
+    run_ages=run_ages,
     # Batches of 1 to 3 rows: ties on the keyset's key (rows of the same whole-hour age) fall
     # across batch boundaries, which must neither skip nor repeat a row.
     batch=st.integers(1, 3) | st.just(cleanup.CLEANUP_BATCH),
@@ -257,28 +272,33 @@ def ours_at(age: timedelta, journey: int | None = None) -> dict:
     event_rows=[ours_at(timedelta(hours=2)), ours_at(timedelta(hours=2, microseconds=1))],
     journey_rows=[{"kind": "ours", "active": False, "age": timedelta(hours=3)}],
     older_than_hours=2,
+    run_ages={"succeeded": 3, "failed": 3, "skipped": 1},
     batch=cleanup.CLEANUP_BATCH,
 )
 @example(  # two of our journeys starting together, with journey windows of one
     event_rows=[ours_at(timedelta(hours=3), journey=0)],
     journey_rows=[{"kind": "ours", "active": False, "age": timedelta(hours=3)}] * 2,
     older_than_hours=2,
+    run_ages={"succeeded": 4, "failed": 0, "skipped": 4},
     batch=1,
 )
 @example(  # three of ours with the same created_at, deleted one batch of one at a time
     event_rows=[ours_at(timedelta(hours=3))] * 3 + [ours_at(timedelta(hours=4))],
     journey_rows=[],
     older_than_hours=2,
+    run_ages={"succeeded": 4, "failed": 0, "skipped": 4},
     batch=1,
 )
 def test_cleanup_deletes_exactly_our_old_rows_and_leaves_every_other_row_unchanged(
-    world, event_rows, journey_rows, older_than_hours, batch
+    world, event_rows, journey_rows, older_than_hours, run_ages, batch
 ):
-    # Rule: cleanup deletes an event iff it is ours and created before the cutoff, and a journey iff
+    # Rule: cleanup deletes an event iff it is ours and created before the cutoff, a journey iff
     # it is a finished synthetic journey of a succeeded run, ended before the cutoff, with no event
-    # left; every other row keeps its payload and created_at exactly.
+    # left, and a ledger row iff its run ended before the cutoff and no journey left and no event
+    # left with the boolean tag in its window names it; every other row stays exactly as it was.
     # given
-    runs = build(world, event_rows, journey_rows)
+    runs = build(world, event_rows, journey_rows, run_ages)
+    runs_before = {row["id"]: row for row in SyntheticRun.objects.values()}
     succeeded = {runs[SUCCEEDED]}
     cutoff = NOW - timedelta(hours=older_than_hours)
     tables = {"journey_scene_events": JourneySceneEvent, "mindblock_events": MindblockEvent}
@@ -310,10 +330,35 @@ def test_cleanup_deletes_exactly_our_old_rows_and_leaves_every_other_row_unchang
         pk: row for pk, row in journeys_before.items() if pk not in doomed_journeys
     }
     assert result.counts["journeys"] == len(doomed_journeys)
+    events_left = [
+        (created_at, payload)
+        for model in tables.values()
+        for created_at, payload in model.objects.values_list("created_at", "event_payload")
+    ]
+    journey_runs_left = set(Journey.objects.values_list("run_id", flat=True))
+
+    def named_in_window(run: dict) -> bool:
+        return any(
+            payload.get("synthetic") is True
+            and type(payload.get("run_id")) is int
+            and payload["run_id"] == run["id"]
+            and run["window_start"] < created_at <= run["window_end"]
+            for created_at, payload in events_left
+        )
+
+    doomed_runs = {
+        pk
+        for pk, run in runs_before.items()
+        if run["window_end"] < cutoff and pk not in journey_runs_left and not named_in_window(run)
+    }
+    assert {row["id"]: row for row in SyntheticRun.objects.values()} == {
+        pk: row for pk, row in runs_before.items() if pk not in doomed_runs
+    }
+    assert result.counts["synthetic_runs"] == len(doomed_runs)
 
 
 @PROPERTY
-@given(event_rows=events, journey_rows=journeys, older_than_hours=cutoffs)
+@given(event_rows=events, journey_rows=journeys, older_than_hours=cutoffs, run_ages=run_ages)
 @example(  # our journey, finished two hours ago, holding one real event: the journey stays
     event_rows=[
         {
@@ -327,13 +372,14 @@ def test_cleanup_deletes_exactly_our_old_rows_and_leaves_every_other_row_unchang
     ],
     journey_rows=[{"kind": "ours", "active": False, "age": timedelta(hours=2)}],
     older_than_hours=1,
+    run_ages={"succeeded": 2, "failed": 2, "skipped": 2},
 )
 def test_a_dry_run_changes_nothing_and_counts_what_the_real_run_deletes(
-    world, event_rows, journey_rows, older_than_hours
+    world, event_rows, journey_rows, older_than_hours, run_ages
 ):
     # Rule: the dry run writes nothing, and its counts are the real run's, table by table.
     # given
-    build(world, event_rows, journey_rows)
+    build(world, event_rows, journey_rows, run_ages)
     before = (snapshot(JourneySceneEvent), snapshot(MindblockEvent), journey_snapshot())
     # when
     dry = cleanup_synthetic(older_than_hours=older_than_hours, dry_run=True, now=NOW)

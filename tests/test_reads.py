@@ -257,3 +257,31 @@ def test_activity_points_are_written_as_drfs_own_field_walk_writes_them(sim_user
                 plain = Plain(series, many=True).data
                 assert [dict(point) for point in fast] == [dict(point) for point in plain]
                 assert list(fast[0]) == list(plain[0])  # the same keys in the same order
+
+
+def test_each_scheduled_run_prunes_old_runs_that_wrote_nothing_and_nothing_else(
+    sim_users, monkeypatch
+):
+    # Policy: a run that wrote nothing (skipped, failed) is kept 30 days; each scheduled run
+    # removes up to LEDGER_PRUNE_PER_RUN of the oldest. Runs that wrote rows are cleanup's.
+    from synthetics.services import runs as run_service
+
+    now = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=2)
+    old = now - run_service.LEDGER_KEEP_EMPTY_RUNS - timedelta(minutes=5)
+    empty = [
+        SyntheticRunFactory(status=status, window_end=old - timedelta(minutes=i))
+        for i, status in enumerate([RunStatus.SKIPPED, RunStatus.FAILED] * 3)
+    ]
+    kept = [
+        SyntheticRunFactory(status=RunStatus.SUCCEEDED, window_end=old),
+        SyntheticRunFactory(status=RunStatus.SKIPPED, window_end=now - timedelta(days=29)),
+    ]
+    monkeypatch.setattr(run_service, "LEDGER_PRUNE_PER_RUN", 4)
+    run_scheduled(now=now)
+    left = set(SyntheticRun.objects.values_list("pk", flat=True))
+    # the four oldest went, the two newest of the old ones wait for the next run
+    assert {run.pk for run in empty} & left == {empty[0].pk, empty[1].pk}
+    run_scheduled(now=now + timedelta(minutes=1))
+    left = set(SyntheticRun.objects.values_list("pk", flat=True))
+    assert not {run.pk for run in empty} & left
+    assert {run.pk for run in kept} <= left

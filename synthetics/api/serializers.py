@@ -345,6 +345,9 @@ class CleanupCountsOutput(serializers.Serializer):
     journey_scene_events = serializers.IntegerField()
     mindblock_events = serializers.IntegerField()
     journeys = serializers.IntegerField()
+    synthetic_runs = serializers.IntegerField(
+        help_text="Ledger rows of runs that ended before the cutoff and name no row left."
+    )
 
 
 class CleanupJobOutput(serializers.Serializer):

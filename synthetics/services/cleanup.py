@@ -1,7 +1,8 @@
 """Deleting old synthetic activity: tagged rows only, set-based, in batches a job can resume.
 
-A cleanup walks three stages in order: scene events, mindblock events, then the journeys left
-without events. Each stage is a keyset walk over an index (events by the synthetic-tag index in
+A cleanup walks four stages in order: scene events, mindblock events, the journeys left without
+events, then the ledger rows of runs no row left names (the ledger's policy: a run's record stays
+exactly as long as a row it wrote does). Each stage is a keyset walk over an index (events by the synthetic-tag index in
 created_at order, journeys by (is_synthetic, started_at)): a batch deletes the next CLEANUP_BATCH
 rows of ours after the stage's lower bound, in one statement on PostgreSQL (a DELETE of the array
 of ids a LIMITed index scan picks), and the bound moves to the newest row it deleted. So no batch re-reads what an earlier
@@ -22,9 +23,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.db import connection, transaction
-from django.db.models import Exists, OuterRef, QuerySet, TextField
+from django.db.models import Exists, OuterRef, Q, QuerySet, TextField
 from django.db.models.expressions import RawSQL
 
+from synthetics.db import TAG_TRUE, SyntheticOrigin, SyntheticTag
 from synthetics.errors import Conflict, whole_number_required
 from synthetics.models import (
     CleanupJob,
@@ -34,6 +36,8 @@ from synthetics.models import (
     JourneySceneEvent,
     JourneyStatus,
     MindblockEvent,
+    RunStatus,
+    SyntheticRun,
 )
 
 CLEANUP_BATCH = 10_000
@@ -45,11 +49,17 @@ STALE_AFTER = timedelta(minutes=2)
 # SQLite deletes by a list of ids: this many bound parameters per statement.
 _SQLITE_IDS_PER_STATEMENT = 500
 
-_STAGE_ORDER = (CleanupStage.SCENE_EVENTS, CleanupStage.MINDBLOCK_EVENTS, CleanupStage.JOURNEYS)
+_STAGE_ORDER = (
+    CleanupStage.SCENE_EVENTS,
+    CleanupStage.MINDBLOCK_EVENTS,
+    CleanupStage.JOURNEYS,
+    CleanupStage.RUNS,
+)
 _COUNT_FIELDS = {
     CleanupStage.SCENE_EVENTS: "scene_events_deleted",
     CleanupStage.MINDBLOCK_EVENTS: "mindblock_events_deleted",
     CleanupStage.JOURNEYS: "journeys_deleted",
+    CleanupStage.RUNS: "runs_deleted",
 }
 
 
@@ -76,6 +86,7 @@ def cleanup_counts(*, cutoff: datetime) -> dict[str, int]:
         "journey_scene_events": _old_events(JourneySceneEvent, cutoff).count(),
         "mindblock_events": _old_events(MindblockEvent, cutoff).count(),
         "journeys": _journeys_left_without_events(cutoff).count(),
+        "synthetic_runs": _runs_left_unnamed(cutoff).count(),
     }
 
 
@@ -91,8 +102,8 @@ def cleanup_synthetic(
     """Delete (or with dry_run only count) synthetic activity older than the cutoff.
 
     Events go by their synthetic tag and created_at (the tag index); journeys by is_synthetic and an
-    end before the cutoff, so an active journey is never touched. Real rows are never selected. The
-    run ledger keeps its record of what was generated. With a budget, the job stops after the batch
+    end before the cutoff, so an active journey is never touched. Real rows are never selected. A
+    run's ledger row goes once no row names it; the hourly sums keep what it wrote. With a budget, the job stops after the batch
     that crosses it and stays `running` for a task to continue (`cleanup_job_continue`).
     """
     cutoff = cleanup_cutoff(older_than_hours=older_than_hours, now=now)
@@ -185,6 +196,8 @@ def _batch(job: CleanupJob) -> None:
     with transaction.atomic():  # a savepoint: a failed batch is undone, the job row is not
         if stage == CleanupStage.JOURNEYS:
             deleted, lower = _delete_journeys_window(cutoff=job.cutoff, lower=job.lower_bound)
+        elif stage == CleanupStage.RUNS:
+            deleted, lower = _delete_runs(cutoff=job.cutoff, lower=job.lower_bound)
         else:
             deleted, lower = _delete_events(stage, cutoff=job.cutoff, lower=job.lower_bound)
     field = _COUNT_FIELDS[stage]
@@ -240,6 +253,16 @@ def _delete_journeys_window(
         rows = rows.filter(started_at__lte=upper)
     deleted, _ = _delete_rows(rows, key="started_at")
     return deleted, (None if upper is None else upper + timedelta(microseconds=1))
+
+
+def _delete_runs(*, cutoff: datetime, lower: datetime | None) -> tuple[int, datetime | None]:
+    """Delete the next CLEANUP_BATCH ledger rows of runs that ended before the cutoff and that no
+    row left names, in window_end order (the keyset as for events)."""
+    rows = _runs_unnamed(cutoff)
+    if lower is not None:
+        rows = rows.filter(window_end__gte=lower)
+    deleted, newest = _delete_rows(rows, key="window_end", limit=CLEANUP_BATCH)
+    return deleted, (newest if deleted == CLEANUP_BATCH else None)
 
 
 def _delete_rows(
@@ -336,3 +359,47 @@ def cleanup_job_hand_off(job_id: int) -> None:
     from django_q.tasks import async_task
 
     transaction.on_commit(lambda: async_task(CLEANUP_TASK_FUNC, job_id))
+
+
+def _tagged_events_of_run(model) -> QuerySet:
+    """Events that carry the boolean tag and name the outer run, dated inside its window."""
+    return (
+        model.objects.alias(
+            tag=SyntheticTag("event_payload"), origin=SyntheticOrigin("event_payload")
+        )
+        .filter(tag=TAG_TRUE, origin=OuterRef("pk"))
+        .filter(created_at__gt=OuterRef("window_start"), created_at__lte=OuterRef("window_end"))
+    )
+
+
+def _runs_unnamed(cutoff: datetime) -> QuerySet[SyntheticRun]:
+    """Runs that ended before the cutoff and that no journey and no tagged event in their window
+    names (asked once the events and journeys are gone: the real run's last stage).
+
+    A run writes its events inside its own window (the engine's rule, tested), so once its events
+    are gone, a probe of the tag index over the window finds none; a row that names the run there
+    and stays (a look-alike naming a failed run, say) keeps it. The ledger is kept as long as any
+    row of the run is, so `synthetic()` never changes its mind about a row that stays.
+    """
+    runs = SyntheticRun.objects.filter(window_end__lt=cutoff)
+    runs = runs.exclude(Exists(Journey.objects.filter(run=OuterRef("pk"))))
+    for model in (JourneySceneEvent, MindblockEvent):
+        runs = runs.exclude(Exists(_tagged_events_of_run(model)))
+    return runs
+
+
+def _runs_left_unnamed(cutoff: datetime) -> QuerySet[SyntheticRun]:
+    """What `_runs_unnamed` will say once the events and journeys cleanup deletes are gone: the
+    dry run's question, asked before any of them is deleted.
+
+    Journeys kept by the cleanup still name their run; of the tagged events in a run's window
+    (all older than the cutoff), the cleanup deletes exactly those of a succeeded run.
+    """
+    doomed_journeys = _journeys_left_without_events(cutoff).values("pk")
+    runs = SyntheticRun.objects.filter(window_end__lt=cutoff)
+    runs = runs.exclude(
+        Exists(Journey.objects.filter(run=OuterRef("pk")).exclude(pk__in=doomed_journeys))
+    )
+    for model in (JourneySceneEvent, MindblockEvent):
+        runs = runs.exclude(~Q(status=RunStatus.SUCCEEDED) & Exists(_tagged_events_of_run(model)))
+    return runs

@@ -359,6 +359,8 @@ def _generate(
         "abandon_rate": settings.abandon_rate,
         "error_rate": settings.error_rate,
     }
+    if trigger == RunTrigger.SCHEDULED:
+        _ledger_prune(at=window.end)
     if window.skip:
         run = SyntheticRun.objects.create(
             **row,
@@ -433,6 +435,28 @@ def _generate(
     run_hours_add([run])
     transaction.on_commit(lambda: _log(run))
     return run
+
+
+# The ledger's policy: a run that wrote rows stays as long as they do (cleanup removes it with
+# them); a run that wrote nothing (skipped or failed) stays this long, then each scheduled run
+# removes up to LEDGER_PRUNE_PER_RUN of the oldest, more than the one a minute that can appear.
+LEDGER_KEEP_EMPTY_RUNS = timedelta(days=30)
+LEDGER_PRUNE_PER_RUN = 100
+
+
+def _ledger_prune(*, at: datetime) -> None:
+    """Remove up to LEDGER_PRUNE_PER_RUN runs that wrote nothing and ended 30 days before `at`."""
+    old = (
+        SyntheticRun.objects.filter(
+            status__in=[RunStatus.SKIPPED, RunStatus.FAILED],
+            window_end__lt=at - LEDGER_KEEP_EMPTY_RUNS,
+        )
+        .order_by("window_end")
+        .values_list("pk", flat=True)[:LEDGER_PRUNE_PER_RUN]
+    )
+    ids = list(old)
+    if ids:
+        SyntheticRun.objects.filter(pk__in=ids).delete()
 
 
 def _ledger_counts(outcome: RunOutcome, *, sessions: int, changes: PoolChanges) -> dict:
