@@ -3,11 +3,12 @@
     .venv/bin/python bench/run.py [--mode quick|full] [--json PATH]
 
 quick (a laptop, a few minutes): history of 1 hour at 200 sessions/min with 20,000 users; scheduled
-runs with 1k and 10k journeys in progress; cleanup of 3 hours of history. full: the issue's sizes —
-6 hours with 50,000 users (medians of 3), runs with 1k / 10k / 50k in progress (medians of 3),
-cleanup of 16 hours (about 1.3M rows) and 180 days of history at the default settings. Each
-measurement builds and drops its own PostgreSQL databases (BENCH_POSTGRES, default
-postgres://postgres@127.0.0.1:5432); nothing here touches another database.
+runs with 1k and 10k journeys in progress; cleanup of 3 hours of history; reads at 1M events. full:
+the issue's sizes — 6 hours with 50,000 users (medians of 3), runs with 1k / 10k / 50k in progress
+(medians of 3), cleanup of 16 hours (about 1.3M rows), reads at 10M synthetic + 1M real events and
+180 days of history at the default settings. Each measurement builds and drops its own PostgreSQL
+databases (BENCH_POSTGRES, default postgres://postgres@127.0.0.1:5432); nothing here touches
+another database.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from datetime import UTC, datetime
 
 import cleanup
 import history
+import reads
 import scheduled
 from common import connect, throwaway_database, timed_manage
 
@@ -29,12 +31,14 @@ MODES = {
         "history": {"hours": 1, "rate": 200, "users": 20_000, "repeat": 1},
         "scheduled": {"actives": [1_000, 10_000], "repeat": 1},
         "cleanup": {"hours": 3, "rate": 200},
+        "reads": {"synthetic": 1_000_000, "real": 100_000, "days": 30},
         "long_history_hours": 0,
     },
     "full": {
         "history": {"hours": 6, "rate": 200, "users": 50_000, "repeat": 3},
         "scheduled": {"actives": [1_000, 10_000, 50_000], "repeat": 3},
         "cleanup": {"hours": 16, "rate": 200},
+        "reads": {"synthetic": 10_000_000, "real": 1_000_000, "days": 30},
         "long_history_hours": 180 * 24,
     },
 }
@@ -119,6 +123,29 @@ def main(argv: list[str] | None = None) -> int:
             f"{c['scheduled_during']['seconds']:.2f} s",
             f"the same run alone: {c['scheduled_alone']['seconds']:.2f} s",
             "(target < 2 s)",
+        )
+    )
+    print(f"bench ({args.mode}): reads ...", file=sys.stderr)
+    r = report["reads"] = reads.measure(**mode["reads"])
+    for page in r["pages"]:
+        scans = ", ".join(page["seq_scans"]) or "none"
+        lines.append(
+            (
+                f"{page['url']} at {r['events']:,} events ({page['queries']} queries; seq scans: "
+                f"{scans})",
+                f"p50 {page['p50_ms']:.1f} ms",
+                f"{'API floor' if page['url'].startswith('/api/') else '7-row admin list'}: "
+                f"{page['reference_ms']:.1f} ms",
+                f"{page['ratio']:.1f}x (target < 50 ms, <= 3x)",
+            )
+        )
+    slowest = r["slowest_filter"]
+    lines.append(
+        (
+            f"slowest of {len(r['combos'])} admin filter combinations: {slowest['url']}",
+            f"{slowest['ms']:.0f} ms (HTTP {slowest['status']})",
+            "",
+            "(target: a few seconds, never a 500)",
         )
     )
     if mode["long_history_hours"]:
