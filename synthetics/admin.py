@@ -11,6 +11,7 @@ from django.db.models import Count
 from django.http import HttpResponseRedirect
 from django.shortcuts import redirect
 from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.decorators import method_decorator
 from django.views.decorators.http import require_POST
 
@@ -37,6 +38,7 @@ from synthetics.models import (
     SyntheticSettings,
     User,
 )
+from synthetics.selectors.insights import capacity_summary
 from synthetics.services import run_manual, settings_update
 
 admin.site.site_header = "Synthetics"
@@ -261,6 +263,9 @@ class SyntheticSettingsAdmin(admin.ModelAdmin):
         }
         if changes:
             settings_update(**changes)
+            warning = capacity_summary(now=timezone.now()).warning()
+            if warning:
+                self.message_user(request, warning, messages.WARNING)
 
     def get_urls(self):
         return [

@@ -236,6 +236,15 @@ def test_the_studio_shows_the_insights_and_saves_the_new_settings(browser, live_
     assert trimmed < 0.05 if match[1] else float(match[2]) == pytest.approx(trimmed, abs=0.05)
     assert page.locator("#rhythm-now").inner_text() == f"{insights['rhythm']['rate_now']:.2f}"
 
+    # and the capacity line gives the numbers of the same answer; 40 users sustain the defaults
+    capacity = insights["capacity"]
+    assert capacity["sustainable"] and page.locator("#capacity-warning").is_hidden()
+    assert page.locator("#capacity-line").inner_text() == (
+        f"At the week's peak about {round(capacity['needed_users'])} of 40 active sim users are "
+        f"in a session or about to start one (journeys of "
+        f"{capacity['mean_journey_minutes']:.1f} minutes on average)."
+    )
+
     # and each template with sessions has its funnel: a bar per scene reached, a marker per scene
     with_sessions = [funnel for funnel in insights["funnels"] if funnel["sessions"]]
     assert with_sessions, insights["funnels"]
@@ -286,6 +295,22 @@ def test_the_studio_shows_the_insights_and_saves_the_new_settings(browser, live_
         "signups_per_day": 5,
         "updated_at": SyntheticSettings.objects.get().updated_at,
     }
+
+    # when a rate the 40 users cannot sustain is saved, the warning with the numbers shows too,
+    # in the message and, from the refresh that follows (the insights are recomputed after a
+    # settings change), in the rhythm box
+    page.fill("#sessions_per_min", "100")
+    page.fill("#max_per_run", "100")
+    _refreshed_by(page, page.get_by_role("button", name="Save settings").click, reason="settings")
+    (warning,) = answers["/api/synthetics/settings"][-1].json()["warnings"]
+    assert page.locator("#control-message").inner_text() == f"Settings saved. {warning}"
+    assert page.locator("#capacity-warning").is_visible()
+    assert page.locator("#capacity-warning").inner_text() == warning
+    page.fill("#sessions_per_min", "2")
+    page.fill("#max_per_run", "5")
+    _refreshed_by(page, page.get_by_role("button", name="Save settings").click, reason="settings")
+    assert page.locator("#control-message").inner_text() == "Settings saved."
+    assert page.locator("#capacity-warning").is_hidden()
 
     # when a churn of 2 a month is sent, the API's message shows by the field and nothing changes
     before = SyntheticSettings.objects.values().get()

@@ -189,6 +189,12 @@ class SettingsOutput(serializers.Serializer):
 class SettingsResponse(serializers.Serializer):
     success = serializers.BooleanField(default=True)
     settings = SettingsOutput(source="*")
+    warnings = serializers.ListField(
+        child=serializers.CharField(),
+        required=False,
+        help_text="Set when the new settings are more than the pool can sustain (Little's law): "
+        "saved all the same, with the numbers.",
+    )
 
 
 class EventCountsOutput(serializers.Serializer):
@@ -464,8 +470,27 @@ class CohortOutput(serializers.Serializer):
     )
 
 
+class CapacityOutput(serializers.Serializer):
+    peak_rate_per_min = serializers.FloatField(
+        help_text="Sessions asked for in the week's busiest minute (after max_per_run)."
+    )
+    mean_journey_minutes = serializers.FloatField()
+    in_progress_at_peak = serializers.FloatField(help_text="Little's law: peak rate x mean length.")
+    needed_users = serializers.FloatField(help_text="In a session, plus a minute's new sessions.")
+    active_users = serializers.IntegerField()
+    utilization = serializers.FloatField(help_text="needed_users / active_users.")
+    sustainable = serializers.BooleanField()
+    warning = serializers.SerializerMethodField(
+        help_text="When not sustainable: the numbers in words, and what to change."
+    )
+
+    def get_warning(self, capacity) -> str | None:
+        return capacity.warning()
+
+
 class InsightsResponse(serializers.Serializer):
     funnels = FunnelOutput(many=True, help_text="The last 24 hours, per template.")
     rhythm = RhythmOutput()
+    capacity = CapacityOutput(help_text="Whether the pool sustains the settings (Little's law).")
     daily_active_users = DailyActiveOutput(many=True, help_text="The last 30 days.")
     cohorts = CohortOutput(many=True, help_text="Weekly sign-up cohorts of the last 8 weeks.")

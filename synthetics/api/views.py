@@ -73,7 +73,12 @@ class SettingsChangeView(SyntheticsView):
         data = self.input_serializer(data=request.data)
         data.is_valid(raise_exception=True)
         row = settings_update(**data.validated_data)
-        return Response(io.SettingsResponse(row).data)
+        body = io.SettingsResponse(row).data
+        if set(data.validated_data) - {"enabled"}:  # a rate, a rate's cap or the rhythm changed
+            warning = insights.capacity_summary(now=timezone.now()).warning()
+            if warning:
+                body["warnings"] = [warning]
+        return Response(body)
 
 
 class ToggleView(SettingsChangeView):
@@ -170,7 +175,7 @@ class InsightsView(SyntheticsView):
         )
 
 
-INSIGHTS_CACHE_KEY = "synthetics:insights"
+INSIGHTS_CACHE_KEY = insights.CACHE_KEY
 INSIGHTS_CACHE_SECONDS = 60
 
 
@@ -179,6 +184,7 @@ def _insights_body() -> dict:
     body = {
         "funnels": insights.funnels(now=now),
         "rhythm": insights.rhythm_summary(now=now),
+        "capacity": insights.capacity_summary(now=now),
         "daily_active_users": insights.daily_active_users(now=now),
         "cohorts": insights.cohort_retention(now=now),
     }

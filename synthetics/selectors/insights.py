@@ -10,11 +10,14 @@ from django.db.models import Count, DateField
 from django.db.models.functions import TruncDate, TruncWeek
 
 from synthetics.engine import PoolRhythm
+from synthetics.engine.capacity import Capacity, pool_capacity
 from synthetics.engine.run import expected_sessions
 from synthetics.engine.types import SCENE_ENTERED
 from synthetics.models import Journey, JourneySceneEvent, SimUser
 from synthetics.selectors.run_inputs import catalogue_load, generator_settings, sim_user_pool
 
+# The insights endpoint keeps its answer this long under this key; a settings change drops it.
+CACHE_KEY = "synthetics:insights"
 FUNNEL_HOURS = 24
 FUNNEL_SETTLE = timedelta(hours=1)
 DAU_DAYS = 30
@@ -90,6 +93,21 @@ class RhythmSummary:
     quietest_rate: float
     cap_trimmed_share: float  # of the next week's sessions, what max_per_run trims
     expected_sessions_week: float
+
+
+def capacity_summary(*, now: datetime) -> Capacity:
+    """Whether the active pool sustains the current settings at the coming week's peak (Little's
+    law, engine/capacity.py): the numbers, and a warning in words when it does not."""
+    settings = generator_settings()
+    pool = sim_user_pool()
+    catalogue = catalogue_load()
+    rhythm = PoolRhythm(pool, catalogue.rhythms)
+    week = expected_sessions(
+        settings=settings, rhythm=rhythm, start=now, minutes=7 * 24 * 60, step_minutes=60
+    )
+    return pool_capacity(
+        settings=settings, catalogue=catalogue, pool=pool, peak_factor=max(week.rates)
+    )
 
 
 def rhythm_summary(*, now: datetime) -> RhythmSummary:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from django.core.cache import cache
 from django.db import transaction
 
 from synthetics.models import SyntheticSettings
+from synthetics.selectors import insights
 
 
 @transaction.atomic
@@ -41,4 +43,6 @@ def settings_update(
             setattr(row, field, value)
     row.full_clean()
     row.save()
+    # The insights (rhythm, capacity) are computed from the settings: the next read recomputes them.
+    transaction.on_commit(lambda: cache.delete(insights.CACHE_KEY))
     return row

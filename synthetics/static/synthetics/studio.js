@@ -178,6 +178,20 @@
     );
   }
 
+  // Little's law, from the insights: a warning with the numbers when the pool cannot sustain the
+  // settings, else one line saying how much of the pool the week's peak keeps busy.
+  function renderCapacity(capacity) {
+    const warning = document.getElementById("capacity-warning");
+    warning.hidden = !capacity.warning;
+    warning.textContent = capacity.warning || "";
+    text(
+      "capacity-line",
+      `At the week's peak about ${number(Math.round(capacity.needed_users))} of ` +
+        `${number(capacity.active_users)} active sim users are in a session or about to start ` +
+        `one (journeys of ${capacity.mean_journey_minutes.toFixed(1)} minutes on average).`,
+    );
+  }
+
   // One row per scene: its name and numbers, a bar for the share of sessions observed reaching it
   // and a marker where the catalogue's weights put it. The numbers are the image's label too.
   function funnelChart(funnel) {
@@ -271,6 +285,7 @@
 
   function renderInsights(insights) {
     renderRhythm(insights.rhythm);
+    renderCapacity(insights.capacity);
     drawFunnels(insights.funnels);
     drawBars("chart-dau", insights.daily_active_users, 5, (p) => p.day.slice(5), [["users", "users"]]);
     renderCohorts(insights.cohorts);
@@ -402,8 +417,8 @@
       return;
     }
     try {
-      await api("/settings", changes);
-      say("Settings saved.");
+      const saved = await api("/settings", changes);
+      say(["Settings saved.", ...((saved && saved.warnings) || [])].join(" "));
     } catch (error) {
       const fields = (error.data && error.data.fields) || {};
       Object.entries(fields).forEach(([name, messages]) => {
