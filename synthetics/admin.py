@@ -20,6 +20,7 @@ from synthetics.admin_tools import (
     CappedCountPaginator,
     EventTypeFilter,
     OriginFilter,
+    TimeLimitedListMixin,
 )
 from synthetics.db import origin_run_id
 from synthetics.engine.types import MINDBLOCK_EVENT_TYPES, SCENE_EVENT_TYPES
@@ -161,7 +162,7 @@ class ActivityFilter(admin.SimpleListFilter):
 
 
 @admin.register(SimUser)
-class SimUserAdmin(admin.ModelAdmin):
+class SimUserAdmin(TimeLimitedListMixin, admin.ModelAdmin):
     paginator = CappedCountPaginator  # pools of up to a million: no full COUNT per page
     show_full_result_count = False
     list_display = (

@@ -733,9 +733,11 @@ class CleanupJob(TimestampedModel):
     class Meta:
         db_table = "synthetic_cleanup_jobs"
         ordering = ["-created_at", "-id"]
-        indexes = [
-            models.Index(
-                fields=["status"], condition=Q(status="running"), name="cleanup_jobs_running_idx"
+        constraints = [
+            # One job moves at a time, decided by the database: two requests at the same moment
+            # cannot both start one.
+            models.UniqueConstraint(
+                fields=["status"], condition=Q(status="running"), name="cleanup_jobs_one_running"
             )
         ]
 

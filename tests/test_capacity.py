@@ -113,3 +113,14 @@ def test_the_admin_warns_when_saved_settings_are_more_than_the_pool_sustains(cli
     response = client.post(url, data, follow=True)
     shown = [str(message) for message in response.context["messages"]]
     assert any("cannot sustain" in message for message in shown), shown
+
+
+@pytest.mark.django_db
+def test_the_insights_answer_with_no_active_sim_user():
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {Token.objects.create(user=StaffUserFactory())}")
+    response = client.get("/api/synthetics/insights")
+    assert response.status_code == 200
+    capacity = response.json()["capacity"]
+    assert capacity["active_users"] == 0 and capacity["utilization"] is None
+    assert capacity["sustainable"] is False and "0 sim users are active" in capacity["warning"]

@@ -185,7 +185,7 @@ def test_a_job_whose_worker_was_lost_is_taken_over_by_the_next_cleanup(history, 
     # then it runs to the end, and the lost one is failed with a note naming its successor
     first.refresh_from_db()
     assert second.status == CleanupStatus.SUCCEEDED
-    assert first.status == CleanupStatus.FAILED and f"job {second.id} took over" in first.error
+    assert first.status == CleanupStatus.FAILED and "a new cleanup took over" in first.error
     assert old_rows(history - timedelta(hours=1)) == {
         "journey_scene_events": 0,
         "mindblock_events": 0,
@@ -239,3 +239,46 @@ def test_the_command_counts_deletes_and_says_what_it_did(history, capsys):
     assert Journey.objects.count() == journeys_before - expected["journeys"]
     real.refresh_from_db()
     assert job.requested_by == "manage.py cleanup_activity"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_cleanups_asked_at_the_same_moment_start_one_job(postgres_only, sim_users):
+    # given one request that has created its job and not yet committed
+    import threading
+
+    from django.db import connection, transaction
+
+    now = timezone.now()
+    created, release, outcome = threading.Event(), threading.Event(), {}
+
+    def first():
+        try:
+            with transaction.atomic():
+                outcome["first"] = cleanup.cleanup_job_start(
+                    older_than_hours=1, cutoff=now, now=now, requested_by="a"
+                )
+                created.set()
+                release.wait(10)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=first)
+    thread.start()
+    assert created.wait(10)
+    # when a second one asks meanwhile (its insert waits for the first to commit)
+    timer = threading.Timer(0.5, release.set)
+    timer.start()
+    try:
+        with pytest.raises(cleanup.Conflict, match=r"is still running|has just started"):
+            cleanup.cleanup_job_start(older_than_hours=1, cutoff=now, now=now, requested_by="b")
+    finally:
+        release.set()
+        thread.join(10)
+        timer.cancel()
+    # then exactly one job exists
+    assert CleanupJob.objects.count() == 1
+    assert CleanupJob.objects.get().requested_by == "a"
+
+
+def test_a_job_id_out_of_any_range_is_a_404(api):
+    assert api.get(f"{API}/cleanup/{2**70}").status_code == 404

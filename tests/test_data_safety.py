@@ -294,8 +294,9 @@ def test_cleanup_deletes_exactly_our_old_rows_and_leaves_every_other_row_unchang
 ):
     # Rule: cleanup deletes an event iff it is ours and created before the cutoff, a journey iff
     # it is a finished synthetic journey of a succeeded run, ended before the cutoff, with no event
-    # left, and a ledger row iff its run ended before the cutoff and no journey left and no event
-    # left with the boolean tag in its window names it; every other row stays exactly as it was.
+    # left, and a ledger row iff its run succeeded, ended before the cutoff, and no journey left
+    # and no event left with the boolean tag in its window names it (runs that wrote nothing are
+    # the scheduled runs' to prune); every other row stays exactly as it was.
     # given
     runs = build(world, event_rows, journey_rows, run_ages)
     runs_before = {row["id"]: row for row in SyntheticRun.objects.values()}
@@ -349,7 +350,10 @@ def test_cleanup_deletes_exactly_our_old_rows_and_leaves_every_other_row_unchang
     doomed_runs = {
         pk
         for pk, run in runs_before.items()
-        if run["window_end"] < cutoff and pk not in journey_runs_left and not named_in_window(run)
+        if run["status"] == SUCCEEDED
+        and run["window_end"] < cutoff
+        and pk not in journey_runs_left
+        and not named_in_window(run)
     }
     assert {row["id"]: row for row in SyntheticRun.objects.values()} == {
         pk: row for pk, row in runs_before.items() if pk not in doomed_runs

@@ -285,3 +285,25 @@ def test_each_scheduled_run_prunes_old_runs_that_wrote_nothing_and_nothing_else(
     left = set(SyntheticRun.objects.values_list("pk", flat=True))
     assert not {run.pk for run in empty} & left
     assert {run.pk for run in kept} <= left
+
+
+def test_the_sums_follow_a_cleanup_and_a_backfill_over_the_cleaned_hours(sim_users):
+    # given 9 hours of history, of which cleanup deletes the 5 oldest with their ledger rows
+    from synthetics.services.cleanup import cleanup_synthetic
+
+    now = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=2)
+    activity_backfill(hours=9, now=now)
+    result = cleanup_synthetic(older_than_hours=4, dry_run=False, now=now)
+    assert result.counts["synthetic_runs"] > 200
+    # then the chart still equals the ledger's own aggregate (the cleaned hours are empty) ...
+    assert dashboards.activity_series(hours=12, now=now).series == ledger_only_series(
+        hours=12, now=now
+    )
+    # ... and after a backfill writes the cleaned hours again, it is counted once, not twice
+    activity_backfill(hours=9, now=now)
+    assert dashboards.activity_series(hours=12, now=now).series == ledger_only_series(
+        hours=12, now=now
+    )
+    assert sum(row.runs for row in SyntheticRunHour.objects.all()) == (
+        SyntheticRun.objects.filter(status=RunStatus.SUCCEEDED).count()
+    )

@@ -478,7 +478,9 @@ class CapacityOutput(serializers.Serializer):
     in_progress_at_peak = serializers.FloatField(help_text="Little's law: peak rate x mean length.")
     needed_users = serializers.FloatField(help_text="In a session, plus a minute's new sessions.")
     active_users = serializers.IntegerField()
-    utilization = serializers.FloatField(help_text="needed_users / active_users.")
+    utilization = serializers.FloatField(
+        allow_null=True, help_text="needed_users / active_users (null with no active user)."
+    )
     sustainable = serializers.BooleanField()
     warning = serializers.SerializerMethodField(
         help_text="When not sustainable: the numbers in words, and what to change."

@@ -181,10 +181,11 @@ INSIGHTS_CACHE_SECONDS = 60
 
 def _insights_body() -> dict:
     now = timezone.now()
+    rhythm, capacity = insights.rhythm_and_capacity(now=now)
     body = {
         "funnels": insights.funnels(now=now),
-        "rhythm": insights.rhythm_summary(now=now),
-        "capacity": insights.capacity_summary(now=now),
+        "rhythm": rhythm,
+        "capacity": capacity,
         "daily_active_users": insights.daily_active_users(now=now),
         "cohorts": insights.cohort_retention(now=now),
     }

@@ -35,8 +35,9 @@ class Capacity:
     sustainable: bool
 
     @property
-    def utilization(self) -> float:
-        return self.needed_users / self.active_users if self.active_users else float("inf")
+    def utilization(self) -> float | None:
+        """needed / active; None with no active user (nothing to divide by)."""
+        return self.needed_users / self.active_users if self.active_users else None
 
     def warning(self) -> str | None:
         """The numbers in words when the pool cannot sustain the settings, else None."""

@@ -11,8 +11,8 @@ from django.db.models.functions import TruncDate, TruncWeek
 
 from synthetics.engine import PoolRhythm
 from synthetics.engine.capacity import Capacity, pool_capacity
-from synthetics.engine.run import expected_sessions
-from synthetics.engine.types import SCENE_ENTERED
+from synthetics.engine.run import ExpectedSessions, expected_sessions
+from synthetics.engine.types import SCENE_ENTERED, Catalogue, GeneratorSettings, PoolMember
 from synthetics.models import Journey, JourneySceneEvent, SimUser
 from synthetics.selectors.run_inputs import catalogue_load, generator_settings, sim_user_pool
 
@@ -95,37 +95,58 @@ class RhythmSummary:
     expected_sessions_week: float
 
 
-def capacity_summary(*, now: datetime) -> Capacity:
-    """Whether the active pool sustains the current settings at the coming week's peak (Little's
-    law, engine/capacity.py): the numbers, and a warning in words when it does not."""
+@dataclass(frozen=True, slots=True)
+class _Week:
+    """The current settings, pool and catalogue, and the sessions expected over the coming week."""
+
+    settings: GeneratorSettings
+    pool: list[PoolMember]
+    catalogue: Catalogue
+    rhythm: PoolRhythm
+    sessions: ExpectedSessions
+
+
+def _week_ahead(now: datetime) -> _Week:
     settings = generator_settings()
     pool = sim_user_pool()
     catalogue = catalogue_load()
     rhythm = PoolRhythm(pool, catalogue.rhythms)
-    week = expected_sessions(
+    sessions = expected_sessions(
         settings=settings, rhythm=rhythm, start=now, minutes=7 * 24 * 60, step_minutes=60
     )
+    return _Week(settings, pool, catalogue, rhythm, sessions)
+
+
+def capacity_summary(*, now: datetime, week: _Week | None = None) -> Capacity:
+    """Whether the active pool sustains the current settings at the coming week's peak (Little's
+    law, engine/capacity.py): the numbers, and a warning in words when it does not."""
+    week = week or _week_ahead(now)
     return pool_capacity(
-        settings=settings, catalogue=catalogue, pool=pool, peak_factor=max(week.rates)
+        settings=week.settings,
+        catalogue=week.catalogue,
+        pool=week.pool,
+        peak_factor=max(week.sessions.rates),
     )
 
 
-def rhythm_summary(*, now: datetime) -> RhythmSummary:
+def rhythm_summary(*, now: datetime, week: _Week | None = None) -> RhythmSummary:
     """The rhythm at the current settings over the coming week, computed at hourly steps."""
-    settings = generator_settings()
-    pool = sim_user_pool()
-    rhythm = PoolRhythm(pool, catalogue_load().rhythms)
-    week = expected_sessions(
-        settings=settings, rhythm=rhythm, start=now, minutes=7 * 24 * 60, step_minutes=60
-    )
+    week = week or _week_ahead(now)
+    strength = week.settings.rhythm_strength
     return RhythmSummary(
-        strength=settings.rhythm_strength,
-        rate_now=rhythm.rate(now, strength=settings.rhythm_strength),
-        peak_rate=max(week.rates),
-        quietest_rate=min(week.rates),
-        cap_trimmed_share=week.trimmed_share,
-        expected_sessions_week=week.capped,
+        strength=strength,
+        rate_now=week.rhythm.rate(now, strength=strength),
+        peak_rate=max(week.sessions.rates),
+        quietest_rate=min(week.sessions.rates),
+        cap_trimmed_share=week.sessions.trimmed_share,
+        expected_sessions_week=week.sessions.capped,
     )
+
+
+def rhythm_and_capacity(*, now: datetime) -> tuple[RhythmSummary, Capacity]:
+    """Both from one reading of the pool and one week of expected sessions."""
+    week = _week_ahead(now)
+    return rhythm_summary(now=now, week=week), capacity_summary(now=now, week=week)
 
 
 def daily_active_users(*, now: datetime, days: int = DAU_DAYS) -> list[dict]:

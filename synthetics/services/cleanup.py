@@ -22,8 +22,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.db import connection, transaction
-from django.db.models import Exists, OuterRef, Q, QuerySet, TextField
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Exists, OuterRef, QuerySet, TextField
 from django.db.models.expressions import RawSQL
 
 from synthetics.db import TAG_TRUE, SyntheticOrigin, SyntheticTag
@@ -39,8 +39,11 @@ from synthetics.models import (
     RunStatus,
     SyntheticRun,
 )
+from synthetics.services.writers import run_hours_add
 
 CLEANUP_BATCH = 10_000
+# The longest a batch's statement may take (PostgreSQL): well inside a task's budget.
+BATCH_STATEMENT_SECONDS = 15
 DEFAULT_OLDER_THAN_HOURS = 168  # a week
 MAX_OLDER_THAN_HOURS = 24 * 365 * 10
 # A running job whose cursor has not moved for this long has lost its worker (the cluster stopped,
@@ -119,31 +122,46 @@ def cleanup_synthetic(
 def cleanup_job_start(
     *, older_than_hours: int, cutoff: datetime, now: datetime, requested_by: str
 ) -> CleanupJob:
-    """A new job, unless one is still moving (Conflict); a job that stopped moving is taken over."""
-    with transaction.atomic():
-        running = list(CleanupJob.objects.select_for_update().filter(status=CleanupStatus.RUNNING))
-        for job in running:
-            if job.updated_at > now - STALE_AFTER:
-                raise Conflict(
-                    f"Cleanup job {job.id} is still running (cutoff {job.cutoff.isoformat()}); "
-                    f"follow it at /api/synthetics/cleanup/{job.id} and try again when it is done.",
-                    extra={"job_id": job.id},
-                )
-        job = CleanupJob.objects.create(
-            older_than_hours=older_than_hours,
-            cutoff=cutoff,
-            requested_by=requested_by,
-            stage=_STAGE_ORDER[0],
-        )
-        for stale in running:
-            stale.status = CleanupStatus.FAILED
-            stale.finished_at = now
-            stale.error = (
-                f"Stopped moving at {stale.updated_at.isoformat()} (its worker was lost); "
-                f"job {job.id} took over."
+    """A new job, unless one is still moving (Conflict); a job that stopped moving is taken over.
+
+    The database keeps it to one running job (a partial unique constraint): of two requests at the
+    same moment, the second waits for the first to commit and is then refused.
+    """
+    try:
+        with transaction.atomic():
+            running = list(
+                CleanupJob.objects.select_for_update().filter(status=CleanupStatus.RUNNING)
             )
-            stale.save(update_fields=["status", "finished_at", "error", "updated_at"])
-    return job
+            for job in running:
+                if job.updated_at > now - STALE_AFTER:
+                    raise _still_running(job)
+            for stale in running:
+                stale.status = CleanupStatus.FAILED
+                stale.finished_at = now
+                stale.error = (
+                    f"Stopped moving at {stale.updated_at.isoformat()} (its worker was lost); "
+                    "a new cleanup took over (the rows it had deleted stay deleted)."
+                )
+                stale.save(update_fields=["status", "finished_at", "error", "updated_at"])
+            return CleanupJob.objects.create(
+                older_than_hours=older_than_hours,
+                cutoff=cutoff,
+                requested_by=requested_by,
+                stage=_STAGE_ORDER[0],
+            )
+    except IntegrityError:
+        job = CleanupJob.objects.filter(status=CleanupStatus.RUNNING).first()
+        raise _still_running(job) from None
+
+
+def _still_running(job: CleanupJob | None) -> Conflict:
+    if job is None:
+        return Conflict("Another cleanup job has just started; try again when it is done.")
+    return Conflict(
+        f"Cleanup job {job.id} is still running (cutoff {job.cutoff.isoformat()}); "
+        f"follow it at /api/synthetics/cleanup/{job.id} and try again when it is done.",
+        extra={"job_id": job.id},
+    )
 
 
 def cleanup_job_work(
@@ -194,6 +212,15 @@ def _batch(job: CleanupJob) -> None:
     """One batch of the job's current stage; moves to the next stage when the stage is exhausted."""
     stage = CleanupStage(job.stage)
     with transaction.atomic():  # a savepoint: a failed batch is undone, the job row is not
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                # A batch that outruns its bound fails, recorded, instead of outliving the task's
+                # timeout; foreign keys (deferred by Django) are checked here, inside the savepoint.
+                cursor.execute(
+                    "SELECT set_config('statement_timeout', %s, true)",
+                    [f"{int(BATCH_STATEMENT_SECONDS * 1000)}ms"],
+                )
+                cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
         if stage == CleanupStage.JOURNEYS:
             deleted, lower = _delete_journeys_window(cutoff=job.cutoff, lower=job.lower_bound)
         elif stage == CleanupStage.RUNS:
@@ -256,13 +283,20 @@ def _delete_journeys_window(
 
 
 def _delete_runs(*, cutoff: datetime, lower: datetime | None) -> tuple[int, datetime | None]:
-    """Delete the next CLEANUP_BATCH ledger rows of runs that ended before the cutoff and that no
-    row left names, in window_end order (the keyset as for events)."""
+    """Delete the next CLEANUP_BATCH ledger rows of succeeded runs that ended before the cutoff and
+    that no row left names, in window_end order (the keyset as for events), and take what they
+    wrote off their hours' sums in the same transaction (a backfill over the cleaned minutes then
+    adds them back once, not twice)."""
     rows = _runs_unnamed(cutoff)
     if lower is not None:
         rows = rows.filter(window_end__gte=lower)
-    deleted, newest = _delete_rows(rows, key="window_end", limit=CLEANUP_BATCH)
-    return deleted, (newest if deleted == CLEANUP_BATCH else None)
+    picked = list(rows.order_by("window_end", "pk")[:CLEANUP_BATCH])
+    if not picked:
+        return 0, None
+    SyntheticRun.objects.filter(pk__in=[run.pk for run in picked]).delete()
+    run_hours_add(picked, sign=-1)
+    newest = picked[-1].window_end
+    return len(picked), (newest if len(picked) == CLEANUP_BATCH else None)
 
 
 def _delete_rows(
@@ -373,15 +407,16 @@ def _tagged_events_of_run(model) -> QuerySet:
 
 
 def _runs_unnamed(cutoff: datetime) -> QuerySet[SyntheticRun]:
-    """Runs that ended before the cutoff and that no journey and no tagged event in their window
-    names (asked once the events and journeys are gone: the real run's last stage).
+    """Succeeded runs that ended before the cutoff and that no journey and no tagged event in their
+    window names (asked once the events and journeys are gone: the real run's last stage).
 
     A run writes its events inside its own window (the engine's rule, tested), so once its events
-    are gone, a probe of the tag index over the window finds none; a row that names the run there
-    and stays (a look-alike naming a failed run, say) keeps it. The ledger is kept as long as any
-    row of the run is, so `synthetic()` never changes its mind about a row that stays.
+    are gone, a probe of the tag index over the window finds none. A row dated outside the window
+    that names the run (only a forged one can) would read as real once the run is gone, so it is
+    never deleted by a later cleanup: the safe direction. Runs that wrote nothing (skipped, failed)
+    are the scheduled runs' to prune, after 30 days (services/runs.py).
     """
-    runs = SyntheticRun.objects.filter(window_end__lt=cutoff)
+    runs = SyntheticRun.objects.filter(status=RunStatus.SUCCEEDED, window_end__lt=cutoff)
     runs = runs.exclude(Exists(Journey.objects.filter(run=OuterRef("pk"))))
     for model in (JourneySceneEvent, MindblockEvent):
         runs = runs.exclude(Exists(_tagged_events_of_run(model)))
@@ -392,14 +427,11 @@ def _runs_left_unnamed(cutoff: datetime) -> QuerySet[SyntheticRun]:
     """What `_runs_unnamed` will say once the events and journeys cleanup deletes are gone: the
     dry run's question, asked before any of them is deleted.
 
-    Journeys kept by the cleanup still name their run; of the tagged events in a run's window
-    (all older than the cutoff), the cleanup deletes exactly those of a succeeded run.
+    Journeys kept by the cleanup still name their run; the tagged events in a succeeded run's
+    window that name it are ours and older than the cutoff, so the cleanup deletes every one.
     """
     doomed_journeys = _journeys_left_without_events(cutoff).values("pk")
-    runs = SyntheticRun.objects.filter(window_end__lt=cutoff)
-    runs = runs.exclude(
+    runs = SyntheticRun.objects.filter(status=RunStatus.SUCCEEDED, window_end__lt=cutoff)
+    return runs.exclude(
         Exists(Journey.objects.filter(run=OuterRef("pk")).exclude(pk__in=doomed_journeys))
     )
-    for model in (JourneySceneEvent, MindblockEvent):
-        runs = runs.exclude(~Q(status=RunStatus.SUCCEEDED) & Exists(_tagged_events_of_run(model)))
-    return runs

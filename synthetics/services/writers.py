@@ -246,11 +246,12 @@ _HOUR_FIELDS = (
 )
 
 
-def run_hours_add(runs: Iterable[SyntheticRun]) -> None:
-    """Add succeeded runs to their UTC hour's sums (synthetic_run_hours), in the caller's transaction.
+def run_hours_add(runs: Iterable[SyntheticRun], *, sign: int = 1) -> None:
+    """Add succeeded runs to their UTC hour's sums (synthetic_run_hours), in the caller's transaction;
+    with sign=-1 take them off (cleanup deleting their ledger rows).
 
     One INSERT … ON CONFLICT per batch of hours: the sums move with the ledger rows they summarise,
-    on PostgreSQL and SQLite alike.
+    on PostgreSQL and SQLite alike. An hour left with no run is removed.
     """
     sums: dict[datetime, list[int]] = {}
     for run in runs:
@@ -258,9 +259,9 @@ def run_hours_add(runs: Iterable[SyntheticRun]) -> None:
             continue
         hour = run.window_end.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
         row = sums.setdefault(hour, [0] * (1 + len(_HOUR_FIELDS)))
-        row[0] += 1
+        row[0] += sign
         for position, name in enumerate(_HOUR_FIELDS, start=1):
-            row[position] += getattr(run, name)
+            row[position] += sign * getattr(run, name)
     if not sums:
         return
     table = connection.ops.quote_name(SyntheticRunHour._meta.db_table)
@@ -281,3 +282,5 @@ def run_hours_add(runs: Iterable[SyntheticRun]) -> None:
                 + f" ON CONFLICT (hour) DO UPDATE SET {added}",
                 [value for row in batch for value in row],
             )
+    if sign < 0:
+        SyntheticRunHour.objects.filter(hour__in=list(sums), runs__lte=0).delete()

@@ -15,8 +15,9 @@ from synthetics.services.cleanup import (
 class Command(SyntheticsCommand):
     help = (
         "Delete our synthetic scene events, mindblock events and finished journeys older than "
-        "--older-than-hours (default a week), batch by batch; real rows are never touched and the "
-        "run ledger is kept. --dry-run only counts. The generator may keep running meanwhile."
+        "--older-than-hours (default a week), then the ledger rows of the runs none of whose rows "
+        "is left, batch by batch; real rows are never touched. --dry-run only counts. The "
+        "generator may keep running meanwhile."
     )
 
     def add_arguments(self, parser):
@@ -54,6 +55,6 @@ class Command(SyntheticsCommand):
         verb = "would delete" if dry_run else f"job {result.job.id} deleted"
         self.stdout.write(
             f"cleanup_activity: {verb} {counts['journey_scene_events']} scene events, "
-            f"{counts['mindblock_events']} mindblock events and {counts['journeys']} journeys "
-            f"older than {cutoff:%Y-%m-%d %H:%M} UTC."
+            f"{counts['mindblock_events']} mindblock events, {counts['journeys']} journeys and "
+            f"{counts['synthetic_runs']} ledger rows older than {cutoff:%Y-%m-%d %H:%M} UTC."
         )
