@@ -4,18 +4,21 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('synthetics', '0016_cleanup_runs_stage'),
+        ("synthetics", "0016_cleanup_runs_stage"),
     ]
 
     operations = [
         migrations.RemoveIndex(
-            model_name='cleanupjob',
-            name='cleanup_jobs_running_idx',
+            model_name="cleanupjob",
+            name="cleanup_jobs_running_idx",
         ),
         migrations.AddConstraint(
-            model_name='cleanupjob',
-            constraint=models.UniqueConstraint(condition=models.Q(('status', 'running')), fields=('status',), name='cleanup_jobs_one_running'),
+            model_name="cleanupjob",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("status", "running")),
+                fields=("status",),
+                name="cleanup_jobs_one_running",
+            ),
         ),
     ]
