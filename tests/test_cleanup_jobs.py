@@ -241,7 +241,7 @@ def test_the_command_counts_deletes_and_says_what_it_did(history, capsys):
     assert job.requested_by == "manage.py cleanup_activity"
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_two_cleanups_asked_at_the_same_moment_start_one_job(postgres_only, sim_users):
     # given one request that has created its job and not yet committed
     import threading
