@@ -420,3 +420,29 @@ def test_settings_input_refuses_wrong_types(body, field, message):
     data = SettingsInput(data=body)
     assert not data.is_valid()
     assert message in " ".join(str(item) for item in data.errors[field])
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_scheduled_runs_commit_without_waiting_for_the_disk_and_manual_runs_wait(
+    postgres_only, sim_users, monkeypatch
+):
+    # A scheduled run lost to a crash is lost whole (ledger row and rows) and its minutes are
+    # covered again; a manual run's answer is read by a person, so it stays durable.
+    from django.db import connection
+
+    seen = {}
+    original = runs_module._generate
+
+    def recording(*, trigger, **kwargs):
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT current_setting('synchronous_commit')")
+            seen[trigger] = cursor.fetchone()[0]
+        return original(trigger=trigger, **kwargs)
+
+    monkeypatch.setattr(runs_module, "_generate", recording)
+    run_scheduled()
+    run_manual(target=1)
+    assert seen == {"scheduled": "off", "manual": "on"}
+    with connection.cursor() as cursor:  # and it does not outlive the run's transaction
+        cursor.execute("SELECT current_setting('synchronous_commit')")
+        assert cursor.fetchone()[0] == "on"

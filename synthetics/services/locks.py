@@ -124,11 +124,17 @@ def sqlite_write_wait(seconds: float) -> Iterator[None]:
 
 
 @contextmanager
-def generator_transaction(*, deadline: RunDeadline) -> Iterator[None]:
+def generator_transaction(*, deadline: RunDeadline, durable: bool = True) -> Iterator[None]:
     """A transaction that holds the generator lock, waited for at most `deadline.lock_wait_seconds`.
 
     Raises GeneratorBusy (nothing written) when the lock does not come in time. On PostgreSQL the
     rest of the transaction runs under a statement_timeout of the budget that is left.
+
+    `durable=False` (scheduled and backfill runs, in a transaction of their own): PostgreSQL commits
+    without waiting for the WAL to reach the disk (`synchronous_commit = off` for this transaction).
+    A crash in the next fraction of a second may lose the run, but whole — its ledger row with its
+    rows — so the next run covers its minutes again; nothing is ever half there. A manual run,
+    whose answer a person or a cron reads, stays durable.
     """
     nested = connection.in_atomic_block
     # Inside a caller's transaction the run's timeouts would outlive its savepoint: keep the
@@ -146,6 +152,9 @@ def generator_transaction(*, deadline: RunDeadline) -> Iterator[None]:
         else:
             stack.enter_context(transaction.atomic())
         generator_lock_acquire(deadline=deadline)
+        if not durable and not nested and connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SET LOCAL synchronous_commit TO off")
         yield
     if saved is not None:
         _pg_timeouts_set(saved)

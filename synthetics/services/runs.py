@@ -289,7 +289,7 @@ def _run_locked(
     # progress, then says the generator is busy. Scheduled and backfill runs wait up to their budget.
     deadline = run_deadline_start(manual=trigger == RunTrigger.MANUAL)
     try:
-        with generator_transaction(deadline=deadline):
+        with generator_transaction(deadline=deadline, durable=trigger == RunTrigger.MANUAL):
             settings = run_inputs.generator_settings()
             planned = window(settings)
             if planned is None:
