@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 import orjson
+from django.db import connection
 from django.db.models import Max, Q, TextField
 from django.db.models.functions import Cast
 
@@ -100,6 +101,18 @@ def catalogue_load() -> Catalogue:
     )
 
 
+def pool_stamp() -> int | None:
+    """The stamp the database gives sim_users with every write to it (migration 0018: never the same
+    value twice, rollbacks included), or None where there is none. Read it before the pool: a write
+    in between then leaves a stamp that no longer matches, never a stale pool under a new stamp."""
+    with connection.cursor() as cursor:
+        if connection.vendor not in ("postgresql", "sqlite"):
+            return None
+        cursor.execute("SELECT version FROM synthetic_pool_stamp WHERE id = 1")
+        row = cursor.fetchone()
+    return None if row is None else row[0]
+
+
 def sim_user_pool() -> list[PoolMember]:
     rows = (
         SimUser.objects.active()
@@ -145,12 +158,17 @@ def active_journeys(*, due_by: datetime | None = None) -> list[ActiveJourney]:
 
 def waiting_journey_users(*, due_by: datetime) -> list[int]:
     """The sim users of journeys in progress with nothing due by `due_by`: busy, nothing to read."""
-    return list(
+    rows = (
         Journey.objects.synthetic()
         .active()
         .filter(next_at__gt=due_by)
-        .values_list("sim_user_id", flat=True)
+        .order_by()
+        .values("sim_user_id")
     )
+    sql, params = rows.query.sql_with_params()
+    with connection.cursor() as cursor:  # plain integers: no ORM row machinery for ~all in progress
+        cursor.execute(sql, params)
+        return [sim_user_id for (sim_user_id,) in cursor.fetchall()]
 
 
 def active_journey_count() -> int:

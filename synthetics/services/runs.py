@@ -93,6 +93,12 @@ class RunInterrupted(RuntimeError):
     """The run was stopped from outside (django-q2's task timeout, Ctrl-C) and rolled back."""
 
 
+# The pool a run loaded, with its rhythm, per database: (stamp, rhythm profiles, pool, rhythm). The
+# engine never changes a pool in place (pool_changed returns a new list) and a rhythm's own caches
+# are keyed by time, so a run can reuse both.
+_POOL_KEPT: dict[tuple[str, str], tuple[int, tuple, list[PoolMember], PoolRhythm]] = {}
+
+
 @dataclass(frozen=True, slots=True)
 class RunInputs:
     """What a run reads besides settings and active journeys: the catalogue and the user pool."""
@@ -103,8 +109,20 @@ class RunInputs:
 
     @classmethod
     def load(cls) -> RunInputs:
-        catalogue, pool = run_inputs.catalogue_load(), run_inputs.sim_user_pool()
-        return cls(catalogue=catalogue, pool=pool, rhythm=PoolRhythm(pool, catalogue.rhythms))
+        """The catalogue (a few rows, read every time) and the pool with its rhythm: kept in this
+        process between runs while the database's pool stamp has not moved (any write to sim_users
+        moves it, rolled back or not: migration 0018), read again when it has."""
+        catalogue = run_inputs.catalogue_load()
+        stamp = run_inputs.pool_stamp()  # before the pool: see pool_stamp
+        where = (connection.alias, connection.settings_dict["NAME"])
+        kept = _POOL_KEPT.get(where)
+        if stamp is not None and kept is not None and kept[:2] == (stamp, catalogue.rhythms):
+            return cls(catalogue=catalogue, pool=kept[2], rhythm=kept[3])
+        pool = run_inputs.sim_user_pool()
+        rhythm = PoolRhythm(pool, catalogue.rhythms)
+        if stamp is not None:
+            _POOL_KEPT[where] = (stamp, catalogue.rhythms, pool, rhythm)
+        return cls(catalogue=catalogue, pool=pool, rhythm=rhythm)
 
     def with_pool(self, pool: list[PoolMember]) -> RunInputs:
         """The same catalogue with the pool as a run left it (no reload: a backfill with sign-ups

@@ -1,0 +1,122 @@
+"""A worker keeps the pool it loaded between runs, and loads it again whenever sim_users changed,
+however it changed (ORM, bulk update, raw SQL, a delete, a rollback) — never a stale pool."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import connection, transaction
+
+from synthetics.models import RhythmProfile, SimUser, User
+from synthetics.selectors import run_inputs
+from synthetics.services import runs, sim_users_seed
+
+
+@pytest.fixture
+def kept(sim_users):
+    """The pool loaded once (and kept), as a run would."""
+    runs._POOL_KEPT.clear()
+    inputs = runs.RunInputs.load()
+    assert run_inputs.pool_stamp() is not None
+    return inputs
+
+
+def fresh_pool():
+    return run_inputs.sim_user_pool()
+
+
+def test_an_unchanged_pool_is_the_one_kept(kept, django_assert_max_num_queries):
+    # when a second run loads its inputs with nothing changed in between
+    again = runs.RunInputs.load()
+    # then it gets the very pool and rhythm kept (not a copy read again) and they equal a fresh read
+    assert again.pool is kept.pool and again.rhythm is kept.rhythm
+    assert again.pool == fresh_pool()
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        "orm_save",
+        "queryset_update",
+        "bulk_update",
+        "raw_sql_update",
+        "delete",
+        "churn",
+        "new_user",
+    ],
+)
+def test_any_change_to_sim_users_is_read_again(kept, change):
+    # given the pool kept; when sim_users changes in one of the ways the product (or a person at
+    # the database) changes it
+    first = SimUser.objects.order_by("id").first()
+    if change == "orm_save":
+        first.activity_weight = 7.5
+        first.save()
+    elif change == "queryset_update":
+        SimUser.objects.filter(pk=first.pk).update(persona="power")
+    elif change == "bulk_update":
+        first.timezone = "Asia/Tokyo"
+        SimUser.objects.bulk_update([first], ["timezone"])
+    elif change == "raw_sql_update":
+        with connection.cursor() as cursor:
+            cursor.execute("UPDATE sim_users SET locale = 'pt_BR' WHERE id = %s", [first.pk])
+    elif change == "delete":
+        SimUser.objects.filter(pk=first.pk).delete()
+    elif change == "churn":
+        SimUser.objects.filter(pk=first.pk).update(churned_at="2026-01-01T00:00:00Z")
+    else:
+        sim_users_seed(count=User.objects.filter(is_synthetic=True).count() + 3, seed=99)
+    # then the next run reads the pool as it now is
+    again = runs.RunInputs.load()
+    assert again.pool is not kept.pool
+    assert again.pool == fresh_pool() != kept.pool
+
+
+def test_a_rolled_back_change_leaves_no_stale_pool(kept):
+    # given a change that a run saw (and kept) inside a transaction that then rolled back
+    first = SimUser.objects.order_by("id").first()
+    with pytest.raises(RuntimeError), transaction.atomic():
+        SimUser.objects.filter(pk=first.pk).update(activity_weight=9.0)
+        inside = runs.RunInputs.load()
+        assert [m.activity_weight for m in inside.pool if m.sim_user_id == first.pk] == [9.0]
+        raise RuntimeError("rolled back")
+    # when the next change happens and a run loads again
+    SimUser.objects.filter(pk=first.pk).update(persona="casual")
+    again = runs.RunInputs.load()
+    # then it reads the table as it is, never the rolled-back pool (the stamp is never reused)
+    assert again.pool == fresh_pool()
+    assert [m.activity_weight for m in again.pool if m.sim_user_id == first.pk] != [9.0]
+
+
+def test_a_new_rhythm_profile_rebuilds_the_rhythm(kept):
+    # when a rhythm profile changes (the catalogue is read every run; the pool is not)
+    profile = RhythmProfile.objects.order_by("slug").first()
+    profile.holiday_factor = 0.123
+    profile.save()
+    again = runs.RunInputs.load()
+    # then the pool may be the one kept, but its rhythm is built from the profiles now in force
+    assert again.rhythm is not kept.rhythm
+    assert again.catalogue.rhythms != kept.catalogue.rhythms
+
+
+def test_every_write_statement_moves_the_stamp(sim_users):
+    # the stamp is what the rest relies on: each kind of write moves it, a read does not
+    stamps = [run_inputs.pool_stamp()]
+    list(SimUser.objects.all())
+    assert run_inputs.pool_stamp() == stamps[-1]
+    first = SimUser.objects.order_by("id").first()
+    for write in (
+        lambda: SimUser.objects.filter(pk=first.pk).update(activity_weight=2.0),
+        lambda: SimUser.objects.filter(pk=first.pk).delete(),
+        lambda: sim_users_seed(count=User.objects.filter(is_synthetic=True).count() + 1, seed=5),
+    ):
+        write()
+        stamps.append(run_inputs.pool_stamp())
+    assert len(set(stamps)) == len(stamps)
+
+
+def test_a_truncate_moves_the_stamp_on_postgres(postgres_only, sim_users):
+    before = run_inputs.pool_stamp()
+    with connection.cursor() as cursor:
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")  # TRUNCATE refuses pending FK checks
+        cursor.execute("TRUNCATE sim_users CASCADE")
+    assert run_inputs.pool_stamp() != before
