@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from datetime import UTC
+from operator import itemgetter
 
 from django.http import QueryDict
 from django.utils import timezone
@@ -318,24 +319,31 @@ class ActivityTotalsOutput(ActivityCountsOutput):
     runs = serializers.IntegerField()
 
 
+class ActivityPointsOutput(serializers.ListSerializer):
+    """721 points for 30 days, each a dict of ints and a UTC datetime from the selector: written in
+    one loop (the values copied, the time as DRF writes it: ISO 8601 in the current zone, "Z" for
+    UTC), the same JSON as DRF's field-by-field walk at a fraction of its cost (a test compares
+    the two)."""
+
+    def to_representation(self, data):
+        fields = self.child.fields
+        names = list(fields)
+        values_of = itemgetter(*(field.source for field in fields.values()))
+        zone = timezone.get_current_timezone()
+        points = []
+        for point in data:
+            body = dict(zip(names, values_of(point), strict=True))  # in the fields' order
+            moment = point["bucket"].astimezone(zone).isoformat()
+            body["bucket"] = moment[:-6] + "Z" if moment.endswith("+00:00") else moment
+            points.append(body)
+        return points
+
+
 class ActivityPointOutput(ActivityCountsOutput):
     bucket = serializers.DateTimeField(help_text="Start of the minute or hour.")
 
-    def to_representation(self, point):
-        # 721 points for 30 days, each a dict of ints and a UTC datetime from the selector: the
-        # values are copied directly and the time written as DRF writes it (ISO 8601 in the
-        # current zone, "Z" for UTC), the same JSON as DRF's field-by-field walk at a fraction of
-        # its cost (a test compares the two).
-        sources = self.__dict__.get("_sources")
-        if sources is None:
-            sources = self._sources = [
-                (name, field.source) for name, field in self.fields.items() if name != "bucket"
-            ]
-            self._zone = timezone.get_current_timezone()
-        body = {name: point[source] for name, source in sources}
-        moment = point["bucket"].astimezone(self._zone).isoformat()
-        body["bucket"] = moment[:-6] + "Z" if moment.endswith("+00:00") else moment
-        return body
+    class Meta:
+        list_serializer_class = ActivityPointsOutput
 
 
 class ActivityResponse(serializers.Serializer):

@@ -238,13 +238,21 @@ def activity_series(*, hours: int, now: datetime) -> ActivitySeries:
                 "runs": row["runs"],
                 **{key: row[column] for key, column in _SERIES_FIELDS.items()},
             }
+    keys = tuple(_SERIES_FIELDS)
+    totals = dict.fromkeys(keys, 0)
     series = []
     moment = first
     while moment <= last:
-        row = by_bucket.get(moment, {})
-        series.append({"bucket": moment, **{key: row.get(key) or 0 for key in _SERIES_FIELDS}})
+        row = by_bucket.get(moment)
+        point = {"bucket": moment}
+        if row is None:
+            point.update(dict.fromkeys(keys, 0))
+        else:
+            for key in keys:
+                value = point[key] = row[key] or 0
+                totals[key] += value
+        series.append(point)
         moment += step
-    totals = {key: sum(point[key] for point in series) for key in _SERIES_FIELDS}
     totals["runs"] = sum(row["runs"] or 0 for row in by_bucket.values())
     return ActivitySeries(
         hours=hours,
