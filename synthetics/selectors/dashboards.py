@@ -6,7 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from django.db.models import Count, Q, QuerySet, Sum
+from django.db import connection
+from django.db.models import Count, Func, Q, QuerySet, Subquery, Sum, Value
 from django.db.models.functions import TruncHour, TruncMinute
 from django.http import Http404
 from django.shortcuts import get_object_or_404
@@ -14,6 +15,7 @@ from django.shortcuts import get_object_or_404
 from synthetics.db import TAG_TRUE, SyntheticOrigin, SyntheticTag
 from synthetics.models import (
     CleanupJob,
+    Journey,
     JourneySceneEvent,
     MindblockEvent,
     RunStatus,
@@ -23,14 +25,38 @@ from synthetics.models import (
     SyntheticRunHour,
     SyntheticSettings,
 )
+from synthetics.selectors.prepared import Prepared
 from synthetics.selectors.run_inputs import (
-    active_journey_count,
-    active_sim_user_count,
-    churned_sim_user_count,
     coverage_ahead,
     covered_until,
-    settings_get,
 )
+
+
+def _events_per_run(model, *, bounded: bool) -> Prepared:
+    """Events of `model` tagged and naming a run, created in (since, until], counted per run."""
+
+    def build(since: datetime, until: datetime | None = None) -> QuerySet:
+        window = Q(created_at__gt=since)
+        if bounded:
+            window &= Q(created_at__lte=until)
+        return (
+            model.objects.annotate(
+                tag=SyntheticTag("event_payload"), origin=SyntheticOrigin("event_payload")
+            )
+            .filter(window, tag=TAG_TRUE, origin__isnull=False)
+            .values("origin")
+            .annotate(n=Count("pk"))
+            .values_list("origin", "n")
+        )
+
+    return Prepared(build, *(("since", "until") if bounded else ("since",)))
+
+
+_EVENTS_PER_RUN = {
+    (key, bounded): _events_per_run(model, bounded=bounded)
+    for key, model in (("scene_events", JourneySceneEvent), ("mindblock_events", MindblockEvent))
+    for bounded in (False, True)
+}
 
 
 def synthetic_event_counts(*, since: datetime, until: datetime | None = None) -> dict[str, int]:
@@ -41,20 +67,11 @@ def synthetic_event_counts(*, since: datetime, until: datetime | None = None) ->
     `EventQuerySet.synthetic()`, without an EXISTS per row that PostgreSQL may turn into a hash
     of the whole ledger.
     """
-    window = Q(created_at__gt=since)
-    if until is not None:
-        window &= Q(created_at__lte=until)
-    per_run = {}
-    for key, model in (("scene_events", JourneySceneEvent), ("mindblock_events", MindblockEvent)):
-        per_run[key] = dict(
-            model.objects.annotate(
-                tag=SyntheticTag("event_payload"), origin=SyntheticOrigin("event_payload")
-            )
-            .filter(window, tag=TAG_TRUE, origin__isnull=False)
-            .values("origin")
-            .annotate(n=Count("pk"))
-            .values_list("origin", "n")
-        )
+    times = {"since": since} if until is None else {"since": since, "until": until}
+    per_run = {
+        key: dict(_EVENTS_PER_RUN[key, until is not None].rows(**times))
+        for key in ("scene_events", "mindblock_events")
+    }
     # (SQLite passes a run id past a bigint through: no run has it, and no driver binds it.)
     named = {
         run_id
@@ -76,21 +93,37 @@ def synthetic_event_counts(*, since: datetime, until: datetime | None = None) ->
     }
 
 
+_TOTALS = {
+    "runs": Count("id"),
+    "sessions_started": Sum("sessions_started"),
+    "scene_events": Sum("scene_events_created"),
+    "mindblock_events": Sum("mindblock_events_created"),
+    "completed": Sum("journeys_completed"),
+    "abandoned": Sum("journeys_abandoned"),
+    "errored": Sum("journeys_errored"),
+}
+
+
+def _run_totals(*, bounded: bool) -> Prepared:
+    def build(since: datetime, until: datetime | None = None) -> QuerySet:
+        runs = SyntheticRun.objects.filter(status=RunStatus.SUCCEEDED, window_end__gt=since)
+        if bounded:
+            runs = runs.filter(window_end__lte=until)
+        # Grouped by status, which the filter fixes: one row of sums, or none without runs.
+        return runs.order_by().values("status").annotate(**_TOTALS).values_list(*_TOTALS)
+
+    return Prepared(build, *(("since", "until") if bounded else ("since",)))
+
+
+_RUN_TOTALS = {bounded: _run_totals(bounded=bounded) for bounded in (False, True)}
+
+
 def run_totals(*, since: datetime, until: datetime | None = None) -> dict[str, int]:
     """Totals from the run ledger for runs that covered simulated time in (since, until]."""
-    runs = SyntheticRun.objects.filter(status=RunStatus.SUCCEEDED, window_end__gt=since)
-    if until is not None:
-        runs = runs.filter(window_end__lte=until)
-    totals = runs.aggregate(
-        runs=Count("id"),
-        sessions_started=Sum("sessions_started"),
-        scene_events=Sum("scene_events_created"),
-        mindblock_events=Sum("mindblock_events_created"),
-        completed=Sum("journeys_completed"),
-        abandoned=Sum("journeys_abandoned"),
-        errored=Sum("journeys_errored"),
-    )
-    return {key: value or 0 for key, value in totals.items()}
+    times = {"since": since} if until is None else {"since": since, "until": until}
+    found = _RUN_TOTALS[until is not None].rows(**times)
+    row = found[0] if found else (0,) * len(_TOTALS)
+    return {key: int(value or 0) for key, value in zip(_TOTALS, row, strict=True)}
 
 
 # --- the dashboards: status, activity, sim users --------------------------------------------------
@@ -113,7 +146,9 @@ class GeneratorStatus:
     reason: str
 
 
-def generator_status(*, row: SyntheticSettings, now: datetime) -> GeneratorStatus:
+def generator_status(
+    *, row: SyntheticSettings, now: datetime, covered: datetime | None | type = ...
+) -> GeneratorStatus:
     """What the scheduler is doing, from the ledger alone (its finished_at and window indexes).
 
     paused: disabled. clock_behind: the ledger covers minutes after now (the clock stepped back),
@@ -122,7 +157,8 @@ def generator_status(*, row: SyntheticSettings, now: datetime) -> GeneratorStatu
     """
     if not row.enabled:
         return GeneratorStatus("paused", "generation is paused")
-    covered = covered_until()
+    if covered is ...:
+        covered = covered_until()
     if coverage_ahead(covered=covered, now=now):
         return GeneratorStatus(
             "clock_behind",
@@ -174,17 +210,51 @@ def recent_runs(*, limit: int = 10) -> list[SyntheticRun]:
     )
 
 
+def _count(rows: QuerySet) -> Subquery:
+    """COUNT(*) of `rows` as a scalar subquery (no GROUP BY: one row, through their index)."""
+    return Subquery(rows.order_by().annotate(n=Func(Value(1), function="COUNT")).values("n")[:1])
+
+
+# The status statement, compiled once per database alias: the SQL never changes (no argument),
+# and compiling four subqueries through the ORM costs more than running them.
+_STATUS_SQL: dict[str, tuple[str, tuple]] = {}
+
+
+def status_scalars() -> SyntheticSettings:
+    """The settings row, with what status counts as scalar subqueries of the same statement (one
+    round trip instead of four): `covered` (covered_until), `active_journeys`, `sim_users` (not
+    churned) and `sim_users_churned`."""
+    compiled = _STATUS_SQL.get(connection.alias)
+    if compiled is None:
+        covering = SyntheticRun.objects.covering().order_by("-window_end").values("window_end")
+        rows = SyntheticSettings.objects.filter(pk=1).annotate(
+            covered=Subquery(covering[:1]),
+            active_journeys=_count(Journey.objects.synthetic().active()),
+            sim_users=_count(SimUser.objects.active()),
+            sim_users_churned=_count(SimUser.objects.filter(churned_at__isnull=False)),
+        )
+        compiled = _STATUS_SQL[connection.alias] = rows.query.sql_with_params()
+    found = list(SyntheticSettings.objects.raw(*compiled))
+    if not found:
+        raise SyntheticSettings.DoesNotExist("The settings row (id 1) is missing.")
+    row = found[0]
+    if row.covered is not None and connection.vendor == "sqlite":
+        # SQLite hands a subquery's timestamp back as text or a naive datetime (UTC)
+        row.covered = connection.ops.convert_datetimefield_value(row.covered, None, connection)
+    return row
+
+
 def status_summary(*, now: datetime) -> StatusSummary:
-    row = settings_get()
+    row = status_scalars()
     return StatusSummary(
         settings=row,
-        status=generator_status(row=row, now=now),
+        status=generator_status(row=row, now=now, covered=row.covered),
         # Bounded by now as well: a row dated in the future is not activity of the last 5 minutes.
         last_5_min=synthetic_event_counts(since=now - timedelta(minutes=5), until=now),
         last_24_hours=run_totals(since=now - timedelta(hours=24)),
-        active_journeys=active_journey_count(),
-        sim_users=active_sim_user_count(),
-        sim_users_churned=churned_sim_user_count(),
+        active_journeys=row.active_journeys,
+        sim_users=row.sim_users,
+        sim_users_churned=row.sim_users_churned,
         last_run=last_run(),
         recent_runs=recent_runs(),
         now=now,

@@ -1,0 +1,84 @@
+"""Statements compiled once and run again with new times give the ORM's own answer for any times."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from django.db.models import Count, Sum
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from synthetics.models import RunStatus, SyntheticRun
+from synthetics.selectors import dashboards
+from synthetics.selectors.prepared import Prepared
+from synthetics.services import activity_backfill
+
+NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def history(sim_users):
+    activity_backfill(hours=3, now=NOW)
+
+
+def orm_totals(since, until):
+    runs = SyntheticRun.objects.filter(status=RunStatus.SUCCEEDED, window_end__gt=since)
+    if until is not None:
+        runs = runs.filter(window_end__lte=until)
+    sums = runs.aggregate(
+        runs=Count("id"),
+        sessions_started=Sum("sessions_started"),
+        scene_events=Sum("scene_events_created"),
+        mindblock_events=Sum("mindblock_events_created"),
+        completed=Sum("journeys_completed"),
+        abandoned=Sum("journeys_abandoned"),
+        errored=Sum("journeys_errored"),
+    )
+    return {key: value or 0 for key, value in sums.items()}
+
+
+minutes = st.integers(min_value=-240, max_value=60)
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    start=minutes,
+    length=st.none() | st.integers(min_value=0, max_value=300),
+    second=st.integers(0, 59),
+)
+def test_run_totals_equal_the_orms_aggregate_for_any_window(history, start, length, second):
+    # given any window around the 3 hours of history (open-ended or not, on or off minute bounds)
+    since = NOW + timedelta(minutes=start, seconds=second)
+    until = None if length is None else since + timedelta(minutes=length)
+    # then the prepared statement answers what the ORM's aggregate answers
+    assert dashboards.run_totals(since=since, until=until) == orm_totals(since, until)
+
+
+def test_a_window_with_no_run_has_zero_totals(history):
+    totals = dashboards.run_totals(since=NOW + timedelta(days=1))
+    assert totals == dict.fromkeys(totals, 0) and len(totals) == 7
+
+
+def test_a_statement_that_does_not_bind_a_time_is_refused_when_compiled(db):
+    # given a build that ignores its time (it would answer the same for every window)
+    prepared = Prepared(lambda since: SyntheticRun.objects.values_list("id"), "since")
+    # then it is refused, not run with the time silently dropped
+    with pytest.raises(RuntimeError, match="since"):
+        prepared.rows(since=NOW)
+
+
+def test_the_status_statement_answers_what_each_selector_answers(history):
+    from synthetics.models import SimUser
+    from synthetics.selectors import run_inputs
+
+    SimUser.objects.filter(pk=SimUser.objects.order_by("id").first().pk).update(churned_at=NOW)
+    for _ in range(2):  # compiled on the first call, reused on the second
+        row = dashboards.status_scalars()
+        assert row.covered == run_inputs.covered_until() is not None
+        assert row.active_journeys == run_inputs.active_journey_count() > 0
+        assert row.sim_users == run_inputs.active_sim_user_count() == 39
+        assert row.sim_users_churned == run_inputs.churned_sim_user_count() == 1
+        assert row.pk == 1 and row.sessions_per_min == run_inputs.settings_get().sessions_per_min
