@@ -295,19 +295,15 @@ def activity_series(*, hours: int, now: datetime) -> ActivitySeries:
     since = now - timedelta(hours=hours)
     first = _truncate(since, per_minute)
     last = _truncate(until, per_minute)
-    in_window = Q(window_end__gt=since, window_end__lte=until)
     if per_minute:
-        by_bucket = _ledger_buckets(in_window, per_minute=True)
+        by_bucket = _buckets(_PER_MINUTE.rows(since=since, until=until))
     else:
         # The edges from the ledger: the runs of the first hour (after `since`) and of the last
         # (up to `until`); the whole hours between from their sums.
-        edges = Q(window_end__lt=first + step) | Q(window_end__gte=last)
-        by_bucket = _ledger_buckets(in_window & edges, per_minute=False)
-        for row in SyntheticRunHour.objects.filter(hour__gt=first, hour__lt=last).values():
-            by_bucket[row["hour"]] = {
-                "runs": row["runs"],
-                **{key: row[column] for key, column in _SERIES_FIELDS.items()},
-            }
+        by_bucket = _buckets(
+            _PER_HOUR_EDGES.rows(since=since, until=until, second=first + step, last=last)
+        )
+        by_bucket.update(_buckets(_WHOLE_HOURS.rows(first=first, last=last)))
     keys = tuple(_SERIES_FIELDS)
     totals = dict.fromkeys(keys, 0)
     series = []
@@ -334,19 +330,49 @@ def activity_series(*, hours: int, now: datetime) -> ActivitySeries:
     )
 
 
-def _ledger_buckets(window: Q, *, per_minute: bool) -> dict[datetime, dict]:
-    """Sums of the ledger's succeeded runs in `window` per minute or hour of their window_end."""
-    trunc = TruncMinute if per_minute else TruncHour
-    runs = SyntheticRun.objects.filter(window, status=RunStatus.SUCCEEDED)
-    sums = {key: Sum(column) for key, column in _SERIES_FIELDS.items()}
-    sums["runs"] = Count("id")
-    rows = (
-        runs.annotate(bucket=trunc("window_end", tzinfo=UTC))
-        .values("bucket")
-        .annotate(**sums)
-        .order_by("bucket")
-    )
-    return {row["bucket"]: row for row in rows}
+_SUMS = (*_SERIES_FIELDS, "runs")
+
+
+def _ledger_buckets(*, per_minute: bool, edges: bool) -> Prepared:
+    """Sums of the ledger's succeeded runs in (since, until] per minute or hour of their
+    window_end (with `edges`: only the runs of the first and the last hour), as rows of
+    (bucket, *_SUMS)."""
+
+    def build(since, until, second=None, last=None) -> QuerySet:
+        window = Q(window_end__gt=since, window_end__lte=until)
+        if edges:
+            window &= Q(window_end__lt=second) | Q(window_end__gte=last)
+        trunc = TruncMinute if per_minute else TruncHour
+        sums = {key: Sum(column) for key, column in _SERIES_FIELDS.items()}
+        sums["runs"] = Count("id")
+        return (
+            SyntheticRun.objects.filter(window, status=RunStatus.SUCCEEDED)
+            .annotate(bucket=trunc("window_end", tzinfo=UTC))
+            .values("bucket")
+            .annotate(**sums)
+            .order_by("bucket")
+            .values_list("bucket", *_SUMS)
+        )
+
+    return Prepared(build, "since", "until", *(("second", "last") if edges else ()))
+
+
+_PER_MINUTE = _ledger_buckets(per_minute=True, edges=False)
+_PER_HOUR_EDGES = _ledger_buckets(per_minute=False, edges=True)
+# The whole hours strictly between the first and the last, from their sums.
+_WHOLE_HOURS = Prepared(
+    lambda first, last: (
+        SyntheticRunHour.objects.filter(hour__gt=first, hour__lt=last)
+        .order_by()
+        .values_list("hour", *(_SERIES_FIELDS[key] for key in _SERIES_FIELDS), "runs")
+    ),
+    "first",
+    "last",
+)
+
+
+def _buckets(rows: list[tuple]) -> dict[datetime, dict]:
+    return {bucket: dict(zip(_SUMS, sums, strict=True)) for bucket, *sums in rows}
 
 
 def _truncate(moment: datetime, per_minute: bool) -> datetime:

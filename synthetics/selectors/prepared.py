@@ -6,8 +6,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from weakref import WeakKeyDictionary
 
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connection, connections
 from django.db.models import QuerySet
 
 # Stand-ins for the arguments while compiling: times no query of ours holds as a constant.
@@ -26,13 +27,19 @@ class Prepared:
     def __init__(self, build: Callable[..., QuerySet], *names: str) -> None:
         self._build = build
         self._names = names
-        self._compiled: dict[str, tuple[str, list, list[tuple[int, str]]]] = {}
+        # Per connection (one per thread): the SQL, its parameters, where the times go, and the
+        # compiler with its converters (what the ORM applies to rows: SQLite's text times).
+        self._compiled: WeakKeyDictionary = WeakKeyDictionary()
 
-    def _compile(self) -> tuple[str, list, list[tuple[int, str]]]:
+    def _compile(self):
         stand_ins = {
             name: _SENTINEL + timedelta(seconds=index + 1) for index, name in enumerate(self._names)
         }
-        sql, params = self._build(**stand_ins).query.sql_with_params()
+        compiler = self._build(**stand_ins).query.get_compiler(connection=connection)
+        sql, params = compiler.as_sql()
+        converters = compiler.get_converters(
+            [column[0] for column in compiler.select[0 : compiler.col_count]]
+        )
         adapted = {
             connection.ops.adapt_datetimefield_value(value): name
             for name, value in stand_ins.items()
@@ -48,16 +55,20 @@ class Prepared:
         missing = set(self._names) - {name for _, name in slots}
         if missing:
             raise RuntimeError(f"the compiled query does not bind {sorted(missing)} as parameters")
-        return sql, list(params), slots
+        return sql, list(params), slots, compiler, converters
 
     def rows(self, **times: datetime) -> list[tuple]:
-        compiled = self._compiled.get(connection.alias)
+        wrapper = connections[DEFAULT_DB_ALIAS]  # this thread's (`connection` is a proxy)
+        compiled = self._compiled.get(wrapper)
         if compiled is None:
-            compiled = self._compiled[connection.alias] = self._compile()
-        sql, params, slots = compiled
+            compiled = self._compiled[wrapper] = self._compile()
+        sql, params, slots, compiler, converters = compiled
         params = list(params)
         for index, name in slots:
             params[index] = connection.ops.adapt_datetimefield_value(times[name])
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
-            return cursor.fetchall()
+            rows = cursor.fetchall()
+        if converters:
+            rows = [tuple(row) for row in compiler.apply_converters(rows, converters)]
+        return rows
