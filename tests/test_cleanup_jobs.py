@@ -8,7 +8,7 @@ and the command.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from unittest import mock
 
 import pytest
@@ -27,7 +27,7 @@ from synthetics.models import (
     MindblockEvent,
 )
 from synthetics.services import activity_backfill, cleanup
-from tests.factories import JourneySceneEventFactory, StaffUserFactory
+from tests.factories import JourneySceneEventFactory, StaffUserFactory, UserFactory
 from tests.helpers import database_state
 
 pytestmark = pytest.mark.django_db
@@ -286,3 +286,32 @@ def test_two_cleanups_asked_at_the_same_moment_start_one_job(postgres_only, sim_
 
 def test_a_job_id_out_of_any_range_is_a_404(api):
     assert api.get(f"{API}/cleanup/{2**70}").status_code == 404
+
+
+def test_a_reader_follows_a_job_without_who_asked_or_the_traceback(db, api):
+    # given a failed job, started by someone, with a traceback
+    from django.contrib.auth.models import Permission
+
+    job = CleanupJob.objects.create(
+        older_than_hours=1,
+        cutoff=datetime(2026, 1, 1, tzinfo=UTC),
+        requested_by="ops@example.com via the API",
+        status=CleanupStatus.FAILED,
+        stage=CleanupStage.JOURNEYS,
+        error="Traceback (most recent call last): ... password=hunter2",
+        finished_at=datetime(2026, 1, 1, 0, 5, tzinfo=UTC),
+    )
+    reader = UserFactory(is_staff=False)
+    reader.user_permissions.add(Permission.objects.get(codename="view_syntheticsettings"))
+    as_reader = APIClient()
+    as_reader.credentials(HTTP_AUTHORIZATION=f"Bearer {Token.objects.create(user=reader)}")
+    # when a reader (view permission only) and a steerer (change permission) follow it
+    seen = as_reader.get(f"{API}/cleanup/{job.id}")
+    full = api.get(f"{API}/cleanup/{job.id}")
+    # then both see its progress; only the steerer sees who asked and why it failed
+    assert seen.status_code == full.status_code == 200
+    assert seen.json()["job"]["status"] == full.json()["job"]["status"] == "failed"
+    assert seen.json()["job"]["requested_by"] == ""
+    assert "hunter2" not in seen.content.decode() and seen.json()["job"]["error"]
+    assert full.json()["job"]["requested_by"] == "ops@example.com via the API"
+    assert "hunter2" in full.json()["job"]["error"]

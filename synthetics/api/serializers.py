@@ -374,15 +374,31 @@ class CleanupJobOutput(serializers.Serializer):
     stage = serializers.CharField(help_text="The table being cleaned, or done.")
     older_than_hours = serializers.IntegerField()
     cutoff = serializers.DateTimeField()
-    requested_by = serializers.CharField()
+    requested_by = serializers.CharField(
+        help_text="Who started it (empty for readers without the change permission)."
+    )
     counts = CleanupCountsOutput(help_text="Rows deleted so far, per table.")
     created_at = serializers.DateTimeField()
     updated_at = serializers.DateTimeField(help_text="The last batch: the job's heartbeat.")
     finished_at = serializers.DateTimeField(allow_null=True)
-    error = serializers.CharField()
+    error = serializers.CharField(
+        help_text="Why it failed (the traceback only for readers with the change permission)."
+    )
 
     def get_url(self, job) -> str:
         return f"/api/synthetics/cleanup/{job.id}"
+
+    def to_representation(self, job):
+        body = super().to_representation(job)
+        if not self.root.context.get("can_change", True):
+            # Who asked and the traceback are for those who may steer (view-only readers get the
+            # job's progress; an error says where the details are)
+            body["requested_by"] = ""
+            if body["error"]:
+                body["error"] = (
+                    "The job failed; the details are for users who may change Synthetics."
+                )
+        return body
 
 
 class CleanupResponse(serializers.Serializer):

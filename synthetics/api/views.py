@@ -15,7 +15,11 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from synthetics.api import serializers as io
-from synthetics.api.permissions import CanChangeSynthetics, CanViewSynthetics
+from synthetics.api.permissions import (
+    CanChangeSynthetics,
+    CanViewSynthetics,
+    can_change_synthetics,
+)
 from synthetics.api.throttles import BurstThrottle
 from synthetics.selectors import dashboards, insights
 from synthetics.selectors.dashboards import cleanup_job_get
@@ -249,7 +253,8 @@ class CleanupJobView(SyntheticsView):
     )
     def get(self, request, job_id: int):
         job = cleanup_job_get(job_id)
-        return Response(io.CleanupJobResponse({"job": job}).data)
+        context = {"can_change": can_change_synthetics(request.user)}
+        return Response(io.CleanupJobResponse({"job": job}, context=context).data)
 
 
 class SimUserPagination(PageNumberPagination):
