@@ -8,6 +8,9 @@ from dataclasses import replace
 from datetime import timedelta
 
 import pytest
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from synthetics.engine import (
     EngineError,
@@ -444,3 +447,14 @@ def test_mean_active_journeys_follow_littles_law(day_at_defaults):
         math.sqrt(finished / 4) / minutes,
         slack=in_progress * (longest + 1) / minutes,
     )
+
+
+@hypothesis_settings(max_examples=2000, deadline=None)
+@given(st.integers(min_value=946_684_800_000, max_value=8_000_000_000_000))
+def test_from_ms_is_exact_for_every_millisecond_the_engine_can_meet(ms):
+    # from 2000 (the earliest simulated time) to the year 2223: the float route gives the exact
+    # datetime of the timedelta route, and back
+    from synthetics.engine.run import _EPOCH, from_ms, to_ms
+
+    assert from_ms(ms) == _EPOCH + timedelta(milliseconds=ms)
+    assert to_ms(from_ms(ms)) == ms

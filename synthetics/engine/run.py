@@ -48,7 +48,10 @@ def to_ms(moment: datetime) -> int:
 
 
 def from_ms(ms: int) -> datetime:
-    return _EPOCH + timedelta(milliseconds=ms)
+    # Exact, and twice as fast as _EPOCH + timedelta(milliseconds=ms): ms / 1000 is within half
+    # an ulp of the true value (under 0.25 µs for any time before 2242), and fromtimestamp rounds
+    # to the nearest microsecond, which a whole millisecond is (a test compares the two).
+    return datetime.fromtimestamp(ms / 1000, UTC)
 
 
 def scheduled_session_count(
@@ -229,7 +232,8 @@ def simulate_run(
     still_active = len(waiting)
 
     # 1. Advance the sessions in progress, in a fixed order.
-    for journey in sorted(active, key=lambda j: (j.started_at, str(j.id))):
+    # (A UUID's 128-bit int orders as its fixed-width hex text does: the order of str(id), cheaper.)
+    for journey in sorted(active, key=lambda j: (j.started_at, j.id.int)):
         plan = journey.plan
         cursor = journey.next_step
         pending_ms = plan.steps[cursor].at_ms if cursor < len(plan.steps) else plan.end_ms
@@ -309,7 +313,7 @@ def simulate_run(
                 )
             )
 
-    events.sort(key=lambda event: (event.created_at, str(event.journey_id)))
+    events.sort(key=lambda event: (event.created_at, event.journey_id.int))
     return RunOutcome(
         new_journeys=tuple(new_journeys),
         journey_updates=tuple(updates),
