@@ -108,6 +108,10 @@ if profile:
     import cProfile
     profiler = cProfile.Profile()
     profiler.enable()
+# The worker ran the minute before: its pool and rhythm are kept (what the setup left may or may
+# not have moved the stamp; loading here makes every measurement the same kind). A worker that did
+# not keep them pays `pool_load_seconds` on top, measured below.
+RunInputs.load()
 queries = None
 if os.environ.get("BENCH_SQL"):  # the run's slowest statements, to stderr
     from django.test.utils import CaptureQueriesContext

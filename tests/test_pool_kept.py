@@ -120,3 +120,18 @@ def test_a_truncate_moves_the_stamp_on_postgres(postgres_only, sim_users):
         cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")  # TRUNCATE refuses pending FK checks
         cursor.execute("TRUNCATE sim_users CASCADE")
     assert run_inputs.pool_stamp() != before
+
+
+def test_without_its_triggers_sqlite_has_no_stamp_and_the_pool_is_read_every_run(sim_users):
+    # given a sim_users table rebuilt by a later migration (SQLite drops a table's triggers then)
+    if connection.vendor != "sqlite":
+        pytest.skip("SQLite rebuilds tables; PostgreSQL keeps triggers through ALTER TABLE")
+    with connection.cursor() as cursor:
+        cursor.execute("DROP TRIGGER sim_users_pool_stamp_update")
+    # then there is no stamp, nothing is kept, and a change is seen by the next run
+    assert run_inputs.pool_stamp() is None
+    runs._POOL_KEPT.clear()
+    first = runs.RunInputs.load()
+    SimUser.objects.filter(pk=first.pool[0].sim_user_id).update(activity_weight=4.25)
+    again = runs.RunInputs.load()
+    assert again.pool == fresh_pool() != first.pool

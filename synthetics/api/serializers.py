@@ -382,7 +382,8 @@ class CleanupJobOutput(serializers.Serializer):
     updated_at = serializers.DateTimeField(help_text="The last batch: the job's heartbeat.")
     finished_at = serializers.DateTimeField(allow_null=True)
     error = serializers.CharField(
-        help_text="Why it failed (the traceback only for readers with the change permission)."
+        help_text="Why it failed (the error's type and message; for readers with the change "
+        "permission only)."
     )
 
     def get_url(self, job) -> str:
@@ -390,8 +391,8 @@ class CleanupJobOutput(serializers.Serializer):
 
     def to_representation(self, job):
         body = super().to_representation(job)
-        if not self.root.context.get("can_change", True):
-            # Who asked and the traceback are for those who may steer (view-only readers get the
+        if not self.root.context.get("can_change", False):
+            # Who asked and why it failed are for those who may steer (view-only readers get the
             # job's progress; an error says where the details are)
             body["requested_by"] = ""
             if body["error"]:

@@ -49,8 +49,9 @@ def to_ms(moment: datetime) -> int:
 
 def from_ms(ms: int) -> datetime:
     # Exact, and twice as fast as _EPOCH + timedelta(milliseconds=ms): ms / 1000 is within half
-    # an ulp of the true value (under 0.25 µs for any time before 2242), and fromtimestamp rounds
-    # to the nearest microsecond, which a whole millisecond is (a test compares the two).
+    # an ulp of the true value (under 0.5 µs for any time before 2^33 s, in 2242), and
+    # fromtimestamp rounds to the nearest microsecond, which a whole millisecond is (a test
+    # compares the two up to 2223; the engine never simulates after the real now).
     return datetime.fromtimestamp(ms / 1000, UTC)
 
 

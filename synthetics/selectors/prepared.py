@@ -6,9 +6,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from weakref import WeakKeyDictionary
 
-from django.db import DEFAULT_DB_ALIAS, connection, connections
+from django.db import connection
 from django.db.models import QuerySet
 
 # Stand-ins for the arguments while compiling: times no query of ours holds as a constant.
@@ -27,9 +26,10 @@ class Prepared:
     def __init__(self, build: Callable[..., QuerySet], *names: str) -> None:
         self._build = build
         self._names = names
-        # Per connection (one per thread): the SQL, its parameters, where the times go, and the
-        # compiler with its converters (what the ORM applies to rows: SQLite's text times).
-        self._compiled: WeakKeyDictionary = WeakKeyDictionary()
+        # Per database alias: the SQL, its parameters, where the times go, and the compiler with
+        # its converters (what the ORM applies to rows: SQLite's text times). The compiler holds
+        # the `connection` proxy, so it runs on whichever thread's connection calls it.
+        self._compiled: dict[str, tuple] = {}
 
     def _compile(self):
         stand_ins = {
@@ -58,10 +58,9 @@ class Prepared:
         return sql, list(params), slots, compiler, converters
 
     def rows(self, **times: datetime) -> list[tuple]:
-        wrapper = connections[DEFAULT_DB_ALIAS]  # this thread's (`connection` is a proxy)
-        compiled = self._compiled.get(wrapper)
+        compiled = self._compiled.get(connection.alias)
         if compiled is None:
-            compiled = self._compiled[wrapper] = self._compile()
+            compiled = self._compiled[connection.alias] = self._compile()
         sql, params, slots, compiler, converters = compiled
         params = list(params)
         for index, name in slots:

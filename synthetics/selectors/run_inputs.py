@@ -105,10 +105,20 @@ def pool_stamp() -> int | None:
     """The stamp the database gives sim_users with every write to it (migration 0018: never the same
     value twice, rollbacks included), or None where there is none. Read it before the pool: a write
     in between then leaves a stamp that no longer matches, never a stale pool under a new stamp."""
+    if connection.vendor == "postgresql":
+        sql = "SELECT version FROM synthetic_pool_stamp WHERE id = 1"
+    elif connection.vendor == "sqlite":
+        # A migration that rebuilds sim_users on SQLite (Django remakes the table) drops its
+        # triggers: without all three the stamp would never move, so there is no stamp at all.
+        sql = (
+            "SELECT version FROM synthetic_pool_stamp WHERE id = 1 AND (SELECT count(*) FROM "
+            "sqlite_master WHERE type = 'trigger' AND tbl_name = 'sim_users' "
+            "AND name LIKE 'sim_users_pool_stamp_%') = 3"
+        )
+    else:
+        return None
     with connection.cursor() as cursor:
-        if connection.vendor not in ("postgresql", "sqlite"):
-            return None
-        cursor.execute("SELECT version FROM synthetic_pool_stamp WHERE id = 1")
+        cursor.execute(sql)
         row = cursor.fetchone()
     return None if row is None else row[0]
 
