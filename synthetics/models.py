@@ -16,9 +16,12 @@ from django.db.models import Exists, F, OuterRef, Q
 from synthetics.db import TAG_TRUE, SyntheticOrigin, SyntheticTag
 
 # Documented bounds: a run never starts more than this many sessions, and the schedule never asks
-# for more than this many per minute.
-MAX_PER_RUN_LIMIT = 1000
-MAX_SESSIONS_PER_MIN = 1000
+# for more than this many per minute. Rates beyond what one run can write in its budget are split
+# into shards (SYNTHETICS_SHARDS, README "Scaling out"): each shard's run starts its share.
+MAX_PER_RUN_LIMIT = 100_000
+MAX_SESSIONS_PER_MIN = 100_000
+# Shards a scheduled run may be split into (settings SYNTHETICS_SHARDS).
+MAX_SHARDS = 64
 MAX_SIGNUPS_PER_DAY = 10_000
 
 # The range of each numeric setting, written once: the check constraints, clean()'s messages and
@@ -193,6 +196,12 @@ class SimUser(TimestampedModel):
     churned_at = models.DateTimeField(
         null=True, blank=True, help_text="Retired: keeps its history, starts no new session."
     )
+    joined_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="Simulated time of a sign-up: the end of the window of the run that created the "
+        "user, who starts sessions from the next window on (empty: seeded).",
+    )
 
     objects = SimUserQuerySet.as_manager()
 
@@ -200,6 +209,14 @@ class SimUser(TimestampedModel):
         db_table = "sim_users"
         ordering = ["id"]
         verbose_name = "sim user"
+        indexes = [
+            # A shard's run reads its slice without the latest sign-ups (runs.RunInputs.load).
+            models.Index(
+                fields=["joined_at"],
+                condition=Q(joined_at__isnull=False),
+                name="sim_users_joined_idx",
+            ),
+        ]
         constraints = [
             models.CheckConstraint(
                 condition=Q(activity_weight__gt=0),
@@ -602,6 +619,13 @@ class SyntheticRun(TimestampedModel):
     error_rate = models.FloatField(null=True, blank=True, help_text="The setting the run used.")
     note = models.CharField(max_length=200, blank=True)
     error = models.TextField(blank=True)
+    shard = models.PositiveSmallIntegerField(
+        default=0,
+        help_text="The slice of the pool the run simulated: sim users with id % shards = shard.",
+    )
+    shards = models.PositiveSmallIntegerField(
+        default=1, help_text="Shards the scheduled runs were split into (1: the whole pool)."
+    )
 
     objects = SyntheticRunQuerySet.as_manager()
 
@@ -637,6 +661,11 @@ class SyntheticRun(TimestampedModel):
                 condition=Q(window_end__gte=F("window_start")),
                 name="synthetic_runs_window_order",
                 violation_error_message="window_end must not be before window_start.",
+            ),
+            models.CheckConstraint(
+                condition=Q(shards__gte=1, shard__lt=F("shards")),
+                name="synthetic_runs_shard_in_range",
+                violation_error_message="shard must be between 0 and shards - 1.",
             ),
         ]
 

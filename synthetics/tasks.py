@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 
 from django.conf import settings
 from django.utils import timezone
 from django_q.models import Schedule
+from django_q.tasks import async_task
 
 from synthetics.errors import RunFailed
 from synthetics.models import CleanupStatus
@@ -17,6 +19,8 @@ logger = logging.getLogger("synthetics")
 
 SCHEDULE_NAME = "synthetics-run"
 SCHEDULED_RUN_FUNC = "synthetics.tasks.scheduled_run"
+SHARD_RUN_FUNC = "synthetics.tasks.shard_run"
+SHARD_GROUP = "synthetics-shards"
 # Names before the rename to "run" (migration 0007): a task queued under them still runs, and
 # schedule_ensure() folds a schedule still named so into the one schedule.
 OLD_SCHEDULE_NAME = "synthetics-tick"
@@ -24,12 +28,37 @@ OLD_SCHEDULED_RUN_FUNC = "synthetics.tasks.scheduled_tick"
 
 
 def scheduled_run() -> dict:
-    """The every-minute run. A failure is already rolled back and in the ledger; the next minute proceeds."""
+    """The every-minute run. A failure is already rolled back and in the ledger; the next minute proceeds.
+
+    Split into SYNTHETICS_SHARDS shards (more than one): the runs of shards 1.. are queued as tasks
+    of their own for the same `now`, for any worker on any machine to take, and this task runs
+    shard 0's. Each shard's run holds its own lock and covers its own minutes, so a shard's task
+    that runs late, or twice, still covers each minute of its slice once.
+    """
+    shards = settings.SYNTHETICS_SHARDS
+    if shards == 1:
+        return _result()
+    now = timezone.now()
+    queued = [
+        async_task(SHARD_RUN_FUNC, shard, shards, now.isoformat(), group=SHARD_GROUP)
+        for shard in range(1, shards)
+    ]
+    return {"shards": shards, "queued": queued, **_result(now=now, shards=shards)}
+
+
+def shard_run(shard: int, shards: int, now: str) -> dict:
+    """One shard's run of the minute the schedule's task saw at `now` (ISO 8601)."""
+    moment = datetime.fromisoformat(now)
+    return _result(now=moment, shard=shard, shards=shards)
+
+
+def _result(**kwargs) -> dict:
     try:
-        run = run_scheduled()
+        run = run_scheduled(**kwargs)
     except RunFailed as error:
         return {"run_id": error.run_id, "status": "failed", "error": str(error)}
     return {
+        **({"shard": run.shard} if run.shards > 1 else {}),
         "run_id": run.id,
         "status": run.status,
         "sessions_started": run.sessions_started,

@@ -277,6 +277,27 @@ if REDIS_URL:
 # Seed of the generator's random streams: the same seed, settings, catalogue and sequence of run
 # times give the same rows.
 SYNTHETICS_SEED = int(os.environ.get("SYNTHETICS_SEED", "20260109"))
+
+
+def _shards(raw: str) -> int:
+    """SYNTHETICS_SHARDS: a whole number 1..64, or the process refuses to start with a message."""
+    try:
+        shards = int(raw)
+    except ValueError:
+        shards = 0
+    if not 1 <= shards <= 64:
+        from django.core.exceptions import ImproperlyConfigured
+
+        raise ImproperlyConfigured(
+            f"SYNTHETICS_SHARDS must be a whole number from 1 to 64, got {raw!r}."
+        )
+    return shards
+
+
+# Scheduled runs split into this many shards, each a slice of the pool (sim user id % shards) with
+# its own random stream, lock and coverage, fanned out as django-q2 tasks: several workers, on
+# several machines, share a minute's work (README "Scaling out"). 1: one run a minute, as ever.
+SYNTHETICS_SHARDS = _shards(os.environ.get("SYNTHETICS_SHARDS", "1").strip() or "1")
 # Time budgets of a run, in seconds. A scheduled or backfill run must finish well inside django-q2's
 # task timeout (it fails itself, recorded, instead of being killed); a manual run answers an HTTP
 # client, so it waits at most a few seconds for a run in progress and finishes before gunicorn's

@@ -116,7 +116,7 @@ def test_settings_form_saves_and_shows_errors_per_field(staff_client):
     response = staff_client.post(url, _settings_form(sessions_per_min="7"))
     assert response.status_code == 302
     assert SyntheticSettings.objects.get().sessions_per_min == 7
-    response = staff_client.post(url, _settings_form(abandon_rate="0.99", max_per_run="5000"))
+    response = staff_client.post(url, _settings_form(abandon_rate="0.99", max_per_run="100001"))
     assert response.status_code == 200
     errors = response.context["adminform"].form.errors
     assert "abandon_rate + error_rate must not exceed 1" in " ".join(errors["abandon_rate"])

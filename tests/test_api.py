@@ -254,7 +254,7 @@ BAD_INPUTS = [
     ("settings", {"sessions_per_min": "5"}),
     ("settings", {"sessions_per_min": 2.5}),
     ("settings", {"sessions_per_min": 10**12}),
-    ("settings", {"max_per_run": 1001}),
+    ("settings", {"max_per_run": 100_001}),
     ("settings", {"error_rate": 1.01}),
     ("settings", {"error_rate": -0.1}),
     ("settings", {"error_rate": "0.1"}),

@@ -147,8 +147,8 @@ def test_scheduled_runs_reading_only_due_journeys_write_what_reading_all_of_them
     read = {"due": 0, "all": 0}
     every = run_inputs.active_journeys
 
-    def counted(*, due_by=None):
-        journeys = every(due_by=due_by)
+    def counted(*, due_by=None, **slice_):
+        journeys = every(due_by=due_by, **slice_)
         read["due" if due_by else "all"] += len(journeys)
         read["all" if due_by else "due"] += len(every())
         return journeys
@@ -175,8 +175,8 @@ def test_scheduled_runs_reading_only_due_journeys_write_what_reading_all_of_them
     assert Journey.objects.filter(status="active").exists()
 
     _wipe()
-    monkeypatch.setattr(run_inputs, "active_journeys", lambda *, due_by=None: every())
-    monkeypatch.setattr(run_inputs, "waiting_journey_users", lambda *, due_by: [])
+    monkeypatch.setattr(run_inputs, "active_journeys", lambda *, due_by=None, **_: every())
+    monkeypatch.setattr(run_inputs, "waiting_journey_users", lambda *, due_by, **_: [])
     minutes()
     assert _rows() == due_only
     assert (

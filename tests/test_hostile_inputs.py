@@ -196,7 +196,7 @@ CASES = [
     case("settings-body-number", post("settings", 3)),
     case(
         "settings-sessions-1001",
-        post("settings", {"sessions_per_min": 1001}, field="sessions_per_min"),
+        post("settings", {"sessions_per_min": 100_001}, field="sessions_per_min"),
     ),
     case(
         "settings-sessions-minus-1",
@@ -230,7 +230,10 @@ CASES = [
         "settings-sessions-object",
         post("settings", {"sessions_per_min": {"$gt": 0}}, field="sessions_per_min"),
     ),
-    case("settings-max-per-run-1001", post("settings", {"max_per_run": 1001}, field="max_per_run")),
+    case(
+        "settings-max-per-run-100001",
+        post("settings", {"max_per_run": 100_001}, field="max_per_run"),
+    ),
     case("settings-max-per-run-null", post("settings", {"max_per_run": None}, field="max_per_run")),
     case(
         "settings-error-rate-above-1",
@@ -261,7 +264,7 @@ CASES = [
     ),
     case(
         "settings-duplicate-key-last-invalid",
-        raw("settings", '{"max_per_run": 5, "max_per_run": 1001}', field="max_per_run"),
+        raw("settings", '{"max_per_run": 5, "max_per_run": 100001}', field="max_per_run"),
     ),
     case("settings-delete", Http("delete", f"{API}/settings", status=405)),
     # --- run-now: 1..max_per_run (5), refused while paused or with an empty pool ---
@@ -272,7 +275,7 @@ CASES = [
     case("run-now-target-negative-zero-float", raw("run-now", '{"target": -0.0}', field="target")),
     case("run-now-target-minus-1", post("run-now", {"target": -1}, field="target")),
     case("run-now-target-max-per-run-plus-1", post("run-now", {"target": 6})),
-    case("run-now-target-1001", post("run-now", {"target": 1001}, field="target")),
+    case("run-now-target-100001", post("run-now", {"target": 100_001}, field="target")),
     case("run-now-target-10e30", post("run-now", {"target": 10**30}, field="target")),
     case("run-now-target-1e30-float", raw("run-now", '{"target": 1e30}', field="target")),
     case("run-now-target-fraction", post("run-now", {"target": 2.5}, field="target")),
@@ -475,7 +478,7 @@ CASES = [
     # --- run_synthetics ---
     case("run-target-0", cmd("run_synthetics", "--target", "0", message=RANGE_ERROR)),
     case("run-target-minus-1", cmd("run_synthetics", "--target", "-1", message=RANGE_ERROR)),
-    case("run-target-1001", cmd("run_synthetics", "--target", "1001", message=RANGE_ERROR)),
+    case("run-target-100001", cmd("run_synthetics", "--target", "100001", message=RANGE_ERROR)),
     case(
         "run-target-max-per-run-plus-1",
         cmd("run_synthetics", "--target", "6", message="max_per_run"),

@@ -95,8 +95,8 @@ def test_a_second_settings_row_is_refused_by_the_database():
         {"error_rate": 1.2},
         {"abandon_rate": -0.01},
         {"abandon_rate": 0.9, "error_rate": 0.2},
-        {"max_per_run": 5000},
-        {"sessions_per_min": 1001},
+        {"max_per_run": 100_001},
+        {"sessions_per_min": 100_001},
     ],
 )
 def test_settings_rules_are_database_constraints(values):
@@ -106,7 +106,7 @@ def test_settings_rules_are_database_constraints(values):
 
 def test_settings_rules_are_validated_with_a_message_per_field():
     row = SyntheticSettings.objects.get()
-    row.error_rate, row.max_per_run = 2.0, 1001
+    row.error_rate, row.max_per_run = 2.0, 100_001
     with pytest.raises(ValidationError) as error:
         row.full_clean()
     assert "error_rate must be between 0 and 1 (got 2.0)." in error.value.message_dict["error_rate"]

@@ -94,7 +94,7 @@ def test_a_busy_generator_is_recorded_and_raised_as_a_failed_run(
     sim_users, monkeypatch, service, trigger
 ):
     @contextmanager
-    def lock_never_comes(*, deadline, durable=True):
+    def lock_never_comes(*, deadline, durable=True, shard=None):
         raise GeneratorBusy("another run held the lock (injected)", retry_after=3)
         yield  # pragma: no cover
 

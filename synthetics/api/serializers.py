@@ -239,9 +239,18 @@ class RunOutput(serializers.Serializer):
     mindblock_events_created = serializers.IntegerField()
     note = serializers.CharField()
     error = serializers.CharField()
+    shard = serializers.IntegerField(
+        help_text="The slice of the pool a scheduled run simulated: sim users with id % shards = "
+        "shard (0 for a run of the whole pool)."
+    )
+    shards = serializers.IntegerField(
+        help_text="Shards the scheduled runs were split into (SYNTHETICS_SHARDS); 1: one run "
+        "for the whole pool."
+    )
 
 
 class StatusResponse(serializers.Serializer):
+
     settings = SettingsOutput()
     activity = StatusActivityOutput(source="*")
     status = serializers.ChoiceField(

@@ -86,14 +86,18 @@ def pool_changes(
     seed: int,
     next_index: Callable[[], int],
     email_domain: str,
+    signups: bool = True,
 ) -> PoolChanges:
     """The pool's changes over (window_start, window_end], drawn after the run's sessions from the
     same stream: Poisson sign-ups (profiles from `seed` and their account number, the first one
     `next_index()`), churn among idle users, and — in the run that covers a midnight — the
-    newcomers whose first NEWCOMER_DAYS are over settling into the persona drawn for them."""
+    newcomers whose first NEWCOMER_DAYS are over settling into the persona drawn for them.
+
+    `signups` False (every shard but the first of a split run): no sign-up, and no draw for it;
+    the run's churn and settling then concern its own slice of the pool, `pool`."""
     minutes = (window_end - window_start) / timedelta(minutes=1)
     today = window_end.date()
-    signed_up = signups_due(settings=settings, minutes=minutes, rng=rng)
+    signed_up = signups_due(settings=settings, minutes=minutes, rng=rng) if signups else 0
     leaving = churned(
         settings=settings, pool=pool, busy=busy, minutes=minutes, today=today, rng=rng
     )

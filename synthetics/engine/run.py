@@ -56,13 +56,26 @@ def from_ms(ms: int) -> datetime:
 
 
 def scheduled_session_count(
-    *, settings: GeneratorSettings, minutes: float, rng: random.Random, rate: float = 1.0
+    *,
+    settings: GeneratorSettings,
+    minutes: float,
+    rng: random.Random,
+    rate: float = 1.0,
+    shards: int = 1,
 ) -> int:
     """Sessions a scheduled run starts: Poisson(sessions_per_min x minutes x rate), capped at
-    max_per_run; `rate` is the pool's rhythm over the window (1: a flat rate)."""
+    max_per_run; `rate` is the pool's rhythm over the window (1: a flat rate).
+
+    A run of one shard of `shards` starts Poisson(sessions_per_min x minutes x rate / shards),
+    capped at ceil(max_per_run / shards): the sum of independent Poisson counts is Poisson with
+    the sum of their means, so the shards of a window together start what one run would (their
+    caps add up to at least max_per_run)."""
     if minutes <= 0:
         return 0
-    return min(poisson(rng, settings.sessions_per_min * minutes * rate), settings.max_per_run)
+    if shards == 1:
+        return min(poisson(rng, settings.sessions_per_min * minutes * rate), settings.max_per_run)
+    cap = -(-settings.max_per_run // shards)
+    return min(poisson(rng, settings.sessions_per_min * minutes * rate / shards), cap)
 
 
 def window_session_count(
@@ -72,15 +85,19 @@ def window_session_count(
     window_end: datetime,
     rng: random.Random,
     rhythm: PoolRhythm | None,
+    shards: int = 1,
 ) -> int:
-    """scheduled_session_count over (window_start, window_end] at the pool's rhythm there."""
+    """scheduled_session_count over (window_start, window_end] at the pool's rhythm there (for a
+    shard: the rhythm of its slice of the pool)."""
     rate = (
         rhythm.window_rate(window_start, window_end, strength=settings.rhythm_strength)
         if rhythm is not None
         else 1.0
     )
     minutes = (window_end - window_start) / timedelta(minutes=1)
-    return scheduled_session_count(settings=settings, minutes=minutes, rng=rng, rate=rate)
+    return scheduled_session_count(
+        settings=settings, minutes=minutes, rng=rng, rate=rate, shards=shards
+    )
 
 
 def capped_poisson_mean(mean: float, cap: int) -> float:

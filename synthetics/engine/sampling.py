@@ -28,17 +28,30 @@ POISSON_NORMAL_ABOVE = 500.0
 
 
 def run_random(
-    *, seed: int, trigger: str, window_start: datetime, window_end: datetime, serial: int = 0
+    *,
+    seed: int,
+    trigger: str,
+    window_start: datetime,
+    window_end: datetime,
+    serial: int = 0,
+    shard: int = 0,
+    shards: int = 1,
 ) -> random.Random:
     """The random stream of one run, the only recipe (services and the in-memory simulator alike).
 
     The same seed, trigger and window give the same draws; `serial` tells apart manual runs with the
-    same window (the number of manual runs before it). A string seed is hashed with SHA-512 by
-    `random.Random` (seed version 2): the same stream in every process and Python version.
+    same window (the number of manual runs before it), and `shard` of `shards` the runs of one
+    window split into shards (one shard: the stream of an unsplit run). A string seed is hashed
+    with SHA-512 by `random.Random` (seed version 2): the same stream in every process and Python
+    version.
     """
+    if not 0 <= shard < shards:
+        raise ValueError(f"shard {shard} is not one of 0..{shards - 1}")
     parts = [seed, trigger, window_start.isoformat(), window_end.isoformat()]
     if serial:
         parts.append(serial)
+    if shards > 1:
+        parts.append(f"shard{shard}/{shards}")
     return random.Random(":".join(str(part) for part in parts))
 
 

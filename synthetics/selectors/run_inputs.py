@@ -7,8 +7,8 @@ from datetime import datetime, timedelta
 
 import orjson
 from django.db import connection
-from django.db.models import Max, Q, TextField
-from django.db.models.functions import Cast
+from django.db.models import Max, Min, Q, QuerySet, TextField
+from django.db.models.functions import Cast, Mod
 
 from synthetics.engine import (
     ActiveJourney,
@@ -123,28 +123,52 @@ def pool_stamp() -> int | None:
     return None if row is None else row[0]
 
 
-def sim_user_pool() -> list[PoolMember]:
-    rows = (
-        SimUser.objects.active()
-        .order_by("id")
-        .values_list(
-            "id",
-            "user_id",
-            "persona",
-            "activity_weight",
-            "timezone",
-            "locale",
-            "signup_date",
-            "settles_into",
-        )
+def in_slice(rows: QuerySet, field: str, *, shard: int, shards: int) -> QuerySet:
+    """The rows of shard `shard` of `shards`: those whose sim user id (`field`) % shards = shard;
+    with one shard, all of them (no filter)."""
+    if shards == 1:
+        return rows
+    return rows.alias(_slice=Mod(field, shards)).filter(_slice=shard)
+
+
+def sim_user_pool(
+    *, shard: int = 0, shards: int = 1, joined_by: datetime | None = None
+) -> list[PoolMember]:
+    """The active pool in id order: with `shards`, the slice of shard `shard`; with `joined_by`,
+    without the sim users who signed up after it (a run of another shard of the same window
+    created them: they start sessions from the next window on, whichever shard ran first)."""
+    rows = in_slice(SimUser.objects.active(), "id", shard=shard, shards=shards)
+    if joined_by is not None:
+        rows = rows.filter(Q(joined_at__isnull=True) | Q(joined_at__lte=joined_by))
+    rows = rows.order_by("id").values_list(
+        "id",
+        "user_id",
+        "persona",
+        "activity_weight",
+        "timezone",
+        "locale",
+        "signup_date",
+        "settles_into",
     )
     return [PoolMember(*row) for row in rows]
 
 
-def active_journeys(*, due_by: datetime | None = None) -> list[ActiveJourney]:
+def next_join_after(moment: datetime, *, shard: int = 0, shards: int = 1) -> datetime | None:
+    """The first sign-up in the slice after `moment` (None: none): a pool read with joined_by set
+    anywhere from `moment` up to just before it is the same pool."""
+    rows = in_slice(SimUser.objects.active(), "id", shard=shard, shards=shards)
+    return rows.filter(joined_at__gt=moment).aggregate(first=Min("joined_at"))["first"]
+
+
+def active_journeys(
+    *, due_by: datetime | None = None, shard: int = 0, shards: int = 1
+) -> list[ActiveJourney]:
     """Synthetic journeys in progress; with `due_by`, only those with a step (or their end) due by
-    then (the partial index on next_at: a run reads what is due, not everything in progress)."""
-    journeys = Journey.objects.synthetic().active()
+    then (the partial index on next_at: a run reads what is due, not everything in progress); with
+    `shards`, only those of the slice of shard `shard`."""
+    journeys = in_slice(
+        Journey.objects.synthetic().active(), "sim_user_id", shard=shard, shards=shards
+    )
     if due_by is not None:
         journeys = journeys.filter(Q(next_at__lte=due_by) | Q(next_at__isnull=True))
     # The plan as text, parsed by orjson: Django's JSONField would parse it with json.loads, three
@@ -166,11 +190,10 @@ def active_journeys(*, due_by: datetime | None = None) -> list[ActiveJourney]:
     ]
 
 
-def waiting_journey_users(*, due_by: datetime) -> list[int]:
+def waiting_journey_users(*, due_by: datetime, shard: int = 0, shards: int = 1) -> list[int]:
     """The sim users of journeys in progress with nothing due by `due_by`: busy, nothing to read."""
     rows = (
-        Journey.objects.synthetic()
-        .active()
+        in_slice(Journey.objects.synthetic().active(), "sim_user_id", shard=shard, shards=shards)
         .filter(next_at__gt=due_by)
         .order_by()
         .values("sim_user_id")
@@ -181,8 +204,9 @@ def waiting_journey_users(*, due_by: datetime) -> list[int]:
         return [sim_user_id for (sim_user_id,) in cursor.fetchall()]
 
 
-def active_journey_count() -> int:
-    return Journey.objects.synthetic().active().count()
+def active_journey_count(*, shard: int = 0, shards: int = 1) -> int:
+    journeys = Journey.objects.synthetic().active()
+    return in_slice(journeys, "sim_user_id", shard=shard, shards=shards).count()
 
 
 def active_sim_user_count() -> int:
@@ -198,9 +222,21 @@ def churned_sim_user_count() -> int:
     return SimUser.objects.filter(churned_at__isnull=False).count()
 
 
-def covered_until() -> datetime | None:
-    """End of the simulated time already covered by scheduled and backfill runs."""
-    return SyntheticRun.objects.covering().aggregate(end=Max("window_end"))["end"]
+def of_shard(*, shard: int, shards: int) -> Q:
+    """The runs that count for shard `shard` of `shards`: its own, and those of any other split
+    (a backfill, the runs before the shard count changed), which covered the whole pool or a
+    slice of another split. With one shard: every run."""
+    return Q(shards=shards, shard=shard) | ~Q(shards=shards)
+
+
+def covered_until(*, shard: int = 0, shards: int = 1) -> datetime | None:
+    """End of the simulated time already covered by scheduled and backfill runs (for a shard: by
+    its own runs and those of any other split, so a minute is never covered twice for a slice; at
+    a change of the shard count a slice behind the others loses the minutes in between)."""
+    runs = SyntheticRun.objects.covering()
+    if shards > 1:
+        runs = runs.filter(of_shard(shard=shard, shards=shards))
+    return runs.aggregate(end=Max("window_end"))["end"]
 
 
 def coverage_ahead(*, covered: datetime | None, now: datetime) -> bool:
@@ -208,16 +244,15 @@ def coverage_ahead(*, covered: datetime | None, now: datetime) -> bool:
     return covered is not None and covered > now + CLOCK_STEP_TOLERANCE
 
 
-def last_scheduled_run_failed() -> bool:
-    """Whether the newest scheduled run that did anything (not a skip) failed."""
-    latest = (
-        SyntheticRun.objects.filter(
-            trigger=RunTrigger.SCHEDULED, status__in=[RunStatus.SUCCEEDED, RunStatus.FAILED]
-        )
-        .order_by("-started_at", "-id")
-        .values_list("status", flat=True)
-        .first()
+def last_scheduled_run_failed(*, shard: int = 0, shards: int = 1) -> bool:
+    """Whether the newest scheduled run that did anything (not a skip) failed (for a shard: the
+    newest of its own runs and of other splits)."""
+    runs = SyntheticRun.objects.filter(
+        trigger=RunTrigger.SCHEDULED, status__in=[RunStatus.SUCCEEDED, RunStatus.FAILED]
     )
+    if shards > 1:
+        runs = runs.filter(of_shard(shard=shard, shards=shards))
+    latest = runs.order_by("-started_at", "-id").values_list("status", flat=True).first()
     return latest == RunStatus.FAILED
 
 

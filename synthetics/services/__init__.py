@@ -9,6 +9,7 @@ from synthetics.services.runs import (
     run_backfill_minute,
     run_manual,
     run_scheduled,
+    run_scheduled_shards,
 )
 from synthetics.services.seeding import (
     SeedSummary,
@@ -28,6 +29,7 @@ __all__ = [
     "run_backfill_minute",
     "run_manual",
     "run_scheduled",
+    "run_scheduled_shards",
     "settings_update",
     "sim_users_backfill",
     "sim_users_seed",

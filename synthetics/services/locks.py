@@ -22,6 +22,8 @@ from synthetics.errors import GeneratorBusy
 
 # An arbitrary key reserved for the generator: "SYNTHETC" in ASCII, a positive signed 64-bit value.
 GENERATOR_LOCK_KEY = 0x53594E5448455443
+# A shard's lock: the two-key form (this class, the shard), a key space apart from the one-key form.
+SHARD_LOCK_CLASS = 0x53484152  # "SHAR" in ASCII, a positive signed 32-bit value
 # SQLite's usual busy timeout (settings: PRAGMA busy_timeout), restored after a shorter wait.
 SQLITE_BUSY_TIMEOUT_MS = 20_000
 LOCK_NOT_AVAILABLE = "55P03"
@@ -124,8 +126,15 @@ def sqlite_write_wait(seconds: float) -> Iterator[None]:
 
 
 @contextmanager
-def generator_transaction(*, deadline: RunDeadline, durable: bool = True) -> Iterator[None]:
+def generator_transaction(
+    *, deadline: RunDeadline, durable: bool = True, shard: int | None = None
+) -> Iterator[None]:
     """A transaction that holds the generator lock, waited for at most `deadline.lock_wait_seconds`.
+
+    `shard` (a scheduled run split into shards): the generator lock shared, so the runs of other
+    shards go on at the same time, and the shard's own lock, so two runs of one shard never do.
+    Manual runs, backfills and cleanups hold the generator lock alone: they wait for the shards'
+    runs in progress, and the shards' runs wait for them.
 
     Raises GeneratorBusy (nothing written) when the lock does not come in time. On PostgreSQL the
     rest of the transaction runs under a statement_timeout of the budget that is left.
@@ -151,7 +160,7 @@ def generator_transaction(*, deadline: RunDeadline, durable: bool = True) -> Ite
                 raise
         else:
             stack.enter_context(transaction.atomic())
-        generator_lock_acquire(deadline=deadline)
+        generator_lock_acquire(deadline=deadline, shard=shard)
         if not durable and not nested and connection.vendor == "postgresql":
             with connection.cursor() as cursor:
                 cursor.execute("SET LOCAL synchronous_commit TO off")
@@ -177,8 +186,9 @@ def _pg_timeouts_set(values: tuple[str, ...]) -> None:
         )
 
 
-def generator_lock_acquire(*, deadline: RunDeadline) -> None:
-    """Hold the generator lock for this transaction; call inside transaction.atomic()."""
+def generator_lock_acquire(*, deadline: RunDeadline, shard: int | None = None) -> None:
+    """Hold the generator lock for this transaction (with `shard`: shared, and the shard's lock);
+    call inside transaction.atomic()."""
     if not connection.in_atomic_block:
         raise RuntimeError("generator_lock_acquire() must run inside a transaction")
     if connection.vendor != "postgresql":
@@ -187,7 +197,19 @@ def generator_lock_acquire(*, deadline: RunDeadline) -> None:
         wait_ms = max(1, int(deadline.lock_wait_seconds * 1000))
         cursor.execute("SELECT set_config('lock_timeout', %s, true)", [f"{wait_ms}ms"])
         try:
-            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [GENERATOR_LOCK_KEY])
+            if shard is None:
+                cursor.execute("SELECT pg_advisory_xact_lock(%s)", [GENERATOR_LOCK_KEY])
+            else:
+                # The shard's lock, then the generator lock shared, both in the one wait.
+                cursor.execute(
+                    "SELECT pg_advisory_xact_lock(%s::integer, %s::integer)",
+                    [SHARD_LOCK_CLASS, shard],
+                )
+                waited = deadline.budget_seconds - deadline.remaining_seconds
+                left_ms = max(1, int((deadline.lock_wait_seconds - waited) * 1000))
+                cursor.execute("SELECT set_config('lock_timeout', %s, true)", [f"{left_ms}ms"])
+                cursor.execute("SELECT pg_advisory_xact_lock_shared(%s)", [GENERATOR_LOCK_KEY])
+
         except OperationalError as error:
             if getattr(error.__cause__, "sqlstate", None) == LOCK_NOT_AVAILABLE:
                 raise _busy(deadline) from error

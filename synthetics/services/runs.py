@@ -48,7 +48,14 @@ from synthetics.errors import (
     RunFailed,
     whole_number_required,
 )
-from synthetics.models import SYNTHETIC_EMAIL_DOMAIN, RunStatus, RunTrigger, SimUser, SyntheticRun
+from synthetics.models import (
+    MAX_SHARDS,
+    SYNTHETIC_EMAIL_DOMAIN,
+    RunStatus,
+    RunTrigger,
+    SimUser,
+    SyntheticRun,
+)
 from synthetics.selectors import run_inputs
 from synthetics.services.locks import (
     RunDeadline,
@@ -93,10 +100,31 @@ class RunInterrupted(RuntimeError):
     """The run was stopped from outside (django-q2's task timeout, Ctrl-C) and rolled back."""
 
 
-# The pool a run loaded, with its rhythm, per database: (stamp, rhythm profiles, pool, rhythm). The
-# engine never changes a pool in place (pool_changed returns a new list) and a rhythm's own caches
-# are keyed by time, so a run can reuse both.
-_POOL_KEPT: dict[tuple[str, str], tuple[int, tuple, list[PoolMember], PoolRhythm]] = {}
+# The pool a run loaded, with its rhythm, per database and shard. The engine never changes a pool in
+# place (pool_changed returns a new list) and a rhythm's own caches are keyed by time, so a run can
+# reuse both.
+@dataclass(frozen=True, slots=True)
+class _KeptPool:
+    stamp: int
+    rhythms: tuple
+    pool: list[PoolMember]
+    rhythm: PoolRhythm
+    # A shard's slice is read without the sign-ups after `joined_by`; it holds for any window
+    # starting from joined_by up to just before `next_join` (the next sign-up; None: none).
+    joined_by: datetime | None = None
+    next_join: datetime | None = None
+
+    def serves(self, *, stamp: int, rhythms: tuple, window_start: datetime | None) -> bool:
+        if (self.stamp, self.rhythms) != (stamp, rhythms):
+            return False
+        if self.joined_by is None:
+            return True
+        return self.joined_by <= window_start and (
+            self.next_join is None or window_start < self.next_join
+        )
+
+
+_POOL_KEPT: dict[tuple[str, str, int, int], _KeptPool] = {}
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,20 +136,40 @@ class RunInputs:
     rhythm: PoolRhythm
 
     @classmethod
-    def load(cls) -> RunInputs:
+    def load(
+        cls, *, shard: int = 0, shards: int = 1, window_start: datetime | None = None
+    ) -> RunInputs:
         """The catalogue (a few rows, read every time) and the pool with its rhythm: kept in this
         process between runs while the database's pool stamp has not moved (any write to sim_users
-        moves it, rolled back or not: migration 0018), read again when it has."""
+        moves it, rolled back or not: migration 0018), read again when it has.
+
+        With `shards` > 1, the slice of shard `shard` as a run of the window starting at
+        `window_start` sees it: without the sim users who signed up after the window's start (in
+        another shard's run of the same window), whichever shard ran first."""
         catalogue = run_inputs.catalogue_load()
         stamp = run_inputs.pool_stamp()  # before the pool: see pool_stamp
-        where = (connection.alias, connection.settings_dict["NAME"])
+        where = (connection.alias, connection.settings_dict["NAME"], shard, shards)
+        joined_by = window_start if shards > 1 else None
+        if shards > 1 and window_start is None:
+            raise ValueError("a shard's pool is read for a window: pass window_start")
         kept = _POOL_KEPT.get(where)
-        if stamp is not None and kept is not None and kept[:2] == (stamp, catalogue.rhythms):
-            return cls(catalogue=catalogue, pool=kept[2], rhythm=kept[3])
-        pool = run_inputs.sim_user_pool()
+        if (
+            stamp is not None
+            and kept is not None
+            and kept.serves(stamp=stamp, rhythms=catalogue.rhythms, window_start=joined_by)
+        ):
+            return cls(catalogue=catalogue, pool=kept.pool, rhythm=kept.rhythm)
+        pool = run_inputs.sim_user_pool(shard=shard, shards=shards, joined_by=joined_by)
+        next_join = (
+            run_inputs.next_join_after(joined_by, shard=shard, shards=shards)
+            if joined_by is not None
+            else None
+        )
         rhythm = PoolRhythm(pool, catalogue.rhythms)
         if stamp is not None:
-            _POOL_KEPT[where] = (stamp, catalogue.rhythms, pool, rhythm)
+            _POOL_KEPT[where] = _KeptPool(
+                stamp, catalogue.rhythms, pool, rhythm, joined_by=joined_by, next_join=next_join
+            )
         return cls(catalogue=catalogue, pool=pool, rhythm=rhythm)
 
     def with_pool(self, pool: list[PoolMember]) -> RunInputs:
@@ -147,23 +195,32 @@ class _Window:
     rng: random.Random | None = None
     skip: str = ""
     seed: int = 0  # of the run: also names the profiles of sim users who sign up in it
+    shard: int = 0  # a scheduled run's slice of the pool: sim users with id % shards = shard
+    shards: int = 1
 
 
 # --- the three services --------------------------------------------------------------------------
 
 
-def run_scheduled(*, now: datetime | None = None, seed: int | None = None) -> SyntheticRun:
+def run_scheduled(
+    *, now: datetime | None = None, seed: int | None = None, shard: int = 0, shards: int = 1
+) -> SyntheticRun:
     """The every-minute run at `now` (default: the real now).
 
     Covers the minutes since the last covered one (at most MAX_CATCH_UP_MINUTES; one after a failed
     scheduled run) and starts Poisson(sessions_per_min x minutes) sessions, capped at max_per_run.
     While paused, or with no new minute to cover, it is recorded as skipped.
+
+    With `shards` > 1, the run of shard `shard`: the slice of the pool with sim user id % shards =
+    shard, its own random stream, lock and coverage, 1/shards of the sessions (engine.run:
+    scheduled_session_count); the runs of every shard together are the minute's work.
     """
     now = _checked_now(now)
     seed = _seed(seed)
+    _shard_checked(shard, shards)
 
     def window(settings: GeneratorSettings) -> _Window:
-        covered = run_inputs.covered_until()
+        covered = run_inputs.covered_until(shard=shard, shards=shards)
         end = floor_minute(now)
         start = max(covered, end - MAX_CATCH_UP_MINUTES * MINUTE) if covered else end - MINUTE
         if start >= end:
@@ -172,21 +229,74 @@ def run_scheduled(*, now: datetime | None = None, seed: int | None = None) -> Sy
                     f"clock stepped back: minutes up to {covered.isoformat()} are already covered; "
                     "generation resumes when the clock gets there"
                 )
-                return _Window(end, end, skip=note[:200])
-            return _Window(end, end, skip="no new minute to cover")
-        if run_inputs.last_scheduled_run_failed():
+                return _Window(end, end, skip=note[:200], shard=shard, shards=shards)
+            return _Window(end, end, skip="no new minute to cover", shard=shard, shards=shards)
+        if run_inputs.last_scheduled_run_failed(shard=shard, shards=shards):
             # After a scheduled run that failed (a timeout, a budget overrun, a lost connection),
             # the next covers one minute, the first one not covered yet: a retry never takes on
             # more work than the run that failed, and no minute is skipped; later runs catch up.
             end = start + MINUTE
         if not settings.enabled:
-            return _Window(start, end, skip="paused")
+            return _Window(start, end, skip="paused", shard=shard, shards=shards)
+        if shard > 0 and settings.signups_per_day > 0:
+            # Shard 0 signs up the newcomers of every slice. Another shard never covers a minute
+            # shard 0 has not: its slice at a window's start then holds every sign-up before it,
+            # whichever shard's task ran first (the same windows give the same rows).
+            lead = run_inputs.covered_until(shard=0, shards=shards)
+            end = min(end, lead) if lead is not None else start
+            if end <= start:
+                note = (
+                    f"waiting for shard 0, which signs up new sim users and has covered up to "
+                    f"{lead.isoformat() if lead else 'nothing yet'}"
+                )
+                return _Window(start, start, skip=note[:200], shard=shard, shards=shards)
         rng = run_random(
-            seed=seed, trigger=RunTrigger.SCHEDULED, window_start=start, window_end=end
-        )
-        return _Window(start, end, rng=rng, seed=seed)
+            seed=seed,
+            trigger=RunTrigger.SCHEDULED,
 
-    return _run(trigger=RunTrigger.SCHEDULED, now=now, target=None, window=window)
+            window_start=start,
+            window_end=end,
+            shard=shard,
+            shards=shards,
+        )
+        return _Window(start, end, rng=rng, seed=seed, shard=shard, shards=shards)
+
+    return _run(
+        trigger=RunTrigger.SCHEDULED,
+        now=now,
+        target=None,
+        window=window,
+        shard=shard,
+        shards=shards,
+    )
+
+
+def run_scheduled_shards(
+    *, now: datetime | None = None, seed: int | None = None, shards: int | None = None
+) -> list[SyntheticRun | RunFailed]:
+    """The run of every shard for `now`, one after another in this process (`manage.py
+    run_synthetics`; the schedule fans them out to workers instead): each shard's run, or the
+    RunFailed that says it failed (the others still run)."""
+    now = _checked_now(now)
+    shards = django_settings.SYNTHETICS_SHARDS if shards is None else shards
+    results: list[SyntheticRun | RunFailed] = []
+    for shard in range(shards):
+        try:
+            results.append(run_scheduled(now=now, seed=seed, shard=shard, shards=shards))
+        except RunFailed as failed:
+            results.append(failed)
+    return results
+
+
+def _shard_checked(shard: int, shards: int) -> None:
+    if isinstance(shards, bool) or not isinstance(shards, int) or not 1 <= shards <= MAX_SHARDS:
+        raise ApplicationError(
+            f"shards must be a whole number from 1 to {MAX_SHARDS}, got {shards!r}"
+        )
+    if isinstance(shard, bool) or not isinstance(shard, int) or not 0 <= shard < shards:
+        raise ApplicationError(
+            f"shard must be a whole number from 0 to {shards - 1}, got {shard!r}"
+        )
 
 
 def run_manual(
@@ -252,9 +362,12 @@ def _run(
     window: Callable[[GeneratorSettings], _Window | None],
     inputs: RunInputs | None = None,
     generate: Callable[..., Any] | None = None,
+    shard: int = 0,
+    shards: int = 1,
 ) -> Any:
-    """Run `generate` (default: one run's `_generate`) over the window under the generator lock,
-    with the one failure rule; None when `window` finds nothing to do."""
+    """Run `generate` (default: one run's `_generate`) over the window under the generator lock
+    (a shard's run: its shard's lock), with the one failure rule; None when `window` finds
+    nothing to do."""
     generate = generate or _generate
     started_at = timezone.now()
     with _cyclic_gc_paused():
@@ -266,6 +379,8 @@ def _run(
             inputs=inputs,
             generate=generate,
             started_at=started_at,
+            shard=shard,
+            shards=shards,
         )
 
 
@@ -302,12 +417,19 @@ def _run_locked(
     inputs: RunInputs | None,
     generate: Callable[..., Any],
     started_at: datetime,
+    shard: int = 0,
+    shards: int = 1,
 ) -> Any:
+    where = {"shard": shard, "shards": shards}  # a failed run's ledger row: whose minutes
     # A manual run answers a person or a cron waiting on HTTP: it waits a few seconds for a run in
     # progress, then says the generator is busy. Scheduled and backfill runs wait up to their budget.
     deadline = run_deadline_start(manual=trigger == RunTrigger.MANUAL)
     try:
-        with generator_transaction(deadline=deadline, durable=trigger == RunTrigger.MANUAL):
+        with generator_transaction(
+            deadline=deadline,
+            durable=trigger == RunTrigger.MANUAL,
+            shard=shard if shards > 1 else None,
+        ):
             settings = run_inputs.generator_settings()
             planned = window(settings)
             if planned is None:
@@ -325,7 +447,7 @@ def _run_locked(
         raise  # a refusal: rolled back, nothing written, nothing to record
     except GeneratorBusy as error:
         raise _busy_recorded(
-            trigger=trigger, now=now, target=target, started_at=started_at, error=error
+            trigger=trigger, now=now, target=target, started_at=started_at, error=error, **where
         ) from error
     except Exception as error:
         if is_statement_timeout(error):  # PostgreSQL's statement_timeout: the budget, spent in SQL
@@ -336,7 +458,7 @@ def _run_locked(
             )
             error.__cause__ = cancelled  # the ledger's traceback shows the cancelled statement
         run = _failure_recorded(
-            trigger=trigger, now=now, target=target, started_at=started_at, error=error
+            trigger=trigger, now=now, target=target, started_at=started_at, error=error, **where
         )
         raise RunFailed(f"The run failed and was rolled back: {error}", run_id=run.id) from error
     except BaseException as error:
@@ -351,6 +473,7 @@ def _run_locked(
                 started_at=started_at,
                 error=RunInterrupted(_interruption_message(error)),
                 cause=error,
+                **where,
             )
         except Exception:
             logger.exception("synthetics run: could not record the interrupted run")
@@ -376,20 +499,28 @@ def _generate(
         "target": target,
         "abandon_rate": settings.abandon_rate,
         "error_rate": settings.error_rate,
+        "shard": window.shard,
+        "shards": window.shards,
     }
-    if trigger == RunTrigger.SCHEDULED:
+    where = {"shard": window.shard, "shards": window.shards}
+    if trigger == RunTrigger.SCHEDULED and window.shard == 0:
         _ledger_prune(at=window.end)
     if window.skip:
         run = SyntheticRun.objects.create(
             **row,
             status=RunStatus.SKIPPED,
             note=window.skip,
-            active_journeys=run_inputs.active_journey_count(),
+            active_journeys=run_inputs.active_journey_count(**where),
             finished_at=timezone.now(),
         )
         transaction.on_commit(lambda: _log(run))
         return run
-    inputs = inputs or RunInputs.load()
+    if inputs is None:
+        inputs = (
+            RunInputs.load(**where, window_start=window.start)
+            if window.shards > 1
+            else RunInputs.load()
+        )
     deadline.check("reading its inputs")
     sessions = window.sessions
     if sessions is None:
@@ -399,11 +530,12 @@ def _generate(
             window_end=window.end,
             rng=window.rng,
             rhythm=inputs.rhythm,
+            shards=window.shards,
         )
     # Only the journeys with a step due by the window's end are read; the others just keep
     # their users busy.
-    due = run_inputs.active_journeys(due_by=window.end)
-    waiting = run_inputs.waiting_journey_users(due_by=window.end)
+    due = run_inputs.active_journeys(due_by=window.end, **where)
+    waiting = run_inputs.waiting_journey_users(due_by=window.end, **where)
     outcome = simulate_run(
         settings=settings,
         catalogue=inputs.catalogue,
@@ -431,6 +563,7 @@ def _generate(
             seed=window.seed,
             next_index=next_sim_index,
             email_domain=SYNTHETIC_EMAIL_DOMAIN,
+            signups=window.shard == 0,  # a split run's sign-ups: the first shard's, once
         )
     run = SyntheticRun.objects.create(  # its id tags every row the run writes
         **row, **_ledger_counts(outcome, sessions=sessions, changes=changes)
@@ -505,7 +638,7 @@ def _pool_changes_write(
     as it now is (what a fresh load would give)."""
     joined = []
     if changes.newcomers:
-        created = sim_accounts_create(list(changes.newcomers))
+        created = sim_accounts_create(list(changes.newcomers), joined_at=at)
         joined = [
             profile.member(sim_user_id=sim_user.id, user_id=sim_user.user_id)
             for profile, sim_user in zip(changes.newcomers, created, strict=True)
@@ -589,7 +722,15 @@ def _interruption_message(error: BaseException) -> str:
 
 
 def _failed_row(
-    *, trigger: str, now: datetime, target: int | None, started_at: datetime, note: str, error=""
+    *,
+    trigger: str,
+    now: datetime,
+    target: int | None,
+    started_at: datetime,
+    note: str,
+    error="",
+    shard: int = 0,
+    shards: int = 1,
 ) -> SyntheticRun:
     """The ledger row of a run that wrote nothing, dated where its window would end (unsaved)."""
     window_end = now if trigger == RunTrigger.MANUAL else floor_minute(now)
@@ -603,11 +744,20 @@ def _failed_row(
         target=target,
         note=note[:200],
         error=error,
+        shard=shard,
+        shards=shards,
     )
 
 
 def _busy_recorded(
-    *, trigger: str, now: datetime, target: int | None, started_at: datetime, error: GeneratorBusy
+    *,
+    trigger: str,
+    now: datetime,
+    target: int | None,
+    started_at: datetime,
+    error: GeneratorBusy,
+    shard: int = 0,
+    shards: int = 1,
 ) -> GeneratorBusy:
     """A run that could not get the generator lock in time: recorded as failed, to be raised.
 
@@ -622,6 +772,8 @@ def _busy_recorded(
         target=target,
         started_at=started_at,
         note="generator busy: another run held the lock",
+        shard=shard,
+        shards=shards,
     )
     try:
         with sqlite_write_wait(1.0):
@@ -641,6 +793,8 @@ def _failure_recorded(
     started_at: datetime,
     error: BaseException,
     cause: BaseException | None = None,
+    shard: int = 0,
+    shards: int = 1,
 ) -> SyntheticRun:
     """Record a failed run in its own transaction (the run's own work has been rolled back)."""
     shown = cause or error
@@ -660,7 +814,10 @@ def _failure_recorded(
         started_at=started_at,
         note=str(error),
         error=details[-10000:],
+        shard=shard,
+        shards=shards,
     )
+
     try:
         run.save()
     except Exception:

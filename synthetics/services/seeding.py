@@ -5,10 +5,11 @@ from __future__ import annotations
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 
 from django.contrib.auth.hashers import make_password
 from django.db import transaction
+from django.db.models.functions import Length
 from django.utils import timezone
 
 from synthetics.engine.population import make_profile, profile_for_existing, username_for
@@ -25,7 +26,7 @@ class SeedSummary:
     total: int
 
 
-def _sim_user(user: User, profile) -> SimUser:
+def _sim_user(user: User, profile, joined_at: datetime | None = None) -> SimUser:
     return SimUser(
         user=user,
         persona=profile.persona,
@@ -35,12 +36,14 @@ def _sim_user(user: User, profile) -> SimUser:
         display_name=profile.display_name,
         signup_date=profile.signup_date,
         settles_into=profile.settles_into,
+        joined_at=joined_at,
     )
 
 
-def sim_accounts_create(profiles: list) -> list[SimUser]:
+def sim_accounts_create(profiles: list, *, joined_at: datetime | None = None) -> list[SimUser]:
     """Create the synthetic accounts (inactive, unusable password) and sim users of `profiles`, in
-    the caller's transaction: two bulk inserts."""
+    the caller's transaction: two bulk inserts. `joined_at`: the simulated time of a run's
+    sign-ups (None: seeded)."""
     unusable = make_password(None)
     users = User.objects.bulk_create(
         [
@@ -57,15 +60,16 @@ def sim_accounts_create(profiles: list) -> list[SimUser]:
         ]
     )
     return SimUser.objects.bulk_create(
-        [_sim_user(user, p) for user, p in zip(users, profiles, strict=True)]
+        [_sim_user(user, p, joined_at) for user, p in zip(users, profiles, strict=True)]
     )
 
 
 def next_sim_index() -> int:
-    """The index after the highest sim account name in use (simNNNNNN, zero-padded: text order)."""
+    """The index after the highest sim account name in use (simNNNNNN, zero-padded to six digits,
+    seven from sim1000000 on: the longest name first, then text order)."""
     last = (
-        User.objects.filter(username__regex=r"^sim[0-9]{6}$")
-        .order_by("-username")
+        User.objects.filter(username__regex=r"^sim[0-9]{6,7}$")
+        .order_by(Length("username").desc(), "-username")
         .values_list("username", flat=True)
         .first()
     )

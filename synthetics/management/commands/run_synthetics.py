@@ -2,10 +2,13 @@
 
 import json
 
+from django.conf import settings
+
 from synthetics.api.serializers import RunResultOutput
+from synthetics.errors import RunFailed
 from synthetics.management.cli import SyntheticsCommand, aware_datetime, bounded_int
 from synthetics.models import MAX_PER_RUN_LIMIT
-from synthetics.services import run_manual, run_scheduled
+from synthetics.services import run_manual, run_scheduled, run_scheduled_shards
 
 
 class Command(SyntheticsCommand):
@@ -33,14 +36,29 @@ class Command(SyntheticsCommand):
         )
 
     def handle(self, *args, target, now, force, **options):
-        if target is None:
-            run = run_scheduled(now=now)
-        else:
-            run = run_manual(target=target, force=force, now=now)
+        if target is not None:
+            self._report(run_manual(target=target, force=force, now=now))
+            return
+        if settings.SYNTHETICS_SHARDS == 1:
+            self._report(run_scheduled(now=now))
+            return
+        # Split into shards: every shard's run for the same now, one after another here.
+        failures = []
+        for result in run_scheduled_shards(now=now):
+            if isinstance(result, RunFailed):
+                failures.append(result)
+                self.stderr.write(f"run_synthetics: {result}")
+            else:
+                self._report(result)
+        if failures:
+            raise failures[0]
+
+    def _report(self, run) -> None:
         self.stdout.write(json.dumps(RunResultOutput(run).data, indent=2))
         note = f" ({run.note})" if run.note else ""
+        shard = f" (shard {run.shard} of {run.shards})" if run.shards > 1 else ""
         self.stdout.write(
-            f"run_synthetics: {run.trigger} run {run.id} {run.status}{note}: "
+            f"run_synthetics: {run.trigger} run {run.id}{shard} {run.status}{note}: "
             f"{run.sessions_started} sessions, {run.scene_events_created} scene events, "
             f"{run.mindblock_events_created} mindblock events."
         )
