@@ -250,7 +250,6 @@ class RunOutput(serializers.Serializer):
 
 
 class StatusResponse(serializers.Serializer):
-
     settings = SettingsOutput()
     activity = StatusActivityOutput(source="*")
     status = serializers.ChoiceField(

@@ -253,7 +253,6 @@ def run_scheduled(
         rng = run_random(
             seed=seed,
             trigger=RunTrigger.SCHEDULED,
-
             window_start=start,
             window_end=end,
             shard=shard,
