@@ -3,10 +3,12 @@
     .venv/bin/python bench/run.py [--mode quick|full] [--json PATH]
 
 quick (a laptop, a few minutes): history of 1 hour at 200 sessions/min with 20,000 users; scheduled
-runs with 1k and 10k journeys in progress; cleanup of 3 hours of history; reads at 1M events. full:
+runs with 1k and 10k journeys in progress; cleanup of 3 hours of history; reads at 1M events; 8
+minutes at 3,000 sessions/min in 4 shards with 1 and 2 django-q2 workers, ORM and Redis broker. full:
 the issue's sizes — 6 hours with 50,000 users (medians of 3), runs with 1k / 10k / 50k in progress
-(medians of 3), cleanup of 16 hours (about 1.3M rows), reads at 10M synthetic + 1M real events and
-180 days of history at the default settings. Each measurement builds and drops its own PostgreSQL
+(medians of 3), cleanup of 16 hours (about 1.3M rows), reads at 10M synthetic + 1M real events, 10
+minutes at 10,000 sessions/min in 8 shards with 100,000 users, and 180 days of history at the
+default settings. Each measurement builds and drops its own PostgreSQL
 databases (BENCH_POSTGRES, default postgres://postgres@127.0.0.1:5432); nothing here touches
 another database.
 """
@@ -24,6 +26,7 @@ import cleanup
 import history
 import reads
 import scheduled
+import shards
 from common import connect, throwaway_database, timed_manage
 
 MODES = {
@@ -32,6 +35,7 @@ MODES = {
         "scheduled": {"actives": [1_000, 10_000], "repeat": 1},
         "cleanup": {"hours": 3, "rate": 200},
         "reads": {"synthetic": 1_000_000, "real": 100_000, "days": 30},
+        "shards": {"users": 30_000, "rate": 3_000, "shards": 4, "minutes": 8},
         "long_history_hours": 0,
     },
     "full": {
@@ -39,6 +43,7 @@ MODES = {
         "scheduled": {"actives": [1_000, 10_000, 50_000], "repeat": 3},
         "cleanup": {"hours": 16, "rate": 200},
         "reads": {"synthetic": 10_000_000, "real": 1_000_000, "days": 30},
+        "shards": {"users": 100_000, "rate": 10_000, "shards": 8, "minutes": 10},
         "long_history_hours": 180 * 24,
     },
 }
@@ -153,6 +158,25 @@ def main(argv: list[str] | None = None) -> int:
             "(target: a few seconds, never a 500)",
         )
     )
+    print(f"bench ({args.mode}): shards ...", file=sys.stderr)
+    sh = report["shards"] = shards.measure(**mode["shards"])
+    by = {(c["broker"], c["workers"]): c for c in sh["cases"]}
+    for broker in ("orm", "redis"):
+        one, two = by[broker, 1], by[broker, 2]
+        exact = all(
+            c["minutes_covered_twice"] == 0 and c["gaps"] == 0 and c["failed"] == 0
+            for c in (one, two)
+        )
+        lines.append(
+            (
+                f"{sh['minutes']} minutes at {sh['rate']:,}/min in {sh['shards']} shards, "
+                f"{sh['users']:,} users, {broker.upper()} broker ({two['rows']:,} rows)",
+                f"2 workers: {two['rows_per_s']:,.0f} rows/s",
+                f"1 worker: {one['rows_per_s']:,.0f} rows/s",
+                f"{two['rows_per_s'] / one['rows_per_s']:.2f}x; each minute of each shard "
+                f"covered once: {'yes' if exact else 'NO'}",
+            )
+        )
     if mode["long_history_hours"]:
         print(f"bench ({args.mode}): long history ...", file=sys.stderr)
         long = report["long_history"] = long_history(mode["long_history_hours"])

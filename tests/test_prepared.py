@@ -82,3 +82,62 @@ def test_the_status_statement_answers_what_each_selector_answers(history):
         assert row.sim_users == run_inputs.active_sim_user_count() == 39
         assert row.sim_users_churned == run_inputs.churned_sim_user_count() == 1
         assert row.pk == 1 and row.sessions_per_min == run_inputs.settings_get().sessions_per_min
+
+
+# --- status's ledger reads and its run objects -----------------------------------------------------
+
+
+def _ledger_with_every_kind_of_run():
+    from synthetics.services import run_manual, run_scheduled
+
+    activity_backfill(hours=1, now=NOW - timedelta(hours=2))
+    for minute in range(3):
+        run_scheduled(now=NOW - timedelta(minutes=30 - minute))
+    run_manual(target=2, now=NOW - timedelta(minutes=20))
+    SyntheticRun.objects.create(
+        trigger="scheduled",
+        status=RunStatus.FAILED,
+        started_at=NOW - timedelta(minutes=10),
+        finished_at=None,  # never finished: not a "last run"
+        window_start=NOW - timedelta(minutes=11),
+        window_end=NOW - timedelta(minutes=11),
+        note="it’s a “note” with\nnewlines",
+        error="Traceback …\n  x",
+        shard=1,
+        shards=3,
+    )
+
+
+def test_status_ledger_reads_are_the_orms_own(sim_users):
+    # given every kind of run in the ledger, finished or not
+    _ledger_with_every_kind_of_run()
+    fields = [field.attname for field in SyntheticRun._meta.concrete_fields]
+
+    def as_rows(runs):
+        return [tuple(getattr(run, name) for name in fields) for run in runs]
+
+    # then the compiled reads give the very rows the ORM's querysets give
+    orm_last = SyntheticRun.objects.filter(finished_at__isnull=False).order_by("-finished_at")
+    assert as_rows([dashboards.last_run()]) == as_rows([orm_last.first()])
+    for limit in (1, 3, 10):
+        orm_recent = SyntheticRun.objects.exclude(trigger="backfill").order_by("-started_at", "-id")
+        assert as_rows(dashboards.recent_runs(limit=limit)) == as_rows(orm_recent[:limit])
+    assert all(not run._state.adding for run in dashboards.recent_runs())  # loaded, as from a query
+    SyntheticRun.objects.all().delete()
+    assert dashboards.last_run() is None and dashboards.recent_runs() == []
+
+
+def test_run_objects_are_written_as_drfs_own_walk_writes_them(sim_users):
+    from rest_framework import serializers
+
+    from synthetics.api.serializers import RunOutput
+
+    _ledger_with_every_kind_of_run()
+    runs = list(SyntheticRun.objects.all())
+    assert {run.trigger for run in runs} == {"backfill", "scheduled", "manual"}
+    for run in runs:
+        # DRF's field-by-field walk (the base class's to_representation) on the same declaration
+        assert RunOutput().to_representation(run) == serializers.Serializer.to_representation(
+            RunOutput(), run
+        )
+    assert list(RunOutput().to_representation(runs[0])) == list(RunOutput().fields)
