@@ -267,3 +267,37 @@ def test_studio_controls_are_disabled_without_change_permission(client, sim_user
     html = client.get(reverse("studio")).content.decode()
     assert "needs the “change synthetic settings” permission" in html
     assert 'id="toggle" disabled' in html
+
+
+def test_sim_user_filters_offer_the_populations_values_without_reading_the_pool(
+    staff_client, sim_users
+):
+    from synthetics.engine.population import LOCALES, PERSONAS
+    from synthetics.models import SimUser
+
+    url = reverse("admin:synthetics_simuser_changelist")
+    # when the list is shown: its filters read no column of the pool (no SELECT DISTINCT)
+    with CaptureQueriesContext(connection) as queries:
+        response = staff_client.get(url)
+    assert response.status_code == 200
+    assert not [q for q in queries.captured_queries if "DISTINCT" in q["sql"].upper()]
+    html = response.content.decode()
+    for value in [PERSONAS[0].slug, LOCALES[0][0], LOCALES[0][2][0]]:
+        assert value in html
+    # and no bulk action: no checkbox column, no action bar
+    assert 'name="_selected_action"' not in html and 'name="action"' not in html
+    # then each filter filters, by the population's values or any other asked for by hand
+    member = SimUser.objects.order_by("id").first()
+    for parameter, value in [
+        ("persona", member.persona),
+        ("locale", member.locale),
+        ("timezone", member.timezone),
+    ]:
+        shown = staff_client.get(url, {parameter: value, "all": ""}).context["cl"].result_list
+        expected = SimUser.objects.filter(**{parameter: value}).count()
+        assert len(shown) == min(expected, 50) and all(
+            getattr(row, parameter) == value for row in shown
+        )
+    SimUser.objects.filter(pk=member.pk).update(timezone="Pacific/Chatham")
+    shown = staff_client.get(url, {"timezone": "Pacific/Chatham"}).context["cl"].result_list
+    assert [row.pk for row in shown] == [member.pk]
