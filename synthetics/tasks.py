@@ -47,8 +47,10 @@ def scheduled_run() -> dict:
 
 
 def shard_run(shard: int, shards: int, now: str) -> dict:
-    """One shard's run of the minute the schedule's task saw at `now` (ISO 8601)."""
-    moment = datetime.fromisoformat(now)
+    """One shard's run of the minute the schedule's task saw at `now` (ISO 8601), or of this
+    worker's now if its clock is behind the scheduler's (a run never dates rows ahead of its clock)."""
+    moment = min(datetime.fromisoformat(now), timezone.now())
+
     return _result(now=moment, shard=shard, shards=shards)
 
 

@@ -4,6 +4,9 @@ whichever order the shards' runs take; one shard is exactly the run of the whole
 
 from __future__ import annotations
 
+import hashlib
+import json
+import math
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -14,7 +17,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import connection, connections, transaction
 
 from synthetics import tasks
-from synthetics.engine.run import scheduled_session_count
+from synthetics.engine.run import capped_poisson_mean, scheduled_session_count
 from synthetics.engine.sampling import run_random
 from synthetics.engine.types import GeneratorSettings
 from synthetics.errors import ApplicationError, GeneratorBusy
@@ -155,22 +158,80 @@ def pool(db):
     settings_update(sessions_per_min=30, max_per_run=200)
 
 
-def test_one_shard_is_the_run_of_the_whole_pool(pool):
-    # given the same minutes run by the unsplit service and as "shard 0 of 1"
-    unsplit = _scenario([[0]] * 4, shards=1)
-    _sequences_level()
-    try:
-        with transaction.atomic():
-            for index in range(4):
-                run_scheduled(now=_minute(index))
-            plain = _generated()
-            raise _Undo
-    except _Undo:
-        pass
-    # then the rows are the same (tests/test_golden.py pins them), from the unsplit run's stream
-    assert unsplit["journeys"], "the minutes start sessions"
-    assert plain == unsplit
-    assert {r[5] for r in plain["runs"]} == {1}
+# The digest of 15 unsplit scheduled runs across a midnight, with churn and sign-ups, computed by
+# the code before shards existed (commit 29192bc), on SQLite and PostgreSQL alike: one shard is the
+# run of the whole pool, row for row. Do not update it for a change to sharding.
+UNSPLIT_DIGEST = "5a6496d78ee318c0bed3b3ca234fd37b54ac9a53122b4bc85e6fea81a6799f84"
+MIDNIGHT = datetime(2026, 1, 9, 23, 50, tzinfo=UTC)
+
+
+def unsplit_digest(monkeypatch) -> str:
+    sim_users_seed(count=200, seed=11, today=MIDNIGHT.date())
+    settings_update(sessions_per_min=30, max_per_run=200, churn_per_month=0.5, signups_per_day=5000)
+    monkeypatch.setattr("synthetics.engine.lifecycle.MINUTES_PER_MONTH", 60)
+    for minute in [*range(12), 14, 20, 21]:  # across midnight, with catch-up windows
+        run_scheduled(now=MIDNIGHT + timedelta(minutes=minute, seconds=7))
+    name = dict(SimUser.objects.values_list("id", "user__username"))
+    rows = {
+        "journeys": sorted(
+            (str(a), name[b], c, str(d), str(e), f)
+            for a, b, c, d, e, f in Journey.objects.values_list(
+                "id", "sim_user_id", "status", "started_at", "ended_at", "next_step"
+            )
+        ),
+        "scene_events": sorted(
+            (
+                str(a),
+                b,
+                str(c),
+                json.dumps({k: v for k, v in p.items() if k != "run_id"}, sort_keys=True),
+            )
+            for a, b, c, p in JourneySceneEvent.objects.values_list(
+                "journey_id", "event_type", "created_at", "event_payload"
+            )
+        ),
+        "mindblock_events": sorted(
+            (str(a), b, str(c))
+            for a, b, c in MindblockEvent.objects.values_list(
+                "journey_id", "event_type", "created_at"
+            )
+        ),
+        "sim_users": sorted(
+            map(
+                str,
+                SimUser.objects.values_list(
+                    "user__username",
+                    "persona",
+                    "churned_at",
+                    "settles_into",
+                    "activity_weight",
+                    "timezone",
+                ),
+            )
+        ),
+        "runs": sorted(
+            map(
+                str,
+                SyntheticRun.objects.values_list(
+                    "status",
+                    "window_start",
+                    "window_end",
+                    "sessions_started",
+                    "scene_events_created",
+                    "users_signed_up",
+                    "users_churned",
+                    "note",
+                ),
+            )
+        ),
+    }
+    assert all(rows.values())
+    return hashlib.sha256(json.dumps(rows).encode()).hexdigest()
+
+
+def test_one_shard_is_the_run_of_the_whole_pool_as_before_shards(db, monkeypatch):
+    assert unsplit_digest(monkeypatch) == UNSPLIT_DIGEST
+    assert set(SyntheticRun.objects.values_list("shard", "shards")) == {(0, 1)}
     assert (
         run_random(
             seed=1, trigger="scheduled", window_start=START, window_end=START, shard=0, shards=1
@@ -238,22 +299,31 @@ def test_with_sign_ups_shard_0_leads_and_the_rows_do_not_depend_on_the_order(poo
     # given sign-ups (about one a minute, made by shard 0 for every slice)
     settings_update(signups_per_day=1440 * 2)
     in_order = _scenario([[0, 1, 2]] * 6, shards=3)
-    shuffled = _scenario([[0, 2, 1], [0, 1, 2], [0, 2, 1]] * 2, shards=3)
+    # when shard 0's run comes last, in the middle or first in a minute
+    shuffled = _scenario(
+        [[0, 2, 1], [2, 1, 0], [1, 0, 2], [2, 0, 1], [1, 2, 0], [0, 1, 2]], shards=3
+    )
     # then the rows are the same, newcomers start sessions in later windows, whatever the order
     assert shuffled == in_order
     signed_up = sum(r[8] for r in in_order["runs"])
     assert signed_up > 0
     assert {r[4] for r in in_order["runs"] if r[8]} == {0}, "only shard 0 signs users up"
-    # and a shard that runs before shard 0 in a minute waits for it instead of getting ahead
+    # and a shard whose window starts after what shard 0 covered waits for it instead of running
+    # without the sign-ups it would have seen
     _sequences_level()
     run_scheduled(now=_minute(0), shard=0, shards=3)
-    waiting = run_scheduled(now=_minute(1), shard=2, shards=3)
+    run_scheduled(now=_minute(0), shard=2, shards=3)
+    run_scheduled(now=_minute(1), shard=2, shards=3)  # shard 0 has covered its window's start
+    waiting = run_scheduled(now=_minute(2), shard=2, shards=3)
     assert waiting.status == RunStatus.SKIPPED
     assert waiting.note.startswith("waiting for shard 0")
-    assert waiting.window_end == START  # it covers what shard 0 covered, no further
-    run_scheduled(now=_minute(1), shard=0, shards=3)
-    caught_up = run_scheduled(now=_minute(1), shard=2, shards=3)
-    assert (caught_up.window_start, caught_up.window_end) == (START, START + timedelta(minutes=1))
+    assert waiting.window_end == START + timedelta(minutes=1)  # covers nothing new
+    run_scheduled(now=_minute(2), shard=0, shards=3)
+    caught_up = run_scheduled(now=_minute(2), shard=2, shards=3)
+    assert (caught_up.window_start, caught_up.window_end) == (
+        START + timedelta(minutes=1),
+        START + timedelta(minutes=2),
+    )
 
 
 def test_a_newcomer_of_a_window_is_not_in_any_shards_pool_for_that_window(pool):
@@ -266,18 +336,21 @@ def test_a_newcomer_of_a_window_is_not_in_any_shards_pool_for_that_window(pool):
     assert newcomers
     # when another shard loads its pool for the same window, then none of them is in it
     for shard in (0, 1):
+        runs._POOL_KEPT.clear()
         same = runs.RunInputs.load(shard=shard, shards=2, window_start=run.window_start)
         assert not newcomers & {m.sim_user_id for m in same.pool}
+        # and the slice kept serves the windows starting before the first of them joined, no later
+        kept = runs._POOL_KEPT[(connection.alias, connection.settings_dict["NAME"], shard, 2)]
+        assert kept.next_join == run.window_end
+        assert kept.serves(stamp=kept.stamp, rhythms=kept.rhythms, window_start=run.window_start)
+        assert not kept.serves(stamp=kept.stamp, rhythms=kept.rhythms, window_start=run.window_end)
+        assert not kept.serves(
+            stamp=kept.stamp + 1, rhythms=kept.rhythms, window_start=run.window_start
+        )
         # and they are in it for the next window, for their own slice
         following = runs.RunInputs.load(shard=shard, shards=2, window_start=run.window_end)
         mine = {i for i in newcomers if i % 2 == shard}
         assert {m.sim_user_id for m in following.pool} & newcomers == mine
-    # and the kept slice serves exactly the windows it was read for
-    kept = runs._POOL_KEPT[(connection.alias, connection.settings_dict["NAME"], 1, 2)]
-    assert kept.serves(stamp=kept.stamp, rhythms=kept.rhythms, window_start=kept.joined_by)
-    assert kept.next_join is None or not kept.serves(
-        stamp=kept.stamp, rhythms=kept.rhythms, window_start=kept.next_join
-    )
 
 
 def test_a_sharded_runs_sessions_add_up_to_the_whole_rate():
@@ -470,3 +543,148 @@ def test_shards_run_at_the_same_time_and_one_shard_never_twice(postgres_only, se
             assert start == end
     journeys = Journey.objects.values_list("sim_user_id", "run__shard")
     assert all(sim_user_id % 2 == shard for sim_user_id, shard in journeys)
+
+
+def test_where_the_cap_binds_each_shard_is_capped_on_its_own_as_expected_sessions_says():
+    # At 2 a minute with max_per_run 5 in 8 shards, each shard draws min(Poisson(0.25), 1): the
+    # minute's mean is 8 x (1 - e^-0.25) = 1.77, not an unsplit run's 1.98. expected_sessions
+    # computes it; the mean of n windows has standard error sd / sqrt(n), the sum of 8 Bernoulli
+    # counts having variance 8 p (1 - p): K of them bound it (helpers.K, 1e-6).
+    from synthetics.engine.run import expected_sessions
+
+    settings = GeneratorSettings(sessions_per_min=2, max_per_run=5)
+    shards, n = 8, 3000
+    expected = expected_sessions(settings=settings, rhythm=None, start=START, minutes=1, shards=8)
+    p = 1 - math.exp(-0.25)
+    assert expected.capped == pytest.approx(8 * p)
+    assert expected_sessions(
+        settings=settings, rhythm=None, start=START, minutes=1
+    ).capped == pytest.approx(capped_poisson_mean(2, 5))
+    totals = [
+        sum(
+            scheduled_session_count(
+                settings=settings,
+                minutes=1,
+                rng=run_random(
+                    seed=9,
+                    trigger="scheduled",
+                    window_start=START + timedelta(minutes=w),
+                    window_end=START + timedelta(minutes=w + 1),
+                    shard=shard,
+                    shards=shards,
+                ),
+                shards=shards,
+            )
+            for shard in range(shards)
+        )
+        for w in range(n)
+    ]
+    assert abs(sum(totals) / n - expected.capped) <= K * (8 * p * (1 - p) / n) ** 0.5
+    assert max(totals) <= 8  # ceil(5 / 8) = 1 each: over max_per_run by up to shards - 1
+
+
+def test_a_manual_run_starts_at_most_a_thousand_sessions(pool):
+    settings_update(max_per_run=50_000)
+    with pytest.raises(ApplicationError, match="at most 1,000"):
+        run_manual(target=1001, now=_minute(0))
+    assert SyntheticRun.objects.count() == 0
+
+
+def test_status_is_failing_while_any_shard_fails(pool):
+    from synthetics.models import SyntheticSettings
+    from synthetics.selectors import dashboards
+
+    now = _minute(2)
+    row = SyntheticSettings.objects.get()
+    for shard in (0, 1, 2):
+        run_scheduled(now=_minute(1), shard=shard, shards=3)
+    # given shard 1's newest run failed, and the newer runs of shards 0 and 2 succeeded
+    SyntheticRun.objects.filter(shard=1).update(finished_at=now - timedelta(seconds=50))
+    SyntheticRun.objects.create(
+        trigger="scheduled",
+        status=RunStatus.FAILED,
+        started_at=now - timedelta(seconds=40),
+        finished_at=now - timedelta(seconds=40),
+        window_start=_minute(2),
+        window_end=_minute(2),
+        note="the database went away",
+        shard=1,
+        shards=3,
+    )
+    SyntheticRun.objects.filter(shard__in=[0, 2]).update(finished_at=now - timedelta(seconds=10))
+    # then status says failing, and which shard
+    status = dashboards.generator_status(row=row, now=now, covered=None)
+    assert status.status == "failing"
+    assert "of shard 1 of 3" in status.reason and "the database went away" in status.reason
+    # and once shard 1 runs again and succeeds, running
+    SyntheticRun.objects.create(
+        trigger="scheduled",
+        status=RunStatus.SUCCEEDED,
+        started_at=now - timedelta(seconds=5),
+        finished_at=now - timedelta(seconds=5),
+        window_start=_minute(1),
+        window_end=_minute(2),
+        shard=1,
+        shards=3,
+    )
+    assert dashboards.generator_status(row=row, now=now, covered=None).status == "running"
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_a_run_split_another_way_in_progress_is_never_overlapped(postgres_only, settings):
+    from synthetics.services.locks import SPLIT_LOCK_CLASS
+
+    sim_users_seed(count=120, seed=13, today=START.date())
+    settings_update(sessions_per_min=20, max_per_run=100)
+    # given a run of a split into 3 shards in progress (its split's mark held, as its run holds it)
+    holder = connections.create_connection("default")
+    holder.set_autocommit(False)
+    with holder.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock_shared(%s::integer, 3)", [SPLIT_LOCK_CLASS])
+    try:
+        # when a run of a split into 2 shards comes (a task queued before the count changed)
+        thread, box = _in_thread(run_scheduled, now=_minute(0), shard=1, shards=2)
+        thread.join(timeout=30)
+        # then it covers nothing and says why; a run of the same split as the holder goes on
+        skipped = box["result"]
+        assert skipped.status == RunStatus.SKIPPED
+        assert skipped.note.startswith("a run split into 3 shards is in progress")
+        assert skipped.window_end == skipped.window_start
+        thread, box = _in_thread(run_scheduled, now=_minute(0), shard=2, shards=3)
+        thread.join(timeout=30)
+        assert box["result"].status == RunStatus.SUCCEEDED, box["result"].note
+    finally:
+        holder.rollback()
+        holder.close()
+    # and once it is over, the other split runs, from where any split covered (never twice)
+    after = run_scheduled(now=_minute(1), shard=1, shards=2)
+    assert after.status == RunStatus.SUCCEEDED
+    assert (after.window_start, after.window_end) == (START, START + timedelta(minutes=1))
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_shards_changing_the_pool_at_once_neither_deadlock_nor_overlap(postgres_only, monkeypatch):
+    # given churn within minutes and sign-ups, so every shard's run writes sim_users (the pool
+    # stamp's row) and the hourly sums
+    sim_users_seed(count=300, seed=14, today=START.date())
+    settings_update(sessions_per_min=40, max_per_run=200, churn_per_month=1, signups_per_day=5000)
+    monkeypatch.setattr("synthetics.engine.lifecycle.MINUTES_PER_MONTH", 60)
+    # when four shards run each of six minutes from four threads at once
+    for index in range(6):
+        started = [
+            _in_thread(run_scheduled, now=_minute(index), shard=shard, shards=4)
+            for shard in range(4)
+        ]
+        for thread, _ in started:
+            thread.join(timeout=60)
+        assert not [box["error"] for _, box in started if "error" in box]
+    # then every run finished, pool changes landed, and no sim user is in two sessions at once
+    assert SyntheticRun.objects.filter(status=RunStatus.FAILED).count() == 0
+    assert SimUser.objects.filter(churned_at__isnull=False).exists()
+    assert SimUser.objects.filter(joined_at__isnull=False).exists()
+    active = list(Journey.objects.filter(status="active").values_list("sim_user_id", flat=True))
+    assert len(active) == len(set(active))
+    assert all(
+        sim_user_id % 4 == shard
+        for sim_user_id, shard in Journey.objects.values_list("sim_user_id", "run__shard")
+    )

@@ -11,7 +11,8 @@ from django.utils import timezone
 from rest_framework import serializers
 
 from synthetics.engine.population import PERSONAS
-from synthetics.models import MAX_PER_RUN_LIMIT, SETTING_RANGES
+from synthetics.engine.run import MAX_MANUAL_TARGET
+from synthetics.models import SETTING_RANGES
 from synthetics.services.cleanup import DEFAULT_OLDER_THAN_HOURS, MAX_OLDER_THAN_HOURS
 
 # --- strict fields: a string is not a number, a number is not a boolean ------------------------------
@@ -132,8 +133,9 @@ class SettingsInput(StrictInputSerializer):
 
 class RunNowInput(StrictInputSerializer):
     target = StrictIntegerField(
-        documented_range=(1, MAX_PER_RUN_LIMIT),
-        help_text="Sessions to start: 1..max_per_run (the current setting).",
+        documented_range=(1, MAX_MANUAL_TARGET),
+        help_text=f"Sessions to start: 1..max_per_run (the current setting), at most "
+        f"{MAX_MANUAL_TARGET:,}.",
     )
     force = StrictBooleanField(
         required=False, default=False, help_text="Run even while generation is paused."

@@ -67,9 +67,12 @@ def scheduled_session_count(
     max_per_run; `rate` is the pool's rhythm over the window (1: a flat rate).
 
     A run of one shard of `shards` starts Poisson(sessions_per_min x minutes x rate / shards),
-    capped at ceil(max_per_run / shards): the sum of independent Poisson counts is Poisson with
-    the sum of their means, so the shards of a window together start what one run would (their
-    caps add up to at least max_per_run)."""
+    capped at ceil(max_per_run / shards). Independent Poisson counts add up to a Poisson count of
+    the whole mean, so while the cap does not bind the shards of a window together start what one
+    run would. Where it binds, each shard is capped on its own: the window's total can then fall
+    short of one run's capped mean (a sum of capped counts is not a capped sum: at 2 a minute, cap
+    5 and 8 shards, 1.77 a minute against 1.98; expected_sessions gives the exact mean) or exceed
+    max_per_run by up to shards - 1."""
     if minutes <= 0:
         return 0
     if shards == 1:
@@ -133,11 +136,13 @@ def expected_sessions(
     start: datetime,
     minutes: int,
     step_minutes: int = 1,
+    shards: int = 1,
 ) -> ExpectedSessions:
     """The sessions one run a minute is expected to start from `start`: computed, not sampled.
 
     R is taken at the middle of each minute, or with `step_minutes` > 1 once per step (at its
-    middle) for all its minutes: a week at hourly steps is 168 evaluations instead of 10,080.
+    middle) for all its minutes: a week at hourly steps is 168 evaluations instead of 10,080. With
+    `shards`, the runs are split so (scheduled_session_count: each shard capped on its own).
     """
     uncapped = capped = 0.0
     rates = []
@@ -148,14 +153,31 @@ def expected_sessions(
         rates.append(rate)
         mean = settings.sessions_per_min * rate
         uncapped += mean * count
-        capped += capped_poisson_mean(mean, settings.max_per_run) * count
+        if shards == 1:
+            capped += capped_poisson_mean(mean, settings.max_per_run) * count
+        else:  # each shard capped on its own (scheduled_session_count)
+            cap = -(-settings.max_per_run // shards)
+            capped += shards * capped_poisson_mean(mean / shards, cap) * count
+
     return ExpectedSessions(minutes=minutes, uncapped=uncapped, capped=capped, rates=tuple(rates))
 
 
+# A manual run answers an HTTP request inside its 20-second budget: at most this many sessions,
+# whatever max_per_run allows the schedule (up to 100,000 a minute, split into shards).
+MAX_MANUAL_TARGET = 1000
+
+
 def manual_session_count(*, settings: GeneratorSettings, target: int) -> int:
-    """A manual run starts exactly `target` sessions; refuse a target outside 1..max_per_run."""
+    """A manual run starts exactly `target` sessions; refuse a target outside 1..max_per_run, or
+    above MAX_MANUAL_TARGET."""
     if isinstance(target, bool) or not isinstance(target, int):
         raise InvalidTarget(f"target must be a whole number, got {target!r}.")
+    if target > MAX_MANUAL_TARGET:
+        raise InvalidTarget(
+            f"target must be at most {MAX_MANUAL_TARGET:,}: a manual run answers within one "
+            f"request (got {target}). Raise sessions_per_min for more."
+        )
+
     if not 1 <= target <= settings.max_per_run:
         if settings.max_per_run < 1:
             raise InvalidTarget(

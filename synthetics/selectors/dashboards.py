@@ -154,11 +154,13 @@ _LAST_RUN = Prepared(
         .values_list(*_RUN_FIELDS)[:1]
     )
 )
+# The newest scheduled runs of the last minutes: enough for the newest of each shard (a minute's
+# runs of up to 64 shards, twice over).
 _RECENT_SCHEDULED = Prepared(
     lambda since: (
         SyntheticRun.objects.filter(trigger=RunTrigger.SCHEDULED, finished_at__gt=since)
         .order_by("-finished_at")
-        .values_list(*_RUN_FIELDS)[:1]
+        .values_list(*_RUN_FIELDS)[:128]
     ),
     "since",
 )
@@ -214,6 +216,14 @@ def generator_status(
         )
     found = _runs_from(_RECENT_SCHEDULED.rows(since=now - STALLED_AFTER))
     recent = found[0] if found else None
+    if recent is not None and recent.shards > 1:
+        # Split into shards: failing when the newest run of any shard (of the newest split) failed.
+        newest: dict[int, SyntheticRun] = {}
+        for run in found:
+            if run.shards == recent.shards:
+                newest.setdefault(run.shard, run)
+        failed = [run for run in newest.values() if run.status == RunStatus.FAILED]
+        recent = failed[0] if failed else recent
     if recent is None:
         return GeneratorStatus(
             "stalled",
@@ -223,8 +233,9 @@ def generator_status(
     if recent.status == RunStatus.FAILED:
         error_lines = recent.error.strip().splitlines()
         first_line = recent.note or (error_lines[-1] if error_lines else "no details recorded")
+        which = f" of shard {recent.shard} of {recent.shards}" if recent.shards > 1 else ""
         return GeneratorStatus(
-            "failing", f"the last scheduled run ({recent.id}) failed: {first_line}"
+            "failing", f"the last scheduled run{which} ({recent.id}) failed: {first_line}"
         )
     return GeneratorStatus("running", "scheduled runs are succeeding")
 

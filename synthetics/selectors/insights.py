@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
+from django.conf import settings as django_settings
 from django.db.models import Count, DateField
 from django.db.models.functions import TruncDate, TruncWeek
 
@@ -112,7 +113,12 @@ def _week_ahead(now: datetime) -> _Week:
     catalogue = catalogue_load()
     rhythm = PoolRhythm(pool, catalogue.rhythms)
     sessions = expected_sessions(
-        settings=settings, rhythm=rhythm, start=now, minutes=7 * 24 * 60, step_minutes=60
+        settings=settings,
+        rhythm=rhythm,
+        start=now,
+        minutes=7 * 24 * 60,
+        step_minutes=60,
+        shards=django_settings.SYNTHETICS_SHARDS,
     )
     return _Week(settings, pool, catalogue, rhythm, sessions)
 

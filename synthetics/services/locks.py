@@ -24,6 +24,9 @@ from synthetics.errors import GeneratorBusy
 GENERATOR_LOCK_KEY = 0x53594E5448455443
 # A shard's lock: the two-key form (this class, the shard), a key space apart from the one-key form.
 SHARD_LOCK_CLASS = 0x53484152  # "SHAR" in ASCII, a positive signed 32-bit value
+# Held shared by every run of a split into N shards: (this class, N). Runs of two different splits
+# see each other's in pg_locks (run_inputs.other_split_running).
+SPLIT_LOCK_CLASS = 0x53504C54  # "SPLT" in ASCII
 # SQLite's usual busy timeout (settings: PRAGMA busy_timeout), restored after a shorter wait.
 SQLITE_BUSY_TIMEOUT_MS = 20_000
 LOCK_NOT_AVAILABLE = "55P03"
@@ -127,12 +130,13 @@ def sqlite_write_wait(seconds: float) -> Iterator[None]:
 
 @contextmanager
 def generator_transaction(
-    *, deadline: RunDeadline, durable: bool = True, shard: int | None = None
+    *, deadline: RunDeadline, durable: bool = True, shard: tuple[int, int] | None = None
 ) -> Iterator[None]:
     """A transaction that holds the generator lock, waited for at most `deadline.lock_wait_seconds`.
 
-    `shard` (a scheduled run split into shards): the generator lock shared, so the runs of other
-    shards go on at the same time, and the shard's own lock, so two runs of one shard never do.
+    `shard` (shard, shards: a scheduled run split into shards): the generator lock shared, so the
+    runs of other shards go on at the same time, and the shard's own lock, so two runs of one
+    shard never do; and its split's mark (SPLIT_LOCK_CLASS), which runs of another split look for.
     Manual runs, backfills and cleanups hold the generator lock alone: they wait for the shards'
     runs in progress, and the shards' runs wait for them.
 
@@ -186,7 +190,7 @@ def _pg_timeouts_set(values: tuple[str, ...]) -> None:
         )
 
 
-def generator_lock_acquire(*, deadline: RunDeadline, shard: int | None = None) -> None:
+def generator_lock_acquire(*, deadline: RunDeadline, shard: tuple[int, int] | None = None) -> None:
     """Hold the generator lock for this transaction (with `shard`: shared, and the shard's lock);
     call inside transaction.atomic()."""
     if not connection.in_atomic_block:
@@ -201,10 +205,13 @@ def generator_lock_acquire(*, deadline: RunDeadline, shard: int | None = None) -
                 cursor.execute("SELECT pg_advisory_xact_lock(%s)", [GENERATOR_LOCK_KEY])
             else:
                 # The shard's lock, then the generator lock shared, both in the one wait.
+                number, shards = shard
                 cursor.execute(
-                    "SELECT pg_advisory_xact_lock(%s::integer, %s::integer)",
-                    [SHARD_LOCK_CLASS, shard],
+                    "SELECT pg_advisory_xact_lock(%s::integer, %s::integer), "
+                    "pg_advisory_xact_lock_shared(%s::integer, %s::integer)",
+                    [SHARD_LOCK_CLASS, number, SPLIT_LOCK_CLASS, shards],
                 )
+
                 waited = deadline.budget_seconds - deadline.remaining_seconds
                 left_ms = max(1, int((deadline.lock_wait_seconds - waited) * 1000))
                 cursor.execute("SELECT set_config('lock_timeout', %s, true)", [f"{left_ms}ms"])
@@ -220,3 +227,21 @@ def generator_lock_acquire(*, deadline: RunDeadline, shard: int | None = None) -
             "set_config('statement_timeout', %s, true)",
             [f"{remaining_ms}ms"],
         )
+
+
+def other_split_running(*, shards: int) -> int | None:
+    """The shard count of a run in progress split another way than into `shards` (PostgreSQL: its
+    split's mark among the database's advisory locks; this run holds its own, taken before it
+    looks, so of two runs of different splits at least one sees the other). None: none, or SQLite,
+    where runs never overlap."""
+    if connection.vendor != "postgresql":
+        return None
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT objid::bigint FROM pg_locks WHERE locktype = 'advisory' AND granted "
+            "AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+            "AND classid = %s::bigint::oid AND objsubid = 2 AND objid <> %s::bigint::oid LIMIT 1",
+            [SPLIT_LOCK_CLASS, shards],
+        )
+        row = cursor.fetchone()
+    return None if row is None else int(row[0])

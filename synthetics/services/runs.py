@@ -64,6 +64,7 @@ from synthetics.services.locks import (
     generator_transaction,
     is_database_locked,
     is_statement_timeout,
+    other_split_running,
     run_deadline_start,
     sqlite_write_wait,
 )
@@ -238,13 +239,24 @@ def run_scheduled(
             end = start + MINUTE
         if not settings.enabled:
             return _Window(start, end, skip="paused", shard=shard, shards=shards)
+        if shards > 1:
+            other = other_split_running(shards=shards)
+            if other is not None:
+                # A run split another way (tasks queued before SYNTHETICS_SHARDS changed, or a
+                # worker still configured so) holds slices that overlap this one's: leave the
+                # minutes to whichever comes next, never cover them twice.
+                note = (
+                    f"a run split into {other} shards is in progress; this run of {shards} "
+                    "shards covers nothing"
+                )
+                return _Window(start, start, skip=note, shard=shard, shards=shards)
         if shard > 0 and settings.signups_per_day > 0:
-            # Shard 0 signs up the newcomers of every slice. Another shard never covers a minute
-            # shard 0 has not: its slice at a window's start then holds every sign-up before it,
-            # whichever shard's task ran first (the same windows give the same rows).
+            # Shard 0 signs up the newcomers of every slice, dated at the end of its window. A
+            # shard's slice for a window holds the sign-ups up to the window's start, so shard 0
+            # must have covered that far: then the slice is the same whichever shard's task ran
+            # first (the same windows give the same rows).
             lead = run_inputs.covered_until(shard=0, shards=shards)
-            end = min(end, lead) if lead is not None else start
-            if end <= start:
+            if lead is None or lead < start:
                 note = (
                     f"waiting for shard 0, which signs up new sim users and has covered up to "
                     f"{lead.isoformat() if lead else 'nothing yet'}"
@@ -427,7 +439,7 @@ def _run_locked(
         with generator_transaction(
             deadline=deadline,
             durable=trigger == RunTrigger.MANUAL,
-            shard=shard if shards > 1 else None,
+            shard=(shard, shards) if shards > 1 else None,
         ):
             settings = run_inputs.generator_settings()
             planned = window(settings)
@@ -567,11 +579,6 @@ def _generate(
     run = SyntheticRun.objects.create(  # its id tags every row the run writes
         **row, **_ledger_counts(outcome, sessions=sessions, changes=changes)
     )
-    # What the pool is after this run, for a caller that keeps it between runs (a backfill); not
-    # a database field. None when the pool did not change.
-    run.pool_after = (
-        _pool_changes_write(changes, pool=inputs.pool, at=window.end) if changes else None
-    )
     run_output_write(
         before_statement=lambda: deadline_statement_bound(deadline),
         run_id=run.id,
@@ -579,6 +586,15 @@ def _generate(
         updates=outcome.journey_updates,
         events=outcome.events,
         written_at=timezone.now(),
+    )
+    # What the pool is after this run, for a caller that keeps it between runs (a backfill); not
+    # a database field. None when the pool did not change. Written after the run's rows: a write to
+    # sim_users takes the pool stamp's row lock (migration 0018) until commit, and the runs of
+    # other shards that change the pool wait on it, so it is held as briefly as can be.
+    if changes:
+        deadline_statement_bound(deadline)
+    run.pool_after = (
+        _pool_changes_write(changes, pool=inputs.pool, at=window.end) if changes else None
     )
     run.finished_at = timezone.now()
     run.save(update_fields=["finished_at"])

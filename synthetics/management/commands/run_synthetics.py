@@ -5,9 +5,9 @@ import json
 from django.conf import settings
 
 from synthetics.api.serializers import RunResultOutput
+from synthetics.engine.run import MAX_MANUAL_TARGET
 from synthetics.errors import RunFailed
 from synthetics.management.cli import SyntheticsCommand, aware_datetime, bounded_int
-from synthetics.models import MAX_PER_RUN_LIMIT
 from synthetics.services import run_manual, run_scheduled, run_scheduled_shards
 
 
@@ -21,7 +21,7 @@ class Command(SyntheticsCommand):
     def add_arguments(self, parser):
         parser.add_argument(
             "--target",
-            type=bounded_int(1, MAX_PER_RUN_LIMIT),
+            type=bounded_int(1, MAX_MANUAL_TARGET),
             default=None,
             help="sessions to start (a manual run); must not exceed max_per_run",
         )
