@@ -141,3 +141,32 @@ def test_run_objects_are_written_as_drfs_own_walk_writes_them(sim_users):
             RunOutput(), run
         )
     assert list(RunOutput().to_representation(runs[0])) == list(RunOutput().fields)
+
+
+def test_sim_users_are_written_as_drfs_own_walk_writes_them_and_counted_once(sim_users):
+    from django.utils import timezone
+    from rest_framework import serializers
+    from rest_framework.test import APIClient
+
+    from synthetics.api.serializers import SimUserOutput
+    from synthetics.models import SimUser
+    from synthetics.services import run_manual
+    from tests.factories import StaffUserFactory
+
+    run_manual(target=3, now=timezone.now())  # some users in an active journey
+    SimUser.objects.filter(pk=SimUser.objects.order_by("id").first().pk).update(
+        churned_at=NOW, settles_into="regular", display_name="Zoë “Z” O’Neil\u2028"
+    )
+    users = list(dashboards.sim_user_list())
+    assert {user.in_active_journey for user in users} == {True, False}
+    for user in users:
+        assert SimUserOutput().to_representation(user) == serializers.Serializer.to_representation(
+            SimUserOutput(), user
+        )
+    # and the page's count is the per-persona counts' own, filtered or not
+    client = APIClient()
+    client.force_authenticate(StaffUserFactory())
+    body = client.get("/api/synthetics/sim-users").json()
+    assert body["count"] == SimUser.objects.count() == sum(body["by_persona"].values())
+    for persona, n in body["by_persona"].items():
+        assert client.get("/api/synthetics/sim-users", {"persona": persona}).json()["count"] == n

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import re
 
 from django.conf import settings
 from django.core.cache import cache
+from django.core.paginator import Paginator as DjangoPaginator
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers
@@ -257,6 +259,14 @@ class CleanupJobView(SyntheticsView):
         return Response(io.CleanupJobResponse({"job": job}, context=context).data)
 
 
+class _CountedPaginator(DjangoPaginator):
+    """Django's paginator with the count already known."""
+
+    def __init__(self, *args, count: int, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.__dict__["count"] = count  # the cached_property's slot
+
+
 class SimUserPagination(PageNumberPagination):
     page_size = 50
     page_size_query_param = "page_size"
@@ -283,6 +293,10 @@ class SimUserPagination(PageNumberPagination):
 
     def paginate_queryset(self, queryset, request, view=None):
         self.by_persona = dashboards.sim_user_persona_counts()
+        # The count is the per-persona counts' (the same rows, read once): no second COUNT.
+        persona = getattr(view, "persona", None)
+        count = self.by_persona.get(persona, 0) if persona else sum(self.by_persona.values())
+        self.django_paginator_class = functools.partial(_CountedPaginator, count=count)
         return super().paginate_queryset(queryset, request, view)
 
     def get_paginated_response(self, data):
@@ -331,4 +345,5 @@ class SimUsersView(ListAPIView):
     def get_queryset(self):
         query = io.SimUserQuery(data=self.request.query_params)
         query.is_valid(raise_exception=True)
-        return dashboards.sim_user_list(persona=query.validated_data.get("persona"))
+        self.persona = query.validated_data.get("persona")
+        return dashboards.sim_user_list(persona=self.persona)

@@ -440,9 +440,19 @@ def sim_user_list(*, persona: str | None = None) -> QuerySet[SimUser]:
     return users
 
 
+_PERSONA_COUNTS = Prepared(
+    lambda: (
+        SimUser.objects.values("persona")
+        .annotate(n=Count("id"))
+        .order_by("persona")
+        .values_list("persona", "n")
+    )
+)
+
+
 def sim_user_persona_counts() -> dict[str, int]:
-    rows = SimUser.objects.values("persona").annotate(n=Count("id")).order_by("persona")
-    return {row["persona"]: row["n"] for row in rows}
+    """Sim users per persona, the whole pool (compiled once: selectors/prepared.py)."""
+    return dict(_PERSONA_COUNTS.rows())
 
 
 def cleanup_job_get(job_id: int) -> CleanupJob:
