@@ -124,7 +124,7 @@ class SyntheticRunAdmin(BigTableAdmin):
     ordering = ("-started_at",)
     readonly_fields = [field.name for field in SyntheticRun._meta.fields]
     fieldsets = (
-        (None, {"fields": ("trigger", "status", "note", "error")}),
+        (None, {"fields": ("trigger", "status", "note", "error", "shard", "shards")}),
         ("When", {"fields": ("started_at", "finished_at", "window_start", "window_end")}),
         (
             "Counts",

@@ -301,3 +301,12 @@ def test_sim_user_filters_offer_the_populations_values_without_reading_the_pool(
     SimUser.objects.filter(pk=member.pk).update(timezone="Pacific/Chatham")
     shown = staff_client.get(url, {"timezone": "Pacific/Chatham"}).context["cl"].result_list
     assert [row.pk for row in shown] == [member.pk]
+
+
+def test_studio_and_the_runs_page_say_which_shard_a_run_simulated(staff_client, sim_users):
+    run = run_scheduled(shard=1, shards=2)
+    html = staff_client.get("/studio/").content.decode()
+    assert "scheduled (shard 1 of 2)" in html
+    page = staff_client.get(reverse("admin:synthetics_syntheticrun_change", args=[run.id]))
+    assert page.status_code == 200
+    assert "field-shards" in page.content.decode()

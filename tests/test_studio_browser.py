@@ -152,6 +152,12 @@ def test_staff_user_watches_and_steers_the_studio(browser, live_server):
     assert page.locator("#runs tr").count() == runs_before + 1
     assert page.locator("#runs tr").first.locator("td").nth(1).inner_text() == "manual"
     assert page.locator("#refresh-state").inner_text().startswith("Refreshed")
+    # and a run of one shard of a split says which slice it ran
+    run_scheduled(shard=1, shards=2)
+    _refreshed_by(page, _refresh_button(page).click, reason="button")
+    assert page.locator("#runs tr").first.locator("td").nth(1).inner_text() == (
+        "scheduled (shard 1 of 2)"
+    )
 
     # when "Run now" starts 3 sessions, activity rises after the refresh
     before = _number(page, "#scene-5")

@@ -81,7 +81,9 @@
       ...(status.recent_runs.length ? status.recent_runs : [null]).map((run) => {
         const row = document.createElement("tr");
         const cells = run
-          ? [clock(run.started_at), run.trigger, run.status, run.sessions_started,
+          ? [clock(run.started_at),
+             run.shards > 1 ? `${run.trigger} (shard ${run.shard} of ${run.shards})` : run.trigger,
+             run.status, run.sessions_started,
              run.scene_events_created, run.mindblock_events_created, (run.note || run.error).slice(0, 80)]
           : ["No runs yet."];
         cells.forEach((value) => {
