@@ -619,12 +619,17 @@ class SyntheticRun(TimestampedModel):
     error_rate = models.FloatField(null=True, blank=True, help_text="The setting the run used.")
     note = models.CharField(max_length=200, blank=True)
     error = models.TextField(blank=True)
+    # Defaults in the database too: a row written by SQL that names neither is a run of the whole
+    # pool (bench/reads.py copies ledger rows so, and so may an operator's script).
     shard = models.PositiveSmallIntegerField(
         default=0,
+        db_default=0,
         help_text="The slice of the pool the run simulated: sim users with id % shards = shard.",
     )
     shards = models.PositiveSmallIntegerField(
-        default=1, help_text="Shards the scheduled runs were split into (1: the whole pool)."
+        default=1,
+        db_default=1,
+        help_text="Shards the scheduled runs were split into (1: the whole pool).",
     )
 
     objects = SyntheticRunQuerySet.as_manager()

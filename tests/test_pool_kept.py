@@ -135,3 +135,71 @@ def test_without_its_triggers_sqlite_has_no_stamp_and_the_pool_is_read_every_run
     SimUser.objects.filter(pk=first.pool[0].sim_user_id).update(activity_weight=4.25)
     again = runs.RunInputs.load()
     assert again.pool == fresh_pool() != first.pool
+
+
+# --- the pool's counts (status, the sim-users page) are kept under the same stamp ------------------
+
+
+def fresh_counts():
+    from django.db.models import Count
+
+    return (
+        SimUser.objects.filter(churned_at__isnull=True).count(),
+        SimUser.objects.filter(churned_at__isnull=False).count(),
+        dict(SimUser.objects.values_list("persona").annotate(n=Count("id")).order_by()),
+    )
+
+
+def _as_tuple(counts):
+    return (counts.active, counts.churned, counts.by_persona)
+
+
+@pytest.mark.parametrize(
+    "change", ["queryset_update", "raw_sql_update", "delete", "churn", "new_user", "rollback"]
+)
+def test_the_pools_counts_are_kept_until_sim_users_changes(
+    sim_users, change, django_assert_num_queries
+):
+    from synthetics.selectors import dashboards
+
+    dashboards._POOL_COUNTS.clear()
+    first = dashboards.pool_counts()
+    assert _as_tuple(first) == fresh_counts()
+    # given nothing changed: the counts kept are served without counting again
+    stamp = run_inputs.pool_stamp()
+    with django_assert_num_queries(0):
+        assert dashboards.pool_counts(stamp=stamp) is first
+    # when sim_users changes, however it changes
+    member = SimUser.objects.order_by("id").first()
+    if change == "queryset_update":
+        SimUser.objects.filter(pk=member.pk).update(persona="drifting")
+    elif change == "raw_sql_update":
+        with connection.cursor() as cursor:
+            cursor.execute("UPDATE sim_users SET persona = 'devoted' WHERE id = %s", [member.pk])
+    elif change == "delete":
+        SimUser.objects.filter(pk=member.pk).delete()
+    elif change == "churn":
+        SimUser.objects.filter(pk=member.pk).update(churned_at="2026-01-01T00:00:00Z")
+    elif change == "new_user":
+        sim_users_seed(count=User.objects.filter(is_synthetic=True).count() + 2, seed=98)
+    else:  # counted inside a transaction that rolled back: never served afterwards
+        with pytest.raises(RuntimeError), transaction.atomic():
+            SimUser.objects.filter(pk=member.pk).update(churned_at="2026-01-01T00:00:00Z")
+            assert dashboards.pool_counts().churned == first.churned + 1
+            raise RuntimeError("rolled back")
+    # then the next read counts the table as it now is
+    assert _as_tuple(dashboards.pool_counts()) == fresh_counts()
+    status = dashboards.status_scalars()
+    assert (status.sim_users, status.sim_users_churned) == fresh_counts()[:2]
+
+
+def test_without_a_stamp_the_pools_counts_are_counted_every_time(sim_users):
+    from synthetics.selectors import dashboards
+
+    dashboards._POOL_COUNTS.clear()
+    dashboards.pool_counts(stamp=None)
+    SimUser.objects.filter(pk=SimUser.objects.order_by("id").first().pk).update(
+        churned_at="2026-01-01T00:00:00Z"
+    )
+    assert _as_tuple(dashboards.pool_counts(stamp=None)) == fresh_counts()
+    assert not dashboards._POOL_COUNTS

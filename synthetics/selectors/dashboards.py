@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from django.db import connection
-from django.db.models import Count, Func, Q, QuerySet, Subquery, Sum, Value
+from django.db.models import BigIntegerField, Count, Func, Q, QuerySet, Subquery, Sum, Value
+from django.db.models.expressions import RawSQL
 from django.db.models.functions import TruncHour, TruncMinute
 from django.http import Http404
 from django.shortcuts import get_object_or_404
@@ -29,7 +30,9 @@ from synthetics.selectors.prepared import Prepared
 from synthetics.selectors.run_inputs import (
     coverage_ahead,
     covered_until,
+    pool_stamp_sql,
 )
+from synthetics.selectors.run_inputs import pool_stamp as run_inputs_pool_stamp
 
 
 def _events_per_run(model, *, bounded: bool) -> Prepared:
@@ -272,18 +275,60 @@ def _count(rows: QuerySet) -> Subquery:
 _STATUS_SQL: dict[str, tuple[str, tuple]] = {}
 
 
+@dataclass(frozen=True, slots=True)
+class PoolCounts:
+    active: int  # sim users a run may pick: not churned
+    churned: int
+    by_persona: dict[str, int]  # every sim user, churned or not
+
+
+_POOL_COUNTS_BY_PERSONA = Prepared(
+    lambda: (
+        SimUser.objects.values("persona")
+        .annotate(n=Count("id"), active=Count("id", filter=Q(churned_at__isnull=True)))
+        .order_by("persona")
+        .values_list("persona", "n", "active")
+    )
+)
+# Per database: (stamp, counts). Any write to sim_users moves the stamp (migration 0018), so counts
+# kept under a stamp are exact while it stands: a pool of a million is counted once per change,
+# not once per call.
+_POOL_COUNTS: dict[tuple[str, str], tuple[int, PoolCounts]] = {}
+
+
+def pool_counts(*, stamp: int | None | type = ...) -> PoolCounts:
+    """The pool's counts: kept while the pool stamp has not moved, counted (one GROUP BY) when it
+    has. `stamp`: the stamp as read before this call (default: read now); None: no stamp (SQLite
+    without its triggers), always counted."""
+    if stamp is ...:
+        stamp = run_inputs_pool_stamp()
+    where = (connection.alias, connection.settings_dict["NAME"])
+    kept = _POOL_COUNTS.get(where)
+    if stamp is not None and kept is not None and kept[0] == stamp:
+        return kept[1]
+    rows = _POOL_COUNTS_BY_PERSONA.rows()  # after the stamp: a write in between moves it again
+    counts = PoolCounts(
+        active=sum(active for _, _, active in rows),
+        churned=sum(n - active for _, n, active in rows),
+        by_persona={persona: n for persona, n, _ in rows},
+    )
+    if stamp is not None:
+        _POOL_COUNTS[where] = (stamp, counts)
+    return counts
+
+
 def status_scalars() -> SyntheticSettings:
-    """The settings row, with what status counts as scalar subqueries of the same statement (one
-    round trip instead of four): `covered` (covered_until), `active_journeys`, `sim_users` (not
-    churned) and `sim_users_churned`."""
+    """The settings row, with what status reads besides as scalar subqueries of the same statement
+    (one round trip): `covered` (covered_until), `active_journeys` and `pool_stamp` (the pool's
+    counts are kept under it: pool_counts)."""
     compiled = _STATUS_SQL.get(connection.alias)
     if compiled is None:
         covering = SyntheticRun.objects.covering().order_by("-window_end").values("window_end")
+        stamp_sql = pool_stamp_sql()
         rows = SyntheticSettings.objects.filter(pk=1).annotate(
             covered=Subquery(covering[:1]),
             active_journeys=_count(Journey.objects.synthetic().active()),
-            sim_users=_count(SimUser.objects.active()),
-            sim_users_churned=_count(SimUser.objects.filter(churned_at__isnull=False)),
+            pool_stamp=RawSQL(stamp_sql, ()) if stamp_sql else Value(None, BigIntegerField()),
         )
         compiled = _STATUS_SQL[connection.alias] = rows.query.sql_with_params()
     found = list(SyntheticSettings.objects.raw(*compiled))
@@ -293,6 +338,8 @@ def status_scalars() -> SyntheticSettings:
     if row.covered is not None and connection.vendor == "sqlite":
         # SQLite hands a subquery's timestamp back as text or a naive datetime (UTC)
         row.covered = connection.ops.convert_datetimefield_value(row.covered, None, connection)
+    counts = pool_counts(stamp=row.pool_stamp)
+    row.sim_users, row.sim_users_churned = counts.active, counts.churned
     return row
 
 
@@ -440,19 +487,9 @@ def sim_user_list(*, persona: str | None = None) -> QuerySet[SimUser]:
     return users
 
 
-_PERSONA_COUNTS = Prepared(
-    lambda: (
-        SimUser.objects.values("persona")
-        .annotate(n=Count("id"))
-        .order_by("persona")
-        .values_list("persona", "n")
-    )
-)
-
-
 def sim_user_persona_counts() -> dict[str, int]:
-    """Sim users per persona, the whole pool (compiled once: selectors/prepared.py)."""
-    return dict(_PERSONA_COUNTS.rows())
+    """Sim users per persona, the whole pool (kept under the pool stamp: pool_counts)."""
+    return dict(pool_counts().by_persona)
 
 
 def cleanup_job_get(job_id: int) -> CleanupJob:

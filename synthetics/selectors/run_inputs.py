@@ -101,21 +101,27 @@ def catalogue_load() -> Catalogue:
     )
 
 
-def pool_stamp() -> int | None:
-    """The stamp the database gives sim_users with every write to it (migration 0018: never the same
-    value twice, rollbacks included), or None where there is none. Read it before the pool: a write
-    in between then leaves a stamp that no longer matches, never a stale pool under a new stamp."""
+def pool_stamp_sql() -> str | None:
+    """The statement that reads the pool stamp (pool_stamp), or None where there is none."""
     if connection.vendor == "postgresql":
-        sql = "SELECT version FROM synthetic_pool_stamp WHERE id = 1"
-    elif connection.vendor == "sqlite":
+        return "SELECT version FROM synthetic_pool_stamp WHERE id = 1"
+    if connection.vendor == "sqlite":
         # A migration that rebuilds sim_users on SQLite (Django remakes the table) drops its
         # triggers: without all three the stamp would never move, so there is no stamp at all.
-        sql = (
+        return (
             "SELECT version FROM synthetic_pool_stamp WHERE id = 1 AND (SELECT count(*) FROM "
             "sqlite_master WHERE type = 'trigger' AND tbl_name = 'sim_users' "
             "AND name LIKE 'sim_users_pool_stamp_%') = 3"
         )
-    else:
+    return None
+
+
+def pool_stamp() -> int | None:
+    """The stamp the database gives sim_users with every write to it (migration 0018: never the same
+    value twice, rollbacks included), or None where there is none. Read it before the pool: a write
+    in between then leaves a stamp that no longer matches, never a stale pool under a new stamp."""
+    sql = pool_stamp_sql()
+    if sql is None:
         return None
     with connection.cursor() as cursor:
         cursor.execute(sql)
