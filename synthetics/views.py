@@ -5,6 +5,7 @@ from django.utils import timezone
 from django.views.decorators.csrf import ensure_csrf_cookie
 
 from synthetics.api.permissions import can_change_synthetics, synthetics_viewer_required
+from synthetics.engine.run import MAX_MANUAL_TARGET
 from synthetics.models import MAX_PER_RUN_LIMIT, MAX_SESSIONS_PER_MIN, MAX_SIGNUPS_PER_DAY
 from synthetics.selectors import dashboards
 from synthetics.selectors.insights import COHORT_WEEKS
@@ -15,11 +16,14 @@ REFRESH_SECONDS = 10
 @synthetics_viewer_required
 @ensure_csrf_cookie
 def studio(request):
+    summary = dashboards.status_summary(now=timezone.now())
     return render(
         request,
         "synthetics/studio.html",
         {
-            "summary": dashboards.status_summary(now=timezone.now()),
+            "summary": summary,
+            "max_manual_target": MAX_MANUAL_TARGET,
+            "run_target_max": min(summary.settings.max_per_run, MAX_MANUAL_TARGET),
             "can_change": can_change_synthetics(request.user),
             "refresh_seconds": REFRESH_SECONDS,
             "max_sessions_per_min": MAX_SESSIONS_PER_MIN,

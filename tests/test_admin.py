@@ -310,3 +310,13 @@ def test_studio_and_the_runs_page_say_which_shard_a_run_simulated(staff_client, 
     page = staff_client.get(reverse("admin:synthetics_syntheticrun_change", args=[run.id]))
     assert page.status_code == 200
     assert "field-shards" in page.content.decode()
+
+
+def test_studio_run_now_offers_at_most_what_a_manual_run_may_start(staff_client, sim_users):
+    from synthetics.services import settings_update
+
+    html = staff_client.get("/studio/").content.decode()
+    assert 'max="5" value="5" data-manual-limit="1000"' in html  # max_per_run 5 (the default)
+    settings_update(sessions_per_min=20_000, max_per_run=50_000)
+    html = staff_client.get("/studio/").content.decode()
+    assert 'max="1000" value="1000" data-manual-limit="1000"' in html

@@ -75,7 +75,8 @@
     if (churnedNote) churnedNote.hidden = !status.sim_users_churned;
     text("toggle", status.settings.enabled ? "Pause" : "Resume");
     const target = document.getElementById("run-target");
-    target.max = status.settings.max_per_run;
+    // A manual run starts at most data-manual-limit sessions (1,000), whatever max_per_run allows.
+    target.max = Math.min(status.settings.max_per_run, Number(target.dataset.manualLimit));
     const runs = document.getElementById("runs");
     runs.replaceChildren(
       ...(status.recent_runs.length ? status.recent_runs : [null]).map((run) => {
