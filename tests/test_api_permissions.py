@@ -116,3 +116,54 @@ def test_inactive_user_token_is_refused(sim_users):
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {Token.objects.create(user=user).key}")
     assert client.get(f"{API}/status").status_code == 401
+
+
+def test_a_failed_runs_traceback_is_for_readers_who_may_change(db, sim_users):
+    from datetime import timedelta
+
+    from django.contrib.auth.models import Permission
+    from django.utils import timezone
+    from rest_framework.authtoken.models import Token
+    from rest_framework.test import APIClient
+
+    from synthetics.models import RunStatus, SyntheticRun
+    from tests.factories import StaffUserFactory, UserFactory
+
+    now = timezone.now()
+    SyntheticRun.objects.create(
+        trigger="scheduled",
+        status=RunStatus.FAILED,
+        started_at=now - timedelta(seconds=20),
+        finished_at=now - timedelta(seconds=19),
+        window_start=now - timedelta(minutes=1),
+        window_end=now - timedelta(minutes=1),
+        note="the run failed and was rolled back: connection refused",
+        error='Traceback (most recent call last):\n  File "x", password=hunter2',
+    )
+    reader = UserFactory(is_staff=True)
+    reader.user_permissions.add(Permission.objects.get(codename="view_syntheticsettings"))
+    as_reader, as_steerer = APIClient(), APIClient()
+    as_reader.credentials(HTTP_AUTHORIZATION=f"Bearer {Token.objects.create(user=reader)}")
+    as_steerer.force_authenticate(StaffUserFactory())
+    # when a reader and a steerer read status
+    seen = as_reader.get("/api/synthetics/status")
+    full = as_steerer.get("/api/synthetics/status")
+    # then both see that it failed and its note; only the steerer sees its traceback
+    assert seen.status_code == full.status_code == 200
+    for body in (seen.json(), full.json()):
+        assert body["last_run"]["status"] == "failed"
+        assert body["last_run"]["note"].startswith("the run failed")
+    assert "hunter2" not in seen.content.decode()
+    assert (
+        seen.json()["last_run"]["error"] == "The details are for users who may change Synthetics."
+    )
+    assert "hunter2" in full.json()["last_run"]["error"]
+    # and the Studio page rendered for the reader does not carry it either, even without a note
+    from django.test import Client
+
+    SyntheticRun.objects.filter(status=RunStatus.FAILED).update(note="")
+    browser = Client()
+    browser.force_login(reader)
+    page = browser.get("/studio/")
+    assert page.status_code == 200 and "hunter2" not in page.content.decode()
+    assert "hunter2" not in as_reader.get("/api/synthetics/status").content.decode()

@@ -224,6 +224,10 @@ class StatusActivityOutput(serializers.Serializer):
     last_24_hours = LedgerTotalsOutput(help_text="From the run ledger.")
 
 
+def _masked(error: str) -> str:
+    return "The details are for users who may change Synthetics." if error else ""
+
+
 _DATETIME = serializers.DateTimeField()  # DRF's own conversions, shared (they keep no state)
 _DATE = serializers.DateField()
 
@@ -250,7 +254,9 @@ class RunOutput(serializers.Serializer):
     scene_events_created = serializers.IntegerField()
     mindblock_events_created = serializers.IntegerField()
     note = serializers.CharField()
-    error = serializers.CharField()
+    error = serializers.CharField(
+        help_text="A failed run's traceback, for readers with the change permission only."
+    )
     shard = serializers.IntegerField(
         help_text="The slice of the pool a scheduled run simulated: sim users with id % shards = "
         "shard (0 for a run of the whole pool)."
@@ -259,6 +265,11 @@ class RunOutput(serializers.Serializer):
         help_text="Shards the scheduled runs were split into (SYNTHETICS_SHARDS); 1: one run "
         "for the whole pool."
     )
+
+    def _details_shown(self) -> bool:
+        """A failed run's traceback is for readers who may change Synthetics (the view's context
+        says so); view-only readers get its note and a pointer. Closed unless told."""
+        return bool(self.root.context.get("can_change", False))
 
     def to_representation(self, run) -> dict:
         times = {name: _DATETIME.to_representation(getattr(run, name)) for name in _RUN_TIMES}
@@ -277,7 +288,7 @@ class RunOutput(serializers.Serializer):
             "scene_events_created": int(run.scene_events_created),
             "mindblock_events_created": int(run.mindblock_events_created),
             "note": texts["note"],
-            "error": texts["error"],
+            "error": texts["error"] if self._details_shown() else _masked(texts["error"]),
             "shard": int(run.shard),
             "shards": int(run.shards),
         }

@@ -66,7 +66,8 @@ class StatusView(SyntheticsView):
     )
     def get(self, request):
         summary = dashboards.status_summary(now=timezone.now())
-        return Response(io.StatusResponse(summary).data)
+        context = {"can_change": can_change_synthetics(request.user)}
+        return Response(io.StatusResponse(summary, context=context).data)
 
 
 class SettingsChangeView(SyntheticsView):

@@ -234,8 +234,12 @@ def generator_status(
             "is the django-q2 cluster running?",
         )
     if recent.status == RunStatus.FAILED:
-        error_lines = recent.error.strip().splitlines()
-        first_line = recent.note or (error_lines[-1] if error_lines else "no details recorded")
+        # The note (the error's message) is for every reader of status; its traceback is not.
+        first_line = recent.note or (
+            "its error is recorded for users who may change Synthetics"
+            if recent.error.strip()
+            else "no details recorded"
+        )
         which = f" of shard {recent.shard} of {recent.shards}" if recent.shards > 1 else ""
         return GeneratorStatus(
             "failing", f"the last scheduled run{which} ({recent.id}) failed: {first_line}"
