@@ -291,10 +291,13 @@ def plant_xss_payloads(*, password: str | None = None):
         )
         for i in range(4)
     ]
-    # The newest scheduled run failed with exception text: the Studio's status reason quotes it.
+    # The newest scheduled run failed with exception text: the Studio's status reason quotes its
+    # note (the error's message, as a failed run records it; the traceback is for those who may
+    # change Synthetics).
     failed = SyntheticRunFactory(
         trigger="scheduled",
         status="failed",
+        note=f"RuntimeError: {BREAKOUT}",
         error=f"Traceback (most recent call last):\nRuntimeError: {BREAKOUT}",
         started_at=now - timedelta(seconds=30),
     )

@@ -558,7 +558,7 @@ def test_stored_xss_never_runs_in_the_studio_or_the_admin(browser, live_server):
     page.wait_for_url("**/studio/")
     _loaded(page)
 
-    # then the payloads are shown as text (the status reason quotes the failed run's error) ...
+    # then the payloads are shown as text (the status reason quotes the failed run's note) ...
     assert BREAKOUT in page.locator("#status-reason").inner_text()
     assert SCRIPT in page.locator("#runs").inner_text()
     assert SCRIPT in page.locator("header .who").inner_text()
