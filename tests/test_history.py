@@ -6,7 +6,11 @@ import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.db import connection, transaction
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 
+from synthetics.engine import EventRecord
 from synthetics.models import (
     Journey,
     JourneySceneEvent,
@@ -15,7 +19,7 @@ from synthetics.models import (
     SyntheticRun,
     SyntheticSettings,
 )
-from synthetics.services import activity_backfill, run_manual, runs, sim_users_seed
+from synthetics.services import activity_backfill, run_manual, runs, sim_users_seed, writers
 from tests.test_golden import generated_rows
 
 
@@ -25,6 +29,48 @@ def _rows() -> dict[str, list[str]]:
         name: sorted(json.dumps(row, sort_keys=True) for row in rows)
         for name, rows in generated_rows().items()
     }
+
+
+def _tagged() -> dict[str, list[str]]:
+    """What generated_rows leaves out, by content: each journey's plan, next_at and the window of
+    the run that started it; each event's whole payload with its run_id as that run's window. Also
+    checks that every row's run covers it: a journey starts, an event happens, in its run's window."""
+    windows = dict(
+        (run_id, (start, end))
+        for run_id, start, end in SyntheticRun.objects.values_list(
+            "id", "window_start", "window_end"
+        )
+    )
+    journeys = []
+    for journey_id, plan, run_id, next_at, started_at in Journey.objects.values_list(
+        "id", "plan", "run_id", "next_at", "started_at"
+    ):
+        start, end = windows[run_id]
+        assert start < started_at <= end
+        journeys.append(
+            json.dumps(
+                [str(journey_id), plan, end.isoformat(), next_at and next_at.isoformat()],
+                sort_keys=True,
+            )
+        )
+    events = []
+    for model in (JourneySceneEvent, MindblockEvent):
+        for journey_id, payload, created_at in model.objects.values_list(
+            "journey_id", "event_payload", "created_at"
+        ):
+            start, end = windows[payload["run_id"]]
+            assert start < created_at <= end and payload["synthetic"] is True
+            events.append(
+                json.dumps(
+                    [
+                        str(journey_id),
+                        created_at.isoformat(),
+                        {**payload, "run_id": end.isoformat()},
+                    ],
+                    sort_keys=True,
+                )
+            )
+    return {"journeys": sorted(journeys), "events": sorted(events)}
 
 
 transactional = pytest.mark.django_db(transaction=True, serialized_rollback=True)
@@ -76,7 +122,7 @@ def test_pipelined_history_writes_the_rows_one_span_at_a_time_writes(
     assert runs.span_minutes(runs.run_inputs.generator_settings()) == 15
     activity_backfill(hours=3, now=END, seed=4)
     assert spans["pipelined"] == 12  # every span went through the pipeline
-    pipelined, pipelined_ledger = _rows(), _ledger()
+    pipelined, pipelined_ledger, pipelined_tagged = _rows(), _ledger(), _tagged()
     churned = set(SimUser.objects.filter(churned_at__isnull=False).values_list("id", "churned_at"))
     assert churned  # churn was applied by the writer, from the spans' deferred changes
 
@@ -86,6 +132,9 @@ def test_pipelined_history_writes_the_rows_one_span_at_a_time_writes(
     assert spans["pipelined"] == 12  # none more
     assert _rows() == pipelined
     assert _ledger() == pipelined_ledger
+    # the pipeline formats its COPY data ahead, with ledger ids it reserved: the same plans and
+    # payloads, each row tagged with the run of its own minute
+    assert _tagged() == pipelined_tagged
     assert set(
         SimUser.objects.filter(churned_at__isnull=False).values_list("id", "churned_at")
     ) == (churned)
@@ -220,3 +269,40 @@ def test_a_span_that_fails_while_simulated_ahead_is_recorded_and_the_spans_befor
     # running it again resumes where it stopped
     monkeypatch.setattr(runs, "_simulate_span", simulate)
     assert activity_backfill(hours=1, now=END, seed=6).minutes_generated == 30
+
+
+# text PostgreSQL can hold at all (no NUL, no lone surrogate), whoever writes it
+_TEXT = st.text(st.characters(exclude_characters="\x00", exclude_categories=("Cs",)))
+_JSON = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**63), max_value=2**63 - 1)  # orjson's range, and the engine's
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | _TEXT,
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(_TEXT, children, max_size=3),
+    max_leaves=8,
+)
+
+
+@pytest.mark.django_db
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    payload=st.dictionaries(_TEXT, _JSON, max_size=5),
+    run_id=st.integers(min_value=1, max_value=2**63 - 1),
+)
+@example(payload={}, run_id=1)
+@example(payload={"synthetic": False, "run_id": 7, 'a\\"\n\t': "\u00e9\\"}, run_id=9)
+def test_payload_text_is_the_tagged_payload_in_jsonb(postgres_only, payload, run_id):
+    # the writer appends the tags to the encoded payload instead of merging dicts: for any payload,
+    # including one that carries its own "synthetic" or "run_id", PostgreSQL stores the same jsonb
+    event = EventRecord("scene", 1, None, 1, None, "scene_entered", END, payload)
+    text = writers._payload_text(event, run_id)
+    merged = json.dumps(writers._payload(event, run_id))
+    with transaction.atomic(), connection.cursor() as cursor:  # a savepoint per example
+        cursor.execute(
+            "SELECT %s::jsonb = %s::jsonb, %s::jsonb ->> 'synthetic'", [text, merged, text]
+        )
+        same, synthetic = cursor.fetchone()
+    assert same and synthetic == "true"

@@ -69,7 +69,15 @@ from synthetics.services.locks import (
     sqlite_write_wait,
 )
 from synthetics.services.seeding import next_sim_index, sim_accounts_create
-from synthetics.services.writers import run_hours_add, run_output_write, runs_output_write
+from synthetics.services.writers import (
+    RenderedOutput,
+    ledger_write,
+    output_rendered,
+    run_hours_add,
+    run_ids_reserve,
+    run_output_write,
+    runs_output_write,
+)
 
 logger = logging.getLogger("synthetics")
 
@@ -968,6 +976,7 @@ class _SimulatedSpan:
     events: list[tuple[int, tuple]]
     deferred: list[tuple[PoolChanges, datetime]]
     pool_moved: bool = False
+    rendered: RenderedOutput | None = None  # the journeys and events formatted ahead (_rendered)
 
 
 def _simulate_span(
@@ -1074,19 +1083,32 @@ def _write_span(span: _SimulatedSpan, *, deadline: RunDeadline) -> list[Syntheti
     for changes, at in span.deferred:
         _pool_changes_write(changes, pool=[], at=at)
     deadline_statement_bound(deadline)
-    runs = SyntheticRun.objects.bulk_create(span.ledger)  # their ids tag every row the span writes
-    run_ids = [run.id for run in runs]
-    runs_output_write(
-        before_statement=lambda: deadline_statement_bound(deadline),
-        new_journeys=[(journey, run_ids[index]) for journey, index in span.started.values()],
-        updates=list(span.updates.values()),
-        events=[(event, run_ids[index]) for index, batch in span.events for event in batch],
-        written_at=timezone.now(),
-    )
-    finished_at = timezone.now()
-    SyntheticRun.objects.filter(id__in=run_ids).update(finished_at=finished_at)
-    for run in runs:
-        run.finished_at = finished_at
+    runs = span.ledger
+    if span.rendered is not None:  # formatted ahead, the ledger ids reserved then
+        ledger_write(
+            runs,
+            lambda run_ids: runs_output_write(
+                before_statement=lambda: deadline_statement_bound(deadline),
+                new_journeys=[],
+                updates=list(span.updates.values()),
+                events=[],
+                written_at=timezone.now(),
+                rendered=span.rendered,
+            ),
+        )
+    else:
+        ledger_write(
+            runs,
+            lambda run_ids: runs_output_write(  # the runs' ids tag every row the span writes
+                before_statement=lambda: deadline_statement_bound(deadline),
+                new_journeys=[
+                    (journey, run_ids[index]) for journey, index in span.started.values()
+                ],
+                updates=list(span.updates.values()),
+                events=[(event, run_ids[index]) for index, batch in span.events for event in batch],
+                written_at=timezone.now(),
+            ),
+        )
     run_hours_add(runs)
     transaction.on_commit(lambda: [_log(run) for run in runs])
     return runs
@@ -1306,7 +1328,7 @@ def _simulated_or_recorded(
         # The collector is paused per span, not for the whole pipeline: over a long history the
         # cycles Django leaves behind must still be collected.
         with _cyclic_gc_paused():
-            return _simulate_span(
+            span = _simulate_span(
                 settings=settings,
                 catalogue=catalogue,
                 state=state,
@@ -1316,6 +1338,8 @@ def _simulated_or_recorded(
                 started_at=started_at,
                 pool_write=None,
             )
+            _rendered(span)
+            return span
     except Exception as error:
         run = _failure_recorded(
             trigger=RunTrigger.BACKFILL, now=end, target=None, started_at=started_at, error=error
@@ -1332,6 +1356,19 @@ def _simulated_or_recorded(
                 cause=error,
             )
         raise
+
+
+def _rendered(span: _SimulatedSpan) -> None:
+    """Reserve the span's ledger ids and format its journeys and events as COPY data, here in the
+    engine's thread: the writer thread then only sends them (PostgreSQL)."""
+    run_ids = run_ids_reserve(len(span.ledger))
+    for run, run_id in zip(span.ledger, run_ids, strict=True):
+        run.id = run_id
+    span.rendered = output_rendered(
+        new_journeys=[(journey, run_ids[index]) for journey, index in span.started.values()],
+        events=[(event, run_ids[index]) for index, batch in span.events for event in batch],
+        written_at=timezone.now(),
+    )
 
 
 def _span_commit(

@@ -3,11 +3,16 @@ executemany elsewhere; never a row at a time."""
 
 from __future__ import annotations
 
+import io
+import operator
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import orjson
-from django.db import connection, models
+from django.db import connection
+from django.utils import timezone
+from psycopg import copy as psycopg_copy
 
 from synthetics.engine import EventRecord, JourneyUpdate, NewJourney
 from synthetics.engine.run import next_due
@@ -60,6 +65,28 @@ def _payload(event: EventRecord, run_id: int) -> dict:
     return {**event.payload, "synthetic": True, "run_id": run_id}
 
 
+_TAGS = b',"synthetic":true,"run_id":%d}'
+
+
+def _payload_text(event: EventRecord, run_id: int) -> str:
+    """_payload as JSON text for a jsonb column, without building the merged dict: the event's own
+    payload encoded, the tags appended. jsonb keeps the last of duplicate keys, so the tags win over
+    any key of the payload, as they do in _payload; and jsonb keeps no key order or whitespace, so
+    the stored value is _payload's (a test compares the two)."""
+    encoded = orjson.dumps(event.payload)
+    if encoded == b"{}":
+        return f'{{"synthetic":true,"run_id":{run_id:d}}}'
+    return (encoded[:-1] + _TAGS % run_id).decode()
+
+
+def _plan_json(plan) -> dict:
+    return plan.to_json()
+
+
+def _plan_text(plan) -> str:
+    return orjson.dumps(plan.to_json()).decode()
+
+
 def _copy(table: str, columns: Sequence[str], rows: Iterable[Sequence]) -> None:
     """COPY rows into `table` through psycopg 3 (text format)."""
     with connection.cursor() as cursor:
@@ -72,32 +99,20 @@ def _copy(table: str, columns: Sequence[str], rows: Iterable[Sequence]) -> None:
 def _insert(
     model, columns: Sequence[str], rows: Sequence[tuple], before_statement: Callable[[], None]
 ) -> None:
-    """Insert `rows` (Python values in `columns` order) into the model's table in one statement.
+    """Insert `rows` (values in `columns` order) into the model's table in one statement.
 
-    PostgreSQL: COPY through psycopg 3 (JSON columns go in as their text, encoded by orjson: the
-    same values as json.dumps, faster; jsonb keeps no whitespace). Elsewhere: one
-    executemany of the same rows, each value prepared by its model field. Both paths take the
-    same rows, so they cannot drift apart.
+    PostgreSQL: COPY through psycopg 3, the JSON columns already their text (_encoded: orjson, the
+    same values as json.dumps, faster; jsonb keeps no whitespace). Elsewhere: one executemany of
+    the same rows, each value (JSON columns as Python values) prepared by its model field.
     """
     if not rows:
         return
-    fields = [model._meta.get_field(column) for column in columns]
     table = model._meta.db_table
     before_statement()
     if connection.vendor == "postgresql":
-        json_columns = [isinstance(field, models.JSONField) for field in fields]
-        _copy(
-            table,
-            columns,
-            (
-                [
-                    orjson.dumps(value).decode() if is_json else value
-                    for value, is_json in zip(row, json_columns, strict=True)
-                ]
-                for row in rows
-            ),
-        )
+        _copy(table, columns, rows)
         return
+    fields = [model._meta.get_field(column) for column in columns]
     quote = connection.ops.quote_name
     sql = (
         f"INSERT INTO {quote(table)} ({', '.join(quote(column) for column in columns)}) "
@@ -113,6 +128,43 @@ def _insert(
     with connection.cursor() as cursor:
         for offset in range(0, len(prepared), BATCH_SIZE):
             cursor.executemany(sql, prepared[offset : offset + BATCH_SIZE])
+
+
+def ledger_write(runs: list[SyntheticRun], write_output: Callable[[list[int]], None]) -> None:
+    """Insert ledger rows (unsaved SyntheticRun objects) and, through write_output(run ids), the rows
+    that carry their ids, in the caller's transaction.
+
+    PostgreSQL: the ids come from the ledger's sequence (unless set ahead: run_ids_reserve), the
+    ledger rows go in by one COPY with finished_at set — written once, not inserted and then updated
+    (an UPDATE of finished_at moves an indexed column: a new version of each row and an entry in
+    each of the ledger's indexes, left to vacuum) — then the output. finished_at is then when the
+    span's rows began to be written, a fraction of a second before they all are; all of them become
+    visible together at commit. Elsewhere: bulk_create, the output, then one UPDATE of finished_at.
+    """
+    if not runs:
+        return
+    if connection.vendor != "postgresql":
+        SyntheticRun.objects.bulk_create(runs)
+        write_output([run.id for run in runs])
+        finished_at = timezone.now()
+        SyntheticRun.objects.filter(id__in=[run.id for run in runs]).update(finished_at=finished_at)
+        for run in runs:
+            run.finished_at = finished_at
+        return
+    if any(run.id is None for run in runs):
+        for run, run_id in zip(runs, run_ids_reserve(len(runs)), strict=True):
+            run.id = run_id
+    finished_at = timezone.now()
+    for run in runs:  # created, finished and last changed: when it was written
+        run.created_at = run.updated_at = run.finished_at = finished_at
+    # The ledger's fields are numbers, text and datetimes: COPY takes the Python values as they are.
+    fields = SyntheticRun._meta.concrete_fields
+    values = operator.attrgetter(*[field.attname for field in fields])
+    _copy(SyntheticRun._meta.db_table, [field.column for field in fields], map(values, runs))
+    for run in runs:
+        run._state.adding = False
+        run._state.db = connection.alias
+    write_output([run.id for run in runs])
 
 
 def run_output_write(
@@ -145,35 +197,112 @@ def runs_output_write(
     events: Sequence[tuple[EventRecord, int]],
     written_at: datetime,
     before_statement: Callable[[], None] = lambda: None,
+    rendered: RenderedOutput | None = None,
 ) -> None:
     """The output of several runs at once (a span of history): each journey and event with the id
-    of the run that wrote it, in the order given."""
+    of the run that wrote it, in the order given. `rendered`: the journeys and events formatted
+    ahead (output_rendered; PostgreSQL) — sent as they are, `new_journeys` and `events` unused."""
+    if rendered is not None:
+        for table, columns, data in rendered.tables:
+            before_statement()
+            _copy_data(table, columns, data)
+    else:
+        for model, columns, rows in _output_rows(new_journeys, events, written_at):
+            _insert(model, columns, rows, before_statement)
+    if updates:
+        _journeys_update(updates, written_at, before_statement)
+
+
+def _output_rows(
+    new_journeys: Sequence[tuple[NewJourney, int]],
+    events: Sequence[tuple[EventRecord, int]],
+    written_at: datetime,
+) -> list[tuple[type, tuple[str, ...], list[tuple]]]:
+    """Each table's rows (model, columns, rows), built once; the JSON columns as their text on
+    PostgreSQL (COPY takes them so), as Python values elsewhere."""
+    if connection.vendor == "postgresql":
+        plan_value, payload_value = _plan_text, _payload_text
+    else:
+        plan_value, payload_value = _plan_json, _payload
     journeys = [
         (
             j.id, j.user_id, j.sim_user_id, j.template_id, j.status, True, j.started_at,
-            j.ended_at, j.plan.to_json(), j.next_step,
+            j.ended_at, plan_value(j.plan), j.next_step,
             next_due(j.plan, j.next_step) if j.status == "active" else None, run_id, written_at,
         )
         for j, run_id in new_journeys
     ]  # fmt: skip
     scene_events = [
-        (e.user_id, e.journey_id, e.scene_id, e.event_type, e.created_at, _payload(e, run_id))
+        (e.user_id, e.journey_id, e.scene_id, e.event_type, e.created_at, payload_value(e, run_id))
         for e, run_id in events
         if e.kind == "scene"
     ]
     mindblock_events = [
         (
             e.user_id, e.journey_id, e.scene_id, e.mindblock_id, e.event_type, e.created_at,
-            _payload(e, run_id),
+            payload_value(e, run_id),
         )
         for e, run_id in events
         if e.kind == "mindblock"
     ]  # fmt: skip
-    _insert(Journey, _JOURNEY_COLUMNS, journeys, before_statement)
-    _insert(JourneySceneEvent, _SCENE_EVENT_COLUMNS, scene_events, before_statement)
-    _insert(MindblockEvent, _MINDBLOCK_EVENT_COLUMNS, mindblock_events, before_statement)
-    if updates:
-        _journeys_update(updates, written_at, before_statement)
+    return [
+        (Journey, _JOURNEY_COLUMNS, journeys),
+        (JourneySceneEvent, _SCENE_EVENT_COLUMNS, scene_events),
+        (MindblockEvent, _MINDBLOCK_EVENT_COLUMNS, mindblock_events),
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class RenderedOutput:
+    """Journeys and events as COPY data (text format), formatted before the transaction that sends
+    them: (table, columns, bytes) per table with rows."""
+
+    tables: tuple[tuple[str, tuple[str, ...], bytes], ...]
+
+
+def output_rendered(
+    *,
+    new_journeys: Sequence[tuple[NewJourney, int]],
+    events: Sequence[tuple[EventRecord, int]],
+    written_at: datetime,
+) -> RenderedOutput:
+    """The rows runs_output_write would COPY, formatted now by psycopg's own COPY formatter (a Copy
+    with a FileWriter: the public way to format COPY data without sending it), in this thread and
+    outside any transaction. A backfill formats span N+1 in its engine thread while its writer
+    thread sends span N, so the writer only ships bytes. PostgreSQL only."""
+    tables = []
+    with connection.cursor() as cursor:
+        raw = cursor.cursor
+        for model, columns, rows in _output_rows(new_journeys, events, written_at):
+            if not rows:
+                continue
+            buffer = io.BytesIO()
+            with psycopg_copy.Copy(raw, writer=psycopg_copy.FileWriter(buffer)) as copy:
+                for row in rows:
+                    copy.write_row(row)
+            tables.append((model._meta.db_table, columns, buffer.getvalue()))
+    return RenderedOutput(tuple(tables))
+
+
+def _copy_data(table: str, columns: Sequence[str], data: bytes) -> None:
+    """COPY data already formatted (output_rendered) into `table`."""
+    sql = f"COPY {table} ({', '.join(columns)}) FROM STDIN"
+    with connection.cursor() as cursor, cursor.cursor.copy(sql) as copy:
+        view = memoryview(data)
+        for offset in range(0, len(data), 1 << 20):
+            copy.write(view[offset : offset + (1 << 20)])
+
+
+def run_ids_reserve(count: int) -> list[int]:
+    """`count` new ledger ids from its sequence (PostgreSQL), for rows formatted before their ledger
+    rows are written (ledger_write keeps ids already set). An id reserved and never written is a
+    gap, as a rolled-back insert leaves."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
+            [SyntheticRun._meta.db_table, count],
+        )
+        return [row[0] for row in cursor.fetchall()]
 
 
 def _journeys_update(
