@@ -57,6 +57,7 @@ def long_history(hours: int) -> dict:
         manage("seed_sim_users", env=env)
         with connect(env) as conn:
             conn.execute("VACUUM ANALYZE sim_users")
+            conn.execute("CHECKPOINT")  # no dirty pages left by the benchmarks before it to flush
         seconds, rss_mb = timed_manage("backfill_activity", "--hours", str(hours), env=env)
         with connect(env) as conn:
             rows = sum(
