@@ -14,6 +14,7 @@ from synthetics.errors import RunFailed
 from synthetics.models import CleanupStatus
 from synthetics.services import run_scheduled
 from synthetics.services.cleanup import cleanup_job_hand_off, cleanup_job_work
+from synthetics.services.maintenance import tables_tidy
 
 logger = logging.getLogger("synthetics")
 
@@ -37,13 +38,25 @@ def scheduled_run() -> dict:
     """
     shards = settings.SYNTHETICS_SHARDS
     if shards == 1:
-        return _result()
-    now = timezone.now()
-    queued = [
-        async_task(SHARD_RUN_FUNC, shard, shards, now.isoformat(), group=SHARD_GROUP)
-        for shard in range(1, shards)
-    ]
-    return {"shards": shards, "queued": queued, **_result(now=now, shards=shards)}
+        result = _result()
+    else:
+        now = timezone.now()
+        queued = [
+            async_task(SHARD_RUN_FUNC, shard, shards, now.isoformat(), group=SHARD_GROUP)
+            for shard in range(1, shards)
+        ]
+        result = {"shards": shards, "queued": queued, **_result(now=now, shards=shards)}
+    _tidied()
+    return result
+
+
+def _tidied() -> None:
+    """Vacuum and statistics where due (services.maintenance): after the minute's run, never in its
+    way; a failure is logged, and the next minute looks again."""
+    try:
+        tables_tidy()
+    except Exception:
+        logger.exception("synthetics tidy failed")
 
 
 def shard_run(shard: int, shards: int, now: str) -> dict:
@@ -75,6 +88,8 @@ def cleanup_continue(job_id: int) -> dict:
     job = cleanup_job_work(job_id, budget_seconds=settings.SYNTHETICS_CLEANUP_TASK_SECONDS)
     if job.status == CleanupStatus.RUNNING:
         cleanup_job_hand_off(job.id)
+    elif job.status == CleanupStatus.SUCCEEDED:
+        _tidied()  # the deleted rows' versions and index entries
     logger.info("cleanup %s %s at %s: %s", job.id, job.status, job.stage, job.counts)
     return {"job_id": job.id, "status": job.status, "stage": job.stage, "counts": job.counts}
 

@@ -68,6 +68,7 @@ from synthetics.services.locks import (
     run_deadline_start,
     sqlite_write_wait,
 )
+from synthetics.services.maintenance import tables_tidy
 from synthetics.services.seeding import next_sim_index, sim_accounts_create
 from synthetics.services.writers import (
     RenderedOutput,
@@ -1220,6 +1221,8 @@ def activity_backfill(
                     inputs = inputs.with_pool(span.pool)  # sign-ups, churn, settling: in memory
         count(runs, int((span_end - span_start) / MINUTE))
         span_start = span_end
+    if generated:  # months of history grow the tables a hundredfold: statistics, dead versions
+        tables_tidy()
     return BackfillSummary(
         start=start, end=end, minutes=minutes, minutes_generated=generated, totals=totals
     )

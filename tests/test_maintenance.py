@@ -1,0 +1,94 @@
+"""Vacuum and statistics where autovacuum may be off: the rule, the tidy on PostgreSQL, its callers."""
+
+import logging
+from datetime import UTC, datetime
+
+import pytest
+from django.db import connection, transaction
+
+from synthetics import tasks
+from synthetics.models import Journey, SyntheticSettings
+from synthetics.services import activity_backfill, maintenance, sim_users_seed
+
+transactional = pytest.mark.django_db(transaction=True, serialized_rollback=True)
+END = datetime(2026, 3, 4, 15, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("rows", "dead", "changed", "expected"),
+    [
+        (0, 0, 0, (False, False)),
+        (0, 50, 50, (False, False)),  # at the threshold (50 + 10 % of 0): not yet
+        (0, 51, 51, (True, True)),
+        (10_000, 1_050, 5_000, (False, True)),  # 1,050 dead: at 50 + 1,000, not yet; changed: due
+        (10_000, 1_051, 0, (True, True)),  # a VACUUM (ANALYZE) analyzes too
+        (10_000, 0, 1_050, (False, False)),
+        (-1, 0, 51, (False, True)),  # never analyzed: pg_stat reports -1 rows at worst
+    ],
+)
+def test_a_table_is_due_by_autovacuums_own_rule(rows, dead, changed, expected):
+    assert maintenance.tidy_due(rows=rows, dead=dead, changed=changed) == expected
+
+
+def _stats(table: str) -> tuple[int, int, object]:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_stat_force_next_flush()")
+        cursor.execute("SELECT 1")
+        cursor.execute(
+            "SELECT n_dead_tup, n_mod_since_analyze, last_vacuum FROM pg_stat_user_tables "
+            "WHERE relname = %s AND schemaname = current_schema()",
+            [table],
+        )
+        return cursor.fetchone()
+
+
+@transactional
+def test_updated_journeys_are_vacuumed_and_then_nothing_is_due(postgres_only):
+    # given journeys written, then their rows updated (as every run moves their cursor)
+    sim_users_seed(count=200, seed=3)
+    SyntheticSettings.objects.filter(pk=1).update(sessions_per_min=20, max_per_run=100)
+    activity_backfill(hours=1, now=END, seed=5)  # tidies at its end
+    assert Journey.objects.count() > 100
+    Journey.objects.update(next_step=0)  # a dead version of every journey
+    dead, _, before = _stats("journeys")
+    assert dead >= Journey.objects.count()
+    # when tidied
+    tidied = maintenance.tables_tidy()
+    # then journeys were vacuumed (and so analyzed), and nothing is left to do
+    assert "journeys" in tidied.vacuumed
+    dead, changed, last_vacuum = _stats("journeys")
+    assert dead == 0 and changed == 0 and last_vacuum is not None and last_vacuum != before
+    assert maintenance.tables_tidy() == maintenance.Tidied((), ())
+
+
+@transactional
+def test_a_backfill_leaves_its_tables_analyzed(postgres_only):
+    sim_users_seed(count=200, seed=3)
+    SyntheticSettings.objects.filter(pk=1).update(sessions_per_min=20, max_per_run=100)
+    activity_backfill(hours=1, now=END, seed=5)
+    for table in ("journeys", "journey_scene_events", "mindblock_events", "synthetic_runs"):
+        dead, changed, _ = _stats(table)
+        assert changed <= maintenance.BASE_ROWS, table  # what it wrote is in the statistics
+
+
+@pytest.mark.django_db
+def test_inside_a_transaction_or_on_sqlite_nothing_is_done():
+    # pytest-django's test transaction: VACUUM could not run here, so tidy does not try
+    with transaction.atomic():
+        assert maintenance.tables_tidy() == maintenance.Tidied((), ())
+
+
+@pytest.mark.django_db
+def test_the_scheduled_task_tidies_after_its_run_and_survives_a_failing_tidy(monkeypatch, caplog):
+    calls = []
+
+    def failing():
+        calls.append("tidy")
+        raise RuntimeError("no VACUUM today")
+
+    monkeypatch.setattr(tasks, "tables_tidy", failing)
+    with caplog.at_level(logging.ERROR, logger="synthetics"):
+        result = tasks.scheduled_run()
+    assert calls == ["tidy"]
+    assert result["status"] in {"succeeded", "skipped"}  # the run's own result, whatever the tidy
+    assert "synthetics tidy failed" in caplog.text
