@@ -4,11 +4,12 @@
 
 quick (a laptop, a few minutes): history of 1 hour at 200 sessions/min with 20,000 users; scheduled
 runs with 1k and 10k journeys in progress; cleanup of 3 hours of history; reads at 1M events; 8
-minutes at 3,000 sessions/min in 4 shards with 1 and 2 django-q2 workers, ORM and Redis broker. full:
+minutes at 3,000 sessions/min in 4 shards with 1 and 2 django-q2 workers, ORM and Redis broker; a
+pool of 100,000 sim users. full:
 the issue's sizes — 6 hours with 50,000 users (medians of 3), runs with 1k / 10k / 50k in progress
 (medians of 3), cleanup of 16 hours (about 1.3M rows), reads at 10M synthetic + 1M real events, 10
-minutes at 10,000 sessions/min in 8 shards with 100,000 users, and 180 days of history at the
-default settings. Each measurement builds and drops its own PostgreSQL
+minutes at 10,000 sessions/min in 8 shards with 100,000 users, a pool of a million sim users, and
+180 days of history at the default settings. Each measurement builds and drops its own PostgreSQL
 databases (BENCH_POSTGRES, default postgres://postgres@127.0.0.1:5432); nothing here touches
 another database.
 """
@@ -24,6 +25,7 @@ from datetime import UTC, datetime
 
 import cleanup
 import history
+import pool
 import reads
 import scheduled
 import shards
@@ -36,6 +38,7 @@ MODES = {
         "cleanup": {"hours": 3, "rate": 200},
         "reads": {"synthetic": 1_000_000, "real": 100_000, "days": 30},
         "shards": {"users": 30_000, "rate": 3_000, "shards": 4, "minutes": 8},
+        "pool": {"users": 100_000},
         "long_history_hours": 0,
     },
     "full": {
@@ -44,6 +47,7 @@ MODES = {
         "cleanup": {"hours": 16, "rate": 200},
         "reads": {"synthetic": 10_000_000, "real": 1_000_000, "days": 30},
         "shards": {"users": 100_000, "rate": 10_000, "shards": 8, "minutes": 10},
+        "pool": {"users": 1_000_000},
         "long_history_hours": 180 * 24,
     },
 }
@@ -178,6 +182,34 @@ def main(argv: list[str] | None = None) -> int:
                 f"covered once: {'yes' if exact else 'NO'}",
             )
         )
+    print(f"bench ({args.mode}): pool ...", file=sys.stderr)
+    p = report["pool"] = pool.measure(**mode["pool"])
+    lines.append(
+        (
+            f"seeding a pool of {p['users']:,} sim users ({p['rows']:,} rows)",
+            f"{p['seed_seconds']:.0f} s, peak RSS {p['seed_peak_rss_mb']} MB",
+            f"bare COPY of the same rows: {p['copy_seconds']:.1f} s",
+            f"{p['ratio']:.2f}",
+        )
+    )
+    lines.append(
+        (
+            f"scheduled run over that pool ({p['run_warm']['sessions_started']:,} new sessions)",
+            f"{p['run_cold']['seconds']:.2f} s in a worker loading the pool, "
+            f"{p['run_warm']['seconds']:.2f} s once kept",
+            "",
+            f"(< 1 s once kept; worker peak RSS {p['runs_peak_rss_mb']} MB)",
+        )
+    )
+    lines.append(
+        (
+            "status / insights (uncached) over that pool, in-process",
+            f"p50 {p['status']['p50_ms']:.1f} ms (first call {p['status']['first_ms']:.0f} ms) / "
+            f"{p['insights_uncached']['p50_ms']:.0f} ms",
+            "",
+            "",
+        )
+    )
     if mode["long_history_hours"]:
         print(f"bench ({args.mode}): long history ...", file=sys.stderr)
         long = report["long_history"] = long_history(mode["long_history_hours"])

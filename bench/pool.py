@@ -1,0 +1,150 @@
+"""A pool of a million sim users: seeding it, a scheduled run over it, the pages that count it.
+
+In a throwaway PostgreSQL database: time `manage.py seed_sim_users --count N` (its wall time and
+peak RSS); the reference, same run: the rows it wrote (users and sim_users) copied out, both tables
+truncated and VACUUMed, and COPYed back into the same tables and indexes in one transaction. Then,
+with sessions_per_min = max_per_run = 1,000 (well inside what a million users sustain) and every
+table VACUUM ANALYZEd, one Django process times: a scheduled run in a worker that has not loaded the
+pool yet (it reads the million and builds their rhythm) and the next minute's run (the pool kept
+under its stamp); then another, as a web process would, times `status` and `insights` (its cache
+cleared before each call) in-process: the first call, then the p50 of 20. Each reports its peak RSS.
+
+    .venv/bin/python bench/pool.py --users 1000000
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import subprocess
+import sys
+import time
+
+from common import ROOT, connect, throwaway_database, timed_manage, vacuum_analyze
+
+TABLES = ("users", "sim_users")
+
+CHILD = r"""
+import json, resource, statistics, sys, time
+import django
+django.setup()
+from datetime import timedelta
+from django.core.cache import cache
+from django.test import Client
+from django.utils import timezone
+from rest_framework.authtoken.models import Token
+from synthetics.models import User
+from synthetics.services import run_scheduled
+
+mode = sys.argv[1]
+result = {}
+if mode == "runs":  # a worker: the minute's run loads the pool, the next one keeps it
+    now = timezone.now().replace(second=0, microsecond=0)
+    for label, moment in (("run_cold", now - timedelta(minutes=1)), ("run_warm", now)):
+        started = time.perf_counter()
+        run = run_scheduled(now=moment)
+        result[label] = {"seconds": time.perf_counter() - started, "status": run.status,
+                         "sessions_started": run.sessions_started}
+else:  # a web process: it never holds the pool (insights reads it, on a cache miss, and lets go)
+    user = User.objects.create_superuser("bench", "bench@example.invalid", "x")
+    client = Client(HTTP_AUTHORIZATION=f"Bearer {Token.objects.create(user=user).key}",
+                    HTTP_HOST="localhost")
+
+    def page(url, clear=False):
+        started = time.perf_counter()
+        response = client.get(url)
+        first = time.perf_counter() - started
+        assert response.status_code == 200, (url, response.status_code)
+        seconds = []
+        for _ in range(20):
+            if clear:
+                cache.clear()
+            started = time.perf_counter()
+            client.get(url)
+            seconds.append(time.perf_counter() - started)
+        return {"first_ms": first * 1000, "p50_ms": statistics.median(seconds) * 1000}
+
+    result["status"] = page("/api/synthetics/status")
+    result["insights_uncached"] = page("/api/synthetics/insights", clear=True)
+result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
+print(json.dumps(result))
+"""
+
+
+def measure(*, users: int) -> dict:
+    with throwaway_database("pool") as env:
+        seed_seconds, seed_rss = timed_manage("seed_sim_users", "--count", str(users), env=env)
+        with connect(env) as conn:
+            rows = sum(conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in TABLES)
+            dumps = {}
+            for table in TABLES:
+                buffer = io.BytesIO()
+                with conn.cursor().copy(f"COPY {table} TO STDOUT") as copy:
+                    for chunk in copy:
+                        buffer.write(chunk)
+                dumps[table] = buffer.getvalue()
+            conn.execute("TRUNCATE users, sim_users CASCADE")
+            vacuum_analyze(conn, *TABLES)
+            conn.execute("CHECKPOINT")
+            started = time.perf_counter()
+            with conn.transaction():
+                for table in TABLES:  # parents first
+                    with conn.cursor().copy(f"COPY {table} FROM STDIN") as copy:
+                        data = dumps[table]
+                        for offset in range(0, len(data), 1 << 20):
+                            copy.write(data[offset : offset + (1 << 20)])
+            copy_seconds = time.perf_counter() - started
+            conn.execute(
+                "UPDATE synthetic_settings SET sessions_per_min = 1000, max_per_run = 1000"
+            )
+            vacuum_analyze(conn, *TABLES, "journeys", "synthetic_runs")
+        runs = {}
+        for mode in ("runs", "pages"):
+            child = subprocess.run(
+                [sys.executable, "-c", CHILD, mode],
+                cwd=ROOT,
+                env={**env, "PYTHONPATH": str(ROOT), "SYNTHETICS_LOG_LEVEL": "WARNING"},
+                check=True,
+                capture_output=True,
+                text=True,
+            )
+            figures = json.loads(child.stdout.strip().splitlines()[-1])
+            figures[f"{mode}_peak_rss_mb"] = figures.pop("peak_rss_mb")
+            runs.update(figures)
+    return {
+        "users": users,
+        "rows": rows,
+        "seed_seconds": seed_seconds,
+        "seed_peak_rss_mb": seed_rss,
+        "seed_rows_per_s": rows / seed_seconds,
+        "copy_seconds": copy_seconds,
+        "copy_rows_per_s": rows / copy_seconds,
+        "ratio": copy_seconds / seed_seconds,
+        **runs,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--users", type=int, default=1_000_000)
+    parser.add_argument("--json", help="also write the figures to this file")
+    args = parser.parse_args(argv)
+    r = measure(users=args.users)
+    print(
+        f"pool of {r['users']:,}: seeding {r['seed_seconds']:.1f} s ({r['seed_rows_per_s']:,.0f} "
+        f"rows/s, peak RSS {r['seed_peak_rss_mb']} MB), bare COPY {r['copy_seconds']:.1f} s, "
+        f"ratio {r['ratio']:.2f}; scheduled run {r['run_cold']['seconds']:.2f} s cold, "
+        f"{r['run_warm']['seconds']:.2f} s warm; status {r['status']['first_ms']:.0f} ms first, "
+        f"p50 {r['status']['p50_ms']:.1f} ms; insights uncached p50 "
+        f"{r['insights_uncached']['p50_ms']:.0f} ms; peak RSS {r['runs_peak_rss_mb']} MB (worker), "
+        f"{r['pages_peak_rss_mb']} MB (web)"
+    )
+    if args.json:
+        with open(args.json, "w") as out:
+            json.dump(r, out, indent=2, default=str)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
