@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import io
 import os
-import resource
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -55,18 +56,37 @@ def manage(*args: str, env: dict, quiet: bool = True) -> None:
     )
 
 
+# Runs manage.py in this process and, at exit, writes the process's own peak RSS (VmHWM: the memory
+# of this program since its exec) to the file BENCH_RSS_FILE names. Not wait4's ru_maxrss: Linux
+# carries into it the peak of the process that forked it, so a benchmark that once held a large
+# dump would report its own size for every command it starts afterwards.
+_PEAK_REPORTING = """
+import atexit, os, runpy, sys
+def report():
+    with open("/proc/self/status") as status:
+        peak = next(line.split()[1] for line in status if line.startswith("VmHWM:"))
+    with open(os.environ["BENCH_RSS_FILE"], "w") as out:
+        out.write(peak)
+atexit.register(report)
+sys.argv = ["manage.py", *sys.argv[1:]]
+runpy.run_path("manage.py", run_name="__main__")
+"""
+
+
 def timed_manage(*args: str, env: dict) -> tuple[float, int]:
-    """Run manage.py; return its wall time in seconds and its peak RSS in MB (its own, from wait4)."""
-    started = time.perf_counter()
-    process = subprocess.Popen(
-        [sys.executable, "manage.py", *args], cwd=ROOT, env=env, stdout=subprocess.DEVNULL
-    )
-    _, status, usage = os.wait4(process.pid, 0)
-    process.returncode = os.waitstatus_to_exitcode(status)
-    elapsed = time.perf_counter() - started
-    if process.returncode:
-        raise subprocess.CalledProcessError(process.returncode, args)
-    return elapsed, usage.ru_maxrss // 1024  # kB on Linux
+    """Run manage.py; return its wall time in seconds and its own peak RSS in MB."""
+    with tempfile.NamedTemporaryFile("r", suffix=".rss") as rss:
+        started = time.perf_counter()
+        process = subprocess.run(
+            [sys.executable, "-c", _PEAK_REPORTING, *args],
+            cwd=ROOT,
+            env={**env, "BENCH_RSS_FILE": rss.name},
+            stdout=subprocess.DEVNULL,
+            check=True,
+        )
+        elapsed = time.perf_counter() - started
+        del process
+        return elapsed, int(rss.read() or 0) // 1024  # kB
 
 
 def vacuum_analyze(conn: psycopg.Connection, *tables: str) -> None:
@@ -75,9 +95,29 @@ def vacuum_analyze(conn: psycopg.Connection, *tables: str) -> None:
         conn.execute(f"VACUUM ANALYZE {table}")
 
 
+def tables_dump(conn: psycopg.Connection, tables: tuple[str, ...]) -> dict[str, bytes]:
+    """Each table's rows as COPY text, in memory."""
+    dumps = {}
+    for table in tables:
+        buffer = io.BytesIO()
+        with conn.cursor().copy(f"COPY {table} TO STDOUT") as copy:
+            for chunk in copy:
+                buffer.write(chunk)
+        dumps[table] = buffer.getvalue()
+    return dumps
+
+
+def tables_copy_back(conn: psycopg.Connection, dumps: dict[str, bytes]) -> float:
+    """COPY dumped rows back, table after table in the order given (parents first: the foreign keys
+    are checked as in a run), in one transaction; its seconds, commit included."""
+    started = time.perf_counter()
+    with conn.transaction():
+        for table, data in dumps.items():
+            with conn.cursor().copy(f"COPY {table} FROM STDIN") as copy:
+                for offset in range(0, len(data), 1 << 20):
+                    copy.write(data[offset : offset + (1 << 20)])
+    return time.perf_counter() - started
+
+
 def median(values: list[float]) -> float:
     return statistics.median(values)
-
-
-def peak_rss_mb() -> int:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024

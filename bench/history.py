@@ -14,12 +14,18 @@ takes medians. Autovacuum plays no part: every table is VACUUM ANALYZEd before i
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import sys
-import time
 
-from common import connect, median, throwaway_database, timed_manage, vacuum_analyze
+from common import (
+    connect,
+    median,
+    tables_copy_back,
+    tables_dump,
+    throwaway_database,
+    timed_manage,
+    vacuum_analyze,
+)
 
 TABLES = ("synthetic_runs", "journeys", "journey_scene_events", "mindblock_events")
 
@@ -43,24 +49,11 @@ def one(*, hours: int, rate: int, users: int, label: str = "history") -> dict:
                 for table in TABLES
             }
             rows = sum(counts.values())
-            dumps = {}
-            for table in TABLES:
-                buffer = io.BytesIO()
-                with conn.cursor().copy(f"COPY {table} TO STDOUT") as copy:
-                    for chunk in copy:
-                        buffer.write(chunk)
-                dumps[table] = buffer.getvalue()
+            dumps = tables_dump(conn, TABLES)
             conn.execute(f"TRUNCATE {', '.join(TABLES)}")
             vacuum_analyze(conn, *TABLES)
             conn.execute("CHECKPOINT")
-            started = time.perf_counter()
-            with conn.transaction():
-                for table in TABLES:  # parents first: the foreign keys are checked as in a run
-                    with conn.cursor().copy(f"COPY {table} FROM STDIN") as copy:
-                        data = dumps[table]
-                        for offset in range(0, len(data), 1 << 20):
-                            copy.write(data[offset : offset + (1 << 20)])
-            copy_seconds = time.perf_counter() - started
+            copy_seconds = tables_copy_back(conn, dumps)  # parents first, as TABLES are
     return {
         "rows": rows,
         "counts": counts,

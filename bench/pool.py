@@ -15,18 +15,24 @@ cleared before each call) in-process: the first call, then the p50 of 20. Each r
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import subprocess
 import sys
-import time
 
-from common import ROOT, connect, throwaway_database, timed_manage, vacuum_analyze
+from common import (
+    ROOT,
+    connect,
+    tables_copy_back,
+    tables_dump,
+    throwaway_database,
+    timed_manage,
+    vacuum_analyze,
+)
 
 TABLES = ("users", "sim_users")
 
 CHILD = r"""
-import json, resource, statistics, sys, time
+import json, statistics, sys, time
 import django
 django.setup()
 from datetime import timedelta
@@ -67,7 +73,8 @@ else:  # a web process: it never holds the pool (insights reads it, on a cache m
 
     result["status"] = page("/api/synthetics/status")
     result["insights_uncached"] = page("/api/synthetics/insights", clear=True)
-result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
+with open("/proc/self/status") as status:  # VmHWM: this program's own peak (not its parent's)
+    result["peak_rss_mb"] = int(next(l.split()[1] for l in status if l.startswith("VmHWM:"))) // 1024
 print(json.dumps(result))
 """
 
@@ -77,24 +84,11 @@ def measure(*, users: int) -> dict:
         seed_seconds, seed_rss = timed_manage("seed_sim_users", "--count", str(users), env=env)
         with connect(env) as conn:
             rows = sum(conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in TABLES)
-            dumps = {}
-            for table in TABLES:
-                buffer = io.BytesIO()
-                with conn.cursor().copy(f"COPY {table} TO STDOUT") as copy:
-                    for chunk in copy:
-                        buffer.write(chunk)
-                dumps[table] = buffer.getvalue()
+            dumps = tables_dump(conn, TABLES)
             conn.execute("TRUNCATE users, sim_users CASCADE")
             vacuum_analyze(conn, *TABLES)
             conn.execute("CHECKPOINT")
-            started = time.perf_counter()
-            with conn.transaction():
-                for table in TABLES:  # parents first
-                    with conn.cursor().copy(f"COPY {table} FROM STDIN") as copy:
-                        data = dumps[table]
-                        for offset in range(0, len(data), 1 << 20):
-                            copy.write(data[offset : offset + (1 << 20)])
-            copy_seconds = time.perf_counter() - started
+            copy_seconds = tables_copy_back(conn, dumps)  # users before the sim users naming them
             conn.execute(
                 "UPDATE synthetic_settings SET sessions_per_min = 1000, max_per_run = 1000"
             )

@@ -267,6 +267,28 @@ def test_activity_points_are_written_as_drfs_own_field_walk_writes_them(sim_user
                 assert list(fast[0]) == list(plain[0])  # the same keys in the same order
 
 
+def test_activity_points_of_other_fields_are_written_by_the_generic_loop(sim_users):
+    # the literal fast path writes ActivityPointOutput's own fields; a serializer with others (here
+    # one field fewer) takes the generic loop, and still writes what DRF's own walk writes
+    from synthetics.api import serializers as io
+
+    class Fewer(io.ActivityPointOutput):
+        journeys_started = None
+
+    class Plain(io.ActivityCountsOutput):
+        journeys_started = None
+        bucket = io.ActivityPointOutput().fields["bucket"].__class__()
+
+    activity_backfill(hours=3, now=NOW)
+    series = dashboards.activity_series(hours=3, now=NOW).series
+    assert isinstance(Fewer(series, many=True), io.ActivityPointsOutput)
+    fast = Fewer(series, many=True).data
+    assert "journeys_started" not in fast[0]
+    assert [dict(point) for point in fast] == [
+        dict(point) for point in Plain(series, many=True).data
+    ]
+
+
 def test_each_scheduled_run_prunes_old_runs_that_wrote_nothing_and_nothing_else(
     sim_users, monkeypatch
 ):

@@ -378,11 +378,50 @@ class ActivityPointsOutput(serializers.ListSerializer):
     UTC), the same JSON as DRF's field-by-field walk at a fraction of its cost (a test compares
     the two)."""
 
+    # The fields (and sources) of ActivityPointOutput, in order: the literal below writes them.
+    POINT = (
+        ("scene_events", "scene_events"),
+        ("mindblock_events", "mindblock_events"),
+        ("sessions_started", "sessions_started"),
+        ("journeys_started", "sessions_started"),
+        ("journeys_completed", "journeys_completed"),
+        ("journeys_abandoned", "journeys_abandoned"),
+        ("journeys_errored", "journeys_errored"),
+        ("bucket", "bucket"),
+    )
+
     def to_representation(self, data):
         fields = self.child.fields
+        zone = timezone.get_current_timezone()
+        in_utc = getattr(zone, "key", None) == "UTC"
+        if tuple((name, field.source) for name, field in fields.items()) != self.POINT:
+            return self._walked(data, fields, zone)  # other fields: the generic loop
+        points = []
+        for point in data:
+            moment = point["bucket"]
+            # A UTC time in UTC as is; else in the current zone (astimezone, as DRF does)
+            text = (
+                moment if in_utc and moment.tzinfo is UTC else moment.astimezone(zone)
+            ).isoformat()
+            sessions = point["sessions_started"]
+            points.append(
+                {
+                    "scene_events": point["scene_events"],
+                    "mindblock_events": point["mindblock_events"],
+                    "sessions_started": sessions,
+                    "journeys_started": sessions,
+                    "journeys_completed": point["journeys_completed"],
+                    "journeys_abandoned": point["journeys_abandoned"],
+                    "journeys_errored": point["journeys_errored"],
+                    "bucket": text[:-6] + "Z" if text.endswith("+00:00") else text,
+                }
+            )
+        return points
+
+    @staticmethod
+    def _walked(data, fields, zone):
         names = list(fields)
         values_of = itemgetter(*(field.source for field in fields.values()))
-        zone = timezone.get_current_timezone()
         points = []
         for point in data:
             body = dict(zip(names, values_of(point), strict=True))  # in the fields' order
