@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from datetime import datetime
 
 from django.conf import settings
@@ -24,6 +25,7 @@ SHARD_RUN_FUNC = "synthetics.tasks.shard_run"
 SHARD_GROUP = "synthetics-shards"
 # Names before the rename to "run" (migration 0007): a task queued under them still runs, and
 # schedule_ensure() folds a schedule still named so into the one schedule.
+TIDY_MARGIN_SECONDS = 5  # the tidy ends this long before the task's timeout at the latest
 OLD_SCHEDULE_NAME = "synthetics-tick"
 OLD_SCHEDULED_RUN_FUNC = "synthetics.tasks.scheduled_tick"
 
@@ -36,6 +38,7 @@ def scheduled_run() -> dict:
     shard 0's. Each shard's run holds its own lock and covers its own minutes, so a shard's task
     that runs late, or twice, still covers each minute of its slice once.
     """
+    started = time.monotonic()
     shards = settings.SYNTHETICS_SHARDS
     if shards == 1:
         result = _result()
@@ -46,15 +49,19 @@ def scheduled_run() -> dict:
             for shard in range(1, shards)
         ]
         result = {"shards": shards, "queued": queued, **_result(now=now, shards=shards)}
-    _tidied()
+    _tidied(started)
     return result
 
 
-def _tidied() -> None:
-    """Vacuum and statistics where due (services.maintenance): after the minute's run, never in its
-    way; a failure is logged, and the next minute looks again."""
+def _tidied(started: float) -> None:
+    """Vacuum and statistics where due (services.maintenance): after the task's work, never in its
+    way, in what is left of the task's timeout (less a margin); a failure is logged, and the next
+    minute looks again."""
+    budget = settings.Q_CLUSTER["timeout"] - TIDY_MARGIN_SECONDS - (time.monotonic() - started)
+    if budget < 1:
+        return
     try:
-        tables_tidy()
+        tables_tidy(budget_seconds=budget)
     except Exception:
         logger.exception("synthetics tidy failed")
 
@@ -85,11 +92,12 @@ def _result(**kwargs) -> dict:
 
 def cleanup_continue(job_id: int) -> dict:
     """Work on a cleanup job for one task's budget; queue the next task while rows are left."""
+    started = time.monotonic()
     job = cleanup_job_work(job_id, budget_seconds=settings.SYNTHETICS_CLEANUP_TASK_SECONDS)
     if job.status == CleanupStatus.RUNNING:
         cleanup_job_hand_off(job.id)
     elif job.status == CleanupStatus.SUCCEEDED:
-        _tidied()  # the deleted rows' versions and index entries
+        _tidied(started)  # the deleted rows' versions and index entries
     logger.info("cleanup %s %s at %s: %s", job.id, job.status, job.stage, job.counts)
     return {"job_id": job.id, "status": job.status, "stage": job.stage, "counts": job.counts}
 

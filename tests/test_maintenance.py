@@ -3,6 +3,7 @@
 import logging
 from datetime import UTC, datetime
 
+import psycopg
 import pytest
 from django.db import connection, transaction
 
@@ -53,12 +54,12 @@ def test_updated_journeys_are_vacuumed_and_then_nothing_is_due(postgres_only):
     dead, _, before = _stats("journeys")
     assert dead >= Journey.objects.count()
     # when tidied
-    tidied = maintenance.tables_tidy()
+    tidied = maintenance.tables_tidy(budget_seconds=60)
     # then journeys were vacuumed (and so analyzed), and nothing is left to do
     assert "journeys" in tidied.vacuumed
     dead, changed, last_vacuum = _stats("journeys")
     assert dead == 0 and changed == 0 and last_vacuum is not None and last_vacuum != before
-    assert maintenance.tables_tidy() == maintenance.Tidied((), ())
+    assert maintenance.tables_tidy(budget_seconds=60) == maintenance.Tidied((), ())
 
 
 @transactional
@@ -75,14 +76,15 @@ def test_a_backfill_leaves_its_tables_analyzed(postgres_only):
 def test_inside_a_transaction_or_on_sqlite_nothing_is_done():
     # pytest-django's test transaction: VACUUM could not run here, so tidy does not try
     with transaction.atomic():
-        assert maintenance.tables_tidy() == maintenance.Tidied((), ())
+        assert maintenance.tables_tidy(budget_seconds=60) == maintenance.Tidied((), ())
 
 
 @pytest.mark.django_db
 def test_the_scheduled_task_tidies_after_its_run_and_survives_a_failing_tidy(monkeypatch, caplog):
     calls = []
 
-    def failing():
+    def failing(*, budget_seconds):
+        assert 1 <= budget_seconds <= 45  # what the 50 s task timeout leaves, less a margin
         calls.append("tidy")
         raise RuntimeError("no VACUUM today")
 
@@ -92,3 +94,56 @@ def test_the_scheduled_task_tidies_after_its_run_and_survives_a_failing_tidy(mon
     assert calls == ["tidy"]
     assert result["status"] in {"succeeded", "skipped"}  # the run's own result, whatever the tidy
     assert "synthetics tidy failed" in caplog.text
+
+
+def _other_connection() -> psycopg.Connection:
+    database = connection.settings_dict
+    return psycopg.connect(
+        host=database["HOST"] or None,
+        port=database["PORT"] or None,
+        user=database["USER"],
+        dbname=database["NAME"],
+        autocommit=True,
+    )
+
+
+def _journeys_with_dead_versions():
+    sim_users_seed(count=200, seed=3)
+    SyntheticSettings.objects.filter(pk=1).update(sessions_per_min=20, max_per_run=100)
+    activity_backfill(hours=1, now=END, seed=5)
+    Journey.objects.update(next_step=0)
+
+
+@transactional
+def test_a_tidy_in_progress_elsewhere_is_left_to_finish(postgres_only):
+    _journeys_with_dead_versions()
+    with _other_connection() as other:  # another worker's tidy holds the tidy lock
+        other.execute("SELECT pg_advisory_lock(%s, 0)", [maintenance.TIDY_LOCK_CLASS])
+        assert maintenance.tables_tidy(budget_seconds=60) == maintenance.Tidied((), ())
+    # once it is gone, this one does the work
+    assert "journeys" in maintenance.tables_tidy(budget_seconds=60).vacuumed
+
+
+@transactional
+def test_a_vacuum_that_cannot_have_its_lock_gives_up_backs_off_and_resets_the_session(
+    postgres_only, monkeypatch, caplog
+):
+    _journeys_with_dead_versions()
+    monkeypatch.setattr(maintenance, "_BACKED_OFF", {})
+    with _other_connection() as other, other.transaction():
+        other.execute("LOCK TABLE journeys IN SHARE UPDATE EXCLUSIVE MODE")  # as a VACUUM holds
+        with caplog.at_level(logging.WARNING, logger="synthetics"):
+            tidied = maintenance.tables_tidy(budget_seconds=60)
+    # the tidy waited its lock wait, not the other's whole transaction, and left journeys alone
+    assert "journeys" not in tidied.vacuumed
+    assert "VACUUM of journeys stopped" in caplog.text
+    assert "lock timeout" in caplog.text  # PostgreSQL's own words: its lock wait, not the budget
+    with connection.cursor() as cursor:  # the session's limits are back to the server's
+        cursor.execute("SHOW statement_timeout")
+        assert cursor.fetchone()[0] == "0"
+        cursor.execute("SHOW lock_timeout")
+        assert cursor.fetchone()[0] == "0"
+    # and it is not started again every minute: backed off, though still due
+    assert "journeys" not in maintenance.tables_tidy(budget_seconds=60).vacuumed
+    monkeypatch.setattr(maintenance, "_BACKED_OFF", {})
+    assert "journeys" in maintenance.tables_tidy(budget_seconds=60).vacuumed

@@ -907,6 +907,7 @@ class BackfillSummary:
 # and about this many rows (sessions_per_min x ROWS_PER_SESSION a minute), so the generator lock is
 # held for a second or two and memory stays flat however long the history.
 SPAN_MINUTES = 360
+TIDY_AFTER_BACKFILL_SECONDS = 300  # a VACUUM (ANALYZE) of what months of history grew: seconds
 PIPELINE_SWITCH_INTERVAL = 0.0005  # seconds: see _pipelined_spans
 SPAN_ROWS = 40_000
 ROWS_PER_SESSION = 12  # a journey row and its scene and mindblock events, generously
@@ -1222,7 +1223,10 @@ def activity_backfill(
         count(runs, int((span_end - span_start) / MINUTE))
         span_start = span_end
     if generated:  # months of history grow the tables a hundredfold: statistics, dead versions
-        tables_tidy()
+        try:
+            tables_tidy(budget_seconds=TIDY_AFTER_BACKFILL_SECONDS)
+        except Exception:  # the history is written: a tidy that fails is the next minute's
+            logger.exception("synthetics tidy after the backfill failed")
     return BackfillSummary(
         start=start, end=end, minutes=minutes, minutes_generated=generated, totals=totals
     )
