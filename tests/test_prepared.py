@@ -144,6 +144,38 @@ def test_run_objects_are_written_as_drfs_own_walk_writes_them(sim_users):
     assert list(RunOutput().to_representation(runs[0])) == list(RunOutput().fields)
 
 
+def _nested(value):
+    """A serializer's answer as plain dicts and lists, keys in their order (DRF's are ReturnDicts)."""
+    if isinstance(value, dict):
+        return [(key, _nested(item)) for key, item in value.items()]
+    if isinstance(value, list):
+        return [_nested(item) for item in value]
+    return value
+
+
+@pytest.mark.parametrize("can_change", [True, False])
+def test_status_is_written_as_drfs_own_walk_writes_it(sim_users, can_change):
+    from rest_framework import serializers
+
+    from synthetics.api.serializers import StatusResponse
+
+    # given a status with no run yet, and one over every kind of run (a failed one with a
+    # traceback among them)
+    empty = dashboards.status_summary(now=NOW)
+    assert empty.last_run is None and not empty.recent_runs
+    _ledger_with_every_kind_of_run()
+    full = dashboards.status_summary(now=NOW)
+    assert full.last_run is not None and any(run.error for run in full.recent_runs)
+    for summary in (empty, full):
+        context = {"can_change": can_change}
+        fast = StatusResponse(summary, context=context).data
+        # DRF's field-by-field walk (the base class's to_representation) on the same declaration
+        walked = serializers.Serializer.to_representation(
+            StatusResponse(summary, context=context), summary
+        )
+        assert _nested(fast) == _nested(walked)  # the same values, keys in the same order
+
+
 def test_sim_users_are_written_as_drfs_own_walk_writes_them_and_counted_once(sim_users):
     from django.utils import timezone
     from rest_framework import serializers

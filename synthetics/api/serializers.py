@@ -317,6 +317,53 @@ class StatusResponse(serializers.Serializer):
     )
     timestamp = serializers.DateTimeField(source="now")
 
+    def to_representation(self, summary) -> dict:
+        """Written by one direct function instead of DRF's walk over fresh copies of every field of
+        five nested serializers (a third of the page's time in Python): the same JSON, a test
+        compares the two."""
+        row = summary.settings
+        runs = RunOutput(context=self.context)  # its root: the view's context (can_change)
+        totals = summary.last_24_hours
+        status = summary.status.status  # self.fields is never read: it would copy every field
+        return {
+            "settings": {
+                "enabled": bool(row.enabled),
+                "sessions_per_min": int(row.sessions_per_min),
+                "max_per_run": int(row.max_per_run),
+                "error_rate": float(row.error_rate),
+                "abandon_rate": float(row.abandon_rate),
+                "rhythm_strength": float(row.rhythm_strength),
+                "signups_per_day": int(row.signups_per_day),
+                "churn_per_month": float(row.churn_per_month),
+            },
+            "activity": {
+                "last_5_min": {
+                    "scene_events": int(summary.last_5_min["scene_events"]),
+                    "mindblock_events": int(summary.last_5_min["mindblock_events"]),
+                },
+                "active_journeys": int(summary.active_journeys),
+                "last_24_hours": {
+                    "runs": int(totals["runs"]),
+                    "sessions_started": int(totals["sessions_started"]),
+                    "sessions": int(totals["sessions_started"]),
+                    "scene_events": int(totals["scene_events"]),
+                    "mindblock_events": int(totals["mindblock_events"]),
+                    "completed": int(totals["completed"]),
+                    "abandoned": int(totals["abandoned"]),
+                    "errored": int(totals["errored"]),
+                },
+            },
+            "status": str(status),  # one of the choices, which are strings
+            "status_reason": str(summary.status.reason),
+            "last_run": (
+                None if summary.last_run is None else runs.to_representation(summary.last_run)
+            ),
+            "recent_runs": [runs.to_representation(run) for run in summary.recent_runs],
+            "sim_users": int(summary.sim_users),
+            "sim_users_churned": int(summary.sim_users_churned),
+            "timestamp": _DATETIME.to_representation(summary.now),
+        }
+
 
 class RunSettingsOutput(serializers.Serializer):
     target = serializers.IntegerField(allow_null=True)
