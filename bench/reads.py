@@ -4,7 +4,9 @@ In a throwaway PostgreSQL database: seed 3,000 sim users, write one day of histo
 `activity_backfill` at a rate that gives --synthetic events over --days days, then copy that day
 back --days - 1 times (each copy shifted a day earlier, with its own runs, journeys and event
 payloads naming them), add --real real events (untagged, by real accounts, spread over the same
-days), then VACUUM ANALYZE. Then every page is timed over HTTP on loopback (one gunicorn worker, one
+days), then VACUUM ANALYZE, and bring the history up to the current minute (`backfill_activity
+--hours 1`: the minutes the build took), so the last five minutes hold what the steady rate writes
+(status counts them). Then every page is timed over HTTP on loopback (one gunicorn worker, one
 kept-alive connection, as a client sees it): warm-up calls, then --calls timed calls, and the p50.
 The references, same run: the API's floor (authentication, then a 400 for a bad hour count) for
 the API, and the admin's list of a 7-row table (mindblock types) for the admin's lists. The issue's
@@ -26,7 +28,7 @@ import subprocess
 import sys
 import time
 
-from common import ROOT, connect, throwaway_database, vacuum_analyze
+from common import ROOT, connect, manage, throwaway_database, vacuum_analyze
 
 TABLES = ("synthetic_runs", "journeys", "journey_scene_events", "mindblock_events")
 
@@ -280,6 +282,9 @@ def measure(*, synthetic: int, real: int, days: int, calls: int = 20) -> dict:
         started = time.perf_counter()
         counts = build(env, synthetic=synthetic, real=real, days=days)
         build_seconds = time.perf_counter() - started
+        # Bring the history up to the current minute (only the minutes the build took are left):
+        # the last five minutes then hold what a steady rate writes, which status counts.
+        manage("backfill_activity", "--hours", "1", env=env)
         result = pages(env, calls=calls)
     return {
         "counts": counts,
