@@ -337,3 +337,98 @@ def test_the_sums_follow_a_cleanup_and_a_backfill_over_the_cleaned_hours(sim_use
     assert sum(row.runs for row in SyntheticRunHour.objects.all()) == (
         SyntheticRun.objects.filter(status=RunStatus.SUCCEEDED).count()
     )
+
+
+# --- status's last five minutes: what the runs wrote, at a cost bounded by the runs ------------------
+
+
+def test_the_events_runs_wrote_are_the_events_the_tag_index_counts_for_any_window(sim_users):
+    # given a history written by every kind of run: backfill minutes, a scheduled run catching up
+    # three minutes, one-minute scheduled runs, manual runs (windows not on the minute), three
+    # shards a minute, and a failed run in the ledger
+    from synthetics.services import settings_update
+
+    settings_update(sessions_per_min=6)
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
+    start = now - timedelta(minutes=40)
+    activity_backfill(hours=1, now=start)
+    run_scheduled(now=start + timedelta(minutes=3, seconds=5))  # catches up three minutes
+    for minute in range(4, 10):
+        run_scheduled(now=start + timedelta(minutes=minute, seconds=7))
+        if minute % 2:
+            run_manual(target=3, now=start + timedelta(minutes=minute, seconds=31))
+    for minute in range(10, 16):
+        for shard in (2, 0, 1):
+            run_scheduled(now=start + timedelta(minutes=minute, seconds=11), shard=shard, shards=3)
+    SyntheticRunFactory(
+        status=RunStatus.FAILED,
+        window_start=start + timedelta(minutes=5),
+        window_end=start + timedelta(minutes=6),
+    )
+    runs = SyntheticRun.objects.filter(status=RunStatus.SUCCEEDED)
+    assert runs.filter(trigger="manual").count() == 3 and runs.filter(shards=3).count() == 18
+    first = runs.order_by("window_start").values_list("window_start", flat=True)[0]
+    span = (start + timedelta(minutes=17) - first).total_seconds()
+
+    # then for any window (since, until] inside and around the history, down to the microsecond,
+    # the ledger's counts of whole runs plus the tag index over the runs across its edges are the
+    # tag index's count of every row
+    @settings(max_examples=150, deadline=None, database=None)
+    @given(
+        since=st.floats(min_value=-120, max_value=span),
+        width=st.floats(min_value=0, max_value=span),
+    )
+    def same_counts(since: float, width: float) -> None:
+        since_at = first + timedelta(seconds=since)
+        until_at = since_at + timedelta(seconds=width)
+        assert dashboards.written_event_counts(
+            since=since_at, until=until_at
+        ) == dashboards.synthetic_event_counts(since=since_at, until=until_at)
+
+    same_counts()
+    # and on the whole range, and on run boundaries exactly (the edges are half-open)
+    for since_at, until_at in (
+        (first - timedelta(hours=1), now),
+        (start + timedelta(minutes=3), start + timedelta(minutes=12)),
+    ):
+        assert dashboards.written_event_counts(
+            since=since_at, until=until_at
+        ) == dashboards.synthetic_event_counts(since=since_at, until=until_at)
+    assert (
+        dashboards.written_event_counts(since=first - timedelta(hours=1), until=now)["scene_events"]
+        == JourneySceneEvent.objects.count()
+    )
+
+
+def test_last_5_min_reads_the_event_tables_only_for_the_runs_across_its_edge(
+    sim_users, monkeypatch
+):
+    # given a steady rate: one scheduled run a minute for the last ten minutes
+    from synthetics.services import settings_update
+
+    settings_update(sessions_per_min=20)
+    now = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=1)
+    activity_backfill(hours=1, now=now - timedelta(minutes=10))
+    for minute in range(9, -1, -1):
+        run_scheduled(now=now - timedelta(minutes=minute, seconds=-1))
+    at = now + timedelta(seconds=40)
+    read: list[tuple[str, datetime, datetime]] = []
+    for (key, _bounded), prepared in dashboards._EVENTS_PER_RUN.items():
+
+        def recorded(*, _rows=prepared.rows, _key=key, **times):
+            read.append((_key, times["since"], times.get("until")))
+            return _rows(**times)
+
+        monkeypatch.setattr(prepared, "rows", recorded)
+    # when status counts the last five minutes
+    counted = dashboards.status_summary(now=at).last_5_min
+    # then the event tables were read over the 20 seconds of the minute `since` falls in, not the
+    # five minutes: the four runs inside came from the ledger
+    since = at - timedelta(minutes=5)
+    assert sorted(read) == [
+        ("mindblock_events", since, now - timedelta(minutes=4)),
+        ("scene_events", since, now - timedelta(minutes=4)),
+    ]
+    # and the count is every row of ours in those five minutes
+    assert counted == dashboards.synthetic_event_counts(since=since, until=at)
+    assert counted["scene_events"] > 0
