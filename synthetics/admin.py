@@ -3,6 +3,7 @@ journeys and events (read-only, fast on millions of rows) and the editable journ
 
 from __future__ import annotations
 
+from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.views.main import ChangeList
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
@@ -27,6 +28,7 @@ from synthetics.engine.population import LOCALES, PERSONAS
 from synthetics.engine.types import MINDBLOCK_EVENT_TYPES, SCENE_EVENT_TYPES
 from synthetics.errors import ApplicationError, RunFailed
 from synthetics.models import (
+    Incident,
     Journey,
     JourneySceneEvent,
     JourneyTemplate,
@@ -40,8 +42,10 @@ from synthetics.models import (
     SyntheticSettings,
     User,
 )
+from synthetics.selectors.incidents import incident_state
 from synthetics.selectors.insights import capacity_summary
 from synthetics.services import run_manual, settings_update
+from synthetics.services.incidents import incident_cancel, incident_checked, incident_create
 
 admin.site.site_header = "Synthetics"
 admin.site.site_title = "Synthetics admin"
@@ -263,6 +267,116 @@ class MindblockTypeAdmin(admin.ModelAdmin):
     list_editable = ("weight", "is_active")
     search_fields = ("name", "slug")
     prepopulated_fields = {"slug": ("name",)}
+
+
+# --- incidents: scheduled in a form checked by the service, cancelled by an action ---------------------
+
+
+class IncidentForm(forms.ModelForm):
+    """The service's rules (services.incidents.incident_checked), each refusal under its field."""
+
+    template = forms.ModelChoiceField(
+        JourneyTemplate.objects.all(), required=False, to_field_name="slug"
+    )
+
+    class Meta:
+        model = Incident
+        fields = (
+            "label",
+            "starts_at",
+            "minutes",
+            "error_rate",
+            "abandon_rate",
+            "sessions_multiplier",
+            "template",
+            "scene",
+        )
+
+    def clean(self):
+        data = super().clean()
+        if self.errors:
+            return data
+        try:
+            incident_checked(**self._service_fields(data), now=timezone.now())
+        except ApplicationError as error:
+            field = error.extra.get("field")
+            self.add_error(field if field in self.fields else None, error.message)
+        return data
+
+    @staticmethod
+    def _service_fields(data) -> dict:
+        template = data.get("template")
+        return {
+            "label": data.get("label"),
+            "starts_at": data.get("starts_at"),
+            "minutes": data.get("minutes"),
+            "error_rate": data.get("error_rate"),
+            "abandon_rate": data.get("abandon_rate"),
+            "sessions_multiplier": data.get("sessions_multiplier"),
+            "template": template.slug if template is not None else None,
+            "scene": data.get("scene") or None,
+        }
+
+
+@admin.register(Incident)
+class IncidentAdmin(admin.ModelAdmin):
+    form = IncidentForm
+    list_display = (
+        "label",
+        "state",
+        "starts_at",
+        "minutes",
+        "ends_at",
+        "error_rate",
+        "abandon_rate",
+        "sessions_multiplier",
+        "template",
+        "scene",
+    )
+    list_select_related = ("template",)
+    search_fields = ("label",)
+    date_hierarchy = None
+    actions = ["cancel_incidents"]
+
+    def get_readonly_fields(self, request, obj=None):
+        if obj is None:
+            return ()
+        return (*IncidentForm.Meta.fields, "ends_at", "cancelled_at", "created_by", "created_at")
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # rows it labelled name it: cancel instead
+
+    @admin.display(description="state")
+    def state(self, obj) -> str:
+        return incident_state(obj, now=timezone.now()).replace("_", " ")
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            return  # an incident is not edited: cancel it and schedule another
+        try:
+            created = incident_create(
+                **IncidentForm._service_fields(form.cleaned_data),
+                now=timezone.now(),
+                created_by=request.user.get_username(),
+            )
+        except ApplicationError as error:  # another incident came in between: say so
+            self.message_user(request, error.message, messages.ERROR)
+            return
+        obj.pk = created.pk
+
+    @admin.action(description="Cancel the selected incidents from the current minute on")
+    def cancel_incidents(self, request, queryset):
+        if not self.has_change_permission(request):
+            raise PermissionDenied
+        now, done = timezone.now(), 0
+        for incident in queryset.order_by("id"):
+            try:
+                incident_cancel(incident_id=incident.id, now=now)
+                done += 1
+            except ApplicationError as error:
+                self.message_user(request, error.message, messages.WARNING)
+        if done:
+            self.message_user(request, f"{done} incident(s) cancelled.")
 
 
 # --- the settings row, edited in place, with pause/resume and run-now ---------------------------------

@@ -3,7 +3,7 @@
 The failure rule of every run service: a refusal raises an ApplicationError before anything is
 written; any other failure is rolled back, recorded in the ledger as a failed run and raised as
 RunFailed (GeneratorBusy when the generator lock did not come in time). The API answers 400 for an
-ApplicationError, 409 for a Conflict, 503 for GeneratorBusy and 500 for any other RunFailed;
+ApplicationError, 409 for a Conflict, 404 for a NotFound, 503 for GeneratorBusy and 500 for any other RunFailed;
 commands print the message and exit non-zero. The engine keeps its own EngineError.
 """
 
@@ -31,6 +31,10 @@ def whole_number_required(name: str, value: object, low: int, high: int) -> int:
 
 class Conflict(ApplicationError):
     """The request is valid but the generator's state refuses it now (API: 409)."""
+
+
+class NotFound(ApplicationError):
+    """The thing asked for does not exist (API: 404)."""
 
 
 class RunFailed(RuntimeError):

@@ -708,6 +708,78 @@ class SyntheticRunHour(models.Model):
         return f"{self.hour:%Y-%m-%d %H}:00 {self.runs} runs"
 
 
+MAX_INCIDENT_MINUTES = 7 * 24 * 60
+MAX_SESSIONS_MULTIPLIER = 100.0
+
+
+class Incident(TimestampedModel):
+    """A window of simulated time (starts_at, ends_at] in which the generator writes something else
+    on purpose: other error or abandon rates, more or fewer sessions, for every session or one
+    template's or one scene's (engine.incidents). Every event of a session it changed names it.
+
+    `ends_at` is where it stops applying: starts_at + minutes, or, once cancelled, the minute it was
+    cancelled in (never before starts_at). Checked as a whole by services.incidents.
+    """
+
+    label = models.CharField(max_length=100)
+    starts_at = models.DateTimeField(help_text="Start, on a whole minute (exclusive).")
+    minutes = models.PositiveIntegerField(help_text="How long, as asked.")
+    ends_at = models.DateTimeField(
+        help_text="Where it stops applying: starts_at + minutes, or the minute it was cancelled."
+    )
+    error_rate = models.FloatField(null=True, blank=True)
+    abandon_rate = models.FloatField(null=True, blank=True)
+    sessions_multiplier = models.FloatField(null=True, blank=True)
+    template = models.ForeignKey(
+        JourneyTemplate,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text="Only this template's sessions (empty: every template).",
+    )
+    scene = models.SlugField(
+        max_length=64,
+        blank=True,
+        help_text="Only the sessions of templates that visit the scene with this slug; an error "
+        "or abandonment the incident draws happens there.",
+    )
+    cancelled_at = models.DateTimeField(null=True, blank=True)
+    created_by = models.CharField(max_length=150, blank=True)
+
+    class Meta:
+        db_table = "synthetic_incidents"
+        ordering = ["-starts_at", "-id"]
+        indexes = [models.Index(fields=["ends_at"], name="synthetic_incidents_end_idx")]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(ends_at__gte=F("starts_at")),
+                name="synthetic_incidents_ends_after_start",
+            ),
+            models.CheckConstraint(
+                condition=Q(minutes__gte=1, minutes__lte=MAX_INCIDENT_MINUTES),
+                name="synthetic_incidents_minutes_range",
+            ),
+            models.CheckConstraint(
+                condition=(
+                    (Q(error_rate__isnull=True) | Q(error_rate__gte=0, error_rate__lte=1))
+                    & (Q(abandon_rate__isnull=True) | Q(abandon_rate__gte=0, abandon_rate__lte=1))
+                    & (
+                        Q(sessions_multiplier__isnull=True)
+                        | Q(
+                            sessions_multiplier__gte=0,
+                            sessions_multiplier__lte=MAX_SESSIONS_MULTIPLIER,
+                        )
+                    )
+                ),
+                name="synthetic_incidents_values_range",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.label} ({self.starts_at:%Y-%m-%d %H:%M}, {self.minutes} min)"
+
+
 class ThrottleBucket(models.Model):
     """The recent calls of one user to one throttled operation (synthetics.api.throttles)."""
 

@@ -6,7 +6,13 @@ from django.views.decorators.csrf import ensure_csrf_cookie
 
 from synthetics.api.permissions import can_change_synthetics, synthetics_viewer_required
 from synthetics.engine.run import MAX_MANUAL_TARGET
-from synthetics.models import MAX_PER_RUN_LIMIT, MAX_SESSIONS_PER_MIN, MAX_SIGNUPS_PER_DAY
+from synthetics.models import (
+    MAX_INCIDENT_MINUTES,
+    MAX_PER_RUN_LIMIT,
+    MAX_SESSIONS_PER_MIN,
+    MAX_SIGNUPS_PER_DAY,
+    JourneyTemplate,
+)
 from synthetics.selectors import dashboards
 from synthetics.selectors.insights import COHORT_WEEKS
 
@@ -30,6 +36,10 @@ def studio(request):
             "max_per_run_limit": MAX_PER_RUN_LIMIT,
             "max_signups_per_day": MAX_SIGNUPS_PER_DAY,
             "cohort_weeks": range(COHORT_WEEKS),
+            "max_incident_minutes": MAX_INCIDENT_MINUTES,
+            "template_slugs": list(
+                JourneyTemplate.objects.filter(is_active=True).values_list("slug", flat=True)
+            ),
             "title": "Synthetics Studio",
         },
     )

@@ -101,6 +101,7 @@ def make_engine_pool() -> list[PoolMember]:
 def database_state() -> tuple:
     """Everything an API request could change: the settings row and the row counts."""
     from synthetics.models import (
+        Incident,
         Journey,
         JourneySceneEvent,
         MindblockEvent,
@@ -114,6 +115,7 @@ def database_state() -> tuple:
         Journey.objects.count(),
         JourneySceneEvent.objects.count(),
         MindblockEvent.objects.count(),
+        tuple(Incident.objects.order_by("id").values_list()),
     )
 
 

@@ -21,8 +21,15 @@ ENDPOINTS = {
     "settings": ("post", "settings", {"sessions_per_min": 7}),
     "run-now": ("post", "run-now", {"target": 1}),
     "cleanup": ("post", "cleanup", {"older_than_hours": 1, "dry_run": False}),
+    "incidents": ("get", "incidents", None),
+    "incident-create": (
+        "post",
+        "incidents",
+        {"starts_at": "2099-01-01T00:00:00Z", "minutes": 5, "label": "drill", "error_rate": 0.5},
+    ),
 }
-READS = {"status", "activity", "sim-users", "insights"}
+READS = {"status", "activity", "sim-users", "insights", "incidents"}
+CREATED = {"incident-create"}  # 201 when allowed
 
 
 def _user(kind: str):
@@ -63,7 +70,7 @@ def _expected(kind: str, auth: str, endpoint: str) -> int:
         return 403
     if kind == "viewer" and endpoint not in READS:
         return 403
-    return 200
+    return 201 if endpoint in CREATED else 200
 
 
 MATRIX = [
@@ -92,7 +99,7 @@ def test_permission_matrix(sim_users, kind, auth, endpoint):
     expected = _expected(kind, auth, endpoint)
     assert response.status_code == expected, response.content
     assert response["Content-Type"].startswith("application/json")
-    if expected != 200:
+    if expected not in (200, 201):
         assert response.json()["success"] is False
         assert database_state() == before, "a denied request changes nothing"
     if expected == 401:

@@ -8,7 +8,14 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from synthetics.errors import ApplicationError, Conflict, DatabaseBusy, GeneratorBusy, RunFailed
+from synthetics.errors import (
+    ApplicationError,
+    Conflict,
+    DatabaseBusy,
+    GeneratorBusy,
+    NotFound,
+    RunFailed,
+)
 from synthetics.services.locks import is_database_locked
 
 
@@ -52,7 +59,7 @@ def _fields(detail) -> dict[str, list[str]]:
 def exception_handler(exc, context):
     """Map refusals and failed runs to their status codes and render every error in one JSON shape.
 
-    ApplicationError: 400 (Conflict: 409); GeneratorBusy: 503; any other RunFailed: 500 with its
+    ApplicationError: 400 (Conflict: 409, NotFound: 404); GeneratorBusy: 503; any other RunFailed: 500 with its
     run_id; Django's ValidationError (the model's rules): 400 with a message per field.
     """
     run_id = None
@@ -64,6 +71,8 @@ def exception_handler(exc, context):
         exc = RunFailedError(f"{exc} (run {exc.run_id} in the ledger).")
     elif isinstance(exc, Conflict):
         exc = ConflictError(exc.message)
+    elif isinstance(exc, NotFound):
+        exc = exceptions.NotFound(exc.message)
     elif isinstance(exc, ApplicationError):
         exc = exceptions.ValidationError(
             {exc.extra.get("field", "non_field_errors"): [exc.message]}

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from datetime import UTC
+from datetime import UTC, datetime
 from operator import itemgetter
 
 from django.http import QueryDict
@@ -12,7 +12,7 @@ from rest_framework import serializers
 
 from synthetics.engine.population import PERSONAS
 from synthetics.engine.run import MAX_MANUAL_TARGET
-from synthetics.models import SETTING_RANGES
+from synthetics.models import MAX_INCIDENT_MINUTES, MAX_SESSIONS_MULTIPLIER, SETTING_RANGES
 from synthetics.services.cleanup import DEFAULT_OLDER_THAN_HOURS, MAX_OLDER_THAN_HOURS
 
 # --- strict fields: a string is not a number, a number is not a boolean ------------------------------
@@ -160,6 +160,83 @@ class CleanupInput(StrictInputSerializer):
             )
         },
     )
+
+
+class StrictTextField(serializers.CharField):
+    default_error_messages = {"invalid": "Must be text (a JSON string), got {input!r}."}
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid", input=data)
+        return super().to_internal_value(data)
+
+
+class StrictDateTimeField(serializers.DateTimeField):
+    """ISO 8601 with a time zone (an offset or Z): a time without one is refused, not guessed."""
+
+    default_error_messages = {
+        "invalid": "Must be an ISO 8601 date and time with a time zone, such as "
+        "2026-12-06T14:00:00Z, got {input!r}.",
+    }
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid", input=data)
+        try:
+            value = datetime.fromisoformat(data)
+        except ValueError:
+            self.fail("invalid", input=data)
+        if value.tzinfo is None or value.utcoffset() is None:
+            self.fail("invalid", input=data)
+        return value.astimezone(UTC)
+
+
+class IncidentInput(StrictInputSerializer):
+    """Types only; the rules (whole minutes, ranges, scope, overlaps) are services.incidents'."""
+
+    starts_at = StrictDateTimeField(
+        help_text="When it starts, on a whole minute, with a time zone."
+    )
+    minutes = StrictIntegerField(
+        documented_range=(1, MAX_INCIDENT_MINUTES), help_text="How long, in minutes."
+    )
+    label = StrictTextField(
+        max_length=100, help_text="Written into the payload of every event it changes."
+    )
+    error_rate = StrictFloatField(
+        required=False, documented_range=(0, 1), help_text="The error rate of sessions in scope."
+    )
+    abandon_rate = StrictFloatField(
+        required=False, documented_range=(0, 1), help_text="The abandon rate of sessions in scope."
+    )
+    sessions_multiplier = StrictFloatField(
+        required=False,
+        documented_range=(0, int(MAX_SESSIONS_MULTIPLIER)),
+        help_text="Multiplies the rate of new sessions in scope (0: none start; 3: a surge).",
+    )
+    template = StrictTextField(
+        required=False, help_text="A journey template's slug: only its sessions."
+    )
+    scene = StrictTextField(
+        required=False,
+        help_text="A scene's slug: only sessions of templates that visit it; the errors and "
+        "abandonments the incident draws happen there.",
+    )
+
+
+class IncidentListQuery(serializers.Serializer):
+    state = serializers.ChoiceField(
+        choices=["upcoming", "in_progress", "over", "cancelled"],
+        required=False,
+        help_text="Only incidents in this state.",
+    )
+
+    def to_internal_value(self, data):
+        if hasattr(data, "get") and data.get("state") == "":  # DRF would read it as absent
+            raise serializers.ValidationError(
+                {"state": ["Must be one of: upcoming, in_progress, over, cancelled."]}
+            )
+        return super().to_internal_value(data)
 
 
 class SimUserQuery(serializers.Serializer):
@@ -593,6 +670,39 @@ class SimUserOutput(serializers.Serializer):
             "churned_at": None if churned_at is None else _DATETIME.to_representation(churned_at),
             "in_active_journey": bool(sim_user.in_active_journey),
         }
+
+
+class IncidentOutput(serializers.Serializer):
+    id = serializers.IntegerField()
+    label = serializers.CharField()
+    state = serializers.ChoiceField(choices=["upcoming", "in_progress", "over", "cancelled"])
+    starts_at = serializers.DateTimeField()
+    minutes = serializers.IntegerField(help_text="How long it was asked to last.")
+    ends_at = serializers.DateTimeField(
+        help_text="Where it stops applying: starts_at + minutes, or the minute it was cancelled."
+    )
+    error_rate = serializers.FloatField(allow_null=True)
+    abandon_rate = serializers.FloatField(allow_null=True)
+    sessions_multiplier = serializers.FloatField(allow_null=True)
+    template = serializers.CharField(source="template.slug", allow_null=True, default=None)
+    scene = serializers.CharField(allow_null=True)
+    cancelled_at = serializers.DateTimeField(allow_null=True)
+    created_at = serializers.DateTimeField()
+
+    def to_representation(self, incident):
+        body = super().to_representation(incident)
+        body["scene"] = incident.scene or None
+        return body
+
+
+class IncidentResponse(serializers.Serializer):
+    success = serializers.BooleanField(default=True)
+    incident = IncidentOutput()
+
+
+class IncidentListResponse(serializers.Serializer):
+    success = serializers.BooleanField(default=True)
+    incidents = IncidentOutput(many=True, help_text="Newest start first, at most 200.")
 
 
 class ErrorResponse(serializers.Serializer):

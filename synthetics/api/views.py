@@ -24,9 +24,11 @@ from synthetics.api.permissions import (
 )
 from synthetics.api.throttles import BurstThrottle
 from synthetics.selectors import dashboards, insights
+from synthetics.selectors import incidents as incidents_selectors
 from synthetics.selectors.dashboards import cleanup_job_get
 from synthetics.services import run_manual, settings_update
 from synthetics.services.cleanup import cleanup_job_hand_off, cleanup_synthetic
+from synthetics.services.incidents import incident_cancel, incident_create
 
 MAX_ACTIVITY_HOURS = 720
 HOURS_PATTERN = re.compile(r"[1-9][0-9]{0,5}", re.ASCII)
@@ -37,9 +39,10 @@ def _errors(*codes: int) -> dict[int, OpenApiResponse]:
         400: "Invalid input: a message per field.",
         401: "No or invalid credentials.",
         403: "Authenticated, but without the needed permission (or no CSRF token with a session).",
-        404: "No such page.",
+        404: "No such page, or no such incident.",
         409: "The generator's state refuses it now: generation is paused (send force: true to "
-        "run anyway), there are no sim users, or another cleanup job is still running.",
+        "run anyway), there are no sim users, another cleanup job is still running, or an incident "
+        "contradicts one it overlaps or is already over.",
         413: "The body is larger than the API takes.",
         429: "Too many calls; retry after the given number of seconds.",
         500: "The run failed and was rolled back; `run_id` names its row in the ledger.",
@@ -258,6 +261,71 @@ class CleanupJobView(SyntheticsView):
         job = cleanup_job_get(job_id)
         context = {"can_change": can_change_synthetics(request.user)}
         return Response(io.CleanupJobResponse({"job": job}, context=context).data)
+
+
+class IncidentsView(SyntheticsView):
+    def get_permissions(self):
+        if self.request.method == "POST":
+            return [CanChangeSynthetics()]
+        return super().get_permissions()
+
+    @extend_schema(
+        operation_id="synthetics_incidents",
+        summary="The incidents: upcoming, in progress, over and cancelled, newest start first",
+        parameters=[io.IncidentListQuery],
+        responses={200: io.IncidentListResponse, **_errors(400, *READ_ERRORS)},
+    )
+    def get(self, request):
+        query = io.IncidentListQuery(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        found = incidents_selectors.incident_list(
+            now=timezone.now(), state=query.validated_data.get("state")
+        )
+        return Response(io.IncidentListResponse({"incidents": found}).data)
+
+    @extend_schema(
+        operation_id="synthetics_incident_create",
+        summary="Schedule an incident: other rates or volumes over a window, its rows labelled",
+        request=io.IncidentInput,
+        responses={201: io.IncidentResponse, **_errors(*WRITE_ERRORS, 409)},
+        examples=[
+            OpenApiExample(
+                "Errors on one journey for ten minutes",
+                value={
+                    "starts_at": "2026-12-06T14:00:00Z",
+                    "minutes": 10,
+                    "label": "checkout errors",
+                    "error_rate": 0.5,
+                    "template": "focus-session",
+                },
+                request_only=True,
+            )
+        ],
+    )
+    def post(self, request):
+        data = io.IncidentInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        now = timezone.now()
+        incident = incident_create(
+            **data.validated_data, now=now, created_by=request.user.get_username()
+        )
+        incident = incidents_selectors.with_state(incident, now=now)
+        return Response(io.IncidentResponse({"incident": incident}).data, status=201)
+
+
+class IncidentView(SyntheticsView):
+    permission_classes = [CanChangeSynthetics]
+
+    @extend_schema(
+        operation_id="synthetics_incident_cancel",
+        summary="Cancel an incident from the current minute on (one already over stays)",
+        responses={200: io.IncidentResponse, **_errors(*READ_ERRORS, 404, 409)},
+    )
+    def delete(self, request, incident_id: int):
+        now = timezone.now()
+        incident = incident_cancel(incident_id=incident_id, now=now)
+        incident = incidents_selectors.with_state(incident, now=now)
+        return Response(io.IncidentResponse({"incident": incident}).data)
 
 
 class _CountedPaginator(DjangoPaginator):

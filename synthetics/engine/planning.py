@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import random
 
+from synthetics.engine.incidents import SessionIncident
 from synthetics.engine.population import PERSONA_BY_SLUG
 from synthetics.engine.sampling import integer_between, lognormal, uniform, weighted_choice
 from synthetics.engine.types import (
@@ -112,12 +113,21 @@ def plan_journey(
     settings: GeneratorSettings,
     persona: str,
     start_ms: int,
+    incident: SessionIncident | None = None,
 ) -> Plan:
-    """Plan a session through `template` that starts at `start_ms` (epoch milliseconds)."""
+    """Plan a session through `template` that starts at `start_ms` (epoch milliseconds).
+
+    Under an `incident` (engine.incidents) its outcome is drawn with the incident's rates, an
+    outcome whose rate a scene's incident set happens in that scene, and every step names the
+    incidents."""
+    if incident is not None:
+        settings = incident.settings
     outcome = choose_outcome(rng, settings)
     scenes = template.scenes
     # The scene where an abandoned session is left, or where an errored one fails.
     stop_index = _stop_index(rng, scenes, outcome)
+    if incident is not None and outcome in incident.stopping:
+        stop_index = next(i for i, s in enumerate(scenes) if s.slug == incident.stop_scene)
     multiplier = (
         PERSONA_BY_SLUG[persona].mindblock_multiplier if persona in PERSONA_BY_SLUG else 1.0
     )
@@ -158,10 +168,11 @@ def plan_journey(
             )
         )
     steps.sort(key=lambda step: step.at_ms)  # stable: equal times keep their planned order
-    return Plan(
+    plan = Plan(
         template_slug=template.slug,
         persona=persona,
         outcome=outcome,
         end_ms=clock,
         steps=tuple(steps),
     )
+    return incident.marked(plan) if incident is not None else plan

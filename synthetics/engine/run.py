@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from synthetics.engine.errors import EngineError, InvalidTarget
+from synthetics.engine.incidents import Incidents, lifted_cap
 from synthetics.engine.planning import plan_journey
 from synthetics.engine.rhythm import PoolRhythm
 from synthetics.engine.sampling import (
@@ -62,9 +63,12 @@ def scheduled_session_count(
     rng: random.Random,
     rate: float = 1.0,
     shards: int = 1,
+    surge: float = 1.0,
 ) -> int:
     """Sessions a scheduled run starts: Poisson(sessions_per_min x minutes x rate), capped at
-    max_per_run; `rate` is the pool's rhythm over the window (1: a flat rate).
+    max_per_run; `rate` is the pool's rhythm over the window (1: a flat rate). `surge` is what
+    incidents multiply the window's sessions by: the mean by as much, the cap lifted by as much
+    when it is above 1 (engine.incidents.lifted_cap).
 
     A run of one shard of `shards` starts Poisson(sessions_per_min x minutes x rate / shards),
     capped at ceil(max_per_run / shards). Independent Poisson counts add up to a Poisson count of
@@ -75,9 +79,12 @@ def scheduled_session_count(
     max_per_run by up to shards - 1."""
     if minutes <= 0:
         return 0
+    if surge != 1.0:
+        rate *= surge
     if shards == 1:
-        return min(poisson(rng, settings.sessions_per_min * minutes * rate), settings.max_per_run)
-    cap = -(-settings.max_per_run // shards)
+        cap = lifted_cap(settings.max_per_run, surge)
+        return min(poisson(rng, settings.sessions_per_min * minutes * rate), cap)
+    cap = lifted_cap(-(-settings.max_per_run // shards), surge)
     return min(poisson(rng, settings.sessions_per_min * minutes * rate / shards), cap)
 
 
@@ -89,17 +96,24 @@ def window_session_count(
     rng: random.Random,
     rhythm: PoolRhythm | None,
     shards: int = 1,
+    incidents: Incidents | None = None,
 ) -> int:
     """scheduled_session_count over (window_start, window_end] at the pool's rhythm there (for a
-    shard: the rhythm of its slice of the pool)."""
+    shard: the rhythm of its slice of the pool), multiplied by the incidents' surge there."""
     rate = (
         rhythm.window_rate(window_start, window_end, strength=settings.rhythm_strength)
         if rhythm is not None
         else 1.0
     )
     minutes = (window_end - window_start) / timedelta(minutes=1)
+    surge = 1.0
+    if incidents is not None:
+        start_ms, end_ms = to_ms(window_start), to_ms(window_end)
+        over = incidents.over(start_ms, end_ms)
+        if over is not None:
+            surge = over.window_factor(start_ms, end_ms)
     return scheduled_session_count(
-        settings=settings, minutes=minutes, rng=rng, rate=rate, shards=shards
+        settings=settings, minutes=minutes, rng=rng, rate=rate, shards=shards, surge=surge
     )
 
 
@@ -251,6 +265,7 @@ def simulate_run(
     rng: random.Random,
     rhythm: PoolRhythm | None = None,
     waiting: Collection[int] = (),
+    incidents: Incidents | None = None,
 ) -> RunOutcome:
     """Advance `active` to `now` and start `sessions` new sessions inside (window_start, now].
 
@@ -260,6 +275,9 @@ def simulate_run(
     `active` may hold only the journeys due by `now` (next_due(...) <= now): a journey whose next
     step is later writes nothing and changes nothing in this run. The others are then `waiting`,
     the sim user ids of their users: busy, and counted in `active_after`.
+
+    `incidents` (engine.incidents) change the sessions that start inside them: when they start,
+    which template, the rates of their outcome, and their payloads.
     """
     if window_start > now:
         raise EngineError(f"window_start {window_start} is after now {now}")
@@ -317,13 +335,25 @@ def simulate_run(
                 else None
             ),
         )
+        if incidents is not None:
+            incidents = incidents.over(window_ms, now_ms)
         span_ms = now_ms - window_ms
-        starts = sorted(
-            window_ms + int(rng.random() * span_ms) + (1 if span_ms else 0) for _ in chosen
-        )
+        if incidents is None:
+            starts = sorted(
+                window_ms + int(rng.random() * span_ms) + (1 if span_ms else 0) for _ in chosen
+            )
+        else:
+            starts = sorted(incidents.start_at(rng.random(), window_ms, now_ms) for _ in chosen)
         starts = [min(start, now_ms) for start in starts]
+        popularity = [t.popularity for t in templates]
         for member, start_ms in zip(chosen, starts, strict=True):
-            template = weighted_choice(rng, templates, [t.popularity for t in templates])
+            incident = None
+            if incidents is None:
+                template = weighted_choice(rng, templates, popularity)
+            else:
+                weights = incidents.template_weights(templates, start_ms)
+                template = weighted_choice(rng, templates, weights)
+                incident = incidents.session(template, start_ms, settings)
             plan = plan_journey(
                 rng,
                 template=template,
@@ -331,6 +361,7 @@ def simulate_run(
                 settings=settings,
                 persona=member.persona,
                 start_ms=start_ms,
+                incident=incident,
             )
             journey_id = random_uuid(rng)
             due = _due(plan, 0, now_ms)

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from synthetics.engine.incidents import Incidents, IncidentSpec
 from synthetics.engine.lifecycle import pool_changed, pool_changes
 from synthetics.engine.rhythm import PoolRhythm
 from synthetics.engine.run import simulate_run, window_session_count
@@ -65,6 +66,7 @@ def simulate_minutes(
     seed: int,
     keep_events: bool = False,
     keep_starts: bool = False,
+    incidents: Sequence[IncidentSpec] = (),
 ) -> SimulationStats:
     """Run one scheduled run per simulated minute from `start` and collect the statistics.
 
@@ -75,6 +77,7 @@ def simulate_minutes(
     active: dict = {}
     pool = list(pool)
     rhythm = PoolRhythm(pool, catalogue.rhythms)
+    scheduled = Incidents(incidents, catalogue) if incidents else None
     accounts = len(pool)  # account numbers taken: newcomers take the next ones
     next_id = itertools.count(max((m.sim_user_id for m in pool), default=0) + 1)
     if keep_starts:
@@ -84,7 +87,12 @@ def simulate_minutes(
         now = start + timedelta(minutes=minute)
         rng = run_random(seed=seed, trigger="scheduled", window_start=window_start, window_end=now)
         sessions = window_session_count(
-            settings=settings, window_start=window_start, window_end=now, rng=rng, rhythm=rhythm
+            settings=settings,
+            window_start=window_start,
+            window_end=now,
+            rng=rng,
+            rhythm=rhythm,
+            incidents=scheduled,
         )
         outcome = simulate_run(
             settings=settings,
@@ -96,6 +104,7 @@ def simulate_minutes(
             sessions=sessions,
             rng=rng,
             rhythm=rhythm,
+            incidents=scheduled,
         )
         # busy as a database run sees it: in progress when the minute began, or started in it
         busy = {j.sim_user_id for j in active.values()} | {

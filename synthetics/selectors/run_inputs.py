@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 
 import orjson
 from django.db import connection
-from django.db.models import Max, Min, Q, QuerySet, TextField
+from django.db.models import F, Max, Min, Q, QuerySet, TextField
 from django.db.models.functions import Cast, Mod
 
 from synthetics.engine import (
@@ -19,9 +19,12 @@ from synthetics.engine import (
     SceneSpec,
     TemplateSpec,
 )
+from synthetics.engine.incidents import IncidentSpec
+from synthetics.engine.run import to_ms
 from synthetics.engine.types import Plan
 from synthetics.engine.types import RhythmProfile as RhythmProfileSpec
 from synthetics.models import (
+    Incident,
     Journey,
     JourneyTemplate,
     MindblockType,
@@ -54,6 +57,40 @@ def generator_settings(row: SyntheticSettings | None = None) -> GeneratorSetting
         signups_per_day=row.signups_per_day,
         churn_per_month=row.churn_per_month,
     )
+
+
+def incidents_over(start: datetime, end: datetime) -> list[IncidentSpec]:
+    """The incidents that overlap simulated time (start, end], as the engine takes them (a
+    cancelled one up to where it was cut: its ends_at). A few rows, through the ends_at index."""
+    return [
+        IncidentSpec(
+            id=pk,
+            label=label,
+            start_ms=to_ms(starts_at),
+            end_ms=to_ms(ends_at),
+            error_rate=error_rate,
+            abandon_rate=abandon_rate,
+            sessions_multiplier=multiplier,
+            template=template or "",
+            scene=scene,
+        )
+        for pk, label, starts_at, ends_at, error_rate, abandon_rate, multiplier, template, scene in (
+            Incident.objects.filter(ends_at__gt=start, starts_at__lt=end)
+            .filter(ends_at__gt=F("starts_at"))
+            .order_by("id")
+            .values_list(
+                "id",
+                "label",
+                "starts_at",
+                "ends_at",
+                "error_rate",
+                "abandon_rate",
+                "sessions_multiplier",
+                "template__slug",
+                "scene",
+            )
+        )
+    ]
 
 
 def catalogue_load() -> Catalogue:

@@ -39,6 +39,7 @@ from synthetics.engine import (
     simulate_run,
     window_session_count,
 )
+from synthetics.engine.incidents import Incidents
 from synthetics.engine.lifecycle import PoolChanges, pool_changed, pool_changes
 from synthetics.engine.sampling import run_random
 from synthetics.errors import (
@@ -541,6 +542,7 @@ def _generate(
             if window.shards > 1
             else RunInputs.load()
         )
+    incidents = _incidents(inputs.catalogue, window.start, window.end)
     deadline.check("reading its inputs")
     sessions = window.sessions
     if sessions is None:
@@ -551,6 +553,7 @@ def _generate(
             rng=window.rng,
             rhythm=inputs.rhythm,
             shards=window.shards,
+            incidents=incidents,
         )
     # Only the journeys with a step due by the window's end are read; the others just keep
     # their users busy.
@@ -567,6 +570,7 @@ def _generate(
         rng=window.rng,
         rhythm=inputs.rhythm,
         waiting=waiting,
+        incidents=incidents,
     )
     deadline.check("simulating")
     changes = PoolChanges()
@@ -610,6 +614,12 @@ def _generate(
     run_hours_add([run])
     transaction.on_commit(lambda: _log(run))
     return run
+
+
+def _incidents(catalogue: Catalogue, start: datetime, end: datetime) -> Incidents | None:
+    """The incidents over (start, end] for the engine, or None (one indexed look-up)."""
+    specs = run_inputs.incidents_over(start, end)
+    return Incidents(specs, catalogue) if specs else None
 
 
 # The ledger's policy: a run that wrote rows stays as long as they do (cleanup removes it with
@@ -999,6 +1009,7 @@ def _simulate_span(
     in memory and kept for the span's write (only churn and settling: no sign-ups)."""
     span = _SimulatedSpan(start, end, [], {}, {}, [], [])
     active, started, updates = state.active, span.started, span.updates
+    incidents = _incidents(catalogue, start, end)
     for index in range(int((end - start) / MINUTE)):
         minute_start = start + index * MINUTE
         minute_end = minute_start + MINUTE
@@ -1014,6 +1025,7 @@ def _simulate_span(
             window_end=minute_end,
             rng=rng,
             rhythm=state.rhythm,
+            incidents=incidents,
         )
         outcome = simulate_run(
             settings=settings,
@@ -1025,6 +1037,7 @@ def _simulate_span(
             sessions=sessions,
             rng=rng,
             rhythm=state.rhythm,
+            incidents=incidents,
         )
         busy = {j.sim_user_id for j in active.values()} | {
             j.sim_user_id for j in outcome.new_journeys

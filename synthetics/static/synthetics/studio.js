@@ -14,7 +14,7 @@
   let followUp = null; // one more refresh, queued by a change of ours made while one was under way
   let timer = null;
 
-  async function api(path, body) {
+  async function api(path, body, method) {
     const options = {
       credentials: "same-origin",
       headers: { Accept: "application/json" },
@@ -24,6 +24,10 @@
       options.headers["Content-Type"] = "application/json";
       options.headers["X-CSRFToken"] = csrfToken;
       options.body = JSON.stringify(body);
+    }
+    if (method) {
+      options.method = method;
+      options.headers["X-CSRFToken"] = csrfToken;
     }
     const response = await fetch(API + path, options);
     let data = null;
@@ -109,8 +113,8 @@
   const ACTIVITY = [["scene_events", "scene"], ["mindblock_events", "mindblock"]];
 
   // Grouped bars, one per kind in each bucket (scene and mindblock events by default), with a y-axis
-  // maximum label.
-  function drawBars(id, series, labelEvery, labelOf, kinds = ACTIVITY) {
+  // maximum label; `bands` (incidents) shade the buckets whose runs they applied to.
+  function drawBars(id, series, labelEvery, labelOf, kinds = ACTIVITY, bands = []) {
     const chart = document.getElementById(id);
     const width = 600, height = 200, left = 36, bottom = 22, top = 8;
     const peak = Math.max(1, ...series.flatMap((p) => kinds.map(([key]) => p[key])));
@@ -122,6 +126,24 @@
       svg("text", { x: left - 4, y: top + 8, class: "tick", "text-anchor": "end" }, String(peak)),
       svg("text", { x: left - 4, y: height - bottom, class: "tick", "text-anchor": "end" }, "0"),
     ];
+    if (series.length > 1 && bands.length) {
+      // A bucket holds the runs whose window ends in it, and a run covering minute (t, t + 1 min]
+      // ends at t + 1 min: an incident over (start, end] is shaded from start + 1 min to end + 1 min.
+      const first = Date.parse(series[0].bucket);
+      const step = Date.parse(series[1].bucket) - first;
+      const at = (ms) => left + ((ms - first + 60000) / step) * slot;
+      bands.forEach((incident) => {
+        const from = Math.max(left, at(Date.parse(incident.starts_at)));
+        const to = Math.min(width, at(Date.parse(incident.ends_at)));
+        if (to <= from) return;
+        const band = svg("rect", {
+          x: from, y: top, width: Math.max(2, to - from), height: height - bottom - top,
+          class: "incident-band",
+        });
+        band.appendChild(svg("title", {}, `Incident ${incident.id}: ${incident.label}`));
+        parts.push(band);
+      });
+    }
     series.forEach((point, index) => {
       const x = left + index * slot;
       const title =
@@ -310,13 +332,15 @@
     // Status and activity are one picture; the insights are drawn apart from it, so that when one
     // side fails the other still shows current numbers. The refresh ends when both are in.
     const [main, extra] = await Promise.allSettled([
-      Promise.all([api("/status"), api("/activity/1"), api("/activity/24")]),
+      Promise.all([api("/status"), api("/activity/1"), api("/activity/24"), api("/incidents")]),
       api("/insights"),
     ]);
-    drawPart(main, ([status, hour, day]) => {
+    drawPart(main, ([status, hour, day, incidents]) => {
       renderStatus(status);
-      drawBars("chart-hour", hour.series, 10, (p) => clock(p.bucket).slice(0, 5));
-      drawBars("chart-day", day.series, 4, (p) => clock(p.bucket).slice(0, 2) + "h");
+      const bands = incidents.incidents.filter((i) => i.ends_at > i.starts_at);
+      drawBars("chart-hour", hour.series, 10, (p) => clock(p.bucket).slice(0, 5), ACTIVITY, bands);
+      drawBars("chart-day", day.series, 4, (p) => clock(p.bucket).slice(0, 2) + "h", ACTIVITY, bands);
+      renderIncidents(incidents.incidents);
       drawShares(day.totals);
       text("refresh-state", "Refreshed " + clock(new Date().toISOString()) + " UTC");
     }, failures);
@@ -364,6 +388,54 @@
       });
     }
     return followUp;
+  }
+
+  // The incidents' table: newest start first, a Cancel button on those not over (for steerers).
+  function renderIncidents(incidents) {
+    const canChange = root.dataset.canChange === "true";
+    const rows = document.getElementById("incidents");
+    if (!incidents.length) {
+      const row = document.createElement("tr");
+      const cell = document.createElement("td");
+      cell.colSpan = 7;
+      cell.textContent = "No incidents.";
+      row.appendChild(cell);
+      rows.replaceChildren(row);
+      return;
+    }
+    rows.replaceChildren(
+      ...incidents.map((incident) => {
+        const row = document.createElement("tr");
+        const changes = [
+          ["error_rate", "errors"], ["abandon_rate", "abandons"], ["sessions_multiplier", "sessions ×"],
+        ]
+          .filter(([key]) => incident[key] !== null)
+          .map(([key, name]) => `${name} ${incident[key]}`)
+          .join(", ");
+        const scope = [incident.template, incident.scene && "scene " + incident.scene]
+          .filter(Boolean)
+          .join(", ") || "every session";
+        const starts = incident.starts_at.slice(0, 16).replace("T", " ");
+        [incident.label, incident.state.replace("_", " "), starts, incident.minutes, changes, scope]
+          .forEach((value) => {
+            const cell = document.createElement("td");
+            cell.textContent = value;
+            row.appendChild(cell);
+          });
+        const action = document.createElement("td");
+        if (canChange && (incident.state === "upcoming" || incident.state === "in_progress")) {
+          const button = document.createElement("button");
+          button.type = "button";
+          button.className = "secondary incident-cancel";
+          button.dataset.incident = incident.id;
+          button.textContent = "Cancel";
+          button.setAttribute("aria-label", `Cancel incident ${incident.label}`);
+          action.appendChild(button);
+        }
+        row.appendChild(action);
+        return row;
+      }),
+    );
   }
 
   function say(message, isError) {
@@ -434,6 +506,55 @@
       say(error.message, true);
     }
     refresh("settings", { afterChange: true });
+  });
+
+  function sayIncident(message, isError) {
+    const element = document.getElementById("incident-message");
+    element.textContent = message;
+    element.className = "message" + (isError ? " message-error" : "");
+  }
+
+  document.getElementById("incident-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    document.querySelectorAll("#incident-form .error").forEach((slot) => (slot.textContent = ""));
+    const value = (id) => document.getElementById("incident-" + id).value.trim();
+    const inMinutes = value("in") === "" ? 0 : Number(value("in"));
+    // The next whole minute, plus the minutes asked for: incidents start on a whole minute.
+    const start = new Date(Math.ceil(Date.now() / 60000) * 60000 + inMinutes * 60000);
+    const body = {
+      starts_at: start.toISOString(),
+      minutes: value("minutes") === "" ? value("minutes") : Number(value("minutes")),
+      label: value("label"),
+    };
+    ["error_rate", "abandon_rate", "sessions_multiplier"].forEach((name) => {
+      if (value(name) !== "") body[name] = Number(value(name));
+    });
+    if (value("template")) body.template = value("template");
+    if (value("scene")) body.scene = value("scene");
+    try {
+      const answer = await api("/incidents", body);
+      sayIncident(`Incident ${answer.incident.id} scheduled from ${clock(answer.incident.starts_at)} UTC.`);
+    } catch (error) {
+      const fields = (error.data && error.data.fields) || {};
+      Object.entries(fields).forEach(([name, messages]) => {
+        const slot = document.getElementById("incident-error-" + name);
+        if (slot) slot.textContent = messages.join(" ");
+      });
+      sayIncident(error.message, true);
+    }
+    refresh("incident", { afterChange: true });
+  });
+
+  document.getElementById("incidents").addEventListener("click", async (event) => {
+    const button = event.target.closest("button[data-incident]");
+    if (!button) return;
+    try {
+      const answer = await api("/incidents/" + button.dataset.incident, undefined, "DELETE");
+      sayIncident(`Incident ${answer.incident.id} cancelled.`);
+    } catch (error) {
+      sayIncident(error.message, true);
+    }
+    refresh("incident", { afterChange: true });
   });
 
   document.getElementById("refresh-now").addEventListener("click", () => refresh("button"));

@@ -1,0 +1,59 @@
+"""What the API, the Studio and the command show of incidents: a few rows, newest first."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.db.models import Q, QuerySet
+
+from synthetics.models import Incident
+
+MAX_LISTED = 200
+
+STATES = {
+    "cancelled": lambda now: Q(cancelled_at__isnull=False),
+    "upcoming": lambda now: Q(cancelled_at__isnull=True, starts_at__gte=now),
+    "in_progress": lambda now: Q(cancelled_at__isnull=True, starts_at__lt=now, ends_at__gte=now),
+    "over": lambda now: Q(cancelled_at__isnull=True, ends_at__lt=now),
+}
+
+
+def incident_state(incident: Incident, *, now: datetime) -> str:
+    """upcoming, in_progress, over or cancelled (the same rules as STATES)."""
+    if incident.cancelled_at is not None:
+        return "cancelled"
+    if now <= incident.starts_at:
+        return "upcoming"
+    if now <= incident.ends_at:
+        return "in_progress"
+    return "over"
+
+
+def _with_state(incidents: QuerySet[Incident] | list[Incident], now: datetime) -> list[Incident]:
+    found = list(incidents)
+    for incident in found:
+        incident.state = incident_state(incident, now=now)
+    return found
+
+
+def incident_list(*, now: datetime, state: str | None = None) -> list[Incident]:
+    """The incidents (only those in `state`), newest start first, at most MAX_LISTED, each with
+    its `state`."""
+    incidents = Incident.objects.select_related("template").order_by("-starts_at", "-id")
+    if state is not None:
+        incidents = incidents.filter(STATES[state](now))
+    return _with_state(incidents[:MAX_LISTED], now)
+
+
+def incidents_between(*, since: datetime, until: datetime, now: datetime) -> list[Incident]:
+    """The incidents that apply somewhere in (since, until] (the charts' shading), oldest first."""
+    incidents = (
+        Incident.objects.select_related("template")
+        .filter(starts_at__lt=until, ends_at__gt=since)
+        .order_by("starts_at", "id")
+    )
+    return _with_state(incidents[:MAX_LISTED], now)
+
+
+def with_state(incident: Incident, *, now: datetime) -> Incident:
+    return _with_state([incident], now)[0]
