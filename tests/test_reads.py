@@ -412,23 +412,20 @@ def test_last_5_min_reads_the_event_tables_only_for_the_runs_across_its_edge(
     for minute in range(9, -1, -1):
         run_scheduled(now=now - timedelta(minutes=minute, seconds=-1))
     at = now + timedelta(seconds=40)
-    read: list[tuple[str, datetime, datetime]] = []
-    for (key, _bounded), prepared in dashboards._EVENTS_PER_RUN.items():
+    read: list[tuple[datetime, datetime]] = []
+    prepared = dashboards._EVENTS_PER_RUN_BOTH
 
-        def recorded(*, _rows=prepared.rows, _key=key, **times):
-            read.append((_key, times["since"], times.get("until")))
-            return _rows(**times)
+    def recorded(*, _rows=prepared.rows, **times):
+        read.append((times["since"], times["until"]))
+        return _rows(**times)
 
-        monkeypatch.setattr(prepared, "rows", recorded)
+    monkeypatch.setattr(prepared, "rows", recorded)
     # when status counts the last five minutes
     counted = dashboards.status_summary(now=at).last_5_min
     # then the event tables were read over the 20 seconds of the minute `since` falls in, not the
     # five minutes: the four runs inside came from the ledger
     since = at - timedelta(minutes=5)
-    assert sorted(read) == [
-        ("mindblock_events", since, now - timedelta(minutes=4)),
-        ("scene_events", since, now - timedelta(minutes=4)),
-    ]
+    assert read == [(since, now - timedelta(minutes=4))]  # both tables in one statement
     # and the count is every row of ours in those five minutes
     assert counted == dashboards.synthetic_event_counts(since=since, until=at)
     assert counted["scene_events"] > 0

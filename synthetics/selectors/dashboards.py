@@ -55,6 +55,24 @@ def _events_per_run(model, *, bounded: bool) -> Prepared:
     return Prepared(build, *(("since", "until") if bounded else ("since",)))
 
 
+def _events_per_run_both() -> Prepared:
+    """Both tables' events per run in (since, until], in one statement (UNION ALL): rows of
+    (0 for scene events or 1 for mindblock events, run id, count)."""
+
+    def build(since: datetime, until: datetime) -> QuerySet:
+        scene, mindblock = (
+            _EVENTS_PER_RUN[key, True]
+            ._build(since=since, until=until)
+            .annotate(kind=Value(index))
+            .values_list("kind", "origin", "n")
+            .order_by()  # none inside a compound statement (SQLite refuses one)
+            for index, key in enumerate(("scene_events", "mindblock_events"))
+        )
+        return scene.union(mindblock, all=True)
+
+    return Prepared(build, "since", "until")
+
+
 _EVENTS_PER_RUN = {
     (key, bounded): _events_per_run(model, bounded=bounded)
     for key, model in (("scene_events", JourneySceneEvent), ("mindblock_events", MindblockEvent))
@@ -87,6 +105,8 @@ def synthetic_event_counts(*, since: datetime, until: datetime | None = None) ->
         for key, counts in per_run.items()
     }
 
+
+_EVENTS_PER_RUN_BOTH = _events_per_run_both()
 
 # The succeeded runs whose window ends after `since`: the runs that can have written an event dated
 # in (since, until]. Few (the window's minutes times the shards), through the status index.
@@ -122,13 +142,11 @@ def written_event_counts(*, since: datetime, until: datetime) -> dict[str, int]:
         elif start < until:
             across.add(run_id)
             spans.append((max(start, since), min(end, until)))
+    keys = tuple(counts)
     for first, last in _merged(spans):
-        for key in counts:
-            counts[key] += sum(
-                n
-                for run_id, n in _EVENTS_PER_RUN[key, True].rows(since=first, until=last)
-                if run_id in across
-            )
+        for kind, run_id, n in _EVENTS_PER_RUN_BOTH.rows(since=first, until=last):
+            if run_id in across:
+                counts[keys[kind]] += n
     return counts
 
 
