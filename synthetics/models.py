@@ -780,6 +780,59 @@ class Incident(TimestampedModel):
         return f"{self.label} ({self.starts_at:%Y-%m-%d %H:%M}, {self.minutes} min)"
 
 
+# The run-duration histogram's upper bounds, in seconds (Prometheus' `le`), and one column each.
+RUN_DURATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+RUN_DURATION_COLUMNS = tuple(f"duration_le_{index}" for index in range(len(RUN_DURATION_BUCKETS)))
+
+
+class SyntheticCounter(models.Model):
+    """Monotonic totals of every run ever recorded, per trigger, status and shard: what /metrics
+    exports as Prometheus counters. Written in each run's own transaction (services.writers.
+    run_counters_add) and never decreased — cleanup and the ledger's pruning leave them alone, so a
+    counter only goes back to zero with the database. Keyed by shard too, so the shards of a split
+    run never wait on each other's row.
+
+    The duration columns are a histogram of scheduled and manual runs' wall-clock seconds
+    (finished_at - started_at): how many runs fell at or below each bound of RUN_DURATION_BUCKETS
+    and above the one before (not cumulative); `timed` counts them all.
+    """
+
+    trigger = models.CharField(max_length=16)
+    status = models.CharField(max_length=16)
+    shard = models.PositiveSmallIntegerField(default=0)
+    runs = models.BigIntegerField(default=0)
+    sessions_started = models.BigIntegerField(default=0)
+    scene_events = models.BigIntegerField(default=0)
+    mindblock_events = models.BigIntegerField(default=0)
+    journeys_completed = models.BigIntegerField(default=0)
+    journeys_abandoned = models.BigIntegerField(default=0)
+    journeys_errored = models.BigIntegerField(default=0)
+    timed = models.BigIntegerField(default=0)
+    duration_seconds = models.FloatField(default=0.0)
+    duration_le_0 = models.BigIntegerField(default=0)
+    duration_le_1 = models.BigIntegerField(default=0)
+    duration_le_2 = models.BigIntegerField(default=0)
+    duration_le_3 = models.BigIntegerField(default=0)
+    duration_le_4 = models.BigIntegerField(default=0)
+    duration_le_5 = models.BigIntegerField(default=0)
+    duration_le_6 = models.BigIntegerField(default=0)
+    duration_le_7 = models.BigIntegerField(default=0)
+    duration_le_8 = models.BigIntegerField(default=0)
+    duration_le_9 = models.BigIntegerField(default=0)
+
+    class Meta:
+        db_table = "synthetic_counters"
+        ordering = ["trigger", "status", "shard"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["trigger", "status", "shard"], name="synthetic_counters_unique_key"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.trigger}/{self.status}/shard {self.shard}: {self.runs} runs"
+
+
 class ThrottleBucket(models.Model):
     """The recent calls of one user to one throttled operation (synthetics.api.throttles)."""
 

@@ -1,8 +1,16 @@
-"""The Synthetics Studio page: the API's read permission; rendered once here, then refreshed by the API."""
+"""The Synthetics Studio page (the API's read permission; rendered once here, then refreshed by the
+API) and /metrics for Prometheus (a bearer token, or loopback only)."""
 
+import ipaddress
+
+from django.conf import settings
+from django.http import HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
+from django.utils.crypto import constant_time_compare
 from django.views.decorators.csrf import ensure_csrf_cookie
+from django.views.decorators.http import require_GET
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 
 from synthetics.api.permissions import can_change_synthetics, synthetics_viewer_required
 from synthetics.engine.run import MAX_MANUAL_TARGET
@@ -15,6 +23,7 @@ from synthetics.models import (
 )
 from synthetics.selectors import dashboards
 from synthetics.selectors.insights import COHORT_WEEKS
+from synthetics.selectors.metrics import metrics_text
 
 REFRESH_SECONDS = 10
 
@@ -43,3 +52,45 @@ def studio(request):
             "title": "Synthetics Studio",
         },
     )
+
+
+_PROXY_HEADERS = ("X-Forwarded-For", "Forwarded", "X-Real-IP")
+
+
+def _direct_from_loopback(request) -> bool:
+    """A request from this machine that no proxy forwarded (a proxy on the same host would make
+    the whole world look like loopback, so a forwarding header refuses it)."""
+    if any(header in request.headers for header in _PROXY_HEADERS):
+        return False
+    try:
+        return ipaddress.ip_address(request.META.get("REMOTE_ADDR", "")).is_loopback
+    except ValueError:
+        return False
+
+
+def _plain(status: int, text: str, **headers) -> HttpResponse:
+    return HttpResponse(
+        text + "\n", status=status, content_type="text/plain; charset=utf-8", headers=headers
+    )
+
+
+@require_GET
+def metrics(request):
+    token = settings.SYNTHETICS_METRICS_TOKEN
+    if token:
+        header = request.headers.get("Authorization", "")
+        scheme, _, given = header.partition(" ")
+        if scheme.lower() != "bearer" or not constant_time_compare(given.strip(), token):
+            return _plain(
+                401,
+                "/metrics needs Authorization: Bearer <SYNTHETICS_METRICS_TOKEN>.",
+                **{"WWW-Authenticate": "Bearer"},
+            )
+    elif not _direct_from_loopback(request):
+        return _plain(
+            403,
+            "/metrics is open to loopback only while SYNTHETICS_METRICS_TOKEN is unset: set it and "
+            "scrape with that bearer token.",
+        )
+    # The classic text format, which every Prometheus since 2.0 reads (our names are plain ASCII).
+    return HttpResponse(metrics_text(), content_type=CONTENT_TYPE_PLAIN_0_0_4)

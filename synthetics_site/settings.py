@@ -323,15 +323,41 @@ SYNTHETICS_CLEANUP_TASK_SECONDS = float(
     os.environ.get("SYNTHETICS_CLEANUP_TASK_SECONDS", str(Q_CLUSTER["timeout"] - 20))
 )
 
+# /metrics (Prometheus): with a token, only `Authorization: Bearer <token>` reads it; without one,
+# only a direct request from loopback (README "Metrics").
+SYNTHETICS_METRICS_TOKEN = os.environ.get("SYNTHETICS_METRICS_TOKEN", "").strip()
+
+
+def _log_format(raw: str) -> str:
+    """SYNTHETICS_LOG_FORMAT: plain (default) or json, or the process refuses to start."""
+    value = raw.strip().lower() or "plain"
+    if value not in {"plain", "json"}:
+        from django.core.exceptions import ImproperlyConfigured
+
+        raise ImproperlyConfigured(f"SYNTHETICS_LOG_FORMAT must be plain or json, got {raw!r}.")
+    return value
+
+
+SYNTHETICS_LOG_FORMAT = _log_format(os.environ.get("SYNTHETICS_LOG_FORMAT", "plain"))
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        # One JSON object a line for log shippers: the same message, plus a run line's fields
+        # (run_id, trigger, status, ...) as keys of their own.
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s",
+            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+        },
+    },
     # stdout, so `make run | grep synthetics` shows one line per run, as the seed's log command did.
     "handlers": {
         "console": {
             "class": "logging.StreamHandler",
-            "formatter": "plain",
+            "formatter": SYNTHETICS_LOG_FORMAT,
             "stream": "ext://sys.stdout",
         }
     },

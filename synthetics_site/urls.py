@@ -1,4 +1,4 @@
-"""URL routes: the admin, the Studio page, the REST API with its OpenAPI schema and docs."""
+"""URL routes: the admin, the Studio page, the REST API with its OpenAPI schema and docs, /metrics."""
 
 from django.contrib import admin
 from django.urls import include, path
@@ -6,12 +6,13 @@ from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from synthetics.api.permissions import synthetics_viewer_required
-from synthetics.views import studio
+from synthetics.views import metrics, studio
 
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="admin:index", permanent=False)),
     path("admin/", admin.site.urls),
     path("studio/", studio, name="studio"),
+    path("metrics", metrics, name="metrics"),
     path("api/synthetics/", include("synthetics.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path(

@@ -75,6 +75,7 @@ from synthetics.services.writers import (
     RenderedOutput,
     ledger_write,
     output_rendered,
+    run_counters_add,
     run_hours_add,
     run_ids_reserve,
     run_output_write,
@@ -534,6 +535,7 @@ def _generate(
             active_journeys=run_inputs.active_journey_count(**where),
             finished_at=timezone.now(),
         )
+        run_counters_add([run])
         transaction.on_commit(lambda: _log(run))
         return run
     if inputs is None:
@@ -612,6 +614,7 @@ def _generate(
     run.finished_at = timezone.now()
     run.save(update_fields=["finished_at"])
     run_hours_add([run])
+    run_counters_add([run])
     transaction.on_commit(lambda: _log(run))
     return run
 
@@ -810,8 +813,9 @@ def _busy_recorded(
         shards=shards,
     )
     try:
-        with sqlite_write_wait(1.0):
+        with sqlite_write_wait(1.0), transaction.atomic():
             run.save()
+            run_counters_add([run])
     except OperationalError as locked:
         if not is_database_locked(locked):
             raise
@@ -853,14 +857,22 @@ def _failure_recorded(
     )
 
     try:
-        run.save()
+        _recorded(run)
     except Exception:
         if connection.in_atomic_block:
             raise  # inside a caller's transaction: reconnecting is not ours to do
         # The connection died with the run (killed backend, interrupted query): reconnect once.
         connection.close()
-        run.save()
+        run.pk = None
+        _recorded(run)
     return run
+
+
+def _recorded(run: SyntheticRun) -> None:
+    """Save a run that wrote nothing, with its count, in one transaction."""
+    with transaction.atomic():
+        run.save()
+        run_counters_add([run])
 
 
 def _log(run: SyntheticRun) -> None:
@@ -883,6 +895,23 @@ def _log(run: SyntheticRun) -> None:
         run.journeys_errored,
         run.active_journeys,
         f" note={run.note!r}" if run.note else "",
+        extra={  # the same fields as keys of their own, for SYNTHETICS_LOG_FORMAT=json
+            "run_id": run.id,
+            "trigger": str(run.trigger),
+            "status": str(run.status),
+            "window_start": run.window_start.isoformat(),
+            "window_end": run.window_end.isoformat(),
+            "shard": run.shard,
+            "shards": run.shards,
+            "sessions_started": run.sessions_started,
+            "scene_events": run.scene_events_created,
+            "mindblock_events": run.mindblock_events_created,
+            "completed": run.journeys_completed,
+            "abandoned": run.journeys_abandoned,
+            "errored": run.journeys_errored,
+            "active": run.active_journeys,
+            "note": run.note,
+        },
     )
 
 
@@ -1125,6 +1154,7 @@ def _write_span(span: _SimulatedSpan, *, deadline: RunDeadline) -> list[Syntheti
             ),
         )
     run_hours_add(runs)
+    run_counters_add(runs)
     transaction.on_commit(lambda: [_log(run) for run in runs])
     return runs
 

@@ -3,6 +3,7 @@ executemany elsewhere; never a row at a time."""
 
 from __future__ import annotations
 
+import bisect
 import io
 import operator
 from collections.abc import Callable, Iterable, Sequence
@@ -17,10 +18,14 @@ from psycopg import copy as psycopg_copy
 from synthetics.engine import EventRecord, JourneyUpdate, NewJourney
 from synthetics.engine.run import next_due
 from synthetics.models import (
+    RUN_DURATION_BUCKETS,
+    RUN_DURATION_COLUMNS,
     Journey,
     JourneySceneEvent,
     MindblockEvent,
     RunStatus,
+    RunTrigger,
+    SyntheticCounter,
     SyntheticRun,
     SyntheticRunHour,
 )
@@ -413,3 +418,56 @@ def run_hours_add(runs: Iterable[SyntheticRun], *, sign: int = 1) -> None:
             )
     if sign < 0:
         SyntheticRunHour.objects.filter(hour__in=list(sums), runs__lte=0).delete()
+
+
+_COUNTED = {
+    "sessions_started": "sessions_started",
+    "scene_events": "scene_events_created",
+    "mindblock_events": "mindblock_events_created",
+    "journeys_completed": "journeys_completed",
+    "journeys_abandoned": "journeys_abandoned",
+    "journeys_errored": "journeys_errored",
+}
+
+
+def run_counters_add(runs: Iterable[SyntheticRun]) -> None:
+    """Add recorded runs (any status) to the monotonic counters (synthetic_counters), in the
+    caller's transaction: one INSERT … ON CONFLICT per key. Scheduled and manual runs with a
+    finished_at also go into the duration histogram (a backfill's minutes share one start)."""
+    rows: dict[tuple[str, str, int], list[float]] = {}
+    width = 1 + len(_COUNTED) + 2 + len(RUN_DURATION_BUCKETS)
+    for run in runs:
+        row = rows.setdefault((str(run.trigger), str(run.status), run.shard or 0), [0] * width)
+        row[0] += 1
+        for position, name in enumerate(_COUNTED.values(), start=1):
+            row[position] += getattr(run, name) or 0
+        if run.trigger != RunTrigger.BACKFILL and run.finished_at and run.started_at:
+            seconds = max(0.0, (run.finished_at - run.started_at).total_seconds())
+            timed = 1 + len(_COUNTED)
+            row[timed] += 1
+            row[timed + 1] += seconds
+            bucket = bisect.bisect_left(RUN_DURATION_BUCKETS, seconds)
+            if bucket < len(RUN_DURATION_BUCKETS):  # above the last bound: only in +Inf
+                row[timed + 2 + bucket] += 1
+    if not rows:
+        return
+    table = connection.ops.quote_name(SyntheticCounter._meta.db_table)
+    columns = (
+        "trigger",
+        "status",
+        "shard",
+        "runs",
+        *_COUNTED,
+        "timed",
+        "duration_seconds",
+        *RUN_DURATION_COLUMNS,
+    )
+    added = ", ".join(f"{name} = {table}.{name} + EXCLUDED.{name}" for name in columns[3:])
+    placeholders = "(" + ", ".join(["%s"] * len(columns)) + ")"
+    with connection.cursor() as cursor:
+        for key, values in sorted(rows.items()):  # one order: no two writers deadlock on keys
+            cursor.execute(
+                f"INSERT INTO {table} ({', '.join(columns)}) VALUES {placeholders} "
+                f"ON CONFLICT (trigger, status, shard) DO UPDATE SET {added}",
+                [*key, *values],
+            )
