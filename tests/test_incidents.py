@@ -276,6 +276,9 @@ def test_overlapping_incidents_are_refused_only_when_they_contradict():
     ):
         with pytest.raises(Conflict, match=f"incident {first.id} .* contradicts"):
             create(starts_at=SOON + timedelta(minutes=5), **fields)
+    # the very same incident again (a request sent twice): refused, naming the first
+    with pytest.raises(Conflict, match=f"incident {first.id} .*sent twice"):
+        create(error_rate=0.5, template="focus-session")
     assert Incident.objects.count() == 5
 
 

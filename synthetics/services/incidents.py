@@ -67,6 +67,14 @@ def _scope(template: JourneyTemplate | None, scene: str) -> _Scope:
     return _Scope(frozenset(JourneyTemplate.objects.values_list("slug", flat=True)))
 
 
+def _same(new: Incident, other: Incident) -> bool:
+    """Whether `other` (not cancelled) is `new` again: a request sent twice."""
+    fields = ("label", "starts_at", "minutes", "template_id", "scene", *EFFECTS)
+    return other.cancelled_at is None and all(
+        getattr(new, field) == getattr(other, field) for field in fields
+    )
+
+
 def _contradiction(new: Incident, other: Incident) -> str:
     """Why `other`, overlapping `new` in time, contradicts it ("" when it does not): their scopes
     meet and they set one value differently, or the same rate in different scenes."""
@@ -206,6 +214,12 @@ def incident_checked(
         .select_related("template")
     )
     for other in overlapping.order_by("id"):
+        if _same(incident, other):
+            raise Conflict(
+                f"incident {other.id} ({other.label!r}) is already this incident: the same "
+                "window, label, values and sessions (sent twice?)",
+                extra={"field": "starts_at"},
+            )
         why = _contradiction(incident, other)
         if why:
             raise Conflict(
@@ -228,7 +242,10 @@ def incident_cancel(*, incident_id: int, now: datetime) -> Incident:
     if incident is None:
         raise IncidentNotFound(f"no incident has the id {incident_id}")
     if incident.cancelled_at is not None:
-        raise Conflict(f"incident {incident.id} was already cancelled at {incident.cancelled_at}")
+        raise Conflict(
+            f"incident {incident.id} was already cancelled at "
+            f"{incident.cancelled_at.isoformat()}"
+        )
     if incident.ends_at <= now:
         raise Conflict(
             f"incident {incident.id} is over (it ended at {incident.ends_at.isoformat()}): its "

@@ -445,8 +445,8 @@
   }
 
   function clearFieldErrors() {
-    document.querySelectorAll(".settings .error").forEach((element) => (element.textContent = ""));
-    document.querySelectorAll(".settings input").forEach((input) => input.removeAttribute("aria-invalid"));
+    document.querySelectorAll("#settings-form .error").forEach((element) => (element.textContent = ""));
+    document.querySelectorAll("#settings-form input").forEach((input) => input.removeAttribute("aria-invalid"));
   }
 
   document.getElementById("toggle").addEventListener("click", async () => {
@@ -514,11 +514,22 @@
     element.className = "message" + (isError ? " message-error" : "");
   }
 
-  document.getElementById("incident-form").addEventListener("submit", async (event) => {
+  const incidentForm = document.getElementById("incident-form");
+  incidentForm.addEventListener("submit", async (event) => {
     event.preventDefault();
-    document.querySelectorAll("#incident-form .error").forEach((slot) => (slot.textContent = ""));
+    const submit = incidentForm.querySelector("button[type=submit]");
+    if (submit.disabled) return; // one request at a time: a double click schedules once
+    incidentForm.querySelectorAll(".error").forEach((slot) => (slot.textContent = ""));
+    incidentForm.querySelectorAll("input, select").forEach((input) => input.removeAttribute("aria-invalid"));
     const value = (id) => document.getElementById("incident-" + id).value.trim();
     const inMinutes = value("in") === "" ? 0 : Number(value("in"));
+    if (!Number.isInteger(inMinutes) || inMinutes < 0) {
+      document.getElementById("incident-error-starts_at").textContent =
+        "Starts in: a whole number of minutes from now, 0 or more.";
+      document.getElementById("incident-in").setAttribute("aria-invalid", "true");
+      sayIncident("Nothing scheduled: see the field above.", true);
+      return;
+    }
     // The next whole minute, plus the minutes asked for: incidents start on a whole minute.
     const start = new Date(Math.ceil(Date.now() / 60000) * 60000 + inMinutes * 60000);
     const body = {
@@ -531,6 +542,7 @@
     });
     if (value("template")) body.template = value("template");
     if (value("scene")) body.scene = value("scene");
+    submit.disabled = true;
     try {
       const answer = await api("/incidents", body);
       sayIncident(`Incident ${answer.incident.id} scheduled from ${clock(answer.incident.starts_at)} UTC.`);
@@ -539,20 +551,26 @@
       Object.entries(fields).forEach(([name, messages]) => {
         const slot = document.getElementById("incident-error-" + name);
         if (slot) slot.textContent = messages.join(" ");
+        const input = document.getElementById("incident-" + (name === "starts_at" ? "in" : name));
+        if (input) input.setAttribute("aria-invalid", "true");
       });
       sayIncident(error.message, true);
+    } finally {
+      submit.disabled = false;
     }
     refresh("incident", { afterChange: true });
   });
 
   document.getElementById("incidents").addEventListener("click", async (event) => {
     const button = event.target.closest("button[data-incident]");
-    if (!button) return;
+    if (!button || button.disabled) return; // a double click cancels once
+    button.disabled = true;
     try {
       const answer = await api("/incidents/" + button.dataset.incident, undefined, "DELETE");
       sayIncident(`Incident ${answer.incident.id} cancelled.`);
     } catch (error) {
       sayIncident(error.message, true);
+      button.disabled = false;
     }
     refresh("incident", { afterChange: true });
   });
