@@ -243,8 +243,7 @@ def incident_cancel(*, incident_id: int, now: datetime) -> Incident:
         raise IncidentNotFound(f"no incident has the id {incident_id}")
     if incident.cancelled_at is not None:
         raise Conflict(
-            f"incident {incident.id} was already cancelled at "
-            f"{incident.cancelled_at.isoformat()}"
+            f"incident {incident.id} was already cancelled at {incident.cancelled_at.isoformat()}"
         )
     if incident.ends_at <= now:
         raise Conflict(
