@@ -23,6 +23,7 @@ from synthetics.admin_tools import (
     OriginFilter,
     TimeLimitedListMixin,
 )
+from synthetics.api.permissions import can_change_synthetics, can_view_synthetics
 from synthetics.db import origin_run_id
 from synthetics.engine.population import LOCALES, PERSONAS
 from synthetics.engine.types import MINDBLOCK_EVENT_TYPES, SCENE_EVENT_TYPES
@@ -45,7 +46,7 @@ from synthetics.models import (
 from synthetics.selectors.incidents import incident_state
 from synthetics.selectors.insights import capacity_summary
 from synthetics.services import run_manual, settings_update
-from synthetics.services.incidents import incident_cancel, incident_checked, incident_create
+from synthetics.services.incidents import incident_cancel, incident_checked
 
 admin.site.site_header = "Synthetics"
 admin.site.site_title = "Synthetics admin"
@@ -296,8 +297,11 @@ class IncidentForm(forms.ModelForm):
         data = super().clean()
         if self.errors:
             return data
+        # The admin validates and saves in one transaction: the settings row's lock, as the
+        # service's create takes it, holds from this check to the save (no other incident between).
+        SyntheticSettings.objects.select_for_update().get(pk=1)
         try:
-            incident_checked(**self._service_fields(data), now=timezone.now())
+            self.checked = incident_checked(**self._service_fields(data), now=timezone.now())
         except ApplicationError as error:
             field = error.extra.get("field")
             self.add_error(field if field in self.fields else None, error.message)
@@ -338,31 +342,37 @@ class IncidentAdmin(admin.ModelAdmin):
     date_hierarchy = None
     actions = ["cancel_incidents"]
 
-    def get_readonly_fields(self, request, obj=None):
-        if obj is None:
-            return ()
-        return (*IncidentForm.Meta.fields, "ends_at", "cancelled_at", "created_by", "created_at")
+    readonly_fields = ("ends_at", "cancelled_at", "created_by", "created_at")
+
+    # Steering the generator is the *change synthetic settings* permission's, here as in the API
+    # and the Studio (not Django's own add/change incident permissions); reading, the view one's.
+    def has_view_permission(self, request, obj=None):
+        return can_view_synthetics(request.user)
+
+    def has_add_permission(self, request):
+        return can_change_synthetics(request.user)
+
+    def has_change_permission(self, request, obj=None):
+        # An incident is never edited (cancel it and schedule another): its page is read-only,
+        # and the list's cancel action needs the permission.
+        return obj is None and can_change_synthetics(request.user)
 
     def has_delete_permission(self, request, obj=None):
         return False  # rows it labelled name it: cancel instead
+
+    def has_module_permission(self, request):
+        return can_view_synthetics(request.user)
 
     @admin.display(description="state")
     def state(self, obj) -> str:
         return incident_state(obj, now=timezone.now()).replace("_", " ")
 
     def save_model(self, request, obj, form, change):
-        if change:
-            return  # an incident is not edited: cancel it and schedule another
-        try:
-            created = incident_create(
-                **IncidentForm._service_fields(form.cleaned_data),
-                now=timezone.now(),
-                created_by=request.user.get_username(),
-            )
-        except ApplicationError as error:  # another incident came in between: say so
-            self.message_user(request, error.message, messages.ERROR)
-            return
-        obj.pk = created.pk
+        # Checked under the settings row's lock by the form's clean(), in this same transaction.
+        checked = form.checked
+        checked.created_by = request.user.get_username()[:150]
+        checked.save()
+        obj.pk = checked.pk
 
     @admin.action(description="Cancel the selected incidents from the current minute on")
     def cancel_incidents(self, request, queryset):

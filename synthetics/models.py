@@ -602,6 +602,14 @@ class SyntheticRun(TimestampedModel):
     finished_at = models.DateTimeField(null=True, blank=True)
     window_start = models.DateTimeField(help_text="Simulated time covered: start (exclusive).")
     window_end = models.DateTimeField(help_text="Simulated time covered: end (inclusive).")
+    events_from = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="The earliest created_at of the events the run wrote (empty: none, or a run "
+        "recorded before this was kept). A run writes the steps of journeys in progress that were "
+        "due before its window too (after a pause, or a manual run before the minute's scheduled "
+        "one), at most 15 minutes before its end (engine.run.STALE_AFTER).",
+    )
     target = models.PositiveIntegerField(null=True, blank=True)
     sessions_started = models.PositiveIntegerField(
         default=0,

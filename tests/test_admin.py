@@ -320,3 +320,61 @@ def test_studio_run_now_offers_at_most_what_a_manual_run_may_start(staff_client,
     settings_update(sessions_per_min=20_000, max_per_run=50_000)
     html = staff_client.get("/studio/").content.decode()
     assert 'max="1000" value="1000" data-manual-limit="1000"' in html
+
+
+# --- incidents: scheduled with the service's checks, never edited, cancelled by an action ----------
+
+
+def _incident_form(**changes):
+    starts = (timezone.now() + timedelta(minutes=5)).replace(second=0, microsecond=0)
+    form = {
+        "label": "checkout errors",
+        "starts_at_0": starts.strftime("%Y-%m-%d"),
+        "starts_at_1": starts.strftime("%H:%M:%S"),
+        "minutes": "10",
+        "error_rate": "0.5",
+        "abandon_rate": "",
+        "sessions_multiplier": "",
+        "template": "focus-session",
+        "scene": "",
+    }
+    return {**form, **changes}, starts
+
+
+def test_the_admin_schedules_an_incident_with_the_services_checks(staff_client, sim_users):
+    from synthetics.models import Incident
+
+    url = reverse("admin:synthetics_incident_add")
+    # a refusal of the service shows under its field and saves nothing
+    bad, _ = _incident_form(scene="reflection", sessions_multiplier="2", error_rate="")
+    response = staff_client.post(url, bad)
+    assert response.status_code == 200
+    assert "cannot be limited to a scene" in response.content.decode()
+    assert not Incident.objects.exists()
+    # a good one is saved as the service checked it (its end, who asked)
+    good, starts = _incident_form()
+    response = staff_client.post(url, good)
+    assert response.status_code == 302, response.content.decode()[:2000]
+    incident = Incident.objects.get()
+    assert incident.starts_at == starts and incident.ends_at == starts + timedelta(minutes=10)
+    assert incident.template.slug == "focus-session" and incident.created_by
+    # its page is read-only, and the cancel action stops it
+    change = staff_client.get(reverse("admin:synthetics_incident_change", args=[incident.id]))
+    assert change.status_code == 200 and b'name="label"' not in change.content
+    staff_client.post(
+        reverse("admin:synthetics_incident_changelist"),
+        {"action": "cancel_incidents", "_selected_action": [incident.id]},
+    )
+    incident.refresh_from_db()
+    assert incident.cancelled_at is not None and incident.ends_at == incident.starts_at
+
+
+def test_incidents_in_the_admin_follow_the_synthetics_permissions(client, sim_users):
+    adder = UserFactory(is_staff=True)
+    adder.user_permissions.add(Permission.objects.get(codename="add_incident"))
+    client.force_login(adder)
+    assert client.get(reverse("admin:synthetics_incident_add")).status_code == 403
+    steerer = UserFactory(is_staff=True)
+    steerer.user_permissions.add(Permission.objects.get(codename="change_syntheticsettings"))
+    client.force_login(steerer)
+    assert client.get(reverse("admin:synthetics_incident_add")).status_code == 200

@@ -1,5 +1,7 @@
 """The permission matrix: who gets what on every endpoint, and a denied request changes nothing."""
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
 from django.contrib.auth.models import Permission
 from django.utils.crypto import get_random_string
@@ -12,6 +14,7 @@ from tests.helpers import database_state
 pytestmark = pytest.mark.django_db
 API = "/api/synthetics"
 
+IN_A_MONTH = (datetime.now(UTC) + timedelta(days=30)).strftime("%Y-%m-%dT%H:%M:00Z")
 ENDPOINTS = {
     "status": ("get", "status", None),
     "activity": ("get", "activity/24", None),
@@ -25,7 +28,7 @@ ENDPOINTS = {
     "incident-create": (
         "post",
         "incidents",
-        {"starts_at": "2099-01-01T00:00:00Z", "minutes": 5, "label": "drill", "error_rate": 0.5},
+        {"starts_at": IN_A_MONTH, "minutes": 5, "label": "drill", "error_rate": 0.5},
     ),
 }
 READS = {"status", "activity", "sim-users", "insights", "incidents"}

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.apps import apps
 from django.db import connection
-from django.db.models import Max, Min, Q, Sum
+from django.db.models import F, Max, Min, Q, Sum
 from django.db.models.functions import TruncHour
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
@@ -360,15 +360,30 @@ def test_the_events_runs_wrote_are_the_events_the_tag_index_counts_for_any_windo
     for minute in range(10, 16):
         for shard in (2, 0, 1):
             run_scheduled(now=start + timedelta(minutes=minute, seconds=11), shard=shard, shards=3)
+    # a manual run before its minute's scheduled run (it writes the steps due since the minute
+    # began, before its own window), a pause and a resume (the first run after it writes the steps
+    # due while paused), and a gap longer than the catch-up bound
+    for minute in range(16, 19):
+        run_manual(target=2, now=start + timedelta(minutes=minute, seconds=3))
+        run_scheduled(now=start + timedelta(minutes=minute, seconds=40))
+    settings_update(enabled=False)
+    for minute in range(19, 23):
+        run_scheduled(now=start + timedelta(minutes=minute, seconds=9))
+    settings_update(enabled=True)
+    for minute in (23, 24, 38):
+        run_scheduled(now=start + timedelta(minutes=minute, seconds=9))
     SyntheticRunFactory(
         status=RunStatus.FAILED,
         window_start=start + timedelta(minutes=5),
         window_end=start + timedelta(minutes=6),
     )
     runs = SyntheticRun.objects.filter(status=RunStatus.SUCCEEDED)
-    assert runs.filter(trigger="manual").count() == 3 and runs.filter(shards=3).count() == 18
+    assert runs.filter(trigger="manual").count() == 6 and runs.filter(shards=3).count() == 18
+    # (runs that wrote steps due before their window: the case a window-only rule gets wrong; the
+    # run after the pause writes the steps due during it of the ~28 journeys then in progress)
+    assert runs.filter(events_from__lte=F("window_start")).exists()
     first = runs.order_by("window_start").values_list("window_start", flat=True)[0]
-    span = (start + timedelta(minutes=17) - first).total_seconds()
+    span = (start + timedelta(minutes=40) - first).total_seconds()
 
     # then for any window (since, until] inside and around the history, down to the microsecond,
     # the ledger's counts of whole runs plus the tag index over the runs across its edges are the

@@ -184,11 +184,11 @@ class StrictDateTimeField(serializers.DateTimeField):
             self.fail("invalid", input=data)
         try:
             value = datetime.fromisoformat(data)
-        except ValueError:
+            if value.tzinfo is None or value.utcoffset() is None:
+                self.fail("invalid", input=data)
+            return value.astimezone(UTC)
+        except (ValueError, OverflowError):  # (UTC of 9999-12-31T23:59-01:00 is past year 9999)
             self.fail("invalid", input=data)
-        if value.tzinfo is None or value.utcoffset() is None:
-            self.fail("invalid", input=data)
-        return value.astimezone(UTC)
 
 
 class IncidentInput(StrictInputSerializer):
@@ -230,12 +230,21 @@ class IncidentListQuery(serializers.Serializer):
         required=False,
         help_text="Only incidents in this state.",
     )
+    hours = serializers.IntegerField(
+        required=False,
+        min_value=1,
+        max_value=720,
+        help_text="Only incidents not over before this many hours ago (what a chart of the last "
+        "hours shades), upcoming ones included.",
+    )
 
     def to_internal_value(self, data):
         if hasattr(data, "get") and data.get("state") == "":  # DRF would read it as absent
             raise serializers.ValidationError(
                 {"state": ["Must be one of: upcoming, in_progress, over, cancelled."]}
             )
+        if hasattr(data, "get") and data.get("hours") == "":
+            raise serializers.ValidationError({"hours": ["Must be a whole number from 1 to 720."]})
         return super().to_internal_value(data)
 
 

@@ -279,7 +279,9 @@ class IncidentsView(SyntheticsView):
         query = io.IncidentListQuery(data=request.query_params)
         query.is_valid(raise_exception=True)
         found = incidents_selectors.incident_list(
-            now=timezone.now(), state=query.validated_data.get("state")
+            now=timezone.now(),
+            state=query.validated_data.get("state"),
+            hours=query.validated_data.get("hours"),
         )
         return Response(io.IncidentListResponse({"incidents": found}).data)
 

@@ -61,8 +61,12 @@ class SessionIncident:
 
     settings: GeneratorSettings  # the settings with the incidents' rates
     tags: tuple[dict, ...]  # {"id", "label"} of each, by id
-    stop_scene: str = ""  # where an outcome the incident drew happens ("" = the funnel decides)
-    stopping: frozenset[str] = frozenset()  # the outcomes whose rate a scene incident set
+    # Where an outcome whose rate a scene's incident set happens: {"errored": slug, ...}; an
+    # outcome not in it stops where the template's funnel says.
+    stop_scenes: tuple[tuple[str, str], ...] = ()
+
+    def stop_scene(self, outcome: str) -> str:
+        return dict(self.stop_scenes).get(outcome, "")
 
     def marked(self, plan: Plan) -> Plan:
         """The plan with every step's payload naming the incidents."""
@@ -112,9 +116,11 @@ class Incidents:
         """The rate of new sessions at `at_ms` relative to the settings': each template's share
         of the sessions times its multiplier."""
         multipliers = [self.multiplier(template, at_ms) for template in self._templates]
-        if all(multiplier == 1.0 for multiplier in multipliers):
-            return 1.0  # exactly: no sum of shares that rounds to 0.9999999999999999
-        return sum(share * m for share, m in zip(self._shares, multipliers, strict=True))
+        if not multipliers:
+            return 1.0
+        if all(m == multipliers[0] for m in multipliers):
+            return multipliers[0]  # exactly: not a sum of shares that rounds to 1.7000000000000002
+        return math.fsum(share * m for share, m in zip(self._shares, multipliers, strict=True))
 
     def _segments(self, start_ms: int, end_ms: int) -> list[tuple[int, int, float]]:
         """(start, end] split where an incident starts or ends, each piece with its factor."""
@@ -160,25 +166,25 @@ class Incidents:
         if not found:
             return None
         error_rate, abandon_rate = settings.error_rate, settings.abandon_rate
-        stop_scene, stopping = "", set()
+        stops: dict[str, str] = {}
         for spec in found:
             if spec.error_rate is not None:
                 error_rate = spec.error_rate
                 if spec.scene:
-                    stop_scene, stopping = spec.scene, stopping | {"errored"}
+                    stops["errored"] = spec.scene
             if spec.abandon_rate is not None:
                 abandon_rate = spec.abandon_rate
                 if spec.scene:
-                    stop_scene, stopping = spec.scene, stopping | {"abandoned"}
+                    stops["abandoned"] = spec.scene
         return SessionIncident(
             settings=replace(settings, error_rate=error_rate, abandon_rate=abandon_rate),
             tags=tuple(spec.tag for spec in found),
-            stop_scene=stop_scene,
-            stopping=frozenset(stopping),
+            stop_scenes=tuple(sorted(stops.items())),
         )
 
 
 def lifted_cap(cap: int, factor: float) -> int:
     """A run's cap under a surge: raised by the surge's factor, never lowered (a drop lowers the
     mean, and the cap stays what the settings say)."""
-    return max(cap, math.ceil(cap * factor)) if factor > 1 else cap
+    # (rounded to 9 places first: a factor a rounding error above a whole multiple lifts no further)
+    return max(cap, math.ceil(round(cap * factor, 9))) if factor > 1 else cap

@@ -126,8 +126,8 @@ def plan_journey(
     scenes = template.scenes
     # The scene where an abandoned session is left, or where an errored one fails.
     stop_index = _stop_index(rng, scenes, outcome)
-    if incident is not None and outcome in incident.stopping:
-        stop_index = next(i for i, s in enumerate(scenes) if s.slug == incident.stop_scene)
+    if incident is not None and incident.stop_scene(outcome):
+        stop_index = next(i for i, s in enumerate(scenes) if s.slug == incident.stop_scene(outcome))
     multiplier = (
         PERSONA_BY_SLUG[persona].mindblock_multiplier if persona in PERSONA_BY_SLUG else 1.0
     )

@@ -338,7 +338,11 @@ def simulate_run(
         if incidents is not None:
             incidents = incidents.over(window_ms, now_ms)
         span_ms = now_ms - window_ms
-        if incidents is None:
+        # Sessions asked for where incidents stop every new session (a multiplier of 0 over the
+        # whole window: only a manual run's exact target gets here) start as without a multiplier;
+        # the incidents' rates and labels still apply to them.
+        spread = incidents is not None and incidents.window_factor(window_ms, now_ms) > 0
+        if not spread:
             starts = sorted(
                 window_ms + int(rng.random() * span_ms) + (1 if span_ms else 0) for _ in chosen
             )
@@ -351,7 +355,7 @@ def simulate_run(
             if incidents is None:
                 template = weighted_choice(rng, templates, popularity)
             else:
-                weights = incidents.template_weights(templates, start_ms)
+                weights = incidents.template_weights(templates, start_ms) if spread else popularity
                 template = weighted_choice(rng, templates, weights)
                 incident = incidents.session(template, start_ms, settings)
             plan = plan_journey(

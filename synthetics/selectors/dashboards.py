@@ -14,6 +14,7 @@ from django.http import Http404
 from django.shortcuts import get_object_or_404
 
 from synthetics.db import TAG_TRUE, SyntheticOrigin, SyntheticTag
+from synthetics.engine.run import STALE_AFTER
 from synthetics.models import (
     CleanupJob,
     Journey,
@@ -107,6 +108,7 @@ def synthetic_event_counts(*, since: datetime, until: datetime | None = None) ->
 
 
 _EVENTS_PER_RUN_BOTH = _events_per_run_both()
+EPSILON = timedelta(microseconds=1)  # (start, end] holds an event dated at start + 1 µs
 
 # The succeeded runs whose window ends after `since`: the runs that can have written an event dated
 # in (since, until]. Few (the window's minutes times the shards), through the status index.
@@ -114,7 +116,12 @@ _RUNS_ENDING_AFTER = Prepared(
     lambda since: SyntheticRun.objects.filter(
         status=RunStatus.SUCCEEDED, window_end__gt=since
     ).values_list(
-        "id", "window_start", "window_end", "scene_events_created", "mindblock_events_created"
+        "id",
+        "window_start",
+        "window_end",
+        "events_from",
+        "scene_events_created",
+        "mindblock_events_created",
     ),
     "since",
 )
@@ -124,18 +131,27 @@ def written_event_counts(*, since: datetime, until: datetime) -> dict[str, int]:
     """The scene and mindblock events succeeded runs wrote with created_at in (since, until], at a
     cost bounded by the runs, not by the rate (status's `last_5_min`).
 
-    A run writes its events inside its own window (window_start, window_end] (the engine's rule,
-    tested; cleanup relies on it too). So a run whose window lies inside (since, until] wrote its
-    ledger counts there, and only the runs across an edge of the window (at a steady rate, the
-    minute `since` falls in) have their rows counted through the tag index, over just the part of
-    the window they cover. Equal to `synthetic_event_counts` while the tables hold what the runs
-    wrote (a property test over histories with shards, catch-up and manual runs); rows deleted or
+    A run writes its events in [events_from, window_end] (its ledger row keeps the earliest; the
+    steps of journeys in progress that were due before its window come first, after a pause or a
+    manual run). So a run whose events all lie inside (since, until] wrote its ledger counts
+    there, and only the runs across an edge of the window (at a steady rate, the minute `since`
+    falls in) have their rows counted through the tag index, over just the part of the window
+    they cover. Equal to `synthetic_event_counts` while the tables hold what the runs wrote (a
+    property test over histories with shards, catch-up, pauses and manual runs); rows deleted or
     forged by hand inside the last minutes are not seen, where the full count would see them.
     """
     counts = {"scene_events": 0, "mindblock_events": 0}
     across: set[int] = set()
     spans: list[tuple[datetime, datetime]] = []
-    for run_id, start, end, scene, mindblock in _RUNS_ENDING_AFTER.rows(since=since):
+    for run_id, window_start, end, events_from, scene, mindblock in _RUNS_ENDING_AFTER.rows(
+        since=since
+    ):
+        if not scene and not mindblock:
+            continue
+        # From just before its earliest event (a run recorded before events_from was kept: as
+        # early as the engine ever writes, STALE_AFTER before its end).
+        first = events_from - EPSILON if events_from is not None else end - STALE_AFTER
+        start = min(window_start, first)
         if since <= start and end <= until:
             counts["scene_events"] += scene
             counts["mindblock_events"] += mindblock

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.db.models import Q, QuerySet
 
@@ -36,22 +36,17 @@ def _with_state(incidents: QuerySet[Incident] | list[Incident], now: datetime) -
     return found
 
 
-def incident_list(*, now: datetime, state: str | None = None) -> list[Incident]:
-    """The incidents (only those in `state`), newest start first, at most MAX_LISTED, each with
-    its `state`."""
+def incident_list(
+    *, now: datetime, state: str | None = None, hours: int | None = None
+) -> list[Incident]:
+    """The incidents (only those in `state`; with `hours`, only those not over before now - hours:
+    what the charts of the last hours shade, and what is to come), newest start first, at most
+    MAX_LISTED, each with its `state`."""
     incidents = Incident.objects.select_related("template").order_by("-starts_at", "-id")
     if state is not None:
         incidents = incidents.filter(STATES[state](now))
-    return _with_state(incidents[:MAX_LISTED], now)
-
-
-def incidents_between(*, since: datetime, until: datetime, now: datetime) -> list[Incident]:
-    """The incidents that apply somewhere in (since, until] (the charts' shading), oldest first."""
-    incidents = (
-        Incident.objects.select_related("template")
-        .filter(starts_at__lt=until, ends_at__gt=since)
-        .order_by("starts_at", "id")
-    )
+    if hours is not None:
+        incidents = incidents.filter(ends_at__gt=now - timedelta(hours=hours))
     return _with_state(incidents[:MAX_LISTED], now)
 
 

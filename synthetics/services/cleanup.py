@@ -23,10 +23,20 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Exists, OuterRef, QuerySet, TextField
+from django.db.models import (
+    DateTimeField,
+    Exists,
+    ExpressionWrapper,
+    F,
+    OuterRef,
+    QuerySet,
+    TextField,
+)
 from django.db.models.expressions import RawSQL
+from django.db.models.functions import Coalesce, Least
 
 from synthetics.db import TAG_TRUE, SyntheticOrigin, SyntheticTag
+from synthetics.engine.run import STALE_AFTER as SESSION_STALE_AFTER
 from synthetics.errors import Conflict, whole_number_required
 from synthetics.models import (
     CleanupJob,
@@ -396,27 +406,45 @@ def cleanup_job_hand_off(job_id: int) -> None:
 
 
 def _tagged_events_of_run(model) -> QuerySet:
-    """Events that carry the boolean tag and name the outer run, dated inside its window."""
+    """Events that carry the boolean tag and name the outer run, dated where it writes: from its
+    `events_start` (annotated by _runs_unnamed) to the end of its window."""
     return (
         model.objects.alias(
             tag=SyntheticTag("event_payload"), origin=SyntheticOrigin("event_payload")
         )
         .filter(tag=TAG_TRUE, origin=OuterRef("pk"))
-        .filter(created_at__gt=OuterRef("window_start"), created_at__lte=OuterRef("window_end"))
+        .filter(created_at__gt=OuterRef("events_start"), created_at__lte=OuterRef("window_end"))
     )
 
 
-def _runs_unnamed(cutoff: datetime) -> QuerySet[SyntheticRun]:
-    """Succeeded runs that ended before the cutoff and that no journey and no tagged event in their
-    window names (asked once the events and journeys are gone: the real run's last stage).
+# Where a run's events can begin: its window's start, or before it its earliest event (a run
+# writes the due steps of journeys in progress, at most SESSION_STALE_AFTER (15 minutes) before its
+# end; a run recorded
+# before events_from was kept is assumed to reach that far).
+_EVENTS_START = Least(
+    F("window_start"),
+    Coalesce(
+        ExpressionWrapper(
+            F("events_from") - timedelta(microseconds=1), output_field=DateTimeField()
+        ),
+        ExpressionWrapper(F("window_end") - SESSION_STALE_AFTER, output_field=DateTimeField()),
+    ),
+)
 
-    A run writes its events inside its own window (the engine's rule, tested), so once its events
-    are gone, a probe of the tag index over the window finds none. A row dated outside the window
-    that names the run (only a forged one can) would read as real once the run is gone, so it is
-    never deleted by a later cleanup: the safe direction. Runs that wrote nothing (skipped, failed)
-    are the scheduled runs' to prune, after 30 days (services/runs.py).
+
+def _runs_unnamed(cutoff: datetime) -> QuerySet[SyntheticRun]:
+    """Succeeded runs that ended before the cutoff and that no journey and no tagged event where it
+    writes names (asked once the events and journeys are gone: the real run's last stage).
+
+    A run writes its events from its `events_from` (or its window's start) to its window's end,
+    so once its events are gone, a probe of the tag index over that stretch finds none. A row
+    dated outside it that names the run (only a forged one can) would read as real once the run is
+    gone, so it is never deleted by a later cleanup: the safe direction. Runs that wrote nothing
+    (skipped, failed) are the scheduled runs' to prune, after 30 days (services/runs.py).
     """
-    runs = SyntheticRun.objects.filter(status=RunStatus.SUCCEEDED, window_end__lt=cutoff)
+    runs = SyntheticRun.objects.filter(status=RunStatus.SUCCEEDED, window_end__lt=cutoff).annotate(
+        events_start=_EVENTS_START
+    )
     runs = runs.exclude(Exists(Journey.objects.filter(run=OuterRef("pk"))))
     for model in (JourneySceneEvent, MindblockEvent):
         runs = runs.exclude(Exists(_tagged_events_of_run(model)))

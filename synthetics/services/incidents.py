@@ -24,10 +24,15 @@ from synthetics.models import (
     Scene,
     SyntheticSettings,
 )
+from synthetics.selectors import run_inputs
 from synthetics.services.runs import MAX_CATCH_UP_MINUTES, floor_minute
 
 MAX_LABEL_LENGTH = 100
 EFFECTS = ("error_rate", "abandon_rate", "sessions_multiplier")
+# How far from now an incident may start: a year either way (a backfill reaches a year back).
+MAX_DISTANCE = timedelta(days=366)
+# Incidents in force at once over any minute: each one is a check per session and a tag per event.
+MAX_OVERLAPPING = 20
 
 
 class IncidentNotFound(NotFound):
@@ -91,6 +96,10 @@ def _contradiction(new: Incident, other: Incident) -> str:
             return f"it sets {field} {theirs:g}, this one {mine:g}"
         if field != "sessions_multiplier" and new.scene != other.scene:
             return f"it sets {field} in scene {other.scene or '(any)'}, this one in {new.scene or '(any)'}"
+    errors = new.error_rate if new.error_rate is not None else other.error_rate
+    abandons = new.abandon_rate if new.abandon_rate is not None else other.abandon_rate
+    if errors is not None and abandons is not None and errors + abandons > 1:
+        return f"together they set error_rate {errors:g} and abandon_rate {abandons:g}, over 1"
     return ""
 
 
@@ -136,6 +145,11 @@ def incident_checked(
         raise _refused("label", f"label must be at most {MAX_LABEL_LENGTH} characters")
     if not isinstance(starts_at, datetime) or starts_at.tzinfo is None:
         raise _refused("starts_at", "starts_at must be a date and time with a time zone")
+    if not now - MAX_DISTANCE <= starts_at <= now + MAX_DISTANCE:
+        raise _refused(
+            "starts_at",
+            f"starts_at must be within a year of now, got {starts_at.isoformat()}",
+        )
     if starts_at.second or starts_at.microsecond:
         raise _refused(
             "starts_at",
@@ -175,6 +189,10 @@ def incident_checked(
         template_row = JourneyTemplate.objects.filter(slug=template).first()
         if template_row is None:
             raise _refused("template", f"no journey template has the slug {template!r}")
+        if not template_row.is_active:
+            raise _refused(
+                "template", f"journey template {template!r} is inactive: no session would use it"
+            )
     scene = scene or ""
     if scene:
         scenes = Scene.objects.filter(slug=scene)
@@ -190,14 +208,19 @@ def incident_checked(
                 "give a template instead",
             )
     ends_at = starts_at + timedelta(minutes=minutes)
-    reach = floor_minute(now) - timedelta(minutes=MAX_CATCH_UP_MINUTES)
-    if ends_at <= reach and not allow_past:
-        raise _refused(
-            "starts_at",
-            f"the incident would end at {ends_at.isoformat()}, before the earliest minute the "
-            f"schedule can still cover ({reach.isoformat()}): no run would write it. For history, "
-            "create it with `manage.py incidents add --past` and backfill its range",
-        )
+    if not allow_past:
+        reach = floor_minute(now) - timedelta(minutes=MAX_CATCH_UP_MINUTES)
+        covered = run_inputs.covered_until()
+        if covered is not None and covered > reach:
+            reach = covered
+        if ends_at <= reach:
+            raise _refused(
+                "starts_at",
+                f"the incident would end at {ends_at.isoformat()}, but runs have covered (or "
+                f"can no longer cover) every minute up to {reach.isoformat()}: no run would "
+                "write it. For history, create it with `manage.py incidents add --past` and "
+                "backfill a range no run has covered yet (or cleaned up)",
+            )
     incident = Incident(
         label=label,
         starts_at=starts_at,
@@ -213,7 +236,13 @@ def incident_checked(
         .filter(ends_at__gt=F("starts_at"))  # not one cancelled before it began
         .select_related("template")
     )
-    for other in overlapping.order_by("id"):
+    others = list(overlapping.order_by("id")[: MAX_OVERLAPPING + 1])
+    if len(others) >= MAX_OVERLAPPING:
+        raise Conflict(
+            f"{MAX_OVERLAPPING} incidents already overlap this window: cancel some first",
+            extra={"field": "starts_at"},
+        )
+    for other in others:
         if _same(incident, other):
             raise Conflict(
                 f"incident {other.id} ({other.label!r}) is already this incident: the same "
@@ -234,9 +263,10 @@ def incident_checked(
 
 @transaction.atomic
 def incident_cancel(*, incident_id: int, now: datetime) -> Incident:
-    """Stop an incident from the current minute on: one not started never applies, one in
-    progress applies up to the last whole minute (the minutes already generated keep their rows).
-    Refused for one already over or already cancelled (Conflict)."""
+    """Stop an incident after the current minute: one not started never applies, one in progress
+    applies up to the end of the minute under way (runs of this minute may have used it already;
+    the minutes after it never will). Refused for one already over or already cancelled
+    (Conflict)."""
     SyntheticSettings.objects.select_for_update().get(pk=1)
     incident = Incident.objects.select_for_update().filter(pk=incident_id).first()
     if incident is None:
@@ -251,6 +281,8 @@ def incident_cancel(*, incident_id: int, now: datetime) -> Incident:
             "rows are written and stay labelled"
         )
     incident.cancelled_at = now
-    incident.ends_at = max(incident.starts_at, floor_minute(now))
+    incident.ends_at = max(
+        incident.starts_at, min(incident.ends_at, floor_minute(now) + timedelta(minutes=1))
+    )
     incident.save(update_fields=["cancelled_at", "ends_at", "updated_at"])
     return incident

@@ -658,6 +658,8 @@ def _ledger_counts(outcome: RunOutcome, *, sessions: int, changes: PoolChanges) 
         "journeys_abandoned": outcome.finished("abandoned"),
         "journeys_errored": outcome.finished("errored"),
         "active_journeys": outcome.active_after,
+        # the engine sorts a run's events by created_at
+        "events_from": outcome.events[0].created_at if outcome.events else None,
         "users_signed_up": len(changes.newcomers),
         "users_churned": len(changes.churned),
         "note": (

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from django.core.cache import cache
+from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.utils import timezone
 
-from synthetics.models import SyntheticSettings
+from synthetics.models import Incident, SyntheticSettings
 from synthetics.selectors import insights
 
 
@@ -42,7 +44,29 @@ def settings_update(
         if value is not None:
             setattr(row, field, value)
     row.full_clean()
+    _incidents_still_fit(row)
     row.save()
     # The insights (rhythm, capacity) are computed from the settings: the next read recomputes them.
     transaction.on_commit(lambda: cache.delete(insights.CACHE_KEY))
     return row
+
+
+def _incidents_still_fit(row: SyntheticSettings) -> None:
+    """An incident not over that sets one rate keeps the setting's other one: together they may not
+    exceed 1 (services.incidents checks the same when the incident is created)."""
+    for incident in Incident.objects.filter(
+        ends_at__gt=timezone.now(), cancelled_at__isnull=True
+    ).exclude(error_rate__isnull=True, abandon_rate__isnull=True):
+        errors = incident.error_rate if incident.error_rate is not None else row.error_rate
+        abandons = incident.abandon_rate if incident.abandon_rate is not None else row.abandon_rate
+        if errors + abandons > 1:
+            field = "abandon_rate" if incident.error_rate is not None else "error_rate"
+            raise ValidationError(
+                {
+                    field: [
+                        f"incident {incident.id} ({incident.label!r}, until "
+                        f"{incident.ends_at.isoformat()}) sets the other rate: with it, "
+                        f"error_rate {errors:g} + abandon_rate {abandons:g} would exceed 1"
+                    ]
+                }
+            )

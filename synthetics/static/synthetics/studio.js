@@ -331,20 +331,24 @@
     const failures = [];
     // Status and activity are one picture; the insights are drawn apart from it, so that when one
     // side fails the other still shows current numbers. The refresh ends when both are in.
-    const [main, extra] = await Promise.allSettled([
-      Promise.all([api("/status"), api("/activity/1"), api("/activity/24"), api("/incidents")]),
+    // The incidents are fetched beside them: when that fails, the numbers and charts still show
+    // (without bands), and the failure is named.
+    const [main, extra, listed] = await Promise.allSettled([
+      Promise.all([api("/status"), api("/activity/1"), api("/activity/24")]),
       api("/insights"),
+      api("/incidents?hours=24"),
     ]);
-    drawPart(main, ([status, hour, day, incidents]) => {
+    const incidents = listed.status === "fulfilled" ? listed.value.incidents : [];
+    drawPart(main, ([status, hour, day]) => {
       renderStatus(status);
-      const bands = incidents.incidents.filter((i) => i.ends_at > i.starts_at);
+      const bands = incidents.filter((i) => i.ends_at > i.starts_at);
       drawBars("chart-hour", hour.series, 10, (p) => clock(p.bucket).slice(0, 5), ACTIVITY, bands);
       drawBars("chart-day", day.series, 4, (p) => clock(p.bucket).slice(0, 2) + "h", ACTIVITY, bands);
-      renderIncidents(incidents.incidents);
       drawShares(day.totals);
       text("refresh-state", "Refreshed " + clock(new Date().toISOString()) + " UTC");
     }, failures);
     drawPart(extra, renderInsights, failures, "insights");
+    drawPart(listed, (answer) => renderIncidents(answer.incidents), failures, "incidents");
     const banner = document.getElementById("refresh-error");
     banner.hidden = !failures.length;
     if (failures.length) {
