@@ -841,6 +841,24 @@ class SyntheticCounter(models.Model):
         return f"{self.trigger}/{self.status}/shard {self.shard}: {self.runs} runs"
 
 
+class SyntheticFidelity(models.Model):
+    """The last hour's expected-versus-observed verdict, one row (id 1), written after each
+    scheduled minute by the worker (services.expectations.fidelity_refresh): status reads it with
+    its other scalars, /metrics exports its ratios, so neither recomputes it per request."""
+
+    verdict = models.CharField(max_length=16, default="unknown")  # ok, drifting, unknown
+    metric = models.CharField(max_length=32, blank=True, help_text="The first metric drifting.")
+    hours = models.PositiveSmallIntegerField(default=1)
+    checks = models.JSONField(default=list, help_text="Each metric's expected, interval, observed.")
+    computed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        db_table = "synthetic_fidelity"
+
+    def __str__(self) -> str:
+        return f"fidelity {self.verdict} ({self.computed_at})"
+
+
 class ThrottleBucket(models.Model):
     """The recent calls of one user to one throttled operation (synthetics.api.throttles)."""
 

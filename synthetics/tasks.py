@@ -15,6 +15,7 @@ from synthetics.errors import RunFailed
 from synthetics.models import CleanupStatus
 from synthetics.services import run_scheduled
 from synthetics.services.cleanup import cleanup_job_hand_off, cleanup_job_work
+from synthetics.services.expectations import fidelity_refresh
 from synthetics.services.maintenance import tables_tidy
 
 logger = logging.getLogger("synthetics")
@@ -49,8 +50,18 @@ def scheduled_run() -> dict:
             for shard in range(1, shards)
         ]
         result = {"shards": shards, "queued": queued, **_result(now=now, shards=shards)}
+    _fidelity_refreshed()
     _tidied(started)
     return result
+
+
+def _fidelity_refreshed() -> None:
+    """The last hour's expected-versus-observed verdict, kept for status and /metrics (services.
+    expectations); a failure is logged and never fails the task."""
+    try:
+        fidelity_refresh(now=timezone.now())
+    except Exception:
+        logger.exception("synthetics fidelity: could not compute expected versus observed")
 
 
 def _tidied(started: float) -> None:

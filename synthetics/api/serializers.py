@@ -10,6 +10,7 @@ from django.http import QueryDict
 from django.utils import timezone
 from rest_framework import serializers
 
+from synthetics.engine.expectations import METRICS as EXPECTATION_METRICS
 from synthetics.engine.population import PERSONAS
 from synthetics.engine.run import MAX_MANUAL_TARGET
 from synthetics.models import MAX_INCIDENT_MINUTES, MAX_SESSIONS_MULTIPLIER, SETTING_RANGES
@@ -380,6 +381,15 @@ class RunOutput(serializers.Serializer):
         }
 
 
+class FidelityOutput(serializers.Serializer):
+    status = serializers.ChoiceField(
+        choices=["ok", "drifting", "unknown"],
+        help_text="ok: every metric inside its band; drifting: one is outside; unknown: not "
+        "computed yet, or too little generated to tell.",
+    )
+    metric = serializers.CharField(allow_null=True, help_text="The first metric drifting.")
+
+
 class StatusResponse(serializers.Serializer):
     settings = SettingsOutput()
     activity = StatusActivityOutput(source="*")
@@ -402,6 +412,10 @@ class StatusResponse(serializers.Serializer):
         help_text="Sim users who churned: they keep their rows and start no new session."
     )
     timestamp = serializers.DateTimeField(source="now")
+    fidelity = FidelityOutput(
+        help_text="The last hour's expected versus observed (GET /api/synthetics/expectations), "
+        "as the worker computed it after its last scheduled minute."
+    )
 
     def to_representation(self, summary) -> dict:
         """Written by one direct function instead of DRF's walk over fresh copies of every field of
@@ -448,6 +462,12 @@ class StatusResponse(serializers.Serializer):
             "sim_users": int(summary.sim_users),
             "sim_users_churned": int(summary.sim_users_churned),
             "timestamp": _DATETIME.to_representation(summary.now),
+            "fidelity": {
+                "status": str(summary.fidelity["status"]),
+                "metric": (
+                    None if summary.fidelity["metric"] is None else str(summary.fidelity["metric"])
+                ),
+            },
         }
 
 
@@ -712,6 +732,44 @@ class IncidentResponse(serializers.Serializer):
 class IncidentListResponse(serializers.Serializer):
     success = serializers.BooleanField(default=True)
     incidents = IncidentOutput(many=True, help_text="Newest start first, at most 200.")
+
+
+class ExpectationsQuery(serializers.Serializer):
+    hours = serializers.IntegerField(
+        required=False, default=1, min_value=1, max_value=168, help_text="The last N hours, 1..168."
+    )
+
+    def to_internal_value(self, data):
+        if hasattr(data, "get") and data.get("hours") == "":  # DRF would read it as absent
+            raise serializers.ValidationError({"hours": ["Must be a whole number from 1 to 168."]})
+        return super().to_internal_value(data)
+
+
+class MetricCheckOutput(serializers.Serializer):
+    metric = serializers.ChoiceField(choices=list(EXPECTATION_METRICS))
+    expected = serializers.FloatField()
+    low = serializers.FloatField(help_text="The interval's lower end.")
+    high = serializers.FloatField(help_text="The interval's upper end.")
+    observed = serializers.FloatField(allow_null=True)
+    ratio = serializers.FloatField(allow_null=True, help_text="observed / expected.")
+    verdict = serializers.ChoiceField(choices=["ok", "drifting", "too_few"])
+
+
+class ExpectationsResponse(serializers.Serializer):
+    success = serializers.BooleanField(default=True)
+    hours = serializers.IntegerField()
+    since = serializers.DateTimeField()
+    until = serializers.DateTimeField()
+    level = serializers.FloatField(
+        help_text="The family's confidence level: each of the metrics' intervals is at 1 - (1 - "
+        "level) / metrics, so a healthy generator is called drifting in at most 1 - level of "
+        "windows."
+    )
+    runs = serializers.IntegerField(help_text="Scheduled and backfill runs compared.")
+    fidelity = serializers.ChoiceField(choices=["ok", "drifting"])
+    drifting = serializers.ListField(child=serializers.CharField())
+    summary = serializers.CharField(help_text="The verdict, in words.")
+    metrics = MetricCheckOutput(many=True, source="checks")
 
 
 class ErrorResponse(serializers.Serializer):

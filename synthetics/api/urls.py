@@ -1,4 +1,4 @@
-"""Routes of the API under /api/synthetics/ (the seed's seven paths, insights and incidents)."""
+"""Routes of the API under /api/synthetics/ (the seed's seven paths, insights, expectations and incidents)."""
 
 from django.urls import path
 
@@ -16,6 +16,7 @@ urlpatterns = [
     path("cleanup/<int:job_id>", views.CleanupJobView.as_view(), name="cleanup-job"),
     path("sim-users", views.SimUsersView.as_view(), name="sim-users"),
     path("insights", views.InsightsView.as_view(), name="insights"),
+    path("expectations", views.ExpectationsView.as_view(), name="expectations"),
     path("incidents", views.IncidentsView.as_view(), name="incidents"),
     path("incidents/<int:incident_id>", views.IncidentView.as_view(), name="incident"),
 ]

@@ -28,6 +28,7 @@ from synthetics.selectors import incidents as incidents_selectors
 from synthetics.selectors.dashboards import cleanup_job_get
 from synthetics.services import run_manual, settings_update
 from synthetics.services.cleanup import cleanup_job_hand_off, cleanup_synthetic
+from synthetics.services.expectations import expectations_report
 from synthetics.services.incidents import incident_cancel, incident_create
 
 MAX_ACTIVITY_HOURS = 720
@@ -261,6 +262,35 @@ class CleanupJobView(SyntheticsView):
         job = cleanup_job_get(job_id)
         context = {"can_change": can_change_synthetics(request.user)}
         return Response(io.CleanupJobResponse({"job": job}, context=context).data)
+
+
+class ExpectationsView(SyntheticsView):
+    @extend_schema(
+        operation_id="synthetics_expectations",
+        summary="Expected versus observed over the last hours: each metric's interval and verdict",
+        parameters=[io.ExpectationsQuery],
+        responses={200: io.ExpectationsResponse, **_errors(400, *READ_ERRORS)},
+    )
+    def get(self, request):
+        query = io.ExpectationsQuery(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        hours = query.validated_data["hours"]
+        # The same for every reader, and it reads the pool: kept a minute per window length.
+        return Response(
+            cache.get_or_set(
+                f"{EXPECTATIONS_CACHE_KEY}:{hours}",
+                lambda: (
+                    io.ExpectationsResponse(
+                        expectations_report(hours=hours, now=timezone.now())
+                    ).data
+                ),
+                EXPECTATIONS_CACHE_SECONDS,
+            )
+        )
+
+
+EXPECTATIONS_CACHE_KEY = "synthetics:expectations"
+EXPECTATIONS_CACHE_SECONDS = 60
 
 
 class IncidentsView(SyntheticsView):

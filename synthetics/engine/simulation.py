@@ -67,8 +67,10 @@ def simulate_minutes(
     keep_events: bool = False,
     keep_starts: bool = False,
     incidents: Sequence[IncidentSpec] = (),
+    warmup: int = 0,
 ) -> SimulationStats:
-    """Run one scheduled run per simulated minute from `start` and collect the statistics.
+    """Run one scheduled run per simulated minute from `start` and collect the statistics (of the
+    minutes after the first `warmup`, which only bring the journeys in progress to a steady state).
 
     With sign-ups or churn set, the pool changes as it would in the database (engine.lifecycle):
     newcomers get the next ids, churned members leave, newcomers settle at midnight.
@@ -110,20 +112,22 @@ def simulate_minutes(
         busy = {j.sim_user_id for j in active.values()} | {
             j.sim_user_id for j in outcome.new_journeys
         }
+        observed = minute > warmup
         for update in outcome.journey_updates:
             journey = active[update.id]
             if update.status == "active":
                 active[update.id] = journey.at_step(update.next_step)
             else:
                 del active[update.id]
-                stats.outcomes[update.status] += 1
-                stats.durations_seconds.append(
-                    (update.ended_at - journey.started_at).total_seconds()
-                )
+                if observed:
+                    stats.outcomes[update.status] += 1
+                    stats.durations_seconds.append(
+                        (update.ended_at - journey.started_at).total_seconds()
+                    )
         for new in outcome.new_journeys:
             if new.status == "active":
                 active[new.id] = new.in_progress()
-            else:
+            elif observed:
                 stats.outcomes[new.status] += 1
                 stats.durations_seconds.append((new.ended_at - new.started_at).total_seconds())
         changes = pool_changes(
@@ -148,6 +152,8 @@ def simulate_minutes(
             if keep_starts:
                 stats.members.update((member.sim_user_id, member) for member in joined)
                 stats.churned.update((member.sim_user_id, now) for member in changes.churned)
+        if not observed:
+            continue
         if keep_starts:
             stats.starts.extend((new.sim_user_id, new.started_at) for new in outcome.new_journeys)
         stats.minutes += 1

@@ -23,6 +23,7 @@ from synthetics.models import (
     RunStatus,
     RunTrigger,
     SimUser,
+    SyntheticFidelity,
     SyntheticRun,
     SyntheticRunHour,
     SyntheticSettings,
@@ -347,6 +348,7 @@ class StatusSummary:
     sim_users_churned: int
     last_run: SyntheticRun | None
     recent_runs: list[SyntheticRun]
+    fidelity: dict
     now: datetime
 
 
@@ -418,8 +420,11 @@ def status_scalars() -> SyntheticSettings:
     if compiled is None:
         covering = SyntheticRun.objects.covering().order_by("-window_end").values("window_end")
         stamp_sql = pool_stamp_sql()
+        fidelity = SyntheticFidelity.objects.filter(pk=1)
         rows = SyntheticSettings.objects.filter(pk=1).annotate(
             covered=Subquery(covering[:1]),
+            fidelity=Subquery(fidelity.values("verdict")[:1]),
+            fidelity_metric=Subquery(fidelity.values("metric")[:1]),
             active_journeys=_count(Journey.objects.synthetic().active()),
             pool_stamp=RawSQL(stamp_sql, ()) if stamp_sql else Value(None, BigIntegerField()),
         )
@@ -449,6 +454,8 @@ def status_summary(*, now: datetime) -> StatusSummary:
         sim_users_churned=row.sim_users_churned,
         last_run=last_run(),
         recent_runs=recent_runs(),
+        # The last hour's expected versus observed, as the worker last computed it.
+        fidelity={"status": row.fidelity or "unknown", "metric": row.fidelity_metric or None},
         now=now,
     )
 

@@ -27,6 +27,7 @@ from synthetics.models import (
     RunStatus,
     RunTrigger,
     SyntheticCounter,
+    SyntheticFidelity,
     SyntheticRun,
 )
 from synthetics.selectors import dashboards
@@ -177,6 +178,33 @@ class SyntheticsCollector:
         yield GaugeMetricFamily(
             "synthetics_incidents_in_progress", "Incidents in progress now.", len(in_progress)
         )
+        fidelity = SyntheticFidelity.objects.filter(pk=1).first()
+        verdict = fidelity.verdict if fidelity is not None else "unknown"
+        state = GaugeMetricFamily(
+            "synthetics_fidelity",
+            "The last hour's expected versus observed (1 for the current verdict): ok, drifting, "
+            "or unknown (not computed yet, too little to tell).",
+            labels=["verdict"],
+        )
+        for name in ("ok", "drifting", "unknown"):
+            state.add_metric([name], 1.0 if name == verdict else 0.0)
+        yield state
+        ratios = GaugeMetricFamily(
+            "synthetics_expected_observed_ratio",
+            "Observed / expected over the last hour, per metric (GET /api/synthetics/expectations).",
+            labels=["metric"],
+        )
+        drifting = GaugeMetricFamily(
+            "synthetics_metric_drifting",
+            "1 when the metric's observed value is outside its interval over the last hour.",
+            labels=["metric"],
+        )
+        for check in fidelity.checks if fidelity is not None else []:
+            if check.get("observed") is not None and check.get("expected"):
+                ratios.add_metric([check["metric"]], check["observed"] / check["expected"])
+            drifting.add_metric([check["metric"]], 1.0 if check["verdict"] == "drifting" else 0.0)
+        yield ratios
+        yield drifting
 
 
 def metrics_text(*, now: datetime | None = None) -> bytes:

@@ -1,0 +1,327 @@
+"""Expected versus observed: what the generator should have written over a stretch of runs, with
+statistical intervals, computed from the settings, the catalogue, the rhythm and the incidents —
+never from what it wrote.
+
+For each run that generated (scheduled or backfill, one a minute, or one a shard a minute):
+
+- **sessions**: the run draws min(Poisson(sessions_per_min x minutes x R x surge / shards), cap)
+  (engine.run.scheduled_session_count), so its mean and variance are those of a capped Poisson,
+  summed exactly over the runs (independent draws);
+- **events**: each session writes a number of scene and mindblock events that depends on its
+  template, its outcome and its persona; their mean and variance per session come from sessions
+  planned by the engine itself (PROFILE_SAMPLES, a fixed seed), per template and rates in force;
+  a window's events are a random sum: mean E[N] mu, variance E[N] sigma^2 + Var[N] mu^2;
+- **outcome shares** of the journeys that ended: each session's outcome is a Bernoulli draw at the
+  rates in force when it started, so a share among n finished is binomial around the expected mix;
+- **active journeys** (Little's law): arrivals at lambda a minute staying W minutes on average keep
+  lambda W in progress; the time average of the runs' snapshots has the variance of an M/G/infinity
+  count's average, Cov(lag k) = lambda E[(D - k)+], D a session's length (from the same plans).
+
+Intervals are normal (mean +/- z sd). With `level` for the whole family of metrics, each metric's
+interval is at 1 - (1 - level) / metrics (Bonferroni): at 0.99 and 7 metrics, a healthy generator
+is called drifting on some metric in at most 1 % of windows.
+
+What it leaves out, said where it matters: the pool's shortfall when it cannot sustain the rate
+(capacity warns about that; it shows here as sessions below the band), and events carried across
+the window's edges (sessions started before it write into it, sessions started in it write after
+it: equal on average at a steady rate, they widen the spread a little).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from statistics import NormalDist
+
+from synthetics.engine.incidents import Incidents, lifted_cap
+from synthetics.engine.planning import plan_journey
+from synthetics.engine.rhythm import PoolRhythm
+from synthetics.engine.run import to_ms
+from synthetics.engine.types import Catalogue, GeneratorSettings, TemplateSpec
+
+PROFILE_SAMPLES = 2000
+PROFILE_SEED = 20261206
+METRICS = (
+    "sessions",
+    "scene_events",
+    "mindblock_events",
+    "completed_share",
+    "abandoned_share",
+    "errored_share",
+    "active_journeys",
+)
+OUTCOMES = ("completed", "abandoned", "errored")
+
+
+def capped_poisson_moments(mean: float, cap: int) -> tuple[float, float]:
+    """E and Var of min(Poisson(mean), cap), summed exactly (the normal approximation above 500,
+    as engine.sampling.poisson draws it, with a cap far above the mean: mean and mean)."""
+    if mean <= 0 or cap <= 0:
+        return 0.0, 0.0
+    if cap > mean + 12 * math.sqrt(mean) + 20:  # the cap is never reached in practice
+        return mean, mean
+    probability = math.exp(-mean)
+    first = second = 0.0
+    below = 0.0
+    for k in range(cap):
+        first += k * probability
+        second += k * k * probability
+        below += probability
+        probability *= mean / (k + 1)
+    tail = max(0.0, 1.0 - below)
+    first += cap * tail
+    second += cap * cap * tail
+    return first, max(0.0, second - first * first)
+
+
+@dataclass(frozen=True, slots=True)
+class SessionProfile:
+    """Per session of one template at given rates: events written and length, from planned ones."""
+
+    scene_mean: float
+    scene_var: float
+    mindblock_mean: float
+    mindblock_var: float
+    minutes_mean: float
+    minutes: tuple[float, ...]  # the planned lengths, for Little's law's covariance
+
+
+@functools.lru_cache(maxsize=256)
+def session_profile(
+    catalogue: Catalogue,
+    template: TemplateSpec,
+    abandon_rate: float,
+    error_rate: float,
+    personas: tuple[tuple[str, float], ...],
+) -> SessionProfile:
+    """Plan PROFILE_SAMPLES sessions of `template` at these rates, personas drawn by their share of
+    the pool's activity, and measure them (fixed seed: the same answer every time)."""
+    rng = random.Random(PROFILE_SEED)
+    settings = GeneratorSettings(abandon_rate=abandon_rate, error_rate=error_rate)
+    names = [name for name, _ in personas] or [""]
+    weights = [weight for _, weight in personas] or [1.0]
+    scenes, mindblocks, minutes = [], [], []
+    for _ in range(PROFILE_SAMPLES):
+        persona = rng.choices(names, weights)[0]
+        plan = plan_journey(
+            rng, template=template, catalogue=catalogue, settings=settings, persona=persona,
+            start_ms=0,
+        )  # fmt: skip
+        scene = sum(1 for step in plan.steps if step.kind == "scene")
+        scenes.append(scene)
+        mindblocks.append(len(plan.steps) - scene)
+        minutes.append(plan.end_ms / 60_000)
+    return SessionProfile(
+        scene_mean=_mean(scenes),
+        scene_var=_variance(scenes),
+        mindblock_mean=_mean(mindblocks),
+        mindblock_var=_variance(mindblocks),
+        minutes_mean=_mean(minutes),
+        minutes=tuple(sorted(minutes)),
+    )
+
+
+def _mean(values: Sequence[float]) -> float:
+    return math.fsum(values) / len(values) if values else 0.0
+
+
+def _variance(values: Sequence[float]) -> float:
+    if len(values) < 2:
+        return 0.0
+    mean = _mean(values)
+    return math.fsum((v - mean) ** 2 for v in values) / (len(values) - 1)
+
+
+@dataclass(frozen=True, slots=True)
+class RunWindow:
+    """A run that generated: its simulated window and how many shards split its minutes."""
+
+    start: datetime
+    end: datetime
+    shards: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Observed:
+    """What the ledger says the runs wrote."""
+
+    sessions: int
+    scene_events: int
+    mindblock_events: int
+    completed: int
+    abandoned: int
+    errored: int
+    active_samples: tuple[int, ...]  # journeys in progress after each minute (shards summed)
+
+
+@dataclass(frozen=True, slots=True)
+class MetricCheck:
+    metric: str
+    expected: float
+    low: float
+    high: float
+    observed: float | None
+    verdict: str  # ok, drifting, or too_few (nothing to compare yet)
+
+    @property
+    def ratio(self) -> float | None:
+        """observed / expected (None when nothing is expected or observed)."""
+        if self.observed is None or self.expected <= 0:
+            return None
+        return self.observed / self.expected
+
+
+@dataclass(frozen=True, slots=True)
+class Expected:
+    sessions: tuple[float, float]  # mean, variance
+    scene_events: tuple[float, float]
+    mindblock_events: tuple[float, float]
+    shares: dict[str, float]  # the outcome mix of the sessions expected
+    active_mean: float
+    arrivals_per_minute: float
+    minutes: tuple[float, ...]  # session lengths, mixed by expected sessions
+
+
+def expected_activity(
+    *,
+    settings: GeneratorSettings,
+    catalogue: Catalogue,
+    runs: Sequence[RunWindow],
+    rhythm: PoolRhythm | None = None,
+    personas: tuple[tuple[str, float], ...] = (),
+    incidents: Incidents | None = None,
+) -> Expected:
+    """What `runs` should have written at these settings (see the module's docstring)."""
+    templates = [t for t in catalogue.templates if t.popularity > 0 and t.scenes]
+    total_popularity = sum(t.popularity for t in templates)
+    sessions_mean = sessions_var = 0.0
+    per_key: dict[tuple[TemplateSpec, float, float], float] = {}
+    run_mix: list[tuple[float, float, float, float]] = []  # E[N], Var[N], mu_scene, mu_mindblock
+    covered_minutes = 0.0
+    for run in runs:
+        minutes = (run.end - run.start) / timedelta(minutes=1)
+        if minutes <= 0 or not templates:
+            continue
+        covered_minutes += minutes / run.shards
+        start_ms, end_ms = to_ms(run.start), to_ms(run.end)
+        over = incidents.over(start_ms, end_ms) if incidents is not None else None
+        surge = over.window_factor(start_ms, end_ms) if over is not None else 1.0
+        rate = (
+            rhythm.window_rate(run.start, run.end, strength=settings.rhythm_strength)
+            if rhythm is not None
+            else 1.0
+        )
+        cap = settings.max_per_run if run.shards == 1 else -(-settings.max_per_run // run.shards)
+        mean, variance = capped_poisson_moments(
+            settings.sessions_per_min * minutes * rate * surge / run.shards,
+            lifted_cap(cap, surge),
+        )
+        sessions_mean += mean
+        sessions_var += variance
+        middle = end_ms - (end_ms - start_ms) // 2
+        weights = (
+            over.template_weights(templates, middle)
+            if over is not None and surge > 0
+            else [t.popularity / total_popularity for t in templates]
+        )
+        total = sum(weights) or 1.0
+        mu_scene = mu_mindblock = 0.0
+        for template, weight in zip(templates, weights, strict=True):
+            share = weight / total
+            rates = settings
+            if over is not None:
+                session = over.session(template, middle, settings)
+                if session is not None:
+                    rates = session.settings
+            key = (template, rates.abandon_rate, rates.error_rate)
+            per_key[key] = per_key.get(key, 0.0) + mean * share
+            profile = session_profile(catalogue, template, key[1], key[2], personas)
+            mu_scene += share * profile.scene_mean
+            mu_mindblock += share * profile.mindblock_mean
+        run_mix.append((mean, variance, mu_scene, mu_mindblock))
+
+    scene_mean = scene_var = mindblock_mean = mindblock_var = length_total = 0.0
+    shares = dict.fromkeys(OUTCOMES, 0.0)
+    lengths: list[float] = []
+    for (template, abandon, error), n in per_key.items():
+        profile = session_profile(catalogue, template, abandon, error, personas)
+        scene_mean += n * profile.scene_mean
+        scene_var += n * profile.scene_var  # E[N] sigma^2, per kind of session
+        mindblock_mean += n * profile.mindblock_mean
+        mindblock_var += n * profile.mindblock_var
+        shares["abandoned"] += n * abandon
+        shares["errored"] += n * error
+        shares["completed"] += n * (1 - abandon - error)
+        length_total += n * profile.minutes_mean
+        # lengths weighted by sessions, for the covariance: each kind's sorted sample thinned in
+        # proportion to its sessions, taking the middle of each stretch (not its shortest)
+        take = max(1, min(200, round(200 * n / max(sessions_mean, 1e-9))))
+        step = max(1, len(profile.minutes) // take)
+        lengths.extend(profile.minutes[step // 2 :: step])
+    for _, variance, mu_scene, mu_mindblock in run_mix:  # + Var[N] mu^2, run by run
+        scene_var += variance * mu_scene**2
+        mindblock_var += variance * mu_mindblock**2
+    if sessions_mean > 0:
+        shares = {key: value / sessions_mean for key, value in shares.items()}
+    arrivals = sessions_mean / covered_minutes if covered_minutes else 0.0
+    length = length_total / sessions_mean if sessions_mean > 0 else 0.0
+    return Expected(
+        sessions=(sessions_mean, sessions_var),
+        scene_events=(scene_mean, scene_var),
+        mindblock_events=(mindblock_mean, mindblock_var),
+        shares=shares,
+        active_mean=arrivals * length,
+        arrivals_per_minute=arrivals,
+        minutes=tuple(lengths),
+    )
+
+
+def _average_snapshot_variance(arrivals: float, lengths: Sequence[float], samples: int) -> float:
+    """Var of the mean of `samples` snapshots a minute apart of an M/G/infinity count with these
+    arrivals a minute and session lengths: (lambda / n^2) sum over i, j of E[(D - |i - j|)+]."""
+    if samples <= 0 or not lengths:
+        return 0.0
+    longest = int(max(lengths)) + 1
+    excess = [_mean([max(0.0, d - lag) for d in lengths]) for lag in range(min(samples, longest))]
+    total = samples * excess[0] + 2 * sum(
+        (samples - lag) * excess[lag] for lag in range(1, len(excess))
+    )
+    return arrivals * total / samples**2
+
+
+def compare(expected: Expected, observed: Observed, *, level: float = 0.99) -> list[MetricCheck]:
+    """Each metric's expected value, interval and verdict against what was observed."""
+    z = NormalDist().inv_cdf(1 - (1 - level) / (2 * len(METRICS)))
+    checks = []
+
+    def interval(metric: str, mean: float, variance: float, seen: float | None, enough: bool):
+        spread = z * math.sqrt(max(variance, 0.0))
+        low, high = max(0.0, mean - spread), mean + spread
+        if seen is None or not enough:
+            verdict = "too_few"
+        else:
+            verdict = "ok" if low <= seen <= high else "drifting"
+        checks.append(MetricCheck(metric, mean, low, high, seen, verdict))
+
+    # Counts: a window with fewer than 10 expected sessions tells nothing yet.
+    enough = expected.sessions[0] >= 10
+    interval("sessions", *expected.sessions, observed.sessions, enough)
+    interval("scene_events", *expected.scene_events, observed.scene_events, enough)
+    interval("mindblock_events", *expected.mindblock_events, observed.mindblock_events, enough)
+    finished = observed.completed + observed.abandoned + observed.errored
+    for outcome in OUTCOMES:
+        share = expected.shares[outcome]
+        seen = getattr(observed, outcome) / finished if finished else None
+        variance = share * (1 - share) / finished if finished else 0.0
+        interval(f"{outcome}_share", share, variance, seen, finished >= 30)
+    samples = observed.active_samples
+    seen = _mean(samples) if samples else None
+    variance = _average_snapshot_variance(
+        expected.arrivals_per_minute, expected.minutes, len(samples)
+    )
+    interval("active_journeys", expected.active_mean, variance, seen, len(samples) >= 10 and enough)
+    return checks

@@ -1,0 +1,195 @@
+"""Expected versus observed, on the simulated clock: the intervals hold a healthy generator at their
+level over many seeded runs, and a sabotaged one is called drifting on the metric it breaks."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+from synthetics.engine import GeneratorSettings
+from synthetics.engine.expectations import (
+    METRICS,
+    Observed,
+    RunWindow,
+    capped_poisson_moments,
+    compare,
+    expected_activity,
+)
+from synthetics.engine.simulation import simulate_minutes
+from synthetics.selectors import dashboards
+from synthetics.selectors.metrics import metrics_text
+from synthetics.services import activity_backfill, settings_update, sim_users_seed
+from synthetics.services.expectations import expectations_report, fidelity_refresh
+from tests.factories import StaffUserFactory
+from tests.helpers import T0, K, realistic_pool, shipped_catalogue
+from tests.helpers import capped_poisson_moments as exact_moments
+
+CATALOGUE = shipped_catalogue()
+POOL = realistic_pool(3000)
+WARMUP, MINUTES = 30, 60
+HEALTHY = GeneratorSettings(
+    sessions_per_min=10, max_per_run=40, error_rate=0.05, abandon_rate=0.15, rhythm_strength=0.0
+)
+
+
+def _personas() -> tuple[tuple[str, float], ...]:
+    weights: Counter = Counter()
+    for member in POOL:
+        weights[member.persona] += member.activity_weight
+    return tuple(sorted(weights.items()))
+
+
+PERSONAS = _personas()
+RUNS = [
+    RunWindow(T0 + timedelta(minutes=WARMUP + index), T0 + timedelta(minutes=WARMUP + index + 1))
+    for index in range(MINUTES)
+]
+
+
+def observe(settings: GeneratorSettings, seed: int) -> Observed:
+    stats = simulate_minutes(
+        settings=settings,
+        catalogue=CATALOGUE,
+        pool=POOL,
+        start=T0,
+        minutes=WARMUP + MINUTES,
+        seed=seed,
+        warmup=WARMUP,
+    )
+    return Observed(
+        sessions=stats.sessions,
+        scene_events=stats.scene_events,
+        mindblock_events=stats.mindblock_events,
+        completed=stats.outcomes["completed"],
+        abandoned=stats.outcomes["abandoned"],
+        errored=stats.outcomes["errored"],
+        active_samples=tuple(stats.active_samples),
+    )
+
+
+def expected(settings: GeneratorSettings = HEALTHY):
+    return expected_activity(settings=settings, catalogue=CATALOGUE, runs=RUNS, personas=PERSONAS)
+
+
+def test_the_capped_poisson_moments_are_exact():
+    for mean, cap in ((2.0, 5), (10.0, 12), (0.5, 1), (30.0, 1000)):
+        exact_mean, exact_variance, _ = exact_moments(mean, cap)
+        assert capped_poisson_moments(mean, cap) == pytest.approx((exact_mean, exact_variance))
+
+
+@pytest.mark.slow
+def test_each_interval_misses_a_healthy_generator_at_its_level():
+    # given 150 seeded hours of a healthy generator (after a half hour that fills the journeys in
+    # progress), each compared with its expectation at a per-metric level of 0.9: a family level
+    # of 1 - 7 x 0.1 = 0.3 (compare() splits the family's level over the 7 metrics)
+    seeds = 150
+    misses: Counter = Counter()
+    families = 0
+    target = expected()
+    for seed in range(seeds):
+        seen = observe(HEALTHY, seed)
+        checks = compare(target, seen, level=1 - len(METRICS) * 0.1)
+        misses.update(check.metric for check in checks if check.verdict == "drifting")
+        assert all(check.verdict != "too_few" for check in checks)
+        families += any(check.verdict == "drifting" for check in compare(target, seen, level=0.99))
+    # then each metric's misses are Binomial(150, 0.1) if its interval is right: mean 15, standard
+    # error sqrt(150 x 0.1 x 0.9) = 3.7, so within K = 4.89 of them (tests/helpers.py). The
+    # approximations the module names (carry-over at the edges, lengths from 2,000 plans) may only
+    # widen the spread a little: a variance off by half would put a metric near 30 misses.
+    for metric in METRICS:
+        assert abs(misses[metric] - 15) <= K * 3.7, (metric, misses)
+    # and at the family level of 0.99 a healthy hour is called drifting in about 1 % of them:
+    # Binomial(150, 0.01) has mean 1.5, and 8 or more has probability under 1e-4
+    assert families <= 7, families
+
+
+def test_halved_sessions_are_drifting_on_sessions_and_events_not_on_shares():
+    sabotaged = replace(HEALTHY, sessions_per_min=5)
+    checks = {c.metric: c for c in compare(expected(), observe(sabotaged, 1), level=0.99)}
+    for metric in ("sessions", "scene_events", "mindblock_events", "active_journeys"):
+        assert checks[metric].verdict == "drifting", checks[metric]
+        assert checks[metric].observed < checks[metric].low
+    for metric in ("completed_share", "abandoned_share", "errored_share"):
+        assert checks[metric].verdict == "ok", checks[metric]
+
+
+def test_a_halved_error_rate_is_drifting_on_the_errored_share():
+    # 0.2 expected, 0.1 written: over ~550 finished sessions the share's standard error is
+    # sqrt(0.2 x 0.8 / 550) = 0.017, so 0.1 is six of them below
+    promised = replace(HEALTHY, error_rate=0.2)
+    sabotaged = replace(HEALTHY, error_rate=0.1)
+    checks = {c.metric: c for c in compare(expected(promised), observe(sabotaged, 2), level=0.99)}
+    assert checks["errored_share"].verdict == "drifting"
+    assert checks["errored_share"].observed < checks["errored_share"].low
+    assert checks["sessions"].verdict == "ok"
+
+
+def test_too_little_to_tell_is_said_so():
+    checks = compare(expected(), Observed(0, 0, 0, 0, 0, 0, ()), level=0.99)
+    assert {c.verdict for c in checks if c.metric.endswith("_share")} == {"too_few"}
+
+
+# --- on the database: the ledger against the settings, the API, status and /metrics ---------------
+
+THEN = datetime(2026, 1, 9, 19, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def history(db):
+    """Two hours at 10 sessions a minute over 400 sim users, the rhythm on, a fixed seed and a fixed
+    time: the same rows every run (so the verdicts below are facts, not draws)."""
+    sim_users_seed(count=400, seed=5, today=THEN.date())
+    settings_update(sessions_per_min=10, max_per_run=40)
+    activity_backfill(hours=2, now=THEN, seed=9)
+
+
+def test_a_healthy_history_is_on_target(history):
+    report = expectations_report(hours=2, now=THEN)
+    assert report.runs == 120 and report.verdict == "ok", report.checks
+    assert report.summary.startswith("On target: over the last 2 h every metric is inside")
+    sessions = next(c for c in report.checks if c.metric == "sessions")
+    assert sessions.low < sessions.observed < sessions.high
+
+
+def test_a_generator_writing_half_of_the_promise_is_drifting_on_sessions(history):
+    # the settings now promise twice what the history wrote: as if the rate had been halved
+    settings_update(sessions_per_min=20)
+    report = expectations_report(hours=2, now=THEN)
+    assert "sessions" in report.drifting and report.verdict == "drifting"
+    assert not {"completed_share", "abandoned_share", "errored_share"} & set(report.drifting)
+    assert report.summary.startswith("Drifting over the last 2 h: sessions ")
+
+
+def test_the_verdict_reaches_status_the_api_and_metrics(history, monkeypatch):
+    from django.utils import timezone
+
+    settings_update(sessions_per_min=20)
+    monkeypatch.setattr(timezone, "now", lambda: THEN)
+    row = fidelity_refresh(now=THEN)
+    assert row.verdict == "drifting" and row.metric == "sessions"
+    assert dashboards.status_summary(now=THEN).fidelity == {
+        "status": "drifting",
+        "metric": "sessions",
+    }
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(metrics_text(now=THEN).decode())
+        for s in family.samples
+    }
+    assert samples["synthetics_fidelity", (("verdict", "drifting"),)] == 1.0
+    assert samples["synthetics_metric_drifting", (("metric", "sessions"),)] == 1.0
+    assert samples["synthetics_expected_observed_ratio", (("metric", "sessions"),)] < 0.7
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {Token.objects.create(user=StaffUserFactory())}")
+    body = client.get("/api/synthetics/expectations?hours=2").json()
+    assert body["fidelity"] == "drifting" and body["drifting"][0] == "sessions"
+    assert [m["metric"] for m in body["metrics"]] == list(METRICS)
+    assert client.get("/api/synthetics/status").json()["fidelity"]["status"] == "drifting"
+    for bad in ("0", "169", "x", ""):
+        assert client.get(f"/api/synthetics/expectations?hours={bad}").status_code == 400
