@@ -143,7 +143,18 @@ def test_staff_user_sees_schedules_and_cancels_incidents(browser, live_server):
     page.wait_for_url("**/studio/")
     _loaded(page)
 
-    # then the table lists both, newest start first, each in its state, with what it changes
+    # then the expected-versus-observed panel says in words how the last hour went, and draws a
+    # band and a mark for each of the seven metrics (the answer of GET /expectations?hours=1)
+    from synthetics.services.expectations import expectations_report
+
+    report = expectations_report(hours=1, now=timezone.now())
+    assert page.locator("#fidelity-summary").inner_text() == report.summary
+    assert page.locator("#fidelity-chart rect.fidelity-band").count() == 7
+    assert page.locator("#fidelity-chart rect.fidelity-observed").count() == sum(
+        check.observed is not None for check in report.checks
+    )
+
+    # and the table lists both, newest start first, each in its state, with what it changes
     assert page.locator("#incidents tr").count() == 2
     assert _cells(_row(page, "past outage")) == [
         "past outage",

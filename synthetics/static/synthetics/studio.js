@@ -308,6 +308,50 @@
     );
   }
 
+  // Expected versus observed, one row per metric: its band (the interval) as a bar, the expected
+  // value as a line, the observed value as a mark; the verdict in words above. Each row is scaled
+  // to its own band, so counts and shares sit side by side.
+  function renderFidelity(report) {
+    text("fidelity-summary", report.summary);
+    const summary = document.getElementById("fidelity-summary");
+    summary.className = report.fidelity === "drifting" ? "alert" : "";
+    const width = 720, row = 30, label = 170, top = 4;
+    const chart = svg("svg", {
+      viewBox: `0 0 ${width} ${top + report.metrics.length * row}`, role: "img",
+      "aria-label": report.summary,
+    });
+    report.metrics.forEach((metric, index) => {
+      const y0 = top + index * row;
+      const seen = metric.observed;
+      const lowest = Math.min(metric.low, seen === null ? metric.low : seen);
+      const highest = Math.max(metric.high, seen === null ? metric.high : seen, lowest + 1e-9);
+      const pad = (highest - lowest) * 0.15 || 1;
+      const from = lowest - pad, to = highest + pad;
+      const x = (value) => label + ((value - from) / (to - from)) * (width - label - 8);
+      const shown = (value) => (Math.abs(value) < 1 && value !== 0 ? value.toFixed(3) : number(Math.round(value)));
+      const said = `${metric.metric}: expected ${shown(metric.expected)} (${shown(metric.low)}–${shown(metric.high)}), ` +
+        `observed ${seen === null ? "nothing yet" : shown(seen)}: ${metric.verdict.replace("_", " ")}`;
+      const group = svg("g", {});
+      group.append(
+        svg("title", {}, said),
+        svg("text", { x: 0, y: y0 + 18, class: "funnel-label" }, metric.metric.replace("_", " ")),
+        svg("rect", {
+          x: x(metric.low), y: y0 + 6, width: Math.max(1, x(metric.high) - x(metric.low)), height: 16,
+          class: "fidelity-band",
+        }),
+        svg("line", { x1: x(metric.expected), x2: x(metric.expected), y1: y0 + 4, y2: y0 + 24, class: "fidelity-expected" }),
+      );
+      if (seen !== null) {
+        group.appendChild(svg("rect", {
+          x: x(seen) - 3, y: y0 + 3, width: 6, height: 22,
+          class: "fidelity-observed" + (metric.verdict === "drifting" ? " drifting" : ""),
+        }));
+      }
+      chart.appendChild(group);
+    });
+    document.getElementById("fidelity-chart").replaceChildren(chart);
+  }
+
   function renderInsights(insights) {
     renderRhythm(insights.rhythm);
     renderCapacity(insights.capacity);
@@ -333,10 +377,11 @@
     // side fails the other still shows current numbers. The refresh ends when both are in.
     // The incidents are fetched beside them: when that fails, the numbers and charts still show
     // (without bands), and the failure is named.
-    const [main, extra, listed] = await Promise.allSettled([
+    const [main, extra, listed, fidelity] = await Promise.allSettled([
       Promise.all([api("/status"), api("/activity/1"), api("/activity/24")]),
       api("/insights"),
       api("/incidents?hours=24"),
+      api("/expectations?hours=1"),
     ]);
     const incidents = listed.status === "fulfilled" ? listed.value.incidents : [];
     drawPart(main, ([status, hour, day]) => {
@@ -349,6 +394,7 @@
     }, failures);
     drawPart(extra, renderInsights, failures, "insights");
     drawPart(listed, (answer) => renderIncidents(answer.incidents), failures, "incidents");
+    drawPart(fidelity, renderFidelity, failures, "expectations");
     const banner = document.getElementById("refresh-error");
     banner.hidden = !failures.length;
     if (failures.length) {
