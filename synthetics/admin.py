@@ -9,7 +9,7 @@ from django.contrib.admin.views.main import ChangeList
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count
-from django.http import HttpResponseRedirect
+from django.http import HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect
 from django.urls import path, reverse
 from django.utils import timezone
@@ -47,6 +47,15 @@ from synthetics.selectors.incidents import incident_state
 from synthetics.selectors.insights import capacity_summary
 from synthetics.services import run_manual, settings_update
 from synthetics.services.incidents import incident_cancel, incident_checked
+from synthetics.services.scenarios import (
+    ScenarioInvalid,
+    scenario_dumps,
+    scenario_export,
+    scenario_import,
+    scenario_loads,
+)
+
+MAX_SCENARIO_BYTES = 1024 * 1024
 
 admin.site.site_header = "Synthetics"
 admin.site.site_title = "Synthetics admin"
@@ -437,6 +446,16 @@ class SyntheticSettingsAdmin(admin.ModelAdmin):
                 self.admin_site.admin_view(self.run_now_view),
                 name="synthetics_run_now",
             ),
+            path(
+                "1/scenario/export/",
+                self.admin_site.admin_view(self.scenario_export_view),
+                name="synthetics_scenario_export",
+            ),
+            path(
+                "1/scenario/import/",
+                self.admin_site.admin_view(self.scenario_import_view),
+                name="synthetics_scenario_import",
+            ),
             *super().get_urls(),
         ]
 
@@ -460,6 +479,51 @@ class SyntheticSettingsAdmin(admin.ModelAdmin):
         enabled = wanted == "true"
         settings_update(enabled=enabled)
         self.message_user(request, "Generation resumed." if enabled else "Generation paused.")
+        return self._back()
+
+    def scenario_export_view(self, request):
+        """The configuration as a scenario file to download (services.scenarios)."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        fmt = "yaml" if request.GET.get("format") == "yaml" else "json"
+        body = scenario_dumps(scenario_export(), fmt=fmt)
+        kind = "application/yaml" if fmt == "yaml" else "application/json"
+        response = HttpResponse(body, content_type=f"{kind}; charset=utf-8")
+        response["Content-Disposition"] = f'attachment; filename="synthetics-scenario.{fmt}"'
+        return response
+
+    @method_decorator(require_POST)
+    def scenario_import_view(self, request):
+        """Import an uploaded scenario, or with dry_run only list what it would change."""
+        self._require_change(request)
+        upload = request.FILES.get("file")
+        if upload is None:
+            self.message_user(request, "Choose a scenario file to upload.", messages.ERROR)
+            return self._back()
+        if upload.size > MAX_SCENARIO_BYTES:
+            self.message_user(
+                request, f"The file is larger than {MAX_SCENARIO_BYTES:,} bytes.", messages.ERROR
+            )
+            return self._back()
+        dry_run = request.POST.get("dry_run") == "1"
+        try:
+            text = upload.read().decode("utf-8")
+            plan = scenario_import(scenario_loads(text), now=timezone.now(), dry_run=dry_run)
+        except UnicodeDecodeError:
+            self.message_user(request, "The file is not UTF-8 text.", messages.ERROR)
+            return self._back()
+        except ScenarioInvalid as invalid:
+            for error in invalid.errors[:50]:
+                self.message_user(request, error, messages.ERROR)
+            self.message_user(request, "Nothing was imported.", messages.ERROR)
+            return self._back()
+        if not plan.changes:
+            self.message_user(request, "Nothing to change: the configuration is the file's.")
+            return self._back()
+        verb = "Would change" if dry_run else "Changed"
+        for line in plan.changes[:50]:
+            self.message_user(request, line, messages.INFO)
+        self.message_user(request, f"{verb} {len(plan.changes)} thing(s).")
         return self._back()
 
     @method_decorator(require_POST)
