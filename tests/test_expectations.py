@@ -193,3 +193,11 @@ def test_the_verdict_reaches_status_the_api_and_metrics(history, monkeypatch):
     assert client.get("/api/synthetics/status").json()["fidelity"]["status"] == "drifting"
     for bad in ("0", "169", "x", ""):
         assert client.get(f"/api/synthetics/expectations?hours={bad}").status_code == 400
+
+
+def test_a_split_worker_computes_the_verdict_from_its_own_slice(history, settings):
+    # split into 3 shards, the worker reads shard 0's slice (a third of the pool by id), never the
+    # whole pool: the rhythm and personas of a slice by id are the pool's up to sampling
+    settings.SYNTHETICS_SHARDS = 3
+    row = fidelity_refresh(now=THEN)
+    assert row.verdict == "ok", row.checks

@@ -105,9 +105,7 @@ def expectations_report(*, hours: int, now: datetime, inputs=None) -> Expectatio
     observed = Observed(*totals, active_samples=tuple(active[end] for end in sorted(active)))
     settings = run_inputs.generator_settings()
     if inputs is None:
-        from synthetics.services.runs import RunInputs
-
-        inputs = RunInputs.load()
+        inputs = _inputs(now)
     personas: Counter = Counter()
     for member in inputs.pool:
         personas[member.persona] += member.activity_weight
@@ -128,6 +126,20 @@ def expectations_report(*, hours: int, now: datetime, inputs=None) -> Expectatio
         runs=len(runs),
         checks=compare(expected, observed, level=LEVEL),
     )
+
+
+def _inputs(now: datetime):
+    """The catalogue and the pool with its rhythm, as the worker keeps them between runs: split
+    into shards, shard 0's slice (a slice by id, so its personas and rhythm are the pool's up to
+    sampling; the worker that ran shard 0 holds it already, and never loads the whole pool)."""
+    from django.conf import settings as django_settings
+
+    from synthetics.services.runs import RunInputs, floor_minute
+
+    shards = django_settings.SYNTHETICS_SHARDS
+    if shards > 1:
+        return RunInputs.load(shard=0, shards=shards, window_start=floor_minute(now))
+    return RunInputs.load()
 
 
 def fidelity_refresh(*, now: datetime) -> SyntheticFidelity:
