@@ -81,6 +81,12 @@ def test_the_capped_poisson_moments_are_exact():
     for mean, cap in ((2.0, 5), (10.0, 12), (0.5, 1), (30.0, 1000)):
         exact_mean, exact_variance, _ = exact_moments(mean, cap)
         assert capped_poisson_moments(mean, cap) == pytest.approx((exact_mean, exact_variance))
+    # past exp(-745)'s underflow: a cap 7 standard deviations above the mean trims nothing, and
+    # a cap at the mean trims half the distribution (mean - E[min] = E[(N - m)+] ~ sqrt(m / 2 pi))
+    assert capped_poisson_moments(800.0, 1000) == pytest.approx((800.0, 800.0), rel=1e-6)
+    mean, variance = capped_poisson_moments(800.0, 800)
+    assert mean == pytest.approx(800 - (800 / (2 * 3.141592653589793)) ** 0.5, abs=0.5)
+    assert 0 < variance < 800
 
 
 @pytest.mark.slow
@@ -92,8 +98,15 @@ def test_each_interval_misses_a_healthy_generator_at_its_level():
     misses: Counter = Counter()
     families = 0
     target = expected()
+    squares: Counter = Counter()  # the standardised residuals' squares of the counts
     for seed in range(seeds):
         seen = observe(HEALTHY, seed)
+        for metric, (mean, variance), observed in (
+            ("sessions", target.sessions, seen.sessions),
+            ("scene_events", target.scene_events, seen.scene_events),
+            ("mindblock_events", target.mindblock_events, seen.mindblock_events),
+        ):
+            squares[metric] += (observed - mean) ** 2 / variance / seeds
         checks = compare(target, seen, level=1 - len(METRICS) * 0.1)
         misses.update(check.metric for check in checks if check.verdict == "drifting")
         assert all(check.verdict != "too_few" for check in checks)
@@ -104,6 +117,10 @@ def test_each_interval_misses_a_healthy_generator_at_its_level():
     # widen the spread a little: a variance off by half would put a metric near 30 misses.
     for metric in METRICS:
         assert abs(misses[metric] - 15) <= K * 3.7, (metric, misses)
+    # and each count's variance is the one the interval uses: the mean square of its standardised
+    # residuals is a chi-square over 150 (about normal), 1 with a standard error sqrt(2 / 150)
+    for metric, mean_square in squares.items():
+        assert abs(mean_square - 1) <= K * (2 / seeds) ** 0.5, (metric, mean_square)
     # and at the family level of 0.99 a healthy hour is called drifting in about 1 % of them:
     # Binomial(150, 0.01) has mean 1.5, and 8 or more has probability under 1e-4
     assert families <= 7, families
@@ -201,3 +218,38 @@ def test_a_split_worker_computes_the_verdict_from_its_own_slice(history, setting
     settings.SYNTHETICS_SHARDS = 3
     row = fidelity_refresh(now=THEN)
     assert row.verdict == "ok", row.checks
+
+
+def test_manual_runs_count_for_what_they_write_not_for_the_promise(history):
+    from synthetics.services import run_manual
+
+    for minute in (70, 95):
+        run_manual(target=40, now=THEN - timedelta(minutes=minute))
+    report = expectations_report(hours=2, now=THEN)
+    assert report.verdict == "ok", report.checks
+
+
+def test_an_incident_edge_in_the_window_leaves_only_sessions_judged(history):
+    from synthetics.services.incidents import incident_create
+
+    incident_create(
+        starts_at=THEN - timedelta(minutes=30),
+        minutes=10,
+        label="spike",
+        error_rate=0.5,
+        allow_past=True,
+        now=THEN,
+    )
+    report = expectations_report(hours=2, now=THEN)
+    verdicts = {check.metric: check.verdict for check in report.checks}
+    assert verdicts.pop("sessions") == "ok"
+    assert set(verdicts.values()) == {"too_few"}, verdicts
+    assert "incident" in report.settling and "Only sessions are judged" in report.summary
+
+
+def test_with_nothing_expected_the_shares_are_not_judged():
+    stopped = expected(replace(HEALTHY, sessions_per_min=0))
+    checks = {c.metric: c for c in compare(stopped, observe(HEALTHY, 3), level=0.99)}
+    assert {checks[f"{o}_share"].verdict for o in ("completed", "abandoned", "errored")} == {
+        "too_few"
+    }

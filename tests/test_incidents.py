@@ -334,7 +334,8 @@ def test_a_scheduled_run_through_an_incident_writes_it_labelled(db):
 
     sim_users_seed(count=600, seed=3)
     settings_update(sessions_per_min=40, max_per_run=100)
-    now = timezone.now().replace(second=0, microsecond=0)
+    # (10 s back first: the last run below is at now + 5 s, never after the real now)
+    now = (timezone.now() - timedelta(seconds=10)).replace(second=0, microsecond=0)
     incident = create(
         starts_at=now - timedelta(minutes=3), minutes=2, template="focus-session", now=now
     )

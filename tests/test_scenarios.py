@@ -269,3 +269,86 @@ def test_the_admin_downloads_and_uploads_a_scenario(client):
     broken = SimpleUploadedFile("s.json", b'{"scenario": 2}')
     response = client.post(url, {"file": broken}, follow=True)
     assert response.status_code == 200 and "Nothing was imported." in response.content.decode()
+
+
+# --- what the schema alone would let through (review) ------------------------------------------------
+
+
+def test_numbers_that_would_break_every_run_are_refused_by_their_path():
+    text = scenario_dumps(scenario_export(), fmt="yaml")
+    document = yaml.safe_load(text)
+    document["journeys"][0]["popularity"] = float("nan")
+    document["journeys"][1]["scenes"][0]["dwell_median_seconds"] = float("inf")
+    document["mindblocks"][0]["weight"] = 10**400
+    before = configuration()
+    with pytest.raises(ScenarioInvalid) as invalid:
+        scenario_import(document, now=NOW)
+    errors = "\n".join(invalid.value.errors)
+    assert "$.journeys[0].popularity: must be a finite number" in errors
+    assert "$.journeys[1].scenes[0].dwell_median_seconds: must be a finite number" in errors
+    assert "$.mindblocks[0].weight: must be a finite number" in errors
+    for bad in ("x: .nan\n", '{"a": NaN}', '{"a": 1, "a": 2}', "a: 1\na: 2\n"):
+        with pytest.raises(ScenarioInvalid, match="twice|not a number|finite"):
+            scenario_import(scenario_loads(bad), now=NOW)
+    with pytest.raises(ScenarioInvalid, match="aliases"):
+        scenario_loads("a: &x [1, 2]\nb: *x\n")
+    assert configuration() == before
+
+
+def test_a_start_the_pattern_takes_but_the_calendar_does_not_is_named():
+    document = scenario_export()
+    document["incidents"] = [
+        {"label": "x", "starts_at": "2026-13-45T25:61Z", "minutes": 5, "error_rate": 0.1}
+    ]
+    with pytest.raises(ScenarioInvalid, match=r"\$\.incidents\[0\]\.starts_at: .* not a date"):
+        scenario_import(document, now=NOW)
+
+
+def test_a_scenario_with_nothing_runnable_is_refused():
+    document = scenario_export()
+    for journey in document["journeys"]:
+        journey["active"] = False
+    with pytest.raises(ScenarioInvalid, match="no journey is active"):
+        scenario_import(document, now=NOW)
+
+
+def test_settings_that_an_upcoming_incident_would_push_past_1_are_refused():
+    incident_create(
+        starts_at=NOW.replace(second=0) + timedelta(minutes=3),
+        minutes=10,
+        label="leaving",
+        abandon_rate=0.6,
+        now=NOW,
+    )
+    document = scenario_export()
+    document["settings"]["error_rate"] = 0.7
+    with pytest.raises(ScenarioInvalid, match=r"\$\.settings\.error_rate: incident .* exceed 1"):
+        scenario_import(document, now=NOW)
+
+
+def test_a_scene_journeys_in_progress_will_visit_is_not_removed(sim_users):
+    from synthetics.models import Journey
+
+    run_manual(target=5)
+    journey = Journey.objects.filter(status="active").select_related("template").first()
+    assert journey is not None
+    document = scenario_export()
+    entry = next(j for j in document["journeys"] if j["slug"] == journey.template.slug)
+    entry["scenes"] = entry["scenes"][:-1]
+    with pytest.raises(ScenarioInvalid, match="journeys in progress will"):
+        scenario_import(document, now=NOW)
+
+
+def test_two_incidents_with_one_label_and_window_round_trip():
+    for template in ("focus-session", "morning-checkin"):
+        incident_create(
+            starts_at=NOW.replace(second=0) + timedelta(minutes=3),
+            minutes=10,
+            label=" drill ",
+            error_rate=0.5,
+            template=template,
+            now=NOW,
+        )
+    document = scenario_loads(scenario_dumps(scenario_export(), fmt="yaml"))
+    assert scenario_import(document, now=NOW).changes == []
+    assert scenario_import(document, now=NOW).changes == []

@@ -766,8 +766,15 @@ class ExpectationsResponse(serializers.Serializer):
         "windows."
     )
     runs = serializers.IntegerField(help_text="Scheduled and backfill runs compared.")
-    fidelity = serializers.ChoiceField(choices=["ok", "drifting"])
+    fidelity = serializers.ChoiceField(
+        choices=["ok", "drifting", "unknown"],
+        help_text="unknown: no metric could be judged (too little generated).",
+    )
     drifting = serializers.ListField(child=serializers.CharField())
+    settling = serializers.CharField(
+        help_text="Why only sessions are judged now (an incident's edge, a pause, a catch-up "
+        "within the last hours), or empty."
+    )
     summary = serializers.CharField(help_text="The verdict, in words.")
     metrics = MetricCheckOutput(many=True, source="checks")
 

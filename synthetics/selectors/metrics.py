@@ -205,6 +205,13 @@ class SyntheticsCollector:
             drifting.add_metric([check["metric"]], 1.0 if check["verdict"] == "drifting" else 0.0)
         yield ratios
         yield drifting
+        computed = fidelity.computed_at if fidelity is not None else None
+        yield GaugeMetricFamily(
+            "synthetics_fidelity_age_seconds",
+            "Seconds since the worker last computed the fidelity (+Inf: never): the verdict is "
+            "stale when this grows.",
+            math.inf if computed is None else max(0.0, (now - computed).total_seconds()),
+        )
 
 
 def metrics_text(*, now: datetime | None = None) -> bytes:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.db import transaction
+from django.db.models import F, Q
 
 from synthetics.engine.expectations import (
     MetricCheck,
@@ -20,6 +21,7 @@ from synthetics.engine.expectations import (
     expected_activity,
 )
 from synthetics.engine.incidents import Incidents
+from synthetics.engine.rhythm import PoolRhythm
 from synthetics.models import RunStatus, RunTrigger, SyntheticFidelity, SyntheticRun
 from synthetics.selectors import run_inputs
 
@@ -27,6 +29,9 @@ logger = logging.getLogger("synthetics")
 
 MAX_HOURS = 168
 LEVEL = 0.99
+# How long before a window an incident's edge or a gap in generation still shows in it: sessions
+# started before then have all finished (the longest planned ones last about this long).
+SETTLE = timedelta(minutes=90)
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +42,7 @@ class ExpectationReport:
     level: float
     runs: int
     checks: list[MetricCheck]
+    settling: str = ""  # why only sessions are judged, in words ("" when all are)
 
     @property
     def drifting(self) -> list[str]:
@@ -44,7 +50,11 @@ class ExpectationReport:
 
     @property
     def verdict(self) -> str:
-        return "drifting" if self.drifting else "ok"
+        if self.drifting:
+            return "drifting"
+        if all(check.verdict == "too_few" for check in self.checks):
+            return "unknown"
+        return "ok"
 
     @property
     def fidelity(self) -> str:
@@ -56,23 +66,31 @@ class ExpectationReport:
         if not self.runs:
             return f"No scheduled or backfill run in the last {self.hours} h: nothing to compare."
         drifting = [check for check in self.checks if check.verdict == "drifting"]
+        settling = f" Only sessions are judged: {self.settling}." if self.settling else ""
+        if self.verdict == "unknown":
+            return f"Too little generated in the last {self.hours} h to tell.{settling}"
         if not drifting:
             unknown = [c.metric for c in self.checks if c.verdict == "too_few"]
-            said = f" ({', '.join(unknown)}: too few to tell yet)" if unknown else ""
+            which = "every metric judged" if unknown else "every metric"
+            said = f" ({', '.join(unknown)}: too few to tell)" if unknown and not settling else ""
             return (
-                f"On target: over the last {self.hours} h every metric is inside its "
-                f"{self.level:.0%} band{said}."
+                f"On target: over the last {self.hours} h {which} is inside its "
+                f"{self.level:.0%} band{said}.{settling}"
             )
         parts = [
             f"{c.metric} {c.observed:,.3g} against {c.low:,.3g}–{c.high:,.3g}" for c in drifting
         ]
-        return f"Drifting over the last {self.hours} h: " + "; ".join(parts) + "."
+        return f"Drifting over the last {self.hours} h: " + "; ".join(parts) + "." + settling
 
 
-def expectations_report(*, hours: int, now: datetime, inputs=None) -> ExpectationReport:
+def expectations_report(
+    *, hours: int, now: datetime, inputs=None, keep: bool = False
+) -> ExpectationReport:
     """Each metric over the runs whose window ended in (now - hours, now]: scheduled and backfill
-    runs that generated (manual runs add sessions on request: they are not what the settings
-    promise). At the current settings: after a change, give it a window."""
+    runs that generated; manual runs' sessions are not what the settings promise (not in
+    `sessions`), but they write events, finish and stay in progress like the others. At the
+    current settings: after a change, give it a window. `keep`: keep the pool read in this process
+    (the worker, which keeps it for its runs anyway), or read it and let it go (a web process)."""
     since = now - timedelta(hours=hours)
     rows = list(
         SyntheticRun.objects.filter(
@@ -96,20 +114,48 @@ def expectations_report(*, hours: int, now: datetime, inputs=None) -> Expectatio
         )
     )
     totals = [0] * 6
-    active: dict[datetime, int] = defaultdict(int)
+    active: dict[datetime, list[int]] = defaultdict(lambda: [0, 0, 1])  # sum, runs, shards
     runs = []
     for start, end, shards, *counts, in_progress in rows:
         runs.append(RunWindow(start, end, shards))
         totals = [total + count for total, count in zip(totals, counts, strict=True)]
-        active[end] += in_progress
-    observed = Observed(*totals, active_samples=tuple(active[end] for end in sorted(active)))
+        sample = active[end]
+        sample[0] += in_progress
+        sample[1] += 1
+        sample[2] = shards
+    manual = []
+    for start, end, sessions, *counts in SyntheticRun.objects.filter(
+        status=RunStatus.SUCCEEDED,
+        trigger=RunTrigger.MANUAL,
+        window_end__gt=since,
+        window_end__lte=now,
+    ).values_list(
+        "window_start",
+        "window_end",
+        "sessions_started",
+        "scene_events_created",
+        "mindblock_events_created",
+        "journeys_completed",
+        "journeys_abandoned",
+        "journeys_errored",
+    ):
+        manual.append((RunWindow(start, end), sessions))
+        # what they wrote counts with the rest; their sessions are not the settings' promise
+        totals = [totals[0], *(t + c for t, c in zip(totals[1:], counts, strict=True))]
+    observed = Observed(
+        *totals,
+        # a minute every shard has run (the newest may still miss some of a split's shards)
+        active_samples=tuple(
+            active[end][0] for end in sorted(active) if active[end][1] >= active[end][2]
+        ),
+    )
     settings = run_inputs.generator_settings()
     if inputs is None:
-        inputs = _inputs(now)
+        inputs = _inputs(now, keep=keep)
     personas: Counter = Counter()
     for member in inputs.pool:
         personas[member.persona] += member.activity_weight
-    specs = run_inputs.incidents_over(since - timedelta(hours=1), now)
+    specs = run_inputs.incidents_over(since - SETTLE, now)
     expected = expected_activity(
         settings=settings,
         catalogue=inputs.catalogue,
@@ -117,18 +163,47 @@ def expectations_report(*, hours: int, now: datetime, inputs=None) -> Expectatio
         rhythm=inputs.rhythm,
         personas=tuple(sorted(personas.items())),
         incidents=Incidents(specs, inputs.catalogue) if specs else None,
+        manual=manual,
     )
+    settling = _settling(specs, since=since, now=now)
     return ExpectationReport(
         hours=hours,
         since=since,
         until=now,
         level=LEVEL,
         runs=len(runs),
-        checks=compare(expected, observed, level=LEVEL),
+        checks=compare(expected, observed, level=LEVEL, settling=bool(settling)),
+        settling=settling,
     )
 
 
-def _inputs(now: datetime):
+def _settling(specs, *, since: datetime, now: datetime) -> str:
+    """Why what finishes and what is in progress do not follow the rates of the window yet, or "":
+    an incident began or ended, or generation stopped (paused, failed, the scheduler down and a
+    run catching up), within SETTLE before the window or inside it."""
+    from synthetics.engine.run import to_ms
+
+    edge_from, edge_to = to_ms(since - SETTLE), to_ms(now)
+    for spec in specs:
+        if any(edge_from < edge <= edge_to for edge in (spec.start_ms, spec.end_ms)):
+            return f"incident {spec.id} ({spec.label!r}) began or ended within the last hours"
+    stopped = (
+        SyntheticRun.objects.filter(
+            trigger=RunTrigger.SCHEDULED, window_end__gt=since - SETTLE, window_end__lte=now
+        )
+        .filter(
+            Q(status=RunStatus.FAILED)
+            | Q(status=RunStatus.SKIPPED, note="paused")
+            | Q(status=RunStatus.SUCCEEDED, window_start__lt=F("window_end") - timedelta(minutes=1))
+        )
+        .exists()
+    )
+    if stopped:
+        return "generation paused, failed or caught up on missed minutes within the last hours"
+    return ""
+
+
+def _inputs(now: datetime, *, keep: bool):
     """The catalogue and the pool with its rhythm, as the worker keeps them between runs: split
     into shards, shard 0's slice (a slice by id, so its personas and rhythm are the pool's up to
     sampling; the worker that ran shard 0 holds it already, and never loads the whole pool)."""
@@ -136,6 +211,10 @@ def _inputs(now: datetime):
 
     from synthetics.services.runs import RunInputs, floor_minute
 
+    if not keep:  # a web process: read, use, let go (as insights does)
+        catalogue = run_inputs.catalogue_load()
+        pool = run_inputs.sim_user_pool()
+        return RunInputs(catalogue=catalogue, pool=pool, rhythm=PoolRhythm(pool, catalogue.rhythms))
     shards = django_settings.SYNTHETICS_SHARDS
     if shards > 1:
         return RunInputs.load(shard=0, shards=shards, window_start=floor_minute(now))
@@ -144,9 +223,8 @@ def _inputs(now: datetime):
 
 def fidelity_refresh(*, now: datetime) -> SyntheticFidelity:
     """Compute the last hour's verdict and keep it (one row), in the worker after its run."""
-    report = expectations_report(hours=1, now=now)
-    enough = any(check.verdict != "too_few" for check in report.checks)
-    verdict = report.verdict if enough else "unknown"
+    report = expectations_report(hours=1, now=now, keep=True)
+    verdict = report.verdict
     with transaction.atomic():
         row, _ = SyntheticFidelity.objects.select_for_update().get_or_create(pk=1)
         row.verdict = verdict

@@ -15,11 +15,13 @@ start, length) must match it entirely; the others are created (history included,
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
 import yaml
+from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from jsonschema import Draft202012Validator
@@ -28,7 +30,9 @@ from synthetics.engine.population import PERSONAS
 from synthetics.errors import ApplicationError
 from synthetics.models import (
     Incident,
+    Journey,
     JourneySceneEvent,
+    JourneyStatus,
     JourneyTemplate,
     MindblockEvent,
     MindblockType,
@@ -36,7 +40,9 @@ from synthetics.models import (
     Scene,
     SyntheticSettings,
 )
+from synthetics.selectors import insights
 from synthetics.services.incidents import incident_checked
+from synthetics.services.settings import incidents_still_fit
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "scenario.schema.json"
 SCHEMA = json.loads(SCHEMA_PATH.read_text())
@@ -148,16 +154,54 @@ def scenario_dumps(document: dict, *, fmt: str = "json") -> str:
     return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
 
 
+class _StrictLoader(yaml.SafeLoader):
+    """YAML without aliases (a few hundred bytes of nested aliases expand to gigabytes) and
+    without duplicate keys (YAML would keep the last one in silence)."""
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise yaml.constructor.ConstructorError(
+                None, None, "aliases (*name) are not allowed in a scenario", event.start_mark
+            )
+        return super().compose_node(parent, index)
+
+    def construct_mapping(self, node, deep=False):
+        keys = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in keys:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"the key {key!r} is given twice", key_node.start_mark
+                )
+            keys.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, object]]) -> dict:
+    keys = [key for key, _ in pairs]
+    for key in keys:
+        if keys.count(key) > 1:
+            raise ValueError(f"the key {key!r} is given twice")
+    return dict(pairs)
+
+
+def _no_constant(name: str) -> object:
+    raise ValueError(f"{name} is not a number a scenario takes")
+
+
 def scenario_loads(text: str) -> object:
-    """The document in `text`: JSON, or YAML (a superset); a syntax error is a ScenarioInvalid."""
+    """The document in `text`: JSON, or YAML (a superset); a syntax error, a duplicate key, a YAML
+    alias or a NaN/Infinity is a ScenarioInvalid."""
     try:
-        return json.loads(text)
-    except ValueError:
-        pass
+        return json.loads(text, object_pairs_hook=_no_duplicate_keys, parse_constant=_no_constant)
+    except ValueError as error:
+        if "given twice" in str(error) or "not a number" in str(error):
+            raise ScenarioInvalid([f"$: {error}"]) from None
     try:
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 (a SafeLoader, stricter)
     except yaml.YAMLError as error:
-        raise ScenarioInvalid([f"$: neither JSON nor YAML: {error}"]) from None
+        raise ScenarioInvalid([f"$: neither JSON nor YAML: {str(error)[:300]}"]) from None
 
 
 # --- import ------------------------------------------------------------------------------------------
@@ -181,11 +225,27 @@ def _path(parts) -> str:
 
 
 def _schema_errors(document: object) -> list[str]:
+    """Each schema error with its path; messages cut short (jsonschema repeats the whole value).
+    Numbers must be finite: JSON Schema lets NaN and Infinity (YAML's .nan, .inf) through."""
     validator = Draft202012Validator(SCHEMA)
-    return [
-        f"{_path(error.absolute_path)}: {error.message}"
+    errors = [
+        f"{_path(error.absolute_path)}: {error.message[:200]}"
         for error in sorted(validator.iter_errors(document), key=lambda e: list(map(str, e.path)))
-    ]
+    ][:100]
+    errors += [f"{_path(where)}: must be a finite number" for where in _non_finite(document, [])]
+    return errors
+
+
+def _non_finite(value: object, where: list) -> list[list]:
+    if isinstance(value, float) and not math.isfinite(value):
+        return [where]
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > 1e15:
+        return [where]  # (no field of ours takes such a number; a float field would overflow)
+    if isinstance(value, dict):
+        return [p for key, item in value.items() for p in _non_finite(item, [*where, key])]
+    if isinstance(value, list):
+        return [p for index, item in enumerate(value) for p in _non_finite(item, [*where, index])]
+    return []
 
 
 def scenario_import(document: object, *, now: datetime, dry_run: bool = False) -> ImportPlan:
@@ -238,6 +298,15 @@ def _apply(document: dict, plan: ImportPlan, errors: list[str], *, now: datetime
     row = SyntheticSettings.objects.select_for_update().get(pk=1)
     if _changed(plan, "settings", row, document["settings"]):
         _saved(row, errors, "$.settings")
+        try:
+            incidents_still_fit(row, now=now)
+        except ValidationError as error:
+            errors.extend(
+                f"$.settings.{name}: {message}"
+                for name, messages in error.message_dict.items()
+                for message in messages
+            )
+        transaction.on_commit(lambda: cache.delete(insights.CACHE_KEY))
 
     # personas: built in, listed as they are
     if document["personas"] != _personas():
@@ -273,6 +342,16 @@ def _apply(document: dict, plan: ImportPlan, errors: list[str], *, now: datetime
         plan.note(f"~ journey {template.slug}: not in the scenario, deactivated")
         template.is_active = False
         template.save(update_fields=["is_active", "updated_at"])
+    runnable = [
+        j
+        for j in document["journeys"]
+        if j.get("active", True) and j["popularity"] > 0 and j["scenes"]
+    ]
+    if not runnable:
+        errors.append(
+            "$.journeys: no journey is active with a popularity above 0 and a scene: no run "
+            "could start a session"
+        )
 
     # mindblock types
     seen = set()
@@ -325,9 +404,12 @@ def _apply(document: dict, plan: ImportPlan, errors: list[str], *, now: datetime
         elif _changed(plan, f"rhythms[{item['slug']}]", profile, values):
             _saved(profile, errors, where)
 
-    # incidents: matched, or created; never edited or cancelled
+    # incidents: each matched to an existing one, one to one, or created; never edited or cancelled
+    unmatched = list(
+        Incident.objects.filter(cancelled_at__isnull=True).select_related("template").order_by("id")
+    )
     for index, item in enumerate(document["incidents"]):
-        _incident_apply(item, plan, errors, f"$.incidents[{index}]", now=now)
+        _incident_apply(item, plan, errors, f"$.incidents[{index}]", unmatched, now=now)
 
 
 def _scenes_apply(template, scenes: list[dict], plan, errors, where: str) -> None:
@@ -343,11 +425,14 @@ def _scenes_apply(template, scenes: list[dict], plan, errors, where: str) -> Non
         named = (
             JourneySceneEvent.objects.filter(scene=scene).exists()
             or MindblockEvent.objects.filter(scene=scene).exists()
+            # a journey in progress carries the scene in its plan and writes it later
+            or Journey.objects.filter(template=template, status=JourneyStatus.ACTIVE).exists()
         )
         if named:
             errors.append(
                 f"{where}.scenes: scene {slug!r} of {template.slug!r} is missing, but events name "
-                "it: a scene with events cannot be removed (deactivate the journey instead)"
+                "it or journeys in progress will: a scene in use cannot be removed (deactivate "
+                "the journey instead)"
             )
             return
         plan.note(f"- scene {template.slug}/{slug}")
@@ -381,27 +466,49 @@ def _scenes_apply(template, scenes: list[dict], plan, errors, where: str) -> Non
             scene.save(update_fields=["position"])
 
 
-def _incident_apply(item: dict, plan, errors, where: str, *, now: datetime) -> None:
-    starts_at = datetime.fromisoformat(item["starts_at"])
-    match = Incident.objects.filter(
-        label=item["label"].strip(),
-        starts_at=starts_at,
-        minutes=item["minutes"],
-        cancelled_at__isnull=True,
-    ).first()
-    if match is not None:
-        if _incident_document(match) != {
-            **item,
-            "starts_at": _incident_document(match)["starts_at"],
-        }:
-            errors.append(
-                f"{where}: incident {match.id} ({match.label!r}) has other values: an import never "
-                "edits an incident (cancel it and list the new one)"
-            )
+def _normalised(item: dict) -> dict:
+    """An incident's document as export writes it: label trimmed, the start in UTC with Z, floats."""
+    document = {
+        "label": item["label"].strip(),
+        "starts_at": _utc(item["starts_at"]),
+        "minutes": item["minutes"],
+    }
+    for name in INCIDENT_EFFECTS:
+        if item.get(name) is not None:
+            document[name] = float(item[name])
+    for name in ("template", "scene"):
+        if item.get(name):
+            document[name] = item[name]
+    return document
+
+
+def _utc(text: str) -> str:
+    from datetime import UTC
+
+    return datetime.fromisoformat(text).astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _incident_apply(item: dict, plan, errors, where: str, unmatched: list, *, now) -> None:
+    try:
+        wanted = _normalised(item)
+    except (ValueError, OverflowError):
+        errors.append(f"{where}.starts_at: {item['starts_at']!r} is not a date and time")
         return
+    same_window = None
+    for incident in unmatched:
+        document = _normalised(_incident_document(incident))
+        if document == wanted:
+            unmatched.remove(incident)  # one to one: two equal ones in the file need two here
+            return
+        if (document["label"], document["starts_at"], document["minutes"]) == (
+            wanted["label"],
+            wanted["starts_at"],
+            wanted["minutes"],
+        ):
+            same_window = same_window or incident
     try:
         incident = incident_checked(
-            starts_at=starts_at,
+            starts_at=datetime.fromisoformat(item["starts_at"]),
             minutes=item["minutes"],
             label=item["label"],
             now=now,
@@ -414,7 +521,13 @@ def _incident_apply(item: dict, plan, errors, where: str, *, now: datetime) -> N
             created_by="scenario import",
         )
     except ApplicationError as error:
-        errors.append(f"{where}.{error.extra.get('field', 'incident')}: {error.message}")
+        hint = (
+            f" (incident {same_window.id} has this label and window with other values: an import "
+            "never edits an incident; cancel it and list the new one)"
+            if same_window is not None
+            else ""
+        )
+        errors.append(f"{where}.{error.extra.get('field', 'incident')}: {error.message}{hint}")
         return
     incident.save()
-    plan.note(f"+ incident {item['label']!r} from {item['starts_at']} ({item['minutes']} min)")
+    plan.note(f"+ incident {wanted['label']!r} from {wanted['starts_at']} ({item['minutes']} min)")

@@ -44,18 +44,18 @@ def settings_update(
         if value is not None:
             setattr(row, field, value)
     row.full_clean()
-    _incidents_still_fit(row)
+    incidents_still_fit(row)
     row.save()
     # The insights (rhythm, capacity) are computed from the settings: the next read recomputes them.
     transaction.on_commit(lambda: cache.delete(insights.CACHE_KEY))
     return row
 
 
-def _incidents_still_fit(row: SyntheticSettings) -> None:
+def incidents_still_fit(row: SyntheticSettings, *, now=None) -> None:
     """An incident not over that sets one rate keeps the setting's other one: together they may not
     exceed 1 (services.incidents checks the same when the incident is created)."""
     for incident in Incident.objects.filter(
-        ends_at__gt=timezone.now(), cancelled_at__isnull=True
+        ends_at__gt=now or timezone.now(), cancelled_at__isnull=True
     ).exclude(error_rate__isnull=True, abandon_rate__isnull=True):
         errors = incident.error_rate if incident.error_rate is not None else row.error_rate
         abandons = incident.abandon_rate if incident.abandon_rate is not None else row.abandon_rate
