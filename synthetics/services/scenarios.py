@@ -66,7 +66,8 @@ class ScenarioInvalid(ApplicationError):
 
     def __init__(self, errors: list[str]) -> None:
         shown = "\n".join(f"  {error}" for error in errors)
-        super().__init__(f"the scenario is not valid ({len(errors)} errors):\n{shown}")
+        count = f"{len(errors)} error{'' if len(errors) == 1 else 's'}"
+        super().__init__(f"the scenario is not valid ({count}):\n{shown}")
         self.errors = errors
 
 
