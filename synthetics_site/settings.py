@@ -242,6 +242,11 @@ SPECTACULAR_SETTINGS = {
     "SERVE_PERMISSIONS": ["synthetics.api.permissions.CanViewSynthetics"],
     "SERVE_AUTHENTICATION": None,
     "PARSER_WHITELIST": ["synthetics.api.parsers.BoundedJSONParser"],
+    "ENUM_NAME_OVERRIDES": {
+        "FidelityEnum": "synthetics.api.serializers.FIDELITY_CHOICES",
+        "GeneratorStatusEnum": "synthetics.api.serializers.GENERATOR_STATUS_CHOICES",
+        "CleanupJobStatusEnum": "synthetics.api.serializers.CLEANUP_STATUS_CHOICES",
+    },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "synthetics.api.schema.close_request_bodies",

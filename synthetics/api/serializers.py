@@ -381,9 +381,16 @@ class RunOutput(serializers.Serializer):
         }
 
 
+# Choice sets named in the schema (settings SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"]): fields
+# named `status` carry three different sets.
+FIDELITY_CHOICES = ["ok", "drifting", "unknown"]
+GENERATOR_STATUS_CHOICES = ["running", "paused", "failing", "stalled", "clock_behind"]
+CLEANUP_STATUS_CHOICES = ["running", "succeeded", "failed"]
+
+
 class FidelityOutput(serializers.Serializer):
     status = serializers.ChoiceField(
-        choices=["ok", "drifting", "unknown"],
+        choices=FIDELITY_CHOICES,
         help_text="ok: every metric inside its band; drifting: one is outside; unknown: not "
         "computed yet, or too little generated to tell.",
     )
@@ -394,7 +401,7 @@ class StatusResponse(serializers.Serializer):
     settings = SettingsOutput()
     activity = StatusActivityOutput(source="*")
     status = serializers.ChoiceField(
-        choices=["running", "paused", "failing", "stalled", "clock_behind"],
+        choices=GENERATOR_STATUS_CHOICES,
         source="status.status",
         help_text=(
             "running: scheduled runs succeed; paused: disabled; failing: the newest scheduled run "
@@ -613,7 +620,7 @@ class CleanupJobOutput(serializers.Serializer):
     id = serializers.IntegerField()
     url = serializers.SerializerMethodField(help_text="Where to follow the job (GET).")
     status = serializers.ChoiceField(
-        choices=["running", "succeeded", "failed"],
+        choices=CLEANUP_STATUS_CHOICES,
         help_text="running: rows are left and django-q2 tasks are deleting them, batch by batch.",
     )
     stage = serializers.CharField(help_text="The table being cleaned, or done.")
@@ -767,7 +774,7 @@ class ExpectationsResponse(serializers.Serializer):
     )
     runs = serializers.IntegerField(help_text="Scheduled and backfill runs compared.")
     fidelity = serializers.ChoiceField(
-        choices=["ok", "drifting", "unknown"],
+        choices=FIDELITY_CHOICES,
         help_text="unknown: no metric could be judged (too little generated).",
     )
     drifting = serializers.ListField(child=serializers.CharField())

@@ -41,6 +41,7 @@ from synthetics.engine.incidents import Incidents, SessionIncident, lifted_cap
 from synthetics.engine.planning import plan_journey
 from synthetics.engine.rhythm import PoolRhythm
 from synthetics.engine.run import to_ms
+from synthetics.engine.sampling import weighted_choice
 from synthetics.engine.types import Catalogue, GeneratorSettings, TemplateSpec
 
 PROFILE_SAMPLES = 2000
@@ -116,7 +117,7 @@ def session_profile(
     weights = [weight for _, weight in personas] or [1.0]
     scenes, mindblocks, minutes = [], [], []
     for _ in range(PROFILE_SAMPLES):
-        persona = rng.choices(names, weights)[0]
+        persona = weighted_choice(rng, names, weights)
         plan = plan_journey(
             rng, template=template, catalogue=catalogue, settings=settings, persona=persona,
             start_ms=0, incident=incident,
