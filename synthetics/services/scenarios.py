@@ -355,24 +355,18 @@ def _apply(document: dict, plan: ImportPlan, errors: list[str], *, now: datetime
         )
 
     # mindblock types
-    seen = set()
-    for index, item in enumerate(document["mindblocks"]):
-        where = f"$.mindblocks[{index}]"
-        if item["slug"] in seen:
-            errors.append(f"{where}.slug: {item['slug']!r} is listed twice")
-            continue
-        seen.add(item["slug"])
-        values = {
+    seen = _upserted(
+        MindblockType,
+        document["mindblocks"],
+        "mindblocks",
+        lambda item: {
             "name": item["name"],
             "weight": item["weight"],
             "is_active": item.get("active", True),
-        }
-        mindblock = MindblockType.objects.filter(slug=item["slug"]).first()
-        if mindblock is None:
-            plan.note(f"+ mindblock {item['slug']}")
-            _saved(MindblockType(slug=item["slug"], **values), errors, where)
-        elif _changed(plan, f"mindblocks[{item['slug']}]", mindblock, values):
-            _saved(mindblock, errors, where)
+        },
+        plan,
+        errors,
+    )
     for mindblock in MindblockType.objects.exclude(slug__in=seen).filter(is_active=True):
         plan.note(f"~ mindblock {mindblock.slug}: not in the scenario, deactivated")
         mindblock.is_active = False
@@ -384,26 +378,20 @@ def _apply(document: dict, plan: ImportPlan, errors: list[str], *, now: datetime
     for profile in RhythmProfile.objects.exclude(slug__in=listed):
         plan.note(f"- rhythm {profile.slug}: not in the scenario, deleted")
         profile.delete()
-    seen = set()
-    for index, item in enumerate(document["rhythms"]):
-        where = f"$.rhythms[{index}]"
-        if item["slug"] in seen:
-            errors.append(f"{where}.slug: {item['slug']!r} is listed twice")
-            continue
-        seen.add(item["slug"])
-        values = {
+    _upserted(
+        RhythmProfile,
+        document["rhythms"],
+        "rhythms",
+        lambda item: {
             "name": item["name"],
             "persona": item.get("persona", ""),
             "hourly": item["hourly"],
             "weekly": item["weekly"],
             "holiday_factor": item.get("holiday_factor", 1.0),
-        }
-        profile = RhythmProfile.objects.filter(slug=item["slug"]).first()
-        if profile is None:
-            plan.note(f"+ rhythm {item['slug']}")
-            _saved(RhythmProfile(slug=item["slug"], **values), errors, where)
-        elif _changed(plan, f"rhythms[{item['slug']}]", profile, values):
-            _saved(profile, errors, where)
+        },
+        plan,
+        errors,
+    )
 
     # incidents: each matched to an existing one, one to one, or created; never edited or cancelled
     unmatched = list(
@@ -411,6 +399,25 @@ def _apply(document: dict, plan: ImportPlan, errors: list[str], *, now: datetime
     )
     for index, item in enumerate(document["incidents"]):
         _incident_apply(item, plan, errors, f"$.incidents[{index}]", unmatched, now=now)
+
+
+def _upserted(model, items: list[dict], name: str, values_of, plan, errors) -> set[str]:
+    """Create or update the rows of `model` listed in `items` by slug; the slugs seen."""
+    seen: set[str] = set()
+    for index, item in enumerate(items):
+        where = f"$.{name}[{index}]"
+        if item["slug"] in seen:
+            errors.append(f"{where}.slug: {item['slug']!r} is listed twice")
+            continue
+        seen.add(item["slug"])
+        values = values_of(item)
+        row = model.objects.filter(slug=item["slug"]).first()
+        if row is None:
+            plan.note(f"+ {name[:-1]} {item['slug']}")
+            _saved(model(slug=item["slug"], **values), errors, where)
+        elif _changed(plan, f"{name}[{item['slug']}]", row, values):
+            _saved(row, errors, where)
+    return seen
 
 
 def _scenes_apply(template, scenes: list[dict], plan, errors, where: str) -> None:
