@@ -253,3 +253,36 @@ def test_with_nothing_expected_the_shares_are_not_judged():
     assert {checks[f"{o}_share"].verdict for o in ("completed", "abandoned", "errored")} == {
         "too_few"
     }
+
+
+@pytest.mark.slow
+def test_personas_with_their_own_rhythm_are_mixed_by_the_hour(db):
+    # given the B2C scenario (a default profile for evenings and weekends, the devoted persona with
+    # its own mornings; personas report mindblocks at 0.7x to 1.4x) over a day at a fixed time
+    from pathlib import Path
+
+    from synthetics.services.scenarios import scenario_import, scenario_loads
+
+    path = Path(__file__).resolve().parent.parent / "scenarios" / "b2c-evening-peaks.yaml"
+    scenario_import(scenario_loads(path.read_text()), now=THEN)
+    sim_users_seed(count=3000, seed=5, today=THEN.date())
+    activity_backfill(hours=24, now=THEN, seed=9)
+    # when the day is compared with its expectation, mixed by the hour and by activity alone
+    from synthetics.services import expectations as service
+
+    mixed = {c.metric: c for c in expectations_report(hours=24, now=THEN).checks}
+    flat = service.expected_activity
+
+    def by_activity_alone(**kwargs):
+        return flat(**{**kwargs, "persona_rhythms": ()})
+
+    service.expected_activity = by_activity_alone
+    try:
+        alone = {c.metric: c for c in expectations_report(hours=24, now=THEN).checks}
+    finally:
+        service.expected_activity = flat
+    # then the mindblocks expected follow who starts sessions at each hour: inside their band and
+    # nearer what was written than the mix by activity alone
+    mindblock = mixed["mindblock_events"]
+    assert mindblock.verdict == "ok", mindblock
+    assert abs(mindblock.ratio - 1) < abs(alone["mindblock_events"].ratio - 1), (mindblock, alone)

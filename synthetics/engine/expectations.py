@@ -56,6 +56,7 @@ METRICS = (
     "active_journeys",
 )
 OUTCOMES = ("completed", "abandoned", "errored")
+MIXED = "*"  # a profile of the fixed persona mix (no per-persona rhythm given)
 
 
 def capped_poisson_moments(mean: float, cap: int) -> tuple[float, float]:
@@ -207,10 +208,16 @@ def expected_activity(
     personas: tuple[tuple[str, float], ...] = (),
     incidents: Incidents | None = None,
     manual: Sequence[tuple[RunWindow, int]] = (),
+    persona_rhythms: Sequence[tuple[str, float, PoolRhythm]] = (),
 ) -> Expected:
     """What `runs` should have written at these settings (see the module's docstring). `manual`
     runs started exactly their count of sessions: not part of the `sessions` promise, but their
-    sessions write events, finish and stay in progress like any other."""
+    sessions write events, finish and stay in progress like any other.
+
+    `persona_rhythms`: (persona, its users' total activity, the rhythm of its users): who starts a
+    session at a time is picked by activity times their own rhythm there, so a persona with its own
+    profile starts more of the sessions at its hours (and personas report mindblocks at different
+    rates). Without it, `personas` gives fixed shares."""
     templates = [t for t in catalogue.templates if t.popularity > 0 and t.scenes]
     total_popularity = sum(t.popularity for t in templates)
     sessions_mean = sessions_var = started = 0.0
@@ -218,8 +225,28 @@ def expected_activity(
     per_key: dict[tuple, float] = {}
     covered_minutes = 0.0
 
+    def _profile(key: tuple) -> SessionProfile:
+        template, abandon, error, stops, persona = key
+        mixed = personas if persona == MIXED else ((persona, 1.0),)
+        return session_profile(catalogue, template, abandon, error, mixed, stops)
+
+    def persona_shares(run: RunWindow) -> list[tuple[str, float]]:
+        if not persona_rhythms:
+            return [(MIXED, 1.0)]  # the fixed mix `personas`, in one profile
+        weights = [
+            (
+                persona,
+                activity
+                * rhythm.window_rate(run.start, run.end, strength=settings.rhythm_strength),
+            )
+            for persona, activity, rhythm in persona_rhythms
+        ]
+        total = sum(weight for _, weight in weights) or 1.0
+        return [(persona, weight / total) for persona, weight in weights]
+
     def mix(run: RunWindow, over: Incidents | None, surge: float) -> list[tuple[tuple, float]]:
-        """The kinds of session a run starts, (template, rates, incident scenes), with shares."""
+        """The kinds of session a run starts, (template, rates, incident scenes, persona), with
+        their shares."""
         start_ms, end_ms = to_ms(run.start), to_ms(run.end)
         middle = end_ms - (end_ms - start_ms) // 2
         weights = (
@@ -229,13 +256,16 @@ def expected_activity(
         )
         total = sum(weights) or 1.0
         kinds = []
+        by_persona = persona_shares(run)
         for template, weight in zip(templates, weights, strict=True):
             rates, stops = settings, ()
             if over is not None:
                 session = over.session(template, middle, settings)
                 if session is not None:
                     rates, stops = session.settings, session.stop_scenes
-            kinds.append(((template, rates.abandon_rate, rates.error_rate, stops), weight / total))
+            for persona, persona_share in by_persona:
+                key = (template, rates.abandon_rate, rates.error_rate, stops, persona)
+                kinds.append((key, weight / total * persona_share))
         return kinds
 
     def add(kinds: list[tuple[tuple, float]], mean: float, variance: float) -> None:
@@ -244,7 +274,7 @@ def expected_activity(
         nonlocal scene_mean, scene_var, mindblock_mean, mindblock_var, length_total, started
         moments = [0.0, 0.0, 0.0, 0.0]  # E[S], E[S^2] of scene then mindblock events
         for key, share in kinds:
-            profile = session_profile(catalogue, key[0], key[1], key[2], personas, key[3])
+            profile = _profile(key)
             per_key[key] = per_key.get(key, 0.0) + mean * share
             moments[0] += share * profile.scene_mean
             moments[1] += share * (profile.scene_var + profile.scene_mean**2)
@@ -287,11 +317,12 @@ def expected_activity(
 
     shares = dict.fromkeys(OUTCOMES, 0.0)
     lengths: list[float] = []
-    for (template, abandon, error, stops), n in per_key.items():
+    for key, n in per_key.items():
+        abandon, error = key[1], key[2]
         shares["abandoned"] += n * abandon
         shares["errored"] += n * error
         shares["completed"] += n * (1 - abandon - error)
-        profile = session_profile(catalogue, template, abandon, error, personas, stops)
+        profile = _profile(key)
         # lengths weighted by sessions, for the covariance: each kind's sorted sample thinned in
         # proportion to its sessions, taking the middle of each stretch (not its shortest)
         take = max(1, min(200, round(200 * n / max(started, 1e-9))))

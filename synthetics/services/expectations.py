@@ -153,8 +153,16 @@ def expectations_report(
     if inputs is None:
         inputs = _inputs(now, keep=keep)
     personas: Counter = Counter()
+    members: dict[str, list] = defaultdict(list)
     for member in inputs.pool:
         personas[member.persona] += member.activity_weight
+        members[member.persona].append(member)
+    # each persona's users with their own rhythm: who starts a session is picked by activity times
+    # their rhythm at that hour (engine.expectations)
+    persona_rhythms = [
+        (persona, personas[persona], PoolRhythm(group, inputs.catalogue.rhythms))
+        for persona, group in sorted(members.items())
+    ]
     specs = run_inputs.incidents_over(since - SETTLE, now)
     expected = expected_activity(
         settings=settings,
@@ -164,6 +172,7 @@ def expectations_report(
         personas=tuple(sorted(personas.items())),
         incidents=Incidents(specs, inputs.catalogue) if specs else None,
         manual=manual,
+        persona_rhythms=persona_rhythms,
     )
     settling = _settling(specs, since=since, now=now)
     return ExpectationReport(
