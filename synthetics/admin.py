@@ -8,6 +8,7 @@ from django.contrib import admin, messages
 from django.contrib.admin.views.main import ChangeList
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.core.exceptions import PermissionDenied
+from django.db import OperationalError
 from django.db.models import Count
 from django.http import HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect
@@ -47,6 +48,7 @@ from synthetics.selectors.incidents import incident_state
 from synthetics.selectors.insights import capacity_summary
 from synthetics.services import run_manual, settings_update
 from synthetics.services.incidents import incident_cancel, incident_checked
+from synthetics.services.locks import is_database_locked
 from synthetics.services.scenarios import (
     ScenarioInvalid,
     scenario_dumps,
@@ -511,6 +513,17 @@ class SyntheticSettingsAdmin(admin.ModelAdmin):
             plan = scenario_import(scenario_loads(text), now=timezone.now(), dry_run=dry_run)
         except UnicodeDecodeError:
             self.message_user(request, "The file is not UTF-8 text.", messages.ERROR)
+            return self._back()
+        except OperationalError as error:
+            if not is_database_locked(error):
+                raise
+            # SQLite's single writer was busy (a run in progress): nothing was written
+            self.message_user(
+                request,
+                "The database is busy with another write; nothing was imported. Try again in a "
+                "few seconds.",
+                messages.ERROR,
+            )
             return self._back()
         except ScenarioInvalid as invalid:
             for error in invalid.errors[:50]:

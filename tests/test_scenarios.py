@@ -352,3 +352,27 @@ def test_two_incidents_with_one_label_and_window_round_trip():
     document = scenario_loads(scenario_dumps(scenario_export(), fmt="yaml"))
     assert scenario_import(document, now=NOW).changes == []
     assert scenario_import(document, now=NOW).changes == []
+
+
+def test_an_upload_while_the_database_is_locked_says_so(client, monkeypatch):
+    from django.db import OperationalError, connection
+
+    if connection.vendor != "sqlite":
+        pytest.skip("the single-writer lock is SQLite's")
+
+    from synthetics import admin as synthetics_admin
+
+    def locked(*args, **kwargs):
+        raise OperationalError("database is locked")
+
+    monkeypatch.setattr(synthetics_admin, "scenario_import", locked)
+    client.force_login(StaffUserFactory())
+    upload = SimpleUploadedFile("s.json", scenario_dumps(scenario_export()).encode())
+    response = client.post(
+        reverse("admin:synthetics_scenario_import"), {"file": upload}, follow=True
+    )
+    assert response.status_code == 200
+    assert (
+        "The database is busy with another write; nothing was imported."
+        in response.content.decode()
+    )
