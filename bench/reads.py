@@ -53,12 +53,13 @@ REPLICATE = """
 INSERT INTO synthetic_runs (created_at, updated_at, trigger, status, started_at, finished_at,
     window_start, window_end, target, sessions_started, scene_events_created,
     mindblock_events_created, journeys_completed, journeys_abandoned, journeys_errored,
-    active_journeys, users_signed_up, users_churned, abandon_rate, error_rate, note, error, id)
+    active_journeys, users_signed_up, users_churned, abandon_rate, error_rate, note, error, id,
+    events_from, run_key)
 SELECT created_at, updated_at, trigger, status, started_at - %(shift)s::interval, finished_at - %(shift)s::interval,
     window_start - %(shift)s::interval, window_end - %(shift)s::interval, target, sessions_started,
     scene_events_created, mindblock_events_created, journeys_completed, journeys_abandoned,
     journeys_errored, active_journeys, users_signed_up, users_churned, abandon_rate, error_rate,
-    note, error, id + %(offset)s
+    note, error, id + %(offset)s, events_from - %(shift)s::interval, run_key
 FROM synthetic_runs WHERE id <= %(base)s;
 INSERT INTO journeys (id, status, is_synthetic, started_at, ended_at, plan, next_step, updated_at,
     user_id, template_id, sim_user_id, run_id, next_at)

@@ -17,6 +17,9 @@ from django.db.models import BigIntegerField, Func, TextField
 TAG_KEY = "synthetic"
 TAG_TRUE = "true"
 RUN_ID_KEY = "run_id"
+# The random key of the run that wrote the row (SyntheticRun.run_key): proof that the row was
+# written by that run, not before it existed.
+RUN_KEY_KEY = "run_key"
 
 
 class SyntheticTag(Func):
@@ -100,3 +103,12 @@ def origin_run_id(payload: object) -> int | None:
     if type(run_id) is not int or not 1 <= run_id <= _MAX_RUN_ID:
         return None
     return run_id
+
+
+def origin_claim(payload: object) -> tuple[int, object] | None:
+    """The run a payload claims, for the identity rule in Python: (run id, the `run_key` value as
+    it is, None when missing), or None when it claims none (origin_run_id)."""
+    run_id = origin_run_id(payload)
+    if run_id is None:
+        return None
+    return run_id, payload.get(RUN_KEY_KEY)

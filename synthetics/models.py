@@ -6,14 +6,19 @@ Rules that must always hold are database constraints here and validated with a m
 
 from __future__ import annotations
 
+import secrets
 import uuid
+from datetime import datetime, timedelta
 
 from django.contrib.auth.models import AbstractUser
 from django.core.exceptions import ValidationError
 from django.db import models
-from django.db.models import Exists, F, OuterRef, Q
+from django.db.models import DateTimeField, Exists, ExpressionWrapper, F, OuterRef, Q
+from django.db.models.fields.json import KeyTextTransform
+from django.db.models.functions import Coalesce, Least
 
-from synthetics.db import TAG_TRUE, SyntheticOrigin, SyntheticTag
+from synthetics.db import RUN_KEY_KEY, TAG_TRUE, SyntheticOrigin, SyntheticTag, origin_claim
+from synthetics.engine.run import STALE_AFTER as SESSION_STALE_AFTER
 
 # Documented bounds: a run never starts more than this many sessions, and the schedule never asks
 # for more than this many per minute. Rates beyond what one run can write in its budget are split
@@ -483,29 +488,47 @@ class Journey(models.Model):
         return f"{self.template_id} {self.status} @ {self.started_at:%Y-%m-%d %H:%M}"
 
 
-def _ours() -> Exists:
-    """A succeeded run of the ledger has the id in the `origin_run` alias (SyntheticOrigin)."""
+def _ours(runs: models.QuerySet | None = None) -> Exists:
+    """The identity rule in SQL, for the event of the outer row (aliases `origin_run` and
+    `origin_key`, its `created_at`): a succeeded run of the ledger has that id, the row is dated
+    inside the run's span, and it carries the run's key (SyntheticRun.wrote is the same rule in
+    Python, for rows already read). `runs`: where to look, when the caller knows the runs can
+    only be some of the ledger (so a planner that hashes the ledger hashes only those)."""
+    runs = SyntheticRun.objects.all() if runs is None else runs
     return Exists(
-        SyntheticRun.objects.filter(pk=OuterRef("origin_run"), status=RunStatus.SUCCEEDED)
+        runs.filter(pk=OuterRef("origin_run"), status=RunStatus.SUCCEEDED)
+        .alias(events_start=RUN_EVENTS_START)
+        .filter(events_start__lt=OuterRef("created_at"), window_end__gte=OuterRef("created_at"))
+        .filter(Q(run_key="") | Q(run_key=OuterRef("origin_key")))
     )
+
+
+def _origin_aliases() -> dict:
+    return {
+        "origin_run": SyntheticOrigin("event_payload"),
+        "origin_key": KeyTextTransform(RUN_KEY_KEY, "event_payload"),
+    }
 
 
 class EventQuerySet(models.QuerySet):
     """What marks an event as ours, defined once for selectors, cleanup, admin and API alike."""
 
-    def synthetic(self) -> EventQuerySet:
-        """Events this generator wrote: the boolean tag and the id of a succeeded run in the ledger.
+    def synthetic(self, *, runs: models.QuerySet | None = None) -> EventQuerySet:
+        """Events this generator wrote: the boolean tag, and the id and key of a succeeded run of
+        the ledger whose span holds the row's time (README "What marks a row as ours"); with
+        `runs`, written by one of those runs.
 
         The text tag (`event_payload->>'synthetic' = 'true'`, the seed's own test) narrows the rows
         through the tag index; the strict origin then drops a real row that merely says "true".
+        The alias `origin_run` is the run id the row names.
         """
-        return self.alias(
-            tag=SyntheticTag("event_payload"), origin_run=SyntheticOrigin("event_payload")
-        ).filter(_ours(), tag=TAG_TRUE)
+        return self.alias(tag=SyntheticTag("event_payload"), **_origin_aliases()).filter(
+            _ours(runs), tag=TAG_TRUE
+        )
 
     def real(self) -> EventQuerySet:
         """Every event that `synthetic()` leaves out: the two partition the table."""
-        return self.alias(origin_run=SyntheticOrigin("event_payload")).exclude(_ours())
+        return self.alias(**_origin_aliases()).exclude(_ours())
 
 
 class EventBase(models.Model):
@@ -593,6 +616,37 @@ class SyntheticRunQuerySet(models.QuerySet):
         return runs
 
 
+def run_key_new() -> str:
+    """A run's key: 64 random bits as hex after a "k". Every row the run writes carries it
+    (`run_key`), so a row written before the run existed cannot carry it, whatever run id and
+    time it names. The letter keeps it apart from any JSON number or literal as text (the SQL
+    reads the key with `->>`, which renders 5 as '5')."""
+    return f"k{secrets.token_hex(8)}"
+
+
+# Where a run's span begins (exclusive): just before its earliest event (`events_from`). A run
+# recorded before events_from was kept is taken to reach as far back as the engine ever writes:
+# its window's start, or SESSION_STALE_AFTER (15 minutes) before its end. Its span ends at its
+# window's end (inclusive).
+_EPSILON = timedelta(microseconds=1)
+RUN_EVENTS_START = Coalesce(
+    ExpressionWrapper(F("events_from") - _EPSILON, output_field=DateTimeField()),
+    Least(
+        F("window_start"),
+        ExpressionWrapper(F("window_end") - SESSION_STALE_AFTER, output_field=DateTimeField()),
+    ),
+)
+
+
+def run_events_start(
+    *, window_start: datetime, window_end: datetime, events_from: datetime | None
+) -> datetime:
+    """RUN_EVENTS_START in Python, for a ledger row's values already read."""
+    if events_from is not None:
+        return events_from - _EPSILON
+    return min(window_start, window_end - SESSION_STALE_AFTER)
+
+
 class SyntheticRun(TimestampedModel):
     """The ledger: one row per generator run, written in the run's own transaction."""
 
@@ -609,6 +663,16 @@ class SyntheticRun(TimestampedModel):
         "recorded before this was kept). A run writes the steps of journeys in progress that were "
         "due before its window too (after a pause, or a manual run before the minute's scheduled "
         "one), at most 15 minutes before its end (engine.run.STALE_AFTER).",
+    )
+    run_key = models.CharField(
+        max_length=32,
+        blank=True,
+        default=run_key_new,
+        db_default="",
+        editable=False,
+        help_text="Random, written into every row the run writes (`run_key`): a row is ours only "
+        "when it carries its run's key (empty: a run recorded before keys were kept, or by SQL "
+        "that names none; its rows are judged by their id and time alone).",
     )
     target = models.PositiveIntegerField(null=True, blank=True)
     sessions_started = models.PositiveIntegerField(
@@ -690,6 +754,25 @@ class SyntheticRun(TimestampedModel):
         if self.finished_at is None:
             return None
         return int((self.finished_at - self.started_at).total_seconds() * 1000)
+
+    @property
+    def span_start(self) -> datetime:
+        """RUN_EVENTS_START in Python: where the run's span begins (exclusive)."""
+        return run_events_start(
+            window_start=self.window_start, window_end=self.window_end, events_from=self.events_from
+        )
+
+    def wrote(self, *, payload: object, created_at: datetime) -> bool:
+        """The identity rule (`EventQuerySet.synthetic()`) in Python, for an event already read
+        whose payload names this run: succeeded, dated inside its span, carrying its key."""
+        claim = origin_claim(payload)
+        return (
+            claim is not None
+            and claim[0] == self.pk
+            and self.status == RunStatus.SUCCEEDED
+            and self.span_start < created_at <= self.window_end
+            and (self.run_key == "" or claim[1] == self.run_key)
+        )
 
 
 class SyntheticRunHour(models.Model):

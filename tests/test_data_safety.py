@@ -1,10 +1,11 @@
 """Property tests: cleanup, the statistics, seeding and backfill touch our synthetic rows and nothing else.
 
 A row is ours when its payload carries the JSON boolean `"synthetic": true` and a JSON integer `run_id`
-naming a succeeded run of the ledger. Each test generates a random mix of ours and look-alikes (the
-string "true", a missing, fractional, huge, negative or textual run id, the id of a failed, skipped
-or missing run, `"synthetic": false`, an empty payload, extra keys), works out in Python which rows
-are ours, and holds the product to it.
+naming a succeeded run of the ledger, it is dated inside that run's span and it carries the run's
+`run_key`. Each test generates a random mix of ours and look-alikes (the string "true", a missing,
+fractional, huge, negative or textual run id, the id of a failed, skipped or missing run,
+`"synthetic": false`, a wrong, numeric or missing key, a time outside the run's span, an empty
+payload, extra keys), works out in Python which rows are ours, and holds the product to it.
 """
 
 from __future__ import annotations
@@ -68,13 +69,21 @@ RUN_IDS = {
     "absent": None,
 }
 TAGS = {"true": True, "string-true": "true", "false": False, "one": 1, "absent": None}
+# How a payload carries its run's key: a function of the named run's key (None: no run_key key).
+KEYS = {
+    "right": lambda key: key,
+    "wrong": lambda key: "k0123456789abcdef",
+    "upper": str.upper,
+    "number": lambda key: 5,
+    "absent": None,
+}
 
 text = st.text(
     alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=6
 )
 json_scalars = st.none() | st.booleans() | st.integers(-(10**6), 10**6) | text
 extras = st.dictionaries(
-    text.filter(lambda key: key not in ("synthetic", "run_id")), json_scalars, max_size=2
+    text.filter(lambda key: key not in ("synthetic", "run_id", "run_key")), json_scalars, max_size=2
 )
 # Ages: whole hours (so rows sit exactly on a cutoff of whole hours) or any microsecond within them.
 HOURS = 4
@@ -89,12 +98,13 @@ run_ages = st.fixed_dictionaries(
 )
 # A payload's origin: (tag, run id, run). Near misses differ from ours in exactly one respect; the
 # other half are any combination.
-OURS = ("true", "int", SUCCEEDED)
+OURS = ("true", "int", SUCCEEDED, "right")
 NEAR_MISSES = [
     OURS,
-    *[(tag, "int", SUCCEEDED) for tag in sorted(TAGS) if tag != "true"],
-    *[("true", run_id, SUCCEEDED) for run_id in sorted(RUN_IDS) if run_id != "int"],
-    *[("true", "int", run) for run in (FAILED, SKIPPED, MISSING)],
+    *[(tag, "int", SUCCEEDED, "right") for tag in sorted(TAGS) if tag != "true"],
+    *[("true", run_id, SUCCEEDED, "right") for run_id in sorted(RUN_IDS) if run_id != "int"],
+    *[("true", "int", run, "right") for run in (FAILED, SKIPPED, MISSING)],
+    *[("true", "int", SUCCEEDED, key) for key in sorted(KEYS) if key != "right"],
 ]
 origins = st.one_of(
     st.sampled_from(NEAR_MISSES),
@@ -102,6 +112,7 @@ origins = st.one_of(
         st.sampled_from(sorted(TAGS)),
         st.sampled_from(sorted(RUN_IDS)),
         st.sampled_from([SUCCEEDED, FAILED, SKIPPED, MISSING]),
+        st.sampled_from(sorted(KEYS)),
     ),
 )
 events = st.lists(
@@ -133,19 +144,37 @@ journeys = st.lists(
 
 
 def payload_of(row: dict, runs: dict[str, int]) -> dict:
-    tag, run_id, run = row["origin"]
+    tag, run_id, run, key = row["origin"]
     payload = dict(row["extras"])
     if TAGS[tag] is not None:
         payload["synthetic"] = TAGS[tag]
     if RUN_IDS[run_id] is not None:
         payload["run_id"] = RUN_IDS[run_id](runs[run])
+    if KEYS[key] is not None:
+        named = SyntheticRun.objects.filter(id=runs[run]).first()
+        payload["run_key"] = KEYS[key](named.run_key if named else "k00000000deadbeef")
     return payload
 
 
-def is_ours(payload: dict, succeeded: set[int]) -> bool:
-    """Our rule, in Python: the boolean tag and an integer run id of a succeeded run."""
+def is_ours(payload: dict, created_at: datetime, succeeded: dict[int, dict]) -> bool:
+    """Our rule, in Python, written out apart from the product's: the boolean tag, an integer run
+    id of a succeeded run, a time in that run's span (from just before its events_from, or for a
+    run that kept none its window's start or 15 minutes before its end, to its window's end), and
+    the run's key (a run with none: any)."""
     run_id = payload.get("run_id")
-    return payload.get("synthetic") is True and type(run_id) is int and run_id in succeeded
+    if payload.get("synthetic") is not True or type(run_id) is not int or run_id not in succeeded:
+        return False
+    run = succeeded[run_id]
+    if run["events_from"] is not None:
+        after = run["events_from"] - timedelta(microseconds=1)
+    else:
+        after = min(run["window_start"], run["window_end"] - timedelta(minutes=15))
+    in_span = after < created_at <= run["window_end"]
+    return in_span and (run["run_key"] == "" or payload.get("run_key") == run["run_key"])
+
+
+def succeeded_runs() -> dict[int, dict]:
+    return {row["id"]: row for row in SyntheticRun.objects.filter(status=SUCCEEDED).values()}
 
 
 # --- building and reading the tables -----------------------------------------------------------------
@@ -233,14 +262,14 @@ def journey_snapshot() -> dict:
     return {row["id"]: row for row in Journey.objects.values()}
 
 
-def ours(model, succeeded: set[int]) -> dict:
+def ours(model, succeeded: dict[int, dict]) -> dict:
     """Our rows of an event table, pk -> created_at, by the Python rule."""
     return {
         pk: created_at
         for pk, created_at, payload in model.objects.values_list(
             "pk", "created_at", "event_payload"
         )
-        if is_ours(payload, succeeded)
+        if is_ours(payload, created_at, succeeded)
     }
 
 
@@ -300,7 +329,7 @@ def test_cleanup_deletes_exactly_our_old_rows_and_leaves_every_other_row_unchang
     # given
     runs = build(world, event_rows, journey_rows, run_ages)
     runs_before = {row["id"]: row for row in SyntheticRun.objects.values()}
-    succeeded = {runs[SUCCEEDED]}
+    succeeded = succeeded_runs()
     cutoff = NOW - timedelta(hours=older_than_hours)
     tables = {"journey_scene_events": JourneySceneEvent, "mindblock_events": MindblockEvent}
     before = {name: snapshot(model) for name, model in tables.items()}
@@ -367,7 +396,7 @@ def test_cleanup_deletes_exactly_our_old_rows_and_leaves_every_other_row_unchang
     event_rows=[
         {
             "table": "scene",
-            "origin": ("absent", "absent", SUCCEEDED),
+            "origin": ("absent", "absent", SUCCEEDED, "absent"),
             "extras": {},
             "age": timedelta(hours=2),
             "journey": 0,
@@ -406,8 +435,8 @@ def test_synthetic_and_real_partition_the_tables_and_the_counts_count_ours(
     # Rule: synthetic() is exactly our rows, real() exactly the rest, and synthetic_event_counts
     # counts our rows with created_at in (since, until].
     # given
-    runs = build(world, event_rows, [])
-    succeeded = {runs[SUCCEEDED]}
+    build(world, event_rows, [])
+    succeeded = succeeded_runs()
     since_at = NOW - since
     until_at = None if width is None else since_at + width
     # when

@@ -406,6 +406,7 @@ def test_an_error_after_half_the_rows_rolls_the_whole_run_back(history, monkeypa
         seen["run_id"] = run_id
         real_write(
             run_id=run_id,
+            run_key=options["run_key"],
             new_journeys=new_journeys,
             updates=updates[: len(updates) // 2],
             events=events[: len(events) // 2],
@@ -462,6 +463,7 @@ def test_a_run_stopped_by_the_task_timeout_is_rolled_back_and_the_next_covers_on
         seen["run_id"] = run_id
         real_write(
             run_id=run_id,
+            run_key=options["run_key"],
             new_journeys=new_journeys,
             updates=[],
             events=events[: len(events) // 2],

@@ -202,8 +202,10 @@ def generated_rows() -> dict[str, list[dict]]:
                 "event_type": row["event_type"],
                 "created_at": iso(row["created_at"]),
                 **{field: row[field] for field in extra},
-                # run_id is the ledger row's autoincrement id
-                "payload": {k: v for k, v in row["event_payload"].items() if k != "run_id"},
+                # run_id is the ledger row's autoincrement id, run_key its random key
+                "payload": {
+                    k: v for k, v in row["event_payload"].items() if k not in ("run_id", "run_key")
+                },
             }
             for row in model.objects.values(
                 "user__username",

@@ -18,6 +18,7 @@ from synthetics.models import (
     SimUser,
     SyntheticRun,
     SyntheticSettings,
+    run_key_new,
 )
 from synthetics.services import activity_backfill, run_manual, runs, sim_users_seed, writers
 from tests.test_golden import generated_rows
@@ -41,6 +42,7 @@ def _tagged() -> dict[str, list[str]]:
             "id", "window_start", "window_end"
         )
     )
+    keys = dict(SyntheticRun.objects.values_list("id", "run_key"))
     journeys = []
     for journey_id, plan, run_id, next_at, started_at in Journey.objects.values_list(
         "id", "plan", "run_id", "next_at", "started_at"
@@ -60,12 +62,13 @@ def _tagged() -> dict[str, list[str]]:
         ):
             start, end = windows[payload["run_id"]]
             assert start < created_at <= end and payload["synthetic"] is True
+            assert payload["run_key"] == keys[payload["run_id"]]  # the key of the run it names
             events.append(
                 json.dumps(
                     [
                         str(journey_id),
                         created_at.isoformat(),
-                        {**payload, "run_id": end.isoformat()},
+                        {**payload, "run_id": end.isoformat(), "run_key": None},
                     ],
                     sort_keys=True,
                 )
@@ -293,13 +296,14 @@ _JSON = st.recursive(
     run_id=st.integers(min_value=1, max_value=2**63 - 1),
 )
 @example(payload={}, run_id=1)
-@example(payload={"synthetic": False, "run_id": 7, 'a\\"\n\t': "\u00e9\\"}, run_id=9)
+@example(payload={"synthetic": False, "run_id": 7, "run_key": 1, 'a\\"\n\t': "\u00e9\\"}, run_id=9)
 def test_payload_text_is_the_tagged_payload_in_jsonb(postgres_only, payload, run_id):
     # the writer appends the tags to the encoded payload instead of merging dicts: for any payload,
     # including one that carries its own "synthetic" or "run_id", PostgreSQL stores the same jsonb
     event = EventRecord("scene", 1, None, 1, None, "scene_entered", END, payload)
-    text = writers._payload_text(event, run_id)
-    merged = json.dumps(writers._payload(event, run_id))
+    run = (run_id, run_key_new())
+    text = writers._payload_text(event, run)
+    merged = json.dumps(writers._payload(event, run))
     with transaction.atomic(), connection.cursor() as cursor:  # a savepoint per example
         cursor.execute(
             "SELECT %s::jsonb = %s::jsonb, %s::jsonb ->> 'synthetic'", [text, merged, text]

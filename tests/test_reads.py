@@ -428,7 +428,7 @@ def test_last_5_min_reads_the_event_tables_only_for_the_runs_across_its_edge(
         run_scheduled(now=now - timedelta(minutes=minute, seconds=-1))
     at = now + timedelta(seconds=40)
     read: list[tuple[datetime, datetime]] = []
-    prepared = dashboards._EVENTS_PER_RUN_BOTH
+    prepared = dashboards._OUR_EVENTS_PER_RUN_BOTH
 
     def recorded(*, _rows=prepared.rows, **times):
         read.append((times["since"], times["until"]))

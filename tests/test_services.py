@@ -346,7 +346,9 @@ def _event_rows():
     rows = []
     for model in (JourneySceneEvent, MindblockEvent):
         for event in model.objects.order_by("created_at", "journey_id", "event_type"):
-            payload = {k: v for k, v in event.event_payload.items() if k != "run_id"}
+            payload = {
+                k: v for k, v in event.event_payload.items() if k not in ("run_id", "run_key")
+            }
             rows.append(
                 (
                     model.__name__,

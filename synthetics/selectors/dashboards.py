@@ -13,8 +13,6 @@ from django.db.models.functions import TruncHour, TruncMinute
 from django.http import Http404
 from django.shortcuts import get_object_or_404
 
-from synthetics.db import TAG_TRUE, SyntheticOrigin, SyntheticTag
-from synthetics.engine.run import STALE_AFTER
 from synthetics.models import (
     CleanupJob,
     Journey,
@@ -27,6 +25,7 @@ from synthetics.models import (
     SyntheticRun,
     SyntheticRunHour,
     SyntheticSettings,
+    run_events_start,
 )
 from synthetics.selectors.prepared import Prepared
 from synthetics.selectors.run_inputs import (
@@ -37,78 +36,48 @@ from synthetics.selectors.run_inputs import (
 from synthetics.selectors.run_inputs import pool_stamp as run_inputs_pool_stamp
 
 
-def _events_per_run(model, *, bounded: bool) -> Prepared:
-    """Events of `model` tagged and naming a run, created in (since, until], counted per run."""
-
-    def build(since: datetime, until: datetime | None = None) -> QuerySet:
-        window = Q(created_at__gt=since)
-        if bounded:
-            window &= Q(created_at__lte=until)
-        return (
-            model.objects.annotate(
-                tag=SyntheticTag("event_payload"), origin=SyntheticOrigin("event_payload")
-            )
-            .filter(window, tag=TAG_TRUE, origin__isnull=False)
-            .values("origin")
-            .annotate(n=Count("pk"))
-            .values_list("origin", "n")
-        )
-
-    return Prepared(build, *(("since", "until") if bounded else ("since",)))
-
-
-def _events_per_run_both() -> Prepared:
-    """Both tables' events per run in (since, until], in one statement (UNION ALL): rows of
-    (0 for scene events or 1 for mindblock events, run id, count)."""
+def _our_events_per_run_both() -> Prepared:
+    """Both tables' events of ours (EventQuerySet.synthetic(): the identity rule) in (since,
+    until], counted per run, in one statement (UNION ALL): rows of (0 for scene events or 1 for
+    mindblock events, run id, count). The rule looks only at the runs that end after `since` (the
+    only ones that can have written there), so however the planner joins the ledger, it reads a
+    few rows of it through the status index."""
 
     def build(since: datetime, until: datetime) -> QuerySet:
+        runs = SyntheticRun.objects.filter(window_end__gt=since)
         scene, mindblock = (
-            _EVENTS_PER_RUN[key, True]
-            ._build(since=since, until=until)
+            model.objects.synthetic(runs=runs)
+            .filter(created_at__gt=since, created_at__lte=until)
+            .annotate(run=F("origin_run"))
+            .values("run")
+            .annotate(n=Count("pk"))
             .annotate(kind=Value(index))
-            .values_list("kind", "origin", "n")
+            .values_list("kind", "run", "n")
             .order_by()  # none inside a compound statement (SQLite refuses one)
-            for index, key in enumerate(("scene_events", "mindblock_events"))
+            for index, model in enumerate((JourneySceneEvent, MindblockEvent))
         )
         return scene.union(mindblock, all=True)
 
     return Prepared(build, "since", "until")
 
 
-_EVENTS_PER_RUN = {
-    (key, bounded): _events_per_run(model, bounded=bounded)
-    for key, model in (("scene_events", JourneySceneEvent), ("mindblock_events", MindblockEvent))
-    for bounded in (False, True)
-}
-
-
 def synthetic_event_counts(*, since: datetime, until: datetime | None = None) -> dict[str, int]:
-    """Synthetic scene and mindblock events with created_at in (since, until].
-
-    Counted per run the rows name (the tag index over the window, grouped by SyntheticOrigin),
-    then the ledger is asked once which of those runs succeeded: the same rows as
-    `EventQuerySet.synthetic()`, without an EXISTS per row that PostgreSQL may turn into a hash
-    of the whole ledger.
-    """
-    times = {"since": since} if until is None else {"since": since, "until": until}
-    per_run = {
-        key: dict(_EVENTS_PER_RUN[key, until is not None].rows(**times))
-        for key in ("scene_events", "mindblock_events")
-    }
-    # (SQLite passes a run id past a bigint through: no run has it, and no driver binds it.)
-    named = {
-        run_id
-        for run_id in set().union(*per_run.values())
-        if type(run_id) is int and 1 <= run_id < 2**63
-    }
-    succeeded = _succeeded_runs(named) if named else set()
+    """Synthetic scene and mindblock events with created_at in (since, until]: every row the
+    identity rule calls ours (EventQuerySet.synthetic()), counted through the tag index. The
+    reference count (tests, the data-safety properties); status reads `written_event_counts`."""
+    window = (
+        Q(created_at__gt=since) if until is None else Q(created_at__gt=since, created_at__lte=until)
+    )
     return {
-        key: sum(n for run_id, n in counts.items() if run_id in succeeded)
-        for key, counts in per_run.items()
+        key: model.objects.synthetic().filter(window).count()
+        for key, model in (
+            ("scene_events", JourneySceneEvent),
+            ("mindblock_events", MindblockEvent),
+        )
     }
 
 
-_EVENTS_PER_RUN_BOTH = _events_per_run_both()
+_OUR_EVENTS_PER_RUN_BOTH = _our_events_per_run_both()
 EPSILON = timedelta(microseconds=1)  # (start, end] holds an event dated at start + 1 µs
 
 # The succeeded runs whose window ends after `since`: the runs that can have written an event dated
@@ -149,10 +118,7 @@ def written_event_counts(*, since: datetime, until: datetime) -> dict[str, int]:
     ):
         if not scene and not mindblock:
             continue
-        # From just before its earliest event (a run recorded before events_from was kept: as
-        # early as the engine ever writes, STALE_AFTER before its end).
-        first = events_from - EPSILON if events_from is not None else end - STALE_AFTER
-        start = min(window_start, first)
+        start = run_events_start(window_start=window_start, window_end=end, events_from=events_from)
         if since <= start and end <= until:
             counts["scene_events"] += scene
             counts["mindblock_events"] += mindblock
@@ -161,7 +127,7 @@ def written_event_counts(*, since: datetime, until: datetime) -> dict[str, int]:
             spans.append((max(start, since), min(end, until)))
     keys = tuple(counts)
     for first, last in _merged(spans):
-        for kind, run_id, n in _EVENTS_PER_RUN_BOTH.rows(since=first, until=last):
+        for kind, run_id, n in _OUR_EVENTS_PER_RUN_BOTH.rows(since=first, until=last):
             if run_id in across:
                 counts[keys[kind]] += n
     return counts
@@ -176,23 +142,6 @@ def _merged(spans: list[tuple[datetime, datetime]]) -> list[tuple[datetime, date
         else:
             merged.append((start, end))
     return merged
-
-
-def _succeeded_runs(ids: set[int]) -> set[int]:
-    """Which of the runs `ids` (whole numbers, checked by the caller) succeeded: by primary key,
-    in plain SQL (the ORM compiled this one statement slower than the database ran it)."""
-    table = connection.ops.quote_name(SyntheticRun._meta.db_table)
-    ordered, found = sorted(ids), set()
-    with connection.cursor() as cursor:
-        for first in range(0, len(ordered), 900):  # under SQLite's and the drivers' bounds
-            chunk = ordered[first : first + 900]
-            marks = ", ".join(["%s"] * len(chunk))
-            cursor.execute(
-                f"SELECT id FROM {table} WHERE status = %s AND id IN ({marks})",
-                [RunStatus.SUCCEEDED.value, *chunk],
-            )
-            found.update(run_id for (run_id,) in cursor.fetchall())
-    return found
 
 
 _TOTALS = {

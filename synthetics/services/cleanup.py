@@ -24,21 +24,17 @@ from datetime import datetime, timedelta
 
 from django.db import IntegrityError, connection, transaction
 from django.db.models import (
-    DateTimeField,
     Exists,
-    ExpressionWrapper,
-    F,
     OuterRef,
     QuerySet,
     TextField,
 )
 from django.db.models.expressions import RawSQL
-from django.db.models.functions import Coalesce, Least
 
 from synthetics.db import TAG_TRUE, SyntheticOrigin, SyntheticTag
-from synthetics.engine.run import STALE_AFTER as SESSION_STALE_AFTER
 from synthetics.errors import Conflict, whole_number_required
 from synthetics.models import (
+    RUN_EVENTS_START,
     CleanupJob,
     CleanupStage,
     CleanupStatus,
@@ -417,21 +413,6 @@ def _tagged_events_of_run(model) -> QuerySet:
     )
 
 
-# Where a run's events can begin: its window's start, or before it its earliest event (a run
-# writes the due steps of journeys in progress, at most SESSION_STALE_AFTER (15 minutes) before its
-# end; a run recorded
-# before events_from was kept is assumed to reach that far).
-_EVENTS_START = Least(
-    F("window_start"),
-    Coalesce(
-        ExpressionWrapper(
-            F("events_from") - timedelta(microseconds=1), output_field=DateTimeField()
-        ),
-        ExpressionWrapper(F("window_end") - SESSION_STALE_AFTER, output_field=DateTimeField()),
-    ),
-)
-
-
 def _runs_unnamed(cutoff: datetime) -> QuerySet[SyntheticRun]:
     """Succeeded runs that ended before the cutoff and that no journey and no tagged event where it
     writes names (asked once the events and journeys are gone: the real run's last stage).
@@ -443,7 +424,7 @@ def _runs_unnamed(cutoff: datetime) -> QuerySet[SyntheticRun]:
     (skipped, failed) are the scheduled runs' to prune, after 30 days (services/runs.py).
     """
     runs = SyntheticRun.objects.filter(status=RunStatus.SUCCEEDED, window_end__lt=cutoff).annotate(
-        events_start=_EVENTS_START
+        events_start=RUN_EVENTS_START
     )
     runs = runs.exclude(Exists(Journey.objects.filter(run=OuterRef("pk"))))
     for model in (JourneySceneEvent, MindblockEvent):
@@ -455,11 +436,24 @@ def _runs_left_unnamed(cutoff: datetime) -> QuerySet[SyntheticRun]:
     """What `_runs_unnamed` will say once the events and journeys cleanup deletes are gone: the
     dry run's question, asked before any of them is deleted.
 
-    Journeys kept by the cleanup still name their run; the tagged events in a succeeded run's
-    window that name it are ours and older than the cutoff, so the cleanup deletes every one.
+    Journeys kept by the cleanup still name their run. Of the tagged events in a succeeded run's
+    span that name it, the cleanup deletes those that are ours (all older than the cutoff, as the
+    run ended before it) and keeps the others (without the run's key: a look-alike), which then
+    keep the run's ledger row too.
     """
     doomed_journeys = _journeys_left_without_events(cutoff).values("pk")
-    runs = SyntheticRun.objects.filter(status=RunStatus.SUCCEEDED, window_end__lt=cutoff)
-    return runs.exclude(
+    runs = SyntheticRun.objects.filter(status=RunStatus.SUCCEEDED, window_end__lt=cutoff).annotate(
+        events_start=RUN_EVENTS_START
+    )
+    runs = runs.exclude(
         Exists(Journey.objects.filter(run=OuterRef("pk")).exclude(pk__in=doomed_journeys))
     )
+    for model in (JourneySceneEvent, MindblockEvent):
+        kept = (
+            model.objects.real()
+            .alias(tag=SyntheticTag("event_payload"))
+            .filter(tag=TAG_TRUE, origin_run=OuterRef("pk"))
+            .filter(created_at__gt=OuterRef("events_start"), created_at__lte=OuterRef("window_end"))
+        )
+        runs = runs.exclude(Exists(kept))
+    return runs

@@ -32,6 +32,9 @@ from synthetics.models import (
 
 BATCH_SIZE = 1000
 
+# What tags a row: the id and the key of the run that wrote it (SyntheticRun.id, .run_key).
+RunTag = tuple[int, str]
+
 _JOURNEY_COLUMNS = (
     "id",
     "user_id",
@@ -66,22 +69,25 @@ _MINDBLOCK_EVENT_COLUMNS = (
 )
 
 
-def _payload(event: EventRecord, run_id: int) -> dict:
-    return {**event.payload, "synthetic": True, "run_id": run_id}
+def _payload(event: EventRecord, run: RunTag) -> dict:
+    run_id, run_key = run
+    return {**event.payload, "synthetic": True, "run_id": run_id, "run_key": run_key}
 
 
-_TAGS = b',"synthetic":true,"run_id":%d}'
+_TAGS = b',"synthetic":true,"run_id":%d,"run_key":"%s"}'
 
 
-def _payload_text(event: EventRecord, run_id: int) -> str:
+def _payload_text(event: EventRecord, run: RunTag) -> str:
     """_payload as JSON text for a jsonb column, without building the merged dict: the event's own
     payload encoded, the tags appended. jsonb keeps the last of duplicate keys, so the tags win over
     any key of the payload, as they do in _payload; and jsonb keeps no key order or whitespace, so
-    the stored value is _payload's (a test compares the two)."""
+    the stored value is _payload's (a test compares the two). A run's key is hex after a letter:
+    nothing to escape."""
+    run_id, run_key = run
     encoded = orjson.dumps(event.payload)
     if encoded == b"{}":
-        return f'{{"synthetic":true,"run_id":{run_id:d}}}'
-    return (encoded[:-1] + _TAGS % run_id).decode()
+        return f'{{"synthetic":true,"run_id":{run_id:d},"run_key":"{run_key}"}}'
+    return (encoded[:-1] + _TAGS % (run_id, run_key.encode())).decode()
 
 
 def _plan_json(plan) -> dict:
@@ -175,6 +181,7 @@ def ledger_write(runs: list[SyntheticRun], write_output: Callable[[list[int]], N
 def run_output_write(
     *,
     run_id: int,
+    run_key: str,
     new_journeys: Sequence[NewJourney],
     updates: Sequence[JourneyUpdate],
     events: Sequence[EventRecord],
@@ -189,7 +196,7 @@ def run_output_write(
     runs_output_write(
         new_journeys=[(journey, run_id) for journey in new_journeys],
         updates=updates,
-        events=[(event, run_id) for event in events],
+        events=[(event, (run_id, run_key)) for event in events],
         written_at=written_at,
         before_statement=before_statement,
     )
@@ -199,13 +206,13 @@ def runs_output_write(
     *,
     new_journeys: Sequence[tuple[NewJourney, int]],
     updates: Sequence[JourneyUpdate],
-    events: Sequence[tuple[EventRecord, int]],
+    events: Sequence[tuple[EventRecord, RunTag]],
     written_at: datetime,
     before_statement: Callable[[], None] = lambda: None,
     rendered: RenderedOutput | None = None,
 ) -> None:
-    """The output of several runs at once (a span of history): each journey and event with the id
-    of the run that wrote it, in the order given. `rendered`: the journeys and events formatted
+    """The output of several runs at once (a span of history): each journey with the id of the
+    run that wrote it and each event with its id and key, in the order given. `rendered`: the journeys and events formatted
     ahead (output_rendered; PostgreSQL) — sent as they are, `new_journeys` and `events` unused."""
     if rendered is not None:
         for table, columns, data in rendered.tables:
@@ -220,7 +227,7 @@ def runs_output_write(
 
 def _output_rows(
     new_journeys: Sequence[tuple[NewJourney, int]],
-    events: Sequence[tuple[EventRecord, int]],
+    events: Sequence[tuple[EventRecord, RunTag]],
     written_at: datetime,
 ) -> list[tuple[type, tuple[str, ...], list[tuple]]]:
     """Each table's rows (model, columns, rows), built once; the JSON columns as their text on
@@ -238,16 +245,16 @@ def _output_rows(
         for j, run_id in new_journeys
     ]  # fmt: skip
     scene_events = [
-        (e.user_id, e.journey_id, e.scene_id, e.event_type, e.created_at, payload_value(e, run_id))
-        for e, run_id in events
+        (e.user_id, e.journey_id, e.scene_id, e.event_type, e.created_at, payload_value(e, run))
+        for e, run in events
         if e.kind == "scene"
     ]
     mindblock_events = [
         (
             e.user_id, e.journey_id, e.scene_id, e.mindblock_id, e.event_type, e.created_at,
-            payload_value(e, run_id),
+            payload_value(e, run),
         )
-        for e, run_id in events
+        for e, run in events
         if e.kind == "mindblock"
     ]  # fmt: skip
     return [
@@ -268,7 +275,7 @@ class RenderedOutput:
 def output_rendered(
     *,
     new_journeys: Sequence[tuple[NewJourney, int]],
-    events: Sequence[tuple[EventRecord, int]],
+    events: Sequence[tuple[EventRecord, RunTag]],
     written_at: datetime,
 ) -> RenderedOutput:
     """The rows runs_output_write would COPY, formatted now by psycopg's own COPY formatter (a Copy
