@@ -3,12 +3,14 @@ journeys and events (read-only, fast on millions of rows) and the editable journ
 
 from __future__ import annotations
 
+import copy
+
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.views.main import ChangeList
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
-from django.core.exceptions import PermissionDenied
-from django.db import OperationalError
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import OperationalError, router, transaction
 from django.db.models import Count
 from django.http import HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect
@@ -28,7 +30,7 @@ from synthetics.api.permissions import can_change_synthetics, can_view_synthetic
 from synthetics.db import origin_run_id
 from synthetics.engine.population import LOCALES, PERSONAS
 from synthetics.engine.types import MINDBLOCK_EVENT_TYPES, SCENE_EVENT_TYPES
-from synthetics.errors import ApplicationError, RunFailed
+from synthetics.errors import ApplicationError, GeneratorBusy, RunFailed
 from synthetics.models import (
     Incident,
     Journey,
@@ -37,7 +39,6 @@ from synthetics.models import (
     MindblockEvent,
     MindblockType,
     RhythmProfile,
-    RunStatus,
     Scene,
     SimUser,
     SyntheticRun,
@@ -47,6 +48,12 @@ from synthetics.models import (
 from synthetics.selectors.incidents import incident_state
 from synthetics.selectors.insights import capacity_summary
 from synthetics.services import run_manual, settings_update
+from synthetics.services.catalogue import (
+    CatalogueInUse,
+    catalogue_change_check,
+    catalogue_change_refusal,
+    catalogue_runnable_refusal,
+)
 from synthetics.services.incidents import incident_cancel, incident_checked
 from synthetics.services.locks import is_database_locked
 from synthetics.services.scenarios import (
@@ -56,6 +63,7 @@ from synthetics.services.scenarios import (
     scenario_import,
     scenario_loads,
 )
+from synthetics.services.settings import incidents_still_fit
 
 MAX_SCENARIO_BYTES = 1024 * 1024
 
@@ -77,21 +85,21 @@ class OriginChangeList(ChangeList):
     """An event list that marks each row of the page as ours or not with one look-up in the ledger.
 
     The page's rows carry their payloads: the run ids they name are read in Python (the twin of the
-    SQL rule, `origin_run_id`) and the ledger is asked once which of them succeeded, instead of an
-    EXISTS per row that PostgreSQL may turn into a hash of the whole ledger.
+    SQL rule, `origin_run_id`), the ledger is asked once for those runs and each row is judged by
+    `SyntheticRun.wrote` (the rule in Python: status, span and key), instead of an EXISTS per row
+    that PostgreSQL may turn into a hash of the whole ledger.
     """
 
     def get_results(self, request):
         super().get_results(request)
         named = {origin_run_id(event.event_payload) for event in self.result_list}
         named.discard(None)
-        ours = set(
-            SyntheticRun.objects.filter(id__in=named, status=RunStatus.SUCCEEDED).values_list(
-                "id", flat=True
-            )
-        )
+        runs = SyntheticRun.objects.in_bulk(named) if named else {}
         for event in self.result_list:
-            event.is_ours = origin_run_id(event.event_payload) in ours
+            run = runs.get(origin_run_id(event.event_payload))
+            event.is_ours = run is not None and run.wrote(
+                payload=event.event_payload, created_at=event.created_at
+            )
 
 
 @admin.register(JourneySceneEvent)
@@ -235,11 +243,162 @@ class SimUserAdmin(TimeLimitedListMixin, admin.ModelAdmin):
         return obj.in_active_journey
 
 
-# --- the catalogue (editable) ----------------------------------------------------------------------
+# --- the catalogue: steered with the settings' permission, never into stranding a session -----------
 
 
-class SceneInline(admin.TabularInline):
+class CataloguePermissions:
+    """Changing the catalogue steers the generator, as changing the settings does: the model's own
+    add, change or delete permission and the *change synthetic settings* one. Without the latter
+    the catalogue is read-only (the model's view or change permission shows it)."""
+
+    def has_add_permission(self, request, *args):
+        return super().has_add_permission(request, *args) and can_change_synthetics(request.user)
+
+    def has_change_permission(self, request, obj=None):
+        return super().has_change_permission(request, obj) and can_change_synthetics(request.user)
+
+    def has_delete_permission(self, request, obj=None):
+        return super().has_delete_permission(request, obj) and can_change_synthetics(request.user)
+
+
+def _catalogue_checked(form: forms.ModelForm, **change) -> None:
+    """Add the catalogue rule's refusal of `change` to `form`: under the field it names, else
+    above the form (services.catalogue)."""
+    try:
+        catalogue_change_check(row=form.instance, **change)
+    except CatalogueInUse as refusal:
+        field = refusal.extra.get("field")
+        form.add_error(field if field in form.fields else None, refusal.message)
+    except GeneratorBusy as busy:
+        form.add_error(None, str(busy))
+
+
+class CatalogueForm(forms.ModelForm):
+    """A catalogue row's form: a change to a field that sessions in progress planned is refused
+    under that field (services.catalogue), in the transaction that saves the row."""
+
+    def clean(self):
+        data = super().clean()
+        if self.instance.pk is not None:  # (`instance` still holds the row as it is)
+            _catalogue_checked(self, changed=self.changed_data)
+            refusal = _runnable_refusal(self.instance, data, self.changed_data)
+            if refusal is not None:
+                self.add_error(None, refusal)
+        return data
+
+
+def _runnable_refusal(row, data: dict, changed: list[str]) -> str | None:
+    """The catalogue's runnable rule for a saved row's form: a template's new state, a scene moved
+    to another template (services.catalogue.catalogue_runnable_refusal)."""
+    if isinstance(row, JourneyTemplate):
+        state = (data.get("is_active", row.is_active), data.get("popularity", row.popularity))
+        return catalogue_runnable_refusal(templates={row.pk: state})
+    if isinstance(row, Scene) and "template" in changed:
+        return catalogue_runnable_refusal(removed_scenes=[row.pk])
+    return None
+
+
+class SceneFormSet(forms.BaseInlineFormSet):
+    """A template's scenes: a scene deleted in the inline is checked by the catalogue's rule (its
+    other changes by its own form's)."""
+
+    def clean(self):
+        refusals = []
+        for form in self.forms:
+            if form.instance.pk is None or not self._should_delete_form(form):
+                continue
+            try:
+                catalogue_change_check(row=form.instance, delete=True)
+            except (CatalogueInUse, GeneratorBusy) as refusal:
+                refusals.append(str(refusal))
+        if refusals:
+            # Before Django's own check of protected rows, which would list every event.
+            raise ValidationError(refusals)
+        template = self.instance  # with the template form's changes, not saved yet
+        if template.pk is not None and any(
+            form.instance.pk is not None and self._should_delete_form(form) for form in self.forms
+        ):  # (the template's own state alone: its form's check)
+            removed = [
+                form.instance.pk
+                for form in self.forms
+                if form.instance.pk is not None and self._should_delete_form(form)
+            ]
+            refusal = catalogue_runnable_refusal(
+                templates={template.pk: (template.is_active, template.popularity)},
+                removed_scenes=removed,
+            )
+            if refusal is not None:
+                raise ValidationError(refusal)
+        super().clean()
+
+
+class CatalogueAdmin(CataloguePermissions, admin.ModelAdmin):
+    """A catalogue model's admin: its form and its deletions (the delete page, the bulk delete)
+    checked by the catalogue's rule under the generator lock, with the settings' permission."""
+
+    form = CatalogueForm
+    list_editable_form = CatalogueForm  # the list's editable columns: the same checks
+    delete_confirmation_template = "admin/synthetics/catalogue_delete_confirmation.html"
+    delete_selected_confirmation_template = (
+        "admin/synthetics/catalogue_delete_selected_confirmation.html"
+    )
+
+    def get_changelist_form(self, request, **kwargs):
+        return super().get_changelist_form(request, form=self.list_editable_form, **kwargs)
+
+    def get_deleted_objects(self, objs, request):
+        # A refused deletion: Django's "cannot delete" page, the rule's message as what protects
+        # the rows. Asked before the confirmation (GET) it is a look without the lock; when it
+        # is confirmed (POST, in the transaction that deletes) it is the check under the lock.
+        refusals = []
+        for row in objs:
+            if request.method != "POST":
+                refusal = catalogue_change_refusal(row=row, delete=True)
+                refusals += [refusal] if refusal else []
+                continue
+            try:
+                catalogue_change_check(row=row, delete=True)
+            except (CatalogueInUse, GeneratorBusy) as error:
+                refusals.append(str(error))
+        if not refusals:
+            ids = [row.pk for row in objs]
+            refusal = catalogue_runnable_refusal(
+                removed_templates=ids if self.model is JourneyTemplate else (),
+                removed_scenes=ids if self.model is Scene else (),
+            )
+            refusals += [refusal] if refusal else []
+        if refusals:
+            return [], {}, set(), refusals
+        return super().get_deleted_objects(objs, request)
+
+    def response_action(self, request, queryset):
+        # The bulk delete checks (get_deleted_objects) and deletes in one transaction.
+        with transaction.atomic(using=router.db_for_write(self.model)):
+            return super().response_action(request, queryset)
+
+    def delete_model(self, request, obj):
+        self._deletion_checked([obj])
+        super().delete_model(request, obj)
+
+    def delete_queryset(self, request, queryset):
+        self._deletion_checked(queryset)
+        super().delete_queryset(request, queryset)
+
+    @staticmethod
+    def _deletion_checked(rows) -> None:
+        """The rule once more where the rows go (the lock is already held: a no-op unless a
+        caller skipped get_deleted_objects)."""
+        for row in rows:
+            try:
+                catalogue_change_check(row=row, delete=True)
+            except (CatalogueInUse, GeneratorBusy) as refusal:
+                raise PermissionDenied(str(refusal)) from refusal
+
+
+class SceneInline(CataloguePermissions, admin.TabularInline):
     model = Scene
+    form = CatalogueForm
+    formset = SceneFormSet
     extra = 0
     fields = (
         "position", "slug", "name", "dwell_median_seconds", "mindblock_rate", "dropoff_weight",
@@ -249,7 +408,7 @@ class SceneInline(admin.TabularInline):
 
 
 @admin.register(JourneyTemplate)
-class JourneyTemplateAdmin(admin.ModelAdmin):
+class JourneyTemplateAdmin(CatalogueAdmin):
     list_display = ("name", "slug", "popularity", "is_active", "scene_count")
     list_editable = ("popularity", "is_active")
     list_filter = ("is_active",)
@@ -266,15 +425,24 @@ class JourneyTemplateAdmin(admin.ModelAdmin):
         return obj.scene_total
 
 
+@admin.register(Scene)
+class SceneAdmin(CatalogueAdmin):
+    list_display = ("__str__", "name", "position", "dwell_median_seconds", "mindblock_rate")
+    list_filter = ("template",)
+    list_select_related = ("template",)  # a scene is named by its template
+    ordering = ("template__slug", "position")
+    search_fields = ("slug", "name", "template__slug")
+
+
 @admin.register(RhythmProfile)
-class RhythmProfileAdmin(admin.ModelAdmin):
+class RhythmProfileAdmin(CatalogueAdmin):
     list_display = ("name", "slug", "persona", "holiday_factor")
     search_fields = ("name", "slug", "persona")
     prepopulated_fields = {"slug": ("name",)}
 
 
 @admin.register(MindblockType)
-class MindblockTypeAdmin(admin.ModelAdmin):
+class MindblockTypeAdmin(CatalogueAdmin):
     list_display = ("name", "slug", "weight", "is_active")
     list_editable = ("weight", "is_active")
     search_fields = ("name", "slug")
@@ -403,8 +571,34 @@ class IncidentAdmin(admin.ModelAdmin):
 # --- the settings row, edited in place, with pause/resume and run-now ---------------------------------
 
 
+class SettingsForm(forms.ModelForm):
+    """The settings row: the model's rules under each field, and the upcoming incidents' (an
+    incident that sets one rate keeps the other: services.settings.incidents_still_fit, the API's
+    refusal word for word), checked under the row's lock, held until the save in this
+    transaction (incidents are created under the same lock)."""
+
+    def clean(self):
+        data = super().clean()
+        if self.errors:
+            return data
+        SyntheticSettings.objects.select_for_update().get(pk=1)
+        row = copy.copy(self.instance)
+        for name, value in data.items():
+            setattr(row, name, value)
+        try:
+            row.clean()
+        except ValidationError:
+            return data  # the model's own rules, reported under each field after this
+        try:
+            incidents_still_fit(row)
+        except ValidationError as refusal:
+            self.add_error(None, refusal)  # a message per field
+        return data
+
+
 @admin.register(SyntheticSettings)
 class SyntheticSettingsAdmin(admin.ModelAdmin):
+    form = SettingsForm
     fields = (
         "enabled",
         "sessions_per_min",
@@ -502,18 +696,11 @@ class SyntheticSettingsAdmin(admin.ModelAdmin):
         if upload is None:
             self.message_user(request, "Choose a scenario file to upload.", messages.ERROR)
             return self._back()
-        if upload.size > MAX_SCENARIO_BYTES:
-            self.message_user(
-                request, f"The file is larger than {MAX_SCENARIO_BYTES:,} bytes.", messages.ERROR
-            )
-            return self._back()
         dry_run = request.POST.get("dry_run") == "1"
         try:
-            text = upload.read().decode("utf-8")
-            plan = scenario_import(scenario_loads(text), now=timezone.now(), dry_run=dry_run)
-        except UnicodeDecodeError:
-            self.message_user(request, "The file is not UTF-8 text.", messages.ERROR)
-            return self._back()
+            # (a byte past the limit is enough for scenario_loads to say the file is larger)
+            document = scenario_loads(upload.read(MAX_SCENARIO_BYTES + 1))
+            plan = scenario_import(document, now=timezone.now(), dry_run=dry_run)
         except OperationalError as error:
             if not is_database_locked(error):
                 raise
