@@ -603,7 +603,9 @@ class SyntheticRunQuerySet(models.QuerySet):
 
         Scheduled and backfill runs that succeeded or skipped cover their window: a skipped run (paused,
         nothing new) covers its minutes with nothing. A failed run covers nothing, so the next run
-        takes its minutes on; a manual run adds sessions on top and covers nothing either.
+        takes its minutes on; a manual run adds sessions on top and covers nothing either. A run of
+        shard k of N (`shard`, `shards` > 1) covers its minutes for slice k of N only: a minute is
+        covered for a slice by a run of the whole pool or of that slice (run_inputs.slices_left).
         """
         runs = self.filter(
             trigger__in=[RunTrigger.SCHEDULED, RunTrigger.BACKFILL],

@@ -160,8 +160,8 @@ def _fill_events(count: int, *, end: datetime, synthetic_every: int) -> None:
     user = factories.UserFactory()
     journey = factories.JourneyFactory(user=user)
     scene = factories.SceneFactory()
-    run = factories.SyntheticRunFactory()
-    ours = {"synthetic": True, "run_id": run.id}
+    run = factories.SyntheticRunFactory(window_start=end - timedelta(days=1), window_end=end)
+    ours = {"synthetic": True, "run_id": run.id, "run_key": run.run_key}
     JourneySceneEvent.objects.bulk_create(
         JourneySceneEvent(
             user=user,
@@ -215,10 +215,27 @@ def test_selector_counts_use_the_tag_index():
 
 def test_only_rows_with_the_boolean_tag_and_a_run_of_our_ledger_are_ours():
     # given one row of ours and real rows that look like it in every way but one
-    run = factories.SyntheticRunFactory()
+    run = factories.SyntheticRunFactory(events_from=datetime(2026, 1, 9, 19, 1, tzinfo=UTC))
     failed = factories.SyntheticRunFactory(status="failed")
-    ours = factories.JourneySceneEventFactory(event_payload={"synthetic": True, "run_id": run.id})
+    key = run.run_key
+    ours = factories.JourneySceneEventFactory(
+        event_payload={"synthetic": True, "run_id": run.id, "run_key": key}
+    )
+    outside = [  # right in every way but the time: before the run's earliest event, after its end
+        datetime(2026, 1, 9, 19, 0, 59, 999999, tzinfo=UTC),
+        run.window_end + timedelta(microseconds=1),
+    ]
+    for created_at in outside:
+        factories.JourneySceneEventFactory(
+            created_at=created_at,
+            event_payload={"synthetic": True, "run_id": run.id, "run_key": key},
+        )
     lookalikes = [
+        {"synthetic": True, "run_id": run.id},  # no key: written before the run existed
+        {"synthetic": True, "run_id": run.id, "run_key": "k0123456789abcdef"},  # another key
+        {"synthetic": True, "run_id": run.id, "run_key": key.upper()},
+        {"synthetic": True, "run_id": run.id, "run_key": None},
+        {"synthetic": True, "run_id": failed.id, "run_key": failed.run_key},
         {"synthetic": "true", "run_id": run.id},  # the string, as a real app may write
         {"synthetic": True},  # no run id
         {"synthetic": True, "run_id": str(run.id)},  # a string run id
@@ -242,10 +259,10 @@ def test_only_rows_with_the_boolean_tag_and_a_run_of_our_ledger_are_ours():
     # then only our row is synthetic, and the rest is real: the two partition the table
     assert synthetic == [ours.pk]
     assert real == set(JourneySceneEvent.objects.exclude(pk=ours.pk).values_list("pk", flat=True))
-    assert len(real) == len(lookalikes)
+    assert len(real) == len(lookalikes) + len(outside)
     # while the seed's own SQL (the text tag) still counts ours, with every boolean true and "true"
     text_tagged = [
         p for p in lookalikes if p.get("synthetic") is True or p.get("synthetic") == "true"
     ]
     seed_sql = JourneySceneEvent.objects.alias(tag=SyntheticTag("event_payload")).filter(tag="true")
-    assert seed_sql.count() == 1 + len(text_tagged)
+    assert seed_sql.count() == 1 + len(text_tagged) + len(outside)

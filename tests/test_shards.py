@@ -87,7 +87,7 @@ def _generated() -> dict:
             for journey_id, event_type, created_at, payload in JourneySceneEvent.objects.values_list(
                 "journey_id", "event_type", "created_at", "event_payload"
             )
-            for payload in [{k: v for k, v in payload.items() if k != "run_id"}]
+            for payload in [{k: v for k, v in payload.items() if k not in ("run_id", "run_key")}]
         ),
         "mindblock_events": sorted(
             (str(journey_id), event_type, created_at)
@@ -184,7 +184,9 @@ def unsplit_digest(monkeypatch) -> str:
                 str(a),
                 b,
                 str(c),
-                json.dumps({k: v for k, v in p.items() if k != "run_id"}, sort_keys=True),
+                json.dumps(
+                    {k: v for k, v in p.items() if k not in ("run_id", "run_key")}, sort_keys=True
+                ),
             )
             for a, b, c, p in JourneySceneEvent.objects.values_list(
                 "journey_id", "event_type", "created_at", "event_payload"

@@ -1,15 +1,21 @@
-"""Input serializers (strict: JSON types only, no unknown fields) and output serializers (the seed's shapes)."""
+"""Input serializers (strict: JSON types only, no unknown fields, text read as sent by api.parsers) and output serializers (the seed's shapes)."""
 
 from __future__ import annotations
 
 import math
-from datetime import UTC, datetime
+from datetime import UTC
 from operator import itemgetter
 
 from django.http import QueryDict
 from django.utils import timezone
 from rest_framework import serializers
 
+from synthetics.api.parsers import (
+    aware_datetime_read,
+    label_read,
+    slug_read,
+    whole_number_read,
+)
 from synthetics.engine.expectations import METRICS as EXPECTATION_METRICS
 from synthetics.engine.population import PERSONAS
 from synthetics.engine.run import MAX_MANUAL_TARGET
@@ -40,14 +46,17 @@ class _DocumentedRangeMixin:
 
 
 class StrictIntegerField(_DocumentedRangeMixin, serializers.IntegerField):
-    default_error_messages = {"invalid": "Must be a whole number (a JSON number), got {input!r}."}
+    """A JSON integer: 5, never 5.0 or 5e0 (a float, whole or not, is refused)."""
+
+    default_error_messages = {
+        "invalid": "Must be a whole number written as a JSON integer (no decimal point or "
+        "exponent), got {input!r}."
+    }
 
     def to_internal_value(self, data):
-        if isinstance(data, bool) or not isinstance(data, int | float):
+        if isinstance(data, bool) or not isinstance(data, int):
             self.fail("invalid", input=data)
-        if isinstance(data, float) and not (math.isfinite(data) and data.is_integer()):
-            self.fail("invalid", input=data)
-        return int(data)
+        return data
 
 
 class StrictFloatField(_DocumentedRangeMixin, serializers.FloatField):
@@ -56,9 +65,13 @@ class StrictFloatField(_DocumentedRangeMixin, serializers.FloatField):
     def to_internal_value(self, data):
         if isinstance(data, bool) or not isinstance(data, int | float):
             self.fail("invalid", input=data)
-        if not math.isfinite(data):
+        try:
+            value = float(data)
+        except OverflowError:  # an integer of hundreds of digits
             self.fail("invalid", input=data)
-        return float(data)
+        if not math.isfinite(value):
+            self.fail("invalid", input=data)
+        return value
 
 
 class MillisecondDateTimeField(serializers.DateTimeField):
@@ -164,32 +177,40 @@ class CleanupInput(StrictInputSerializer):
 
 
 class StrictTextField(serializers.CharField):
+    """A JSON string of printable text, taken as sent: not trimmed (label_read)."""
+
     default_error_messages = {"invalid": "Must be text (a JSON string), got {input!r}."}
+    read = staticmethod(label_read)
 
-    def to_internal_value(self, data):
-        if not isinstance(data, str):
-            self.fail("invalid", input=data)
-        return super().to_internal_value(data)
-
-
-class StrictDateTimeField(serializers.DateTimeField):
-    """ISO 8601 with a time zone (an offset or Z): a time without one is refused, not guessed."""
-
-    default_error_messages = {
-        "invalid": "Must be an ISO 8601 date and time with a time zone, such as "
-        "2026-12-06T14:00:00Z, got {input!r}.",
-    }
+    def __init__(self, **kwargs):
+        super().__init__(trim_whitespace=False, **kwargs)
 
     def to_internal_value(self, data):
         if not isinstance(data, str):
             self.fail("invalid", input=data)
         try:
-            value = datetime.fromisoformat(data)
-            if value.tzinfo is None or value.utcoffset() is None:
-                self.fail("invalid", input=data)
-            return value.astimezone(UTC)
-        except (ValueError, OverflowError):  # (UTC of 9999-12-31T23:59-01:00 is past year 9999)
-            self.fail("invalid", input=data)
+            return self.read(data)
+        except ValueError as error:
+            raise serializers.ValidationError(str(error)) from None
+
+
+class StrictSlugField(StrictTextField):
+    """A JSON string that is a slug exactly (slug_read)."""
+
+    read = staticmethod(slug_read)
+
+    def __init__(self, **kwargs):
+        super().__init__(max_length=64, **kwargs)
+
+
+class StrictDateTimeField(serializers.DateTimeField):
+    """A JSON string read by aware_datetime_read: ISO 8601 with a time zone, in UTC."""
+
+    def to_internal_value(self, data):
+        try:
+            return aware_datetime_read(data)
+        except ValueError as error:
+            raise serializers.ValidationError(str(error)) from None
 
 
 class IncidentInput(StrictInputSerializer):
@@ -215,23 +236,82 @@ class IncidentInput(StrictInputSerializer):
         documented_range=(0, int(MAX_SESSIONS_MULTIPLIER)),
         help_text="Multiplies the rate of new sessions in scope (0: none start; 3: a surge).",
     )
-    template = StrictTextField(
+    template = StrictSlugField(
         required=False, help_text="A journey template's slug: only its sessions."
     )
-    scene = StrictTextField(
+    scene = StrictSlugField(
         required=False,
         help_text="A scene's slug: only sessions of templates that visit it; the errors and "
         "abandonments the incident draws happen there.",
     )
 
 
-class IncidentListQuery(serializers.Serializer):
-    state = serializers.ChoiceField(
+# --- query strings and paths: text, read by the strict readers ------------------------------------
+
+MAX_ACTIVITY_HOURS = 720
+MAX_PAGE_SIZE = 500
+
+
+class QueryWholeNumberField(serializers.IntegerField):
+    """A whole number in a query string or a path: whole_number_read from min_value to max_value."""
+
+    def __init__(self, *, min_value: int, max_value: int, **kwargs):
+        super().__init__(min_value=min_value, max_value=max_value, **kwargs)
+
+    def to_internal_value(self, data):
+        try:
+            return whole_number_read(data, low=self.min_value, high=self.max_value)
+        except ValueError as error:
+            raise serializers.ValidationError(str(error)) from None
+
+
+class QueryChoiceField(serializers.ChoiceField):
+    """One of the choices exactly: not trimmed, not folded to lower case."""
+
+    def __init__(self, *, choices, **kwargs):
+        names = ", ".join(str(choice) for choice in choices)
+        kwargs.setdefault(
+            "error_messages", {"invalid_choice": f"Must be one of: {names}; got {{input!r}}."}
+        )
+        super().__init__(choices=choices, **kwargs)
+
+
+class StrictQuerySerializer(serializers.Serializer):
+    """Reads its parameters from a query string (or a path), each given at most once and each read
+    as sent: an empty value is a value to refuse, not an absent one (as DRF would read it).
+    Parameters it does not know (a cache-buster, a paginator's) are left to others."""
+
+    def to_internal_value(self, data):
+        values, repeated = {}, []
+        for name in self.fields:
+            if hasattr(data, "getlist"):  # a QueryDict
+                given = data.getlist(name)
+            else:
+                given = [data[name]] if name in data else []
+            if len(given) > 1:
+                repeated.append(name)
+            elif given:
+                values[name] = given[0]
+        if repeated:
+            raise serializers.ValidationError(
+                {name: ["Given more than once: give it once."] for name in repeated}
+            )
+        return super().to_internal_value(values)
+
+
+class ActivityPath(StrictQuerySerializer):
+    hours = QueryWholeNumberField(
+        min_value=1, max_value=MAX_ACTIVITY_HOURS, help_text="Window length in hours."
+    )
+
+
+class IncidentListQuery(StrictQuerySerializer):
+    state = QueryChoiceField(
         choices=["upcoming", "in_progress", "over", "cancelled"],
         required=False,
         help_text="Only incidents in this state.",
     )
-    hours = serializers.IntegerField(
+    hours = QueryWholeNumberField(
         required=False,
         min_value=1,
         max_value=720,
@@ -239,27 +319,15 @@ class IncidentListQuery(serializers.Serializer):
         "hours shades), upcoming ones included.",
     )
 
-    def to_internal_value(self, data):
-        if hasattr(data, "get") and data.get("state") == "":  # DRF would read it as absent
-            raise serializers.ValidationError(
-                {"state": ["Must be one of: upcoming, in_progress, over, cancelled."]}
-            )
-        if hasattr(data, "get") and data.get("hours") == "":
-            raise serializers.ValidationError({"hours": ["Must be a whole number from 1 to 720."]})
-        return super().to_internal_value(data)
+
+class SimUserQuery(StrictQuerySerializer):
+    persona = QueryChoiceField(choices=[persona.slug for persona in PERSONAS], required=False)
 
 
-class SimUserQuery(serializers.Serializer):
-    persona = serializers.ChoiceField(
-        choices=[persona.slug for persona in PERSONAS], required=False
+class PageSizeQuery(StrictQuerySerializer):
+    page_size = QueryWholeNumberField(
+        required=False, min_value=1, max_value=MAX_PAGE_SIZE, help_text="Rows per page."
     )
-
-    def to_internal_value(self, data):
-        if hasattr(data, "get") and data.get("persona") == "":
-            raise serializers.ValidationError(
-                {"persona": [f"Must be one of: {', '.join(p.slug for p in PERSONAS)}."]}
-            )
-        return super().to_internal_value(data)
 
 
 # --- outputs ---------------------------------------------------------------------------------------
@@ -741,15 +809,10 @@ class IncidentListResponse(serializers.Serializer):
     incidents = IncidentOutput(many=True, help_text="Newest start first, at most 200.")
 
 
-class ExpectationsQuery(serializers.Serializer):
-    hours = serializers.IntegerField(
+class ExpectationsQuery(StrictQuerySerializer):
+    hours = QueryWholeNumberField(
         required=False, default=1, min_value=1, max_value=168, help_text="The last N hours, 1..168."
     )
-
-    def to_internal_value(self, data):
-        if hasattr(data, "get") and data.get("hours") == "":  # DRF would read it as absent
-            raise serializers.ValidationError({"hours": ["Must be a whole number from 1 to 168."]})
-        return super().to_internal_value(data)
 
 
 class MetricCheckOutput(serializers.Serializer):

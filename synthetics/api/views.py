@@ -3,20 +3,20 @@
 from __future__ import annotations
 
 import functools
-import re
 
 from django.conf import settings
 from django.core.cache import cache
 from django.core.paginator import Paginator as DjangoPaginator
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
-from rest_framework import serializers
+from rest_framework.exceptions import NotFound
 from rest_framework.generics import ListAPIView
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from synthetics.api import serializers as io
+from synthetics.api.parsers import whole_number_read
 from synthetics.api.permissions import (
     CanChangeSynthetics,
     CanViewSynthetics,
@@ -30,9 +30,6 @@ from synthetics.services import run_manual, settings_update
 from synthetics.services.cleanup import cleanup_job_hand_off, cleanup_synthetic
 from synthetics.services.expectations import expectations_report
 from synthetics.services.incidents import incident_cancel, incident_create
-
-MAX_ACTIVITY_HOURS = 720
-HOURS_PATTERN = re.compile(r"[1-9][0-9]{0,5}", re.ASCII)
 
 
 def _errors(*codes: int) -> dict[int, OpenApiResponse]:
@@ -146,29 +143,17 @@ class ActivityView(SyntheticsView):
         parameters=[
             OpenApiParameter(
                 "hours",
-                {"type": "integer", "minimum": 1, "maximum": MAX_ACTIVITY_HOURS},
+                {"type": "integer", "minimum": 1, "maximum": io.MAX_ACTIVITY_HOURS},
                 OpenApiParameter.PATH,
-                description=f"Window length in hours, 1..{MAX_ACTIVITY_HOURS}.",
+                description=f"Window length in hours, 1..{io.MAX_ACTIVITY_HOURS}.",
             )
         ],
         responses={200: io.ActivityResponse, **_errors(400, *READ_ERRORS)},
     )
     def get(self, request, hours: str):
-        # ASCII digits only, no sign, space or leading zero: "0024", " 24" and "２４" are not 24.
-        if not HOURS_PATTERN.fullmatch(hours):
-            raise serializers.ValidationError(
-                {
-                    "hours": [
-                        f"Must be a whole number of hours written 1 to {MAX_ACTIVITY_HOURS}, got {hours!r}."
-                    ]
-                }
-            )
-        value = int(hours)
-        if not 1 <= value <= MAX_ACTIVITY_HOURS:
-            raise serializers.ValidationError(
-                {"hours": [f"Must be from 1 to {MAX_ACTIVITY_HOURS}, got {value}."]}
-            )
-        series = dashboards.activity_series(hours=value, now=timezone.now())
+        path = io.ActivityPath(data={"hours": hours})
+        path.is_valid(raise_exception=True)
+        series = dashboards.activity_series(hours=path.validated_data["hours"], now=timezone.now())
         return Response(io.ActivityResponse(series).data)
 
 
@@ -371,26 +356,28 @@ class _CountedPaginator(DjangoPaginator):
 class SimUserPagination(PageNumberPagination):
     page_size = 50
     page_size_query_param = "page_size"
-    max_page_size = 500
+    max_page_size = io.MAX_PAGE_SIZE
 
     def get_page_size(self, request):
         """Refuse a bad page_size (DRF would silently fall back to the default)."""
-        raw = request.query_params.get(self.page_size_query_param)
-        if raw is None:
-            return self.page_size
+        query = io.PageSizeQuery(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        return query.validated_data.get("page_size", self.page_size)
+
+    def get_page_number(self, request, paginator):
+        """The page asked for, read as strictly as every number (or `last`): any other is no such
+        page, a 404 as DRF answers one past the last."""
+        given = request.query_params.getlist(self.page_query_param)
+        if not given:
+            return 1
+        if len(given) > 1:
+            raise NotFound("Invalid page: page is given more than once.")
+        if given[0] in self.last_page_strings:
+            return paginator.num_pages
         try:
-            size = int(raw)
-        except ValueError:
-            size = 0
-        if not 1 <= size <= self.max_page_size:
-            raise serializers.ValidationError(
-                {
-                    "page_size": [
-                        f"Must be a whole number from 1 to {self.max_page_size}, got {raw!r}."
-                    ]
-                }
-            )
-        return size
+            return whole_number_read(given[0], low=1, high=paginator.num_pages)
+        except ValueError as error:
+            raise NotFound(f"Invalid page: {error}") from None
 
     def paginate_queryset(self, queryset, request, view=None):
         self.by_persona = dashboards.sim_user_persona_counts()

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 
 from django.core.management.base import BaseCommand, CommandError
-from django.utils.dateparse import parse_datetime
 
+from synthetics.api.parsers import DATETIME_TEXT, aware_datetime_read
 from synthetics.errors import ApplicationError, RunFailed
 from synthetics.services.database import (
     DatabaseUnavailable,
@@ -48,33 +49,45 @@ class SyntheticsCommand(BaseCommand):
             )
 
 
+# A whole number as a person types one: the ASCII digits 0-9, a minus sign at most (so a range's
+# message can answer -5), no plus, space, underscore, decimal point or leading zero. int() alone
+# takes "５", " 5", "+5" and "5_0" (50).
+_WHOLE_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)")
+# The same time without its zone: told apart to say what is missing.
+NAIVE_DATETIME_TEXT = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]{1,6})?)?"
+)
+
+
 def bounded_int(low: int, high: int) -> Callable[[str], int]:
     def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-        if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"must be from {low} to {high}, got {value}")
-        return value
+        if not _WHOLE_NUMBER.fullmatch(text):
+            raise argparse.ArgumentTypeError(
+                f"expected a whole number written in the digits 0-9, got {text!r}"
+            )
+        if len(text) > len(str(high)) + 1 or not low <= int(text) <= high:
+            raise argparse.ArgumentTypeError(f"must be from {low} to {high}, got {text}")
+        return int(text)
 
     return parse
 
 
 def aware_datetime(text: str) -> datetime:
-    try:
-        value = parse_datetime(text)
-    except ValueError:
-        value = None
-    if value is None:
+    """An ISO 8601 time with its zone (the API's rule: api.parsers.aware_datetime_read), in UTC."""
+    if not DATETIME_TEXT.fullmatch(text):
+        if NAIVE_DATETIME_TEXT.fullmatch(text):
+            raise argparse.ArgumentTypeError(
+                f"{text!r} has no time zone: add Z or an offset such as +00:00"
+            )
         raise argparse.ArgumentTypeError(
             f"expected an ISO-8601 date and time such as 2026-01-09T19:15:00Z, got {text!r}"
         )
-    if value.tzinfo is None:
+    try:
+        return aware_datetime_read(text)
+    except ValueError:
         raise argparse.ArgumentTypeError(
-            f"{text!r} has no time zone: add Z or an offset such as +00:00"
-        )
-    return value
+            f"expected an ISO-8601 date and time such as 2026-01-09T19:15:00Z, got {text!r}"
+        ) from None
 
 
 @contextmanager

@@ -3,6 +3,7 @@ journeys, and the ledger's coverage (which minutes runs already covered)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import orjson
@@ -275,7 +276,9 @@ def of_shard(*, shard: int, shards: int) -> Q:
 def covered_until(*, shard: int = 0, shards: int = 1) -> datetime | None:
     """End of the simulated time already covered by scheduled and backfill runs (for a shard: by
     its own runs and those of any other split, so a minute is never covered twice for a slice; at
-    a change of the shard count a slice behind the others loses the minutes in between)."""
+    a change of the shard count a slice behind the others loses the minutes in between, until a
+    backfill generates them: slices_left). A backfill leaves no slice of a minute behind the
+    minutes it generates after it, so its coverage never takes a shard past a hole in its slice."""
     runs = SyntheticRun.objects.covering()
     if shards > 1:
         runs = runs.filter(of_shard(shard=shard, shards=shards))
@@ -300,20 +303,55 @@ def last_scheduled_run_failed(*, shard: int = 0, shards: int = 1) -> bool:
 
 
 def minute_is_covered(*, minute_end: datetime, minute_start: datetime) -> bool:
-    """Whether a scheduled or backfill run already covered the minute (minute_start, minute_end]."""
+    """Whether a scheduled or backfill run already covered the minute (minute_start, minute_end],
+    whole or a slice of it (slices_left: which slices are left)."""
     return SyntheticRun.objects.covering(start=minute_start, end=minute_end).exists()
 
 
 def covered_minute_ends(*, start: datetime, end: datetime) -> set[datetime]:
-    """The ends of the minutes of (start, end] that scheduled or backfill runs already covered."""
+    """The ends of the minutes of (start, end] that scheduled or backfill runs already covered, in
+    whole or in part (slices_left: the slices a split's runs left of them)."""
+    return set(_slices_by_minute(start=start, end=end))
+
+
+@dataclass(frozen=True, slots=True)
+class SlicesLeft:
+    """What is left of a minute that runs of one split into `shards` covered in part: the shards
+    (`left`, in order) whose slices no run covered yet."""
+
+    shards: int
+    left: tuple[int, ...]
+
+
+def slices_left(*, start: datetime, end: datetime) -> dict[datetime, SlicesLeft]:
+    """The minutes of (start, end] (by their end) that runs of one split into shards covered in
+    part, with the slices left. A minute is covered for slice k of N by a run of the whole pool or
+    of slice k of N: so a minute that a run of the whole pool covered, or every slice of a split,
+    is not here; nor one that runs of two splits covered (a change of the shard count: filling it
+    would cover some sim users twice); nor one no run covered (not in covered_minute_ends)."""
+    left: dict[datetime, SlicesLeft] = {}
+    for minute_end, slices in _slices_by_minute(start=start, end=end).items():
+        splits = {shards for _, shards in slices}
+        if len(splits) > 1 or 1 in splits:
+            continue
+        (shards,) = splits
+        missing = tuple(sorted(set(range(shards)) - {shard for shard, _ in slices}))
+        if missing:
+            left[minute_end] = SlicesLeft(shards=shards, left=missing)
+    return left
+
+
+def _slices_by_minute(*, start: datetime, end: datetime) -> dict[datetime, set[tuple[int, int]]]:
+    """For each minute of (start, end] a run covered (by its end): the (shard, shards) of the runs
+    that covered it ((0, 1): the whole pool)."""
     minute = timedelta(minutes=1)
-    covered: set[datetime] = set()
-    for window_start, window_end in SyntheticRun.objects.covering(start=start, end=end).values_list(
-        "window_start", "window_end"
-    ):
+    covered: dict[datetime, set[tuple[int, int]]] = {}
+    for window_start, window_end, shard, shards in SyntheticRun.objects.covering(
+        start=start, end=end
+    ).values_list("window_start", "window_end", "shard", "shards"):
         moment = max(window_start, start) + minute
         while moment <= min(window_end, end):
-            covered.add(moment)
+            covered.setdefault(moment, set()).add((shard, shards))
             moment += minute
     return covered
 

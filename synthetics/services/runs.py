@@ -352,7 +352,8 @@ def run_manual(
 def run_backfill_minute(
     *, minute_end: datetime, inputs: RunInputs, seed: int | None = None
 ) -> SyntheticRun | None:
-    """Generate the one minute ending at `minute_end`, or return None when a run already covered it.
+    """Generate the one minute ending at `minute_end` for the whole pool, or return None when a run
+    already covered it, whole or a slice of it (run_backfill_slices generates the slices left).
 
     `inputs` (the pool and catalogue) are loaded once by the caller for a whole backfill.
     """
@@ -371,6 +372,56 @@ def run_backfill_minute(
     return _run(
         trigger=RunTrigger.BACKFILL, now=minute_end, target=None, window=window, inputs=inputs
     )
+
+
+def run_backfill_slices(*, minute_end: datetime, seed: int | None = None) -> list[SyntheticRun]:
+    """Generate the slices that the runs of a split into shards left of the minute ending at
+    `minute_end` (run_inputs.slices_left), each a backfill run of its shard: the run a scheduled
+    run of that shard makes (its slice of the pool as of the minute's start, its share of the
+    sessions, a random stream of its own), under the generator lock alone, one transaction a
+    slice, shard 0 first (it signs up the newcomers of every slice). Empty when no slice is left:
+    the minute is covered whole, or not at all (run_backfill_minute generates it).
+
+    A minute is covered for slice k of N by a run of the whole pool or of slice k of N: with the
+    slices filled, every shard's coverage may go on past the minute, none skips it.
+    """
+    minute_end = floor_minute(_checked_now(minute_end))
+    seed = _seed(seed)
+    start = minute_end - MINUTE
+    left = run_inputs.slices_left(start=start, end=minute_end).get(minute_end)
+    if left is None:
+        return []
+
+    def window_of(shard: int, shards: int) -> Callable[[GeneratorSettings], _Window | None]:
+        def window(settings: GeneratorSettings) -> _Window | None:
+            now_left = run_inputs.slices_left(start=start, end=minute_end).get(minute_end)
+            if now_left is None or now_left.shards != shards or shard not in now_left.left:
+                return None  # another run covered it meanwhile
+            rng = run_random(
+                seed=seed,
+                trigger=RunTrigger.BACKFILL,
+                window_start=start,
+                window_end=minute_end,
+                shard=shard,
+                shards=shards,
+            )
+            return _Window(start, minute_end, rng=rng, seed=seed, shard=shard, shards=shards)
+
+        return window
+
+    filled = []
+    for shard in left.left:
+        run = _run(
+            trigger=RunTrigger.BACKFILL,
+            now=minute_end,
+            target=None,
+            window=window_of(shard, left.shards),
+            shard=shard,
+            shards=left.shards,
+        )
+        if run is not None:
+            filled.append(run)
+    return filled
 
 
 # --- the shared locked step and its one failure rule --------------------------------------------
@@ -446,11 +497,14 @@ def _run_locked(
     # A manual run answers a person or a cron waiting on HTTP: it waits a few seconds for a run in
     # progress, then says the generator is busy. Scheduled and backfill runs wait up to their budget.
     deadline = run_deadline_start(manual=trigger == RunTrigger.MANUAL)
+    # A scheduled shard's run holds its shard's lock beside the others'; a backfill of a slice
+    # (run_backfill_slices) holds the generator lock alone, as every backfill does.
+    split = shards > 1 and trigger == RunTrigger.SCHEDULED
     try:
         with generator_transaction(
             deadline=deadline,
             durable=trigger == RunTrigger.MANUAL,
-            shard=(shard, shards) if shards > 1 else None,
+            shard=(shard, shards) if split else None,
         ):
             settings = run_inputs.generator_settings()
             planned = window(settings)
@@ -597,6 +651,7 @@ def _generate(
     run_output_write(
         before_statement=lambda: deadline_statement_bound(deadline),
         run_id=run.id,
+        run_key=run.run_key,
         new_journeys=outcome.new_journeys,
         updates=outcome.journey_updates,
         events=outcome.events,
@@ -1151,7 +1206,11 @@ def _write_span(span: _SimulatedSpan, *, deadline: RunDeadline) -> list[Syntheti
                     (journey, run_ids[index]) for journey, index in span.started.values()
                 ],
                 updates=list(span.updates.values()),
-                events=[(event, run_ids[index]) for index, batch in span.events for event in batch],
+                events=[
+                    (event, (run_ids[index], runs[index].run_key))
+                    for index, batch in span.events
+                    for event in batch
+                ],
                 written_at=timezone.now(),
             ),
         )
@@ -1207,8 +1266,10 @@ def activity_backfill(
     memory and written in one transaction under the generator lock, so a running scheduler
     interleaves safely and Ctrl-C
     leaves no half-written minute. Minutes that a scheduled or backfill run already covered are left
-    as they are: running it again resumes. A span that fails raises RunFailed (the spans before it
-    stay written).
+    as they are: running it again resumes. A minute that the runs of a split into shards covered
+    only in part has the slices they left generated (run_backfill_slices), in time order, before
+    the minutes after it: no shard's coverage goes past a minute of its slice that was never
+    generated. A span that fails raises RunFailed (the spans before it stay written).
 
     On PostgreSQL, outside a caller's transaction and with no sign-ups, the engine simulates the next
     span while another connection writes the last one (_pipelined_spans): the database's work and
@@ -1228,7 +1289,7 @@ def activity_backfill(
 
     def count(runs: list[SyntheticRun], minutes_done: int) -> None:
         nonlocal generated
-        generated += len(runs)
+        generated += len({run.window_end for run in runs})  # a minute's slices: one minute
         for run in runs:
             for key in _TOTALS:
                 totals[key] += getattr(run, key)
@@ -1249,18 +1310,24 @@ def activity_backfill(
         # one span in this connection: it has minutes already covered, or the pipeline stopped
         span_end = min(end, span_start + step * MINUTE)
         covered = run_inputs.covered_minute_ends(start=span_start, end=span_end)
+        left = run_inputs.slices_left(start=span_start, end=span_end)
         runs = []
-        for piece_start, piece_end in _uncovered_pieces(span_start, span_end, covered):
+        pieces = _uncovered_pieces(span_start, span_end, covered)
+        pieces += [(minute_end - MINUTE, minute_end) for minute_end in left]
+        for piece_start, piece_end in sorted(pieces):  # in time order
+            if piece_end in left:  # covered in part: the slices left, before the minutes after it
+                minute_runs, inputs = _minute_backfilled(
+                    minute_end=piece_end, inputs=inputs, seed=seed
+                )
+                runs += minute_runs
+                continue
             span = run_backfill_span(start=piece_start, end=piece_end, inputs=inputs, seed=seed)
             if span is None:  # a run covered some of it meanwhile: minute by minute here
                 for offset in range(1, int((piece_end - piece_start) / MINUTE) + 1):
-                    run = run_backfill_minute(
+                    minute_runs, inputs = _minute_backfilled(
                         minute_end=piece_start + offset * MINUTE, inputs=inputs, seed=seed
                     )
-                    if run is not None:
-                        runs.append(run)
-                        if run.pool_after is not None:
-                            inputs = inputs.with_pool(run.pool_after)
+                    runs += minute_runs
             else:
                 runs += span.runs
                 if span.pool is not None:
@@ -1275,6 +1342,20 @@ def activity_backfill(
     return BackfillSummary(
         start=start, end=end, minutes=minutes, minutes_generated=generated, totals=totals
     )
+
+
+def _minute_backfilled(
+    *, minute_end: datetime, inputs: RunInputs, seed: int
+) -> tuple[list[SyntheticRun], RunInputs]:
+    """One minute of history: the whole pool where no run covered any of it, else the slices the
+    runs of a split left of it; with the pool as the runs left it."""
+    run = run_backfill_minute(minute_end=minute_end, inputs=inputs, seed=seed)
+    if run is not None:
+        return [run], inputs if run.pool_after is None else inputs.with_pool(run.pool_after)
+    filled = run_backfill_slices(minute_end=minute_end, seed=seed)
+    if any(run.pool_after is not None for run in filled):
+        inputs = RunInputs.load()  # a slice's run changed the pool: the whole of it, read again
+    return filled, inputs
 
 
 def _can_pipeline() -> bool:
@@ -1418,7 +1499,11 @@ def _rendered(span: _SimulatedSpan) -> None:
         run.id = run_id
     span.rendered = output_rendered(
         new_journeys=[(journey, run_ids[index]) for journey, index in span.started.values()],
-        events=[(event, run_ids[index]) for index, batch in span.events for event in batch],
+        events=[
+            (event, (run_ids[index], span.ledger[index].run_key))
+            for index, batch in span.events
+            for event in batch
+        ],
         written_at=timezone.now(),
     )
 

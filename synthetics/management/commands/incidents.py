@@ -1,22 +1,46 @@
-"""Schedule, list and cancel incidents (services.incidents): `incidents add|list|cancel`."""
+"""Schedule, list and cancel incidents (services.incidents): `incidents add|list|cancel`.
+
+Arguments are read by the API's strict readers (api.parsers), so a value the API refuses is a
+usage error here too; times are printed in UTC, as stored, with "UTC" after them.
+"""
 
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
+from datetime import UTC
 
 from django.utils import timezone
 
-from synthetics.management.cli import SyntheticsCommand, aware_datetime, bounded_int
+from synthetics.api.parsers import (
+    aware_datetime_read,
+    label_read,
+    number_read,
+    slug_read,
+    whole_number_read,
+)
+from synthetics.management.cli import SyntheticsCommand
 from synthetics.models import MAX_INCIDENT_MINUTES
 from synthetics.selectors.incidents import STATES, incident_list, with_state
 from synthetics.services.incidents import incident_cancel, incident_create
 
+MAX_ID = 2**63 - 1
 
-def _number(text: str) -> float:
-    try:
-        return float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+
+def _argument(read: Callable[[str], object]) -> Callable[[str], object]:
+    """An argparse type from a strict reader: its refusal becomes a usage error."""
+
+    def parse(text: str):
+        try:
+            return read(text)
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+
+    return parse
+
+
+def _whole_number(low: int, high: int) -> Callable[[str], object]:
+    return _argument(lambda text: whole_number_read(text, low=low, high=high))
 
 
 def _describe(incident) -> str:
@@ -32,7 +56,8 @@ def _describe(incident) -> str:
     scope = [f"template {incident.template.slug}"] if incident.template else []
     scope += [f"scene {incident.scene}"] if incident.scene else []
     return (
-        f"{incident.id:>5}  {incident.state:<11}  {incident.starts_at:%Y-%m-%d %H:%M} UTC  "
+        f"{incident.id:>5}  {incident.state:<11}  "
+        f"{incident.starts_at.astimezone(UTC):%Y-%m-%d %H:%M} UTC  "
         f"{incident.minutes:>5} min  {incident.label!r}: {', '.join(effects)}"
         + (f" on {' and '.join(scope)}" if scope else " on every session")
     )
@@ -49,17 +74,34 @@ class Command(SyntheticsCommand):
         actions = parser.add_subparsers(dest="action", required=True, metavar="add|list|cancel")
         add = actions.add_parser("add", help="schedule an incident")
         add.add_argument(
-            "--starts-at", type=aware_datetime, required=True, help="ISO 8601 with a time zone"
+            "--starts-at",
+            type=_argument(aware_datetime_read),
+            required=True,
+            help="ISO 8601 with a time zone: 2026-12-06T14:00:00Z or 2026-12-06T06:00:00-08:00",
         )
         add.add_argument(
-            "--minutes", type=bounded_int(1, MAX_INCIDENT_MINUTES), required=True, help="how long"
+            "--minutes",
+            type=_whole_number(1, MAX_INCIDENT_MINUTES),
+            required=True,
+            help="how long",
         )
-        add.add_argument("--label", required=True, help="written into every event it changes")
-        add.add_argument("--error-rate", type=_number)
-        add.add_argument("--abandon-rate", type=_number)
-        add.add_argument("--sessions-multiplier", type=_number)
-        add.add_argument("--template", help="a journey template's slug: only its sessions")
-        add.add_argument("--scene", help="a scene's slug: only sessions that visit it")
+        add.add_argument(
+            "--label",
+            type=_argument(label_read),
+            required=True,
+            help="written into every event it changes",
+        )
+        add.add_argument("--error-rate", type=_argument(number_read))
+        add.add_argument("--abandon-rate", type=_argument(number_read))
+        add.add_argument("--sessions-multiplier", type=_argument(number_read))
+        add.add_argument(
+            "--template",
+            type=_argument(slug_read),
+            help="a journey template's slug: only its sessions",
+        )
+        add.add_argument(
+            "--scene", type=_argument(slug_read), help="a scene's slug: only sessions that visit it"
+        )
         add.add_argument(
             "--past",
             action="store_true",
@@ -68,7 +110,7 @@ class Command(SyntheticsCommand):
         listing = actions.add_parser("list", help="list incidents, newest start first")
         listing.add_argument("--state", choices=sorted(STATES))
         cancel = actions.add_parser("cancel", help="cancel an incident from the current minute on")
-        cancel.add_argument("incident_id", type=int)
+        cancel.add_argument("incident_id", type=_whole_number(1, MAX_ID))
 
     def handle(self, *args, action, **options):
         now = timezone.now()
