@@ -4,6 +4,7 @@ journeys and events (read-only, fast on millions of rows) and the editable journ
 from __future__ import annotations
 
 import copy
+import re
 
 from django import forms
 from django.contrib import admin, messages
@@ -26,12 +27,14 @@ from synthetics.admin_tools import (
     OriginFilter,
     TimeLimitedListMixin,
 )
+from synthetics.api.parsers import label_read, number_read, slug_read, whole_number_read
 from synthetics.api.permissions import can_change_synthetics, can_view_synthetics
 from synthetics.db import origin_run_id
 from synthetics.engine.population import LOCALES, PERSONAS
 from synthetics.engine.types import MINDBLOCK_EVENT_TYPES, SCENE_EVENT_TYPES
 from synthetics.errors import ApplicationError, GeneratorBusy, RunFailed
 from synthetics.models import (
+    MAX_INCIDENT_MINUTES,
     Incident,
     Journey,
     JourneySceneEvent,
@@ -472,8 +475,38 @@ class IncidentForm(forms.ModelForm):
             "scene",
         )
 
+    # Read as the API reads them (api.parsers): Django's fields would take "５", " 5", "0_5" and a
+    # trimmed slug or label. A value left empty is the form's own business (required or not).
+    _RAW_READERS = {
+        "label": label_read,
+        "minutes": lambda text: whole_number_read(text, low=0, high=MAX_INCIDENT_MINUTES * 10),
+        "error_rate": number_read,
+        "abandon_rate": number_read,
+        "sessions_multiplier": number_read,
+        "scene": slug_read,
+    }
+
+    def _raw_values_read(self) -> None:
+        for name, read in self._RAW_READERS.items():
+            raw = self.data.get(self.add_prefix(name), "")
+            if raw == "":
+                continue
+            try:
+                read(raw)
+            except ValueError as refusal:
+                self.add_error(name, str(refusal))
+        for part in ("0", "1"):  # the date and the time of the split widget
+            raw = self.data.get(f"{self.add_prefix('starts_at')}_{part}", "")
+            if raw and not re.fullmatch(r"[0-9][0-9:.\-]*[0-9]", raw):
+                self.add_error(
+                    "starts_at",
+                    f"Write the date as YYYY-MM-DD and the time as HH:MM[:SS] in the digits 0-9, "
+                    f"got {raw!r}.",
+                )
+
     def clean(self):
         data = super().clean()
+        self._raw_values_read()
         if self.errors:
             return data
         # The admin validates and saves in one transaction: the settings row's lock, as the
