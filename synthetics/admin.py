@@ -60,6 +60,7 @@ from synthetics.services.catalogue import (
 from synthetics.services.incidents import incident_cancel, incident_checked
 from synthetics.services.locks import is_database_locked
 from synthetics.services.scenarios import (
+    SCENARIO_MAX_BYTES,
     ScenarioInvalid,
     scenario_dumps,
     scenario_export,
@@ -67,8 +68,6 @@ from synthetics.services.scenarios import (
     scenario_loads,
 )
 from synthetics.services.settings import incidents_still_fit
-
-MAX_SCENARIO_BYTES = 1024 * 1024
 
 admin.site.site_header = "Synthetics"
 admin.site.site_title = "Synthetics admin"
@@ -732,7 +731,7 @@ class SyntheticSettingsAdmin(admin.ModelAdmin):
         dry_run = request.POST.get("dry_run") == "1"
         try:
             # (a byte past the limit is enough for scenario_loads to say the file is larger)
-            document = scenario_loads(upload.read(MAX_SCENARIO_BYTES + 1))
+            document = scenario_loads(upload.read(SCENARIO_MAX_BYTES + 1))
             plan = scenario_import(document, now=timezone.now(), dry_run=dry_run)
         except OperationalError as error:
             if not is_database_locked(error):

@@ -349,6 +349,27 @@ def test_a_scenario_import_refuses_it_with_the_same_message(staff_client, wrap_u
     assert Scene.objects.filter(pk=wrap_up.pk).exists()
 
 
+def test_a_scenario_import_refuses_reordering_planned_scenes(wrap_up):
+    # given sessions in progress that planned focus-session's scenes in their order
+    before = dict(Scene.objects.filter(template=wrap_up.template).values_list("pk", "position"))
+    document = scenario_export()
+    entry = next(j for j in document["journeys"] if j["slug"] == "focus-session")
+    # when a file swaps its last two scenes
+    entry["scenes"][-2], entry["scenes"][-1] = entry["scenes"][-1], entry["scenes"][-2]
+    with pytest.raises(ScenarioInvalid) as refused:
+        scenario_import(document, now=T0)
+    # then it is refused with the catalogue's words, and no scene moved
+    assert any(IN_PROGRESS in error for error in refused.value.errors), refused.value.errors
+    after = dict(Scene.objects.filter(template=wrap_up.template).values_list("pk", "position"))
+    assert after == before
+    # and once the sessions have ended, the same file is taken
+    assert runs_after() == ["succeeded"] * RUNS_AFTER
+    Journey.objects.filter(status="active").delete()
+    scenario_import(document, now=T0 + RUNS_AFTER * MINUTE)
+    moved = Scene.objects.get(pk=wrap_up.pk)
+    assert moved.position == max(before.values()) - 1
+
+
 def test_the_rule_as_a_service(wrap_up):
     with pytest.raises(CatalogueInUse, match=IN_PROGRESS):
         catalogue_change_check(row=wrap_up, delete=True)

@@ -2,7 +2,9 @@
 weights, mindblock types, rhythm profiles, personas, incidents — exported as one JSON or YAML
 document, and imported back: validated against the published JSON Schema (synthetics/
 scenario.schema.json) and the models' own rules, every error named by its path, the changes listed,
-then applied in one transaction or not at all. Importing what was exported changes nothing.
+then applied in one transaction or not at all. Importing what was exported changes nothing. A file
+too large, too deep, with a list too long or not UTF-8 is refused as a whole, in one line naming
+where (ScenarioUnreadable, services.scenario_files), before it can cost more than its reading.
 
 What an import does with what the file leaves out: a journey template or a mindblock type missing
 from it is deactivated (rows name them: they are never deleted); a rhythm profile missing from it
@@ -16,37 +18,52 @@ from __future__ import annotations
 
 import json
 import math
+import operator
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
+from itertools import islice
 
 import yaml
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import CheckConstraint, F, Q
+from django.utils import timezone
 from jsonschema import Draft202012Validator
 
 from synthetics.engine.population import PERSONAS
-from synthetics.errors import ApplicationError
+from synthetics.errors import ApplicationError, GeneratorBusy
 from synthetics.models import (
     Incident,
-    Journey,
-    JourneySceneEvent,
-    JourneyStatus,
     JourneyTemplate,
-    MindblockEvent,
     MindblockType,
     RhythmProfile,
     Scene,
     SyntheticSettings,
 )
 from synthetics.selectors import insights
+from synthetics.services.catalogue import catalogue_change_check
 from synthetics.services.incidents import incident_checked
+from synthetics.services.scenario_files import (  # the reading half, re-exported with it
+    SCENARIO_MAX_BYTES as SCENARIO_MAX_BYTES,
+)
+from synthetics.services.scenario_files import (
+    SCENARIO_MAX_DEPTH as SCENARIO_MAX_DEPTH,
+)
+from synthetics.services.scenario_files import (
+    SCHEMA,
+    ScenarioInvalid,
+    ScenarioUnreadable,
+    limit_problem,
+    path_of,
+)
+from synthetics.services.scenario_files import (
+    scenario_loads as scenario_loads,
+)
 from synthetics.services.settings import incidents_still_fit
 
-SCHEMA_PATH = Path(__file__).resolve().parent.parent / "scenario.schema.json"
-SCHEMA = json.loads(SCHEMA_PATH.read_text())
 FORMAT_VERSION = 1
+
 SETTINGS = (
     "enabled",
     "sessions_per_min",
@@ -59,16 +76,6 @@ SETTINGS = (
 )
 SCENE_FIELDS = ("name", "dwell_median_seconds", "mindblock_rate", "dropoff_weight", "error_weight")
 INCIDENT_EFFECTS = ("error_rate", "abandon_rate", "sessions_multiplier")
-
-
-class ScenarioInvalid(ApplicationError):
-    """A scenario that cannot be imported: `errors` holds one "path: message" per problem."""
-
-    def __init__(self, errors: list[str]) -> None:
-        shown = "\n".join(f"  {error}" for error in errors)
-        count = f"{len(errors)} error{'' if len(errors) == 1 else 's'}"
-        super().__init__(f"the scenario is not valid ({count}):\n{shown}")
-        self.errors = errors
 
 
 # --- export ------------------------------------------------------------------------------------------
@@ -155,56 +162,6 @@ def scenario_dumps(document: dict, *, fmt: str = "json") -> str:
     return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
 
 
-class _StrictLoader(yaml.SafeLoader):
-    """YAML without aliases (a few hundred bytes of nested aliases expand to gigabytes) and
-    without duplicate keys (YAML would keep the last one in silence)."""
-
-    def compose_node(self, parent, index):
-        if self.check_event(yaml.AliasEvent):
-            event = self.peek_event()
-            raise yaml.constructor.ConstructorError(
-                None, None, "aliases (*name) are not allowed in a scenario", event.start_mark
-            )
-        return super().compose_node(parent, index)
-
-    def construct_mapping(self, node, deep=False):
-        keys = set()
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)
-            if key in keys:
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"the key {key!r} is given twice", key_node.start_mark
-                )
-            keys.add(key)
-        return super().construct_mapping(node, deep=deep)
-
-
-def _no_duplicate_keys(pairs: list[tuple[str, object]]) -> dict:
-    keys = [key for key, _ in pairs]
-    for key in keys:
-        if keys.count(key) > 1:
-            raise ValueError(f"the key {key!r} is given twice")
-    return dict(pairs)
-
-
-def _no_constant(name: str) -> object:
-    raise ValueError(f"{name} is not a number a scenario takes")
-
-
-def scenario_loads(text: str) -> object:
-    """The document in `text`: JSON, or YAML (a superset); a syntax error, a duplicate key, a YAML
-    alias or a NaN/Infinity is a ScenarioInvalid."""
-    try:
-        return json.loads(text, object_pairs_hook=_no_duplicate_keys, parse_constant=_no_constant)
-    except ValueError as error:
-        if "given twice" in str(error) or "not a number" in str(error):
-            raise ScenarioInvalid([f"$: {error}"]) from None
-    try:
-        return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 (a SafeLoader, stricter)
-    except yaml.YAMLError as error:
-        raise ScenarioInvalid([f"$: neither JSON nor YAML: {str(error)[:300]}"]) from None
-
-
 # --- import ------------------------------------------------------------------------------------------
 
 
@@ -218,23 +175,25 @@ class ImportPlan:
         self.changes.append(line)
 
 
-def _path(parts) -> str:
-    text = "$"
-    for part in parts:
-        text += f"[{part}]" if isinstance(part, int) else f".{part}"
-    return text
-
-
 def _schema_errors(document: object) -> list[str]:
-    """Each schema error with its path; messages cut short (jsonschema repeats the whole value).
-    Numbers must be finite: JSON Schema lets NaN and Infinity (YAML's .nan, .inf) through."""
-    validator = Draft202012Validator(SCHEMA)
+    """The first 100 schema errors, each with its path; messages cut short (jsonschema repeats the
+    whole value). Numbers must be finite: JSON Schema lets NaN and Infinity (YAML's .nan, .inf)
+    through."""
+    found = islice(Draft202012Validator(SCHEMA).iter_errors(document), 100)
     errors = [
-        f"{_path(error.absolute_path)}: {error.message[:200]}"
-        for error in sorted(validator.iter_errors(document), key=lambda e: list(map(str, e.path)))
-    ][:100]
-    errors += [f"{_path(where)}: must be a finite number" for where in _non_finite(document, [])]
+        f"{path_of(error.absolute_path)}: {_schema_message(error)}"
+        for error in sorted(found, key=lambda e: list(map(str, e.path)))
+    ]
+    errors += [f"{path_of(where)}: must be a finite number" for where in _non_finite(document, [])]
     return errors
+
+
+def _schema_message(error) -> str:
+    if error.validator == "maxLength":
+        return f"{len(error.instance):,} characters; at most {error.validator_value:,}"
+    if error.validator == "maxItems":
+        return f"{len(error.instance):,} items; at most {error.validator_value:,}"
+    return error.message[:200]
 
 
 def _non_finite(value: object, where: list) -> list[list]:
@@ -251,7 +210,11 @@ def _non_finite(value: object, where: list) -> list[list]:
 
 def scenario_import(document: object, *, now: datetime, dry_run: bool = False) -> ImportPlan:
     """Validate `document` and make the configuration match it (see the module's docstring); with
-    `dry_run`, only say what would change. All or nothing: one error, and nothing is written."""
+    `dry_run`, only say what would change. All or nothing: one error, and nothing is written.
+    Refused as a whole first (ScenarioUnreadable) when nested too deep or too large for the schema
+    to be worth asking; then every error is listed by its path (ScenarioInvalid)."""
+    if (problem := limit_problem(document)) is not None:
+        raise ScenarioUnreadable(problem)
     errors = _schema_errors(document)
     if errors:
         raise ScenarioInvalid(errors)
@@ -294,6 +257,83 @@ def _saved(row, errors: list[str], where: str) -> None:
     row.save()
 
 
+def _checked(row, errors: list[str], where: str, *, exclude: tuple[str, ...] = ()) -> bool:
+    """Whether `row` passes its fields' validators and its check constraints, each failure added to
+    `errors` by its path. Nothing is asked of the database (full_clean would ask it once per
+    unique field, constraint and foreign key of every row): the caller matched the rows by slug."""
+    try:
+        row.full_clean(exclude=exclude, validate_unique=False, validate_constraints=False)
+        problems = {
+            "__all__": [
+                constraint.get_violation_error_message()
+                for constraint in row._meta.constraints
+                if isinstance(constraint, CheckConstraint) and not _holds(constraint, row)
+            ]
+        }
+    except ValidationError as error:
+        problems = error.message_dict
+    for name, messages in problems.items():
+        place = where if name == "__all__" else f"{where}.{name}"
+        errors.extend(f"{place}: {message}" for message in messages)
+    return not any(problems.values())
+
+
+_COMPARISONS = {
+    "exact": operator.eq,
+    "gt": operator.gt,
+    "gte": operator.ge,
+    "lt": operator.lt,
+    "lte": operator.le,
+}
+
+
+def _holds(constraint: CheckConstraint, row) -> bool:
+    """Whether `row` meets `constraint`: in Python when its condition compares fields with
+    constants (every one of ours does), else asked of the database."""
+    try:
+        return _met(constraint.condition, row)
+    except LookupError:
+        try:
+            constraint.validate(type(row), row)
+        except ValidationError:
+            return False
+        return True
+
+
+def _met(condition: Q, row) -> bool:
+    results = []
+    for child in condition.children:
+        if isinstance(child, Q):
+            results.append(_met(child, row))
+            continue
+        if not isinstance(child, tuple) or hasattr(child[1], "resolve_expression"):
+            raise LookupError(child)
+        name, _, comparison = child[0].partition("__")
+        if (compare := _COMPARISONS.get(comparison or "exact")) is None:
+            raise LookupError(child)
+        value = getattr(row, name)
+        results.append(value is None or compare(value, child[1]))  # (SQL: NULL meets a check)
+    met = all(results) if condition.connector == Q.AND else any(results)
+    return not met if condition.negated else met
+
+
+def _written(model, created: list, updated: list, fields: list[str]) -> None:
+    """Write checked rows: the changed ones first (a scene may leave the position a new one takes),
+    in one UPDATE per batch, then the new ones in one INSERT per batch."""
+    stamp = timezone.now()
+    for row in updated:
+        row.updated_at = stamp
+    model.objects.bulk_update(updated, [*fields, "updated_at"], batch_size=500)
+    model.objects.bulk_create(created, batch_size=500)
+
+
+def _deactivated(rows, what: str, plan: ImportPlan) -> None:
+    """Deactivate `rows` (rows name them: they are never deleted), one line each in the plan."""
+    for slug in rows.values_list("slug", flat=True):
+        plan.note(f"~ {what} {slug}: not in the scenario, deactivated")
+    rows.update(is_active=False, updated_at=timezone.now())
+
+
 def _apply(document: dict, plan: ImportPlan, errors: list[str], *, now: datetime) -> None:
     # settings
     row = SyntheticSettings.objects.select_for_update().get(pk=1)
@@ -316,7 +356,12 @@ def _apply(document: dict, plan: ImportPlan, errors: list[str], *, now: datetime
             "list them as `manage.py scenario export` does"
         )
 
-    # journeys and their scenes
+    # journeys and their scenes: a few queries a journey, the scenes written together
+    templates = JourneyTemplate.objects.in_bulk(
+        [journey["slug"] for journey in document["journeys"]], field_name="slug"
+    )
+    new_scenes: list[Scene] = []
+    changed_scenes: list[Scene] = []
     seen: set[str] = set()
     for index, journey in enumerate(document["journeys"]):
         where = f"$.journeys[{index}]"
@@ -324,7 +369,7 @@ def _apply(document: dict, plan: ImportPlan, errors: list[str], *, now: datetime
             errors.append(f"{where}.slug: {journey['slug']!r} is listed twice")
             continue
         seen.add(journey["slug"])
-        template = JourneyTemplate.objects.filter(slug=journey["slug"]).first()
+        template = templates.get(journey["slug"])
         values = {
             "name": journey["name"],
             "popularity": journey["popularity"],
@@ -333,16 +378,18 @@ def _apply(document: dict, plan: ImportPlan, errors: list[str], *, now: datetime
         if template is None:
             template = JourneyTemplate(slug=journey["slug"], **values)
             plan.note(f"+ journey {journey['slug']}")
-            _saved(template, errors, where)
-            if template.pk is None:
+            if not _checked(template, errors, where):
                 continue
-        elif _changed(plan, f"journeys[{journey['slug']}]", template, values):
-            _saved(template, errors, where)
-        _scenes_apply(template, journey["scenes"], plan, errors, where)
-    for template in JourneyTemplate.objects.exclude(slug__in=seen).filter(is_active=True):
-        plan.note(f"~ journey {template.slug}: not in the scenario, deactivated")
-        template.is_active = False
-        template.save(update_fields=["is_active", "updated_at"])
+            template.save()
+        elif _changed(plan, f"journeys[{journey['slug']}]", template, values) and _checked(
+            template, errors, where
+        ):
+            template.save()
+        _scenes_apply(template, journey["scenes"], plan, errors, where, new_scenes, changed_scenes)
+    _written(Scene, new_scenes, changed_scenes, [*SCENE_FIELDS, "position"])
+    _deactivated(
+        JourneyTemplate.objects.exclude(slug__in=seen).filter(is_active=True), "journey", plan
+    )
     runnable = [
         j
         for j in document["journeys"]
@@ -367,17 +414,18 @@ def _apply(document: dict, plan: ImportPlan, errors: list[str], *, now: datetime
         plan,
         errors,
     )
-    for mindblock in MindblockType.objects.exclude(slug__in=seen).filter(is_active=True):
-        plan.note(f"~ mindblock {mindblock.slug}: not in the scenario, deactivated")
-        mindblock.is_active = False
-        mindblock.save(update_fields=["is_active", "updated_at"])
+    _deactivated(
+        MindblockType.objects.exclude(slug__in=seen).filter(is_active=True), "mindblock", plan
+    )
 
     # rhythm profiles: those the file leaves out go first (a new default or persona profile
     # would otherwise meet the old one's unique persona)
-    listed = {item["slug"] for item in document["rhythms"]}
-    for profile in RhythmProfile.objects.exclude(slug__in=listed):
-        plan.note(f"- rhythm {profile.slug}: not in the scenario, deleted")
-        profile.delete()
+    left_out = RhythmProfile.objects.exclude(
+        slug__in={item["slug"] for item in document["rhythms"]}
+    )
+    for slug in left_out.values_list("slug", flat=True):
+        plan.note(f"- rhythm {slug}: not in the scenario, deleted")
+    left_out.delete()
     _upserted(
         RhythmProfile,
         document["rhythms"],
@@ -394,68 +442,111 @@ def _apply(document: dict, plan: ImportPlan, errors: list[str], *, now: datetime
     )
 
     # incidents: each matched to an existing one, one to one, or created; never edited or cancelled
-    unmatched = list(
+    known = _KnownIncidents(
         Incident.objects.filter(cancelled_at__isnull=True).select_related("template").order_by("id")
     )
     for index, item in enumerate(document["incidents"]):
-        _incident_apply(item, plan, errors, f"$.incidents[{index}]", unmatched, now=now)
+        _incident_apply(item, plan, errors, f"$.incidents[{index}]", known, now=now)
 
 
 def _upserted(model, items: list[dict], name: str, values_of, plan, errors) -> set[str]:
-    """Create or update the rows of `model` listed in `items` by slug; the slugs seen."""
+    """Create or update the rows of `model` listed in `items` by slug; the slugs seen. The rows are
+    matched in one query, checked in Python and written in bulk; a field unique besides the slug (a
+    rhythm's persona) is refused when another item of the file or another row has it."""
+    existing = model.objects.in_bulk([item["slug"] for item in items], field_name="slug")
+    unique = [
+        f.name for f in model._meta.fields if f.unique and not f.primary_key and f.name != "slug"
+    ]
+    held = {
+        (field_name, value): slug
+        for slug, *values in (model.objects.values_list("slug", *unique) if unique else [])
+        for field_name, value in zip(unique, values, strict=True)
+    }
+    taken: dict[tuple, str] = {}
+    created, updated, fields = [], [], []
     seen: set[str] = set()
     for index, item in enumerate(items):
-        where = f"$.{name}[{index}]"
-        if item["slug"] in seen:
-            errors.append(f"{where}.slug: {item['slug']!r} is listed twice")
+        where, slug = f"$.{name}[{index}]", item["slug"]
+        if slug in seen:
+            errors.append(f"{where}.slug: {slug!r} is listed twice")
             continue
-        seen.add(item["slug"])
+        seen.add(slug)
         values = values_of(item)
-        row = model.objects.filter(slug=item["slug"]).first()
+        fields = list(values)
+        row, rows = existing.get(slug), updated
         if row is None:
-            plan.note(f"+ {name[:-1]} {item['slug']}")
-            _saved(model(slug=item["slug"], **values), errors, where)
-        elif _changed(plan, f"{name}[{item['slug']}]", row, values):
-            _saved(row, errors, where)
+            plan.note(f"+ {name[:-1]} {slug}")
+            row, rows = model(slug=slug, **values), created
+        elif not _changed(plan, f"{name}[{slug}]", row, values):
+            rows = None
+        clashes = False
+        for field_name in unique:
+            value = getattr(row, field_name)
+            other = taken.setdefault((field_name, value), slug)
+            other = held.get((field_name, value), slug) if other == slug else other
+            if other != slug:
+                errors.append(
+                    f"{where}.{field_name}: {value!r} is the {field_name} of {name[:-1]} {other!r}"
+                )
+                clashes = True
+        if rows is not None and not clashes and _checked(row, errors, where):
+            rows.append(row)
+    _written(model, created, updated, fields)
     return seen
 
 
-def _scenes_apply(template, scenes: list[dict], plan, errors, where: str) -> None:
+def _scenes_apply(
+    template, scenes: list[dict], plan, errors, where: str, created: list, updated: list
+) -> None:
+    """Make the scenes of `template` those listed: removed ones deleted now, positions moved now,
+    new and changed ones checked and added to `created` and `updated` (the caller writes them)."""
     existing = {scene.slug: scene for scene in Scene.objects.filter(template=template)}
     slugs = [scene["slug"] for scene in scenes]
+    first: dict[str, int] = {}
     for index, slug in enumerate(slugs):
-        if slugs.index(slug) != index:
+        if first.setdefault(slug, index) != index:
             errors.append(f"{where}.scenes[{index}].slug: {slug!r} is listed twice")
             return
     for slug, scene in list(existing.items()):
         if slug in slugs:
             continue
-        named = (
-            JourneySceneEvent.objects.filter(scene=scene).exists()
-            or MindblockEvent.objects.filter(scene=scene).exists()
-            # a journey in progress carries the scene in its plan and writes it later
-            or Journey.objects.filter(template=template, status=JourneyStatus.ACTIVE).exists()
-        )
-        if named:
+        try:  # the catalogue's one rule, under the generator lock (services.catalogue)
+            catalogue_change_check(row=scene, delete=True)
+        except ApplicationError as refusal:
             errors.append(
                 f"{where}.scenes: scene {slug!r} of {template.slug!r} is missing, but events name "
-                "it or journeys in progress will: a scene in use cannot be removed (deactivate "
-                "the journey instead)"
+                f"it or journeys in progress will: {refusal.message}"
             )
+            return
+        except GeneratorBusy as busy:
+            errors.append(f"{where}.scenes: {busy}")
             return
         plan.note(f"- scene {template.slug}/{slug}")
         scene.delete()
         del existing[slug]
     targets = {slug: index + 1 for index, slug in enumerate(slugs)}
+    for slug, scene in existing.items():
+        if targets[slug] == scene.position:
+            continue
+        try:  # a scene moved while sessions in progress planned its place: the same rule
+            catalogue_change_check(row=scene, changed=["position"])
+        except ApplicationError as refusal:
+            errors.append(f"{where}.scenes[{targets[slug] - 1}]: {refusal.message}")
+            return
+        except GeneratorBusy as busy:
+            errors.append(f"{where}.scenes: {busy}")
+            return
     taken = {scene.position: scene.slug for scene in existing.values()}
     if any(taken.get(position, slug) != slug for slug, position in targets.items()):
         # Positions move in two steps, past every current one and then into place, so that the
         # unique (template, position) constraint never sees two scenes on one position.
         plan.note(f"~ journey {template.slug}: scenes in the order {', '.join(slugs)}")
         offset = 1000 + max(taken, default=0)
+        Scene.objects.filter(pk__in=[s.pk for s in existing.values()]).update(
+            position=F("position") + offset
+        )
         for scene in existing.values():
             scene.position += offset
-            scene.save(update_fields=["position"])
     for index, item in enumerate(scenes):
         place = f"{where}.scenes[{index}]"
         values = {name: item[name] for name in SCENE_FIELDS if name in item}
@@ -463,15 +554,16 @@ def _scenes_apply(template, scenes: list[dict], plan, errors, where: str) -> Non
         if scene is None:
             plan.note(f"+ scene {template.slug}/{item['slug']}")
             new = Scene(template=template, slug=item["slug"], position=index + 1, **values)
-            _saved(new, errors, place)
+            if _checked(new, errors, place, exclude=("template",)):
+                created.append(new)
             continue
         dirty = _changed(plan, f"journeys[{template.slug}].scenes[{item['slug']}]", scene, values)
         moved = scene.position != index + 1
         scene.position = index + 1
-        if dirty:
-            _saved(scene, errors, place)
-        elif moved:
-            scene.save(update_fields=["position"])
+        if dirty and not _checked(scene, errors, place, exclude=("template",)):
+            continue
+        if dirty or moved:
+            updated.append(scene)
 
 
 def _normalised(item: dict) -> dict:
@@ -496,24 +588,49 @@ def _utc(text: str) -> str:
     return datetime.fromisoformat(text).astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-def _incident_apply(item: dict, plan, errors, where: str, unmatched: list, *, now) -> None:
+class _KnownIncidents:
+    """The incidents an import may match, found by their values in one step each (a file's
+    incidents against every one of the database's would be their product)."""
+
+    def __init__(self, incidents) -> None:
+        self.unmatched: dict[tuple, list[Incident]] = {}
+        self.windows: dict[tuple, list[tuple[tuple, Incident]]] = {}
+        for incident in incidents:
+            document = _normalised(_incident_document(incident))
+            self.unmatched.setdefault(self.key(document), []).append(incident)
+            self.windows.setdefault(self.window(document), []).append(
+                (self.key(document), incident)
+            )
+
+    @staticmethod
+    def key(document: dict) -> tuple:
+        return tuple(sorted(document.items()))
+
+    @staticmethod
+    def window(document: dict) -> tuple:
+        return document["label"], document["starts_at"], document["minutes"]
+
+    def matched(self, wanted: dict) -> bool:
+        """Whether an unmatched incident has the values `wanted`; it is matched from now on (one to
+        one: two equal ones in the file need two here)."""
+        same = self.unmatched.get(self.key(wanted))
+        return bool(same) and same.pop(0) is not None
+
+    def same_window(self, wanted: dict) -> Incident | None:
+        """The first incident with the label and window of `wanted` and other values."""
+        key = self.key(wanted)
+        return next((i for k, i in self.windows.get(self.window(wanted), []) if k != key), None)
+
+
+def _incident_apply(item: dict, plan, errors, where: str, known: _KnownIncidents, *, now) -> None:
     try:
         wanted = _normalised(item)
     except (ValueError, OverflowError):
         errors.append(f"{where}.starts_at: {item['starts_at']!r} is not a date and time")
         return
-    same_window = None
-    for incident in unmatched:
-        document = _normalised(_incident_document(incident))
-        if document == wanted:
-            unmatched.remove(incident)  # one to one: two equal ones in the file need two here
-            return
-        if (document["label"], document["starts_at"], document["minutes"]) == (
-            wanted["label"],
-            wanted["starts_at"],
-            wanted["minutes"],
-        ):
-            same_window = same_window or incident
+    if known.matched(wanted):
+        return
+    same_window = known.same_window(wanted)
     try:
         incident = incident_checked(
             starts_at=datetime.fromisoformat(item["starts_at"]),

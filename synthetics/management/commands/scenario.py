@@ -12,8 +12,10 @@ from django.utils import timezone
 
 from synthetics.management.cli import SyntheticsCommand
 from synthetics.services.scenarios import (
+    SCENARIO_MAX_BYTES,
     SCHEMA,
     ScenarioInvalid,
+    ScenarioUnreadable,
     scenario_dumps,
     scenario_export,
     scenario_import,
@@ -48,20 +50,23 @@ class Command(SyntheticsCommand):
         elif action == "export":
             text = scenario_dumps(scenario_export(), fmt=options["format"])
             if options["output"]:
-                Path(options["output"]).write_text(text)
+                Path(options["output"]).write_text(text, encoding="utf-8")
                 self.stderr.write(f"scenario: written to {options['output']}")
             else:
                 self.stdout.write(text, ending="")
         else:
             source = options["file"]
             try:
-                text = sys.stdin.read() if source == "-" else Path(source).read_text()
+                data = _read(source)
             except OSError as error:
                 raise CommandError(f"scenario: cannot read {source}: {error.strerror}") from None
             try:
                 plan = scenario_import(
-                    scenario_loads(text), now=timezone.now(), dry_run=options["dry_run"]
+                    scenario_loads(data), now=timezone.now(), dry_run=options["dry_run"]
                 )
+            except ScenarioUnreadable as unreadable:  # one line: its size, encoding or nesting
+                name = "standard input" if source == "-" else source
+                raise CommandError(f"scenario: {name}: {unreadable.message}") from None
             except ScenarioInvalid as invalid:
                 raise CommandError(f"scenario: {invalid.message}") from None
             verb = "would change" if options["dry_run"] else "changed"
@@ -72,3 +77,11 @@ class Command(SyntheticsCommand):
                 self.stdout.write(f"  {line}")
             count = len(plan.changes)
             self.stdout.write(f"scenario: {verb} {count} thing{'' if count == 1 else 's'}")
+
+
+def _read(source: str) -> bytes:
+    """The file's bytes, at most one more than a scenario can be (scenario_loads says it is larger)."""
+    if source == "-":
+        return sys.stdin.buffer.read(SCENARIO_MAX_BYTES + 1)
+    with Path(source).open("rb") as file:
+        return file.read(SCENARIO_MAX_BYTES + 1)
