@@ -53,3 +53,28 @@ def _fresh_cache(settings, request):
             "LOCATION": f"test-{request.node.nodeid}",
         }
     }
+
+
+# Fixtures that reach the database: a test that has none of them and no django_db mark cannot
+# (pytest-django blocks it), so it gives the same result on every database.
+_DATABASE_FIXTURES = frozenset(
+    {
+        "db",
+        "transactional_db",
+        "django_db_reset_sequences",
+        "django_db_serialized_rollback",
+        "live_server",
+        "admin_user",
+        "admin_client",
+        "django_user_model",
+    }
+)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark the tests that need no database `nodb`: CI runs them once, in its PostgreSQL pass, and
+    leaves them out of its SQLite pass (`-m "not nodb and not once"`); `make test` runs them all."""
+    for item in items:
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if item.get_closest_marker("django_db") is None and not fixtures & _DATABASE_FIXTURES:
+            item.add_marker(pytest.mark.nodb)

@@ -20,6 +20,9 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance
 from synthetics_site.wsgi import application
 from tests.factories import StaffUserFactory
 
+# The API is the same code on both databases: CI runs this once, in its PostgreSQL pass.
+pytestmark = pytest.mark.once
+
 SCHEMA = SchemaGenerator().get_schema(request=None, public=True)
 schema = schemathesis.openapi.from_dict(SCHEMA)
 schema.app = application

@@ -28,6 +28,7 @@ PASSWORD = "studio-pass-1234"
 
 pytestmark = [
     pytest.mark.slow,
+    pytest.mark.once,
     pytest.mark.django_db(transaction=True, serialized_rollback=True),
 ]
 

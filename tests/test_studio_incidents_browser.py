@@ -37,6 +37,7 @@ timer_held_off = test_studio_browser.timer_held_off
 
 pytestmark = [
     pytest.mark.slow,
+    pytest.mark.once,
     pytest.mark.django_db(transaction=True, serialized_rollback=True),
 ]
 
