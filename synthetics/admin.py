@@ -334,6 +334,28 @@ class SceneFormSet(forms.BaseInlineFormSet):
         super().clean()
 
 
+class CatalogueListFormSet(forms.BaseModelFormSet):
+    """The list's editable rows saved together: the runnable rule over all of them at once (each
+    row's form sees the others as the database has them, so two templates switched off in one
+    save would each pass alone)."""
+
+    def clean(self):
+        super().clean()
+        if self.model is not JourneyTemplate:
+            return
+        states = {
+            form.instance.pk: (
+                form.cleaned_data.get("is_active", form.instance.is_active),
+                form.cleaned_data.get("popularity", form.instance.popularity),
+            )
+            for form in self.forms
+            if form.instance.pk is not None and hasattr(form, "cleaned_data")
+        }
+        refusal = catalogue_runnable_refusal(templates=states)
+        if refusal is not None:
+            raise ValidationError(refusal)
+
+
 class CatalogueAdmin(CataloguePermissions, admin.ModelAdmin):
     """A catalogue model's admin: its form and its deletions (the delete page, the bulk delete)
     checked by the catalogue's rule under the generator lock, with the settings' permission."""
@@ -347,6 +369,9 @@ class CatalogueAdmin(CataloguePermissions, admin.ModelAdmin):
 
     def get_changelist_form(self, request, **kwargs):
         return super().get_changelist_form(request, form=self.list_editable_form, **kwargs)
+
+    def get_changelist_formset(self, request, **kwargs):
+        return super().get_changelist_formset(request, formset=CatalogueListFormSet, **kwargs)
 
     def get_deleted_objects(self, objs, request):
         # A refused deletion: Django's "cannot delete" page, the rule's message as what protects
@@ -609,8 +634,26 @@ class SettingsForm(forms.ModelForm):
     refusal word for word), checked under the row's lock, held until the save in this
     transaction (incidents are created under the same lock)."""
 
+    # Read as the API reads them (api.parsers): Django's fields take "٥", " 5" and "5.0".
+    _WHOLE_NUMBERS = ("sessions_per_min", "max_per_run", "signups_per_day")
+    _NUMBERS = ("error_rate", "abandon_rate", "rhythm_strength", "churn_per_month")
+
+    def _raw_values_read(self) -> None:
+        for name in (*self._WHOLE_NUMBERS, *self._NUMBERS):
+            raw = self.data.get(self.add_prefix(name), "")
+            if raw == "" or name not in self.fields:
+                continue
+            try:
+                if name in self._WHOLE_NUMBERS:
+                    whole_number_read(raw, low=0, high=10**12)
+                else:
+                    number_read(raw)
+            except ValueError as refusal:
+                self.add_error(name, str(refusal))
+
     def clean(self):
         data = super().clean()
+        self._raw_values_read()
         if self.errors:
             return data
         SyntheticSettings.objects.select_for_update().get(pk=1)

@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 
 from django.contrib.auth.models import AbstractUser
 from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator
 from django.db import models
 from django.db.models import (
     DateTimeField,
@@ -51,6 +52,12 @@ SETTING_RANGES: dict[str, tuple[int, int]] = {
 }
 # How strongly the daily and weekly rhythm shapes the rate (README "Rhythm": why this default).
 DEFAULT_RHYTHM_STRENGTH = 1.0
+
+# The catalogue's bounds, as the scenario schema states them: a weight or popularity beyond this,
+# summed with others, overflows the engine's draws (1e308 made every run fail), and a dwell time
+# beyond a day overflows a session's plan in milliseconds.
+MAX_CATALOGUE_WEIGHT = 1_000_000
+MAX_DWELL_SECONDS = 86_400
 
 # Reserved by RFC 2606: mail to it can never be delivered, so a synthetic account can't reach anybody.
 SYNTHETIC_EMAIL_DOMAIN = "synthetics.invalid"
@@ -248,7 +255,11 @@ class JourneyTemplate(TimestampedModel):
 
     slug = models.SlugField(max_length=64, unique=True)
     name = models.CharField(max_length=120)
-    popularity = models.FloatField(default=1.0, help_text="Relative weight when picking a journey.")
+    popularity = models.FloatField(
+        default=1.0,
+        validators=[MaxValueValidator(MAX_CATALOGUE_WEIGHT)],
+        help_text="Relative weight when picking a journey.",
+    )
     is_active = models.BooleanField(default=True)
 
     class Meta:
@@ -274,17 +285,22 @@ class Scene(TimestampedModel):
     slug = models.SlugField(max_length=64)
     name = models.CharField(max_length=120)
     dwell_median_seconds = models.FloatField(
-        default=60.0, help_text="Median time spent in the scene (log-normal, see README)."
+        default=60.0,
+        validators=[MaxValueValidator(MAX_DWELL_SECONDS)],
+        help_text="Median time spent in the scene (log-normal, see README).",
     )
     mindblock_rate = models.FloatField(
         default=0.4, help_text="Chance that a visit to this scene reports a mindblock."
     )
     dropoff_weight = models.FloatField(
         default=1.0,
+        validators=[MaxValueValidator(MAX_CATALOGUE_WEIGHT)],
         help_text="Relative chance that an abandoned session stops at this scene (the funnel).",
     )
     error_weight = models.FloatField(
-        default=1.0, help_text="Relative chance that an errored session fails at this scene."
+        default=1.0,
+        validators=[MaxValueValidator(MAX_CATALOGUE_WEIGHT)],
+        help_text="Relative chance that an errored session fails at this scene.",
     )
 
     class Meta:
@@ -380,7 +396,11 @@ class MindblockType(TimestampedModel):
 
     slug = models.SlugField(max_length=64, unique=True)
     name = models.CharField(max_length=120)
-    weight = models.FloatField(default=1.0, help_text="Relative weight when picking a mindblock.")
+    weight = models.FloatField(
+        default=1.0,
+        validators=[MaxValueValidator(MAX_CATALOGUE_WEIGHT)],
+        help_text="Relative weight when picking a mindblock.",
+    )
     is_active = models.BooleanField(default=True)
 
     class Meta:

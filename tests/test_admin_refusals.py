@@ -408,3 +408,28 @@ def test_every_admin_form_shows_a_refused_value_and_changes_nothing(
         assert page_messages(response), "a message says what was refused"
     assert configuration() == before
     assert SyntheticRun.objects.count() == runs_before
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("sessions_per_min", "٥"),
+        ("sessions_per_min", "5.0"),
+        ("sessions_per_min", " 5"),
+        ("max_per_run", "+5"),
+        ("error_rate", "０.1"),
+        ("error_rate", "0_1"),
+    ],
+)
+def test_the_settings_form_refuses_what_the_api_refuses(admin_client, field, value):
+    # given the settings page as it is
+    url = reverse("admin:synthetics_syntheticsettings_change", args=[1])
+    data = admin_form_data(admin_client.get(url))
+    before = configuration()
+    # when one value is written as the API refuses it
+    data[field] = value
+    response = admin_client.post(url, data)
+    # then the form says so under that field and nothing changed
+    assert response.status_code == 200
+    assert field in response.context["adminform"].form.errors
+    assert configuration() == before

@@ -542,3 +542,59 @@ def test_a_catalogue_that_cannot_run_already_may_be_mended_one_edit_at_a_time(
     assert response.status_code == 302, form_errors(response)
     other.refresh_from_db()
     assert other.popularity == 2.5
+
+
+def test_an_export_imported_again_moves_no_scene_even_with_gaps_in_their_positions(wrap_up):
+    # given sessions in progress that planned a template whose last scene sits after a gap
+    Scene.objects.filter(pk=wrap_up.pk).update(position=wrap_up.position + 7)
+    before = dict(Scene.objects.values_list("pk", "position"))
+    # when the export is imported again while they are in progress
+    plan = scenario_import(scenario_export(), now=T0)
+    # then nothing moved and nothing was refused
+    assert dict(Scene.objects.values_list("pk", "position")) == before
+    assert not [change for change in plan.changes if "scenes in the order" in change]
+
+
+def test_the_list_edit_judges_its_rows_together(staff_client, only_template):
+    # given two templates a run can start from
+    other = JourneyTemplate.objects.get(slug="morning-checkin")
+    JourneyTemplate.objects.filter(pk=other.pk).update(is_active=True)
+    changelist = reverse("admin:synthetics_journeytemplate_changelist")
+    formset = staff_client.get(changelist).context["cl"].formset
+    data = {"form-TOTAL_FORMS": len(formset.forms), "form-INITIAL_FORMS": len(formset.forms)}
+    for index, form in enumerate(formset.forms):
+        data[f"form-{index}-id"] = form.instance.pk
+        # when both are switched off in one save (one to popularity 0, one inactive)
+        data[f"form-{index}-popularity"] = 0 if form.instance.pk == only_template.pk else 1
+        if form.instance.pk == only_template.pk:
+            data[f"form-{index}-is_active"] = "on"
+    data["_save"] = "Save"
+    response = staff_client.post(changelist, data)
+    # then the save is refused as a whole
+    assert response.status_code == 200
+    assert NOT_RUNNABLE in response.content.decode()
+    assert JourneyTemplate.objects.get(pk=only_template.pk).popularity > 0
+    assert JourneyTemplate.objects.get(pk=other.pk).is_active
+
+
+@pytest.mark.parametrize(
+    ("model", "field", "value"),
+    [
+        (Scene, "dwell_median_seconds", "1e20"),
+        (Scene, "dropoff_weight", "1e308"),
+        (JourneyTemplate, "popularity", "1e308"),
+        (MindblockType, "weight", "1e308"),
+    ],
+)
+def test_the_admin_keeps_the_catalogue_within_the_schemas_bounds(staff_client, model, field, value):
+    # given a catalogue row's change page
+    row = model.objects.order_by("pk").first()
+    url = reverse(f"admin:synthetics_{model._meta.model_name}_change", args=[row.pk])
+    data = admin_form_data(staff_client.get(url))
+    # when a value no run can use is saved (it overflowed the engine's draws: every run failed)
+    data[field] = value
+    response = staff_client.post(url, data)
+    # then the form says so and nothing changed
+    assert response.status_code == 200
+    assert field in response.context["adminform"].form.errors
+    assert getattr(model.objects.get(pk=row.pk), field) == getattr(row, field)

@@ -156,6 +156,9 @@ def _starts_at(shape: str) -> str:
         "arabic-indic": z.translate(str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩")),
         "date-only": starts.strftime("%Y-%m-%d"),
         "empty": "",
+        "offset-minute-60": z[:-1] + "-00:60",
+        "offset-minute-99": z[:-1] + "-00:99",
+        "offset-hour-24": z[:-1] + "+24:00",
     }[shape]
 
 
@@ -164,6 +167,9 @@ INCIDENT_REFUSALS = [
     *(
         pytest.param("starts_at", shape, id=f"starts_at-{shape}")
         for shape in (
+            "offset-minute-60",
+            "offset-minute-99",
+            "offset-hour-24",
             "nul",
             "newline",
             "tab",
@@ -552,4 +558,16 @@ def test_every_command_reads_whole_numbers_and_times_strictly(argv, db):
     with pytest.raises(CommandError, match=r"argument --"):
         call_command(*argv)
     # and nothing ran
+    assert database_state() == before
+
+
+def test_a_field_given_twice_in_a_json_body_is_a_400(api):
+    # given an incident body that gives `minutes` twice
+    body = json.dumps(_incident_body())[:-1] + ', "minutes": 6}'
+    before = database_state()
+    # when it is posted
+    response = api.post(f"{API}/incidents", body, content_type="application/json")
+    # then it is refused as a whole, naming the key, and nothing is written
+    _refused(response, "minutes")
+    assert "given twice" in response.json()["error"]
     assert database_state() == before

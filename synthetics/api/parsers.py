@@ -15,13 +15,16 @@ strict fields and the incidents command share, so both refuse the same text in t
 
 from __future__ import annotations
 
+import codecs
 import math
 import re
 import unicodedata
 from datetime import UTC, datetime
 
-from rest_framework.exceptions import ParseError
+from django.conf import settings
+from rest_framework.exceptions import ParseError, ValidationError
 from rest_framework.parsers import BaseParser, JSONParser
+from rest_framework.utils import json as drf_json
 
 MAX_JSON_DEPTH = 32
 
@@ -43,14 +46,42 @@ def _depth_check(value) -> None:
             stack.extend((child, depth + 1) for child in item)
 
 
+class DuplicateKey(ValidationError):
+    """A field given twice in a JSON body: a 400 naming the field."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__({key: [f"{key!r} is given twice in the JSON body: give each field once."]})
+
+
+def _unique_keys(pairs: list[tuple[str, object]]) -> dict:
+    """A JSON object whose keys are all different: {"minutes": 5, "minutes": 6} is refused, not
+    read as its last value (the scenario files and the query strings refuse it too)."""
+    seen: dict = {}
+    for key, value in pairs:
+        if key in seen:
+            raise DuplicateKey(key)
+        seen[key] = value
+    return seen
+
+
 class BoundedJSONParser(JSONParser):
-    """DRF's JSON parser, with a clear 400 instead of a RecursionError for absurd nesting."""
+    """DRF's JSON parser (strict: no NaN or Infinity), with a clear 400 instead of a RecursionError
+    for absurd nesting, and a field given twice refused."""
 
     def parse(self, stream, media_type=None, parser_context=None):
+        parser_context = parser_context or {}
+        encoding = parser_context.get("encoding", settings.DEFAULT_CHARSET)
         try:
-            data = super().parse(stream, media_type, parser_context)
+            decoded = codecs.getreader(encoding)(stream)
+            data = drf_json.load(
+                decoded, parse_constant=drf_json.strict_constant, object_pairs_hook=_unique_keys
+            )
         except RecursionError:
             raise NestedTooDeep() from None
+        except DuplicateKey:
+            raise
+        except ValueError as error:
+            raise ParseError(f"JSON parse error - {error}") from error
         _depth_check(data)
         return data
 
@@ -61,7 +92,7 @@ class FormLabelledJSONParser(BaseParser):
     def parse(self, stream, media_type=None, parser_context=None):
         try:
             return BoundedJSONParser().parse(stream, "application/json", parser_context)
-        except NestedTooDeep:
+        except (NestedTooDeep, DuplicateKey):
             raise
         except ParseError as error:
             raise ParseError(
@@ -82,7 +113,7 @@ WHOLE_NUMBER_TEXT = re.compile(r"0|[1-9][0-9]*")  # [0-9] is ASCII only (\d is n
 NUMBER_TEXT = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?")  # JSON's grammar
 DATETIME_TEXT = re.compile(
     r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]{1,6})?)?"
-    r"(?:Z|[-+][0-9]{2}:[0-9]{2})"
+    r"(?:Z|[-+](?:[01][0-9]|2[0-3]):[0-5][0-9])"  # an offset's minutes below 60 (-00:99 is no zone)
 )
 SLUG_TEXT = re.compile(r"[-a-zA-Z0-9_]+")  # Django's SlugField, ASCII
 # Control characters (NUL, tab, newline, DEL, C1), lone surrogates, line and paragraph separators.

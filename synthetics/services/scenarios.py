@@ -525,13 +525,23 @@ def _scenes_apply(
         scene.delete()
         del existing[slug]
     targets = {slug: index + 1 for index, slug in enumerate(slugs)}
+    kept_in_order = [slug for slug in slugs if slug in existing]
+    if kept_in_order == sorted(existing, key=lambda slug: existing[slug].position) and all(
+        slug in existing for slug in slugs[: len(kept_in_order)]
+    ):
+        # The scenes already there keep their order and the new ones come after them: their
+        # positions stay as they are (gaps included), the new ones follow. An export imported
+        # again moves nothing, so sessions in progress are never in the way.
+        last = max((scene.position for scene in existing.values()), default=0)
+        targets = {slug: existing[slug].position for slug in kept_in_order}
+        targets.update({slug: last + 1 + n for n, slug in enumerate(slugs[len(kept_in_order) :])})
     for slug, scene in existing.items():
         if targets[slug] == scene.position:
             continue
         try:  # a scene moved while sessions in progress planned its place: the same rule
             catalogue_change_check(row=scene, changed=["position"])
         except ApplicationError as refusal:
-            errors.append(f"{where}.scenes[{targets[slug] - 1}]: {refusal.message}")
+            errors.append(f"{where}.scenes[{slugs.index(slug)}]: {refusal.message}")
             return
         except GeneratorBusy as busy:
             errors.append(f"{where}.scenes: {busy}")
@@ -553,13 +563,15 @@ def _scenes_apply(
         scene = existing.get(item["slug"])
         if scene is None:
             plan.note(f"+ scene {template.slug}/{item['slug']}")
-            new = Scene(template=template, slug=item["slug"], position=index + 1, **values)
+            new = Scene(
+                template=template, slug=item["slug"], position=targets[item["slug"]], **values
+            )
             if _checked(new, errors, place, exclude=("template",)):
                 created.append(new)
             continue
         dirty = _changed(plan, f"journeys[{template.slug}].scenes[{item['slug']}]", scene, values)
-        moved = scene.position != index + 1
-        scene.position = index + 1
+        moved = scene.position != targets[item["slug"]]
+        scene.position = targets[item["slug"]]
         if dirty and not _checked(scene, errors, place, exclude=("template",)):
             continue
         if dirty or moved:
