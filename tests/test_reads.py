@@ -161,8 +161,9 @@ def test_the_date_range_from_ordered_reads_is_min_and_max(sim_users):
 def test_a_list_that_runs_past_its_time_is_stopped_with_a_message_not_a_500(
     client, sim_users, settings, monkeypatch
 ):
-    # given a list whose query takes longer than the limit
-    settings.SYNTHETICS_ADMIN_LIST_SECONDS = 0.2
+    # given a list whose query takes longer than the limit (the unfiltered page it falls back to
+    # renders in about 0.1 s warm, 0.2 s cold: the limit leaves it room on a busy CI machine)
+    settings.SYNTHETICS_ADMIN_LIST_SECONDS = 0.5
     activity_backfill(hours=1, now=NOW)
     original = admin_tools.BigTableAdmin.get_queryset
 
@@ -181,7 +182,7 @@ def test_a_list_that_runs_past_its_time_is_stopped_with_a_message_not_a_500(
     assert response.status_code == 200
     assert response.redirect_chain == [(url, 302)]
     shown = [str(message) for message in response.context["messages"]]
-    assert any("event_type=scene_entered" in m and "0.2 s" in m for m in shown), shown
+    assert any("event_type=scene_entered" in m and "0.5 s" in m for m in shown), shown
 
 
 def _slowed(queryset):
