@@ -37,8 +37,9 @@ from django.db import connection, transaction
 from django.utils import timezone
 from synthetics.models import SyntheticSettings
 from synthetics.selectors import run_inputs
-from synthetics.services import RunInputs, run_scheduled, sim_users_seed
-from synthetics.services import runs
+from synthetics.selectors.run_inputs import RunInputs
+from synthetics.services import run_scheduled, sim_users_seed
+from synthetics.services import history
 from synthetics.services.locks import run_deadline_start
 
 active_target, shape = int(sys.argv[1]), sys.argv[2]
@@ -48,23 +49,26 @@ SyntheticSettings.objects.filter(pk=1).update(
 )
 inputs = RunInputs.load()
 base = run_inputs.generator_settings()
-state = runs._SpanState(pool=inputs.pool, rhythm=inputs.rhythm, active={})
+state = history._History(
+    settings=base, catalogue=inputs.catalogue, seed=1, pool=inputs.pool, rhythm=inputs.rhythm,
+    active={},
+)
 
 
 def span(*, catalogue, per_minute, start, end):
     # The engine driven directly: the settings' own bound (1,000 a minute) would stop short.
     settings = replace(base, sessions_per_min=per_minute, max_per_run=10**6)
-    simulated = runs._simulate_span(
-        settings=settings, catalogue=catalogue, state=state, start=start, end=end, seed=1,
-        started_at=timezone.now(), pool_write=None,
+    state.settings, state.catalogue = settings, catalogue
+    simulated = history._simulate_span(
+        state=state, start=start, end=end, started_at=timezone.now(), pool_write=None
     )
     with transaction.atomic():
-        runs._write_span(simulated, deadline=run_deadline_start(manual=False))
+        history._write_span(simulated, deadline=run_deadline_start(manual=False))
 
 
 # The timed run covers the minute before `end` (`run_scheduled(now=end)`: a past minute however
 # long the setup takes).
-end = runs.floor_minute(timezone.now())
+end = history.floor_minute(timezone.now())
 # About 4.5 minutes a journey: 4.2 sessions a minute per journey wanted in progress, over the six
 # minutes before the timed one, leaves that many in progress (Little's law).
 if shape == "dense":  # every journey in progress is a short session: most have a step due
@@ -129,7 +133,7 @@ if profile:
     profiler.dump_stats(profile)
 # What a run pays on top in a worker that did not run the minute before (its first run, or the
 # pool changed): loading the pool and its rhythm.
-runs._POOL_KEPT.clear()
+run_inputs._POOL_KEPT.clear()
 started = time.perf_counter()
 RunInputs.load()
 cold_load = time.perf_counter() - started

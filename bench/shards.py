@@ -41,7 +41,7 @@ django.setup()
 from datetime import timedelta
 from django.utils import timezone
 from django_q.tasks import async_task
-from synthetics.services.runs import floor_minute
+from synthetics.engine.minute import floor_minute
 
 minutes, shards = int(sys.argv[1]), int(sys.argv[2])
 end = floor_minute(timezone.now()) - timedelta(minutes=1)

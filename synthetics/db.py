@@ -64,16 +64,7 @@ class SyntheticOrigin(Func):
             f"AND ({column_sql} ->> %s) ~ '^[1-9][0-9]{{0,17}}$' "
             f"THEN ({column_sql} ->> %s)::bigint END)"
         )
-        return sql, (
-            *params,
-            TAG_KEY,
-            *params,
-            RUN_ID_KEY,
-            *params,
-            RUN_ID_KEY,
-            *params,
-            RUN_ID_KEY,
-        )
+        return sql, _each_with(params, TAG_KEY, RUN_ID_KEY, RUN_ID_KEY, RUN_ID_KEY)
 
     def as_sqlite(self, compiler, connection, **extra_context):
         column_sql, params = compiler.compile(self.source_expressions[0])
@@ -83,7 +74,13 @@ class SyntheticOrigin(Func):
             f"THEN json_extract({column_sql}, %s) END)"
         )
         tag, run = f"$.{TAG_KEY}", f"$.{RUN_ID_KEY}"
-        return sql, (*params, tag, *params, run, *params, run)
+        return sql, _each_with(params, tag, run, run)
+
+
+def _each_with(params: tuple | list, *keys: str) -> tuple:
+    """The column's own parameters before each key, in order: the SQL above names the column once
+    per key."""
+    return tuple(value for key in keys for value in (*params, key))
 
 
 # The largest run id SyntheticOrigin accepts on PostgreSQL: at most 18 digits.

@@ -29,6 +29,7 @@ from django.db.models.functions import Coalesce, Least
 
 from synthetics.db import RUN_KEY_KEY, TAG_TRUE, SyntheticOrigin, SyntheticTag, origin_claim
 from synthetics.engine.run import STALE_AFTER as SESSION_STALE_AFTER
+from synthetics.engine.types import DEFAULT_SETTINGS, SETTING_NAMES
 
 # Documented bounds: a run never starts more than this many sessions, and the schedule never asks
 # for more than this many per minute. Rates beyond what one run can write in its budget are split
@@ -50,8 +51,6 @@ SETTING_RANGES: dict[str, tuple[int, int]] = {
     "signups_per_day": (0, MAX_SIGNUPS_PER_DAY),
     "churn_per_month": (0, 1),
 }
-# How strongly the daily and weekly rhythm shapes the rate (README "Rhythm": why this default).
-DEFAULT_RHYTHM_STRENGTH = 1.0
 
 # The catalogue's bounds, as the scenario schema states them: a weight or popularity beyond this,
 # summed with others, overflows the engine's draws (1e308 made every run fail), and a dwell time
@@ -61,6 +60,15 @@ MAX_DWELL_SECONDS = 86_400
 
 # Reserved by RFC 2606: mail to it can never be delivered, so a synthetic account can't reach anybody.
 SYNTHETIC_EMAIL_DOMAIN = "synthetics.invalid"
+
+
+def _in_range(table: str, field: str, low: float, high: float) -> models.CheckConstraint:
+    """The check constraint that keeps `field` from low to high (NaN is in no range)."""
+    return models.CheckConstraint(
+        condition=Q(**{f"{field}__gte": low, f"{field}__lte": high}),
+        name=f"{table}_{field}_range",
+        violation_error_message=f"{field} must be between {low} and {high}.",
+    )
 
 
 class TimestampedModel(models.Model):
@@ -97,30 +105,37 @@ class SyntheticSettings(models.Model):
     """The single row of generator settings (id is always 1)."""
 
     id = models.PositiveSmallIntegerField(primary_key=True, default=1, editable=False)
-    enabled = models.BooleanField(default=True)
+    # The settings of engine.types.GeneratorSettings, with its defaults (a test holds the two alike).
+    enabled = models.BooleanField(default=DEFAULT_SETTINGS.enabled)
     sessions_per_min = models.PositiveIntegerField(
-        default=2, help_text=f"Mean sessions started per minute (0 to {MAX_SESSIONS_PER_MIN})."
+        "sessions per minute",
+        default=DEFAULT_SETTINGS.sessions_per_min,
+        help_text=f"Mean sessions started per minute (0 to {MAX_SESSIONS_PER_MIN}).",
     )
     max_per_run = models.PositiveIntegerField(
-        default=5, help_text=f"Most sessions one run may start (0 to {MAX_PER_RUN_LIMIT})."
+        "most sessions per run",
+        default=DEFAULT_SETTINGS.max_per_run,
+        help_text=f"Most sessions one run may start (0 to {MAX_PER_RUN_LIMIT}).",
     )
     error_rate = models.FloatField(
-        default=0.05, help_text="Share of sessions that end in an error."
+        default=DEFAULT_SETTINGS.error_rate, help_text="Share of sessions that end in an error."
     )
     abandon_rate = models.FloatField(
-        default=0.15, help_text="Share of sessions that are abandoned."
+        default=DEFAULT_SETTINGS.abandon_rate, help_text="Share of sessions that are abandoned."
     )
-    rhythm_strength = models.FloatField(
-        default=DEFAULT_RHYTHM_STRENGTH,
+    rhythm_strength = models.FloatField(  # README "Rhythm": why 1.0 by default
+        "daily and weekly rhythm",
+        default=DEFAULT_SETTINGS.rhythm_strength,
         help_text="0: the same rate at every hour; 1: the full daily and weekly rhythm of each "
         "user's local time.",
     )
     signups_per_day = models.PositiveIntegerField(
-        default=0,
+        "sign-ups per day",
+        default=DEFAULT_SETTINGS.signups_per_day,
         help_text="New sim users a day, signed up as newcomers (0: the pool stays as seeded).",
     )
     churn_per_month = models.FloatField(
-        default=0,
+        default=DEFAULT_SETTINGS.churn_per_month,
         help_text="Share of the active pool that churns in 30 days (0: nobody leaves).",
     )
     created_at = models.DateTimeField(auto_now_add=True)
@@ -138,11 +153,7 @@ class SyntheticSettings(models.Model):
                 violation_error_message="There is exactly one settings row.",
             ),
             *(
-                models.CheckConstraint(
-                    condition=Q(**{f"{field}__gte": low, f"{field}__lte": high}),
-                    name=f"synthetic_settings_{field}_range",
-                    violation_error_message=f"{field} must be between {low} and {high}.",
-                )
+                _in_range("synthetic_settings", field, low, high)
                 for field, (low, high) in SETTING_RANGES.items()
             ),
             models.CheckConstraint(
@@ -155,6 +166,10 @@ class SyntheticSettings(models.Model):
     def __str__(self) -> str:
         state = "enabled" if self.enabled else "paused"
         return f"Synthetics settings ({state}, {self.sessions_per_min}/min)"
+
+    def setting_values(self) -> dict:
+        """Each generator setting's value, by name, in the list's order (engine.types)."""
+        return {name: getattr(self, name) for name in SETTING_NAMES}
 
     def clean(self) -> None:
         errors: dict[str, str] = {}
@@ -250,31 +265,44 @@ class SimUser(TimestampedModel):
         return f"{self.display_name} ({self.persona})"
 
 
-class JourneyTemplate(TimestampedModel):
-    """A kind of session: an ordered list of scenes, picked in proportion to its popularity."""
+def _catalogue_weight(help_text: str) -> models.FloatField:
+    """A relative weight of the catalogue: 1 by default, at most MAX_CATALOGUE_WEIGHT."""
+    return models.FloatField(
+        default=1.0, validators=[MaxValueValidator(MAX_CATALOGUE_WEIGHT)], help_text=help_text
+    )
+
+
+def _non_negative(table: str, field: str) -> models.CheckConstraint:
+    return models.CheckConstraint(
+        condition=Q(**{f"{field}__gte": 0}),
+        name=f"{table}_{field}_non_negative",
+        violation_error_message=f"{field} must not be negative.",
+    )
+
+
+class CatalogueEntry(TimestampedModel):
+    """A named, switchable entry of the catalogue, picked by its weight."""
 
     slug = models.SlugField(max_length=64, unique=True)
     name = models.CharField(max_length=120)
-    popularity = models.FloatField(
-        default=1.0,
-        validators=[MaxValueValidator(MAX_CATALOGUE_WEIGHT)],
-        help_text="Relative weight when picking a journey.",
-    )
     is_active = models.BooleanField(default=True)
 
     class Meta:
-        db_table = "journey_templates"
+        abstract = True
         ordering = ["slug"]
-        constraints = [
-            models.CheckConstraint(
-                condition=Q(popularity__gte=0),
-                name="journey_templates_popularity_non_negative",
-                violation_error_message="popularity must not be negative.",
-            ),
-        ]
 
     def __str__(self) -> str:
         return self.name
+
+
+class JourneyTemplate(CatalogueEntry):
+    """A kind of session: an ordered list of scenes, picked in proportion to its popularity."""
+
+    popularity = _catalogue_weight("Relative weight when picking a journey.")
+
+    class Meta(CatalogueEntry.Meta):
+        db_table = "journey_templates"
+        constraints = [_non_negative("journey_templates", "popularity")]
 
 
 class Scene(TimestampedModel):
@@ -292,16 +320,10 @@ class Scene(TimestampedModel):
     mindblock_rate = models.FloatField(
         default=0.4, help_text="Chance that a visit to this scene reports a mindblock."
     )
-    dropoff_weight = models.FloatField(
-        default=1.0,
-        validators=[MaxValueValidator(MAX_CATALOGUE_WEIGHT)],
-        help_text="Relative chance that an abandoned session stops at this scene (the funnel).",
+    dropoff_weight = _catalogue_weight(
+        "Relative chance that an abandoned session stops at this scene (the funnel)."
     )
-    error_weight = models.FloatField(
-        default=1.0,
-        validators=[MaxValueValidator(MAX_CATALOGUE_WEIGHT)],
-        help_text="Relative chance that an errored session fails at this scene.",
-    )
+    error_weight = _catalogue_weight("Relative chance that an errored session fails at this scene.")
 
     class Meta:
         db_table = "scenes"
@@ -314,11 +336,7 @@ class Scene(TimestampedModel):
                 name="scenes_dwell_positive",
                 violation_error_message="dwell_median_seconds must be positive.",
             ),
-            models.CheckConstraint(
-                condition=Q(mindblock_rate__gte=0, mindblock_rate__lte=1),
-                name="scenes_mindblock_rate_range",
-                violation_error_message="mindblock_rate must be between 0 and 1.",
-            ),
+            _in_range("scenes", "mindblock_rate", 0, 1),
             models.CheckConstraint(
                 condition=Q(dropoff_weight__gte=0, error_weight__gte=0),
                 name="scenes_funnel_weights_non_negative",
@@ -379,43 +397,20 @@ class RhythmProfile(TimestampedModel):
     class Meta:
         db_table = "rhythm_profiles"
         ordering = ["persona", "slug"]
-        constraints = [
-            models.CheckConstraint(
-                condition=Q(holiday_factor__gte=0, holiday_factor__lte=10),
-                name="rhythm_profiles_holiday_factor_range",
-                violation_error_message="holiday_factor must be between 0 and 10.",
-            ),
-        ]
+        constraints = [_in_range("rhythm_profiles", "holiday_factor", 0, 10)]
 
     def __str__(self) -> str:
         return f"{self.name} ({self.persona or 'default'})"
 
 
-class MindblockType(TimestampedModel):
+class MindblockType(CatalogueEntry):
     """A kind of mental block a user can report during a scene."""
 
-    slug = models.SlugField(max_length=64, unique=True)
-    name = models.CharField(max_length=120)
-    weight = models.FloatField(
-        default=1.0,
-        validators=[MaxValueValidator(MAX_CATALOGUE_WEIGHT)],
-        help_text="Relative weight when picking a mindblock.",
-    )
-    is_active = models.BooleanField(default=True)
+    weight = _catalogue_weight("Relative weight when picking a mindblock.")
 
-    class Meta:
+    class Meta(CatalogueEntry.Meta):
         db_table = "mindblock_types"
-        ordering = ["slug"]
-        constraints = [
-            models.CheckConstraint(
-                condition=Q(weight__gte=0),
-                name="mindblock_types_weight_non_negative",
-                violation_error_message="weight must not be negative.",
-            ),
-        ]
-
-    def __str__(self) -> str:
-        return self.name
+        constraints = [_non_negative("mindblock_types", "weight")]
 
 
 class JourneyStatus(models.TextChoices):
@@ -587,6 +582,17 @@ class EventBase(models.Model):
     class Meta:
         abstract = True
 
+    def __str__(self) -> str:
+        return f"{self.event_type} @ {self.created_at:%Y-%m-%d %H:%M:%S}"
+
+
+def _event_indexes(table: str) -> list[models.Index]:
+    """An event table's indexes: ours by time (the tag's expression index), and all by time."""
+    return [
+        models.Index(SyntheticTag("event_payload"), "created_at", name=f"{table}_synthetic_idx"),
+        models.Index(fields=["created_at"], name=f"{table}_created_idx"),
+    ]
+
 
 class JourneySceneEvent(EventBase):
     scene = models.ForeignKey(Scene, null=True, on_delete=models.PROTECT, related_name="+")
@@ -594,15 +600,7 @@ class JourneySceneEvent(EventBase):
     class Meta:
         db_table = "journey_scene_events"
         ordering = ["-created_at", "-id"]
-        indexes = [
-            models.Index(
-                SyntheticTag("event_payload"), "created_at", name="scene_events_synthetic_idx"
-            ),
-            models.Index(fields=["created_at"], name="scene_events_created_idx"),
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.event_type} @ {self.created_at:%Y-%m-%d %H:%M:%S}"
+        indexes = _event_indexes("scene_events")
 
 
 class MindblockEvent(EventBase):
@@ -614,15 +612,7 @@ class MindblockEvent(EventBase):
     class Meta:
         db_table = "mindblock_events"
         ordering = ["-created_at", "-id"]
-        indexes = [
-            models.Index(
-                SyntheticTag("event_payload"), "created_at", name="mindblock_events_synthetic_idx"
-            ),
-            models.Index(fields=["created_at"], name="mindblock_events_created_idx"),
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.event_type} @ {self.created_at:%Y-%m-%d %H:%M:%S}"
+        indexes = _event_indexes("mindblock_events")
 
 
 class RunTrigger(models.TextChoices):
@@ -687,6 +677,18 @@ def run_events_start(
     if events_from is not None:
         return events_from - _EPSILON
     return min(window_start, window_end - SESSION_STALE_AFTER)
+
+
+# What a succeeded run wrote, as the ledger counts it: summed by the hourly sums (writers), the
+# expectations and the history's totals.
+RUN_COUNTS = (
+    "sessions_started",
+    "scene_events_created",
+    "mindblock_events_created",
+    "journeys_completed",
+    "journeys_abandoned",
+    "journeys_errored",
+)
 
 
 class SyntheticRun(TimestampedModel):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.utils import timezone
@@ -17,6 +17,7 @@ from synthetics.services import run_scheduled
 from synthetics.services.cleanup import cleanup_job_hand_off, cleanup_job_work
 from synthetics.services.expectations import fidelity_refresh
 from synthetics.services.maintenance import tables_tidy
+from synthetics.services.runs import MAX_CATCH_UP_MINUTES
 
 logger = logging.getLogger("synthetics")
 
@@ -24,15 +25,18 @@ SCHEDULE_NAME = "synthetics-run"
 SCHEDULED_RUN_FUNC = "synthetics.tasks.scheduled_run"
 SHARD_RUN_FUNC = "synthetics.tasks.shard_run"
 SHARD_GROUP = "synthetics-shards"
-# Names before the rename to "run" (migration 0007): a task queued under them still runs, and
-# schedule_ensure() folds a schedule still named so into the one schedule.
+# The schedule passes each task the time it was due, as this keyword (django-q2's
+# `intended_date_kwarg`): the run covers the minute the scheduler meant.
+INTENDED_KWARG = "intended"
 TIDY_MARGIN_SECONDS = 5  # the tidy ends this long before the task's timeout at the latest
-OLD_SCHEDULE_NAME = "synthetics-tick"
-OLD_SCHEDULED_RUN_FUNC = "synthetics.tasks.scheduled_tick"
 
 
-def scheduled_run() -> dict:
+def scheduled_run(intended: str | None = None) -> dict:
     """The every-minute run. A failure is already rolled back and in the ledger; the next minute proceeds.
+
+    `intended`: the time the schedule meant this task for (ISO 8601, given by django-q2: the
+    schedule's `intended_date_kwarg`): the run covers the minutes up to it, whichever second a
+    worker takes the task (see _moment). None (a task queued by hand): this worker's now.
 
     Split into SYNTHETICS_SHARDS shards (more than one): the runs of shards 1.. are queued as tasks
     of their own for the same `now`, for any worker on any machine to take, and this task runs
@@ -40,11 +44,11 @@ def scheduled_run() -> dict:
     that runs late, or twice, still covers each minute of its slice once.
     """
     started = time.monotonic()
+    now = _moment(intended)
     shards = settings.SYNTHETICS_SHARDS
     if shards == 1:
-        result = _result()
+        result = _result(now=now)
     else:
-        now = timezone.now()
         queued = [
             async_task(SHARD_RUN_FUNC, shard, shards, now.isoformat(), group=SHARD_GROUP)
             for shard in range(1, shards)
@@ -53,6 +57,22 @@ def scheduled_run() -> dict:
     _fidelity_refreshed()
     _tidied(started)
     return result
+
+
+def _moment(intended: str | None) -> datetime:
+    """The time a task was meant for; this worker's now when it is not given, when it is ahead of
+    this worker's clock (a run never dates rows ahead), or when it is older than a run catches up
+    (the cluster was down: the scheduler queues one task for the first missed minute, and the run
+    covers the last minutes before now, as after any downtime)."""
+    now = timezone.now()
+    if not intended:
+        return now
+    moment = datetime.fromisoformat(intended)
+    if timezone.is_naive(moment):  # django-q2 gives an aware time; a hand-queued one may not be
+        moment = timezone.make_aware(moment)
+    if moment > now or now - moment > timedelta(minutes=MAX_CATCH_UP_MINUTES):
+        return now
+    return moment
 
 
 def _fidelity_refreshed() -> None:
@@ -81,7 +101,6 @@ def shard_run(shard: int, shards: int, now: str) -> dict:
     """One shard's run of the minute the schedule's task saw at `now` (ISO 8601), or of this
     worker's now if its clock is behind the scheduler's (a run never dates rows ahead of its clock)."""
     moment = min(datetime.fromisoformat(now), timezone.now())
-
     return _result(now=moment, shard=shard, shards=shards)
 
 
@@ -113,14 +132,9 @@ def cleanup_continue(job_id: int) -> dict:
     return {"job_id": job.id, "status": job.status, "stage": job.stage, "counts": job.counts}
 
 
-scheduled_tick = scheduled_run  # alias: tasks queued before migration 0007 name this path
-
-
 def schedule_ensure() -> tuple[Schedule, bool]:
     """Create or repair the every-minute schedule; however often it runs there is exactly one."""
-    Schedule.objects.filter(func__in=[SCHEDULED_RUN_FUNC, OLD_SCHEDULED_RUN_FUNC]).exclude(
-        name=SCHEDULE_NAME
-    ).delete()
+    Schedule.objects.filter(func=SCHEDULED_RUN_FUNC).exclude(name=SCHEDULE_NAME).delete()
     schedule, created = Schedule.objects.update_or_create(
         name=SCHEDULE_NAME,
         defaults={
@@ -130,6 +144,7 @@ def schedule_ensure() -> tuple[Schedule, bool]:
             "schedule_type": Schedule.MINUTES,
             "minutes": 1,
             "repeats": -1,
+            "intended_date_kwarg": INTENDED_KWARG,
         },
     )
     if schedule.next_run is None:

@@ -8,30 +8,59 @@ from django.http import HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 from django.utils.crypto import constant_time_compare
+from django.utils.text import capfirst
 from django.views.decorators.csrf import ensure_csrf_cookie
 from django.views.decorators.http import require_GET
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 
 from synthetics.api.permissions import can_change_synthetics, synthetics_viewer_required
 from synthetics.engine.run import MAX_MANUAL_TARGET
+from synthetics.engine.types import GENERATOR_SETTINGS
 from synthetics.models import (
     MAX_INCIDENT_MINUTES,
-    MAX_PER_RUN_LIMIT,
-    MAX_SESSIONS_PER_MIN,
-    MAX_SIGNUPS_PER_DAY,
+    SETTING_RANGES,
     JourneyTemplate,
+    SyntheticSettings,
 )
-from synthetics.selectors import dashboards
 from synthetics.selectors.insights import COHORT_WEEKS
 from synthetics.selectors.metrics import metrics_text
+from synthetics.selectors.status import status_summary
 
 REFRESH_SECONDS = 10
+# A step of the number inputs' arrows, by the setting's kind (the API reads any value in range).
+_STEPS = {int: "1", float: "0.01"}
+
+
+def _setting_fields() -> list[dict]:
+    """The Studio's settings form: each numeric generator setting in the list's order
+    (engine.types.GENERATOR_SETTINGS) with its kind, range (models.SETTING_RANGES), label and
+    help (the model's field); `enabled` is the Pause/Resume button."""
+    fields = []
+    for name, kind in GENERATOR_SETTINGS:
+        if kind is bool:
+            continue
+        field = SyntheticSettings._meta.get_field(name)
+        low, high = SETTING_RANGES[name]
+        label = capfirst(field.verbose_name) + (f" ({low}–{high})" if kind is float else "")
+        fields.append(
+            {
+                "name": name,
+                "kind": kind.__name__,
+                "min": low,
+                "max": high,
+                "step": _STEPS[kind],
+                "label": label,
+                "help": str(field.help_text),
+            }
+        )
+    return fields
 
 
 @synthetics_viewer_required
 @ensure_csrf_cookie
 def studio(request):
-    summary = dashboards.status_summary(now=timezone.now())
+    summary = status_summary(now=timezone.now())
+    setting_fields = _setting_fields()
     return render(
         request,
         "synthetics/studio.html",
@@ -41,9 +70,11 @@ def studio(request):
             "run_target_max": min(summary.settings.max_per_run, MAX_MANUAL_TARGET),
             "can_change": can_change_synthetics(request.user),
             "refresh_seconds": REFRESH_SECONDS,
-            "max_sessions_per_min": MAX_SESSIONS_PER_MIN,
-            "max_per_run_limit": MAX_PER_RUN_LIMIT,
-            "max_signups_per_day": MAX_SIGNUPS_PER_DAY,
+            "setting_fields": setting_fields,  # for studio.js, as JSON
+            "setting_inputs": [
+                {**field, "value": getattr(summary.settings, field["name"])}
+                for field in setting_fields
+            ],
             "cohort_weeks": range(COHORT_WEEKS),
             "max_incident_minutes": MAX_INCIDENT_MINUTES,
             "template_slugs": list(

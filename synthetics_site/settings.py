@@ -243,9 +243,9 @@ SPECTACULAR_SETTINGS = {
     "SERVE_AUTHENTICATION": None,
     "PARSER_WHITELIST": ["synthetics.api.parsers.BoundedJSONParser"],
     "ENUM_NAME_OVERRIDES": {
-        "FidelityEnum": "synthetics.api.serializers.FIDELITY_CHOICES",
-        "GeneratorStatusEnum": "synthetics.api.serializers.GENERATOR_STATUS_CHOICES",
-        "CleanupJobStatusEnum": "synthetics.api.serializers.CLEANUP_STATUS_CHOICES",
+        "FidelityEnum": "synthetics.api.schema.FIDELITY_CHOICES",
+        "GeneratorStatusEnum": "synthetics.api.schema.GENERATOR_STATUS_CHOICES",
+        "CleanupJobStatusEnum": "synthetics.api.schema.CLEANUP_STATUS_CHOICES",
     },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",

@@ -31,9 +31,7 @@ SHIPPED_FUNNELS = importlib.import_module("synthetics.migrations.0009_funnels")
 
 def shipped_settings() -> GeneratorSettings:
     """The settings row the data migrations write (rhythm_strength: the model field's default)."""
-    from synthetics.models import DEFAULT_RHYTHM_STRENGTH
-
-    return GeneratorSettings(**SHIPPED.DEFAULT_SETTINGS, rhythm_strength=DEFAULT_RHYTHM_STRENGTH)
+    return GeneratorSettings(**SHIPPED.DEFAULT_SETTINGS)
 
 
 def shipped_catalogue() -> Catalogue:
@@ -75,10 +73,17 @@ def realistic_pool(count: int = 3000, *, seed: int = 20260109) -> list[PoolMembe
 
     pool = []
     for index in range(1, count + 1):
-        persona, weight, locale, zone, _signup = _traits(
-            _rng_for(seed, str(index)), date(2026, 1, 9)
+        traits = _traits(_rng_for(seed, str(index)), date(2026, 1, 9))
+        pool.append(
+            PoolMember(
+                index,
+                10_000 + index,
+                traits["persona"],
+                traits["activity_weight"],
+                traits["timezone"],
+                traits["locale"],
+            )
         )
-        pool.append(PoolMember(index, 10_000 + index, persona.slug, weight, zone, locale))
     return pool
 
 

@@ -1,5 +1,7 @@
 """The admin and the Studio page as views: who may see them, and that every list stays cheap."""
 
+import json
+import re
 from datetime import timedelta
 
 import pytest
@@ -9,8 +11,10 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from synthetics.admin_tools import CappedCountPaginator
+from synthetics.admin.big_tables import CappedCountPaginator
+from synthetics.engine.types import GENERATOR_SETTINGS, SETTING_NAMES
 from synthetics.models import (
+    SETTING_RANGES,
     JourneySceneEvent,
     MindblockType,
     Scene,
@@ -124,6 +128,27 @@ def test_settings_form_saves_and_shows_errors_per_field(staff_client):
     assert SyntheticSettings.objects.get().max_per_run == 5
 
 
+def test_the_settings_page_and_the_studio_follow_the_one_list_of_settings(staff_client):
+    # when the admin's settings page and the Studio are shown
+    page = staff_client.get(reverse("admin:synthetics_syntheticsettings_change", args=[1]))
+    html = staff_client.get(reverse("studio")).content.decode()
+    # then the admin's form edits every setting, in the list's order
+    assert list(page.context["adminform"].form.fields) == list(SETTING_NAMES)
+    # and the Studio's form, and the list studio.js reads from the page, hold every number
+    # setting in that order with its kind, its range and an input labelled by the model's field
+    listed = json.loads(
+        re.search(r'<script id="setting-fields" type="application/json">(.*?)</script>', html)[1]
+    )
+    numbers = [(name, kind.__name__) for name, kind in GENERATOR_SETTINGS if kind is not bool]
+    assert [(field["name"], field["kind"]) for field in listed] == numbers
+    for field in listed:
+        assert (field["min"], field["max"]) == SETTING_RANGES[field["name"]]
+        verbose_name = SyntheticSettings._meta.get_field(field["name"]).verbose_name
+        assert field["label"].lower().startswith(verbose_name)
+        assert f'<label for="{field["name"]}">{field["label"]}</label>' in html
+        assert f'id="{field["name"]}" name="{field["name"]}" type="number"' in html
+
+
 def test_pause_resume_and_run_now_from_the_settings_page(staff_client, sim_users):
     page = staff_client.get(reverse("admin:synthetics_syntheticsettings_change", args=[1]))
     html = page.content.decode()
@@ -213,10 +238,10 @@ def test_big_lists_never_count_every_row(staff_client, sim_users):
 
 
 def test_capped_paginator_stops_at_the_cap(monkeypatch):
-    import synthetics.admin_tools
+    from synthetics.admin import big_tables
 
     JourneySceneEventFactory.create_batch(12)
-    monkeypatch.setattr(synthetics.admin_tools, "COUNT_CAP", 5)
+    monkeypatch.setattr(big_tables, "COUNT_CAP", 5)
     events = JourneySceneEvent.objects.order_by("-created_at")
     assert CappedCountPaginator(events, 2).count == 6  # "5+": the cap plus one
     assert CappedCountPaginator(events[:3], 2).count == 3

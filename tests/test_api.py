@@ -15,7 +15,8 @@ from synthetics.models import (
     SyntheticRun,
     SyntheticSettings,
 )
-from synthetics.selectors import dashboards, run_inputs
+from synthetics.selectors import run_inputs
+from synthetics.selectors.ledger import run_totals, synthetic_event_counts
 from synthetics.services import activity_backfill, run_scheduled
 from tests.factories import (
     JourneyFactory,
@@ -109,16 +110,26 @@ def test_status_counts_recent_synthetic_events_only(api, sim_users):
     activity_backfill(hours=1)
     JourneySceneEventFactory(created_at=timezone.now() - timedelta(minutes=1))  # a real row
     body = api.get(f"{API}/status").json()
-    expected = dashboards.synthetic_event_counts(since=timezone.now() - timedelta(minutes=5))
+    expected = synthetic_event_counts(since=timezone.now() - timedelta(minutes=5))
     assert body["activity"]["last_5_min"] == expected
     # at least four generated minutes lie in the last five: no session starts in them with
     # probability e^-8 (Poisson(2 x 4)), and the journeys in progress write steps too
     assert body["activity"]["last_5_min"]["scene_events"] > 0
     assert body["activity"]["active_journeys"] == run_inputs.active_journey_count()
     assert (
-        body["activity"]["last_24_hours"]["sessions"]
+        body["activity"]["last_24_hours"]["sessions_started"]
         == Journey.objects.filter(is_synthetic=True).count()
     )
+    # the seed's contract and sessions_started, no other name for them
+    assert list(body["activity"]["last_24_hours"]) == [
+        "runs",
+        "sessions_started",
+        "scene_events",
+        "mindblock_events",
+        "completed",
+        "abandoned",
+        "errored",
+    ]
 
 
 @pytest.mark.parametrize(
@@ -228,8 +239,18 @@ def test_activity_totals_and_series_come_from_the_ledger(api, sim_users):
     body = api.get(f"{API}/activity/2").json()
     assert body["bucket"] == "minute"
     assert len(body["series"]) in (120, 121)
-    totals = dashboards.run_totals(since=timezone.now() - timedelta(hours=3))
-    assert body["totals"]["journeys_started"] == totals["sessions_started"]
+    totals = run_totals(since=timezone.now() - timedelta(hours=3))
+    assert body["totals"]["sessions_started"] == totals["sessions_started"]
+    counts = [
+        "scene_events",
+        "mindblock_events",
+        "sessions_started",
+        "journeys_completed",
+        "journeys_abandoned",
+        "journeys_errored",
+    ]
+    assert list(body["totals"]) == [*counts, "runs"]
+    assert list(body["series"][0]) == [*counts, "bucket"]
     assert body["totals"]["scene_events"] == totals["scene_events"]
     assert sum(p["scene_events"] for p in body["series"]) == body["totals"]["scene_events"]
     assert body["totals"]["runs"] == totals["runs"] == 120

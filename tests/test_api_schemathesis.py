@@ -53,6 +53,7 @@ def auth_headers(db, sim_users):
         request_finished.connect(close_old_connections)
 
 
+@pytest.mark.slow
 @schema.parametrize()
 @settings(
     # Fixed examples by default so CI is repeatable; SCHEMATHESIS_EXPLORE=1 draws new ones each run.

@@ -217,6 +217,7 @@ def migrated_sqlite(tmp_path_factory) -> dict[str, str]:
     return env
 
 
+@pytest.mark.slow
 def test_api_token_piped_into_head_ends_quietly(migrated_sqlite):
     # Unbuffered output (as in many containers) writes each line on its own, so the reader can
     # leave between them; whether the second write meets a closed pipe is a race, hence the repeats:

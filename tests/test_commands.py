@@ -15,7 +15,8 @@ from django.db import connection
 from django.utils import timezone
 
 from synthetics.models import JourneySceneEvent, RunStatus, SimUser, SyntheticRun, User
-from synthetics.selectors import dashboards, run_inputs
+from synthetics.selectors import run_inputs
+from synthetics.selectors.ledger import run_totals, synthetic_event_counts
 from tests.factories import SyntheticUserFactory
 from tests.helpers import assert_near, assert_outcome_shares, capped_poisson_moments
 
@@ -184,7 +185,7 @@ def test_backfill_activity_24_hours_then_the_seed_verification_holds():
     # then the summary reports a full day at the defaults ...
     assert last_line(output).startswith("backfill_activity: 1440 of 1440 minutes generated")
     since = timezone.now() - timedelta(hours=25)
-    totals = dashboards.run_totals(since=since)
+    totals = run_totals(since=since)
     # ... with each run's sessions drawn from min(Poisson(sessions_per_min x its minutes),
     # max_per_run), independently: the total has the sum of those means and variances ...
     settings = run_inputs.generator_settings()
@@ -202,7 +203,7 @@ def test_backfill_activity_24_hours_then_the_seed_verification_holds():
         settings=settings,
     )
     # ... the ledger agrees with the tables ...
-    counts = dashboards.synthetic_event_counts(since=timezone.now() - timedelta(hours=25))
+    counts = synthetic_event_counts(since=timezone.now() - timedelta(hours=25))
     assert counts["scene_events"] == totals["scene_events"]
     assert counts["mindblock_events"] == totals["mindblock_events"]
     # ... and the seed's verification SQL answers as the seed says (at least four generated minutes
@@ -218,12 +219,7 @@ def test_backfill_activity_24_hours_then_the_seed_verification_holds():
                 "AND event_payload->>'synthetic' = 'true'"
             )
             assert cursor.fetchone()[0] > 0
-    assert (
-        dashboards.synthetic_event_counts(since=timezone.now() - timedelta(minutes=5))[
-            "scene_events"
-        ]
-        > 0
-    )
+    assert synthetic_event_counts(since=timezone.now() - timedelta(minutes=5))["scene_events"] > 0
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,7 @@ import pytest
 from django.db import connections
 
 from synthetics.models import Journey, RunStatus, SyntheticRun
-from synthetics.selectors import dashboards
+from synthetics.selectors.ledger import run_totals, synthetic_event_counts
 from synthetics.services import run_manual, run_scheduled, sim_users_seed
 
 NOW = datetime(2026, 1, 9, 19, 15, 30, tzinfo=UTC)
@@ -50,9 +50,9 @@ def test_scheduled_runs_started_together_generate_the_minute_once(postgres_only)
     assert all(r.note == "no new minute to cover" for r in skipped)
     assert succeeded[0].window_end - succeeded[0].window_start == timedelta(minutes=3)
     # and the ledger agrees with the rows
-    totals = dashboards.run_totals(since=NOW - timedelta(days=1))
+    totals = run_totals(since=NOW - timedelta(days=1))
     assert totals["sessions_started"] == Journey.objects.filter(is_synthetic=True).count()
-    counts = dashboards.synthetic_event_counts(since=NOW - timedelta(days=1))
+    counts = synthetic_event_counts(since=NOW - timedelta(days=1))
     assert counts["scene_events"] == totals["scene_events"]
     windows = SyntheticRun.objects.filter(status=RunStatus.SUCCEEDED).values_list(
         "window_start", "window_end"

@@ -32,7 +32,7 @@ from synthetics.models import (
     SyntheticRun,
     User,
 )
-from synthetics.selectors import dashboards
+from synthetics.selectors.ledger import synthetic_event_counts
 from synthetics.services import activity_backfill, cleanup, sim_users_backfill, sim_users_seed
 from synthetics.services.cleanup import cleanup_synthetic
 from tests.factories import (
@@ -287,6 +287,7 @@ def ours_at(age: timedelta, journey: int | None = None) -> dict:
     }
 
 
+@pytest.mark.slow
 @PROPERTY
 @given(
     event_rows=events,
@@ -390,6 +391,7 @@ def test_cleanup_deletes_exactly_our_old_rows_and_leaves_every_other_row_unchang
     assert result.counts["synthetic_runs"] == len(doomed_runs)
 
 
+@pytest.mark.slow
 @PROPERTY
 @given(event_rows=events, journey_rows=journeys, older_than_hours=cutoffs, run_ages=run_ages)
 @example(  # our journey, finished two hours ago, holding one real event: the journey stays
@@ -427,6 +429,7 @@ def test_a_dry_run_changes_nothing_and_counts_what_the_real_run_deletes(
 # --- 2. the statistics count exactly ours ----------------------------------------------------------------
 
 
+@pytest.mark.slow
 @PROPERTY
 @given(event_rows=events, since=ages, width=st.none() | ages)
 def test_synthetic_and_real_partition_the_tables_and_the_counts_count_ours(
@@ -440,7 +443,7 @@ def test_synthetic_and_real_partition_the_tables_and_the_counts_count_ours(
     since_at = NOW - since
     until_at = None if width is None else since_at + width
     # when
-    counts = dashboards.synthetic_event_counts(since=since_at, until=until_at)
+    counts = synthetic_event_counts(since=since_at, until=until_at)
     # then
     for name, model in (("scene_events", JourneySceneEvent), ("mindblock_events", MindblockEvent)):
         mine = ours(model, succeeded)
@@ -506,6 +509,7 @@ def real_state() -> tuple:
     )
 
 
+@pytest.mark.slow
 @PROPERTY
 @given(
     accounts=real_accounts,

@@ -22,8 +22,8 @@ from synthetics.engine.expectations import (
     expected_activity,
 )
 from synthetics.engine.simulation import simulate_minutes
-from synthetics.selectors import dashboards
 from synthetics.selectors.metrics import metrics_text
+from synthetics.selectors.status import status_summary
 from synthetics.services import activity_backfill, settings_update, sim_users_seed
 from synthetics.services.expectations import expectations_report, fidelity_refresh
 from tests.factories import StaffUserFactory
@@ -192,7 +192,7 @@ def test_the_verdict_reaches_status_the_api_and_metrics(history, monkeypatch):
     monkeypatch.setattr(timezone, "now", lambda: THEN)
     row = fidelity_refresh(now=THEN)
     assert row.verdict == "drifting" and row.metric == "sessions"
-    assert dashboards.status_summary(now=THEN).fidelity == {
+    assert status_summary(now=THEN).fidelity == {
         "status": "drifting",
         "metric": "sessions",
     }

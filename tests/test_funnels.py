@@ -41,6 +41,7 @@ def _last_scene_positions(template, settings, seed):
     return ends, outcomes
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("template", shipped_catalogue().templates, ids=lambda t: t.slug)
 @pytest.mark.parametrize("outcome", ["abandoned", "errored"])
 def test_where_sessions_end_follows_the_scene_weights(template, outcome):

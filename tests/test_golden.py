@@ -251,6 +251,7 @@ def test_the_digest_depends_on_every_row_and_field():
     assert digest(rows) != digest({"u": rows["t"]})
 
 
+@pytest.mark.slow
 @pytest.mark.django_db
 def test_history_written_in_spans_is_the_history_written_minute_by_minute():
     """activity_backfill simulates spans of minutes in memory and writes each span at once; the rows
@@ -267,8 +268,8 @@ def test_history_written_in_spans_is_the_history_written_minute_by_minute():
         SyntheticSettings,
         User,
     )
+    from synthetics.selectors.run_inputs import RunInputs
     from synthetics.services import (
-        RunInputs,
         activity_backfill,
         run_backfill_minute,
         sim_users_seed,

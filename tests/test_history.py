@@ -20,7 +20,7 @@ from synthetics.models import (
     SyntheticSettings,
     run_key_new,
 )
-from synthetics.services import activity_backfill, run_manual, runs, sim_users_seed, writers
+from synthetics.services import activity_backfill, history, run_manual, sim_users_seed, writers
 from tests.test_golden import generated_rows
 
 
@@ -101,19 +101,20 @@ def _wipe():
 @pytest.fixture
 def spans(monkeypatch):
     """Spans of 15 minutes, and a count of the spans each way wrote."""
-    monkeypatch.setattr(runs, "SPAN_ROWS", 15 * 20 * runs.ROWS_PER_SESSION)
+    monkeypatch.setattr(history, "SPAN_ROWS", 15 * 20 * history.ROWS_PER_SESSION)
     counted = {"pipelined": 0}
-    commit = runs._span_commit
+    commit = history._span_commit
 
     def counting(*args):
         result = commit(*args)
         counted["pipelined"] += result is not None
         return result
 
-    monkeypatch.setattr(runs, "_span_commit", counting)
+    monkeypatch.setattr(history, "_span_commit", counting)
     return counted
 
 
+@pytest.mark.slow
 @transactional
 def test_pipelined_history_writes_the_rows_one_span_at_a_time_writes(
     postgres_only, spans, monkeypatch
@@ -122,7 +123,7 @@ def test_pipelined_history_writes_the_rows_one_span_at_a_time_writes(
     SyntheticSettings.objects.filter(pk=1).update(
         sessions_per_min=20, max_per_run=100, churn_per_month=1.0
     )
-    assert runs.span_minutes(runs.run_inputs.generator_settings()) == 15
+    assert history.span_minutes(history.run_inputs.generator_settings()) == 15
     activity_backfill(hours=3, now=END, seed=4)
     assert spans["pipelined"] == 12  # every span went through the pipeline
     pipelined, pipelined_ledger, pipelined_tagged = _rows(), _ledger(), _tagged()
@@ -130,7 +131,7 @@ def test_pipelined_history_writes_the_rows_one_span_at_a_time_writes(
     assert churned  # churn was applied by the writer, from the spans' deferred changes
 
     _wipe()
-    monkeypatch.setattr(runs, "_can_pipeline", lambda: False)
+    monkeypatch.setattr(history, "_can_pipeline", lambda: False)
     activity_backfill(hours=3, now=END, seed=4)
     assert spans["pipelined"] == 12  # none more
     assert _rows() == pipelined
@@ -149,7 +150,7 @@ def test_a_run_between_two_spans_stops_the_pipeline_and_every_minute_is_covered_
 ):
     sim_users_seed(count=200, seed=22)
     SyntheticSettings.objects.filter(pk=1).update(sessions_per_min=20, max_per_run=100)
-    commit = runs._span_commit
+    commit = history._span_commit
     interfered = {"done": False}
 
     def interfering(span, *args):
@@ -159,7 +160,7 @@ def test_a_run_between_two_spans_stops_the_pipeline_and_every_minute_is_covered_
             interfered["run"] = run_manual(target=5)
         return commit(span, *args)
 
-    monkeypatch.setattr(runs, "_span_commit", interfering)
+    monkeypatch.setattr(history, "_span_commit", interfering)
     summary = activity_backfill(hours=1, now=END, seed=5)
     assert interfered["done"]
     assert summary.minutes_generated == 60
@@ -182,6 +183,7 @@ def test_a_run_between_two_spans_stops_the_pipeline_and_every_minute_is_covered_
     assert spans["pipelined"] < 4  # the pipeline stopped at the span the manual run touched
 
 
+@pytest.mark.slow
 @pytest.mark.django_db
 def test_scheduled_runs_reading_only_due_journeys_write_what_reading_all_of_them_writes(
     monkeypatch,
@@ -250,14 +252,14 @@ def test_a_span_that_fails_while_simulated_ahead_is_recorded_and_the_spans_befor
 
     sim_users_seed(count=200, seed=24)
     SyntheticSettings.objects.filter(pk=1).update(sessions_per_min=20, max_per_run=100)
-    simulate = runs._simulate_span
+    simulate = history._simulate_span
 
     def failing(**kwargs):
         if kwargs["start"] == END - timedelta(minutes=30):
             raise EngineError("the catalogue has no active journey template with scenes")
         return simulate(**kwargs)
 
-    monkeypatch.setattr(runs, "_simulate_span", failing)
+    monkeypatch.setattr(history, "_simulate_span", failing)
     with pytest.raises(RunFailed, match="no active journey template") as raised:
         activity_backfill(hours=1, now=END, seed=6)
     failed = SyntheticRun.objects.get(id=raised.value.run_id)
@@ -270,7 +272,7 @@ def test_a_span_that_fails_while_simulated_ahead_is_recorded_and_the_spans_befor
     )
     assert ends == [END - timedelta(minutes=60 - m) for m in range(1, 31)]
     # running it again resumes where it stopped
-    monkeypatch.setattr(runs, "_simulate_span", simulate)
+    monkeypatch.setattr(history, "_simulate_span", simulate)
     assert activity_backfill(hours=1, now=END, seed=6).minutes_generated == 30
 
 

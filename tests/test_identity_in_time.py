@@ -26,7 +26,7 @@ from synthetics.models import (
     SyntheticRun,
     SyntheticSettings,
 )
-from synthetics.selectors import dashboards
+from synthetics.selectors.ledger import synthetic_event_counts, written_event_counts
 from synthetics.services import activity_backfill, run_manual, run_scheduled, sim_users_seed
 from synthetics.services.cleanup import cleanup_counts, cleanup_synthetic
 from tests.factories import JourneySceneEventFactory, MindblockEventFactory, UserFactory
@@ -138,6 +138,7 @@ def _reset() -> None:
     SyntheticRun.objects.all().delete()
 
 
+@pytest.mark.slow
 @PROPERTY
 @given(rows=plants, steps=later)
 @example(  # the case: the next ids, dated two hours ago, then three manual runs
@@ -184,10 +185,8 @@ def test_no_later_run_makes_a_real_row_ours(world, rows, steps):
         "mindblock_events": sum(run.mindblock_events_created for run in written),
     }
     since = datetime(2000, 1, 1, tzinfo=UTC)
-    assert dashboards.synthetic_event_counts(since=since) == {
-        key: totals[key] + copies[key] for key in totals
-    }
-    assert dashboards.written_event_counts(since=since, until=NOW + timedelta(days=1)) == totals
+    assert synthetic_event_counts(since=since) == {key: totals[key] + copies[key] for key in totals}
+    assert written_event_counts(since=since, until=NOW + timedelta(days=1)) == totals
     # and a cleanup of everything older than an hour from a day later counts and deletes ours only
     later_now = NOW + timedelta(days=1)
     counts = cleanup_counts(cutoff=later_now - timedelta(hours=1))

@@ -35,6 +35,7 @@ def _pool(size):
     ]
 
 
+@pytest.mark.slow
 def test_churn_counts_follow_the_setting_and_hit_newer_users_harder():
     settings = GeneratorSettings(churn_per_month=0.6)
     pool = _pool(9000)
@@ -72,6 +73,7 @@ def test_busy_users_never_churn():
             assert member.sim_user_id not in busy
 
 
+@pytest.mark.slow
 @pytest.mark.django_db
 def test_a_backfill_with_signups_and_churn_follows_the_settings_and_churned_users_go_quiet():
     sim_users_seed(count=300, seed=11)
@@ -135,6 +137,7 @@ def test_a_manual_run_with_every_sim_user_churned_is_refused_and_writes_nothing(
     assert not SyntheticRun.objects.exists()
 
 
+@pytest.mark.slow
 def test_weekly_cohorts_show_a_falling_retention_curve():
     """Four simulated weeks with sign-ups and churn, on the engine alone (the same pool changes the
     runs make in the database): after the week they signed up in (a partial week: users sign up on
@@ -207,8 +210,9 @@ def test_weekly_cohorts_show_a_falling_retention_curve():
 def test_a_backfill_keeps_the_pool_in_memory_exactly_as_a_fresh_load_would_give_it(monkeypatch):
     """Sign-ups, churn and settling change the pool most minutes: the backfill applies the changes
     to the pool it holds instead of reloading it, and that pool is what the database says."""
+    from synthetics.selectors import run_inputs
     from synthetics.selectors.run_inputs import sim_user_pool
-    from synthetics.services import runs
+    from synthetics.services import history
 
     sim_users_seed(count=60, seed=14)
     # newcomers whose first weeks end at the coming midnight settle in the run that covers it
@@ -216,7 +220,7 @@ def test_a_backfill_keeps_the_pool_in_memory_exactly_as_a_fresh_load_would_give_
         persona="newcomer", settles_into="regular", signup_date=date(2026, 2, 1)
     )
     SyntheticSettings.objects.filter(pk=1).update(signups_per_day=2880, churn_per_month=1.0)
-    original_write = runs._pool_changes_write
+    original_write = history.pool_changes_write
     checked = {"changed": 0, "loads": 0}
 
     def checked_write(changes, **kwargs):
@@ -229,9 +233,9 @@ def test_a_backfill_keeps_the_pool_in_memory_exactly_as_a_fresh_load_would_give_
         checked["loads"] += 1
         return original_load()
 
-    original_load = runs.RunInputs.load
-    monkeypatch.setattr(runs, "_pool_changes_write", checked_write)
-    monkeypatch.setattr(runs.RunInputs, "load", staticmethod(counted_load))
+    original_load = run_inputs.RunInputs.load
+    monkeypatch.setattr(history, "pool_changes_write", checked_write)
+    monkeypatch.setattr(run_inputs.RunInputs, "load", staticmethod(counted_load))
     summary = activity_backfill(hours=2, now=datetime(2026, 3, 1, 1, 0, tzinfo=UTC), seed=2)
     assert checked["loads"] == 1  # loaded once for the whole backfill
     # two sign-ups a minute over 120 minutes: the pool changed in most of them (P(no sign-up and

@@ -62,7 +62,7 @@ def a_history(now):
     from synthetics.errors import RunFailed
 
     with (
-        mock.patch("synthetics.services.runs.simulate_run", side_effect=RuntimeError("boom")),
+        mock.patch("synthetics.engine.minute.simulate_run", side_effect=RuntimeError("boom")),
         pytest.raises(RunFailed),
     ):
         run_manual(target=1, now=now)

@@ -8,14 +8,14 @@ from django.db import connection, transaction
 
 from synthetics.models import RhythmProfile, SimUser, User
 from synthetics.selectors import run_inputs
-from synthetics.services import runs, sim_users_seed
+from synthetics.services import sim_users_seed
 
 
 @pytest.fixture
 def kept(sim_users):
     """The pool loaded once (and kept), as a run would."""
-    runs._POOL_KEPT.clear()
-    inputs = runs.RunInputs.load()
+    run_inputs._POOL_KEPT.clear()
+    inputs = run_inputs.RunInputs.load()
     assert run_inputs.pool_stamp() is not None
     return inputs
 
@@ -26,7 +26,7 @@ def fresh_pool():
 
 def test_an_unchanged_pool_is_the_one_kept(kept, django_assert_max_num_queries):
     # when a second run loads its inputs with nothing changed in between
-    again = runs.RunInputs.load()
+    again = run_inputs.RunInputs.load()
     # then it gets the very pool and rhythm kept (not a copy read again) and they equal a fresh read
     assert again.pool is kept.pool and again.rhythm is kept.rhythm
     assert again.pool == fresh_pool()
@@ -66,7 +66,7 @@ def test_any_change_to_sim_users_is_read_again(kept, change):
     else:
         sim_users_seed(count=User.objects.filter(is_synthetic=True).count() + 3, seed=99)
     # then the next run reads the pool as it now is
-    again = runs.RunInputs.load()
+    again = run_inputs.RunInputs.load()
     assert again.pool is not kept.pool
     assert again.pool == fresh_pool() != kept.pool
 
@@ -76,12 +76,12 @@ def test_a_rolled_back_change_leaves_no_stale_pool(kept):
     first = SimUser.objects.order_by("id").first()
     with pytest.raises(RuntimeError), transaction.atomic():
         SimUser.objects.filter(pk=first.pk).update(activity_weight=9.0)
-        inside = runs.RunInputs.load()
+        inside = run_inputs.RunInputs.load()
         assert [m.activity_weight for m in inside.pool if m.sim_user_id == first.pk] == [9.0]
         raise RuntimeError("rolled back")
     # when the next change happens and a run loads again
     SimUser.objects.filter(pk=first.pk).update(persona="casual")
-    again = runs.RunInputs.load()
+    again = run_inputs.RunInputs.load()
     # then it reads the table as it is, never the rolled-back pool (the stamp is never reused)
     assert again.pool == fresh_pool()
     assert [m.activity_weight for m in again.pool if m.sim_user_id == first.pk] != [9.0]
@@ -92,7 +92,7 @@ def test_a_new_rhythm_profile_rebuilds_the_rhythm(kept):
     profile = RhythmProfile.objects.order_by("slug").first()
     profile.holiday_factor = 0.123
     profile.save()
-    again = runs.RunInputs.load()
+    again = run_inputs.RunInputs.load()
     # then the pool may be the one kept, but its rhythm is built from the profiles now in force
     assert again.rhythm is not kept.rhythm
     assert again.catalogue.rhythms != kept.catalogue.rhythms
@@ -130,10 +130,10 @@ def test_without_its_triggers_sqlite_has_no_stamp_and_the_pool_is_read_every_run
         cursor.execute("DROP TRIGGER sim_users_pool_stamp_update")
     # then there is no stamp, nothing is kept, and a change is seen by the next run
     assert run_inputs.pool_stamp() is None
-    runs._POOL_KEPT.clear()
-    first = runs.RunInputs.load()
+    run_inputs._POOL_KEPT.clear()
+    first = run_inputs.RunInputs.load()
     SimUser.objects.filter(pk=first.pool[0].sim_user_id).update(activity_weight=4.25)
-    again = runs.RunInputs.load()
+    again = run_inputs.RunInputs.load()
     assert again.pool == fresh_pool() != first.pool
 
 
@@ -160,15 +160,16 @@ def _as_tuple(counts):
 def test_the_pools_counts_are_kept_until_sim_users_changes(
     sim_users, change, django_assert_num_queries
 ):
-    from synthetics.selectors import dashboards
+    from synthetics.selectors.sim_users import _POOL_COUNTS, pool_counts
+    from synthetics.selectors.status import status_scalars
 
-    dashboards._POOL_COUNTS.clear()
-    first = dashboards.pool_counts()
+    _POOL_COUNTS.clear()
+    first = pool_counts()
     assert _as_tuple(first) == fresh_counts()
     # given nothing changed: the counts kept are served without counting again
     stamp = run_inputs.pool_stamp()
     with django_assert_num_queries(0):
-        assert dashboards.pool_counts(stamp=stamp) is first
+        assert pool_counts(stamp=stamp) is first
     # when sim_users changes, however it changes
     member = SimUser.objects.order_by("id").first()
     if change == "queryset_update":
@@ -185,21 +186,21 @@ def test_the_pools_counts_are_kept_until_sim_users_changes(
     else:  # counted inside a transaction that rolled back: never served afterwards
         with pytest.raises(RuntimeError), transaction.atomic():
             SimUser.objects.filter(pk=member.pk).update(churned_at="2026-01-01T00:00:00Z")
-            assert dashboards.pool_counts().churned == first.churned + 1
+            assert pool_counts().churned == first.churned + 1
             raise RuntimeError("rolled back")
     # then the next read counts the table as it now is
-    assert _as_tuple(dashboards.pool_counts()) == fresh_counts()
-    status = dashboards.status_scalars()
+    assert _as_tuple(pool_counts()) == fresh_counts()
+    status = status_scalars()
     assert (status.sim_users, status.sim_users_churned) == fresh_counts()[:2]
 
 
 def test_without_a_stamp_the_pools_counts_are_counted_every_time(sim_users):
-    from synthetics.selectors import dashboards
+    from synthetics.selectors.sim_users import _POOL_COUNTS, pool_counts
 
-    dashboards._POOL_COUNTS.clear()
-    dashboards.pool_counts(stamp=None)
+    _POOL_COUNTS.clear()
+    pool_counts(stamp=None)
     SimUser.objects.filter(pk=SimUser.objects.order_by("id").first().pk).update(
         churned_at="2026-01-01T00:00:00Z"
     )
-    assert _as_tuple(dashboards.pool_counts(stamp=None)) == fresh_counts()
-    assert not dashboards._POOL_COUNTS
+    assert _as_tuple(pool_counts(stamp=None)) == fresh_counts()
+    assert not _POOL_COUNTS

@@ -10,8 +10,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from synthetics.models import RunStatus, SyntheticRun
-from synthetics.selectors import dashboards
+from synthetics.selectors.ledger import run_totals
 from synthetics.selectors.prepared import Prepared
+from synthetics.selectors.status import last_run, recent_runs, status_scalars
 from synthetics.services import activity_backfill
 
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
@@ -54,11 +55,11 @@ def test_run_totals_equal_the_orms_aggregate_for_any_window(history, start, leng
     since = NOW + timedelta(minutes=start, seconds=second)
     until = None if length is None else since + timedelta(minutes=length)
     # then the prepared statement answers what the ORM's aggregate answers
-    assert dashboards.run_totals(since=since, until=until) == orm_totals(since, until)
+    assert run_totals(since=since, until=until) == orm_totals(since, until)
 
 
 def test_a_window_with_no_run_has_zero_totals(history):
-    totals = dashboards.run_totals(since=NOW + timedelta(days=1))
+    totals = run_totals(since=NOW + timedelta(days=1))
     assert totals == dict.fromkeys(totals, 0) and len(totals) == 7
 
 
@@ -76,7 +77,7 @@ def test_the_status_statement_answers_what_each_selector_answers(history):
 
     SimUser.objects.filter(pk=SimUser.objects.order_by("id").first().pk).update(churned_at=NOW)
     for _ in range(2):  # compiled on the first call, reused on the second
-        row = dashboards.status_scalars()
+        row = status_scalars()
         assert row.covered == run_inputs.covered_until() is not None
         assert row.active_journeys == run_inputs.active_journey_count() > 0
         assert row.sim_users == run_inputs.active_sim_user_count() == 39
@@ -118,85 +119,22 @@ def test_status_ledger_reads_are_the_orms_own(sim_users):
 
     # then the compiled reads give the very rows the ORM's querysets give
     orm_last = SyntheticRun.objects.filter(finished_at__isnull=False).order_by("-finished_at")
-    assert as_rows([dashboards.last_run()]) == as_rows([orm_last.first()])
+    assert as_rows([last_run()]) == as_rows([orm_last.first()])
     for limit in (1, 3, 10):
         orm_recent = SyntheticRun.objects.exclude(trigger="backfill").order_by("-started_at", "-id")
-        assert as_rows(dashboards.recent_runs(limit=limit)) == as_rows(orm_recent[:limit])
-    assert all(not run._state.adding for run in dashboards.recent_runs())  # loaded, as from a query
+        assert as_rows(recent_runs(limit=limit)) == as_rows(orm_recent[:limit])
+    assert all(not run._state.adding for run in recent_runs())  # loaded, as from a query
     SyntheticRun.objects.all().delete()
-    assert dashboards.last_run() is None and dashboards.recent_runs() == []
+    assert last_run() is None and recent_runs() == []
 
 
-def test_run_objects_are_written_as_drfs_own_walk_writes_them(sim_users):
-    from rest_framework import serializers
-
-    from synthetics.api.serializers import RunOutput
-
-    _ledger_with_every_kind_of_run()
-    runs = list(SyntheticRun.objects.all())
-    assert {run.trigger for run in runs} == {"backfill", "scheduled", "manual"}
-    steer = {"can_change": True}
-    for run in runs:
-        # DRF's field-by-field walk (the base class's to_representation) on the same declaration
-        assert RunOutput(context=steer).to_representation(
-            run
-        ) == serializers.Serializer.to_representation(RunOutput(), run)
-    assert list(RunOutput().to_representation(runs[0])) == list(RunOutput().fields)
-
-
-def _nested(value):
-    """A serializer's answer as plain dicts and lists, keys in their order (DRF's are ReturnDicts)."""
-    if isinstance(value, dict):
-        return [(key, _nested(item)) for key, item in value.items()]
-    if isinstance(value, list):
-        return [_nested(item) for item in value]
-    return value
-
-
-@pytest.mark.parametrize("can_change", [True, False])
-def test_status_is_written_as_drfs_own_walk_writes_it(sim_users, can_change):
-    from rest_framework import serializers
-
-    from synthetics.api.serializers import StatusResponse
-
-    # given a status with no run yet, and one over every kind of run (a failed one with a
-    # traceback among them)
-    empty = dashboards.status_summary(now=NOW)
-    assert empty.last_run is None and not empty.recent_runs
-    _ledger_with_every_kind_of_run()
-    full = dashboards.status_summary(now=NOW)
-    assert full.last_run is not None and any(run.error for run in full.recent_runs)
-    for summary in (empty, full):
-        context = {"can_change": can_change}
-        fast = StatusResponse(summary, context=context).data
-        # DRF's field-by-field walk (the base class's to_representation) on the same declaration
-        walked = serializers.Serializer.to_representation(
-            StatusResponse(summary, context=context), summary
-        )
-        assert _nested(fast) == _nested(walked)  # the same values, keys in the same order
-
-
-def test_sim_users_are_written_as_drfs_own_walk_writes_them_and_counted_once(sim_users):
-    from django.utils import timezone
-    from rest_framework import serializers
+def test_the_sim_user_page_is_counted_by_the_per_persona_counts(sim_users):
     from rest_framework.test import APIClient
 
-    from synthetics.api.serializers import SimUserOutput
     from synthetics.models import SimUser
-    from synthetics.services import run_manual
     from tests.factories import StaffUserFactory
 
-    run_manual(target=3, now=timezone.now())  # some users in an active journey
-    SimUser.objects.filter(pk=SimUser.objects.order_by("id").first().pk).update(
-        churned_at=NOW, settles_into="regular", display_name="Zoë “Z” O’Neil\u2028"
-    )
-    users = list(dashboards.sim_user_list())
-    assert {user.in_active_journey for user in users} == {True, False}
-    for user in users:
-        assert SimUserOutput().to_representation(user) == serializers.Serializer.to_representation(
-            SimUserOutput(), user
-        )
-    # and the page's count is the per-persona counts' own, filtered or not
+    # the page's count is the per-persona counts' own, filtered or not
     client = APIClient()
     client.force_authenticate(StaffUserFactory())
     body = client.get("/api/synthetics/sim-users").json()

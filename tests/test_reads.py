@@ -16,9 +16,15 @@ from django.urls import reverse
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from synthetics import admin_tools
+from synthetics.admin import big_tables as admin_tools
 from synthetics.models import JourneySceneEvent, RunStatus, SyntheticRun, SyntheticRunHour
-from synthetics.selectors import dashboards
+from synthetics.selectors.activity import _SERIES_FIELDS, activity_series
+from synthetics.selectors.ledger import (
+    _OUR_EVENTS_PER_RUN_BOTH,
+    synthetic_event_counts,
+    written_event_counts,
+)
+from synthetics.selectors.status import status_summary
 from synthetics.services import activity_backfill, run_manual, run_scheduled
 from synthetics.services.writers import run_hours_add
 from tests.factories import JourneySceneEventFactory, StaffUserFactory, SyntheticRunFactory
@@ -31,7 +37,7 @@ NOW = datetime(2026, 1, 9, 19, 17, 30, tzinfo=UTC)
 def ledger_only_series(*, hours: int, now: datetime) -> list[dict]:
     """The hourly series as the ledger alone gives it (what the sums must reproduce)."""
     since = now - timedelta(hours=hours)
-    sums = {key: Sum(column) for key, column in dashboards._SERIES_FIELDS.items()}
+    sums = {key: Sum(column) for key, column in _SERIES_FIELDS.items()}
     rows = {
         row["bucket"]: row
         for row in SyntheticRun.objects.filter(
@@ -45,9 +51,7 @@ def ledger_only_series(*, hours: int, now: datetime) -> list[dict]:
     series, moment = [], first
     while moment <= now:
         row = rows.get(moment, {})
-        series.append(
-            {"bucket": moment, **{key: row.get(key) or 0 for key in dashboards._SERIES_FIELDS}}
-        )
+        series.append({"bucket": moment, **{key: row.get(key) or 0 for key in _SERIES_FIELDS}})
         moment += timedelta(hours=1)
     return series
 
@@ -64,7 +68,7 @@ def test_the_hourly_chart_from_the_sums_is_the_chart_from_the_ledger(sim_users, 
     )
     # when the chart of the last 8 and 24 hours is read
     for hours in (8, 24):
-        series = dashboards.activity_series(hours=hours, now=now + timedelta(seconds=20))
+        series = activity_series(hours=hours, now=now + timedelta(seconds=20))
         # then it equals the ledger's own aggregate, bucket by bucket
         assert series.series == ledger_only_series(hours=hours, now=now + timedelta(seconds=20))
     assert sum(row.runs for row in SyntheticRunHour.objects.all()) == (
@@ -113,7 +117,7 @@ def test_hourly_sums_give_the_ledger_aggregate_for_any_runs_and_any_now(runs, ho
     ]
     run_hours_add(made)
     now = start + timedelta(hours=hours, seconds=offset)
-    series = dashboards.activity_series(hours=hours, now=now)
+    series = activity_series(hours=hours, now=now)
     assert series.series == ledger_only_series(hours=hours, now=now)
     assert series.totals["runs"] == sum(
         1
@@ -250,48 +254,6 @@ def test_the_event_list_marks_ours_as_the_database_rule_does(client, sim_users):
     assert len(decided) == 50 - len(look_alikes)
 
 
-def test_activity_points_are_written_as_drfs_own_field_walk_writes_them(sim_users, settings):
-    from synthetics.api import serializers as io
-
-    class Plain(io.ActivityCountsOutput):  # the same fields, DRF's own to_representation
-        bucket = io.ActivityPointOutput().fields["bucket"].__class__()
-
-    activity_backfill(hours=8, now=NOW)
-    for zone in ("UTC", "Asia/Kathmandu"):
-        settings.TIME_ZONE = zone
-        from django.utils import timezone as django_timezone
-
-        with django_timezone.override(zone):
-            for hours in (3, 24):
-                series = dashboards.activity_series(hours=hours, now=NOW).series
-                fast = io.ActivityPointOutput(series, many=True).data
-                plain = Plain(series, many=True).data
-                assert [dict(point) for point in fast] == [dict(point) for point in plain]
-                assert list(fast[0]) == list(plain[0])  # the same keys in the same order
-
-
-def test_activity_points_of_other_fields_are_written_by_the_generic_loop(sim_users):
-    # the literal fast path writes ActivityPointOutput's own fields; a serializer with others (here
-    # one field fewer) takes the generic loop, and still writes what DRF's own walk writes
-    from synthetics.api import serializers as io
-
-    class Fewer(io.ActivityPointOutput):
-        journeys_started = None
-
-    class Plain(io.ActivityCountsOutput):
-        journeys_started = None
-        bucket = io.ActivityPointOutput().fields["bucket"].__class__()
-
-    activity_backfill(hours=3, now=NOW)
-    series = dashboards.activity_series(hours=3, now=NOW).series
-    assert isinstance(Fewer(series, many=True), io.ActivityPointsOutput)
-    fast = Fewer(series, many=True).data
-    assert "journeys_started" not in fast[0]
-    assert [dict(point) for point in fast] == [
-        dict(point) for point in Plain(series, many=True).data
-    ]
-
-
 def test_each_scheduled_run_prunes_old_runs_that_wrote_nothing_and_nothing_else(
     sim_users, monkeypatch
 ):
@@ -329,14 +291,10 @@ def test_the_sums_follow_a_cleanup_and_a_backfill_over_the_cleaned_hours(sim_use
     result = cleanup_synthetic(older_than_hours=4, dry_run=False, now=now)
     assert result.counts["synthetic_runs"] > 200
     # then the chart still equals the ledger's own aggregate (the cleaned hours are empty) ...
-    assert dashboards.activity_series(hours=12, now=now).series == ledger_only_series(
-        hours=12, now=now
-    )
+    assert activity_series(hours=12, now=now).series == ledger_only_series(hours=12, now=now)
     # ... and after a backfill writes the cleaned hours again, it is counted once, not twice
     activity_backfill(hours=9, now=now)
-    assert dashboards.activity_series(hours=12, now=now).series == ledger_only_series(
-        hours=12, now=now
-    )
+    assert activity_series(hours=12, now=now).series == ledger_only_series(hours=12, now=now)
     assert sum(row.runs for row in SyntheticRunHour.objects.all()) == (
         SyntheticRun.objects.filter(status=RunStatus.SUCCEEDED).count()
     )
@@ -399,9 +357,9 @@ def test_the_events_runs_wrote_are_the_events_the_tag_index_counts_for_any_windo
     def same_counts(since: float, width: float) -> None:
         since_at = first + timedelta(seconds=since)
         until_at = since_at + timedelta(seconds=width)
-        assert dashboards.written_event_counts(
+        assert written_event_counts(since=since_at, until=until_at) == synthetic_event_counts(
             since=since_at, until=until_at
-        ) == dashboards.synthetic_event_counts(since=since_at, until=until_at)
+        )
 
     same_counts()
     # and on the whole range, and on run boundaries exactly (the edges are half-open)
@@ -409,11 +367,11 @@ def test_the_events_runs_wrote_are_the_events_the_tag_index_counts_for_any_windo
         (first - timedelta(hours=1), now),
         (start + timedelta(minutes=3), start + timedelta(minutes=12)),
     ):
-        assert dashboards.written_event_counts(
+        assert written_event_counts(since=since_at, until=until_at) == synthetic_event_counts(
             since=since_at, until=until_at
-        ) == dashboards.synthetic_event_counts(since=since_at, until=until_at)
+        )
     assert (
-        dashboards.written_event_counts(since=first - timedelta(hours=1), until=now)["scene_events"]
+        written_event_counts(since=first - timedelta(hours=1), until=now)["scene_events"]
         == JourneySceneEvent.objects.count()
     )
 
@@ -431,7 +389,7 @@ def test_last_5_min_reads_the_event_tables_only_for_the_runs_across_its_edge(
         run_scheduled(now=now - timedelta(minutes=minute, seconds=-1))
     at = now + timedelta(seconds=40)
     read: list[tuple[datetime, datetime]] = []
-    prepared = dashboards._OUR_EVENTS_PER_RUN_BOTH
+    prepared = _OUR_EVENTS_PER_RUN_BOTH
 
     def recorded(*, _rows=prepared.rows, **times):
         read.append((times["since"], times["until"]))
@@ -439,11 +397,11 @@ def test_last_5_min_reads_the_event_tables_only_for_the_runs_across_its_edge(
 
     monkeypatch.setattr(prepared, "rows", recorded)
     # when status counts the last five minutes
-    counted = dashboards.status_summary(now=at).last_5_min
+    counted = status_summary(now=at).last_5_min
     # then the event tables were read over the 20 seconds of the minute `since` falls in, not the
     # five minutes: the four runs inside came from the ledger
     since = at - timedelta(minutes=5)
     assert read == [(since, now - timedelta(minutes=4))]  # both tables in one statement
     # and the count is every row of ours in those five minutes
-    assert counted == dashboards.synthetic_event_counts(since=since, until=at)
+    assert counted == synthetic_event_counts(since=since, until=at)
     assert counted["scene_events"] > 0

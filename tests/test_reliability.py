@@ -7,11 +7,13 @@ from django.core.management import CommandError, call_command
 from django.utils import timezone
 from django_q.exceptions import TimeoutException
 
+from synthetics.engine import minute as engine_minute
 from synthetics.errors import RunFailed
 from synthetics.models import RunStatus, SyntheticRun, SyntheticSettings
-from synthetics.selectors import dashboards
-from synthetics.services import RunInputs, run_backfill_minute, run_manual, run_scheduled
-from synthetics.services import runs as runs_module
+from synthetics.selectors.ledger import synthetic_event_counts
+from synthetics.selectors.run_inputs import RunInputs
+from synthetics.selectors.status import status_summary
+from synthetics.services import run_backfill_minute, run_manual, run_scheduled
 from synthetics.services.runs import RunInTheFuture
 from tests.factories import SyntheticRunFactory
 from tests.helpers import database_state
@@ -57,7 +59,7 @@ def test_last_5_min_never_counts_rows_dated_after_now(sim_users):
     # before this rule existed, or by a clock that stepped back)
     now = timezone.now()
     run_scheduled(now=now - 2 * MINUTE)
-    counted = dashboards.status_summary(now=now).last_5_min["scene_events"]
+    counted = status_summary(now=now).last_5_min["scene_events"]
     future_run = SyntheticRunFactory(started_at=now, window_end=_minute(now) + timedelta(hours=1))
     from tests.factories import JourneySceneEventFactory
 
@@ -67,7 +69,7 @@ def test_last_5_min_never_counts_rows_dated_after_now(sim_users):
         event_payload={"synthetic": True, "run_id": future_run.id},
     )
     # then last_5_min is unchanged by them
-    assert dashboards.status_summary(now=now).last_5_min["scene_events"] == counted
+    assert status_summary(now=now).last_5_min["scene_events"] == counted
 
 
 # --- a clock that steps back ----------------------------------------------------------------------
@@ -84,7 +86,7 @@ def test_a_clock_step_back_is_skipped_with_a_reason_and_shown_in_status(sim_user
     # then nothing is generated twice, the ledger says why, and status tells it apart from a stall
     assert result.status == RunStatus.SKIPPED
     assert result.note.startswith("clock stepped back")
-    state = dashboards.status_summary(now=now).status
+    state = status_summary(now=now).status
     assert state.status == "clock_behind"
     assert "stepped back" in state.reason
 
@@ -96,7 +98,7 @@ def _explode_in_simulation(monkeypatch, error: BaseException) -> None:
     def simulate(**kwargs):
         raise error
 
-    monkeypatch.setattr(runs_module, "simulate_run", simulate)
+    monkeypatch.setattr(engine_minute, "simulate_run", simulate)
 
 
 def test_a_run_stopped_by_django_q_timeout_is_recorded_and_the_retry_takes_one_minute(
@@ -113,13 +115,13 @@ def test_a_run_stopped_by_django_q_timeout_is_recorded_and_the_retry_takes_one_m
     failed = SyntheticRun.objects.get(status=RunStatus.FAILED)
     assert "task timeout" in failed.note
     assert "TimeoutException" in failed.error
-    assert dashboards.status_summary(now=now - 2 * MINUTE).status.status == "failing"
+    assert status_summary(now=now - 2 * MINUTE).status.status == "failing"
     # and the retry covers only the last minute instead of a longer window than the one that failed
     monkeypatch.undo()
     retry = run_scheduled(now=now)
     assert retry.status == RunStatus.SUCCEEDED
     assert retry.window_end - retry.window_start == MINUTE
-    assert dashboards.status_summary(now=now).status.status == "running"
+    assert status_summary(now=now).status.status == "running"
 
 
 def test_ctrl_c_inside_a_run_is_recorded(sim_users, monkeypatch):
@@ -133,12 +135,12 @@ def test_ctrl_c_inside_a_run_is_recorded(sim_users, monkeypatch):
 def test_a_run_over_its_time_budget_fails_itself_before_writing(sim_users, monkeypatch, settings):
     # given a budget already used up by the time the engine returns
     settings.SYNTHETICS_RUN_BUDGET_SECONDS = 0.001
-    before = dashboards.synthetic_event_counts(since=datetime(2000, 1, 1, tzinfo=UTC))
+    before = synthetic_event_counts(since=datetime(2000, 1, 1, tzinfo=UTC))
     # when a scheduled run goes
     with pytest.raises(RunFailed, match="time budget"):
         run_scheduled()
     # then it wrote nothing and is recorded as failed with the reason
-    assert dashboards.synthetic_event_counts(since=datetime(2000, 1, 1, tzinfo=UTC)) == before
+    assert synthetic_event_counts(since=datetime(2000, 1, 1, tzinfo=UTC)) == before
     failed = SyntheticRun.objects.get(status=RunStatus.FAILED)
     assert "time budget" in failed.note
     assert SyntheticRun.objects.filter(status=RunStatus.SUCCEEDED).count() == 0
@@ -176,7 +178,7 @@ def test_status_tells_running_failing_and_stalled_apart(runs, expected):
             window_start=_minute(finished) - 11 * MINUTE,
             note="database gone" if status == "failed" else "",
         )
-    state = dashboards.status_summary(now=now).status
+    state = status_summary(now=now).status
     assert state.status == expected
     if expected == "failing":
         assert "database gone" in state.reason
@@ -185,7 +187,7 @@ def test_status_tells_running_failing_and_stalled_apart(runs, expected):
 def test_paused_wins_over_everything():
     SyntheticSettings.objects.filter(pk=1).update(enabled=False)
     SyntheticRunFactory(status="failed", started_at=timezone.now(), finished_at=timezone.now())
-    assert dashboards.status_summary(now=timezone.now()).status.status == "paused"
+    assert status_summary(now=timezone.now()).status.status == "paused"
 
 
 def test_the_status_endpoint_reports_the_state_and_its_reason(admin_client):

@@ -11,10 +11,11 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from synthetics.engine import minute as engine_minute
 from synthetics.errors import ApplicationError, Conflict, GeneratorBusy, RunFailed
 from synthetics.models import RunStatus, RunTrigger, SyntheticRun, SyntheticSettings
-from synthetics.services import RunInputs, run_backfill_minute, run_manual, run_scheduled
-from synthetics.services import runs as runs_module
+from synthetics.selectors.run_inputs import RunInputs
+from synthetics.services import run_backfill_minute, run_failures, run_manual, run_scheduled
 from tests.helpers import database_state
 
 pytestmark = pytest.mark.django_db
@@ -74,7 +75,7 @@ def test_a_failure_is_rolled_back_recorded_and_raised(sim_users, monkeypatch, se
     def broken_engine(**kwargs):
         raise RuntimeError("engine exploded (injected)")
 
-    monkeypatch.setattr(runs_module, "simulate_run", broken_engine)
+    monkeypatch.setattr(engine_minute, "simulate_run", broken_engine)
     with pytest.raises(RunFailed, match="injected") as failure:
         service(_a_minute_ago())
     failed = SyntheticRun.objects.get()
@@ -94,11 +95,11 @@ def test_a_busy_generator_is_recorded_and_raised_as_a_failed_run(
     sim_users, monkeypatch, service, trigger
 ):
     @contextmanager
-    def lock_never_comes(*, deadline, durable=True, shard=None):
+    def lock_never_comes(*, deadline, synchronous_commit=True, shard=None):
         raise GeneratorBusy("another run held the lock (injected)", retry_after=3)
         yield  # pragma: no cover
 
-    monkeypatch.setattr(runs_module, "generator_transaction", lock_never_comes)
+    monkeypatch.setattr(run_failures, "generator_transaction", lock_never_comes)
     with pytest.raises(GeneratorBusy) as busy:
         service(_a_minute_ago())
     assert isinstance(busy.value, RunFailed)
@@ -113,7 +114,7 @@ def test_an_interruption_is_recorded_and_raised_as_itself(sim_users, monkeypatch
     def interrupted(**kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(runs_module, "simulate_run", interrupted)
+    monkeypatch.setattr(engine_minute, "simulate_run", interrupted)
     with pytest.raises(KeyboardInterrupt):
         service(_a_minute_ago())
     failed = SyntheticRun.objects.get()

@@ -360,7 +360,7 @@ def test_an_upload_while_the_database_is_locked_says_so(client, monkeypatch):
     if connection.vendor != "sqlite":
         pytest.skip("the single-writer lock is SQLite's")
 
-    from synthetics import admin as synthetics_admin
+    from synthetics.admin import settings as synthetics_admin
 
     def locked(*args, **kwargs):
         raise OperationalError("database is locked")

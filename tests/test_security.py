@@ -459,7 +459,7 @@ def test_api_tokens_never_reach_the_logs(sim_users, settings, monkeypatch, every
     def broken_summary(**kwargs):
         raise RuntimeError("the database went away")
 
-    monkeypatch.setattr("synthetics.api.views.dashboards.status_summary", broken_summary)
+    monkeypatch.setattr("synthetics.api.status.status_summary", broken_summary)
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {reader}")
     assert client.get(f"{API}/status").status_code == 500
     logging.getLogger("synthetics.security-test").info("canary-7f3a")

@@ -16,7 +16,8 @@ from synthetics.models import (
     SyntheticRun,
     SyntheticSettings,
 )
-from synthetics.selectors import dashboards, run_inputs
+from synthetics.selectors import run_inputs
+from synthetics.selectors.ledger import run_totals, synthetic_event_counts
 from synthetics.services import (
     GeneratorPaused,
     activity_backfill,
@@ -73,7 +74,7 @@ def test_scheduled_run_writes_tagged_rows_and_a_matching_ledger_row(sim_users):
 
 def test_ledger_agrees_with_the_tables_after_many_runs(sim_users):
     activity_backfill(hours=2, now=NOW)
-    totals = dashboards.run_totals(since=NOW - timedelta(days=1))
+    totals = run_totals(since=NOW - timedelta(days=1))
     scene, mindblock, journeys = _synthetic_counts()
     assert totals["runs"] == 120
     assert totals["scene_events"] == scene > 0
@@ -331,8 +332,8 @@ def test_real_rows_are_never_counted_or_changed(sim_users):
     assert {
         (j.id, j.status, j.ended_at) for j in Journey.objects.filter(is_synthetic=False)
     } == real_journeys
-    totals = dashboards.run_totals(since=NOW - timedelta(days=1))
-    counts = dashboards.synthetic_event_counts(since=NOW - timedelta(days=1))
+    totals = run_totals(since=NOW - timedelta(days=1))
+    counts = synthetic_event_counts(since=NOW - timedelta(days=1))
     assert counts["scene_events"] == totals["scene_events"]
     assert counts["mindblock_events"] == totals["mindblock_events"]
     assert JourneySceneEvent.objects.count() == counts["scene_events"] + 6
@@ -417,7 +418,7 @@ def test_settings_update_refuses_out_of_range_values_and_changes_nothing(changes
     ],
 )
 def test_settings_input_refuses_wrong_types(body, field, message):
-    from synthetics.api.serializers import SettingsInput
+    from synthetics.api.settings import SettingsInput
 
     data = SettingsInput(data=body)
     assert not data.is_valid()
@@ -433,15 +434,15 @@ def test_scheduled_runs_commit_without_waiting_for_the_disk_and_manual_runs_wait
     from django.db import connection
 
     seen = {}
-    original = runs_module._generate
+    original = runs_module.run_generate
 
-    def recording(*, trigger, **kwargs):
+    def recording(attempt, *, trigger, **kwargs):
         with connection.cursor() as cursor:
             cursor.execute("SELECT current_setting('synchronous_commit')")
             seen[trigger] = cursor.fetchone()[0]
-        return original(trigger=trigger, **kwargs)
+        return original(attempt, trigger=trigger, **kwargs)
 
-    monkeypatch.setattr(runs_module, "_generate", recording)
+    monkeypatch.setattr(runs_module, "run_generate", recording)
     run_scheduled()
     run_manual(target=1)
     assert seen == {"scheduled": "off", "manual": "on"}

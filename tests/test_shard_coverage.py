@@ -20,8 +20,11 @@ from hypothesis import strategies as st
 
 from synthetics.errors import RunFailed
 from synthetics.models import Journey, RunStatus, RunTrigger, SimUser, SyntheticRun
+from synthetics.selectors import run_inputs
 from synthetics.services import (
     activity_backfill,
+    history,
+    run_failures,
     run_manual,
     run_scheduled,
     runs,
@@ -129,10 +132,12 @@ def fault(kind: str | None, *, at_write: int = 0) -> Iterator[None]:
         return write
 
     with ExitStack() as patches:
-        for name in ("run_output_write", "runs_output_write"):
-            patches.enter_context(mock.patch.object(runs, name, failing(getattr(runs, name))))
+        for module, name in ((runs, "run_output_write"), (history, "runs_output_write")):
+            patches.enter_context(mock.patch.object(module, name, failing(getattr(module, name))))
         if kind == "kill":
-            patches.enter_context(mock.patch.object(runs, "_failure_recorded", _not_recorded))
+            patches.enter_context(
+                mock.patch.object(run_failures, "_failure_recorded", _not_recorded)
+            )
         yield
 
 
@@ -155,14 +160,14 @@ def _pool() -> None:
 @transactional  # on PostgreSQL the backfill pipelines its spans until the one with the hole
 def test_a_backfill_generates_the_slice_a_shard_left_of_a_minute(monkeypatch):
     # given spans of 15 minutes, two shards that covered 22:42-22:43, and shard 1 alone 22:43-22:44
-    monkeypatch.setattr(runs, "SPAN_ROWS", 15 * 8 * runs.ROWS_PER_SESSION)
-    commit, pipelined = runs._span_commit, []
+    monkeypatch.setattr(history, "SPAN_ROWS", 15 * 8 * history.ROWS_PER_SESSION)
+    commit, pipelined = history._span_commit, []
 
     def counted(*args):
         pipelined.append(commit(*args))
         return pipelined[-1]
 
-    monkeypatch.setattr(runs, "_span_commit", counted)
+    monkeypatch.setattr(history, "_span_commit", counted)
     _pool()
     for shard in range(SHARDS):
         run_scheduled(now=at("22:43", 20), shard=shard, shards=SHARDS)
@@ -305,6 +310,7 @@ def lifecycle(db, monkeypatch):
     monkeypatch.setattr("synthetics.engine.lifecycle.MINUTES_PER_MONTH", 60)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("shards", [2, 3])
 @settings(
     max_examples=25,
@@ -318,7 +324,7 @@ def test_every_minute_of_every_slice_is_covered_once_in_any_order(
     lifecycle, shards, steps, pool_changes
 ):
     _sequences_level()
-    runs._POOL_KEPT.clear()
+    run_inputs._POOL_KEPT.clear()
     try:
         with transaction.atomic():
             # given sign-ups and churn, or neither
@@ -340,4 +346,4 @@ def test_every_minute_of_every_slice_is_covered_once_in_any_order(
     except _Undo:
         pass
     finally:
-        runs._POOL_KEPT.clear()
+        run_inputs._POOL_KEPT.clear()

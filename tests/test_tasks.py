@@ -14,8 +14,7 @@ from django_q.tasks import async_task
 from synthetics.models import RunStatus, RunTrigger, SyntheticRun
 from synthetics.services import runs as runs_module
 from synthetics.tasks import (
-    OLD_SCHEDULE_NAME,
-    OLD_SCHEDULED_RUN_FUNC,
+    INTENDED_KWARG,
     SCHEDULE_NAME,
     SCHEDULED_RUN_FUNC,
     schedule_ensure,
@@ -31,6 +30,7 @@ def test_migrations_create_exactly_one_every_minute_schedule():
     assert schedule.schedule_type == Schedule.MINUTES
     assert schedule.minutes == 1
     assert schedule.repeats == -1
+    assert schedule.intended_date_kwarg == INTENDED_KWARG  # migration 0026
 
 
 def test_ensuring_the_schedule_again_leaves_exactly_one():
@@ -147,43 +147,78 @@ def test_a_second_tick_in_the_same_minute_is_recorded_as_skipped(sim_users, monk
     assert second["note"] == "no new minute to cover"
 
 
-def test_a_schedule_from_before_the_rename_is_folded_into_the_one_schedule():
-    # given an install whose schedule still has the names from before migration 0007
-    Schedule.objects.all().delete()
-    Schedule.objects.create(
-        name=OLD_SCHEDULE_NAME, func=OLD_SCHEDULED_RUN_FUNC, schedule_type=Schedule.MINUTES
-    )
-    # when the schedule is ensured (make run does it)
-    schedule_ensure()
-    # then exactly one schedule remains, under the new names
-    assert list(Schedule.objects.values_list("name", "func")) == [
-        (SCHEDULE_NAME, SCHEDULED_RUN_FUNC)
-    ]
+OLD_NAME, OLD_FUNC = "synthetics-tick", "synthetics.tasks.scheduled_tick"  # before 0007
 
 
-def test_migration_0007_renames_the_schedule_and_can_go_back():
+def test_migration_0026_folds_the_old_names_and_drops_tasks_queued_under_the_old_path():
     from importlib import import_module
 
     from django.apps import apps
+    from django_q.models import OrmQ
+    from django_q.signing import SignedPackage
 
-    migration = import_module("synthetics.migrations.0007_run_naming")
-    Schedule.objects.all().delete()
-    Schedule.objects.create(
-        name=OLD_SCHEDULE_NAME, func=OLD_SCHEDULED_RUN_FUNC, schedule_type=Schedule.MINUTES
-    )
-    migration.rename_schedule(apps, None)
-    assert list(Schedule.objects.values_list("name", "func")) == [
-        (SCHEDULE_NAME, SCHEDULED_RUN_FUNC)
+    migration = import_module("synthetics.migrations.0026_old_task_names_gone")
+    # given a schedule still under the old names beside the one schedule, and queued tasks: two
+    # under the old path, one under today's, one of somebody else's, one not readable
+    Schedule.objects.create(name=OLD_NAME, func=OLD_FUNC, schedule_type=Schedule.MINUTES)
+    Schedule.objects.filter(name=SCHEDULE_NAME).update(intended_date_kwarg=None)
+
+    def queued(func):
+        payload = SignedPackage.dumps({"id": func, "func": func, "args": (), "kwargs": {}})
+        return OrmQ.objects.create(key="synthetics-test", payload=payload).pk
+
+    old = [queued(OLD_FUNC), queued(OLD_FUNC)]
+    kept = [queued(SCHEDULED_RUN_FUNC), queued("someone.elses.task")]
+    kept.append(OrmQ.objects.create(key="synthetics-test", payload="not a signed package").pk)
+    # when the migration runs
+    migration.forward(apps, None)
+    # then the old schedule is gone, the one schedule passes its intended time, and only the tasks
+    # under the old path were dropped
+    assert list(Schedule.objects.values_list("name", "func", "intended_date_kwarg")) == [
+        (SCHEDULE_NAME, SCHEDULED_RUN_FUNC, INTENDED_KWARG)
     ]
-    migration.restore_schedule(apps, None)
-    assert list(Schedule.objects.values_list("name", "func")) == [
-        (OLD_SCHEDULE_NAME, OLD_SCHEDULED_RUN_FUNC)
-    ]
-
-
-def test_a_task_queued_under_the_old_path_still_runs(sim_users):
+    assert not OrmQ.objects.filter(pk__in=old).exists()
+    assert sorted(OrmQ.objects.values_list("pk", flat=True)) == sorted(kept)
     from synthetics import tasks
 
-    result = tasks.scheduled_tick()
-    assert result["status"] in (RunStatus.SUCCEEDED, RunStatus.SKIPPED)
-    assert SyntheticRun.objects.filter(id=result["run_id"], trigger=RunTrigger.SCHEDULED).exists()
+    assert not hasattr(tasks, "scheduled_tick")  # the alias is gone with them
+
+
+def test_the_scheduler_hands_the_task_the_minute_it_was_due(monkeypatch):
+    from django_q.signing import SignedPackage
+
+    monkeypatch.setattr(q_scheduler, "close_old_django_connections", lambda: None)
+    # given the schedule, due 40 seconds ago (a busy cluster)
+    due = timezone.now() - timedelta(seconds=40)
+    Schedule.objects.filter(name=SCHEDULE_NAME).update(next_run=due)
+    broker = RecordingBroker()
+    # when the scheduler looks
+    q_scheduler.scheduler(broker=broker)
+    # then the task it queued carries the time it was due
+    (task,) = [SignedPackage.loads(package) for package in broker.tasks]
+    assert task["func"] == SCHEDULED_RUN_FUNC
+    assert task["kwargs"] == {INTENDED_KWARG: due.isoformat()}
+
+
+@pytest.mark.parametrize(
+    ("late", "covers_to"),
+    [
+        # taken late by a worker: the minute the schedule meant, not the worker's
+        (timedelta(seconds=95), "intended"),
+        (timedelta(minutes=9), "intended"),
+        # older than a run catches up (the cluster was down): up to now, as after any downtime
+        (timedelta(minutes=30), "now"),
+        # ahead of this worker's clock (its clock behind the scheduler's): never a row ahead
+        (-timedelta(minutes=5), "now"),
+    ],
+)
+def test_a_scheduled_task_covers_up_to_the_minute_it_was_meant_for(
+    sim_users, monkeypatch, late, covers_to
+):
+    now = timezone.now().replace(second=30, microsecond=0)
+    monkeypatch.setattr(timezone, "now", lambda: now)
+    intended = now - late
+    result = scheduled_run(intended=intended.isoformat())
+    run = SyntheticRun.objects.get(id=result["run_id"])
+    moment = intended if covers_to == "intended" else now
+    assert run.window_end == moment.replace(second=0)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import JsonResponse
-from rest_framework import exceptions, status
+from drf_spectacular.utils import OpenApiResponse
+from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
@@ -140,3 +141,40 @@ def server_error(request):
     from django.views.defaults import server_error as django_server_error
 
     return django_server_error(request)
+
+
+# --- the shape in the OpenAPI schema --------------------------------------------------------------
+
+
+class ErrorResponse(serializers.Serializer):
+    success = serializers.BooleanField(default=False)
+    error = serializers.CharField(help_text="What went wrong, for a person.")
+    fields = serializers.DictField(
+        child=serializers.ListField(child=serializers.CharField()),
+        required=False,
+        help_text="Per-field messages on a 400.",
+    )
+    retry_after = serializers.IntegerField(required=False, help_text="Seconds, on a 429 or 503.")
+    run_id = serializers.IntegerField(required=False, help_text="The failed run, on a 500.")
+
+
+_WHEN = {
+    400: "Invalid input: a message per field.",
+    401: "No or invalid credentials.",
+    403: "Authenticated, but without the needed permission (or no CSRF token with a session).",
+    404: "No such page, or no such incident.",
+    409: "The generator's state refuses it now: generation is paused (send force: true to "
+    "run anyway), there are no sim users, another cleanup job is still running, or an incident "
+    "contradicts one it overlaps or is already over.",
+    413: "The body is larger than the API takes.",
+    429: "Too many calls; retry after the given number of seconds.",
+    500: "The run failed and was rolled back; `run_id` names its row in the ledger.",
+    503: "The generator is busy with another run; retry after the given number of seconds.",
+}
+READ_ERRORS = (401, 403)
+WRITE_ERRORS = (400, 401, 403, 413)
+
+
+def error_responses(*codes: int) -> dict[int, OpenApiResponse]:
+    """The schema's responses for these error codes (for extend_schema's `responses`)."""
+    return {code: OpenApiResponse(ErrorResponse, description=_WHEN[code]) for code in codes}

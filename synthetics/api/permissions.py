@@ -11,6 +11,7 @@ from functools import wraps
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from rest_framework.permissions import BasePermission
+from rest_framework.views import APIView
 
 VIEW_PERMISSION = "synthetics.view_syntheticsettings"
 CHANGE_PERMISSION = "synthetics.change_syntheticsettings"
@@ -44,6 +45,17 @@ class CanChangeSynthetics(BasePermission):
 
     def has_permission(self, request, view) -> bool:
         return can_change_synthetics(request.user)
+
+
+# The API's views (no docstring: a view's docstring is its operation's description in the schema)
+
+
+class SyntheticsView(APIView):  # an operation of the API: reading needs the view permission
+    permission_classes = [CanViewSynthetics]
+
+
+class SteeringView(SyntheticsView):  # an operation that steers the generator
+    permission_classes = [CanChangeSynthetics]
 
 
 def synthetics_viewer_required(view):

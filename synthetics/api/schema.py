@@ -1,4 +1,4 @@
-"""OpenAPI schema adjustments: the Bearer scheme, and request bodies that refuse unknown fields."""
+"""OpenAPI schema adjustments: the Bearer scheme, the named choice sets, and request bodies that refuse unknown fields."""
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 
@@ -14,6 +14,12 @@ class BearerTokenScheme(OpenApiAuthenticationExtension):
             "description": "`Authorization: Bearer <token>`; create one with `manage.py api_token`.",
         }
 
+
+# Choice sets named in the schema (settings SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"]): fields
+# named `status` carry three different sets.
+FIDELITY_CHOICES = ["ok", "drifting", "unknown"]
+GENERATOR_STATUS_CHOICES = ["running", "paused", "failing", "stalled", "clock_behind"]
+CLEANUP_STATUS_CHOICES = ["running", "succeeded", "failed"]
 
 # Request bodies that must name at least one field (a partial update of nothing is refused).
 MIN_PROPERTIES = {"SettingsInputRequest": 1}

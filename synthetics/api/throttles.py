@@ -8,6 +8,7 @@ import time
 from django.conf import settings
 from rest_framework.throttling import BaseThrottle
 
+from synthetics.api.permissions import SteeringView
 from synthetics.services.throttle import throttle_rate_parse, throttle_take
 
 
@@ -26,3 +27,7 @@ class BurstThrottle(BaseThrottle):
 
     def wait(self) -> float | None:
         return self.wait_seconds
+
+
+class CostlyWriteView(SteeringView):  # steers, and each user's calls are throttled (BurstThrottle)
+    throttle_classes = [BurstThrottle]

@@ -2,21 +2,39 @@
 
 from django.urls import path
 
-from synthetics.api import views
+from synthetics.api import (
+    activity,
+    cleanup,
+    expectations,
+    incidents,
+    insights,
+    runs,
+    settings,
+    sim_users,
+    status,
+)
 
 app_name = "synthetics-api"
 
+# (route, view, name). The seed's contract: its seven paths (and a cleanup job's progress).
+SEED_ROUTES = (
+    ("status", status.StatusView, "status"),
+    ("toggle", settings.ToggleView, "toggle"),
+    ("settings", settings.SettingsView, "settings"),
+    ("run-now", runs.RunNowView, "run-now"),
+    ("activity/<str:hours>", activity.ActivityView, "activity"),
+    ("cleanup", cleanup.CleanupView, "cleanup"),
+    ("cleanup/<int:job_id>", cleanup.CleanupJobView, "cleanup-job"),
+    ("sim-users", sim_users.SimUsersView, "sim-users"),
+)
+# What Synthetics adds to it.
+OWN_ROUTES = (
+    ("insights", insights.InsightsView, "insights"),
+    ("expectations", expectations.ExpectationsView, "expectations"),
+    ("incidents", incidents.IncidentsView, "incidents"),
+    ("incidents/<int:incident_id>", incidents.IncidentView, "incident"),
+)
+
 urlpatterns = [
-    path("status", views.StatusView.as_view(), name="status"),
-    path("toggle", views.ToggleView.as_view(), name="toggle"),
-    path("settings", views.SettingsView.as_view(), name="settings"),
-    path("run-now", views.RunNowView.as_view(), name="run-now"),
-    path("activity/<str:hours>", views.ActivityView.as_view(), name="activity"),
-    path("cleanup", views.CleanupView.as_view(), name="cleanup"),
-    path("cleanup/<int:job_id>", views.CleanupJobView.as_view(), name="cleanup-job"),
-    path("sim-users", views.SimUsersView.as_view(), name="sim-users"),
-    path("insights", views.InsightsView.as_view(), name="insights"),
-    path("expectations", views.ExpectationsView.as_view(), name="expectations"),
-    path("incidents", views.IncidentsView.as_view(), name="incidents"),
-    path("incidents/<int:incident_id>", views.IncidentView.as_view(), name="incident"),
+    path(route, view.as_view(), name=name) for route, view, name in (*SEED_ROUTES, *OWN_ROUTES)
 ]

@@ -14,6 +14,9 @@ from synthetics.engine.run import (
     window_session_count,
 )
 from synthetics.engine.types import (
+    DEFAULT_SETTINGS,
+    GENERATOR_SETTINGS,
+    SETTING_NAMES,
     ActiveJourney,
     Catalogue,
     EventRecord,
@@ -29,6 +32,9 @@ from synthetics.engine.types import (
 )
 
 __all__ = [
+    "DEFAULT_SETTINGS",
+    "GENERATOR_SETTINGS",
+    "SETTING_NAMES",
     "ActiveJourney",
     "Catalogue",
     "EngineError",

@@ -75,6 +75,15 @@ class PoolChanges:
         return bool(self.newcomers or self.churned or self.settled)
 
 
+@dataclass(frozen=True, slots=True)
+class SignupAccounts:
+    """Where a run's sign-ups get their accounts: the first free account number (`next_index()`,
+    asked once a run that signs anybody up) and the e-mail domain of their addresses."""
+
+    next_index: Callable[[], int]
+    email_domain: str
+
+
 def pool_changes(
     *,
     settings: GeneratorSettings,
@@ -84,8 +93,7 @@ def pool_changes(
     window_end: datetime,
     rng: random.Random,
     seed: int,
-    next_index: Callable[[], int],
-    email_domain: str,
+    accounts: SignupAccounts,
     signups: bool = True,
 ) -> PoolChanges:
     """The pool's changes over (window_start, window_end], drawn after the run's sessions from the
@@ -103,10 +111,13 @@ def pool_changes(
     )
     newcomers: tuple[Profile, ...] = ()
     if signed_up:
-        first = next_index()
+        first = accounts.next_index()
         newcomers = tuple(
             make_newcomer(
-                index=first + offset, seed=seed, signed_up=today, email_domain=email_domain
+                index=first + offset,
+                seed=seed,
+                signed_up=today,
+                email_domain=accounts.email_domain,
             )
             for offset in range(signed_up)
         )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
-from functools import cache
+from functools import cache, lru_cache
 
 from synthetics.engine.sampling import choice, exponential, lognormal, weighted_choice
 from synthetics.engine.types import PoolMember
@@ -97,20 +97,31 @@ def _faker(locale: str):
     return Faker(locale)
 
 
-def _traits(rng: random.Random, today: date) -> tuple[Persona, float, str, str, date]:
+def _traits(rng: random.Random, today: date) -> dict:
+    """A profile's drawn traits, as Profile's fields: persona, activity, locale, zone, sign-up."""
     persona = weighted_choice(rng, PERSONAS, [p.share for p in PERSONAS])
     activity = round(persona.activity_weight * lognormal(rng, 0.0, ACTIVITY_SPREAD_SIGMA), 4)
     locale, _, zones = weighted_choice(rng, LOCALES, [entry[1] for entry in LOCALES])
     timezone = choice(rng, zones)
     age_days = min(int(exponential(rng, SIGNUP_MEAN_DAYS)), SIGNUP_MAX_DAYS)
-    return persona, max(activity, 0.01), locale, timezone, today - timedelta(days=age_days)
+    return {
+        "persona": persona.slug,
+        "activity_weight": max(activity, 0.01),
+        "timezone": timezone,
+        "locale": locale,
+        "signup_date": today - timedelta(days=age_days),
+    }
 
 
+# A profile is a pure function of its arguments and costs Faker about 1.5 ms: the last few thousand
+# are kept (a frozen value), so seeding the same accounts again (a test's fixture, a re-run of
+# `seed_sim_users` the same day) does not draw them again.
+@lru_cache(maxsize=4096)
 def make_profile(*, index: int, seed: int, today: date, email_domain: str) -> Profile:
     """The profile of synthetic account number `index`: the same for the same seed and index."""
     rng = _rng_for(seed, str(index))
-    persona, activity, locale, timezone, signup = _traits(rng, today)
-    faker = _faker(locale)
+    traits = _traits(rng, today)
+    faker = _faker(traits["locale"])
     faker.seed_instance(rng.getrandbits(64))
     first_name, last_name = faker.first_name(), faker.last_name()
     username = username_for(index)
@@ -121,18 +132,14 @@ def make_profile(*, index: int, seed: int, today: date, email_domain: str) -> Pr
         first_name=first_name[:150],
         last_name=last_name[:150],
         display_name=f"{first_name} {last_name}"[:150],
-        persona=persona.slug,
-        activity_weight=activity,
-        timezone=timezone,
-        locale=locale,
-        signup_date=signup,
+        **traits,
     )
 
 
 def profile_for_existing(*, key: str, name: str, seed: int, today: date) -> Profile:
     """A profile for an existing synthetic account that lacks one: traits only, its name kept."""
     rng = _rng_for(seed, f"existing:{key}")
-    persona, activity, locale, timezone, signup = _traits(rng, today)
+    traits = _traits(rng, today)
     return Profile(
         index=-1,
         username=key,
@@ -140,11 +147,7 @@ def profile_for_existing(*, key: str, name: str, seed: int, today: date) -> Prof
         first_name="",
         last_name="",
         display_name=name[:150],
-        persona=persona.slug,
-        activity_weight=activity,
-        timezone=timezone,
-        locale=locale,
-        signup_date=signup,
+        **traits,
     )
 
 

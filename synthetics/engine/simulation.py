@@ -1,7 +1,7 @@
 """Running many runs in memory, exactly as the scheduler would minute after minute.
 
-Used by the statistical tests and the benchmarks: the same engine calls as a real run, with the
-database replaced by a list of active journeys.
+Used by the statistical tests and the benchmarks: the step of a real run (engine.minute), with the
+database replaced by a dict of the journeys in progress.
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from synthetics.engine.incidents import Incidents, IncidentSpec
-from synthetics.engine.lifecycle import pool_changed, pool_changes
+from synthetics.engine.lifecycle import SignupAccounts, pool_changed
+from synthetics.engine.minute import journeys_advanced, minute_step
 from synthetics.engine.rhythm import PoolRhythm
-from synthetics.engine.run import simulate_run, window_session_count
 from synthetics.engine.sampling import run_random
 from synthetics.engine.types import (
     Catalogue,
@@ -87,60 +87,33 @@ def simulate_minutes(
     for minute in range(1, minutes + 1):
         window_start = start + timedelta(minutes=minute - 1)
         now = start + timedelta(minutes=minute)
-        rng = run_random(seed=seed, trigger="scheduled", window_start=window_start, window_end=now)
-        sessions = window_session_count(
-            settings=settings,
-            window_start=window_start,
-            window_end=now,
-            rng=rng,
-            rhythm=rhythm,
-            incidents=scheduled,
-        )
-        outcome = simulate_run(
+        step = minute_step(
             settings=settings,
             catalogue=catalogue,
             pool=pool,
+            rhythm=rhythm,
             active=list(active.values()),
             window_start=window_start,
-            now=now,
-            sessions=sessions,
-            rng=rng,
-            rhythm=rhythm,
+            window_end=now,
+            rng=run_random(
+                seed=seed, trigger="scheduled", window_start=window_start, window_end=now
+            ),
+            seed=seed,
+            accounts=SignupAccounts(lambda taken=accounts: taken + 1, "example.invalid"),
             incidents=scheduled,
         )
-        # busy as a database run sees it: in progress when the minute began, or started in it
-        busy = {j.sim_user_id for j in active.values()} | {
-            j.sim_user_id for j in outcome.new_journeys
-        }
+        outcome, changes = step.outcome, step.changes
         observed = minute > warmup
-        for update in outcome.journey_updates:
-            journey = active[update.id]
-            if update.status == "active":
-                active[update.id] = journey.at_step(update.next_step)
-            else:
-                del active[update.id]
-                if observed:
-                    stats.outcomes[update.status] += 1
-                    stats.durations_seconds.append(
-                        (update.ended_at - journey.started_at).total_seconds()
-                    )
-        for new in outcome.new_journeys:
-            if new.status == "active":
-                active[new.id] = new.in_progress()
-            elif observed:
+        ended, ended_new = journeys_advanced(active, outcome)
+        if observed:
+            for update, journey in ended:
+                stats.outcomes[update.status] += 1
+                stats.durations_seconds.append(
+                    (update.ended_at - journey.started_at).total_seconds()
+                )
+            for new in ended_new:
                 stats.outcomes[new.status] += 1
                 stats.durations_seconds.append((new.ended_at - new.started_at).total_seconds())
-        changes = pool_changes(
-            settings=settings,
-            pool=pool,
-            busy=busy,
-            window_start=window_start,
-            window_end=now,
-            rng=rng,
-            seed=seed,
-            next_index=lambda taken=accounts: taken + 1,
-            email_domain="example.invalid",
-        )
         if changes:
             joined = []
             for profile in changes.newcomers:

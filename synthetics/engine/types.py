@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import date, datetime
 from typing import Any, Literal
 
@@ -22,14 +22,27 @@ MINDBLOCK_EVENT_TYPES = (MINDBLOCK_REPORTED,)
 
 @dataclass(frozen=True, slots=True)
 class GeneratorSettings:
+    """The generator's settings: the one list of them. The settings row's fields and defaults
+    (models.SyntheticSettings), the API's, the admin's and the scenario file's fields and the
+    Studio's form all follow GENERATOR_SETTINGS, made from this class."""
+
     enabled: bool = True
     sessions_per_min: int = 2
     max_per_run: int = 5
     error_rate: float = 0.05
     abandon_rate: float = 0.15
-    rhythm_strength: float = 0.0  # the settings row's default is DEFAULT_RHYTHM_STRENGTH
+    # 0: the same rate at every hour; 1: the full daily and weekly rhythm (README "Rhythm")
+    rhythm_strength: float = 1.0
     signups_per_day: int = 0
     churn_per_month: float = 0.0
+
+
+# Each setting's name and kind (bool, int or float), in order: the list every layer reads.
+GENERATOR_SETTINGS: tuple[tuple[str, type], ...] = tuple(
+    (setting.name, type(setting.default)) for setting in fields(GeneratorSettings)
+)
+SETTING_NAMES: tuple[str, ...] = tuple(name for name, _ in GENERATOR_SETTINGS)
+DEFAULT_SETTINGS = GeneratorSettings()
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,15 +193,7 @@ class ActiveJourney:
 
     def at_step(self, next_step: int) -> ActiveJourney:
         """The journey with its cursor moved (a constructor call: dataclasses.replace is slow)."""
-        return ActiveJourney(
-            self.id,
-            self.sim_user_id,
-            self.user_id,
-            self.template_id,
-            self.started_at,
-            self.plan,
-            next_step,
-        )
+        return ActiveJourney(*_identity(self), self.plan, next_step)
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,29 +226,19 @@ class NewJourney:
 
     def in_progress(self) -> ActiveJourney:
         """The journey as the next run reads it while it is in progress."""
-        return ActiveJourney(
-            self.id,
-            self.sim_user_id,
-            self.user_id,
-            self.template_id,
-            self.started_at,
-            self.plan,
-            self.next_step,
-        )
+        return ActiveJourney(*_identity(self), self.plan, self.next_step)
 
     def changed(self, update: JourneyUpdate) -> NewJourney:
         """The journey after a later run's change (still to be written as new)."""
         return NewJourney(
-            self.id,
-            self.sim_user_id,
-            self.user_id,
-            self.template_id,
-            self.started_at,
-            update.ended_at,
-            update.status,
-            self.plan,
-            update.next_step,
+            *_identity(self), update.ended_at, update.status, self.plan, update.next_step
         )
+
+
+def _identity(journey: ActiveJourney | NewJourney) -> tuple:
+    """What a journey keeps from start to end: its id, sim user, account, template and start
+    (a tuple for the constructors above: dataclasses.replace is slow)."""
+    return journey.id, journey.sim_user_id, journey.user_id, journey.template_id, journey.started_at
 
 
 @dataclass(frozen=True, slots=True)

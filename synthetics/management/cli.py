@@ -11,8 +11,8 @@ from datetime import datetime
 
 from django.core.management.base import BaseCommand, CommandError
 
-from synthetics.api.parsers import DATETIME_TEXT, aware_datetime_read
 from synthetics.errors import ApplicationError, RunFailed
+from synthetics.inputs import DATETIME_TEXT, aware_datetime_read
 from synthetics.services.database import (
     DatabaseUnavailable,
     database_location,
@@ -73,7 +73,7 @@ def bounded_int(low: int, high: int) -> Callable[[str], int]:
 
 
 def aware_datetime(text: str) -> datetime:
-    """An ISO 8601 time with its zone (the API's rule: api.parsers.aware_datetime_read), in UTC."""
+    """An ISO 8601 time with its zone (the API's rule: inputs.aware_datetime_read), in UTC."""
     if not DATETIME_TEXT.fullmatch(text):
         if NAIVE_DATETIME_TEXT.fullmatch(text):
             raise argparse.ArgumentTypeError(
@@ -112,3 +112,10 @@ def progress_bar(*, total: int, unit: str, description: str) -> Iterator[Callabl
             bar.update(n)
 
         yield advance
+
+
+def address_arguments(parser) -> None:
+    """--host and --port of the site (bootstrap prints its URLs, serve listens there): the
+    defaults of `make run`."""
+    parser.add_argument("--host", default="127.0.0.1", help="default: 127.0.0.1")
+    parser.add_argument("--port", default="8000", help="default: 8000")

@@ -1,1 +1,1 @@
-"""Reads, by audience: `run_inputs` is what a run reads; `dashboards` is what the status, activity and sim-user views read."""
+"""Reads, by audience: `run_inputs` is what a run reads; `ledger` counts the run ledger; `status`, `activity`, `sim_users` and `cleanup` are what their API views and the Studio read."""

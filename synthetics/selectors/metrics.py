@@ -30,7 +30,7 @@ from synthetics.models import (
     SyntheticFidelity,
     SyntheticRun,
 )
-from synthetics.selectors import dashboards
+from synthetics.selectors.status import generator_status, status_scalars
 
 _EVENT_TABLES = {"scene_events": "journey_scene_events", "mindblock_events": "mindblock_events"}
 _OUTCOMES = {
@@ -137,7 +137,7 @@ class SyntheticsCollector:
             duration.add_metric([trigger], buckets, sum_value=sums[1])
         yield from (runs, sessions, events, journeys, duration)
 
-        row = dashboards.status_scalars()
+        row = status_scalars()
         yield GaugeMetricFamily(
             "synthetics_enabled", "1 while generation is enabled, 0 while paused.", row.enabled
         )
@@ -153,7 +153,7 @@ class SyntheticsCollector:
             "while the django-q2 cluster is down.",
             seconds_since_last_scheduled_run(now=now),
         )
-        status = dashboards.generator_status(row=row, now=now, covered=row.covered).status
+        status = generator_status(row=row, now=now, covered=row.covered).status
         state = GaugeMetricFamily(
             "synthetics_status",
             "The generator's status (1 for the current one), as GET /api/synthetics/status says.",

@@ -1,5 +1,6 @@
-"""What a generator run reads: the settings, the catalogue and pool as the engine sees them, the active
-journeys, and the ledger's coverage (which minutes runs already covered)."""
+"""What a generator run reads: the settings, the catalogue and pool as the engine sees them (RunInputs,
+the pool kept in this process between runs), the active journeys, and the ledger's coverage (which
+minutes runs already covered)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from synthetics.engine import (
     GeneratorSettings,
     MindblockSpec,
     PoolMember,
+    PoolRhythm,
     SceneSpec,
     TemplateSpec,
 )
@@ -48,16 +50,7 @@ def settings_get() -> SyntheticSettings:
 
 def generator_settings(row: SyntheticSettings | None = None) -> GeneratorSettings:
     row = row or settings_get()
-    return GeneratorSettings(
-        enabled=row.enabled,
-        sessions_per_min=row.sessions_per_min,
-        max_per_run=row.max_per_run,
-        error_rate=row.error_rate,
-        abandon_rate=row.abandon_rate,
-        rhythm_strength=row.rhythm_strength,
-        signups_per_day=row.signups_per_day,
-        churn_per_month=row.churn_per_month,
-    )
+    return GeneratorSettings(**row.setting_values())
 
 
 def incidents_over(start: datetime, end: datetime) -> list[IncidentSpec]:
@@ -125,13 +118,7 @@ def catalogue_load() -> Catalogue:
             .values_list("id", "slug", "weight")
         ),
         rhythms=tuple(
-            RhythmProfileSpec(
-                slug=slug,
-                persona=persona,
-                hourly=tuple(hourly),
-                weekly=tuple(weekly),
-                holiday_factor=holiday_factor,
-            )
+            RhythmProfileSpec(slug, persona, tuple(hourly), tuple(weekly), holiday_factor)
             for slug, persona, hourly, weekly, holiday_factor in RhythmProfile.objects.order_by(
                 "persona", "slug"
             ).values_list("slug", "persona", "hourly", "weekly", "holiday_factor")
@@ -371,3 +358,86 @@ def run_since(run_id: int) -> bool:
 def manual_run_count() -> int:
     """How many manual runs the ledger holds (tells apart the random streams of manual runs)."""
     return SyntheticRun.objects.filter(trigger=RunTrigger.MANUAL).count()
+
+
+# --- the catalogue and the pool a run reads, kept between runs -----------------------------------
+
+
+# The pool a run loaded, with its rhythm, per database and shard. The engine never changes a pool in
+# place (pool_changed returns a new list) and a rhythm's own caches are keyed by time, so a run can
+# reuse both.
+@dataclass(frozen=True, slots=True)
+class _KeptPool:
+    stamp: int
+    rhythms: tuple
+    pool: list[PoolMember]
+    rhythm: PoolRhythm
+    # A shard's slice is read without the sign-ups after `joined_by`; it holds for any window
+    # starting from joined_by up to just before `next_join` (the next sign-up; None: none).
+    joined_by: datetime | None = None
+    next_join: datetime | None = None
+
+    def serves(self, *, stamp: int, rhythms: tuple, window_start: datetime | None) -> bool:
+        if (self.stamp, self.rhythms) != (stamp, rhythms):
+            return False
+        if self.joined_by is None:
+            return True
+        return self.joined_by <= window_start and (
+            self.next_join is None or window_start < self.next_join
+        )
+
+
+_POOL_KEPT: dict[tuple[str, str, int, int], _KeptPool] = {}
+
+
+@dataclass(frozen=True, slots=True)
+class RunInputs:
+    """What a run reads besides settings and active journeys: the catalogue and the user pool."""
+
+    catalogue: Catalogue
+    pool: list[PoolMember]
+    rhythm: PoolRhythm
+
+    @classmethod
+    def load(
+        cls, *, shard: int = 0, shards: int = 1, window_start: datetime | None = None
+    ) -> RunInputs:
+        """The catalogue (a few rows, read every time) and the pool with its rhythm: kept in this
+        process between runs while the database's pool stamp has not moved (any write to sim_users
+        moves it, rolled back or not: migration 0018), read again when it has.
+
+        With `shards` > 1, the slice of shard `shard` as a run of the window starting at
+        `window_start` sees it: without the sim users who signed up after the window's start (in
+        another shard's run of the same window), whichever shard ran first."""
+        catalogue = catalogue_load()
+        stamp = pool_stamp()  # before the pool: see pool_stamp
+        where = (connection.alias, connection.settings_dict["NAME"], shard, shards)
+        joined_by = window_start if shards > 1 else None
+        if shards > 1 and window_start is None:
+            raise ValueError("a shard's pool is read for a window: pass window_start")
+        kept = _POOL_KEPT.get(where)
+        if (
+            stamp is not None
+            and kept is not None
+            and kept.serves(stamp=stamp, rhythms=catalogue.rhythms, window_start=joined_by)
+        ):
+            return cls(catalogue=catalogue, pool=kept.pool, rhythm=kept.rhythm)
+        pool = sim_user_pool(shard=shard, shards=shards, joined_by=joined_by)
+        next_join = (
+            next_join_after(joined_by, shard=shard, shards=shards)
+            if joined_by is not None
+            else None
+        )
+        rhythm = PoolRhythm(pool, catalogue.rhythms)
+        if stamp is not None:
+            _POOL_KEPT[where] = _KeptPool(
+                stamp, catalogue.rhythms, pool, rhythm, joined_by=joined_by, next_join=next_join
+            )
+        return cls(catalogue=catalogue, pool=pool, rhythm=rhythm)
+
+    def with_pool(self, pool: list[PoolMember]) -> RunInputs:
+        """The same catalogue with the pool as a run left it (no reload: a backfill with sign-ups
+        changes the pool most minutes)."""
+        return RunInputs(
+            catalogue=self.catalogue, pool=pool, rhythm=PoolRhythm(pool, self.catalogue.rhythms)
+        )

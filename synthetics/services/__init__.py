@@ -1,11 +1,9 @@
 """Writes: generator runs, backfill, settings changes, cleanup and seeding of simulated users."""
 
+from synthetics.services.history import BackfillSummary, activity_backfill
 from synthetics.services.runs import (
-    BackfillSummary,
     GeneratorPaused,
     GeneratorUnavailable,
-    RunInputs,
-    activity_backfill,
     run_backfill_minute,
     run_manual,
     run_scheduled,
@@ -23,7 +21,6 @@ __all__ = [
     "BackfillSummary",
     "GeneratorPaused",
     "GeneratorUnavailable",
-    "RunInputs",
     "SeedSummary",
     "activity_backfill",
     "run_backfill_minute",

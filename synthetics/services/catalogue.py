@@ -50,7 +50,7 @@ from synthetics.models import (
     MindblockType,
     Scene,
 )
-from synthetics.services.locks import generator_transaction, run_deadline_start
+from synthetics.services.locks import generator_lock_hold
 
 # What a plan names of a row, by model (engine.types.Step and Plan): while a session that planned
 # the row is in progress, these fields keep their values.
@@ -83,7 +83,7 @@ def catalogue_change_check(
     refused = _refused_fields(row, changed)
     if row.pk is None or type(row) not in PLANNED_FIELDS or not (delete or refused):
         return  # nothing a plan names: no lock to wait for
-    _generator_lock_hold()
+    generator_lock_hold()
     refusal = _refusal(row, refused, delete=delete)
     if refusal is not None:
         raise refusal
@@ -97,18 +97,6 @@ def catalogue_change_refusal(
     through catalogue_change_check."""
     refusal = _refusal(row, _refused_fields(row, changed), delete=delete)
     return None if refusal is None else refusal.message
-
-
-def _generator_lock_hold() -> None:
-    """Hold the generator lock for the rest of the caller's transaction, waited for as a manual
-    run waits (GeneratorBusy after that)."""
-    if not connection.in_atomic_block:
-        raise RuntimeError("the catalogue check must run inside the transaction of the change")
-    # A savepoint that takes the lock: released, it leaves the lock with the caller's transaction
-    # (PostgreSQL's transaction-level advisory lock; SQLite's BEGIN IMMEDIATE already holds the
-    # write lock) and puts the caller's timeouts back.
-    with generator_transaction(deadline=run_deadline_start(manual=True)):
-        pass
 
 
 # What the engine needs to start a session (engine.run.simulate_run): an active template with a

@@ -10,6 +10,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from django.conf import settings as django_settings
 from django.db import transaction
 from django.db.models import F, Q
 
@@ -21,9 +22,17 @@ from synthetics.engine.expectations import (
     expected_activity,
 )
 from synthetics.engine.incidents import Incidents
+from synthetics.engine.minute import floor_minute
 from synthetics.engine.rhythm import PoolRhythm
-from synthetics.models import RunStatus, RunTrigger, SyntheticFidelity, SyntheticRun
+from synthetics.models import (
+    RUN_COUNTS,
+    RunStatus,
+    RunTrigger,
+    SyntheticFidelity,
+    SyntheticRun,
+)
 from synthetics.selectors import run_inputs
+from synthetics.selectors.run_inputs import RunInputs
 
 logger = logging.getLogger("synthetics")
 
@@ -100,18 +109,7 @@ def expectations_report(
             window_end__lte=now,
         )
         .order_by("window_end")
-        .values_list(
-            "window_start",
-            "window_end",
-            "shards",
-            "sessions_started",
-            "scene_events_created",
-            "mindblock_events_created",
-            "journeys_completed",
-            "journeys_abandoned",
-            "journeys_errored",
-            "active_journeys",
-        )
+        .values_list("window_start", "window_end", "shards", *RUN_COUNTS, "active_journeys")
     )
     totals = [0] * 6
     active: dict[datetime, list[int]] = defaultdict(lambda: [0, 0, 1])  # sum, runs, shards
@@ -129,16 +127,7 @@ def expectations_report(
         trigger=RunTrigger.MANUAL,
         window_end__gt=since,
         window_end__lte=now,
-    ).values_list(
-        "window_start",
-        "window_end",
-        "sessions_started",
-        "scene_events_created",
-        "mindblock_events_created",
-        "journeys_completed",
-        "journeys_abandoned",
-        "journeys_errored",
-    ):
+    ).values_list("window_start", "window_end", *RUN_COUNTS):
         manual.append((RunWindow(start, end), sessions))
         # what they wrote counts with the rest; their sessions are not the settings' promise
         totals = [totals[0], *(t + c for t, c in zip(totals[1:], counts, strict=True))]
@@ -216,10 +205,6 @@ def _inputs(now: datetime, *, keep: bool):
     """The catalogue and the pool with its rhythm, as the worker keeps them between runs: split
     into shards, shard 0's slice (a slice by id, so its personas and rhythm are the pool's up to
     sampling; the worker that ran shard 0 holds it already, and never loads the whole pool)."""
-    from django.conf import settings as django_settings
-
-    from synthetics.services.runs import RunInputs, floor_minute
-
     if not keep:  # a web process: read, use, let go (as insights does)
         catalogue = run_inputs.catalogue_load()
         pool = run_inputs.sim_user_pool()

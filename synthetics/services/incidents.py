@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from django.db import transaction
 from django.db.models import F
 
+from synthetics.engine.minute import floor_minute
 from synthetics.errors import ApplicationError, Conflict, NotFound
 from synthetics.models import (
     MAX_INCIDENT_MINUTES,
@@ -25,7 +26,7 @@ from synthetics.models import (
     SyntheticSettings,
 )
 from synthetics.selectors import run_inputs
-from synthetics.services.runs import MAX_CATCH_UP_MINUTES, floor_minute
+from synthetics.services.runs import MAX_CATCH_UP_MINUTES
 
 MAX_LABEL_LENGTH = 100
 EFFECTS = ("error_rate", "abandon_rate", "sessions_multiplier")

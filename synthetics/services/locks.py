@@ -130,7 +130,10 @@ def sqlite_write_wait(seconds: float) -> Iterator[None]:
 
 @contextmanager
 def generator_transaction(
-    *, deadline: RunDeadline, durable: bool = True, shard: tuple[int, int] | None = None
+    *,
+    deadline: RunDeadline,
+    synchronous_commit: bool = True,
+    shard: tuple[int, int] | None = None,
 ) -> Iterator[None]:
     """A transaction that holds the generator lock, waited for at most `deadline.lock_wait_seconds`.
 
@@ -143,8 +146,9 @@ def generator_transaction(
     Raises GeneratorBusy (nothing written) when the lock does not come in time. On PostgreSQL the
     rest of the transaction runs under a statement_timeout of the budget that is left.
 
-    `durable=False` (scheduled and backfill runs, in a transaction of their own): PostgreSQL commits
-    without waiting for the WAL to reach the disk (`synchronous_commit = off` for this transaction).
+    `synchronous_commit=False` (scheduled and backfill runs, in a transaction of their own):
+    PostgreSQL commits without waiting for the WAL to reach the disk (`SET LOCAL synchronous_commit
+    TO off`).
     A crash in the next fraction of a second may lose the run, but whole — its ledger row with its
     rows — so the next run covers its minutes again; nothing is ever half there. A manual run,
     whose answer a person or a cron reads, stays durable.
@@ -165,7 +169,7 @@ def generator_transaction(
         else:
             stack.enter_context(transaction.atomic())
         generator_lock_acquire(deadline=deadline, shard=shard)
-        if not durable and not nested and connection.vendor == "postgresql":
+        if not synchronous_commit and not nested and connection.vendor == "postgresql":
             with connection.cursor() as cursor:
                 cursor.execute("SET LOCAL synchronous_commit TO off")
         yield
@@ -245,3 +249,16 @@ def other_split_running(*, shards: int) -> int | None:
         )
         row = cursor.fetchone()
     return None if row is None else int(row[0])
+
+
+def generator_lock_hold() -> None:
+    """Hold the generator lock for the rest of the caller's transaction, waited for as a manual
+    run waits (GeneratorBusy after that): a change that a run in progress must not see half of
+    (services.catalogue)."""
+    if not connection.in_atomic_block:
+        raise RuntimeError("generator_lock_hold() must run inside the transaction of the change")
+    # A savepoint that takes the lock: released, it leaves the lock with the caller's transaction
+    # (PostgreSQL's transaction-level advisory lock; SQLite's BEGIN IMMEDIATE already holds the
+    # write lock) and puts the caller's timeouts back.
+    with generator_transaction(deadline=run_deadline_start(manual=True)):
+        pass

@@ -32,6 +32,7 @@ from django.utils import timezone
 from jsonschema import Draft202012Validator
 
 from synthetics.engine.population import PERSONAS
+from synthetics.engine.types import SETTING_NAMES
 from synthetics.errors import ApplicationError, GeneratorBusy
 from synthetics.models import (
     Incident,
@@ -64,16 +65,7 @@ from synthetics.services.settings import incidents_still_fit
 
 FORMAT_VERSION = 1
 
-SETTINGS = (
-    "enabled",
-    "sessions_per_min",
-    "max_per_run",
-    "error_rate",
-    "abandon_rate",
-    "rhythm_strength",
-    "signups_per_day",
-    "churn_per_month",
-)
+SETTINGS = SETTING_NAMES  # the scenario's settings: the generator's (its schema says the same)
 SCENE_FIELDS = ("name", "dwell_median_seconds", "mindblock_rate", "dropoff_weight", "error_weight")
 INCIDENT_EFFECTS = ("error_rate", "abandon_rate", "sessions_multiplier")
 

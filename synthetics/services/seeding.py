@@ -12,6 +12,7 @@ from django.db import transaction
 from django.db.models.functions import Length
 from django.utils import timezone
 
+from synthetics.engine.lifecycle import SignupAccounts
 from synthetics.engine.population import make_profile, profile_for_existing, username_for
 from synthetics.errors import ApplicationError, whole_number_required
 from synthetics.models import SYNTHETIC_EMAIL_DOMAIN, SimUser, User
@@ -74,6 +75,10 @@ def next_sim_index() -> int:
         .first()
     )
     return int(last[3:]) + 1 if last else 1
+
+
+# Where the generator's sign-ups get their accounts: the next sim account, under .invalid.
+SIM_ACCOUNTS = SignupAccounts(next_index=next_sim_index, email_domain=SYNTHETIC_EMAIL_DOMAIN)
 
 
 def sim_users_seed(

@@ -7,38 +7,23 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from synthetics.engine.types import SETTING_NAMES
 from synthetics.models import Incident, SyntheticSettings
 from synthetics.selectors import insights
 
 
 @transaction.atomic
-def settings_update(
-    *,
-    enabled: bool | None = None,
-    sessions_per_min: int | None = None,
-    max_per_run: int | None = None,
-    error_rate: float | None = None,
-    abandon_rate: float | None = None,
-    rhythm_strength: float | None = None,
-    signups_per_day: int | None = None,
-    churn_per_month: float | None = None,
-) -> SyntheticSettings:
-    """Change the settings given (None leaves a setting as it is) and return the row.
+def settings_update(**changes: bool | int | float | None) -> SyntheticSettings:
+    """Change the settings given, by name (engine.types.SETTING_NAMES; None leaves a setting as it
+    is), and return the row.
 
     Types are the caller's (the API's serializers, the admin's form); ranges and the rule that
     abandon_rate + error_rate <= 1 are the model's (`full_clean()` and its check constraints): on
     any violation this raises Django's ValidationError with a message per field and changes nothing.
     """
-    changes = {
-        "enabled": enabled,
-        "sessions_per_min": sessions_per_min,
-        "max_per_run": max_per_run,
-        "error_rate": error_rate,
-        "abandon_rate": abandon_rate,
-        "rhythm_strength": rhythm_strength,
-        "signups_per_day": signups_per_day,
-        "churn_per_month": churn_per_month,
-    }
+    unknown = sorted(set(changes) - set(SETTING_NAMES))
+    if unknown:
+        raise TypeError(f"settings_update() got settings it does not know: {', '.join(unknown)}")
     row = SyntheticSettings.objects.select_for_update().get(pk=1)
     for field, value in changes.items():
         if value is not None:

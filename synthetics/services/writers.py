@@ -18,6 +18,7 @@ from psycopg import copy as psycopg_copy
 from synthetics.engine import EventRecord, JourneyUpdate, NewJourney
 from synthetics.engine.run import next_due
 from synthetics.models import (
+    RUN_COUNTS,
     RUN_DURATION_BUCKETS,
     RUN_DURATION_COLUMNS,
     Journey,
@@ -377,14 +378,7 @@ def _update_checked(
             raise RuntimeError(f"expected to update {expected} journeys, updated {cursor.rowcount}")
 
 
-_HOUR_FIELDS = (
-    "sessions_started",
-    "scene_events_created",
-    "mindblock_events_created",
-    "journeys_completed",
-    "journeys_abandoned",
-    "journeys_errored",
-)
+_HOUR_FIELDS = RUN_COUNTS
 
 
 def run_hours_add(runs: Iterable[SyntheticRun], *, sign: int = 1) -> None:

@@ -2,7 +2,7 @@
 
 from synthetics.management.cli import SyntheticsCommand, bounded_int, progress_bar
 from synthetics.services import activity_backfill
-from synthetics.services.runs import MAX_BACKFILL_HOURS
+from synthetics.services.history import MAX_BACKFILL_HOURS
 
 
 class Command(SyntheticsCommand):

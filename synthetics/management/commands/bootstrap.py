@@ -5,11 +5,11 @@ import os
 from django.conf import settings
 from django.core.management import call_command
 
-from synthetics.management.cli import SyntheticsCommand, bounded_int
+from synthetics.management.cli import SyntheticsCommand, address_arguments, bounded_int
 from synthetics.models import SyntheticRun
 from synthetics.selectors import run_inputs
 from synthetics.services import staff_account_ensure
-from synthetics.services.runs import MAX_BACKFILL_HOURS
+from synthetics.services.history import MAX_BACKFILL_HOURS
 from synthetics.services.seeding import MAX_SIM_USERS
 from synthetics.tasks import schedule_ensure
 
@@ -22,8 +22,7 @@ class Command(SyntheticsCommand):
     )
 
     def add_arguments(self, parser):
-        parser.add_argument("--host", default="127.0.0.1")
-        parser.add_argument("--port", default="8000")
+        address_arguments(parser)
         parser.add_argument(
             "--sim-users",
             type=bounded_int(0, MAX_SIM_USERS),

@@ -1,6 +1,6 @@
 """Schedule, list and cancel incidents (services.incidents): `incidents add|list|cancel`.
 
-Arguments are read by the API's strict readers (api.parsers), so a value the API refuses is a
+Arguments are read by the API's strict readers (synthetics.inputs), so a value the API refuses is a
 usage error here too; times are printed in UTC, as stored, with "UTC" after them.
 """
 
@@ -12,7 +12,7 @@ from datetime import UTC
 
 from django.utils import timezone
 
-from synthetics.api.parsers import (
+from synthetics.inputs import (
     aware_datetime_read,
     label_read,
     number_read,
@@ -73,24 +73,17 @@ class Command(SyntheticsCommand):
     def add_arguments(self, parser):
         actions = parser.add_subparsers(dest="action", required=True, metavar="add|list|cancel")
         add = actions.add_parser("add", help="schedule an incident")
-        add.add_argument(
-            "--starts-at",
-            type=_argument(aware_datetime_read),
-            required=True,
-            help="ISO 8601 with a time zone: 2026-12-06T14:00:00Z or 2026-12-06T06:00:00-08:00",
+        required = (  # (flag, reader, help)
+            (
+                "--starts-at",
+                _argument(aware_datetime_read),
+                "ISO 8601 with a time zone: 2026-12-06T14:00:00Z or 2026-12-06T06:00:00-08:00",
+            ),
+            ("--minutes", _whole_number(1, MAX_INCIDENT_MINUTES), "how long"),
+            ("--label", _argument(label_read), "written into every event it changes"),
         )
-        add.add_argument(
-            "--minutes",
-            type=_whole_number(1, MAX_INCIDENT_MINUTES),
-            required=True,
-            help="how long",
-        )
-        add.add_argument(
-            "--label",
-            type=_argument(label_read),
-            required=True,
-            help="written into every event it changes",
-        )
+        for flag, reader, text in required:
+            add.add_argument(flag, type=reader, required=True, help=text)
         add.add_argument("--error-rate", type=_argument(number_read))
         add.add_argument("--abandon-rate", type=_argument(number_read))
         add.add_argument("--sessions-multiplier", type=_argument(number_read))

@@ -4,7 +4,7 @@ import json
 
 from django.conf import settings
 
-from synthetics.api.serializers import RunResultOutput
+from synthetics.api.runs import RunResultOutput
 from synthetics.engine.run import MAX_MANUAL_TARGET
 from synthetics.errors import RunFailed
 from synthetics.management.cli import SyntheticsCommand, aware_datetime, bounded_int

@@ -11,7 +11,7 @@ import time
 from django.conf import settings
 from django.core.management.base import CommandError
 
-from synthetics.management.cli import SyntheticsCommand
+from synthetics.management.cli import SyntheticsCommand, address_arguments
 
 STOP_GRACE_SECONDS = 15
 
@@ -24,8 +24,7 @@ class Command(SyntheticsCommand):
     )
 
     def add_arguments(self, parser):
-        parser.add_argument("--host", default="127.0.0.1")
-        parser.add_argument("--port", default="8000")
+        address_arguments(parser)
         parser.add_argument("--web-workers", type=int, default=2)
         parser.add_argument("--no-scheduler", action="store_true", help="serve the web only")
 

@@ -8,6 +8,8 @@
   const root = document.getElementById("studio");
   const refreshSeconds = Number(root.dataset.refreshSeconds || 10);
   const csrfToken = document.querySelector("[name=csrfmiddlewaretoken]").value;
+  // The settings form's fields (name, kind, range, label), from the one list the server keeps.
+  const settingFields = JSON.parse(document.getElementById("setting-fields").textContent);
   const SVG = "http://www.w3.org/2000/svg";
   let current = null; // the last status answer
   let inFlight = null; // the refresh under way: a click or focus during it joins it instead of stacking
@@ -529,10 +531,7 @@
     event.preventDefault();
     clearFieldErrors();
     const changes = {};
-    [
-      "sessions_per_min", "max_per_run", "abandon_rate", "error_rate", "rhythm_strength",
-      "signups_per_day", "churn_per_month",
-    ].forEach((name) => {
+    settingFields.forEach(({ name }) => {
       const input = document.getElementById(name);
       const value = input.value.trim() === "" ? input.value : Number(input.value);
       if (!current || value !== current.settings[name]) changes[name] = value;

@@ -1,0 +1,118 @@
+"""Insights: funnels of the last 24 h, the rhythm and the cap's trim, capacity, daily active users and
+cohorts."""
+
+from __future__ import annotations
+
+from django.core.cache import cache
+from django.utils import timezone
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers
+from rest_framework.response import Response
+
+from synthetics.api.errors import READ_ERRORS, error_responses
+from synthetics.api.permissions import SyntheticsView
+from synthetics.selectors.insights import (
+    CACHE_KEY,
+    cohort_retention,
+    daily_active_users,
+    funnels,
+    rhythm_and_capacity,
+)
+
+
+class FunnelStepOutput(serializers.Serializer):
+    scene = serializers.CharField()
+    position = serializers.IntegerField()
+    observed = serializers.FloatField(
+        allow_null=True, help_text="Share of the sessions entering the first scene that reached it."
+    )
+    implied = serializers.FloatField(
+        help_text="What the catalogue's weights and the settings imply."
+    )
+
+
+class FunnelOutput(serializers.Serializer):
+    template = serializers.CharField()
+    sessions = serializers.IntegerField(help_text="Sessions that entered the first scene.")
+    steps = FunnelStepOutput(many=True)
+
+
+class RhythmOutput(serializers.Serializer):
+    strength = serializers.FloatField()
+    rate_now = serializers.FloatField(help_text="R now: a multiple of sessions_per_min.")
+    peak_rate = serializers.FloatField(help_text="The highest hourly R over the next week.")
+    quietest_rate = serializers.FloatField()
+    cap_trimmed_share = serializers.FloatField(
+        help_text="Share of the next week's sessions that max_per_run trims (computed)."
+    )
+    expected_sessions_week = serializers.FloatField()
+
+
+class DailyActiveOutput(serializers.Serializer):
+    day = serializers.DateField()
+    users = serializers.IntegerField()
+
+
+class CohortOutput(serializers.Serializer):
+    cohort = serializers.DateField(help_text="Monday of the sign-up week.")
+    users = serializers.IntegerField()
+    retention = serializers.ListField(
+        child=serializers.FloatField(allow_null=True),
+        help_text="Share of the cohort active in week 0, 1, 2 ... after signing up.",
+    )
+
+
+class CapacityOutput(serializers.Serializer):
+    peak_rate_per_min = serializers.FloatField(
+        help_text="Sessions asked for in the week's busiest minute (after max_per_run)."
+    )
+    mean_journey_minutes = serializers.FloatField()
+    in_progress_at_peak = serializers.FloatField(help_text="Little's law: peak rate x mean length.")
+    needed_users = serializers.FloatField(help_text="In a session, plus a minute's new sessions.")
+    active_users = serializers.IntegerField()
+    utilization = serializers.FloatField(
+        allow_null=True, help_text="needed_users / active_users (null with no active user)."
+    )
+    sustainable = serializers.BooleanField()
+    warning = serializers.SerializerMethodField(
+        help_text="When not sustainable: the numbers in words, and what to change."
+    )
+
+    def get_warning(self, capacity) -> str | None:
+        return capacity.warning()
+
+
+class InsightsResponse(serializers.Serializer):
+    funnels = FunnelOutput(many=True, help_text="The last 24 hours, per template.")
+    rhythm = RhythmOutput()
+    capacity = CapacityOutput(help_text="Whether the pool sustains the settings (Little's law).")
+    daily_active_users = DailyActiveOutput(many=True, help_text="The last 30 days.")
+    cohorts = CohortOutput(many=True, help_text="Weekly sign-up cohorts of the last 8 weeks.")
+
+
+CACHE_SECONDS = 60
+
+
+class InsightsView(SyntheticsView):
+    @extend_schema(
+        operation_id="synthetics_insights",
+        summary="Funnels of the last 24 h, the rhythm and the cap's trim, daily active users, cohorts",
+        responses={200: InsightsResponse, **error_responses(*READ_ERRORS)},
+    )
+    def get(self, request):
+        # The same for every reader and slow to change: computed at most once a minute, so open
+        # Studio tabs refreshing every 10 s don't recompute it each time.
+        return Response(cache.get_or_set(CACHE_KEY, _insights_body, CACHE_SECONDS))
+
+
+def _insights_body() -> dict:
+    now = timezone.now()
+    rhythm, capacity = rhythm_and_capacity(now=now)
+    body = {
+        "funnels": funnels(now=now),
+        "rhythm": rhythm,
+        "capacity": capacity,
+        "daily_active_users": daily_active_users(now=now),
+        "cohorts": cohort_retention(now=now),
+    }
+    return InsightsResponse(body).data

@@ -1,0 +1,130 @@
+"""One run's step over its window, written once: the scheduled run, the manual run, both paths of the
+backfill and the in-memory simulation (the statistical tests, the benchmarks) all take it.
+
+The step, in the order its random stream is read (the same seed gives the same rows):
+count the window's sessions (a Poisson draw at the pool's rhythm, unless the caller asks for a
+number) → simulate the run (engine.run.simulate_run) → the sim users it leaves busy → the pool's
+changes (sign-ups, churn, settling: engine.lifecycle). What carries to the next minute — the journeys
+in progress — is advanced by `journeys_advanced` where the caller keeps them in memory; a run of the
+database writes them instead.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from synthetics.engine.incidents import Incidents
+from synthetics.engine.lifecycle import PoolChanges, SignupAccounts, pool_changes
+from synthetics.engine.rhythm import PoolRhythm
+from synthetics.engine.run import simulate_run, window_session_count
+from synthetics.engine.types import (
+    ActiveJourney,
+    Catalogue,
+    GeneratorSettings,
+    JourneyUpdate,
+    NewJourney,
+    PoolMember,
+    RunOutcome,
+)
+
+
+def floor_minute(moment: datetime) -> datetime:
+    """The start of the minute `moment` is in: runs cover whole minutes."""
+    return moment.replace(second=0, microsecond=0)
+
+
+@dataclass(frozen=True, slots=True)
+class MinuteStep:
+    """What a step did: the sessions asked for, the engine's outcome and the pool's changes."""
+
+    sessions: int
+    outcome: RunOutcome
+    changes: PoolChanges = field(default_factory=PoolChanges)
+
+
+def minute_step(
+    *,
+    settings: GeneratorSettings,
+    catalogue: Catalogue,
+    pool: Sequence[PoolMember],
+    rhythm: PoolRhythm,
+    active: Sequence[ActiveJourney],
+    window_start: datetime,
+    window_end: datetime,
+    rng: random.Random,
+    seed: int,
+    accounts: SignupAccounts,
+    incidents: Incidents | None = None,
+    sessions: int | None = None,
+    shards: int = 1,
+    waiting: Collection[int] = (),
+    pool_changing: bool = True,
+    signups: bool = True,
+) -> MinuteStep:
+    """One run over (window_start, window_end].
+
+    `active`: the journeys in progress with a step due by the window's end; `waiting`: the sim users
+    of the other journeys in progress (busy, nothing due). `sessions` None: drawn at the pool's
+    rhythm (scheduled and backfill runs); a number: exactly that many (a manual run). A run that
+    leaves the pool as it is (`pool_changing` False: a manual run) draws no changes; `signups`
+    False: a split run's shard other than the first (the first signs up the newcomers, once).
+    """
+    # What the count, the sessions and the pool's changes all read: the window and its stream.
+    window = {"settings": settings, "window_start": window_start, "rng": rng}
+    if sessions is None:
+        sessions = window_session_count(
+            **window, window_end=window_end, rhythm=rhythm, shards=shards, incidents=incidents
+        )
+    outcome = simulate_run(
+        **window,
+        now=window_end,
+        catalogue=catalogue,
+        pool=pool,
+        active=active,
+        sessions=sessions,
+        rhythm=rhythm,
+        waiting=waiting,
+        incidents=incidents,
+    )
+    if not pool_changing:
+        return MinuteStep(sessions, outcome)
+    # Busy as the database sees it: in progress when the window began, or started in it.
+    busy = {journey.sim_user_id for journey in active} | set(waiting)
+    busy |= {journey.sim_user_id for journey in outcome.new_journeys}
+    changes = pool_changes(
+        **window,
+        window_end=window_end,
+        pool=pool,
+        busy=busy,
+        seed=seed,
+        accounts=accounts,
+        signups=signups,
+    )
+    return MinuteStep(sessions, outcome, changes)
+
+
+def journeys_advanced(
+    active: dict[int, ActiveJourney], outcome: RunOutcome
+) -> tuple[list[tuple[JourneyUpdate, ActiveJourney]], list[NewJourney]]:
+    """Advance the journeys in progress (`active`, by id, changed in place) by a step's outcome.
+
+    Returns the journeys that ended in it: each older one's update with the journey as it was, and
+    the new journeys that started and ended in the same window."""
+    ended: list[tuple[JourneyUpdate, ActiveJourney]] = []
+    for update in outcome.journey_updates:
+        journey = active[update.id]
+        if update.status == "active":
+            active[update.id] = journey.at_step(update.next_step)
+        else:
+            del active[update.id]
+            ended.append((update, journey))
+    ended_new = []
+    for new in outcome.new_journeys:
+        if new.status == "active":
+            active[new.id] = new.in_progress()
+        else:
+            ended_new.append(new)
+    return ended, ended_new

@@ -1,0 +1,559 @@
+"""History: the last hours of activity, generated minute by minute on the simulated clock.
+
+The minutes go in spans (span_minutes: up to six hours, about 40,000 rows), each simulated in memory
+(every minute the step of a backfill run: engine.minute) and written in one transaction under the
+generator lock (services.run_failures.run_attempt), each minute its own ledger row. On PostgreSQL,
+with no sign-ups, the engine simulates the next span while a writer thread writes the last one
+(`_pipelined_spans`). Minutes a run already covered are left as they are, and the slices a split
+left of a minute are filled by services.runs.run_backfill_slices.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import sys
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.db import connection, transaction
+from django.utils import timezone
+
+from synthetics.engine import Catalogue, GeneratorSettings, PoolMember, PoolRhythm
+from synthetics.engine.lifecycle import PoolChanges, pool_changed
+from synthetics.engine.minute import floor_minute, journeys_advanced, minute_step
+from synthetics.engine.sampling import run_random
+from synthetics.errors import ApplicationError, whole_number_required
+from synthetics.models import RUN_COUNTS, RunTrigger, SyntheticRun
+from synthetics.selectors import run_inputs
+from synthetics.selectors.run_inputs import RunInputs
+from synthetics.services.locks import (
+    RunDeadline,
+    deadline_statement_bound,
+    generator_transaction,
+    run_deadline_start,
+)
+from synthetics.services.maintenance import tables_tidy
+from synthetics.services.run_failures import (
+    cyclic_gc_paused,
+    failures_recorded,
+    run_attempt,
+    run_log,
+)
+from synthetics.services.runs import (
+    MINUTE,
+    checked_now,
+    incidents_over,
+    ledger_counts,
+    pool_changes_write,
+    run_backfill_minute,
+    run_backfill_slices,
+    seed_or_default,
+)
+from synthetics.services.seeding import SIM_ACCOUNTS
+from synthetics.services.writers import (
+    RenderedOutput,
+    ledger_write,
+    output_rendered,
+    run_counters_add,
+    run_hours_add,
+    run_ids_reserve,
+    runs_output_write,
+)
+
+logger = logging.getLogger("synthetics")
+
+# History goes back at most this far (366 days: a year of demo data).
+MAX_BACKFILL_HOURS = 24 * 366
+
+_TOTALS = ("sessions_started", "users_signed_up", "users_churned", *RUN_COUNTS[1:])
+
+
+@dataclass(frozen=True, slots=True)
+class BackfillSummary:
+    start: datetime
+    end: datetime
+    minutes: int
+    minutes_generated: int
+    totals: dict[str, int]  # the ledger's counts (_TOTALS), summed over the minutes generated
+
+    @property
+    def minutes_already_covered(self) -> int:
+        return self.minutes - self.minutes_generated
+
+
+# A span of history is simulated in memory and written in one transaction: at most this many minutes,
+# and about this many rows (sessions_per_min x ROWS_PER_SESSION a minute), so the generator lock is
+# held for a second or two and memory stays flat however long the history.
+SPAN_MINUTES = 360
+TIDY_AFTER_BACKFILL_SECONDS = 300  # a VACUUM (ANALYZE) of what months of history grew: seconds
+PIPELINE_SWITCH_INTERVAL = 0.0005  # seconds: see _pipelined_spans
+SPAN_ROWS = 40_000
+ROWS_PER_SESSION = 12  # a journey row and its scene and mindblock events, generously
+
+
+@dataclass(frozen=True, slots=True)
+class BackfillSpan:
+    """The runs of one span of history (one per minute) and the pool as they left it."""
+
+    runs: list[SyntheticRun]
+    pool: list[PoolMember] | None  # None: the pool did not change
+
+
+def span_minutes(settings: GeneratorSettings) -> int:
+    """How many minutes of history one span covers at these settings."""
+    per_minute = max(1.0, settings.sessions_per_min * ROWS_PER_SESSION)
+    return max(1, min(SPAN_MINUTES, int(SPAN_ROWS // per_minute)))
+
+
+def run_backfill_span(
+    *, start: datetime, end: datetime, inputs: RunInputs, seed: int | None = None
+) -> BackfillSpan | None:
+    """Generate the minutes of (start, end] in one transaction, each minute its own ledger row and
+    random stream: the same rows as run_backfill_minute minute after minute, written with a few
+    COPYs instead of a transaction a minute. None when a run covered any of them meanwhile (the
+    caller goes minute by minute there)."""
+    start, end = floor_minute(start), floor_minute(checked_now(end))
+    seed = seed_or_default(seed)
+    if start >= end:
+        raise ApplicationError("a span of history needs its start before its end")
+    trigger = RunTrigger.BACKFILL
+    with run_attempt(trigger=trigger, now=end) as attempt:
+        settings = run_inputs.generator_settings()
+        if run_inputs.covered_minute_ends(start=start, end=end):
+            return None
+        inputs = inputs or RunInputs.load()
+        state = _History.at_start(settings, inputs, seed=seed)
+        attempt.deadline.check("reading its inputs")
+        span = _simulate_span(
+            state=state,
+            start=start,
+            end=end,
+            started_at=attempt.started_at,
+            pool_write=pool_changes_write,
+            check=lambda: attempt.deadline.check("simulating"),
+        )
+        runs = _write_span(span, deadline=attempt.deadline)
+        return BackfillSpan(runs=runs, pool=state.pool if span.pool_moved else None)
+
+
+@dataclass(slots=True)
+class _History:
+    """A history being simulated, in memory: what holds for all of it (settings, catalogue, seed)
+    and what carries from one minute to the next (the pool, its rhythm, the journeys in progress)."""
+
+    settings: GeneratorSettings
+    catalogue: Catalogue
+    seed: int
+    pool: list[PoolMember]
+    rhythm: PoolRhythm
+    active: dict
+
+    @classmethod
+    def at_start(
+        cls,
+        settings: GeneratorSettings,
+        inputs: RunInputs,
+        *,
+        seed: int,
+        active: dict | None = None,
+    ) -> _History:
+        """A history from what the database holds now: `active`, or the journeys in progress."""
+        if active is None:
+            active = {journey.id: journey for journey in run_inputs.active_journeys()}
+        return cls(settings, inputs.catalogue, seed, inputs.pool, inputs.rhythm, active)
+
+
+@dataclass(slots=True)
+class _SimulatedSpan:
+    """A span of history simulated, not yet written: a ledger row per minute (unsaved), the journeys
+    started in it (in their state at its end, with the index of the minute that started them), the
+    changes to journeys started before it, the events of each minute, and pool changes to write."""
+
+    start: datetime
+    end: datetime
+    ledger: list[SyntheticRun]
+    started: dict
+    updates: dict
+    events: list[tuple[int, tuple]]
+    deferred: list[tuple[PoolChanges, datetime]]
+    pool_moved: bool = False
+    rendered: RenderedOutput | None = None  # the journeys and events formatted ahead (_rendered)
+
+
+def _simulate_span(
+    *,
+    state: _History,
+    start: datetime,
+    end: datetime,
+    started_at: datetime,
+    pool_write: Callable[[PoolChanges, list[PoolMember], datetime], list[PoolMember]] | None,
+    check: Callable[[], None] = lambda: None,
+) -> _SimulatedSpan:
+    """The engine minute after minute over (start, end], each minute with its own random stream, as
+    run_backfill_minute would run it; `state` is advanced to `end`. Pool changes go to `pool_write`
+    (written at once: newcomers need their ids before the next minute), or, with None, are applied
+    in memory and kept for the span's write (only churn and settling: no sign-ups)."""
+    span = _SimulatedSpan(start, end, [], {}, {}, [], [])
+    active, started, updates = state.active, span.started, span.updates
+    settings, catalogue, seed = state.settings, state.catalogue, state.seed
+    incidents = incidents_over(catalogue, start, end)
+    for index in range(int((end - start) / MINUTE)):
+        minute_start = start + index * MINUTE
+        minute_end = minute_start + MINUTE
+        step = minute_step(
+            settings=settings,
+            catalogue=catalogue,
+            pool=state.pool,
+            rhythm=state.rhythm,
+            active=list(active.values()),
+            window_start=minute_start,
+            window_end=minute_end,
+            rng=run_random(
+                seed=seed,
+                trigger=RunTrigger.BACKFILL,
+                window_start=minute_start,
+                window_end=minute_end,
+            ),
+            seed=seed,
+            accounts=SIM_ACCOUNTS,
+            incidents=incidents,
+        )
+        outcome, changes = step.outcome, step.changes
+        for update in outcome.journey_updates:  # a journey of this span: in its latest state
+            if update.id in started:
+                started[update.id][0] = started[update.id][0].changed(update)
+            else:
+                updates[update.id] = update
+        for new in outcome.new_journeys:
+            started[new.id] = [new, index]
+        journeys_advanced(active, outcome)
+        span.events.append((index, outcome.events))
+        span.ledger.append(
+            SyntheticRun(
+                trigger=RunTrigger.BACKFILL,
+                started_at=started_at,
+                window_start=minute_start,
+                window_end=minute_end,
+                abandon_rate=settings.abandon_rate,
+                error_rate=settings.error_rate,
+                **ledger_counts(outcome, sessions=step.sessions, changes=changes),
+            )
+        )
+        if changes:
+            if pool_write is not None:
+                state.pool = pool_write(changes, pool=state.pool, at=minute_end)
+            else:
+                if changes.newcomers:
+                    raise RuntimeError("sign-ups need their ids at once: write the span as it goes")
+                span.deferred.append((changes, minute_end))
+                state.pool = pool_changed(state.pool, changes, [])
+            state.rhythm = PoolRhythm(state.pool, catalogue.rhythms)
+            span.pool_moved = True
+        check()
+    return span
+
+
+def _write_span(span: _SimulatedSpan, *, deadline: RunDeadline) -> list[SyntheticRun]:
+    """Write a simulated span in the caller's transaction: deferred pool changes, a ledger row per
+    minute, the journeys and events (COPY), the changes to older journeys."""
+    for changes, at in span.deferred:
+        pool_changes_write(changes, pool=[], at=at)
+    deadline_statement_bound(deadline)
+    runs = span.ledger
+    if span.rendered is not None:  # formatted ahead, the ledger ids reserved then
+        ledger_write(
+            runs,
+            lambda run_ids: runs_output_write(
+                before_statement=lambda: deadline_statement_bound(deadline),
+                new_journeys=[],
+                updates=list(span.updates.values()),
+                events=[],
+                written_at=timezone.now(),
+                rendered=span.rendered,
+            ),
+        )
+    else:
+        ledger_write(
+            runs,
+            lambda run_ids: runs_output_write(  # the runs' ids tag every row the span writes
+                before_statement=lambda: deadline_statement_bound(deadline),
+                new_journeys=[
+                    (journey, run_ids[index]) for journey, index in span.started.values()
+                ],
+                updates=list(span.updates.values()),
+                events=[
+                    (event, (run_ids[index], runs[index].run_key))
+                    for index, batch in span.events
+                    for event in batch
+                ],
+                written_at=timezone.now(),
+            ),
+        )
+    run_hours_add(runs)
+    run_counters_add(runs)
+    transaction.on_commit(lambda: [run_log(run) for run in runs])
+    return runs
+
+
+def activity_backfill(
+    *,
+    hours: int,
+    now: datetime | None = None,
+    seed: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> BackfillSummary:
+    """Generate the last `hours` hours, one backfill run per minute on the simulated clock.
+
+    The minutes go in spans (span_minutes: up to six hours, about 40,000 rows), each simulated in
+    memory and written in one transaction under the generator lock, so a running scheduler
+    interleaves safely and Ctrl-C
+    leaves no half-written minute. Minutes that a scheduled or backfill run already covered are left
+    as they are: running it again resumes. A minute that the runs of a split into shards covered
+    only in part has the slices they left generated (run_backfill_slices), in time order, before
+    the minutes after it: no shard's coverage goes past a minute of its slice that was never
+    generated. A span that fails raises RunFailed (the spans before it stay written).
+
+    On PostgreSQL, outside a caller's transaction and with no sign-ups, the engine simulates the next
+    span while another connection writes the last one (_pipelined_spans): the database's work and
+    the engine's overlap on two cores. Anything another run did in between (a scheduled or manual
+    run, new settings) stops that pipeline at the span it touched, which is simulated again from
+    what the database then holds.
+    """
+    whole_number_required("hours", hours, 1, MAX_BACKFILL_HOURS)
+    seed = seed_or_default(seed)
+    end = floor_minute(checked_now(now))
+    minutes = hours * 60
+    start = end - minutes * MINUTE
+    totals = dict.fromkeys(_TOTALS, 0)
+    generated = 0
+    inputs = RunInputs.load()
+    step = span_minutes(run_inputs.generator_settings())
+
+    def count(runs: list[SyntheticRun], minutes_done: int) -> None:
+        nonlocal generated
+        generated += len({run.window_end for run in runs})  # a minute's slices: one minute
+        for run in runs:
+            for key in _TOTALS:
+                totals[key] += getattr(run, key)
+        if progress:  # minutes done, rows written
+            progress(minutes_done, sum(_rows(run) for run in runs))
+
+    span_start = start
+    while span_start < end:
+        if _can_pipeline():
+            span_start, inputs = _pipelined_spans(
+                start=span_start, end=end, step=step, inputs=inputs, seed=seed, count=count
+            )
+            if span_start >= end:
+                break
+            # Stopped early (covered minutes, or another run got in): read the pool again too —
+            # another run may have signed users up or churned them.
+            inputs = RunInputs.load()
+        # one span in this connection: it has minutes already covered, or the pipeline stopped
+        span_end = min(end, span_start + step * MINUTE)
+        covered = run_inputs.covered_minute_ends(start=span_start, end=span_end)
+        left = run_inputs.slices_left(start=span_start, end=span_end)
+        runs = []
+        pieces = _uncovered_pieces(span_start, span_end, covered)
+        pieces += [(minute_end - MINUTE, minute_end) for minute_end in left]
+        for piece_start, piece_end in sorted(pieces):  # in time order
+            if piece_end in left:  # covered in part: the slices left, before the minutes after it
+                minute_runs, inputs = _minute_backfilled(
+                    minute_end=piece_end, inputs=inputs, seed=seed
+                )
+                runs += minute_runs
+                continue
+            span = run_backfill_span(start=piece_start, end=piece_end, inputs=inputs, seed=seed)
+            if span is None:  # a run covered some of it meanwhile: minute by minute here
+                for offset in range(1, int((piece_end - piece_start) / MINUTE) + 1):
+                    minute_runs, inputs = _minute_backfilled(
+                        minute_end=piece_start + offset * MINUTE, inputs=inputs, seed=seed
+                    )
+                    runs += minute_runs
+            else:
+                runs += span.runs
+                if span.pool is not None:
+                    inputs = inputs.with_pool(span.pool)  # sign-ups, churn, settling: in memory
+        count(runs, int((span_end - span_start) / MINUTE))
+        span_start = span_end
+    if generated:  # months of history grow the tables a hundredfold: statistics, dead versions
+        try:
+            tables_tidy(budget_seconds=TIDY_AFTER_BACKFILL_SECONDS)
+        except Exception:  # the history is written: a tidy that fails is the next minute's
+            logger.exception("synthetics tidy after the backfill failed")
+    return BackfillSummary(
+        start=start, end=end, minutes=minutes, minutes_generated=generated, totals=totals
+    )
+
+
+def _minute_backfilled(
+    *, minute_end: datetime, inputs: RunInputs, seed: int
+) -> tuple[list[SyntheticRun], RunInputs]:
+    """One minute of history: the whole pool where no run covered any of it, else the slices the
+    runs of a split left of it; with the pool as the runs left it."""
+    run = run_backfill_minute(minute_end=minute_end, inputs=inputs, seed=seed)
+    if run is not None:
+        return [run], inputs if run.pool_after is None else inputs.with_pool(run.pool_after)
+    filled = run_backfill_slices(minute_end=minute_end, seed=seed)
+    if any(run.pool_after is not None for run in filled):
+        inputs = RunInputs.load()  # a slice's run changed the pool: the whole of it, read again
+    return filled, inputs
+
+
+def _can_pipeline() -> bool:
+    return (
+        connection.vendor == "postgresql"
+        and not connection.in_atomic_block
+        and run_inputs.generator_settings().signups_per_day == 0
+    )
+
+
+def _pipelined_spans(
+    *,
+    start: datetime,
+    end: datetime,
+    step: int,
+    inputs: RunInputs,
+    seed: int,
+    count: Callable[[list[SyntheticRun], int], None],
+) -> tuple[datetime, RunInputs]:
+    """Spans from `start` with the engine one span ahead of the writes: the main thread simulates
+    span N+1 while a writer thread (its own connection, the generator lock, one transaction a span)
+    writes span N. Returns where it stopped (`end`, a span with covered minutes, or a span another
+    run touched: nothing of it written) and the pool as written so far.
+
+    The starting point — settings, the ledger's newest id, the journeys in progress — is read under
+    the generator lock, so no run is half-seen; each commit moves the watermark to the newest id
+    under its own lock, and any other run that succeeded after it stops the pipeline.
+    """
+    with generator_transaction(deadline=run_deadline_start(manual=False)):
+        settings = run_inputs.generator_settings()
+        watermark = run_inputs.newest_run_id()
+        active = {journey.id: journey for journey in run_inputs.active_journeys()}
+    if settings.signups_per_day > 0:  # turned on since the caller looked: newcomers need ids now
+        return start, inputs
+    state = _History.at_start(settings, inputs, seed=seed, active=active)
+    written_pool = inputs.pool
+    position = start
+    # The writer thread gives the GIL up at every network round trip of its COPY and then waits for
+    # the engine thread to hand it back: at the default 5 ms switch interval that wait is most of
+    # a span's write. A shorter interval for the pipeline's lifetime keeps the writes flowing.
+    switch_interval = sys.getswitchinterval()
+    sys.setswitchinterval(PIPELINE_SWITCH_INTERVAL)
+    try:
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="synthetics-backfill") as writer:
+            pending: tuple[Future, _SimulatedSpan, list[PoolMember]] | None = None
+            try:
+                span_start = start
+                while True:
+                    span = None
+                    if span_start < end:
+                        span_end = min(end, span_start + step * MINUTE)
+                        if not run_inputs.covered_minute_ends(start=span_start, end=span_end):
+                            span = _simulated_or_recorded(state, start=span_start, end=span_end)
+                    if pending is not None:
+                        future, written, pool_after = pending
+                        pending = None
+                        result = future.result()
+                        if result is None:  # another run got in first: from this span, again
+                            break
+                        runs, watermark = result
+                        count(runs, int((written.end - written.start) / MINUTE))
+                        position, written_pool = written.end, pool_after
+                    if span is None:
+                        break
+                    pending = (
+                        writer.submit(_span_commit, span, settings, watermark),
+                        span,
+                        state.pool,
+                    )
+                    span_start = span.end
+            finally:
+                if pending is not None:  # Ctrl-C or a failure: let the write in flight end whole
+                    with contextlib.suppress(BaseException):
+                        pending[0].result()
+                writer.submit(lambda: connection.close()).result()  # the writer's own connection
+    finally:
+        sys.setswitchinterval(switch_interval)
+    if written_pool is not inputs.pool:
+        inputs = inputs.with_pool(written_pool)
+    return position, inputs
+
+
+def _simulated_or_recorded(state: _History, *, start: datetime, end: datetime) -> _SimulatedSpan:
+    """A span simulated ahead, outside any run: the failure rule still holds — an engine error is
+    recorded in the ledger and raised as RunFailed, an interruption recorded and raised as itself."""
+    started_at = timezone.now()
+    # The collector is paused per span, not for the whole pipeline: over a long history the
+    # cycles Django leaves behind must still be collected.
+    with (
+        cyclic_gc_paused(),
+        failures_recorded(trigger=RunTrigger.BACKFILL, now=end, started_at=started_at),
+    ):
+        span = _simulate_span(
+            state=state, start=start, end=end, started_at=started_at, pool_write=None
+        )
+        _rendered(span)
+        return span
+
+
+def _rendered(span: _SimulatedSpan) -> None:
+    """Reserve the span's ledger ids and format its journeys and events as COPY data, here in the
+    engine's thread: the writer thread then only sends them (PostgreSQL)."""
+    run_ids = run_ids_reserve(len(span.ledger))
+    for run, run_id in zip(span.ledger, run_ids, strict=True):
+        run.id = run_id
+    span.rendered = output_rendered(
+        new_journeys=[(journey, run_ids[index]) for journey, index in span.started.values()],
+        events=[
+            (event, (run_ids[index], span.ledger[index].run_key))
+            for index, batch in span.events
+            for event in batch
+        ],
+        written_at=timezone.now(),
+    )
+
+
+def _span_commit(
+    span: _SimulatedSpan, settings: GeneratorSettings, watermark: int
+) -> tuple[list[SyntheticRun], int] | None:
+    """In the writer thread: write a simulated span in one transaction under the generator lock and
+    return its runs and the ledger's newest id then; or None when the database moved under it (its
+    minutes covered, another run of any kind succeeded after `watermark`, other settings)."""
+    with run_attempt(trigger=RunTrigger.BACKFILL, now=span.end) as attempt:
+        if (
+            run_inputs.generator_settings() != settings
+            or run_inputs.covered_minute_ends(start=span.start, end=span.end)
+            or run_inputs.run_since(watermark)
+        ):
+            return None
+        runs = _write_span(span, deadline=attempt.deadline)
+        return runs, run_inputs.newest_run_id()
+
+
+def _rows(run: SyntheticRun) -> int:
+    """Rows a run wrote: its ledger row, journeys started, scene and mindblock events."""
+    return 1 + run.sessions_started + run.scene_events_created + run.mindblock_events_created
+
+
+def _uncovered_pieces(
+    start: datetime, end: datetime, covered: set[datetime]
+) -> list[tuple[datetime, datetime]]:
+    """The runs of consecutive minutes of (start, end] whose minute end is not in `covered`."""
+    pieces: list[tuple[datetime, datetime]] = []
+    piece_start = None
+    minute_end = start + MINUTE
+    while minute_end <= end:
+        if minute_end in covered:
+            if piece_start is not None:
+                pieces.append((piece_start, minute_end - MINUTE))
+                piece_start = None
+        elif piece_start is None:
+            piece_start = minute_end - MINUTE
+        minute_end += MINUTE
+    if piece_start is not None:
+        pieces.append((piece_start, end))
+    return pieces
