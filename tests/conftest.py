@@ -44,6 +44,16 @@ def postgres_only():
 
 
 @pytest.fixture(autouse=True)
+def _no_tidy_backed_off():
+    """Each test starts with no table backed off by an earlier test's tidy in this process
+    (services.maintenance keeps that for ten minutes: under xdist a worker's earlier test, slowed
+    by the others, could leave a table backed off for a later one)."""
+    from synthetics.services import maintenance
+
+    maintenance._BACKED_OFF.clear()
+
+
+@pytest.fixture(autouse=True)
 def _fresh_cache(settings, request):
     """A cache of its own for each test: the insights endpoint caches its answer for a minute, and
     the database cache's table is not emptied between transactional tests (live server)."""

@@ -274,3 +274,29 @@ def longest_journey_minutes(catalogue: Catalogue) -> float:
         sum(DWELL_MAX_FACTOR * s.dwell_median_seconds for s in t.scenes) / 60
         for t in catalogue.templates
     )
+
+
+def ledger_with_every_kind_of_run(now) -> None:
+    """A ledger with every kind of run before `now`: an hour of backfill two hours back, scheduled
+    and manual runs, and a failed shard's run that never finished (None times and duration)."""
+    from datetime import timedelta
+
+    from synthetics.models import RunStatus, SyntheticRun
+    from synthetics.services import activity_backfill, run_manual, run_scheduled
+
+    activity_backfill(hours=1, now=now - timedelta(hours=2))
+    for minute in range(3):
+        run_scheduled(now=now - timedelta(minutes=30 - minute))
+    run_manual(target=2, now=now - timedelta(minutes=20))
+    SyntheticRun.objects.create(
+        trigger="scheduled",
+        status=RunStatus.FAILED,
+        started_at=now - timedelta(minutes=10),
+        finished_at=None,  # never finished: not a "last run"; None times and duration
+        window_start=now - timedelta(minutes=11),
+        window_end=now - timedelta(minutes=11),
+        note="it’s a “note” with\nnewlines",
+        error="Traceback …\n  x",
+        shard=1,
+        shards=3,
+    )

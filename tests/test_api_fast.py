@@ -13,11 +13,12 @@ from rest_framework import serializers
 from synthetics.api.activity import ActivityPointOutput, ActivityPointsOutput, ActivityResponse
 from synthetics.api.sim_users import SimUserOutput
 from synthetics.api.status import RunOutput, StatusResponse
-from synthetics.models import RunStatus, SimUser, SyntheticFidelity, SyntheticRun
+from synthetics.models import SimUser, SyntheticFidelity, SyntheticRun
 from synthetics.selectors.activity import activity_series
 from synthetics.selectors.sim_users import sim_user_list
 from synthetics.selectors.status import status_summary
-from synthetics.services import activity_backfill, run_manual, run_scheduled, sim_users_seed
+from synthetics.services import activity_backfill, run_manual, sim_users_seed
+from tests.helpers import ledger_with_every_kind_of_run
 
 pytestmark = pytest.mark.django_db
 
@@ -51,25 +52,6 @@ def typed(value):
     return (type(value).__name__, value)
 
 
-def _every_kind_of_run():
-    activity_backfill(hours=1, now=NOW - timedelta(hours=2))
-    for minute in range(3):
-        run_scheduled(now=NOW - timedelta(minutes=30 - minute))
-    run_manual(target=2, now=NOW - timedelta(minutes=20))
-    SyntheticRun.objects.create(
-        trigger="scheduled",
-        status=RunStatus.FAILED,
-        started_at=NOW - timedelta(minutes=10),
-        finished_at=None,  # never finished: None times and duration
-        window_start=NOW - timedelta(minutes=11),
-        window_end=NOW - timedelta(minutes=11),
-        note="it’s a “note” with\nnewlines",
-        error="Traceback …\n  x",
-        shard=1,
-        shards=3,
-    )
-
-
 @pytest.mark.parametrize("zone", ZONES)
 @pytest.mark.parametrize("can_change", [True, False])
 def test_status_is_drfs_own_walk(zone, can_change):
@@ -78,7 +60,7 @@ def test_status_is_drfs_own_walk(zone, can_change):
     empty = status_summary(now=NOW)
     assert empty.last_run is None and not empty.recent_runs and empty.sim_users == 0
     sim_users_seed(count=40, seed=7)
-    _every_kind_of_run()
+    ledger_with_every_kind_of_run(NOW)
     SyntheticFidelity.objects.update_or_create(
         pk=1, defaults={"verdict": "drifting", "metric": "sessions"}
     )
@@ -102,7 +84,7 @@ def test_status_is_drfs_own_walk(zone, can_change):
 
 @pytest.mark.parametrize("zone", ZONES)
 def test_runs_are_drfs_own_walk(sim_users, zone):
-    _every_kind_of_run()
+    ledger_with_every_kind_of_run(NOW)
     runs = list(SyntheticRun.objects.all())
     assert {run.trigger for run in runs} == {"backfill", "scheduled", "manual"}
     for can_change in (True, False):

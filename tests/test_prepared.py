@@ -14,6 +14,7 @@ from synthetics.selectors.ledger import run_totals
 from synthetics.selectors.prepared import Prepared
 from synthetics.selectors.status import last_run, recent_runs, status_scalars
 from synthetics.services import activity_backfill
+from tests.helpers import ledger_with_every_kind_of_run
 
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 
@@ -88,30 +89,9 @@ def test_the_status_statement_answers_what_each_selector_answers(history):
 # --- status's ledger reads and its run objects -----------------------------------------------------
 
 
-def _ledger_with_every_kind_of_run():
-    from synthetics.services import run_manual, run_scheduled
-
-    activity_backfill(hours=1, now=NOW - timedelta(hours=2))
-    for minute in range(3):
-        run_scheduled(now=NOW - timedelta(minutes=30 - minute))
-    run_manual(target=2, now=NOW - timedelta(minutes=20))
-    SyntheticRun.objects.create(
-        trigger="scheduled",
-        status=RunStatus.FAILED,
-        started_at=NOW - timedelta(minutes=10),
-        finished_at=None,  # never finished: not a "last run"
-        window_start=NOW - timedelta(minutes=11),
-        window_end=NOW - timedelta(minutes=11),
-        note="it’s a “note” with\nnewlines",
-        error="Traceback …\n  x",
-        shard=1,
-        shards=3,
-    )
-
-
 def test_status_ledger_reads_are_the_orms_own(sim_users):
     # given every kind of run in the ledger, finished or not
-    _ledger_with_every_kind_of_run()
+    ledger_with_every_kind_of_run(NOW)
     fields = [field.attname for field in SyntheticRun._meta.concrete_fields]
 
     def as_rows(runs):
