@@ -253,6 +253,7 @@ def _manage(*args: str, tmp_path: Path) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.once  # a subprocess on its own SQLite: the same on every database
 @pytest.mark.parametrize(
     "command", ["seed_sim_users", "backfill_sim_users", "run_synthetics", "backfill_activity"]
 )
@@ -262,6 +263,7 @@ def test_every_command_has_help(command, tmp_path):
     assert "usage:" in result.stdout
 
 
+@pytest.mark.once  # a subprocess on its own SQLite: the same on every database
 def test_bad_input_exits_non_zero_from_the_shell(tmp_path):
     result = _manage("backfill_activity", "--hours", "-3", tmp_path=tmp_path)
     assert result.returncode != 0

@@ -791,6 +791,7 @@ def _backend_gone(pid: int, seconds: float) -> None:
     raise AssertionError(f"the killed run's backend {pid} is still there after {seconds} s")
 
 
+@pytest.mark.waits
 @pytest.mark.slow
 @transactional
 @pytest.mark.parametrize("kill", ["worker", "cluster"])
@@ -871,6 +872,7 @@ def _scheduled_run_after(run_id: int, cluster: subprocess.Popen, log: Path) -> S
     raise AssertionError(f"no scheduled run came:\n{log.read_text()}")
 
 
+@pytest.mark.waits
 @pytest.mark.slow
 @transactional
 def test_the_web_process_and_the_cluster_recover_from_killed_connections_without_a_restart(

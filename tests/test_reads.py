@@ -166,8 +166,9 @@ def test_a_list_that_runs_past_its_time_is_stopped_with_a_message_not_a_500(
     client, sim_users, settings, monkeypatch
 ):
     # given a list whose query takes longer than the limit (the unfiltered page it falls back to
-    # renders in about 0.1 s warm, 0.2 s cold: the limit leaves it room on a busy CI machine)
-    settings.SYNTHETICS_ADMIN_LIST_SECONDS = 0.5
+    # renders in about 0.1 s warm, 0.2 s cold, and runs under the same limit: 2 s leaves it room
+    # on a CI machine running two passes on six workers)
+    settings.SYNTHETICS_ADMIN_LIST_SECONDS = 2
     activity_backfill(hours=1, now=NOW)
     original = admin_tools.BigTableAdmin.get_queryset
 
@@ -186,7 +187,7 @@ def test_a_list_that_runs_past_its_time_is_stopped_with_a_message_not_a_500(
     assert response.status_code == 200
     assert response.redirect_chain == [(url, 302)]
     shown = [str(message) for message in response.context["messages"]]
-    assert any("event_type=scene_entered" in m and "0.5 s" in m for m in shown), shown
+    assert any("event_type=scene_entered" in m and "2 s" in m for m in shown), shown
 
 
 def _slowed(queryset):

@@ -49,6 +49,7 @@ def _stop(process: subprocess.Popen) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.waits
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
 @pytest.mark.parametrize("broker", ["orm", "redis"])
 def test_a_real_cluster_runs_the_schedule(postgres_only, broker, tmp_path):

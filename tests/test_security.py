@@ -493,6 +493,7 @@ def _manage(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.once  # a subprocess on its own SQLite: the same on every database
 def test_api_token_command_prints_the_token_on_stdout_only(tmp_path):
     # given a migrated database with one operator
     env = _environment(tmp_path)
@@ -521,6 +522,7 @@ def test_api_token_command_prints_the_token_on_stdout_only(tmp_path):
 # --- 5. the deploy check of the production profile -------------------------------------------------
 
 
+@pytest.mark.once  # a subprocess on its own SQLite: the same on every database
 def test_production_profile_passes_the_deploy_check(tmp_path):
     env = _environment(
         tmp_path,
@@ -533,6 +535,7 @@ def test_production_profile_passes_the_deploy_check(tmp_path):
     assert "System check identified no issues" in result.stdout
 
 
+@pytest.mark.once  # a subprocess on its own SQLite: the same on every database
 def test_without_the_profile_the_deploy_check_warns(tmp_path):
     env = _environment(
         tmp_path, SECRET_KEY=secrets.token_urlsafe(50), ALLOWED_HOSTS="synthetics.example.com"

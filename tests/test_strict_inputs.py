@@ -500,6 +500,7 @@ def test_incidents_add_takes_the_plain_forms(capsys):
     assert Incident.objects.get().error_rate == 0.5
 
 
+@pytest.mark.once  # a subprocess on its own SQLite: the same on every database
 def test_a_hostile_argument_from_the_shell_is_a_usage_error_not_a_traceback(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
     env["SYNTHETICS_LOCAL_DIR"] = str(tmp_path)  # a throwaway SQLite file, never the user's
