@@ -184,6 +184,37 @@ def test_migration_0026_folds_the_old_names_and_drops_tasks_queued_under_the_old
     assert not hasattr(tasks, "scheduled_tick")  # the alias is gone with them
 
 
+def test_migration_0026_drops_old_tasks_from_a_redis_queue_and_keeps_the_rest():
+    import socket
+    import uuid
+    from importlib import import_module
+
+    import redis
+    from django_q.brokers.redis_broker import Redis
+    from django_q.signing import SignedPackage
+
+    try:
+        socket.create_connection(("127.0.0.1", 6379), timeout=1).close()
+    except OSError:
+        pytest.skip("Redis is not reachable at 127.0.0.1:6379")
+    migration = import_module("synthetics.migrations.0026_old_task_names_gone")
+    broker = Redis(list_key=f"synthetics-test-{uuid.uuid4().hex[:8]}")
+    broker.connection = redis.from_url("redis://127.0.0.1:6379/15")  # the tests' own Redis db
+    try:
+        for func in (OLD_FUNC, SCHEDULED_RUN_FUNC, OLD_FUNC, "someone.elses.task"):
+            broker.enqueue(SignedPackage.dumps({"id": func, "func": func}))
+        broker.enqueue("not a signed package")
+        # when the migration looks into the queue
+        assert migration.drop_from_redis(broker) == 2
+        # then the tasks under the old path are gone and the rest are there, in order
+        left = broker.connection.lrange(broker.list_key, 0, -1)
+        kept = [SignedPackage.loads(item.decode())["func"] for item in left[:2]]
+        assert kept == [SCHEDULED_RUN_FUNC, "someone.elses.task"]
+        assert left[2] == b"not a signed package"
+    finally:
+        broker.delete_queue()
+
+
 def test_the_scheduler_hands_the_task_the_minute_it_was_due(monkeypatch):
     from django_q.signing import SignedPackage
 
