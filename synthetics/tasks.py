@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.utils import timezone
@@ -31,7 +31,7 @@ INTENDED_KWARG = "intended"
 TIDY_MARGIN_SECONDS = 5  # the tidy ends this long before the task's timeout at the latest
 
 
-def scheduled_run(intended: str | None = None) -> dict:
+def scheduled_run(intended: str | datetime | None = None) -> dict:
     """The every-minute run. A failure is already rolled back and in the ledger; the next minute proceeds.
 
     `intended`: the time the schedule meant this task for (ISO 8601, given by django-q2: the
@@ -59,7 +59,7 @@ def scheduled_run(intended: str | None = None) -> dict:
     return result
 
 
-def _moment(intended: str | None) -> datetime:
+def _moment(intended: str | datetime | None) -> datetime:
     """The time a task was meant for; this worker's now when it is not given, when it is ahead of
     this worker's clock (a run never dates rows ahead), or when it is older than a run catches up
     (the cluster was down: the scheduler queues one task for the first missed minute, and the run
@@ -67,9 +67,12 @@ def _moment(intended: str | None) -> datetime:
     now = timezone.now()
     if not intended:
         return now
-    moment = datetime.fromisoformat(intended)
+    moment = intended if isinstance(intended, datetime) else datetime.fromisoformat(intended)
     if timezone.is_naive(moment):  # django-q2 gives an aware time; a hand-queued one may not be
         moment = timezone.make_aware(moment)
+    # In UTC, as every other way in reads a time: the same instant gives the same random stream
+    # (run_random reads the window's text), however it was written.
+    moment = moment.astimezone(UTC)
     if moment > now or now - moment > timedelta(minutes=MAX_CATCH_UP_MINUTES):
         return now
     return moment

@@ -184,6 +184,28 @@ def test_migration_0026_folds_the_old_names_and_drops_tasks_queued_under_the_old
     assert not hasattr(tasks, "scheduled_tick")  # the alias is gone with them
 
 
+def test_migration_0026_makes_an_old_schedule_alone_the_one_schedule_and_goes_back():
+    from importlib import import_module
+
+    from django.apps import apps
+
+    migration = import_module("synthetics.migrations.0026_old_task_names_gone")
+    # given an install whose only schedule still has the names from before migration 0007
+    Schedule.objects.all().delete()
+    Schedule.objects.create(
+        name=OLD_NAME, func=OLD_FUNC, schedule_type=Schedule.MINUTES, minutes=1, repeats=-1
+    )
+    # when the migration runs, then that schedule is the one schedule, passing its intended time
+    migration.forward(apps, None)
+    assert list(Schedule.objects.values_list("name", "func", "intended_date_kwarg")) == [
+        (SCHEDULE_NAME, SCHEDULED_RUN_FUNC, INTENDED_KWARG)
+    ]
+    # and migrating back leaves a schedule the code before it can call: scheduled_run() took no
+    # argument, so the schedule passes none
+    migration.backward(apps, None)
+    assert Schedule.objects.get(name=SCHEDULE_NAME).intended_date_kwarg is None
+
+
 def test_migration_0026_drops_old_tasks_from_a_redis_queue_and_keeps_the_rest():
     import socket
     import uuid
@@ -253,3 +275,19 @@ def test_a_scheduled_task_covers_up_to_the_minute_it_was_meant_for(
     run = SyntheticRun.objects.get(id=result["run_id"])
     moment = intended if covers_to == "intended" else now
     assert run.window_end == moment.replace(second=0)
+
+
+def test_the_same_intended_instant_gives_the_same_run_however_it_is_written(sim_users, monkeypatch):
+    from synthetics import tasks
+
+    now = timezone.now().replace(second=30, microsecond=0)
+    monkeypatch.setattr(timezone, "now", lambda: now)
+    intended = now - timedelta(minutes=3)
+    written = [
+        intended.isoformat(),  # UTC, as django-q2 writes it
+        intended.astimezone(timezone.get_fixed_timezone(330)).isoformat(),  # +05:30
+        intended.astimezone(timezone.get_fixed_timezone(-210)),  # a datetime, -03:30
+    ]
+    moments = [tasks._moment(text) for text in written]
+    assert moments == [intended] * 3
+    assert {moment.utcoffset() for moment in moments} == {timedelta(0)}  # the stream's text

@@ -49,10 +49,12 @@ def _redis_broker():
 def forward(apps, schema_editor):
     Schedule = apps.get_model("django_q", "Schedule")
     OrmQ = apps.get_model("django_q", "OrmQ")
+    # A schedule under the old names beside the one schedule goes; alone, it becomes the one.
     if Schedule.objects.filter(name=NAME).exists():
         Schedule.objects.filter(name=OLD_NAME).delete()
     Schedule.objects.filter(name=OLD_NAME).update(name=NAME)
-    Schedule.objects.filter(func=OLD_FUNC).delete()
+    Schedule.objects.filter(name=NAME, func=OLD_FUNC).update(func=FUNC)
+    Schedule.objects.filter(func=OLD_FUNC).delete()  # under another name: a copy of the one
     Schedule.objects.filter(name=NAME, func=FUNC).update(intended_date_kwarg=INTENDED_KWARG)
     stale = [
         pk
@@ -73,10 +75,19 @@ def forward(apps, schema_editor):
                 logger.info("dropped %d task(s) queued in Redis under %s", dropped, OLD_FUNC)
 
 
+def backward(apps, schema_editor):
+    """The code before this migration calls scheduled_run() with no argument: the schedule stops
+    passing one (the dropped tasks and the old names stay gone)."""
+    Schedule = apps.get_model("django_q", "Schedule")
+    Schedule.objects.filter(name=NAME, intended_date_kwarg=INTENDED_KWARG).update(
+        intended_date_kwarg=None
+    )
+
+
 class Migration(migrations.Migration):
     dependencies = [
         ("synthetics", "0025_catalogue_bounds"),
         ("django_q", "0019_alter_task_options_alter_ormq_key_alter_ormq_lock_and_more"),
     ]
 
-    operations = [migrations.RunPython(forward, migrations.RunPython.noop)]
+    operations = [migrations.RunPython(forward, backward)]
