@@ -206,6 +206,7 @@ class SceneInline(CataloguePermissions, admin.TabularInline):
 
 @admin.register(JourneyTemplate)
 class JourneyTemplateAdmin(CatalogueAdmin):
+    fields = ("slug", "name", "popularity", "is_active")  # the weight before the switch
     list_display = ("name", "slug", "popularity", "is_active", "scene_count")
     list_editable = ("popularity", "is_active")
     list_filter = ("is_active",)
@@ -240,6 +241,7 @@ class RhythmProfileAdmin(CatalogueAdmin):
 
 @admin.register(MindblockType)
 class MindblockTypeAdmin(CatalogueAdmin):
+    fields = ("slug", "name", "weight", "is_active")
     list_display = ("name", "slug", "weight", "is_active")
     list_editable = ("weight", "is_active")
     search_fields = ("name", "slug")
