@@ -2,7 +2,8 @@
 server's PostgreSQL, each in a database of its own made for the test and dropped after it, and hold
 what the attach tests rely on: uuid keys, row-level security and a working app trigger (Supabase-
 like); identity keys, an enum and a NOT NULL column without a default (identity keys); no time
-column and a payload that cannot carry the tag (unattachable)."""
+column and a payload that cannot carry the tag (unattachable). synthetics.target.catalog reads each
+as PostgreSQL's catalogue describes it."""
 
 import uuid
 from contextlib import contextmanager
@@ -11,6 +12,8 @@ from pathlib import Path
 import psycopg
 import pytest
 from django.conf import settings
+
+from synthetics.target.catalog import Column, ForeignKey, app_catalog
 
 APPS = Path(__file__).parent / "apps"
 
@@ -99,3 +102,71 @@ def test_the_unattachable_app_has_no_time_column_and_an_integer_payload():
         clicks = _columns(app, "legacy", "clicks")
         assert not any("timestamp" in kind or kind == "date" for kind, _, _ in clicks.values())
         assert clicks["payload"][0] == "integer"
+
+
+# --- the catalogue as synthetics.target.catalog reads it ----------------------------------------------
+
+
+def test_the_catalogue_of_the_supabase_like_app():
+    with app_database("supabase_like") as app:
+        catalog = app_catalog(app, ["auth", "public"])
+    assert set(catalog) == {
+        "auth.users",
+        "public.profiles",
+        "public.journey_scene_events",
+        "public.mindblock_events",
+        "public.user_event_counts",
+    }
+    users = catalog["auth.users"]
+    assert users.primary_key == ("id",)
+    assert users.column("id") == Column("id", "uuid", not_null=True, default=None)
+    assert users.column("email").type == "character varying(255)"
+    assert users.column("is_sso_user") == Column("is_sso_user", "boolean", True, "false")
+    events = catalog["public.journey_scene_events"]
+    assert events.foreign_keys == (
+        ForeignKey("journey_scene_events_user_id_fkey", ("user_id",), "auth.users", ("id",)),
+    )
+    assert events.column("id").fills_itself and not events.column("user_id").fills_itself
+    assert (events.row_security, events.row_security_forced) == (True, False)
+    assert events.policies == ("own_scene_events",)
+    assert [name for name, _ in events.triggers] == ["journey_scene_events_count"]
+    assert "AFTER INSERT" in events.triggers[0][1]
+    assert events.privileges == {"SELECT", "INSERT", "UPDATE", "DELETE"}  # the owner's
+    (check,) = catalog["public.mindblock_events"].checks
+    assert check[0] == "mindblock_events_intensity_check" and "intensity" in check[1]
+    assert catalog["public.profiles"].foreign_keys[0].references == "auth.users"
+
+
+def test_the_catalogue_of_the_identity_keys_app():
+    with app_database("identity_keys") as app:
+        catalog = app_catalog(app, ["app"])
+    accounts = catalog["app.accounts"]
+    assert accounts.column("account_id").identity == "always"
+    assert accounts.column("account_id").fills_itself
+    activity = catalog["app.activity"]
+    assert activity.column("activity_id").identity == "by default"
+    assert activity.column("kind").enum_labels == (
+        "scene_entered",
+        "scene_error",
+        "journey_completed",
+        "mindblock_reported",
+    )
+    assert activity.column("source") == Column("source", "text", not_null=True, default=None)
+    blockers = catalog["app.blockers"]
+    assert blockers.column("blocker_id").default.startswith("nextval(")  # bigserial
+    assert any("length(blocker)" in definition for _, definition in blockers.checks)
+    assert not activity.row_security and activity.triggers == ()
+
+
+def test_the_catalogue_of_the_unattachable_app_and_of_schemas_not_asked_for():
+    with app_database("unattachable") as app:
+        assert app_catalog(app, ["public"]) == {}
+        catalog = app_catalog(app, ["legacy"])
+    clicks = catalog["legacy.clicks"]
+    assert [column.type for column in clicks.columns] == [
+        "integer",
+        "integer",
+        "character(4)",
+        "integer",
+    ]
+    assert clicks.foreign_keys[0].references == "legacy.members"
