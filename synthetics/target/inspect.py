@@ -184,6 +184,8 @@ def _account_value(column: Column) -> tuple[dict | None, str]:
         return {"constant": None}, "no password: the account cannot log in"
     if name in ("banned_until", "locked_until", "disabled_until") and _is_time(column):
         return {"constant": NEVER_LOGS_IN}, "banned for good: the account cannot log in"
+    if name in ("is_synthetic", "synthetic", "is_test", "is_bot", "is_fake") and kind == "boolean":
+        return {"constant": True}, "marks the account as Synthetics'"
     if name in ("is_active", "active", "enabled", "can_login") and kind == "boolean":
         return {"constant": False}, "inactive: the account cannot log in"
     if name in ("username", "user_name", "handle", "login"):
