@@ -49,6 +49,7 @@ class Table:
     policies: tuple[str, ...] = ()
     triggers: tuple[tuple[str, str], ...] = ()  # (name, definition)
     privileges: frozenset[str] = field(default_factory=frozenset)  # of PRIVILEGES, the role's
+    owned: bool = False  # the connected role owns it (row-level security spares an owner, unforced)
 
     @property
     def qualified(self) -> str:
@@ -117,7 +118,7 @@ def app_catalog(connection, schemas: Iterable[str]) -> dict[str, Table]:
                 )
             )
     catalog = {}
-    for oid, (schema, name, secured, forced, *granted) in tables.items():
+    for oid, (schema, name, secured, forced, owned, *granted) in tables.items():
         table = Table(
             schema=schema,
             name=name,
@@ -127,6 +128,7 @@ def app_catalog(connection, schemas: Iterable[str]) -> dict[str, Table]:
             checks=tuple(checks.get(oid, ())),
             row_security=secured,
             row_security_forced=forced,
+            owned=owned,
             policies=tuple(policies.get(oid, ())),
             triggers=tuple(triggers.get(oid, ())),
             privileges=frozenset(
@@ -139,6 +141,7 @@ def app_catalog(connection, schemas: Iterable[str]) -> dict[str, Table]:
 
 _TABLES = """
 SELECT c.oid, n.nspname, c.relname, c.relrowsecurity, c.relforcerowsecurity,
+       pg_has_role(c.relowner, 'USAGE'),
        has_table_privilege(c.oid, 'SELECT'), has_table_privilege(c.oid, 'INSERT'),
        has_table_privilege(c.oid, 'UPDATE'), has_table_privilege(c.oid, 'DELETE')
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -186,3 +189,20 @@ SELECT tgrelid, tgname, pg_get_triggerdef(oid)
 FROM pg_trigger WHERE tgrelid = ANY(%s) AND NOT tgisinternal
 ORDER BY tgrelid, tgname
 """
+
+
+@dataclass(frozen=True, slots=True)
+class Role:
+    name: str
+    superuser: bool
+    bypasses_row_security: bool
+
+
+def connected_role(connection) -> Role:
+    """The role the connection acts as, and what lets it past row-level security."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT rolname, rolsuper, rolbypassrls FROM pg_roles WHERE rolname = current_user"
+        )
+        name, superuser, bypasses = cursor.fetchone()
+    return Role(name, superuser, bypasses)

@@ -1,0 +1,291 @@
+"""Target files (issue 23, attach mode): read with every problem on one line with its path and
+nothing changed (synthetics.target.files), then held against the live database with every problem
+named by its place in the file, and a plan (synthetics.target.check, `manage.py target check`)."""
+
+import copy
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import psycopg
+import pytest
+import yaml
+
+from synthetics.target.catalog import app_catalog, connected_role
+from synthetics.target.check import schemas_named, target_report
+from synthetics.target.files import TargetInvalid, TargetUnreadable, target_loads, target_read
+from synthetics.target.inspect import proposal, rendered
+from tests.test_app_fixtures import app_database
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _proposed(app, schemas) -> dict:
+    return target_loads(rendered(proposal(app_catalog(app, schemas)), source="a test"))
+
+
+def _report(app, document):
+    return target_report(document, app_catalog(app, schemas_named(document)), connected_role(app))
+
+
+IDENTITY_KEYS = {
+    "version": 1,
+    "accounts": {
+        "table": "app.accounts",
+        "key": "account_id",
+        "key_type": "bigint",
+        "key_source": "database",
+        "columns": {
+            "handle": {"template": "{username}"},
+            "email": {"template": "{username}@synthetics.invalid"},
+            "signed_up_at": {"sim_user": "joined_at"},
+        },
+    },
+    "events": {
+        "scene": {
+            "table": "app.activity",
+            "account": "account_id",
+            "time": "occurred_at",
+            "type": "kind",
+            "payload": "properties",
+            "scene": {"column": "screen", "as": "slug"},
+            "columns": {"source": {"constant": "synthetics"}},
+        },
+        "mindblock": {
+            "table": "app.blockers",
+            "account": "account_id",
+            "time": "occurred_at",
+            "type": None,
+            "payload": "properties",
+            "mindblock": {"column": "blocker", "as": "slug"},
+            "columns": {},
+        },
+    },
+}
+
+
+# --- the file itself ---------------------------------------------------------------------------------
+
+
+def _refusal(document_or_text) -> list[str]:
+    text = (
+        document_or_text
+        if isinstance(document_or_text, str)
+        else yaml.safe_dump(document_or_text, sort_keys=False)
+    )
+    with pytest.raises(TargetInvalid) as refused:
+        target_loads(text)
+    return refused.value.errors
+
+
+def _changed(**edits) -> dict:
+    document = copy.deepcopy(IDENTITY_KEYS)
+    for path, value in edits.items():
+        *parents, last = path.split("__")
+        place = document
+        for part in parents:
+            place = place[part]
+        if value is KeyError:
+            del place[last]
+        else:
+            place[last] = value
+    return document
+
+
+def test_a_valid_file_is_read_as_written():
+    assert target_loads(yaml.safe_dump(IDENTITY_KEYS)) == IDENTITY_KEYS
+
+
+@pytest.mark.parametrize(
+    ("document", "error"),
+    [
+        (_changed(extra=1), "$: Additional properties are not allowed ('extra' was unexpected)"),
+        (_changed(accounts__key_type="int"), "$.accounts.key_type: 'int' is not one of"),
+        (_changed(accounts__table="accounts"), "$.accounts.table: 'accounts' does not match"),
+        (_changed(events__scene__time=KeyError), "$.events.scene: 'time' is a required property"),
+        (
+            _changed(events__scene__columns={"source": {"constant": "x", "template": "y"}}),
+            "$.events.scene.columns.source: ",
+        ),
+        (
+            _changed(events__scene__columns={"occurred_at": {"sim_user": "joined_at"}}),
+            "$.events.scene.columns.occurred_at: the column 'occurred_at' is mapped twice "
+            "(also at $.events.scene.time)",
+        ),
+        (
+            _changed(accounts__profiles=[{"table": "app.accounts", "account": "x", "columns": {}}]),
+            "$.accounts.profiles[0].table: a profile table is not the account table",
+        ),
+        (_changed(version=2), "$.version: 1 was expected"),
+    ],
+)
+def test_a_bad_file_is_refused_with_each_problem_on_one_line_with_its_path(document, error):
+    errors = _refusal(document)
+    assert any(line.startswith(error) for line in errors), errors
+    assert all("\n" not in line for line in errors)
+
+
+@pytest.mark.parametrize(
+    ("text", "error"),
+    [
+        ("version: 1\nversion: 1\n", "$: the key 'version' is given twice"),
+        ("a: &x [1]\nb: *x\n", "aliases (*name) are not allowed in a target file (line 2"),
+        ("version: !!python/object:os.system 1\n", "$.version: tags (tag:yaml.org,2002:python"),
+        ("on: 1\n", "$: a key must be text, not True"),
+        ("version: 1\n---\nversion: 1\n", "a target file is one YAML document"),
+        ("{]", "$: neither JSON nor YAML"),
+        ("x" * (300 * 1024), "$: the file is larger than a target file can be"),
+    ],
+)
+def test_yaml_tricks_are_one_line_naming_where(text, error):
+    with pytest.raises(TargetUnreadable) as refused:
+        target_loads(text)
+    assert error in str(refused.value), str(refused.value)
+    assert len(refused.value.errors) == 1
+
+
+def test_a_missing_file_is_one_line(tmp_path):
+    with pytest.raises(TargetUnreadable, match=r"^\$: cannot read .*missing.yaml"):
+        target_read(tmp_path / "missing.yaml")
+
+
+# --- the file against the database -------------------------------------------------------------------
+
+
+def test_what_inspect_proposes_fits_its_database():
+    with app_database("supabase_like") as app:
+        document = _proposed(app, ["auth", "public"])
+        report = _report(app, document)
+    assert report.problems == []
+    assert any("journey_scene_events_count" in note for note in report.notes)  # fires for ours
+    assert any("mindblock_events_intensity_check" in note for note in report.notes)
+    assert (
+        "deletes its own rows only, in this order: public.journey_scene_events, "
+        "public.mindblock_events, public.profiles, auth.users"
+    ) in report.plan
+    with app_database("identity_keys") as app:
+        assert _report(app, _proposed(app, ["app"])).problems == []
+        assert _report(app, IDENTITY_KEYS).problems == []
+
+
+@pytest.mark.parametrize(
+    ("edits", "problem"),
+    [
+        ({"events__scene__table": "app.nothing"}, "$.events.scene.table: no table app.nothing"),
+        ({"events__scene__time": "when"}, "$.events.scene.time: app.activity has no column 'when'"),
+        ({"events__scene__time": "screen"}, "app.activity.screen is text, not a timestamp"),
+        ({"events__scene__payload": "source"}, "app.activity.source is text: the tag needs jsonb"),
+        ({"events__scene__columns": {}}, "app.activity.source is NOT NULL without a default"),
+        ({"accounts__key_source": "synthetics"}, "Synthetics makes uuid and text keys"),
+        ({"accounts__key_type": "uuid"}, "$.accounts.key_type: uuid, but app.accounts.account_id"),
+        (
+            {
+                "events__scene__columns": {
+                    "source": {"constant": "s"},
+                    "account_id": {"constant": 1},
+                }
+            },
+            "app.activity.account_id references app.accounts",
+        ),
+        (
+            {"accounts__columns__handle": {"constant": True}},
+            "app.accounts.handle (text) does not take true or false",
+        ),
+        (
+            {"events__mindblock__mindblock": {"column": "blocker", "as": "id"}},
+            "app.blockers.blocker is text: it cannot hold a mindblock's id",
+        ),
+    ],
+)
+def test_each_problem_against_the_database_is_named_by_its_place(edits, problem):
+    with app_database("identity_keys") as app:
+        report = _report(app, _changed(**edits))
+    assert any(problem in line for line in report.problems), report.problems
+
+
+def test_an_enum_without_the_engines_types_is_a_problem():
+    with app_database("identity_keys") as app:
+        app.execute("ALTER TYPE app.event_kind RENAME VALUE 'journey_completed' TO 'done'")
+        report = _report(app, IDENTITY_KEYS)
+    assert report.problems == [
+        "$.events.scene.type: app.activity.kind is an enum without journey_completed"
+    ]
+
+
+def test_row_security_and_missing_privileges_for_a_role_that_is_not_the_owner():
+    role = f"synthetics_test_role_{uuid.uuid4().hex[:8]}"
+    with app_database("supabase_like") as app:
+        document = _proposed(app, ["auth", "public"])
+        app.execute(f'CREATE ROLE "{role}" LOGIN')
+        try:
+            app.execute(f'GRANT USAGE ON SCHEMA auth TO "{role}"')
+            app.execute(f'GRANT SELECT, INSERT, DELETE ON ALL TABLES IN SCHEMA auth TO "{role}"')
+            app.execute(f'GRANT SELECT, INSERT ON ALL TABLES IN SCHEMA public TO "{role}"')
+            info = app.info
+            with psycopg.connect(
+                host=info.host, port=info.port, dbname=info.dbname, user=role, autocommit=True
+            ) as as_role:
+                report = _report(as_role, document)
+        finally:
+            app.execute(f'DROP OWNED BY "{role}"')
+            app.execute(f'DROP ROLE "{role}"')
+    lacking = [line for line in report.problems if "lacks DELETE" in line]
+    assert len(lacking) == 3  # the profile and both event tables; the accounts have it
+    secured = [line for line in report.problems if "row-level security is on" in line]
+    assert len(secured) == 4 and any("own_scene_events" in line for line in secured)
+
+
+def test_the_command_names_what_cannot_attach_exits_1_and_changes_nothing(tmp_path):
+    target = {
+        "version": 1,
+        "accounts": {
+            "table": "legacy.members",
+            "key": "member_no",
+            "key_type": "integer",
+            "key_source": "synthetics",
+            "columns": {"name": {"template": "{username}"}},
+        },
+        "events": {
+            kind: {
+                "table": "legacy.clicks",
+                "account": "member_no",
+                "time": "what",
+                "type": None,
+                "payload": "payload",
+                "columns": {},
+            }
+            for kind in ("scene", "mindblock")
+        },
+    }
+    path = tmp_path / "target.yaml"
+    path.write_text(yaml.safe_dump(target))
+    with app_database("unattachable") as app:
+        shape = (
+            "SELECT table_name, column_name, data_type, is_nullable, column_default "
+            "FROM information_schema.columns WHERE table_schema = 'legacy' ORDER BY 1, 2"
+        )
+        before = app.execute(shape).fetchall()
+        info = app.info
+        env = {key: value for key, value in os.environ.items() if key != "DATABASE_URL"}
+        env["DATABASE_URL"] = f"postgres://{info.user}@{info.host}:{info.port}/{info.dbname}"
+        env["SYNTHETICS_LOCAL_DIR"] = str(tmp_path)
+        result = subprocess.run(
+            [sys.executable, "manage.py", "target", "check", str(path)],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        after = app.execute(shape).fetchall()
+    assert after == before
+    assert result.returncode == 1, result.stderr
+    out = result.stdout
+    assert "PROBLEM $.events.scene.time: legacy.clicks.what is character(4), not a timestamp" in out
+    assert "legacy.clicks.payload is integer: the tag needs jsonb" in out
+    assert "$.accounts.key_source: Synthetics makes uuid and text keys, not integer ones" in out
+    assert "legacy.clicks.click_no is NOT NULL without a default" in out
+    assert "a run could not write into these tables" in result.stderr
+    assert "Traceback" not in result.stderr
