@@ -436,11 +436,11 @@ def test_scheduled_runs_commit_without_waiting_for_the_disk_and_manual_runs_wait
     seen = {}
     original = runs_module.run_generate
 
-    def recording(attempt, *, trigger, **kwargs):
+    def recording(attempt, settings, window, **kwargs):
         with connection.cursor() as cursor:
             cursor.execute("SELECT current_setting('synchronous_commit')")
-            seen[trigger] = cursor.fetchone()[0]
-        return original(attempt, trigger=trigger, **kwargs)
+            seen[window.trigger] = cursor.fetchone()[0]
+        return original(attempt, settings, window, **kwargs)
 
     monkeypatch.setattr(runs_module, "run_generate", recording)
     run_scheduled()

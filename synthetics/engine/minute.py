@@ -72,37 +72,21 @@ def minute_step(
     leaves the pool as it is (`pool_changing` False: a manual run) draws no changes; `signups`
     False: a split run's shard other than the first (the first signs up the newcomers, once).
     """
-    # What the count, the sessions and the pool's changes all read: the window and its stream.
-    window = {"settings": settings, "window_start": window_start, "rng": rng}
+    # What the three draws read (the count, the sessions, the pool's changes, in this order): the
+    # window and its stream, the rate's shape, the journeys, the pool's rules.
+    stream = {"settings": settings, "window_start": window_start, "rng": rng}
+    rate = {"rhythm": rhythm, "incidents": incidents}
     if sessions is None:
-        sessions = window_session_count(
-            **window, window_end=window_end, rhythm=rhythm, shards=shards, incidents=incidents
-        )
-    outcome = simulate_run(
-        **window,
-        now=window_end,
-        catalogue=catalogue,
-        pool=pool,
-        active=active,
-        sessions=sessions,
-        rhythm=rhythm,
-        waiting=waiting,
-        incidents=incidents,
-    )
+        sessions = window_session_count(**stream, **rate, window_end=window_end, shards=shards)
+    journeys = {"catalogue": catalogue, "pool": pool, "active": active, "waiting": waiting}
+    outcome = simulate_run(**stream, **rate, **journeys, now=window_end, sessions=sessions)
     if not pool_changing:
         return MinuteStep(sessions, outcome)
     # Busy as the database sees it: in progress when the window began, or started in it.
     busy = {journey.sim_user_id for journey in active} | set(waiting)
     busy |= {journey.sim_user_id for journey in outcome.new_journeys}
-    changes = pool_changes(
-        **window,
-        window_end=window_end,
-        pool=pool,
-        busy=busy,
-        seed=seed,
-        accounts=accounts,
-        signups=signups,
-    )
+    lifecycle = {"seed": seed, "accounts": accounts, "signups": signups}
+    changes = pool_changes(**stream, **lifecycle, window_end=window_end, pool=pool, busy=busy)
     return MinuteStep(sessions, outcome, changes)
 
 

@@ -87,6 +87,8 @@ class Window:
     seed: int = 0  # of the run: also names the profiles of sim users who sign up in it
     shard: int = 0  # a scheduled run's slice of the pool: sim users with id % shards = shard
     shards: int = 1
+    trigger: str = RunTrigger.SCHEDULED
+    target: int | None = None  # a manual run's
 
     def stream(self) -> dict:
         """The window and its random stream, as the engine's step takes them."""
@@ -110,15 +112,9 @@ class Window:
     ) -> Window:
         """A window whose sessions are drawn, with everything else, from the run's own random
         stream (scheduled and backfill runs): the same seed and window give the same rows."""
-        rng = run_random(
-            seed=seed,
-            trigger=trigger,
-            window_start=start,
-            window_end=end,
-            shard=shard,
-            shards=shards,
-        )
-        return cls(start, end, rng=rng, seed=seed, shard=shard, shards=shards)
+        where = {"shard": shard, "shards": shards}
+        rng = run_random(seed=seed, trigger=trigger, window_start=start, window_end=end, **where)
+        return cls(start, end, rng=rng, seed=seed, trigger=trigger, **where)
 
 
 # --- the services --------------------------------------------------------------------------------
@@ -144,7 +140,7 @@ def run_scheduled(
     with run_attempt(trigger=trigger, now=now, shard=shard, shards=shards) as attempt:
         settings = run_inputs.generator_settings()
         window = _scheduled_window(settings, now=now, seed=seed, shard=shard, shards=shards)
-        return run_generate(attempt, trigger=trigger, settings=settings, window=window)
+        return run_generate(attempt, settings, window)
 
 
 def _scheduled_window(
@@ -247,10 +243,8 @@ def run_manual(
             window_end=now,
             serial=run_inputs.manual_run_count(),
         )
-        window = Window(start, now, sessions=sessions, rng=rng)
-        return run_generate(
-            attempt, trigger=trigger, target=target, settings=settings, window=window
-        )
+        window = Window(start, now, sessions=sessions, rng=rng, trigger=trigger, target=target)
+        return run_generate(attempt, settings, window)
 
 
 def run_backfill_minute(
@@ -270,9 +264,7 @@ def run_backfill_minute(
         if run_inputs.minute_is_covered(minute_start=start, minute_end=minute_end):
             return None
         window = Window.of_minutes(start, minute_end, seed=seed, trigger=trigger)
-        return run_generate(
-            attempt, trigger=trigger, settings=settings, window=window, inputs=inputs
-        )
+        return run_generate(attempt, settings, window, inputs=inputs)
 
 
 def run_backfill_slices(*, minute_end: datetime, seed: int | None = None) -> list[SyntheticRun]:
@@ -305,7 +297,7 @@ def run_backfill_slices(*, minute_end: datetime, seed: int | None = None) -> lis
             window = Window.of_minutes(
                 start, minute_end, seed=seed, trigger=trigger, shard=shard, shards=left.shards
             )
-            filled.append(run_generate(attempt, trigger=trigger, settings=settings, window=window))
+            filled.append(run_generate(attempt, settings, window))
     return filled
 
 
@@ -314,21 +306,19 @@ def run_backfill_slices(*, minute_end: datetime, seed: int | None = None) -> lis
 
 def run_generate(
     attempt: Attempt,
-    *,
-    trigger: str,
     settings: GeneratorSettings,
     window: Window,
-    target: int | None = None,
+    *,
     inputs: RunInputs | None = None,
 ) -> SyntheticRun:
     """Inside the lock: the engine's step over the window, then the ledger row and the run's rows."""
-    deadline = attempt.deadline
+    deadline, trigger = attempt.deadline, window.trigger
     row = {
         "trigger": trigger,
         "started_at": attempt.started_at,
         "window_start": window.start,
         "window_end": window.end,
-        "target": target,
+        "target": window.target,
         "abandon_rate": settings.abandon_rate,
         "error_rate": settings.error_rate,
         "shard": window.shard,
