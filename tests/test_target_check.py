@@ -205,6 +205,20 @@ def test_each_problem_against_the_database_is_named_by_its_place(edits, problem)
     assert any(problem in line for line in report.problems), report.problems
 
 
+def test_a_reference_with_a_foreign_key_to_an_app_table_is_a_problem():
+    with app_database("identity_keys") as app:
+        app.execute("CREATE TABLE app.screens (slug text PRIMARY KEY)")
+        app.execute(
+            "ALTER TABLE app.activity ADD FOREIGN KEY (screen) REFERENCES app.screens (slug)"
+        )
+        report = _report(app, IDENTITY_KEYS)
+    assert len(report.problems) == 1
+    assert report.problems[0].startswith(
+        "$.events.scene.scene.column: app.activity.screen references app.screens: a scene of "
+        "Synthetics is not a row there"
+    )
+
+
 def test_an_enum_without_the_engines_types_is_a_problem():
     with app_database("identity_keys") as app:
         app.execute("ALTER TYPE app.event_kind RENAME VALUE 'journey_completed' TO 'done'")

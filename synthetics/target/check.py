@@ -185,6 +185,13 @@ def _events(
         column = _column(table, mapping[reference]["column"], where, report)
         if column is None:
             continue
+        foreign = next((key for key in table.foreign_keys if column.name in key.columns), None)
+        if foreign is not None:
+            report.problems.append(
+                f"{path_of(where)}: {table.qualified}.{column.name} references "
+                f"{foreign.references}: a {reference} of Synthetics is not a row there (mapping "
+                "the app's own journeys, scenes or mindblocks is not supported yet)"
+            )
         way, base = mapping[reference]["as"], _base(column.type)
         fits = {
             "id": ("uuid", *TEXT_TYPES) if reference == "journey" else INTEGER_TYPES,
