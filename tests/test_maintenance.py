@@ -120,6 +120,9 @@ def test_a_tidy_in_progress_elsewhere_is_left_to_finish(postgres_only):
     with _other_connection() as other:  # another worker's tidy holds the tidy lock
         other.execute("SELECT pg_advisory_lock(%s, 0)", [maintenance.TIDY_LOCK_CLASS])
         assert maintenance.tables_tidy(budget_seconds=60) == maintenance.Tidied((), ())
+        # and lets it go as its tidy ends (a closed connection's backend lets its locks go when
+        # it exits, a moment later on a busy server)
+        other.execute("SELECT pg_advisory_unlock(%s, 0)", [maintenance.TIDY_LOCK_CLASS])
     # once it is gone, this one does the work
     assert "journeys" in maintenance.tables_tidy(budget_seconds=60).vacuumed
 

@@ -35,7 +35,7 @@ from synthetics.services.locks import (
     generator_transaction,
     run_deadline_start,
 )
-from synthetics.services.maintenance import tables_tidy
+from synthetics.services.maintenance import backend_exit_wait, tables_tidy
 from synthetics.services.run_failures import (
     cyclic_gc_paused,
     failures_recorded,
@@ -441,6 +441,7 @@ def _pipelined_spans(
     # The writer thread gives the GIL up at every network round trip of its COPY and then waits for
     # the engine thread to hand it back: at the default 5 ms switch interval that wait is most of
     # a span's write. A shorter interval for the pipeline's lifetime keeps the writes flowing.
+    writer_pid = None
     switch_interval = sys.getswitchinterval()
     sys.setswitchinterval(PIPELINE_SWITCH_INTERVAL)
     try:
@@ -475,12 +476,23 @@ def _pipelined_spans(
                 if pending is not None:  # Ctrl-C or a failure: let the write in flight end whole
                     with contextlib.suppress(BaseException):
                         pending[0].result()
-                writer.submit(lambda: connection.close()).result()  # the writer's own connection
+                # the writer's own connection; its backend reports what it wrote to the
+                # statistics as it exits, which the tidy after the backfill reads
+                writer_pid = writer.submit(_closed).result()
     finally:
         sys.setswitchinterval(switch_interval)
+    if writer_pid is not None:
+        backend_exit_wait(writer_pid)
     if written_pool is not inputs.pool:
         inputs = inputs.with_pool(written_pool)
     return position, inputs
+
+
+def _closed() -> int | None:
+    """Close this thread's connection; the process id of its backend (None: none was open)."""
+    pid = connection.connection.info.backend_pid if connection.connection is not None else None
+    connection.close()
+    return pid
 
 
 def _simulated_or_recorded(state: _History, *, start: datetime, end: datetime) -> _SimulatedSpan:

@@ -143,3 +143,18 @@ def tables_tidy(*, budget_seconds: float) -> Tidied:
             ",".join(analyzed) or "-",
         )
     return Tidied(tuple(vacuumed), tuple(analyzed))
+
+
+def backend_exit_wait(pid: int, *, seconds: float = 5.0) -> bool:
+    """Wait (at most `seconds`) until the backend `pid` of a connection just closed has exited:
+    a backend reports what it wrote to the statistics as it exits, after its client has gone, so
+    a tidy that reads them right away may miss it. True when it is gone."""
+    deadline = time.monotonic() + seconds
+    with connection.cursor() as cursor:
+        while True:
+            cursor.execute("SELECT 1 FROM pg_stat_activity WHERE pid = %s", [pid])
+            if cursor.fetchone() is None:
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.01)
