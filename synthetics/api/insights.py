@@ -40,7 +40,9 @@ class FunnelOutput(serializers.Serializer):
 class RhythmOutput(serializers.Serializer):
     strength = serializers.FloatField()
     rate_now = serializers.FloatField(help_text="R now: a multiple of sessions_per_min.")
-    peak_rate = serializers.FloatField(help_text="The highest hourly R over the next week.")
+    peak_rate = serializers.FloatField(
+        help_text="The highest R over the next week (hourly, and now)."
+    )
     quietest_rate = serializers.FloatField()
     cap_trimmed_share = serializers.FloatField(
         help_text="Share of the next week's sessions that max_per_run trims (computed)."

@@ -90,8 +90,8 @@ def funnels(*, now: datetime) -> list[Funnel]:
 class RhythmSummary:
     strength: float
     rate_now: float  # R now: the multiple of sessions_per_min expected this minute
-    peak_rate: float  # the highest hourly R over the next week
-    quietest_rate: float
+    peak_rate: float  # the highest R over the next week (hourly steps, and now)
+    quietest_rate: float  # the lowest
     cap_trimmed_share: float  # of the next week's sessions, what max_per_run trims
     expected_sessions_week: float
 
@@ -139,11 +139,14 @@ def rhythm_summary(*, now: datetime, week: _Week | None = None) -> RhythmSummary
     """The rhythm at the current settings over the coming week, computed at hourly steps."""
     week = week or _week_ahead(now)
     strength = week.settings.rhythm_strength
+    rate_now = week.rhythm.rate(now, strength=strength)
+    # The range holds now too: the hourly steps can step over this minute's R (it moves within
+    # an hour), and a range that leaves out the R shown beside it reads as a mistake.
     return RhythmSummary(
         strength=strength,
-        rate_now=week.rhythm.rate(now, strength=strength),
-        peak_rate=max(week.sessions.rates),
-        quietest_rate=min(week.sessions.rates),
+        rate_now=rate_now,
+        peak_rate=max(*week.sessions.rates, rate_now),
+        quietest_rate=min(*week.sessions.rates, rate_now),
         cap_trimmed_share=week.sessions.trimmed_share,
         expected_sessions_week=week.sessions.capped,
     )
