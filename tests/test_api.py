@@ -106,11 +106,15 @@ def test_status_has_the_seed_shape(api, sim_users):
     assert body["last_run"]["status"] in {"succeeded", "skipped"}
 
 
-def test_status_counts_recent_synthetic_events_only(api, sim_users):
+def test_status_counts_recent_synthetic_events_only(api, sim_users, monkeypatch):
     activity_backfill(hours=1)
     JourneySceneEventFactory(created_at=timezone.now() - timedelta(minutes=1))  # a real row
+    # one moment for the answer and for what it is compared with (between two clocks read apart,
+    # an event could fall in the last five minutes of one and not of the other)
+    moment = timezone.now()
+    monkeypatch.setattr(timezone, "now", lambda: moment)
     body = api.get(f"{API}/status").json()
-    expected = synthetic_event_counts(since=timezone.now() - timedelta(minutes=5))
+    expected = synthetic_event_counts(since=moment - timedelta(minutes=5))
     assert body["activity"]["last_5_min"] == expected
     # at least four generated minutes lie in the last five: no session starts in them with
     # probability e^-8 (Poisson(2 x 4)), and the journeys in progress write steps too
