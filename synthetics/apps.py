@@ -1,4 +1,5 @@
-"""App configuration: the app's name and its system check of the throttle setting (synthetics.E001)."""
+"""App configuration: the app's name, its system checks (the throttle setting, synthetics.E001; the
+target file of attach mode, synthetics.E002) and, in attach mode, its own schema around `migrate`."""
 
 from django.apps import AppConfig
 
@@ -10,10 +11,19 @@ class SyntheticsConfig(AppConfig):
 
     def ready(self) -> None:
         from django.core import checks
+        from django.db.models.signals import post_migrate, pre_migrate
 
         from synthetics.api import schema  # noqa: F401  registers the OpenAPI Bearer scheme
+        from synthetics.target.own_schema import (
+            schema_ensure,
+            target_file_check,
+            verification_views_ensure,
+        )
 
         checks.register(throttle_rate_check)
+        checks.register(target_file_check)
+        pre_migrate.connect(schema_ensure, sender=self)
+        post_migrate.connect(verification_views_ensure, sender=self)
 
 
 def throttle_rate_check(app_configs=None, **kwargs) -> list:

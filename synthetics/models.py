@@ -238,6 +238,13 @@ class SimUser(TimestampedModel):
         help_text="Simulated time of a sign-up: the end of the window of the run that created the "
         "user, who starts sessions from the next window on (empty: seeded).",
     )
+    account_key = models.CharField(
+        max_length=255,
+        blank=True,
+        default="",
+        help_text="Attach mode: the key of this sim user's account in the application's account "
+        "table (empty in demo mode, where the account is `user`).",
+    )
 
     objects = SimUserQuerySet.as_manager()
 

@@ -123,6 +123,45 @@ else:
         }
     }
 
+# --- Attach mode (README "Attach to your app") -----------------------------------------------------
+# SYNTHETICS_TARGET names a target file that maps the generator's rows onto an application's own
+# tables. Synthetics' own tables (settings, sim users, journeys, the ledger, its staff accounts and
+# Django's and django-q2's tables) then live in a schema of their own, SYNTHETICS_SCHEMA
+# (default "synthetics"): the connection's search_path is that schema alone, so `migrate` creates
+# nothing in the application's schemas and every application table is reached by its qualified
+# name through the target file. PostgreSQL only.
+SYNTHETICS_TARGET = os.environ.get("SYNTHETICS_TARGET", "").strip()
+SYNTHETICS_SCHEMA = os.environ.get("SYNTHETICS_SCHEMA", "synthetics").strip()
+
+
+def _attach(databases: dict) -> None:
+    """Point the connection at Synthetics' own schema, or refuse to start with a message."""
+    import re
+
+    from django.core.exceptions import ImproperlyConfigured
+
+    if databases["default"]["ENGINE"] != "django.db.backends.postgresql":
+        raise ImproperlyConfigured(
+            "SYNTHETICS_TARGET is set, but attach mode is PostgreSQL only: set "
+            "DATABASE_URL=postgres://… to the application's database, or unset SYNTHETICS_TARGET "
+            "for demo mode (the embedded SQLite default)."
+        )
+    if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", SYNTHETICS_SCHEMA) or SYNTHETICS_SCHEMA in (
+        "public",
+        "pg_catalog",
+        "information_schema",
+    ):
+        raise ImproperlyConfigured(
+            "SYNTHETICS_SCHEMA must be a schema of Synthetics' own: lower-case letters, digits "
+            f"and _, not public or a system schema; got {SYNTHETICS_SCHEMA!r}."
+        )
+    options = databases["default"].setdefault("OPTIONS", {})
+    options["options"] = f"{options.get('options', '')} -c search_path={SYNTHETICS_SCHEMA}".strip()
+
+
+if SYNTHETICS_TARGET:
+    _attach(DATABASES)
+
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "synthetics.User"
 

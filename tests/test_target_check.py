@@ -162,8 +162,17 @@ def test_what_inspect_proposes_fits_its_database():
     assert any("journey_scene_events_count" in note for note in report.notes)  # fires for ours
     assert any("mindblock_events_intensity_check" in note for note in report.notes)
     assert (
-        "deletes its own rows only, in this order: public.journey_scene_events, "
-        "public.mindblock_events, public.profiles, auth.users"
+        "deletes its own rows only (cleanup: old events; `target detach`: all), in this order: "
+        "public.journey_scene_events, public.mindblock_events, public.profiles, auth.users"
+    ) in report.plan
+    assert any(
+        step.startswith("`migrate` creates Synthetics' own tables") and "schema synthetics" in step
+        for step in report.plan
+    )
+    assert (
+        "`target index` (optional, the one change to an application table) makes "
+        "public.journey_scene_events_synthetics_tag_idx on public.journey_scene_events "
+        "((event_payload ->> 'synthetic'), created_at) CONCURRENTLY"
     ) in report.plan
     with app_database("identity_keys") as app:
         assert _report(app, _proposed(app, ["app"])).problems == []

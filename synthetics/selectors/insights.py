@@ -16,6 +16,7 @@ from synthetics.engine.run import ExpectedSessions, expected_sessions
 from synthetics.engine.types import SCENE_ENTERED, Catalogue, GeneratorSettings, PoolMember
 from synthetics.models import Journey, JourneySceneEvent, SimUser
 from synthetics.selectors.run_inputs import catalogue_load, generator_settings, sim_user_pool
+from synthetics.target.mapping import target_in_force
 
 # The insights endpoint keeps its answer this long under this key; a settings change drops it.
 CACHE_KEY = "synthetics:insights"
@@ -52,17 +53,21 @@ def funnels(*, now: datetime) -> list[Funnel]:
     # read as a drop-off, and one that started before the window is not counted halfway in.
     until = now - FUNNEL_SETTLE
     since = until - timedelta(hours=FUNNEL_HOURS)
-    reached = dict(
-        JourneySceneEvent.objects.synthetic()
-        .filter(
-            created_at__gt=since,  # the created_at index bounds the rows read
-            journey__started_at__gt=since,
-            journey__started_at__lte=until,
-            event_type=SCENE_ENTERED,
+    reached = (
+        {}
+        if target_in_force() is not None
+        else dict(
+            JourneySceneEvent.objects.synthetic()
+            .filter(
+                created_at__gt=since,  # the created_at index bounds the rows read
+                journey__started_at__gt=since,
+                journey__started_at__lte=until,
+                event_type=SCENE_ENTERED,
+            )
+            .values_list("scene_id")
+            .annotate(n=Count("id"))
+            .values_list("scene_id", "n")
         )
-        .values_list("scene_id")
-        .annotate(n=Count("id"))
-        .values_list("scene_id", "n")
     )
     result = []
     for template in catalogue.templates:

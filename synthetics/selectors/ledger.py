@@ -8,13 +8,18 @@ from datetime import datetime
 from django.db.models import Count, F, Q, QuerySet, Sum, Value
 
 from synthetics.models import (
-    JourneySceneEvent,
-    MindblockEvent,
     RunStatus,
     SyntheticRun,
     run_events_start,
 )
 from synthetics.selectors.prepared import Prepared
+from synthetics.target.tables import event_models
+
+
+def _event_tables() -> tuple:
+    """The scene and mindblock event tables: the demo ones, or an attached application's."""
+    models = event_models()
+    return models["scene"], models["mindblock"]
 
 
 def _our_events_per_run_both() -> Prepared:
@@ -35,7 +40,7 @@ def _our_events_per_run_both() -> Prepared:
             .annotate(kind=Value(index))
             .values_list("kind", "run", "n")
             .order_by()  # none inside a compound statement (SQLite refuses one)
-            for index, model in enumerate((JourneySceneEvent, MindblockEvent))
+            for index, model in enumerate(_event_tables())
         )
         return scene.union(mindblock, all=True)
 
@@ -51,10 +56,7 @@ def synthetic_event_counts(*, since: datetime, until: datetime | None = None) ->
     )
     return {
         key: model.objects.synthetic().filter(window).count()
-        for key, model in (
-            ("scene_events", JourneySceneEvent),
-            ("mindblock_events", MindblockEvent),
-        )
+        for key, model in zip(("scene_events", "mindblock_events"), _event_tables(), strict=True)
     }
 
 

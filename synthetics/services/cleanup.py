@@ -46,6 +46,8 @@ from synthetics.models import (
     SyntheticRun,
 )
 from synthetics.services.writers import run_hours_add
+from synthetics.target.mapping import target_in_force
+from synthetics.target.tables import event_models
 
 CLEANUP_BATCH = 10_000
 # The longest a batch's statement may take (PostgreSQL): well inside a task's budget.
@@ -92,8 +94,8 @@ def cleanup_cutoff(*, older_than_hours: int, now: datetime) -> datetime:
 def cleanup_counts(*, cutoff: datetime) -> dict[str, int]:
     """What a cleanup with this cutoff would delete now (one indexed count per table)."""
     return {
-        "journey_scene_events": _old_events(JourneySceneEvent, cutoff).count(),
-        "mindblock_events": _old_events(MindblockEvent, cutoff).count(),
+        "journey_scene_events": _old_events(event_models()["scene"], cutoff).count(),
+        "mindblock_events": _old_events(event_models()["mindblock"], cutoff).count(),
         "journeys": _journeys_left_without_events(cutoff).count(),
         "synthetic_runs": _runs_left_unnamed(cutoff).count(),
     }
@@ -258,7 +260,7 @@ def _delete_events(
     Returns the rows deleted and where the next batch starts: the newest created_at deleted (>=,
     so rows that share it but missed this batch come next), or None when the stage is exhausted.
     """
-    model = JourneySceneEvent if stage == CleanupStage.SCENE_EVENTS else MindblockEvent
+    model = event_models()["scene" if stage == CleanupStage.SCENE_EVENTS else "mindblock"]
     rows = _old_events(model, cutoff)
     if lower is not None:
         rows = rows.filter(created_at__gte=lower)
@@ -366,9 +368,19 @@ def _our_finished_journeys(cutoff: datetime) -> QuerySet[Journey]:
 
 def _journeys_without_any_event(cutoff: datetime) -> QuerySet[Journey]:
     journeys = _our_finished_journeys(cutoff)
-    for model in (JourneySceneEvent, MindblockEvent):
+    for model in _events_naming_journeys():
         journeys = journeys.exclude(Exists(model.objects.filter(journey=OuterRef("pk"))))
     return journeys
+
+
+def _events_naming_journeys() -> tuple:
+    """The event tables whose rows can name one of our journeys by a foreign key: the demo ones.
+    An attached application's tables cannot (our journeys live in our own schema), so there a
+    finished journey goes once it ends before the cutoff; its events, all dated before its end,
+    went in the stages before."""
+    if target_in_force() is not None:
+        return ()
+    return (JourneySceneEvent, MindblockEvent)
 
 
 def _journeys_left_without_events(cutoff: datetime) -> QuerySet[Journey]:
@@ -381,7 +393,7 @@ def _journeys_left_without_events(cutoff: datetime) -> QuerySet[Journey]:
     (`_journeys_without_any_event`), whose answer is then the same.
     """
     kept: list[Exists] = []
-    for model in (JourneySceneEvent, MindblockEvent):
+    for model in _events_naming_journeys():
         of_journey = model.objects.filter(journey=OuterRef("pk"))
         kept += [
             Exists(of_journey.real()),
@@ -429,7 +441,7 @@ def _runs_unnamed(cutoff: datetime) -> QuerySet[SyntheticRun]:
         events_start=RUN_EVENTS_START
     )
     runs = runs.exclude(Exists(Journey.objects.filter(run=OuterRef("pk"))))
-    for model in (JourneySceneEvent, MindblockEvent):
+    for model in event_models().values():
         runs = runs.exclude(Exists(_tagged_events_of_run(model)))
     return runs
 
@@ -450,7 +462,7 @@ def _runs_left_unnamed(cutoff: datetime) -> QuerySet[SyntheticRun]:
     runs = runs.exclude(
         Exists(Journey.objects.filter(run=OuterRef("pk")).exclude(pk__in=doomed_journeys))
     )
-    for model in (JourneySceneEvent, MindblockEvent):
+    for model in event_models().values():
         kept = (
             model.objects.real()
             .alias(tag=SyntheticTag("event_payload"))

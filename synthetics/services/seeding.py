@@ -16,6 +16,8 @@ from synthetics.engine.lifecycle import SignupAccounts
 from synthetics.engine.population import make_profile, profile_for_existing, username_for
 from synthetics.errors import ApplicationError, whole_number_required
 from synthetics.models import SYNTHETIC_EMAIL_DOMAIN, SimUser, User
+from synthetics.target.mapping import person_fields, target_in_force
+from synthetics.target.writing import accounts_unclaimed, accounts_write
 
 SEED_BATCH = 500
 MAX_SIM_USERS = 1_000_000
@@ -27,9 +29,12 @@ class SeedSummary:
     total: int
 
 
-def _sim_user(user: User, profile, joined_at: datetime | None = None) -> SimUser:
+def _sim_user(
+    user: User, profile, joined_at: datetime | None = None, account_key: str = ""
+) -> SimUser:
     return SimUser(
         user=user,
+        account_key=account_key,
         persona=profile.persona,
         activity_weight=profile.activity_weight,
         timezone=profile.timezone,
@@ -44,24 +49,42 @@ def _sim_user(user: User, profile, joined_at: datetime | None = None) -> SimUser
 def sim_accounts_create(profiles: list, *, joined_at: datetime | None = None) -> list[SimUser]:
     """Create the synthetic accounts (inactive, unusable password) and sim users of `profiles`, in
     the caller's transaction: two bulk inserts. `joined_at`: the simulated time of a run's
-    sign-ups (None: seeded)."""
+    sign-ups (None: seeded). In attach mode each also gets its account in the application's
+    account table (and profile rows), made through the target file, its key kept on the sim user.
+    """
+    target = target_in_force()
+    keys = [""] * len(profiles)
+    names = [(p.username, p.email) for p in profiles]
+    if target is not None:
+        people = accounts_unclaimed(
+            target,
+            [
+                person_fields(index=p.index, profile_or_user=p, joined_at=joined_at)
+                for p in profiles
+            ],
+        )
+        names = [(person["username"], person["email"]) for person in people]
+        keys = accounts_write(target, people)
     unusable = make_password(None)
     users = User.objects.bulk_create(
         [
             User(
-                username=p.username,
-                email=p.email,
+                username=username,
+                email=email,
                 first_name=p.first_name,
                 last_name=p.last_name,
                 password=unusable,
                 is_active=False,
                 is_synthetic=True,
             )
-            for p in profiles
+            for p, (username, email) in zip(profiles, names, strict=True)
         ]
     )
     return SimUser.objects.bulk_create(
-        [_sim_user(user, p, joined_at) for user, p in zip(users, profiles, strict=True)]
+        [
+            _sim_user(user, p, joined_at, key)
+            for user, p, key in zip(users, profiles, keys, strict=True)
+        ]
     )
 
 

@@ -30,6 +30,8 @@ from synthetics.models import (
     SyntheticRun,
     SyntheticRunHour,
 )
+from synthetics.target.mapping import target_in_force
+from synthetics.target.writing import event_rows, lookups_for
 
 BATCH_SIZE = 1000
 
@@ -100,7 +102,8 @@ def _plan_text(plan) -> str:
 
 
 def _copy(table: str, columns: Sequence[str], rows: Iterable[Sequence]) -> None:
-    """COPY rows into `table` through psycopg 3 (text format)."""
+    """COPY rows into `table` through psycopg 3 (text format). `table` and `columns` as SQL: our
+    own tables' plain names, an attached application's quoted ones."""
     with connection.cursor() as cursor:
         raw = cursor.cursor  # the psycopg cursor behind Django's wrapper
         with raw.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
@@ -220,8 +223,12 @@ def runs_output_write(
             before_statement()
             _copy_data(table, columns, data)
     else:
-        for model, columns, rows in _output_rows(new_journeys, events, written_at):
-            _insert(model, columns, rows, before_statement)
+        for model, table, columns, rows in _output_rows(new_journeys, events, written_at):
+            if model is None:
+                before_statement()
+                _copy(table, columns, rows)
+            else:
+                _insert(model, columns, rows, before_statement)
     if updates:
         _journeys_update(updates, written_at, before_statement)
 
@@ -230,9 +237,11 @@ def _output_rows(
     new_journeys: Sequence[tuple[NewJourney, int]],
     events: Sequence[tuple[EventRecord, RunTag]],
     written_at: datetime,
-) -> list[tuple[type, tuple[str, ...], list[tuple]]]:
-    """Each table's rows (model, columns, rows), built once; the JSON columns as their text on
-    PostgreSQL (COPY takes them so), as Python values elsewhere."""
+) -> list[tuple[type | None, str, tuple[str, ...], list[tuple]]]:
+    """Each table's rows (model, table, columns, rows), built once; the JSON columns as their text
+    on PostgreSQL (COPY takes them so), as Python values elsewhere. Journeys always go into our
+    own table; events into the demo tables, or in attach mode into the application's through its
+    target file (model None: attach mode is PostgreSQL's, always COPY)."""
     if connection.vendor == "postgresql":
         plan_value, payload_value = _plan_text, _payload_text
     else:
@@ -245,6 +254,17 @@ def _output_rows(
         )
         for j, run_id in new_journeys
     ]  # fmt: skip
+    tables: list[tuple[type | None, str, tuple[str, ...], list[tuple]]] = [
+        (Journey, Journey._meta.db_table, _JOURNEY_COLUMNS, journeys)
+    ]
+    target = target_in_force()
+    if target is not None:
+        lookups = lookups_for(target, events, new_journeys)
+        tables += [
+            (None, rows.table, rows.columns, rows.rows)
+            for rows in event_rows(target, events, payload_text=payload_value, lookups=lookups)
+        ]
+        return tables
     scene_events = [
         (e.user_id, e.journey_id, e.scene_id, e.event_type, e.created_at, payload_value(e, run))
         for e, run in events
@@ -259,9 +279,14 @@ def _output_rows(
         if e.kind == "mindblock"
     ]  # fmt: skip
     return [
-        (Journey, _JOURNEY_COLUMNS, journeys),
-        (JourneySceneEvent, _SCENE_EVENT_COLUMNS, scene_events),
-        (MindblockEvent, _MINDBLOCK_EVENT_COLUMNS, mindblock_events),
+        *tables,
+        (
+            JourneySceneEvent,
+            JourneySceneEvent._meta.db_table,
+            _SCENE_EVENT_COLUMNS,
+            scene_events,
+        ),
+        (MindblockEvent, MindblockEvent._meta.db_table, _MINDBLOCK_EVENT_COLUMNS, mindblock_events),
     ]
 
 
@@ -286,14 +311,14 @@ def output_rendered(
     tables = []
     with connection.cursor() as cursor:
         raw = cursor.cursor
-        for model, columns, rows in _output_rows(new_journeys, events, written_at):
+        for _model, table, columns, rows in _output_rows(new_journeys, events, written_at):
             if not rows:
                 continue
             buffer = io.BytesIO()
             with psycopg_copy.Copy(raw, writer=psycopg_copy.FileWriter(buffer)) as copy:
                 for row in rows:
                     copy.write_row(row)
-            tables.append((model._meta.db_table, columns, buffer.getvalue()))
+            tables.append((table, columns, buffer.getvalue()))
     return RenderedOutput(tuple(tables))
 
 

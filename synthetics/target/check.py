@@ -322,9 +322,18 @@ def _access(table: Table, place: tuple, role: Role, report: Report) -> None:
 
 
 def _plan(written: list, document: dict, report: Report) -> None:
+    from django.conf import settings
+
+    from synthetics.target.indexes import tag_index_name
+    from synthetics.target.own_schema import VERIFICATION_VIEWS, VIEW_SCHEMA
+
+    schema = getattr(settings, "SYNTHETICS_SCHEMA", "synthetics")
+    views = ", ".join(f"{VIEW_SCHEMA}.{name}" for name in VERIFICATION_VIEWS)
     report.plan.append(
-        "Synthetics creates only its own tables (journey state, the ledger, settings, sim users) "
-        "in a schema of its own; nothing of the application's"
+        f"`migrate` creates Synthetics' own tables (settings, sim users, journey state, the "
+        f"ledger, its staff accounts, Django's and django-q2's tables) in the schema {schema} "
+        f"(SYNTHETICS_SCHEMA), and the views {views} of two of them for the seed's verification "
+        "SQL where those names are free; nothing of the application's"
     )
     for table, mapping, _place, event in written:
         columns = [name for _, name in mapped_columns(mapping, event=event)]
@@ -334,11 +343,18 @@ def _plan(written: list, document: dict, report: Report) -> None:
     order = [table.qualified for table, _, _, event in written if event]
     order += [table.qualified for table, _, place, _ in written if "profiles" in place]
     order += [table.qualified for table, _, place, _ in written if place == ("accounts",)]
-    report.plan.append(f"deletes its own rows only, in this order: {', '.join(order)}")
     report.plan.append(
-        "reads its own rows back (counts, cleanup) through the tag or its origin table"
+        f"deletes its own rows only (cleanup: old events; `target detach`: all), in this "
+        f"order: {', '.join(order)}"
     )
     report.plan.append(
-        f"needs {', '.join(NEEDED)} on each of these tables; the tag index that keeps reads fast "
-        "is optional (`target index`, to come)"
+        "reads its own rows back (status counts, cleanup) through the tag and the ledger"
     )
+    report.plan.append(f"needs {', '.join(NEEDED)} on each of these tables")
+    for table, mapping, _place, event in written:
+        if event and mapping.get("payload"):
+            report.plan.append(
+                f"`target index` (optional, the one change to an application table) makes "
+                f"{table.schema}.{tag_index_name(table.qualified)} on {table.qualified} "
+                f"(({mapping['payload']} ->> 'synthetic'), {mapping['time']}) CONCURRENTLY"
+            )

@@ -14,6 +14,7 @@ from jsonschema import Draft202012Validator
 
 from synthetics.errors import ApplicationError
 from synthetics.services.scenario_files import DocumentKind, document_loads, limit_problem, path_of
+from synthetics.target.mapping import template_problem
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "target.schema.json"
 SCHEMA = json.loads(SCHEMA_PATH.read_text())
@@ -65,7 +66,7 @@ def target_loads(data: bytes | str) -> dict:
     ]
     if errors:
         raise TargetInvalid(errors)
-    errors = _mapped_twice(document)
+    errors = _mapped_twice(document) + _templates(document)
     if errors:
         raise TargetInvalid(errors)
     return document
@@ -92,6 +93,22 @@ def mapped_columns(mapping: dict, *, event: bool) -> list[tuple[tuple, str]]:
         named.append((("key",) if "key" in mapping else ("account",), key))
     named += [(("columns", name), name) for name in mapping["columns"]]
     return named
+
+
+def _templates(document: dict) -> list[str]:
+    """Every template renders: it names only the sim user's fields."""
+    tables = [(("accounts",), document["accounts"])]
+    tables += [
+        (("accounts", "profiles", index), profile)
+        for index, profile in enumerate(document["accounts"].get("profiles", []))
+    ]
+    tables += [(("events", kind), mapping) for kind, mapping in document["events"].items()]
+    errors = []
+    for place, mapping in tables:
+        for name, source in mapping["columns"].items():
+            if "template" in source and (problem := template_problem(source["template"])):
+                errors.append(f"{path_of((*place, 'columns', name, 'template'))}: {problem}")
+    return errors
 
 
 def _mapped_twice(document: dict) -> list[str]:

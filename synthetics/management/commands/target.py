@@ -1,15 +1,20 @@
-"""Attach mode (issue 23, being built): `target inspect` prints a target file proposed from the
-database in DATABASE_URL. Read-only; PostgreSQL only."""
+"""Attach mode: `target inspect` proposes a target file from the database in DATABASE_URL, `target
+check` holds one against it (both read-only), `target index` makes the tag index on the mapped
+event tables, and `target detach` takes every row of ours back out. PostgreSQL only."""
 
+from django.conf import settings
 from django.core.management.base import CommandError
 from django.db import connection
 
 from synthetics.errors import ApplicationError
-from synthetics.management.cli import SyntheticsCommand
+from synthetics.management.cli import SyntheticsCommand, progress_bar
+from synthetics.services.detach import target_detach
 from synthetics.target.catalog import app_catalog, connected_role
 from synthetics.target.check import schemas_named, target_report
 from synthetics.target.files import target_read
+from synthetics.target.indexes import tag_indexes_make
 from synthetics.target.inspect import proposal, rendered
+from synthetics.target.mapping import target_from
 
 SYSTEM_SCHEMAS = "('pg_catalog', 'information_schema')"
 
@@ -44,6 +49,24 @@ class Command(SyntheticsCommand):
         )
         check.add_argument("file", help="the target file (YAML or JSON)")
 
+        index = actions.add_parser(
+            "index",
+            help="make the tag index on each mapped event table (CREATE INDEX CONCURRENTLY): "
+            "the one change Synthetics makes to an application's table, and only here",
+        )
+        index.add_argument(
+            "file", nargs="?", help="the target file (default: the one SYNTHETICS_TARGET names)"
+        )
+        index.add_argument(
+            "--dry-run", action="store_true", help="print the statements, change nothing"
+        )
+
+        actions.add_parser(
+            "detach",
+            help="pause the generator and delete every row Synthetics wrote into the "
+            "application (events, then profiles, accounts last), then its own pool and ledger",
+        )
+
     def handle(self, *args, action, **options):
         if connection.vendor != "postgresql":
             raise CommandError(
@@ -52,6 +75,10 @@ class Command(SyntheticsCommand):
             )
         if action == "check":
             return self._check(options["file"])
+        if action == "index":
+            return self._index(options["file"], dry_run=options["dry_run"])
+        if action == "detach":
+            return self._detach()
         schemas = options["schemas"]
         if not schemas:
             with connection.cursor() as cursor:
@@ -93,3 +120,26 @@ class Command(SyntheticsCommand):
                 "into these tables as the file says"
             )
         self.stdout.write(f"{path}: the file fits the database.", self.style.SUCCESS)
+
+    def _document(self, path: str | None) -> dict:
+        path = path or settings.SYNTHETICS_TARGET
+        if not path:
+            raise CommandError("Name a target file, or set SYNTHETICS_TARGET.")
+        try:
+            return target_read(path)
+        except ApplicationError as error:
+            raise CommandError(str(error)) from error
+
+    def _index(self, path: str | None, *, dry_run: bool) -> None:
+        target = target_from(self._document(path), path=path or "")
+        for made in tag_indexes_make(target, dry_run=dry_run):
+            self.stdout.write(made)
+
+    def _detach(self) -> None:
+        try:
+            with progress_bar(total=0, unit="row", description="detach") as bar:
+                done = target_detach(progress=lambda table, rows: bar(rows))
+        except ApplicationError as error:
+            raise CommandError(str(error)) from error
+        counts = ", ".join(f"{count} from {table}" for table, count in done.counts.items())
+        self.stdout.write(f"target detach: deleted {counts or 'nothing'}; the generator is paused.")

@@ -1,0 +1,328 @@
+"""The rows an attached application gets, built through its target file: its accounts (and profile
+rows) for new sim users, and each run's scene and mindblock events in the mapped columns, tagged
+as the demo tables' are (the payload's `synthetic`, `run_id` and `run_key`). Every write is a COPY,
+or one INSERT … RETURNING per batch where the database makes the account keys, in the caller's
+transaction. PostgreSQL only."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import connection
+
+from synthetics.target.mapping import (
+    AccountMapping,
+    EventMapping,
+    Target,
+    Written,
+    qualified,
+    quoted,
+)
+
+ACCOUNTS_BATCH = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class TableRows:
+    """Rows for one table: its quoted name, quoted columns and the rows' values in that order."""
+
+    table: str
+    columns: tuple[str, ...]
+    rows: list[tuple]
+
+
+def _copy(rows: TableRows) -> None:
+    if not rows.rows:
+        return
+    sql = f"COPY {rows.table} ({', '.join(rows.columns)}) FROM STDIN"
+    with connection.cursor() as cursor, cursor.cursor.copy(sql) as copy:
+        for row in rows.rows:
+            copy.write_row(row)
+
+
+def accounts_write(target: Target, people: Sequence[dict[str, Any]]) -> list[str]:
+    """Create the application accounts (and profile rows) of `people` (mapping.person_fields),
+    in the caller's transaction; their keys as text, in the same order."""
+    accounts = target.accounts
+    if not people:
+        return []
+    if accounts.key_source == "synthetics":
+        keys = [_new_key(accounts, person) for person in people]
+        _copy(
+            TableRows(
+                qualified(accounts.table),
+                (quoted(accounts.key), *(quoted(w.column) for w in accounts.columns)),
+                [
+                    (key, *(w.value(person) for w in accounts.columns))
+                    for key, person in zip(keys, people, strict=True)
+                ],
+            )
+        )
+    else:
+        keys = []
+        for start in range(0, len(people), ACCOUNTS_BATCH):
+            keys += _accounts_insert(accounts, people[start : start + ACCOUNTS_BATCH])
+    for profile in accounts.profiles:
+        _copy(
+            TableRows(
+                qualified(profile.table),
+                (quoted(profile.account), *(quoted(w.column) for w in profile.columns)),
+                [
+                    (key, *(w.value(person) for w in profile.columns))
+                    for key, person in zip(keys, people, strict=True)
+                ],
+            )
+        )
+    return keys
+
+
+def _new_key(accounts: AccountMapping, person: dict[str, Any]) -> str:
+    """A key Synthetics makes: a random uuid, or the sim account's name for a text key."""
+    if accounts.key_type == "uuid":
+        return str(uuid.uuid4())
+    return str(person["username"])
+
+
+def _accounts_insert(accounts: AccountMapping, people: Sequence[dict[str, Any]]) -> list[str]:
+    """One INSERT … RETURNING for keys the database makes (an identity or a default).
+
+    The rows go in through a numbered VALUES list in its order, and PostgreSQL returns an INSERT's
+    rows in the order it inserted them; the numbers come back beside the keys (in a CTE that
+    carries them) so the pairing is checked, not assumed."""
+    columns = [quoted(w.column) for w in accounts.columns]
+    width = len(columns)
+    if width == 0:  # every column has a default: one row at a time is all SQL offers
+        sql = f"INSERT INTO {qualified(accounts.table)} DEFAULT VALUES RETURNING {quoted(accounts.key)}::text"
+        keys = []
+        with connection.cursor() as cursor:
+            for _ in people:
+                cursor.execute(sql)
+                keys.append(cursor.fetchone()[0])
+        return keys
+    row = "(" + ", ".join(["%s"] * width) + ")"
+    values: list = []
+    for person in people:
+        values += [w.value(person) for w in accounts.columns]
+    sql = (
+        f"INSERT INTO {qualified(accounts.table)} ({', '.join(columns)}) "
+        f"VALUES {', '.join([row] * len(people))} RETURNING {quoted(accounts.key)}::text"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, values)
+        keys = [key for (key,) in cursor.fetchall()]
+    if len(keys) != len(people):
+        raise RuntimeError(f"expected {len(people)} accounts, the database made {len(keys)}")
+    return keys
+
+
+@dataclass
+class Lookups:
+    """What an event row needs beyond the engine's record: the account key (and, for templates,
+    the person) of each user id, and the catalogue's slugs and names. Filled on a miss."""
+
+    account_keys: dict[int, str]
+    people: dict[int, dict[str, Any]]
+    journey_templates: dict[Any, int]
+    catalogue: dict[str, dict[int, tuple[str, str]]]
+
+
+def event_rows(
+    target: Target,
+    events: Iterable[tuple[Any, Any]],
+    *,
+    payload_text: Callable[[Any, Any], str],
+    lookups: Lookups,
+) -> list[TableRows]:
+    """The events (engine records with their run tags) as rows of the mapped tables."""
+    by_kind: dict[str, list] = {kind: [] for kind in target.events}
+    for event, run in events:
+        by_kind[event.kind].append((event, run))
+    tables = []
+    for kind, mapping in target.events.items():
+        records = by_kind[kind]
+        if not records:
+            continue
+        columns, build = _event_builder(mapping, payload_text, lookups)
+        tables.append(
+            TableRows(qualified(mapping.table), columns, [build(e, r) for e, r in records])
+        )
+    return tables
+
+
+def _event_builder(mapping: EventMapping, payload_text, lookups: Lookups):
+    """The quoted columns of one mapped table and a function from (event, run tag) to its row."""
+    columns = [quoted(mapping.account), quoted(mapping.time)]
+    parts: list[Callable] = [
+        lambda e, r: lookups.account_keys[e.user_id],
+        lambda e, r: e.created_at,
+    ]
+    if mapping.type is not None:
+        columns.append(quoted(mapping.type))
+        parts.append(lambda e, r: e.event_type)
+    if mapping.payload is not None:
+        columns.append(quoted(mapping.payload))
+        parts.append(payload_text)
+    for name, reference in mapping.references.items():
+        columns.append(quoted(reference.column))
+        parts.append(_reference(name, reference.way, lookups))
+    for written in mapping.columns:
+        columns.append(quoted(written.column))
+        parts.append(_written_value(written, lookups))
+
+    def build(event, run) -> tuple:
+        return tuple(part(event, run) for part in parts)
+
+    return tuple(columns), build
+
+
+def _written_value(written: Written, lookups: Lookups) -> Callable:
+    if written.per_person:
+        return lambda e, r: written.value(lookups.people.get(e.user_id))
+    value = written.value(None)
+    return lambda e, r: value
+
+
+def _reference(name: str, way: str, lookups: Lookups) -> Callable:
+    position = 0 if way == "slug" else 1
+    if name == "journey":
+        if way == "id":
+            return lambda e, r: str(e.journey_id)
+        templates = lookups.catalogue["journey"]
+        return lambda e, r: templates[lookups.journey_templates[e.journey_id]][position]
+    entries = lookups.catalogue[name]
+    field = "scene_id" if name == "scene" else "mindblock_id"
+    if way == "id":
+        return lambda e, r: getattr(e, field)
+
+    def value(e, r):
+        key = getattr(e, field)
+        return None if key is None else entries[key][position]
+
+    return value
+
+
+_LOOKUPS = Lookups(account_keys={}, people={}, journey_templates={}, catalogue={})
+
+
+def lookups_for(target: Target, events: Sequence[tuple[Any, Any]], new_journeys) -> Lookups:
+    """The process's lookups, with what `events` need and it lacks read now (a few indexed
+    queries per run at most; an account's key and a catalogue entry's slug never change)."""
+    from synthetics.models import Journey, JourneyTemplate, MindblockType, Scene, SimUser
+
+    lookups = _LOOKUPS
+    users = {event.user_id for event, _ in events}
+    missing = [user for user in users if user not in lookups.account_keys]
+    if missing:
+        lookups.account_keys.update(
+            SimUser.objects.filter(user_id__in=missing).values_list("user_id", "account_key")
+        )
+    if any(mapping.per_person for mapping in target.events.values()):
+        lacking = [user for user in users if user not in lookups.people]
+        for sim_user in SimUser.objects.filter(user_id__in=lacking).select_related("user"):
+            lookups.people[sim_user.user_id] = sim_user_fields(sim_user)
+    references = {
+        (name, reference.way)
+        for mapping in target.events.values()
+        for name, reference in mapping.references.items()
+    }
+    models = {"journey": JourneyTemplate, "scene": Scene, "mindblock": MindblockType}
+    for name, way in references:
+        if (
+            way == "id"
+            or name in lookups.catalogue
+            and not _catalogue_missing(name, events, lookups)
+        ):
+            continue
+        lookups.catalogue[name] = {
+            pk: (slug, label)
+            for pk, slug, label in models[name].objects.values_list("pk", "slug", "name")
+        }
+    if any(name == "journey" and way != "id" for name, way in references):
+        for journey, _ in new_journeys:
+            lookups.journey_templates[journey.id] = journey.template_id
+        unknown = {e.journey_id for e, _ in events} - lookups.journey_templates.keys()
+        if unknown:
+            lookups.journey_templates.update(
+                Journey.objects.filter(pk__in=unknown).values_list("pk", "template_id")
+            )
+    return lookups
+
+
+def _catalogue_missing(name: str, events, lookups: Lookups) -> bool:
+    entries = lookups.catalogue[name]
+    if name == "scene":
+        return any(e.scene_id not in entries for e, _ in events if e.scene_id is not None)
+    if name == "mindblock":
+        return any(e.mindblock_id not in entries for e, _ in events if e.mindblock_id is not None)
+    return False  # journeys: their templates are checked as they are looked up
+
+
+def sim_user_fields(sim_user) -> dict[str, Any]:
+    """A stored sim user's fields as templates read them (mapping.person_fields)."""
+    from synthetics.target.mapping import person_fields
+
+    user = sim_user.user
+    index = int(user.username[3:]) if user.username[3:].isdigit() else sim_user.pk
+
+    class _Person:
+        username = user.username
+        email = user.email
+        first_name = user.first_name
+        last_name = user.last_name
+        display_name = sim_user.display_name
+        timezone = sim_user.timezone
+        locale = sim_user.locale
+        persona = sim_user.persona
+        signup_date = sim_user.signup_date
+
+    return person_fields(index=index, profile_or_user=_Person, joined_at=sim_user.joined_at)
+
+
+def lookups_reset() -> None:
+    """Forget what was looked up (a test that switches databases or targets)."""
+    global _LOOKUPS
+    _LOOKUPS = Lookups(account_keys={}, people={}, journey_templates={}, catalogue={})
+
+
+def accounts_unclaimed(target: Target, people: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """`people` with every value they would put into the application's account table free there:
+    a person whose rendered value is already in its column (a real account that looks like ours:
+    sim000001@synthetics.invalid) gets a suffix on its username and e-mail (sim000001-2), so the
+    insert never fails on a unique column and never touches the real row. One indexed query per
+    column written from the person, per round."""
+    accounts = target.accounts
+    personal = [w for w in accounts.columns if w.per_person and "sim_user" not in w.source]
+    if not personal or not people:
+        return people
+    people = [dict(person) for person in people]
+    tries = {id(person): 1 for person in people}
+    pending = people
+    while pending:
+        clashing = []
+        with connection.cursor() as cursor:
+            for written in personal:
+                values = [str(written.value(person)) for person in pending]
+                cursor.execute(
+                    f"SELECT DISTINCT {quoted(written.column)}::text FROM "
+                    f"{qualified(accounts.table)} WHERE {quoted(written.column)}::text = ANY(%s)",
+                    [values],
+                )
+                taken = {value for (value,) in cursor.fetchall()}
+                clashing += [
+                    person for person, value in zip(pending, values, strict=True) if value in taken
+                ]
+        pending = list({id(person): person for person in clashing}.values())
+        for person in pending:
+            tries[id(person)] += 1
+            base = (
+                str(person["username"]).rsplit("-", 1)[0]
+                if tries[id(person)] > 2
+                else str(person["username"])
+            )
+            person["username"] = f"{base}-{tries[id(person)]}"
+            domain = str(person["email"]).rpartition("@")[2]
+            person["email"] = f"{person['username']}@{domain}"
+    return people
