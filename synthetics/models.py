@@ -21,11 +21,12 @@ from django.db.models import (
     F,
     OuterRef,
     Q,
+    QuerySet,
     Subquery,
     Value,
 )
 from django.db.models.fields.json import KeyTextTransform
-from django.db.models.functions import Coalesce, Least
+from django.db.models.functions import Cast, Coalesce, Least
 
 from synthetics.db import RUN_KEY_KEY, TAG_TRUE, SyntheticOrigin, SyntheticTag, origin_claim
 from synthetics.engine.run import STALE_AFTER as SESSION_STALE_AFTER
@@ -553,6 +554,9 @@ def _origin_aliases() -> dict:
 class EventQuerySet(models.QuerySet):
     """What marks an event as ours, defined once for selectors, cleanup, admin and API alike."""
 
+    def _origin_aliases(self) -> dict:
+        return _origin_aliases()
+
     def synthetic(self, *, runs: models.QuerySet | None = None) -> EventQuerySet:
         """Events this generator wrote: the boolean tag, and the id and key of a succeeded run of
         the ledger whose span holds the row's time (README "What marks a row as ours"); with
@@ -563,14 +567,82 @@ class EventQuerySet(models.QuerySet):
         The alias `origin_run` is the run id the row names.
         """
         return (
-            self.alias(tag=SyntheticTag("event_payload"), **_origin_aliases())
+            self.alias(tag=SyntheticTag("event_payload"), **self._origin_aliases())
             .alias(ours=_ours(runs))
             .filter(tag=TAG_TRUE, ours=True)
         )
 
     def real(self) -> EventQuerySet:
         """Every event that `synthetic()` leaves out: the two partition the table."""
-        return self.alias(**_origin_aliases()).alias(ours=_ours()).filter(ours=False)
+        return self.alias(**self._origin_aliases()).alias(ours=_ours()).filter(ours=False)
+
+    def claiming(self, run: OuterRef) -> EventQuerySet:
+        """Rows that claim the run `run` (the boolean tag and its id), whoever wrote them: what
+        keeps a run's ledger row while any is left (cleanup)."""
+        return self.alias(
+            tag=SyntheticTag("event_payload"), claimed=SyntheticOrigin("event_payload")
+        ).filter(tag=TAG_TRUE, claimed=run)
+
+
+class RowOrigin(models.Model):
+    """Attach mode: the run that wrote a row of an application table without a jsonb column for
+    the tag (its target file says `payload: null`), by the row's primary key as text. Written in
+    the run's transaction with the row; the identity rule reads the run id and key here instead of
+    in the payload, and is otherwise the same rule (`_ours`)."""
+
+    table = models.CharField(max_length=127, help_text="The application table, schema.table.")
+    row_key = models.TextField(help_text="The row's primary key, as text.")
+    run_id = models.BigIntegerField()
+    run_key = models.CharField(max_length=32)
+    created_at = models.DateTimeField(help_text="The row's time (its mapped time column).")
+
+    class Meta:
+        db_table = "synthetic_row_origins"
+        ordering = ["table", "created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["table", "row_key"], name="row_origins_unique_row")
+        ]
+        indexes = [
+            models.Index(fields=["table", "created_at"], name="row_origins_table_time"),
+            models.Index(fields=["run_id"], name="row_origins_run"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.table} {self.row_key} by run {self.run_id}"
+
+
+class OriginEventQuerySet(EventQuerySet):
+    """EventQuerySet for an attached table whose rows' origin is in RowOrigin: the same rule, the
+    run id and key read from there (`origin_table`: the table's name in RowOrigin)."""
+
+    origin_table = ""
+
+    def _origins(self) -> QuerySet:
+        return RowOrigin.objects.filter(
+            table=self.origin_table, row_key=Cast(OuterRef("pk"), models.TextField())
+        )
+
+    def _origin_aliases(self) -> dict:
+        origins = self._origins()
+        return {
+            "origin_run": Subquery(origins.values("run_id")[:1]),
+            "origin_key": Subquery(origins.values("run_key")[:1]),
+        }
+
+    def synthetic(self, *, runs: models.QuerySet | None = None) -> EventQuerySet:
+        """Rows with an origin row whose run wrote them (the rule of EventQuerySet.synthetic)."""
+        keys = RowOrigin.objects.filter(table=self.origin_table).values("row_key")
+        return (
+            self.alias(row_text=Cast("pk", models.TextField()))
+            .filter(row_text__in=keys)
+            .alias(**self._origin_aliases())
+            .alias(ours=_ours(runs))
+            .filter(ours=True)
+        )
+
+    def claiming(self, run: OuterRef) -> EventQuerySet:
+        claimed = self._origins().filter(run_id=run)
+        return self.filter(Exists(claimed))
 
 
 class EventBase(models.Model):

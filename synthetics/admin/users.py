@@ -16,6 +16,7 @@ from synthetics.admin.big_tables import (
 )
 from synthetics.engine.population import LOCALES, PERSONAS
 from synthetics.models import SimUser, User
+from synthetics.target.mapping import target_in_force
 
 
 class ActivityFilter(OptionsFilter):
@@ -59,10 +60,15 @@ class SimUserAdmin(TimeLimitedListMixin, admin.ModelAdmin):
     raw_id_fields = ("user",)
     list_select_related = ("user",)
     list_per_page = 50
-    readonly_fields = ("created_at", "updated_at")
+    readonly_fields = ("created_at", "updated_at", "account_key")
 
     def get_queryset(self, request):
         return super().get_queryset(request).with_activity()
+
+    def has_delete_permission(self, request, obj=None):
+        # Attach mode: the account lives in the application's table; `target detach` takes it
+        # out with its rows, accounts last. Deleting the sim user here would leave it behind.
+        return target_in_force() is None and super().has_delete_permission(request, obj)
 
     @admin.display(boolean=True, description="active", ordering="in_active_journey")
     def is_active_now(self, obj) -> bool:
@@ -75,3 +81,7 @@ class UserAdmin(DjangoUserAdmin):
     list_filter = ("is_synthetic", "is_staff", "is_superuser", "is_active")
     list_per_page = 100
     fieldsets = (*DjangoUserAdmin.fieldsets, ("Synthetics", {"fields": ("is_synthetic",)}))
+
+    def has_delete_permission(self, request, obj=None):
+        attached_sim = target_in_force() is not None and (obj is None or obj.is_synthetic)
+        return not attached_sim and super().has_delete_permission(request, obj)

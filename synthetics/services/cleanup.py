@@ -31,7 +31,6 @@ from django.db.models import (
 )
 from django.db.models.expressions import RawSQL
 
-from synthetics.db import TAG_TRUE, SyntheticOrigin, SyntheticTag
 from synthetics.errors import Conflict, whole_number_required
 from synthetics.models import (
     RUN_EVENTS_START,
@@ -42,6 +41,7 @@ from synthetics.models import (
     JourneySceneEvent,
     JourneyStatus,
     MindblockEvent,
+    RowOrigin,
     RunStatus,
     SyntheticRun,
 )
@@ -317,7 +317,8 @@ def _delete_rows(
     Returns the rows deleted and their newest `key`.
     """
     table = rows.model._meta.db_table
-    quoted, column = connection.ops.quote_name(table), connection.ops.quote_name(key)
+    quoted = connection.ops.quote_name(table)
+    column = connection.ops.quote_name(rows.model._meta.get_field(key).column)
     if limit is not None:
         rows = rows.order_by(key)
     if connection.vendor == "postgresql":
@@ -329,10 +330,23 @@ def _delete_rows(
         if limit is not None:
             tids = tids[:limit]
         select_sql, params = tids.query.sql_with_params()
+        origins = ""
+        origin_table = getattr(rows.model, "origin_table", "")
+        if origin_table:  # an attached table whose rows' origin is ours: it goes with the row
+            pk = connection.ops.quote_name(rows.model._meta.pk.column)
+            column = f"{column} AS key, {quoted}.{pk}::text AS row_key"
+            origins = (
+                f", origins AS (DELETE FROM {connection.ops.quote_name(RowOrigin._meta.db_table)} "
+                f"o USING gone WHERE o.{connection.ops.quote_name('table')} = %s "
+                f"AND o.row_key = gone.row_key)"
+            )
+            params = (*params, origin_table)
+        else:
+            column = f"{column} AS key"
         with connection.cursor() as cursor:
             cursor.execute(
                 f"WITH gone AS (DELETE FROM {quoted} WHERE ctid = ANY(ARRAY({select_sql})) "
-                f"RETURNING {column} AS key) SELECT count(*), max(key) FROM gone",
+                f"RETURNING {column}){origins} SELECT count(*), max(key) FROM gone",
                 params,
             )
             deleted, newest = cursor.fetchone()
@@ -416,14 +430,11 @@ def cleanup_job_hand_off(job_id: int) -> None:
 
 
 def _tagged_events_of_run(model) -> QuerySet:
-    """Events that carry the boolean tag and name the outer run, dated where it writes: from its
-    `events_start` (annotated by _runs_unnamed) to the end of its window."""
-    return (
-        model.objects.alias(
-            tag=SyntheticTag("event_payload"), origin=SyntheticOrigin("event_payload")
-        )
-        .filter(tag=TAG_TRUE, origin=OuterRef("pk"))
-        .filter(created_at__gt=OuterRef("events_start"), created_at__lte=OuterRef("window_end"))
+    """Events that claim the outer run (the boolean tag and its id, or an origin row naming it),
+    dated where it writes: from its `events_start` (annotated by _runs_unnamed) to the end of its
+    window."""
+    return model.objects.claiming(OuterRef("pk")).filter(
+        created_at__gt=OuterRef("events_start"), created_at__lte=OuterRef("window_end")
     )
 
 
@@ -465,8 +476,7 @@ def _runs_left_unnamed(cutoff: datetime) -> QuerySet[SyntheticRun]:
     for model in event_models().values():
         kept = (
             model.objects.real()
-            .alias(tag=SyntheticTag("event_payload"))
-            .filter(tag=TAG_TRUE, origin_run=OuterRef("pk"))
+            .claiming(OuterRef("pk"))
             .filter(created_at__gt=OuterRef("events_start"), created_at__lte=OuterRef("window_end"))
         )
         runs = runs.exclude(Exists(kept))

@@ -31,7 +31,7 @@ from synthetics.models import (
     SyntheticRunHour,
 )
 from synthetics.target.mapping import target_in_force
-from synthetics.target.writing import event_rows, lookups_for
+from synthetics.target.writing import event_rows, lookups_for, table_rows_write
 
 BATCH_SIZE = 1000
 
@@ -222,11 +222,14 @@ def runs_output_write(
         for table, columns, data in rendered.tables:
             before_statement()
             _copy_data(table, columns, data)
+        for rows in rendered.returning:
+            before_statement()
+            table_rows_write(rows)
     else:
-        for model, table, columns, rows in _output_rows(new_journeys, events, written_at):
-            if model is None:
+        for model, _table, columns, rows in _output_rows(new_journeys, events, written_at):
+            if model is None:  # an attached application's table (TableRows)
                 before_statement()
-                _copy(table, columns, rows)
+                table_rows_write(rows)
             else:
                 _insert(model, columns, rows, before_statement)
     if updates:
@@ -261,7 +264,7 @@ def _output_rows(
     if target is not None:
         lookups = lookups_for(target, events, new_journeys)
         tables += [
-            (None, rows.table, rows.columns, rows.rows)
+            (None, rows.table, rows.columns, rows)
             for rows in event_rows(target, events, payload_text=payload_value, lookups=lookups)
         ]
         return tables
@@ -296,6 +299,8 @@ class RenderedOutput:
     them: (table, columns, bytes) per table with rows."""
 
     tables: tuple[tuple[str, tuple[str, ...], bytes], ...]
+    # Rows of attached tables whose origin we keep: written with INSERT … RETURNING, not COPY.
+    returning: tuple = ()
 
 
 def output_rendered(
@@ -308,10 +313,15 @@ def output_rendered(
     with a FileWriter: the public way to format COPY data without sending it), in this thread and
     outside any transaction. A backfill formats span N+1 in its engine thread while its writer
     thread sends span N, so the writer only ships bytes. PostgreSQL only."""
-    tables = []
+    tables, returning = [], []
     with connection.cursor() as cursor:
         raw = cursor.cursor
-        for _model, table, columns, rows in _output_rows(new_journeys, events, written_at):
+        for model, table, columns, rows in _output_rows(new_journeys, events, written_at):
+            if model is None:  # an attached application's table (TableRows)
+                if rows.origin_table:
+                    returning.append(rows)
+                    continue
+                rows = rows.rows
             if not rows:
                 continue
             buffer = io.BytesIO()
@@ -319,7 +329,7 @@ def output_rendered(
                 for row in rows:
                     copy.write_row(row)
             tables.append((table, columns, buffer.getvalue()))
-    return RenderedOutput(tuple(tables))
+    return RenderedOutput(tuple(tables), tuple(returning))
 
 
 def _copy_data(table: str, columns: Sequence[str], data: bytes) -> None:

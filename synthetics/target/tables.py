@@ -13,7 +13,12 @@ import functools
 from django.apps.registry import Apps
 from django.db import connection, models
 
-from synthetics.models import EventQuerySet, JourneySceneEvent, MindblockEvent
+from synthetics.models import (
+    EventQuerySet,
+    JourneySceneEvent,
+    MindblockEvent,
+    OriginEventQuerySet,
+)
 from synthetics.target.catalog import Table, app_catalog
 from synthetics.target.mapping import EventMapping, target_in_force
 
@@ -44,7 +49,8 @@ def event_model(mapping: EventMapping, table: Table, registry: Apps) -> type[mod
         "row_key": key_field(primary_key=True, db_column=key or mapping.time),
         "created_at": models.DateTimeField(db_column=mapping.time),
         "account": models.TextField(db_column=mapping.account),
-        "objects": EventQuerySet.as_manager(),
+        "objects": _queryset(mapping).as_manager(),
+        "origin_table": "" if mapping.payload is not None else mapping.table,
         "Meta": type(
             "Meta",
             (),
@@ -63,6 +69,13 @@ def event_model(mapping: EventMapping, table: Table, registry: Apps) -> type[mod
         attrs["event_type"] = models.TextField(db_column=mapping.type)
     name = f"Attached{mapping.kind.title()}Event"
     return type(name, (models.Model,), attrs)
+
+
+def _queryset(mapping: EventMapping) -> type[EventQuerySet]:
+    """The rule's queryset: the tag in the payload, or the origin rows of the table's rows."""
+    if mapping.payload is not None:
+        return EventQuerySet
+    return type("OriginQuerySet", (OriginEventQuerySet,), {"origin_table": mapping.table})
 
 
 @functools.cache

@@ -27,11 +27,17 @@ ACCOUNTS_BATCH = 1000
 
 @dataclass(frozen=True, slots=True)
 class TableRows:
-    """Rows for one table: its quoted name, quoted columns and the rows' values in that order."""
+    """Rows for one table: its quoted name, quoted columns and the rows' values in that order.
+    For a table whose rows' origin Synthetics keeps in its own table (no payload column), also
+    its name as the target file gives it, its key column (quoted) and each row's (run id, run
+    key, time)."""
 
     table: str
     columns: tuple[str, ...]
     rows: list[tuple]
+    origin_table: str = ""
+    key_column: str = ""
+    origins: list[tuple] | None = None
 
 
 def _copy(rows: TableRows) -> None:
@@ -41,6 +47,44 @@ def _copy(rows: TableRows) -> None:
     with connection.cursor() as cursor, cursor.cursor.copy(sql) as copy:
         for row in rows.rows:
             copy.write_row(row)
+
+
+def table_rows_write(rows: TableRows) -> None:
+    """Write rows built by event_rows, in the caller's transaction: one COPY, or for a table whose
+    rows' origin we keep, one INSERT … RETURNING per batch (the keys the table gives them) and one
+    COPY of their origin rows."""
+    if not rows.origin_table:
+        _copy(rows)
+        return
+    from synthetics.models import RowOrigin
+
+    keys: list[str] = []
+    row_sql = "(" + ", ".join(["%s"] * len(rows.columns)) + ")"
+    with connection.cursor() as cursor:
+        for start in range(0, len(rows.rows), ACCOUNTS_BATCH):
+            batch = rows.rows[start : start + ACCOUNTS_BATCH]
+            cursor.execute(
+                f"INSERT INTO {rows.table} ({', '.join(rows.columns)}) VALUES "
+                f"{', '.join([row_sql] * len(batch))} RETURNING {rows.key_column}::text",
+                [value for row in batch for value in row],
+            )
+            returned = [key for (key,) in cursor.fetchall()]
+            if len(returned) != len(batch):
+                raise RuntimeError(
+                    f"expected {len(batch)} rows in {rows.table}, got {len(returned)}"
+                )
+            keys += returned
+    origin_columns = ("table", "row_key", "run_id", "run_key", "created_at")
+    _copy(
+        TableRows(
+            quoted(RowOrigin._meta.db_table),
+            tuple(quoted(column) for column in origin_columns),
+            [
+                (rows.origin_table, key, run_id, run_key, created_at)
+                for key, (run_id, run_key, created_at) in zip(keys, rows.origins, strict=True)
+            ],
+        )
+    )
 
 
 def accounts_write(target: Target, people: Sequence[dict[str, Any]]) -> list[str]:
@@ -146,8 +190,22 @@ def event_rows(
         if not records:
             continue
         columns, build = _event_builder(mapping, payload_text, lookups)
+        rows = [build(e, r) for e, r in records]
+        if mapping.payload is not None:
+            tables.append(TableRows(qualified(mapping.table), columns, rows))
+            continue
+        from synthetics.target.tables import event_models
+
+        key = event_models()[kind]._meta.pk.column
         tables.append(
-            TableRows(qualified(mapping.table), columns, [build(e, r) for e, r in records])
+            TableRows(
+                qualified(mapping.table),
+                columns,
+                rows,
+                origin_table=mapping.table,
+                key_column=quoted(key),
+                origins=[(r[0], r[1], e.created_at) for e, r in records],
+            )
         )
     return tables
 

@@ -1,0 +1,319 @@
+"""Attach mode end to end, as a user runs it (issue 23): an application's database made fresh from
+tests/apps/, real rows in it (look-alikes of ours among them), then the commands of the README
+("Attach to your app") as subprocesses against it: inspect, check, migrate, seed, index, a day of
+history, a scheduled and a manual run, an incident, status, cleanup and detach. After it the
+application's schema is what it was but for the tag index, every real row is byte-identical and no
+row of ours is left. A second test does it with a real django-q2 cluster."""
+
+from __future__ import annotations
+
+import difflib
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.test_app_fixtures import app_database
+
+ROOT = Path(__file__).resolve().parent.parent
+
+pytestmark = [pytest.mark.once]
+
+# Real rows, written before Synthetics attaches: an ordinary user, and rows that look like ours (a
+# tag with a run id not issued yet, one of a run that will exist, a text tag, an account with the
+# name and address our first sim user would take).
+REAL_ROWS = {
+    "supabase_like": """
+        INSERT INTO auth.users (id, email, created_at) VALUES
+          ('11111111-1111-1111-1111-111111111111', 'alice@example.com', now() - interval '3 days'),
+          ('22222222-2222-2222-2222-222222222222', 'sim000001@synthetics.invalid', now() - interval '3 days');
+        INSERT INTO public.profiles (id, display_name, updated_at) VALUES
+          ('11111111-1111-1111-1111-111111111111', 'Alice', now() - interval '3 days');
+        INSERT INTO public.journey_scene_events (user_id, event_type, event_payload, created_at) VALUES
+          ('11111111-1111-1111-1111-111111111111', 'scene_entered', '{}', now() - interval '2 hours'),
+          ('11111111-1111-1111-1111-111111111111', 'scene_entered', '{"synthetic": true, "run_id": 1}', now() - interval '20 hours'),
+          ('22222222-2222-2222-2222-222222222222', 'scene_error', '{"synthetic": true, "run_id": 999999, "run_key": "kabc"}', now() - interval '30 minutes'),
+          ('11111111-1111-1111-1111-111111111111', 'scene_entered', '{"synthetic": "true", "run_id": 3}', now() - interval '3 hours');
+        INSERT INTO public.mindblock_events (user_id, mindblock_type, intensity, event_payload, created_at) VALUES
+          ('11111111-1111-1111-1111-111111111111', 'confusion', 3, '{"synthetic": true, "run_id": 2}', now() - interval '1 hour');
+    """,
+    "identity_keys": """
+        INSERT INTO app.accounts (handle, email, signed_up_at) VALUES
+          ('bob', 'bob@example.com', now() - interval '5 days'),
+          ('sim000001', 'sim000001@synthetics.invalid', now() - interval '5 days');
+        INSERT INTO app.activity (account_id, occurred_at, kind, screen, source, properties) VALUES
+          (1, now() - interval '1 hour', 'scene_entered', 'home', 'web', '{}'),
+          (2, now() - interval '20 minutes', 'scene_error', 'home', 'synthetics', '{"synthetic": true, "run_id": 5, "run_key": "k0000000000000000"}'),
+          (1, now() - interval '3 hours', 'journey_completed', null, 'ios', '{"synthetic": true, "run_id": 70}');
+        INSERT INTO app.blockers (account_id, occurred_at, blocker, properties) VALUES
+          (1, now() - interval '2 hours', 'confusion', '{"synthetic": true, "run_id": 12}');
+    """,
+}
+SCHEMAS = {"supabase_like": ["auth", "public"], "identity_keys": ["app"]}
+
+
+class Attached:
+    """The application's database and the environment of Synthetics attached to it."""
+
+    def __init__(self, app, name: str, tmp_path: Path) -> None:
+        self.app = app
+        self.name = name
+        info = app.info
+        self.url = f"postgres://{info.user}@{info.host}:{info.port}/{info.dbname}"
+        self.target = tmp_path / "target.yaml"
+        self.env = {
+            key: value
+            for key, value in os.environ.items()
+            if key not in {"DATABASE_URL", "SQLITE_PATH", "SYNTHETICS_TARGET", "SYNTHETICS_SCHEMA"}
+        }
+        self.env.update(DATABASE_URL=self.url, SYNTHETICS_LOCAL_DIR=str(tmp_path))
+
+    def manage(self, *args: str, attached: bool = True, ok: bool = True, timeout: int = 180):
+        env = dict(self.env)
+        if attached:
+            env["SYNTHETICS_TARGET"] = str(self.target)
+        result = subprocess.run(
+            [sys.executable, "manage.py", *args],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+        if ok:
+            assert result.returncode == 0, (args, result.stdout[-2000:], result.stderr[-3000:])
+        return result
+
+    def app_tables(self) -> list[str]:
+        schemas = SCHEMAS[self.name]
+        return [
+            f"{schema}.{table}"
+            for schema, table in self.app.execute(
+                "SELECT schemaname, tablename FROM pg_tables WHERE schemaname = ANY(%s) "
+                "ORDER BY 1, 2",
+                [schemas],
+            ).fetchall()
+        ]
+
+    def rows(self) -> dict[str, list[str]]:
+        """Every row of every application table, as its text, in order."""
+        return {
+            table: [
+                text
+                for (text,) in self.app.execute(f"SELECT t::text FROM {table} t ORDER BY 1").fetchall()
+            ]
+            for table in self.app_tables()
+        }
+
+    def schema(self) -> list[str]:
+        """pg_dump --schema-only of the application's schemas, without its comments and session
+        lines; our two verification views (not the application's) left out."""
+        info = self.app.info
+        command = ["pg_dump", "--schema-only", "-h", info.host, "-p", str(info.port), "-U", info.user]
+        for schema in SCHEMAS[self.name]:
+            command += ["-n", schema]
+        command += ["-T", "public.synthetic_settings", "-T", "public.sim_users", info.dbname]
+        dump = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+        return [
+            line
+            for line in dump.splitlines()
+            if line.strip() and not line.startswith(("--", "\\restrict", "\\unrestrict", "SET "))
+        ]
+
+    def sql(self, query: str, params=()) -> list[tuple]:
+        return self.app.execute(query, params).fetchall()
+
+
+def _ours_in(attached: Attached, table: str, payload: str) -> int:
+    """Rows in an application table that carry a key of a run of our ledger (the strictest way
+    to spot ours without the identity rule itself)."""
+    return attached.sql(
+        f"SELECT count(*) FROM {table} e JOIN synthetics.synthetic_runs r "
+        f"ON r.run_key = e.{payload} ->> 'run_key'"
+    )[0][0]
+
+
+def _attach(attached: Attached, edit=None) -> dict:
+    inspected = attached.manage("target", "inspect", attached=False)
+    document = yaml.safe_load(inspected.stdout)
+    if edit is not None:
+        edit(document)
+        attached.target.write_text(yaml.safe_dump(document))
+    else:
+        attached.target.write_text(inspected.stdout)  # unedited, comments and all
+    checked = attached.manage("target", "check", str(attached.target), attached=False)
+    assert "the file fits the database" in checked.stdout
+    attached.manage("migrate", "--no-input", "-v", "0")
+    return document
+
+
+def _no_blockers_payload(document: dict) -> None:
+    """The mindblock table keeps no tag in its rows: Synthetics keeps their origin itself."""
+    document["events"]["mindblock"]["payload"] = None
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("fixture", "edit"),
+    [("supabase_like", None), ("identity_keys", None), ("identity_keys", _no_blockers_payload)],
+    ids=["supabase-like", "identity-keys", "identity-keys-origin-table"],
+)
+def test_attached_app_end_to_end(tmp_path, fixture, edit):
+    with app_database(fixture) as app:
+        # given: the application with its real rows
+        app.execute(REAL_ROWS[fixture])
+        attached = Attached(app, fixture, tmp_path)
+        schema_before, rows_before = attached.schema(), attached.rows()
+
+        # when: attached and run as the README says
+        document = _attach(attached, edit)
+        assert attached.schema() == schema_before  # migrate made nothing of the app's
+        schemas = {s for (s,) in attached.sql("SELECT nspname FROM pg_namespace")}
+        assert "synthetics" in schemas
+        verification = attached.sql("SELECT id, enabled FROM synthetic_settings")
+        assert verification == [(1, True)]  # the seed's SQL, unchanged, on the default path
+        attached.manage("seed_sim_users", "--count", "40")
+        assert attached.sql("SELECT COUNT(*) FROM sim_users") == [(40,)]
+        indexed = attached.manage("target", "index").stdout
+        assert "CREATE INDEX CONCURRENTLY" in indexed
+        starts = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(hours=3)
+        attached.manage(
+            "incidents", "add", "--starts-at", starts.isoformat(), "--minutes", "60", "--past",
+            "--label", "attach-outage", "--error-rate", "0.8", "--sessions-multiplier", "10",
+        )  # fmt: skip
+        history = attached.manage("backfill_activity", "--hours", "24").stdout
+        sessions = int(re.search(r"UTC: (\d+) sessions", history).group(1))
+        assert sessions > 100
+        attached.manage("run_synthetics")
+        attached.manage("run_synthetics", "--target", "3")
+
+        # then: accounts through the mapping, staff outside it, events in the app's tables
+        accounts = document["accounts"]
+        account_table = accounts["table"]
+        keys = attached.sql(
+            "SELECT account_key FROM synthetics.sim_users WHERE account_key <> ''"
+        )
+        assert len(keys) == 40
+        email = "email"
+        taken = attached.sql(
+            f"SELECT {email} FROM {account_table} WHERE {email} LIKE 'sim000001%%' ORDER BY 1"
+        )
+        assert taken == [("sim000001-2@synthetics.invalid",), ("sim000001@synthetics.invalid",)]
+        status = json.loads(
+            attached.manage(
+                "shell",
+                "-c",
+                "import json; from synthetics.models import User;"
+                "User.objects.create_superuser('staff', 'staff@example.com', 'pw-123456789');"
+                "from django.test import Client; c = Client(HTTP_HOST='127.0.0.1'); c.force_login(User.objects.get(username='staff'));"
+                "s = c.get('/api/synthetics/status'); st = c.get('/studio/');"
+                "print(json.dumps({'status': s.status_code, 'body': s.json(), 'studio': st.status_code}))",
+            ).stdout.strip().splitlines()[-1]
+        )
+        assert status["status"] == 200 and status["studio"] == 200
+        day = status["body"]["activity"]["last_24_hours"]
+        assert day["sessions_started"] >= sessions * 0.9  # the day's first minutes may slip out
+        assert day["scene_events"] > 0 and day["mindblock_events"] > 0
+        staff = attached.sql(f"SELECT count(*) FROM {account_table} WHERE {email} = 'staff@example.com'")
+        assert staff == [(0,)]  # Synthetics' own accounts never live in the app's table
+        scene = document["events"]["scene"]
+        payload = scene["payload"]
+        labelled = attached.sql(
+            f"SELECT count(*) FROM {scene['table']} WHERE {payload} -> 'incidents' @> "
+            "'[{\"label\": \"attach-outage\"}]'"
+        )[0][0]
+        assert labelled > 0
+        assert _ours_in(attached, scene["table"], payload) > sessions
+        if fixture == "supabase_like":  # the app's trigger kept counting, for our rows too
+            counted = attached.sql(
+                "SELECT sum(c.scene_events) FROM public.user_event_counts c JOIN "
+                "synthetics.sim_users s ON s.account_key = c.user_id::text"
+            )[0][0]
+            assert counted == _ours_in(attached, scene["table"], payload)
+        mindblock = document["events"]["mindblock"]
+        if mindblock["payload"] is None:
+            origins = attached.sql("SELECT count(*) FROM synthetics.synthetic_row_origins")[0][0]
+            assert origins == attached.sql(f"SELECT count(*) FROM {mindblock['table']}")[0][0] - 1
+
+        # when: old activity cleaned up, then everything taken out
+        cleaned = attached.manage("cleanup_activity", "--older-than-hours", "2").stdout
+        assert re.search(r"deleted [1-9]\d* scene events", cleaned), cleaned
+        rows = attached.rows()
+        for table, before in rows_before.items():
+            if table.endswith(("user_event_counts",)):
+                continue
+            assert set(before) <= set(rows[table]), table  # every real row still there
+        oldest = attached.sql(
+            f"SELECT min(e.{scene['time']}) FROM {scene['table']} e JOIN synthetics.synthetic_runs r "
+            f"ON r.run_key = e.{payload} ->> 'run_key'"
+        )[0][0]
+        assert oldest >= datetime.now(UTC) - timedelta(hours=2, minutes=5)
+        detached = attached.manage("target", "detach").stdout
+        assert "the generator is paused" in detached
+
+        # then: the app as it was but for the tag index, byte for byte
+        assert attached.rows() == rows_before
+        added = [
+            line[1:]
+            for line in difflib.unified_diff(schema_before, attached.schema(), lineterm="", n=0)
+            if line.startswith(("+", "-")) and not line.startswith(("+++", "---"))
+        ]
+        assert added and all(
+            line.startswith("CREATE INDEX") and "_synthetics_tag_idx" in line for line in added
+        ), added
+
+
+@pytest.mark.slow
+@pytest.mark.waits
+@pytest.mark.parametrize("fixture", ["supabase_like", "identity_keys"])
+def test_a_real_cluster_keeps_the_attached_app_alive(tmp_path, fixture):
+    with app_database(fixture) as app:
+        app.execute(REAL_ROWS[fixture])
+        attached = Attached(app, fixture, tmp_path)
+        rows_before = attached.rows()
+        document = _attach(attached)
+        attached.manage("seed_sim_users", "--count", "30")
+        app.execute("UPDATE synthetics.synthetic_settings SET sessions_per_min = 20")
+        env = dict(attached.env, SYNTHETICS_TARGET=str(attached.target))
+        cluster = subprocess.Popen(
+            [sys.executable, "manage.py", "qcluster"],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
+        scene = document["events"]["scene"]
+        try:
+            deadline = time.monotonic() + 150
+            written = []
+            while time.monotonic() < deadline and not written:
+                time.sleep(2)
+                written = attached.sql(
+                    "SELECT id, run_key, scene_events_created FROM synthetics.synthetic_runs "
+                    "WHERE trigger = 'scheduled' AND status = 'succeeded' "
+                    "AND scene_events_created > 0"
+                )
+        finally:
+            os.killpg(cluster.pid, signal.SIGTERM)
+            try:
+                cluster.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(cluster.pid, signal.SIGKILL)
+        assert written, cluster.stderr.read().decode()[-3000:]
+        run_id, run_key, count = written[0]
+        in_app = attached.sql(  # the run's key: a look-alike real row may name its id (run 1)
+            f"SELECT count(*) FROM {scene['table']} WHERE {scene['payload']} @> %s::jsonb",
+            [json.dumps({"synthetic": True, "run_id": run_id, "run_key": run_key})],
+        )
+        assert in_app == [(count,)]
+        attached.manage("target", "detach")
+        assert attached.rows() == rows_before
