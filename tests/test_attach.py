@@ -108,7 +108,9 @@ class Attached:
         return {
             table: [
                 text
-                for (text,) in self.app.execute(f"SELECT t::text FROM {table} t ORDER BY 1").fetchall()
+                for (text,) in self.app.execute(
+                    f"SELECT t::text FROM {table} t ORDER BY 1"
+                ).fetchall()
             ]
             for table in self.app_tables()
         }
@@ -117,7 +119,16 @@ class Attached:
         """pg_dump --schema-only of the application's schemas, without its comments and session
         lines; our two verification views (not the application's) left out."""
         info = self.app.info
-        command = ["pg_dump", "--schema-only", "-h", info.host, "-p", str(info.port), "-U", info.user]
+        command = [
+            "pg_dump",
+            "--schema-only",
+            "-h",
+            info.host,
+            "-p",
+            str(info.port),
+            "-U",
+            info.user,
+        ]
         for schema in SCHEMAS[self.name]:
             command += ["-n", schema]
         command += ["-T", "public.synthetic_settings", "-T", "public.sim_users", info.dbname]
@@ -198,9 +209,7 @@ def test_attached_app_end_to_end(tmp_path, fixture, edit):
         # then: accounts through the mapping, staff outside it, events in the app's tables
         accounts = document["accounts"]
         account_table = accounts["table"]
-        keys = attached.sql(
-            "SELECT account_key FROM synthetics.sim_users WHERE account_key <> ''"
-        )
+        keys = attached.sql("SELECT account_key FROM synthetics.sim_users WHERE account_key <> ''")
         assert len(keys) == 40
         email = "email"
         taken = attached.sql(
@@ -216,19 +225,23 @@ def test_attached_app_end_to_end(tmp_path, fixture, edit):
                 "from django.test import Client; c = Client(HTTP_HOST='127.0.0.1'); c.force_login(User.objects.get(username='staff'));"
                 "s = c.get('/api/synthetics/status'); st = c.get('/studio/');"
                 "print(json.dumps({'status': s.status_code, 'body': s.json(), 'studio': st.status_code}))",
-            ).stdout.strip().splitlines()[-1]
+            )
+            .stdout.strip()
+            .splitlines()[-1]
         )
         assert status["status"] == 200 and status["studio"] == 200
         day = status["body"]["activity"]["last_24_hours"]
         assert day["sessions_started"] >= sessions * 0.9  # the day's first minutes may slip out
         assert day["scene_events"] > 0 and day["mindblock_events"] > 0
-        staff = attached.sql(f"SELECT count(*) FROM {account_table} WHERE {email} = 'staff@example.com'")
+        staff = attached.sql(
+            f"SELECT count(*) FROM {account_table} WHERE {email} = 'staff@example.com'"
+        )
         assert staff == [(0,)]  # Synthetics' own accounts never live in the app's table
         scene = document["events"]["scene"]
         payload = scene["payload"]
         labelled = attached.sql(
             f"SELECT count(*) FROM {scene['table']} WHERE {payload} -> 'incidents' @> "
-            "'[{\"label\": \"attach-outage\"}]'"
+            '\'[{"label": "attach-outage"}]\''
         )[0][0]
         assert labelled > 0
         assert _ours_in(attached, scene["table"], payload) > sessions
@@ -317,3 +330,95 @@ def test_a_real_cluster_keeps_the_attached_app_alive(tmp_path, fixture):
         assert in_app == [(count,)]
         attached.manage("target", "detach")
         assert attached.rows() == rows_before
+
+
+IDENTITY_TARGET = """\
+version: 1
+accounts:
+  table: app.accounts
+  key: account_id
+  key_type: bigint
+  key_source: database
+  columns:
+    handle: {template: "{username}"}
+    email: {template: "{username}@synthetics.invalid"}
+    signed_up_at: {sim_user: joined_at}
+events:
+  scene:
+    table: app.activity
+    account: account_id
+    time: occurred_at
+    type: kind
+    payload: properties
+    columns:
+      source: {constant: synthetics}
+  mindblock:
+    table: app.blockers
+    account: account_id
+    time: occurred_at
+    type: null
+    payload: properties
+    mindblock: {column: blocker, as: slug}
+    columns: {}
+"""
+
+
+@pytest.mark.parametrize(
+    ("text", "error"),
+    [
+        (IDENTITY_TARGET.replace("table: app.activity", "table: app.nothing"),
+         "$.events.scene.table: no table app.nothing in the database"),
+        (IDENTITY_TARGET.replace("key_type: bigint", "key_type: uuid"),
+         "$.accounts.key_type: uuid, but app.accounts.account_id is bigint"),
+        (IDENTITY_TARGET.replace("key_type: bigint", "key_type: 7"),
+         "$.accounts.key_type: 7 is not one of"),
+        (IDENTITY_TARGET.replace("    signed_up_at:", "    email: {constant: x}\n    signed_up_at:"),
+         "$.accounts.columns: the key 'email' is given twice (line 10, column 5)"),
+        (IDENTITY_TARGET.replace("    type: kind", "    type: kind\n    columns: {kind: {constant: x}}"),
+         "$.events.scene: the key 'columns' is given twice"),
+        (IDENTITY_TARGET.replace("      source: {constant: synthetics}",
+                                 "      source: {constant: synthetics}\n      kind: {constant: x}"),
+         "$.events.scene.columns.kind: the column 'kind' is mapped twice (also at $.events.scene.type)"),
+        ("a: &x [*x]\n", "$"),
+        ("!!python/object:os.system {}\n", "$"),
+        (IDENTITY_TARGET.replace('{template: "{username}"}', '{template: "{username.__class__}"}'),
+         "$.accounts.columns.handle.template: names {username.__class__}"),
+    ],
+    ids=["unknown-table", "wrong-type", "not-a-type", "yaml-duplicate", "yaml-duplicate-events",
+         "mapped-twice", "yaml-alias-loop", "yaml-python-tag", "template-attribute"],
+)  # fmt: skip
+def test_a_bad_target_file_stops_migrate_with_its_place_and_changes_nothing(tmp_path, text, error):
+    with app_database("identity_keys") as app:
+        attached = Attached(app, "identity_keys", tmp_path)
+        schema_before, rows_before = attached.schema(), attached.rows()
+        attached.target.write_text(text)
+        result = attached.manage("migrate", "--no-input", ok=False)
+        assert result.returncode != 0
+        assert error in result.stderr, result.stderr
+        assert "Traceback" not in result.stderr
+        assert attached.sql("SELECT count(*) FROM pg_namespace WHERE nspname = 'synthetics'") == [
+            (0,)
+        ]
+        assert attached.schema() == schema_before and attached.rows() == rows_before
+
+
+def test_attach_mode_refuses_sqlite_and_a_schema_that_is_not_its_own(tmp_path):
+    target = tmp_path / "target.yaml"
+    target.write_text(IDENTITY_TARGET)
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in {"DATABASE_URL", "SQLITE_PATH"}
+    }
+    env.update(SYNTHETICS_LOCAL_DIR=str(tmp_path), SYNTHETICS_TARGET=str(target))
+    run = {"cwd": ROOT, "capture_output": True, "text": True, "timeout": 120}
+    result = subprocess.run([sys.executable, "manage.py", "migrate"], env=env, **run)
+    assert result.returncode != 0
+    assert "attach mode is PostgreSQL only" in result.stderr
+    assert not list(tmp_path.glob("*.sqlite3"))  # nothing made
+    env.update(
+        DATABASE_URL="postgres://postgres@127.0.0.1:5432/postgres", SYNTHETICS_SCHEMA="public"
+    )
+    result = subprocess.run([sys.executable, "manage.py", "check"], env=env, **run)
+    assert result.returncode != 0
+    assert "SYNTHETICS_SCHEMA must be a schema of Synthetics' own" in result.stderr

@@ -228,6 +228,23 @@ def test_a_reference_with_a_foreign_key_to_an_app_table_is_a_problem():
     )
 
 
+def test_a_table_without_a_payload_needs_a_single_column_key():
+    with app_database("identity_keys") as app:
+        app.execute("ALTER TABLE app.blockers DROP CONSTRAINT blockers_pkey")
+        report = _report(app, _changed(events__mindblock__payload=None))
+        keyed = _report(app, _changed(events__scene__payload=None))
+    assert report.problems == [
+        "$.events.mindblock.payload: null, but app.blockers has no single-column primary key: "
+        "Synthetics keeps each row's origin by its key"
+    ]
+    assert keyed.problems == []
+    assert any(
+        "app.activity (no payload column) in synthetics.synthetic_row_origins, by activity_id"
+        in step
+        for step in keyed.plan
+    )
+
+
 def test_an_enum_without_the_engines_types_is_a_problem():
     with app_database("identity_keys") as app:
         app.execute("ALTER TYPE app.event_kind RENAME VALUE 'journey_completed' TO 'done'")

@@ -170,6 +170,11 @@ def _events(
         column = _column(table, mapping["type"], (*place, "type"), report)
         if column is not None:
             _takes_texts(column, table, types, (*place, "type"), report)
+    if mapping["payload"] is None and len(table.primary_key) != 1:
+        report.problems.append(
+            f"{path_of((*place, 'payload'))}: null, but {table.qualified} has no single-column "
+            "primary key: Synthetics keeps each row's origin by its key"
+        )
     if mapping["payload"] is not None:
         payload = _column(table, mapping["payload"], (*place, "payload"), report)
         if payload is not None and payload.type != "jsonb":
@@ -352,6 +357,11 @@ def _plan(written: list, document: dict, report: Report) -> None:
     )
     report.plan.append(f"needs {', '.join(NEEDED)} on each of these tables")
     for table, mapping, _place, event in written:
+        if event and not mapping.get("payload"):
+            report.plan.append(
+                f"keeps the origin of each row it writes into {table.qualified} (no payload "
+                f"column) in {schema}.synthetic_row_origins, by {table.primary_key[0] if table.primary_key else 'its key'}"
+            )
         if event and mapping.get("payload"):
             report.plan.append(
                 f"`target index` (optional, the one change to an application table) makes "

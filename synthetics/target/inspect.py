@@ -285,12 +285,12 @@ def _events(kind: str, table: Table, accounts: Table, found: Proposal) -> dict:
                 )
             continue
         base = _base(column.type)
-        if base in INTEGER_TYPES:
+        if base in INTEGER_TYPES or base == "uuid":
             way = "id"
-        elif base in TEXT_TYPES and reference != "journey":
-            way = "slug"
+        elif reference == "journey" and column.name.endswith("_id"):
+            way = "id"  # a journey's id is a uuid: its text fits a text column named *_id
         else:
-            way = "id" if base == "uuid" else "text"
+            way = "slug"
         events[reference] = {"column": column.name, "as": way}
         mapped.add(column.name)
         found.notes[(*place, reference)] = f"guessed by name; as its {way} ({column.type})"

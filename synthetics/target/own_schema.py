@@ -28,10 +28,34 @@ def attached() -> bool:
 
 
 def schema_ensure(sender=None, using: str = "default", **kwargs) -> None:
-    """pre_migrate: create Synthetics' own schema (attach mode; idempotent)."""
+    """pre_migrate: hold the target file against the database (`target check`: a file that does
+    not fit stops `migrate` with its problems, before anything is created), then create
+    Synthetics' own schema (attach mode; idempotent)."""
     if not attached() or getattr(sender, "label", "synthetics") != "synthetics":
         return
-    with connections[using].cursor() as cursor:
+    from django.core.management.base import CommandError
+
+    from synthetics.target.catalog import app_catalog, connected_role
+    from synthetics.target.check import schemas_named, target_report
+    from synthetics.target.files import target_read
+
+    from synthetics.errors import ApplicationError
+
+    connection = connections[using]
+    try:
+        document = target_read(settings.SYNTHETICS_TARGET)
+    except ApplicationError as error:
+        raise CommandError(f"SYNTHETICS_TARGET: {error}") from error
+    catalog = app_catalog(connection, schemas_named(document))
+    problems = target_report(document, catalog, connected_role(connection)).problems
+    if problems:
+        raise CommandError(
+            f"SYNTHETICS_TARGET {settings.SYNTHETICS_TARGET} does not fit the database "
+            f"({len(problems)} problem{'' if len(problems) == 1 else 's'}; nothing was created; "
+            "`manage.py target check FILE` shows the plan):\n"
+            + "\n".join(f"  {problem}" for problem in problems)
+        )
+    with connection.cursor() as cursor:
         cursor.execute(f"CREATE SCHEMA IF NOT EXISTS {quoted(settings.SYNTHETICS_SCHEMA)}")
 
 
