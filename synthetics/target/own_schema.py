@@ -35,11 +35,10 @@ def schema_ensure(sender=None, using: str = "default", **kwargs) -> None:
         return
     from django.core.management.base import CommandError
 
+    from synthetics.errors import ApplicationError
     from synthetics.target.catalog import app_catalog, connected_role
     from synthetics.target.check import schemas_named, target_report
     from synthetics.target.files import target_read
-
-    from synthetics.errors import ApplicationError
 
     connection = connections[using]
     try:
