@@ -163,6 +163,8 @@ def _attach(attached: Attached, edit=None) -> dict:
     checked = attached.manage("target", "check", str(attached.target), attached=False)
     assert "the file fits the database" in checked.stdout
     attached.manage("migrate", "--no-input", "-v", "0")
+    again = attached.manage("target", "inspect", attached=False).stdout
+    assert again == inspected.stdout  # Synthetics' own schema is never proposed as the app's
     return document
 
 

@@ -10,6 +10,7 @@ from synthetics.admin.big_tables import BigTableAdmin, EventTypeFilter, OriginFi
 from synthetics.db import origin_run_id
 from synthetics.engine.types import MINDBLOCK_EVENT_TYPES, SCENE_EVENT_TYPES
 from synthetics.models import Journey, JourneySceneEvent, MindblockEvent, SyntheticRun
+from synthetics.target.mapping import target_in_force
 
 
 class SceneEventTypeFilter(EventTypeFilter):
@@ -52,6 +53,17 @@ class JourneySceneEventAdmin(BigTableAdmin):
 
     def get_changelist(self, request, **kwargs):
         return OriginChangeList
+
+    def has_module_permission(self, request):
+        # Attach mode: the events live in the application's own tables, not in these (empty)
+        # demo ones; the application's tools show them, the Studio and API count them.
+        return target_in_force() is None and super().has_module_permission(request)
+
+    def has_view_permission(self, request, obj=None):
+        return target_in_force() is None and super().has_view_permission(request, obj)
+
+    def has_change_permission(self, request, obj=None):
+        return target_in_force() is None and super().has_change_permission(request, obj)
 
     @admin.display(boolean=True, description="synthetic")
     def is_synthetic(self, obj) -> bool:

@@ -82,9 +82,11 @@ class Command(SyntheticsCommand):
         schemas = options["schemas"]
         if not schemas:
             with connection.cursor() as cursor:
-                cursor.execute(
+                cursor.execute(  # the system's schemas and Synthetics' own are not the app's
                     "SELECT nspname FROM pg_namespace WHERE nspname NOT IN "
-                    f"{SYSTEM_SCHEMAS} AND nspname NOT LIKE 'pg\\_%%' ORDER BY nspname"
+                    f"{SYSTEM_SCHEMAS} AND nspname NOT LIKE 'pg\\_%%' AND nspname <> %s "
+                    "ORDER BY nspname",
+                    [settings.SYNTHETICS_SCHEMA],
                 )
                 schemas = [name for (name,) in cursor.fetchall()]
         catalog = app_catalog(connection, schemas)
