@@ -2,7 +2,8 @@
 
     .venv/bin/python bench/run.py [--mode quick|full] [--json PATH]
 
-quick (a laptop, a few minutes): history of 1 hour at 200 sessions/min with 20,000 users; scheduled
+quick (a laptop, a few minutes): history of 1 hour at 200 sessions/min with 20,000 users, in demo
+mode and attached to the two test applications of tests/apps/ (and a scheduled run there); scheduled
 runs with 1k and 10k journeys in progress; cleanup of 3 hours of history; reads at 1M events; 8
 minutes at 3,000 sessions/min in 4 shards with 1 and 2 django-q2 workers, ORM and Redis broker; a
 pool of 100,000 sim users. full:
@@ -23,6 +24,7 @@ import sys
 import time
 from datetime import UTC, datetime
 
+import attached
 import cleanup
 import history
 import pool
@@ -34,6 +36,7 @@ from common import connect, throwaway_database, timed_manage
 MODES = {
     "quick": {
         "history": {"hours": 1, "rate": 200, "users": 20_000, "repeat": 1},
+        "attached": {"hours": 1, "rate": 200, "users": 20_000},
         "scheduled": {"actives": [1_000, 10_000], "repeat": 1},
         "cleanup": {"hours": 3, "rate": 200},
         "reads": {"synthetic": 1_000_000, "real": 100_000, "days": 30},
@@ -43,6 +46,7 @@ MODES = {
     },
     "full": {
         "history": {"hours": 6, "rate": 200, "users": 50_000, "repeat": 3},
+        "attached": {"hours": 6, "rate": 200, "users": 50_000},
         "scheduled": {"actives": [1_000, 10_000, 50_000], "repeat": 3},
         "cleanup": {"hours": 16, "rate": 200},
         "reads": {"synthetic": 10_000_000, "real": 1_000_000, "days": 30},
@@ -96,6 +100,30 @@ def main(argv: list[str] | None = None) -> int:
             f"{h['ratio']:.2f} (target >= 0.6)",
         )
     )
+    print(f"bench ({args.mode}): attached history ...", file=sys.stderr)
+    report["attached"] = []
+    for app in sorted(attached.APPS):
+        a = attached.one(app=app, **mode["attached"])
+        report["attached"].append(a)
+        lines.append(
+            (
+                f"attach mode ({app}): history {a['hours']} h at {a['rate']}/min, "
+                f"{a['users']:,} users ({a['rows']:,} rows)",
+                f"{a['backfill_rows_per_s']:,.0f} rows/s, peak RSS {a['backfill_peak_rss_mb']} MB",
+                f"bare COPY of the same rows into the app's tables: {a['copy_rows_per_s']:,.0f} "
+                "rows/s",
+                f"{a['ratio']:.2f} (target >= 0.6)",
+            )
+        )
+        lines.append(
+            (
+                f"attach mode ({app}): a scheduled run, {a['scheduled_run_in_progress']:,} in "
+                "progress (the command, start-up included)",
+                f"{a['scheduled_run_seconds']:.2f} s",
+                "",
+                "",
+            )
+        )
     print(f"bench ({args.mode}): scheduled runs ...", file=sys.stderr)
     s = report["scheduled"] = scheduled.measure(**mode["scheduled"])
     for shape, what, target in (
