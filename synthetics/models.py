@@ -618,8 +618,12 @@ class OriginEventQuerySet(EventQuerySet):
     origin_table = ""
 
     def _origins(self) -> QuerySet:
+        # The row's key and its time: a row the application wrote later under the key of one of
+        # ours it deleted (a key given by hand) is not ours, whatever its key says.
         return RowOrigin.objects.filter(
-            table=self.origin_table, row_key=Cast(OuterRef("pk"), models.TextField())
+            table=self.origin_table,
+            row_key=Cast(OuterRef("pk"), models.TextField()),
+            created_at=OuterRef("created_at"),
         )
 
     def _origin_aliases(self) -> dict:

@@ -4,11 +4,12 @@ trim, daily active users and weekly cohort retention."""
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.db.models import Count
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from synthetics.models import Journey, SimUser, SyntheticSettings
+from synthetics.models import Journey, JourneySceneEvent, SimUser, SyntheticSettings
 from synthetics.selectors import insights
 from synthetics.services import activity_backfill, run_manual
 from tests.factories import StaffUserFactory
@@ -150,3 +151,29 @@ def test_status_counts_active_and_churned_sim_users_apart(api):
     )
     body = api.get("/api/synthetics/status").json()
     assert (body["sim_users"], body["sim_users_churned"]) == (7, 3)
+
+
+def test_attach_modes_funnel_from_the_journeys_cursors_counts_what_the_events_count(sim_users):
+    """Attach mode reads the scenes reached from our journeys' plans and cursors (the application's
+    events need not name a journey or a scene); on the demo tables both readings agree."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("attach mode is PostgreSQL's")
+    now = timezone.now()
+    activity_backfill(hours=4, now=now)
+    until, since = now - timedelta(minutes=30), now - timedelta(hours=3)
+    from_journeys = insights._scenes_reached_from_journeys(since=since, until=until)
+    from_events = dict(
+        JourneySceneEvent.objects.synthetic()
+        .filter(
+            created_at__gt=since,
+            journey__started_at__gt=since,
+            journey__started_at__lte=until,
+            event_type="scene_entered",
+        )
+        .values_list("scene_id")
+        .annotate(n=Count("id"))
+        .values_list("scene_id", "n")
+    )
+    assert from_events and from_journeys == from_events

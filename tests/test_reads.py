@@ -20,7 +20,7 @@ from synthetics.admin import big_tables as admin_tools
 from synthetics.models import JourneySceneEvent, RunStatus, SyntheticRun, SyntheticRunHour
 from synthetics.selectors.activity import _SERIES_FIELDS, activity_series
 from synthetics.selectors.ledger import (
-    _OUR_EVENTS_PER_RUN_BOTH,
+    _our_events_per_run,
     synthetic_event_counts,
     written_event_counts,
 )
@@ -390,7 +390,7 @@ def test_last_5_min_reads_the_event_tables_only_for_the_runs_across_its_edge(
         run_scheduled(now=now - timedelta(minutes=minute, seconds=-1))
     at = now + timedelta(seconds=40)
     read: list[tuple[datetime, datetime]] = []
-    prepared = _OUR_EVENTS_PER_RUN_BOTH
+    prepared = _our_events_per_run()
 
     def recorded(*, _rows=prepared.rows, **times):
         read.append((times["since"], times["until"]))

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
 from django.conf import settings as django_settings
+from django.db import connection
 from django.db.models import Count, DateField
 from django.db.models.functions import TruncDate, TruncWeek
 
@@ -41,6 +42,23 @@ class Funnel:
     steps: list[FunnelStep]
 
 
+def _scenes_reached_from_journeys(*, since: datetime, until: datetime) -> dict[int, int]:
+    """Attach mode: the scene_entered steps our journeys started in (since, until] have written,
+    per scene, read from their plans and cursors (a step before `next_step` was written) instead of
+    from the application's events, which need not name a journey or a scene. The journeys'
+    started_at index bounds the rows read. PostgreSQL (attach mode is)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT (step ->> 'scene_id')::bigint, count(*) FROM journeys j "
+            "CROSS JOIN LATERAL jsonb_array_elements(j.plan -> 'steps') WITH ORDINALITY "
+            "AS s(step, position) WHERE j.is_synthetic AND j.started_at > %s "
+            "AND j.started_at <= %s AND s.position <= j.next_step "
+            "AND step ->> 'event_type' = %s GROUP BY 1",
+            [since, until, SCENE_ENTERED],
+        )
+        return dict(cursor.fetchall())
+
+
 def funnels(*, now: datetime) -> list[Funnel]:
     """Per template, the share of sessions reaching each scene (sessions started in the 24 hours up
     to an hour ago), beside the
@@ -53,10 +71,10 @@ def funnels(*, now: datetime) -> list[Funnel]:
     # read as a drop-off, and one that started before the window is not counted halfway in.
     until = now - FUNNEL_SETTLE
     since = until - timedelta(hours=FUNNEL_HOURS)
-    reached = (
-        {}
-        if target_in_force() is not None
-        else dict(
+    if target_in_force() is not None:
+        reached = _scenes_reached_from_journeys(since=since, until=until)
+    else:
+        reached = dict(
             JourneySceneEvent.objects.synthetic()
             .filter(
                 created_at__gt=since,  # the created_at index bounds the rows read
@@ -68,7 +86,6 @@ def funnels(*, now: datetime) -> list[Funnel]:
             .annotate(n=Count("id"))
             .values_list("scene_id", "n")
         )
-    )
     result = []
     for template in catalogue.templates:
         if not template.scenes:

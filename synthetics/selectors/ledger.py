@@ -22,7 +22,7 @@ def _event_tables() -> tuple:
     return models["scene"], models["mindblock"]
 
 
-def _our_events_per_run_both() -> Prepared:
+def _our_events_per_run_both(tables: tuple) -> Prepared:
     """Both tables' events of ours (EventQuerySet.synthetic(): the identity rule) in (since,
     until], counted per run, in one statement (UNION ALL): rows of (0 for scene events or 1 for
     mindblock events, run id, count). The rule looks only at the runs that end after `since` (the
@@ -40,7 +40,7 @@ def _our_events_per_run_both() -> Prepared:
             .annotate(kind=Value(index))
             .values_list("kind", "run", "n")
             .order_by()  # none inside a compound statement (SQLite refuses one)
-            for index, model in enumerate(_event_tables())
+            for index, model in enumerate(tables)
         )
         return scene.union(mindblock, all=True)
 
@@ -60,7 +60,16 @@ def synthetic_event_counts(*, since: datetime, until: datetime | None = None) ->
     }
 
 
-_OUR_EVENTS_PER_RUN_BOTH = _our_events_per_run_both()
+# Compiled once per pair of event tables (the demo ones, or an attached application's).
+_OUR_EVENTS_PER_RUN_BOTH: dict[tuple, Prepared] = {}
+
+
+def _our_events_per_run() -> Prepared:
+    tables = _event_tables()
+    if tables not in _OUR_EVENTS_PER_RUN_BOTH:
+        _OUR_EVENTS_PER_RUN_BOTH[tables] = _our_events_per_run_both(tables)
+    return _OUR_EVENTS_PER_RUN_BOTH[tables]
+
 
 # The succeeded runs whose window ends after `since`: the runs that can have written an event dated
 # in (since, until]. Few (the window's minutes times the shards), through the status index.
@@ -109,7 +118,7 @@ def written_event_counts(*, since: datetime, until: datetime) -> dict[str, int]:
             spans.append((max(start, since), min(end, until)))
     keys = tuple(counts)
     for first, last in _merged(spans):
-        for kind, run_id, n in _OUR_EVENTS_PER_RUN_BOTH.rows(since=first, until=last):
+        for kind, run_id, n in _our_events_per_run().rows(since=first, until=last):
             if run_id in across:
                 counts[keys[kind]] += n
     return counts

@@ -15,6 +15,7 @@ from django.db import connection, transaction
 from synthetics.errors import ApplicationError
 from synthetics.models import (
     Journey,
+    RowOrigin,
     SimUser,
     SyntheticRun,
     SyntheticRunHour,
@@ -64,6 +65,8 @@ def target_detach(*, progress: Callable[[str, int], None] | None = None) -> Deta
         done.add("synthetic_runs", SyntheticRun.objects.all().delete()[0])
         SyntheticRunHour.objects.all().delete()
         done.add("sim_users", SimUser.objects.all().delete()[0])
+        # Origins of rows the application deleted itself (none of them is a row any more).
+        RowOrigin.objects.all().delete()
         User.objects.filter(is_synthetic=True).delete()
     return done
 
