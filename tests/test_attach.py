@@ -1,7 +1,7 @@
 """Attach mode end to end, as a user runs it (issue 23): an application's database made fresh from
 tests/apps/, real rows in it (look-alikes of ours among them), then the commands of the README
 ("Attach to your app") as subprocesses against it: inspect, check, migrate, seed, index, a day of
-history, a scheduled and a manual run, an incident, status, cleanup and detach. After it the
+history, a manual run, an incident, status, cleanup and detach. After it the
 application's schema is what it was but for the tag index, every real row is byte-identical and no
 row of ours is left. A second test does it with a real django-q2 cluster."""
 
@@ -173,11 +173,16 @@ def _no_blockers_payload(document: dict) -> None:
     document["events"]["mindblock"]["payload"] = None
 
 
+# Marked `waits` though they wait on nothing: CI runs that pass beside the others from the start,
+# and its cluster tests leave the cores idle while they wait for the minute, which these fill. The
+# identity-keys application runs with its blockers' origin kept by Synthetics (payload: null); its
+# file as inspect proposes it runs unedited in the cluster test below.
 @pytest.mark.slow
+@pytest.mark.waits
 @pytest.mark.parametrize(
     ("fixture", "edit"),
-    [("supabase_like", None), ("identity_keys", None), ("identity_keys", _no_blockers_payload)],
-    ids=["supabase-like", "identity-keys", "identity-keys-origin-table"],
+    [("supabase_like", None), ("identity_keys", _no_blockers_payload)],
+    ids=["supabase-like", "identity-keys-origin-table"],
 )
 def test_attached_app_end_to_end(tmp_path, fixture, edit):
     with app_database(fixture) as app:
@@ -205,8 +210,7 @@ def test_attached_app_end_to_end(tmp_path, fixture, edit):
         history = attached.manage("backfill_activity", "--hours", "24").stdout
         sessions = int(re.search(r"UTC: (\d+) sessions", history).group(1))
         assert sessions > 100
-        attached.manage("run_synthetics")
-        attached.manage("run_synthetics", "--target", "3")
+        attached.manage("run_synthetics", "--target", "3")  # scheduled runs: the cluster test
 
         # then: accounts through the mapping, staff outside it, events in the app's tables
         accounts = document["accounts"]

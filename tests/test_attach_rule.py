@@ -80,7 +80,7 @@ TARGET = {
     },
 }
 PROPERTY = settings(
-    max_examples=12,
+    max_examples=8,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
     database=None,
