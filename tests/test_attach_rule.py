@@ -24,7 +24,9 @@ from synthetics.services.detach import target_detach
 from synthetics.target.tables import event_models, target_reset
 from synthetics.target.writing import lookups_reset
 
-pytestmark = [pytest.mark.django_db]
+# `waits` though they wait on nothing: CI runs them in the pass beside the others whose cluster
+# tests leave the cores idle while they wait for the minute (see tests/test_attach.py).
+pytestmark = [pytest.mark.django_db, pytest.mark.waits, pytest.mark.slow]
 
 NOW = datetime(2026, 1, 9, 19, 0, tzinfo=UTC)
 MINUTE = timedelta(minutes=1)
@@ -225,7 +227,6 @@ def _later(steps: list[tuple[str, int]]) -> None:
             activity_backfill(hours=1, now=NOW + minutes * MINUTE)
 
 
-@pytest.mark.slow
 @PROPERTY
 @given(rows=plants, steps=later)
 @example(
@@ -264,3 +265,151 @@ def test_nothing_makes_a_real_row_of_the_app_ours(attached, rows, steps):
     target_detach()
     assert _rows() == real
     assert not RowOrigin.objects.exists()
+
+
+MIXED = """
+CREATE SCHEMA "Mixed";
+CREATE TABLE "Mixed"."People" (
+    "Handle" text PRIMARY KEY,
+    "Mail" varchar(200) NOT NULL UNIQUE,
+    "Joined" timestamp without time zone,
+    "Meta" json NOT NULL,
+    "Note" text NOT NULL
+);
+CREATE TABLE "Mixed"."Cards" (
+    "Handle" text PRIMARY KEY REFERENCES "Mixed"."People" ("Handle") ON DELETE CASCADE,
+    "Shown As" text
+);
+CREATE TABLE "Mixed"."Steps" (
+    "Id" uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+    "Who" text NOT NULL REFERENCES "Mixed"."People" ("Handle"),
+    "At" timestamp without time zone NOT NULL,
+    "Type" varchar(32) NOT NULL,
+    "Journey" uuid,
+    "Scene" integer,
+    "Body" jsonb NOT NULL,
+    "Channel" text NOT NULL
+);
+CREATE TABLE "Mixed"."Blocks" (
+    "Id" integer GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    "Who" text NOT NULL REFERENCES "Mixed"."People" ("Handle"),
+    "At" timestamptz NOT NULL,
+    "What" text,
+    "Where" text
+);
+INSERT INTO "Mixed"."People" VALUES ('sim000001', 'someone@example.com', now(), '{}', 'real');
+INSERT INTO "Mixed"."Steps" ("Who", "At", "Type", "Body", "Channel")
+VALUES ('sim000001', now(), 'scene_entered', '{"synthetic": true, "run_id": 1}', 'web');
+"""
+MIXED_TARGET = {
+    "version": 1,
+    "accounts": {
+        "table": "Mixed.People",
+        "key": "Handle",
+        "key_type": "text",
+        "key_source": "synthetics",
+        "columns": {
+            "Mail": {"template": "{{literal}}.{username}@synthetics.invalid"},
+            "Joined": {"sim_user": "joined_at"},
+            "Meta": {"json": {"synthetic": True, "tags": ["a", "b"]}},
+            "Note": {"constant": 'tab\there, a \\ and a quote " too'},
+        },
+        "profiles": [
+            {
+                "table": "Mixed.Cards",
+                "account": "Handle",
+                "columns": {"Shown As": {"sim_user": "display_name"}},
+            }
+        ],
+    },
+    "events": {
+        "scene": {
+            "table": "Mixed.Steps",
+            "account": "Who",
+            "time": "At",
+            "type": "Type",
+            "payload": "Body",
+            "journey": {"column": "Journey", "as": "id"},
+            "scene": {"column": "Scene", "as": "id"},
+            "columns": {"Channel": {"constant": "synthetics"}},
+        },
+        "mindblock": {
+            "table": "Mixed.Blocks",
+            "account": "Who",
+            "time": "At",
+            "type": None,
+            "payload": None,
+            "mindblock": {"column": "What", "as": "text"},
+            "scene": {"column": "Where", "as": "slug"},
+            "columns": {},
+        },
+    },
+}
+
+
+def test_text_keys_quoted_names_local_times_and_escapes_attach_end_to_end(db, settings, tmp_path):
+    """Text keys Synthetics makes (the sim account's name, clashing with a real one), names that
+    need quoting, a timestamp without time zone, a json column, a value with a tab, a backslash
+    and a quote, id references and a table without a payload: seed, a history, cleanup and detach
+    leave the real rows as they were."""
+    from synthetics.target.catalog import app_catalog, connected_role
+    from synthetics.target.check import target_report
+    from synthetics.target.files import target_loads
+
+    if connection.vendor != "postgresql":
+        pytest.skip("attach mode is PostgreSQL's")
+    with connection.cursor() as cursor:
+        cursor.execute(MIXED)
+    report = target_report(
+        target_loads(json.dumps(MIXED_TARGET)),
+        app_catalog(connection, ["Mixed"]),
+        connected_role(connection),
+    )
+    assert report.problems == []
+    real = _mixed_rows()
+    path = tmp_path / "target.json"
+    path.write_text(json.dumps(MIXED_TARGET))
+    settings.SYNTHETICS_TARGET = str(path)
+    target_reset()
+    lookups_reset()
+    try:
+        sim_users_seed(count=12, seed=3)
+        SyntheticSettings.objects.filter(pk=1).update(sessions_per_min=6, max_per_run=20)
+        activity_backfill(hours=2, now=NOW)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                'SELECT "Handle", "Mail", "Note", "Meta"::text FROM "Mixed"."People" ORDER BY 1'
+            )
+            people = cursor.fetchall()
+            cursor.execute('SELECT count(*), count("Journey"), count("Scene") FROM "Mixed"."Steps"')
+            steps, journeys, scenes = cursor.fetchone()
+            cursor.execute('SELECT count(*), count("What") FROM "Mixed"."Blocks"')
+            blocks, named = cursor.fetchone()
+        assert len(people) == 13
+        assert people[1][:2] == ("sim000001-2", "{literal}.sim000001-2@synthetics.invalid")
+        assert people[1][2] == 'tab\there, a \\ and a quote " too'
+        assert json.loads(people[1][3]) == {"synthetic": True, "tags": ["a", "b"]}
+        assert steps > 20 and journeys == scenes == steps - 1
+        assert blocks > 0 and named == blocks
+        assert RowOrigin.objects.count() == blocks
+        counts = synthetic_event_counts(since=datetime(2000, 1, 1, tzinfo=UTC))
+        assert counts == {"scene_events": steps - 1, "mindblock_events": blocks}
+        cleanup_synthetic(older_than_hours=1, dry_run=False, now=NOW + timedelta(hours=3))
+        assert synthetic_event_counts(since=datetime(2000, 1, 1, tzinfo=UTC)) == {
+            "scene_events": 0,
+            "mindblock_events": 0,
+        }
+        target_detach()
+        assert _mixed_rows() == real
+    finally:
+        target_reset()
+        lookups_reset()
+
+
+def _mixed_rows() -> dict[str, set[str]]:
+    with connection.cursor() as cursor:
+        found = {}
+        for table in ("People", "Cards", "Steps", "Blocks"):
+            cursor.execute(f'SELECT t::text FROM "Mixed"."{table}" t')
+            found[table] = {text for (text,) in cursor.fetchall()}
+        return found

@@ -17,6 +17,7 @@ from synthetics.target.mapping import (
     AccountMapping,
     EventMapping,
     Target,
+    Written,
     qualified,
     quoted,
 )
@@ -346,6 +347,8 @@ def accounts_unclaimed(target: Target, people: list[dict[str, Any]]) -> list[dic
     column written from the person, per round."""
     accounts = target.accounts
     personal = [w for w in accounts.columns if w.per_person and "sim_user" not in w.source]
+    if accounts.key_source == "synthetics" and accounts.key_type == "text":
+        personal.append(Written(accounts.key, {"template": "{username}"}))  # the key: the name
     if not personal or not people:
         return people
     people = [dict(person) for person in people]
