@@ -146,7 +146,13 @@ def sim_users_seed(
 
 @transaction.atomic
 def sim_users_backfill(*, seed: int, today: date | None = None) -> SeedSummary:
-    """Give every synthetic account that lacks one a sim_users row (the seed's backfill step)."""
+    """Give every synthetic account that lacks one a sim_users row (the seed's backfill step).
+    Demo mode's: attached, a synthetic account is made with its sim user, through the target."""
+    if target_in_force() is not None:
+        raise ApplicationError(
+            "backfill_sim_users is for demo mode: attached to an application, every sim user is "
+            "made with its account (seed_sim_users)."
+        )
     today = today or timezone.now().date()
     orphans = list(User.objects.filter(is_synthetic=True, sim_profile__isnull=True).order_by("id"))
     SimUser.objects.bulk_create(

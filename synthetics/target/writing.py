@@ -269,8 +269,17 @@ def lookups_for(target: Target, events: Sequence[tuple[Any, Any]], new_journeys)
     missing = [user for user in users if user not in lookups.account_keys]
     if missing:
         lookups.account_keys.update(
-            SimUser.objects.filter(user_id__in=missing).values_list("user_id", "account_key")
+            SimUser.objects.filter(user_id__in=missing)
+            .exclude(account_key="")
+            .values_list("user_id", "account_key")
         )
+        lacking = [user for user in missing if user not in lookups.account_keys]
+        if lacking:  # a sim user made before the target was attached: the run fails, recorded
+            raise RuntimeError(
+                f"{len(lacking)} sim users have no account in {target.accounts.table} (user ids "
+                f"{', '.join(map(str, sorted(lacking)[:5]))}…): they were made without the target "
+                "file; `manage.py target detach` and seed again"
+            )
     if any(mapping.per_person for mapping in target.events.values()):
         lacking = [user for user in users if user not in lookups.people]
         for sim_user in SimUser.objects.filter(user_id__in=lacking).select_related("user"):
