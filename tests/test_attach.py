@@ -376,6 +376,8 @@ events:
          "$.events.scene.table: no table app.nothing in the database"),
         (IDENTITY_TARGET.replace("key_type: bigint", "key_type: uuid"),
          "$.accounts.key_type: uuid, but app.accounts.account_id is bigint"),
+        (IDENTITY_TARGET.replace("    signed_up_at:", "    plan: {constant: enterprise}\n    signed_up_at:"),
+         "$.accounts.columns.plan: plan='enterprise' would break app.accounts's accounts_plan_check"),
         (IDENTITY_TARGET.replace("key_type: bigint", "key_type: 7"),
          "$.accounts.key_type: 7 is not one of"),
         (IDENTITY_TARGET.replace("    signed_up_at:", "    email: {constant: x}\n    signed_up_at:"),
@@ -390,7 +392,7 @@ events:
         (IDENTITY_TARGET.replace('{template: "{username}"}', '{template: "{username.__class__}"}'),
          "$.accounts.columns.handle.template: names {username.__class__}"),
     ],
-    ids=["unknown-table", "wrong-type", "not-a-type", "yaml-duplicate", "yaml-duplicate-events",
+    ids=["unknown-table", "wrong-type", "check-broken", "not-a-type", "yaml-duplicate", "yaml-duplicate-events",
          "mapped-twice", "yaml-alias-loop", "yaml-python-tag", "template-attribute"],
 )  # fmt: skip
 def test_a_bad_target_file_stops_migrate_with_its_place_and_changes_nothing(tmp_path, text, error):

@@ -329,3 +329,41 @@ def test_the_command_names_what_cannot_attach_exits_1_and_changes_nothing(tmp_pa
     assert "legacy.clicks.click_no is NOT NULL without a default" in out
     assert "a run could not write into these tables" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.django_db
+def test_a_check_our_values_would_break_is_a_problem_and_one_they_meet_is_not():
+    from synthetics.target.constraints import check_violations
+
+    with app_database("identity_keys") as app:
+        catalog = app_catalog(app, ["app"])
+        # the fixture's own CHECKs: blockers' length(blocker) <= 64 holds for every mindblock
+        # slug; accounts' plan is a column the database fills (its default)
+        assert check_violations(app, IDENTITY_KEYS, catalog) == []
+        app.execute(
+            "ALTER TABLE app.activity ADD CONSTRAINT no_errors "
+            "CHECK (kind::text <> 'scene_error' OR source = 'web')"
+        )
+        app.execute(
+            "ALTER TABLE app.activity ADD CONSTRAINT known_sources "
+            "CHECK (source IN ('web', 'ios', 'synthetics'))"
+        )
+        app.execute(
+            "ALTER TABLE app.accounts ADD CONSTRAINT company_mail CHECK (email LIKE '%@example.com')"
+        )
+        app.execute(
+            "ALTER TABLE app.blockers ADD CONSTRAINT short_blocker CHECK (length(blocker) < 10)"
+        )
+        problems = check_violations(app, IDENTITY_KEYS, app_catalog(app, ["app"]))
+    assert len(problems) == 3, problems
+    assert problems[0].startswith(
+        "$.accounts.columns.email: email='sim000001@synthetics.invalid' would break "
+        "app.accounts's company_mail: CHECK ((email ~~ '%@example.com'::text))"
+    )
+    assert problems[1].startswith(
+        "$.events.scene.type: kind='scene_error', source='synthetics' would break "
+        "app.activity's no_errors"
+    )
+    assert problems[2].startswith("$.events.mindblock.mindblock.column: blocker='") and (
+        "would break app.blockers's short_blocker" in problems[2]
+    )

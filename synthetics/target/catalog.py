@@ -44,6 +44,7 @@ class Table:
     primary_key: tuple[str, ...] = ()
     foreign_keys: tuple[ForeignKey, ...] = ()
     checks: tuple[tuple[str, str], ...] = ()  # (name, definition)
+    check_columns: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (CHECK name, its columns)
     row_security: bool = False
     row_security_forced: bool = False
     policies: tuple[str, ...] = ()
@@ -102,12 +103,14 @@ def app_catalog(connection, schemas: Iterable[str]) -> dict[str, Table]:
     keys: dict[int, tuple[str, ...]] = {}
     foreign: dict[int, list[ForeignKey]] = {}
     checks: dict[int, list[tuple[str, str]]] = {}
+    check_columns: dict[int, dict[str, tuple[str, ...]]] = {}
     for oid, name, kind, numbers, referenced, referenced_numbers, definition in constraints:
         names = tuple(columns[oid][number].name for number in numbers or ())
         if kind == "p":
             keys[oid] = names
         elif kind == "c":
             checks.setdefault(oid, []).append((name, definition))
+            check_columns.setdefault(oid, {})[name] = names
         elif kind == "f":
             foreign.setdefault(oid, []).append(
                 ForeignKey(
@@ -126,6 +129,7 @@ def app_catalog(connection, schemas: Iterable[str]) -> dict[str, Table]:
             primary_key=keys.get(oid, ()),
             foreign_keys=tuple(foreign.get(oid, ())),
             checks=tuple(checks.get(oid, ())),
+            check_columns=tuple(check_columns.get(oid, {}).items()),
             row_security=secured,
             row_security_forced=forced,
             owned=owned,

@@ -38,6 +38,7 @@ def schema_ensure(sender=None, using: str = "default", **kwargs) -> None:
     from synthetics.errors import ApplicationError
     from synthetics.target.catalog import app_catalog, connected_role
     from synthetics.target.check import schemas_named, target_report
+    from synthetics.target.constraints import check_violations
     from synthetics.target.files import target_read
 
     connection = connections[using]
@@ -47,6 +48,8 @@ def schema_ensure(sender=None, using: str = "default", **kwargs) -> None:
         raise CommandError(f"SYNTHETICS_TARGET: {error}") from error
     catalog = app_catalog(connection, schemas_named(document))
     problems = target_report(document, catalog, connected_role(connection)).problems
+    if not problems:
+        problems = check_violations(connection, document, catalog)
     if problems:
         raise CommandError(
             f"SYNTHETICS_TARGET {settings.SYNTHETICS_TARGET} does not fit the database "

@@ -11,6 +11,7 @@ from synthetics.management.cli import SyntheticsCommand, progress_bar
 from synthetics.services.detach import target_detach
 from synthetics.target.catalog import app_catalog, connected_role
 from synthetics.target.check import schemas_named, target_report
+from synthetics.target.constraints import check_violations
 from synthetics.target.files import target_read
 from synthetics.target.indexes import tag_indexes_make
 from synthetics.target.inspect import proposal, rendered
@@ -108,6 +109,8 @@ class Command(SyntheticsCommand):
             raise CommandError(str(error)) from error
         catalog = app_catalog(connection, schemas_named(document))
         report = target_report(document, catalog, connected_role(connection))
+        if not report.problems:  # the values against the CHECKs, once the file's shape fits
+            report.problems += check_violations(connection, document, catalog)
         for problem in report.problems:
             self.stdout.write(f"PROBLEM {problem}")
         for note in report.notes:
