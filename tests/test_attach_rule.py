@@ -413,3 +413,102 @@ def _mixed_rows() -> dict[str, set[str]]:
             cursor.execute(f'SELECT t::text FROM "Mixed"."{table}" t')
             found[table] = {text for (text,) in cursor.fetchall()}
         return found
+
+
+TRIGGERED = """
+CREATE SCHEMA tenant;
+CREATE TABLE tenant.users (id uuid PRIMARY KEY, email text NOT NULL UNIQUE, created timestamptz);
+CREATE TABLE tenant.profiles (
+    id uuid PRIMARY KEY REFERENCES tenant.users (id) ON DELETE CASCADE,
+    name text,
+    plan text NOT NULL DEFAULT 'free'
+);
+CREATE FUNCTION tenant.handle_new_user() RETURNS trigger LANGUAGE plpgsql
+SET search_path = '' AS $$
+BEGIN
+    INSERT INTO tenant.profiles (id) VALUES (NEW.id);
+    RETURN NEW;
+END
+$$;
+CREATE TRIGGER on_user_created AFTER INSERT ON tenant.users
+    FOR EACH ROW EXECUTE FUNCTION tenant.handle_new_user();
+CREATE TABLE tenant.events (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    user_id uuid NOT NULL REFERENCES tenant.users (id) ON DELETE CASCADE,
+    at timestamptz NOT NULL,
+    type text NOT NULL,
+    payload jsonb NOT NULL
+);
+INSERT INTO tenant.users VALUES ('11111111-1111-1111-1111-111111111111', 'a@example.com', now());
+"""
+TRIGGERED_TARGET = {
+    "version": 1,
+    "accounts": {
+        "table": "tenant.users",
+        "key": "id",
+        "key_type": "uuid",
+        "key_source": "synthetics",
+        "columns": {
+            "email": {"template": "{username}@synthetics.invalid"},
+            "created": {"sim_user": "joined_at"},
+        },
+        "profiles": [
+            {
+                "table": "tenant.profiles",
+                "account": "id",
+                "columns": {"name": {"sim_user": "display_name"}},
+            }
+        ],
+    },
+    "events": {
+        kind: {
+            "table": "tenant.events",
+            "account": "user_id",
+            "time": "at",
+            "type": "type",
+            "payload": "payload",
+            "columns": {},
+        }
+        for kind in ("scene", "mindblock")
+    },
+}
+
+
+def test_a_profile_an_app_trigger_makes_with_the_account_becomes_ours(db, settings, tmp_path):
+    """Supabase's handle_new_user: a trigger on the account table inserts the profile row. Ours
+    replaces it (not a duplicate key), and detach takes it out with the account; both kinds of
+    event share one table."""
+    if connection.vendor != "postgresql":
+        pytest.skip("attach mode is PostgreSQL's")
+    with connection.cursor() as cursor:
+        cursor.execute(TRIGGERED)
+        cursor.execute("SELECT t::text FROM tenant.profiles t")
+        real_profiles = cursor.fetchall()
+    path = tmp_path / "target.json"
+    path.write_text(json.dumps(TRIGGERED_TARGET))
+    settings.SYNTHETICS_TARGET = str(path)
+    target_reset()
+    lookups_reset()
+    try:
+        sim_users_seed(count=8, seed=3)
+        run_manual(target=3, now=NOW)
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT count(*), count(name) FROM tenant.profiles")
+            assert cursor.fetchone() == (9, 8)
+            cursor.execute("SELECT count(*) FROM tenant.events")
+            assert cursor.fetchone()[0] > 0
+        # one table, two kinds: each kind counts its own event types only
+        runs = SyntheticRun.objects.filter(status="succeeded")
+        assert synthetic_event_counts(since=datetime(2000, 1, 1, tzinfo=UTC)) == {
+            "scene_events": sum(run.scene_events_created for run in runs),
+            "mindblock_events": sum(run.mindblock_events_created for run in runs),
+        }
+        target_detach()
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT t::text FROM tenant.profiles t")
+            assert cursor.fetchall() == real_profiles
+            cursor.execute("SELECT count(*) FROM tenant.users")
+            assert cursor.fetchone() == (1,)
+    finally:
+        target_reset()
+        lookups_reset()

@@ -367,3 +367,17 @@ def test_a_check_our_values_would_break_is_a_problem_and_one_they_meet_is_not():
     assert problems[2].startswith("$.events.mindblock.mindblock.column: blocker='") and (
         "would break app.blockers's short_blocker" in problems[2]
     )
+
+
+def test_both_kinds_in_one_table_need_a_type_column():
+    with app_database("identity_keys") as app:
+        shared = _changed(events__mindblock=dict(IDENTITY_KEYS["events"]["scene"], type=None))
+        problems = _report(app, shared).problems
+        typed = _report(
+            app, _changed(events__mindblock=dict(IDENTITY_KEYS["events"]["scene"]))
+        ).problems
+    assert (
+        "$.events.mindblock.type: scene and mindblock events share app.activity: each needs its "
+        "type column to tell them apart"
+    ) in problems
+    assert typed == []

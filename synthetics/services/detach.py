@@ -23,12 +23,10 @@ from synthetics.models import (
     User,
 )
 from synthetics.services.locks import generator_lock_hold
-from synthetics.target.mapping import Target, qualified, quoted, target_in_force
+from synthetics.target.mapping import KEY_ARRAYS, Target, qualified, quoted, target_in_force
 from synthetics.target.tables import event_models
 
 DETACH_BATCH = 5_000
-# The SQL array type an account key list is sent as, by the target file's key type.
-_KEY_ARRAYS = {"uuid": "uuid[]", "bigint": "bigint[]", "integer": "integer[]", "text": "text[]"}
 
 
 @dataclass
@@ -95,7 +93,7 @@ def _accounts_batch(target: Target, done: Detached, progress) -> int:
         return 0
     keys = [key for _, key in batch]
     accounts = target.accounts
-    array = _KEY_ARRAYS[accounts.key_type]
+    array = KEY_ARRAYS[accounts.key_type]
     tables = [(profile.table, profile.account) for profile in accounts.profiles]
     tables.append((accounts.table, accounts.key))
     with connection.cursor() as cursor:

@@ -62,6 +62,14 @@ def target_report(document: dict, catalog: dict[str, Table], role: Role) -> Repo
         if table is not None:
             _events(kind, mapping, table, accounts, place, report)
             written.append((table, mapping, place, True))
+    events = document["events"]
+    if events["scene"]["table"] == events["mindblock"]["table"] and not (
+        events["scene"]["type"] and events["mindblock"]["type"]
+    ):
+        report.problems.append(
+            f"{path_of(('events', 'mindblock', 'type'))}: scene and mindblock events share "
+            f"{events['scene']['table']}: each needs its type column to tell them apart"
+        )
     for table, mapping, place, event in written:
         _written_columns(table, mapping, place, event, report)
         _access(table, place, role, report)

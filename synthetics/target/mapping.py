@@ -17,6 +17,10 @@ import orjson
 TEMPLATE_FIELDS = ("username", "index", "first_name", "last_name", "display_name", "email")
 
 
+# The SQL array type a list of account keys (as text) is sent as, by the file's key type.
+KEY_ARRAYS = {"uuid": "uuid[]", "bigint": "bigint[]", "integer": "integer[]", "text": "text[]"}
+
+
 def quoted(name: str) -> str:
     """An SQL identifier, quoted (a name may hold anything but NUL)."""
     return '"' + name.replace('"', '""') + '"'

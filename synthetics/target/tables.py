@@ -13,6 +13,7 @@ import functools
 from django.apps.registry import Apps
 from django.db import connection, models
 
+from synthetics.engine.types import MINDBLOCK_EVENT_TYPES, SCENE_EVENT_TYPES
 from synthetics.models import (
     EventQuerySet,
     JourneySceneEvent,
@@ -37,8 +38,12 @@ def db_table(table: str) -> str:
     return f'{schema}"."{name}'
 
 
-def event_model(mapping: EventMapping, table: Table, registry: Apps) -> type[models.Model]:
-    """An unmanaged model of one attached event table, named as the demo models' fields are."""
+def event_model(
+    mapping: EventMapping, table: Table, registry: Apps, *, shared: bool = False
+) -> type[models.Model]:
+    """An unmanaged model of one attached event table, named as the demo models' fields are.
+    `shared`: both kinds go into this table, so each kind's model sees only its own event types
+    (`target check` asks for a type column then)."""
     key = table.primary_key[0] if len(table.primary_key) == 1 else None
     key_column = table.column(key) if key else None
     key_field = _KEY_FIELDS.get(key_column.type if key_column else "", models.TextField)
@@ -49,7 +54,7 @@ def event_model(mapping: EventMapping, table: Table, registry: Apps) -> type[mod
         "row_key": key_field(primary_key=True, db_column=key or mapping.time),
         "created_at": models.DateTimeField(db_column=mapping.time),
         "account": models.TextField(db_column=mapping.account),
-        "objects": _queryset(mapping).as_manager(),
+        "objects": _manager(mapping, shared),
         "origin_table": "" if mapping.payload is not None else mapping.table,
         "Meta": type(
             "Meta",
@@ -71,6 +76,19 @@ def event_model(mapping: EventMapping, table: Table, registry: Apps) -> type[mod
     return type(name, (models.Model,), attrs)
 
 
+def _manager(mapping: EventMapping, shared: bool) -> models.Manager:
+    manager = _queryset(mapping).as_manager()
+    if not shared:
+        return manager
+    types = list(MINDBLOCK_EVENT_TYPES if mapping.kind == "mindblock" else SCENE_EVENT_TYPES)
+
+    class KindManager(type(manager)):
+        def get_queryset(self):
+            return super().get_queryset().filter(event_type__in=types)
+
+    return KindManager()
+
+
 def _queryset(mapping: EventMapping) -> type[EventQuerySet]:
     """The rule's queryset: the tag in the payload, or the origin rows of the table's rows."""
     if mapping.payload is not None:
@@ -86,8 +104,9 @@ def _attached_models() -> dict[str, type[models.Model]]:
     schemas = {mapping.table.split(".", 1)[0] for mapping in target.events.values()}
     catalog = app_catalog(connection, schemas)
     registry = Apps()
+    shared = len({mapping.table for mapping in target.events.values()}) < len(target.events)
     return {
-        kind: event_model(mapping, catalog[mapping.table], registry)
+        kind: event_model(mapping, catalog[mapping.table], registry, shared=shared)
         for kind, mapping in target.events.items()
     }
 

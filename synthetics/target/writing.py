@@ -14,6 +14,7 @@ from typing import Any
 from django.db import connection
 
 from synthetics.target.mapping import (
+    KEY_ARRAYS,
     AccountMapping,
     EventMapping,
     Target,
@@ -110,6 +111,14 @@ def accounts_write(target: Target, people: Sequence[dict[str, Any]]) -> list[str
         for start in range(0, len(people), ACCOUNTS_BATCH):
             keys += _accounts_insert(accounts, people[start : start + ACCOUNTS_BATCH])
     for profile in accounts.profiles:
+        # A profile row an app trigger made with the account (Supabase's handle_new_user) is our
+        # account's: replaced by ours, not duplicated.
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"DELETE FROM {qualified(profile.table)} WHERE {quoted(profile.account)} = "
+                f"ANY(%s::{KEY_ARRAYS[accounts.key_type]})",
+                [keys],
+            )
         _copy(
             TableRows(
                 qualified(profile.table),
