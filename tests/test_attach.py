@@ -395,6 +395,7 @@ events:
     ids=["unknown-table", "wrong-type", "check-broken", "not-a-type", "yaml-duplicate", "yaml-duplicate-events",
          "mapped-twice", "yaml-alias-loop", "yaml-python-tag", "template-attribute"],
 )  # fmt: skip
+@pytest.mark.waits  # subprocesses: run beside the cluster tests (see above)
 def test_a_bad_target_file_stops_migrate_with_its_place_and_changes_nothing(tmp_path, text, error):
     with app_database("identity_keys") as app:
         attached = Attached(app, "identity_keys", tmp_path)

@@ -138,9 +138,12 @@
         const from = Math.max(left, at(Date.parse(incident.starts_at)));
         const to = Math.min(width, at(Date.parse(incident.ends_at)));
         if (to <= from) return;
+        // At least 2 px wide to be seen, and kept inside the chart: a sliver at the right edge
+        // (an incident begun in the last bucket) grows leftwards.
+        const bandWidth = Math.max(2, to - from);
         const band = svg("rect", {
-          x: from, y: top, width: Math.max(2, to - from), height: height - bottom - top,
-          class: "incident-band",
+          x: Math.min(from, width - bandWidth), y: top, width: bandWidth,
+          height: height - bottom - top, class: "incident-band",
         });
         band.appendChild(svg("title", {}, `Incident ${incident.id}: ${incident.label}`));
         parts.push(band);
