@@ -82,7 +82,7 @@ TARGET = {
     },
 }
 PROPERTY = settings(
-    max_examples=8,
+    max_examples=5,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
     database=None,
@@ -375,7 +375,7 @@ def test_text_keys_quoted_names_local_times_and_escapes_attach_end_to_end(db, se
     try:
         sim_users_seed(count=12, seed=3)
         SyntheticSettings.objects.filter(pk=1).update(sessions_per_min=6, max_per_run=20)
-        activity_backfill(hours=2, now=NOW)
+        activity_backfill(hours=1, now=NOW)
         with connection.cursor() as cursor:
             cursor.execute(
                 'SELECT "Handle", "Mail", "Note", "Meta"::text FROM "Mixed"."People" ORDER BY 1'
