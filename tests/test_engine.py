@@ -458,3 +458,50 @@ def test_from_ms_is_exact_for_every_millisecond_the_engine_can_meet(ms):
 
     assert from_ms(ms) == _EPOCH + timedelta(milliseconds=ms)
     assert to_ms(from_ms(ms)) == ms
+
+
+@hypothesis_settings(max_examples=2000, deadline=None)
+@given(st.integers(min_value=-62_135_596_800_000, max_value=253_402_300_799_999))
+def test_utc_ms_text_names_the_instant_from_ms_gives(ms):
+    # every millisecond a timestamptz can be given in ISO form (years 1 to 9999): the COPY text
+    # the writers send reads back as the engine's datetime (Python's ISO parser, as PostgreSQL's
+    # does in the PostgreSQL test of test_history); the per-second cache changes nothing
+    from datetime import UTC, datetime
+
+    from synthetics.db import utc_ms_text
+
+    text = utc_ms_text(ms)
+    assert text == utc_ms_text(ms)  # a second time, from the cache
+    assert datetime.fromisoformat(text) == datetime(1970, 1, 1, tzinfo=UTC) + timedelta(
+        milliseconds=ms
+    )
+
+
+def test_records_keep_the_dataclass_contract():
+    # engine.types.record: a faster __init__ with the generated one's signature, defaults and
+    # default factories, still frozen and comparable
+    import dataclasses
+    import inspect
+
+    from synthetics.engine.types import Step, record
+
+    step = Step(5, "scene", "scene_entered", 1, "s", 1)
+    assert step.mindblock_id is None and step.extra == {}
+    assert Step(5, "scene", "scene_entered", 1, "s", 1).extra is not step.extra  # a new dict each
+    assert step == Step(at_ms=5, kind="scene", event_type="scene_entered", scene_id=1,
+                        scene_slug="s", scene_position=1)  # fmt: skip
+    assert dataclasses.replace(step, at_ms=6).at_ms == 6
+    assert list(inspect.signature(Step).parameters) == [f.name for f in dataclasses.fields(Step)]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        step.at_ms = 7
+    with pytest.raises(TypeError):
+        Step(5, "scene")  # required fields stay required
+
+    class WithPostInit:
+        a: int
+
+        def __post_init__(self):
+            pass
+
+    with pytest.raises(TypeError, match="__post_init__"):
+        record(WithPostInit)

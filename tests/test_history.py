@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from synthetics.engine import EventRecord
+from synthetics.engine.run import to_ms
 from synthetics.models import (
     Journey,
     JourneySceneEvent,
@@ -302,7 +303,7 @@ _JSON = st.recursive(
 def test_payload_text_is_the_tagged_payload_in_jsonb(postgres_only, payload, run_id):
     # the writer appends the tags to the encoded payload instead of merging dicts: for any payload,
     # including one that carries its own "synthetic" or "run_id", PostgreSQL stores the same jsonb
-    event = EventRecord("scene", 1, None, 1, None, "scene_entered", END, payload)
+    event = EventRecord("scene", 1, None, 1, None, "scene_entered", to_ms(END), payload)
     run = (run_id, run_key_new())
     text = writers._payload_text(event, run)
     merged = json.dumps(writers._payload(event, run))
@@ -312,3 +313,21 @@ def test_payload_text_is_the_tagged_payload_in_jsonb(postgres_only, payload, run
         )
         same, synthetic = cursor.fetchone()
     assert same and synthetic == "true"
+
+
+@pytest.mark.django_db
+@settings(
+    max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(ms=st.integers(min_value=-62_135_596_800_000, max_value=253_402_300_799_999))
+def test_utc_ms_text_is_the_engine_time_in_postgresql(postgres_only, ms):
+    # the writers COPY events' and journeys' times as utc_ms_text: PostgreSQL reads each as the
+    # very instant the milliseconds name, whatever the session's time zone
+    from synthetics.db import utc_ms_text
+    from synthetics.engine.run import _EPOCH
+
+    exact = _EPOCH + timedelta(milliseconds=ms)
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET LOCAL TimeZone = 'America/St_Johns'")
+        cursor.execute("SELECT %s::timestamptz = %s", [utc_ms_text(ms), exact])
+        assert cursor.fetchone()[0]

@@ -381,3 +381,62 @@ def test_both_kinds_in_one_table_need_a_type_column():
         "type column to tell them apart"
     ) in problems
     assert typed == []
+
+
+def test_event_rows_look_up_what_is_missing_once_and_refuse_what_does_not_exist():
+    # The builders index the lookups; a miss reads what the events from there on need (`fill`)
+    # and the rows go on from where they stopped: every row once, in order. A second miss in the
+    # same table is something the events name that does not exist: it raises.
+
+    from synthetics.engine import EventRecord
+    from synthetics.target.files import target_loads
+    from synthetics.target.mapping import target_from
+    from synthetics.target.writing import Lookups, event_rows
+
+    target = target_from(
+        target_loads(
+            "version: 1\n"
+            "accounts: {table: app.accounts, key: id, key_type: bigint, key_source: database,"
+            " columns: {email: {template: '{username}@synthetics.invalid'}}}\n"
+            "events:\n"
+            "  scene: {table: app.activity, account: account_id, time: at, type: kind,"
+            " payload: props, scene: {column: screen, as: slug},"
+            " columns: {who: {template: '{username}'}}}\n"
+            "  mindblock: {table: app.blockers, account: account_id, time: at, type: null,"
+            " payload: props, columns: {}}\n"
+        )
+    )
+    journey = uuid.uuid4()
+    events = [
+        (EventRecord("scene", user, journey, scene, None, "scene_entered", 1000 * user, {}), (1, "k"))
+        for user, scene in [(1, 10), (2, 10), (3, 11), (1, 11)]
+    ]  # fmt: skip
+    lookups = Lookups(account_keys={1: "101"}, people={1: {"username": "sim1"}},
+                      journey_templates={}, catalogue={"scene": {10: ("ten", "Ten")}})  # fmt: skip
+    asked = []
+
+    def fill(records):
+        asked.append([event.user_id for event, _ in records])
+        for event, _ in records:
+            lookups.account_keys.setdefault(event.user_id, str(100 + event.user_id))
+            lookups.people.setdefault(event.user_id, {"username": f"sim{event.user_id}"})
+        lookups.catalogue["scene"] = {**lookups.catalogue["scene"], 11: ("eleven", "Eleven")}
+
+    (rows,) = event_rows(
+        target, events, payload_text=lambda e, r: "{}", time_text=lambda e: e.at_ms,
+        lookups=lookups, fill=fill,
+    )  # fmt: skip
+    assert asked == [[2, 3, 1]]  # the first event built; the rest looked up once
+    assert [(row[0], row[1], row[4], row[5]) for row in rows.rows] == [
+        ("101", 1000, "ten", "sim1"),
+        ("102", 2000, "ten", "sim2"),
+        ("103", 3000, "eleven", "sim3"),
+        ("101", 1000, "eleven", "sim1"),
+    ]
+    gone = [(EventRecord("scene", 1, journey, 99, None, "scene_entered", 5, {}), (1, "k"))]
+    with pytest.raises(KeyError):
+        event_rows(
+            target, gone, payload_text=lambda e, r: "{}", time_text=lambda e: e.at_ms,
+            lookups=lookups, fill=fill,
+        )  # fmt: skip
+    assert len(asked) == 2  # looked up once more, then refused

@@ -234,7 +234,7 @@ def _events_for(
                 scene_id=step.scene_id,
                 mindblock_id=step.mindblock_id,
                 event_type=step.event_type,
-                created_at=from_ms(step.at_ms),
+                at_ms=step.at_ms,
                 payload=payload,
             )
         )
@@ -243,7 +243,12 @@ def _events_for(
 
 def next_due(plan: Plan, cursor: int) -> datetime:
     """When a journey at `cursor` next has something to write: its next step, or its end."""
-    return from_ms(plan.steps[cursor].at_ms if cursor < len(plan.steps) else plan.end_ms)
+    return from_ms(next_due_ms(plan, cursor))
+
+
+def next_due_ms(plan: Plan, cursor: int) -> int:
+    """next_due in milliseconds since the epoch."""
+    return plan.steps[cursor].at_ms if cursor < len(plan.steps) else plan.end_ms
 
 
 def _due(plan: Plan, cursor: int, now_ms: int) -> int:
@@ -388,7 +393,7 @@ def simulate_run(
                 )
             )
 
-    events.sort(key=lambda event: (event.created_at, event.journey_id.int))
+    events.sort(key=lambda event: (event.at_ms, event.journey_id.int))
     return RunOutcome(
         new_journeys=tuple(new_journeys),
         journey_updates=tuple(updates),

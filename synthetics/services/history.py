@@ -11,6 +11,7 @@ left of a minute are filled by services.runs.run_backfill_slices.
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import sys
 from collections.abc import Callable
@@ -90,6 +91,7 @@ class BackfillSummary:
 SPAN_MINUTES = 360
 TIDY_AFTER_BACKFILL_SECONDS = 300  # a VACUUM (ANALYZE) of what months of history grew: seconds
 PIPELINE_SWITCH_INTERVAL = 0.0005  # seconds: see _pipelined_spans
+GC_SPANS = 8  # the pipeline's young-generation collections: one every so many spans
 SPAN_ROWS = 40_000
 ROWS_PER_SESSION = 12  # a journey row and its scene and mindblock events, generously
 
@@ -444,12 +446,22 @@ def _pipelined_spans(
     writer_pid = None
     switch_interval = sys.getswitchinterval()
     sys.setswitchinterval(PIPELINE_SWITCH_INTERVAL)
+    # The cyclic collector stays paused for the whole pipeline and runs every few spans: paused
+    # per span, it ran as each span ended, over that span's rows (still alive, being written) —
+    # a pass a span. Every GC_SPANS spans it still collects the cycles Django leaves behind.
     try:
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="synthetics-backfill") as writer:
+        with (
+            cyclic_gc_paused(),
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="synthetics-backfill") as writer,
+        ):
             pending: tuple[Future, _SimulatedSpan, list[PoolMember]] | None = None
             try:
                 span_start = start
+                spans = 0
                 while True:
+                    spans += 1
+                    if spans % GC_SPANS == 0:
+                        gc.collect(1)
                     span = None
                     if span_start < end:
                         span_end = min(end, span_start + step * MINUTE)
@@ -499,8 +511,7 @@ def _simulated_or_recorded(state: _History, *, start: datetime, end: datetime) -
     """A span simulated ahead, outside any run: the failure rule still holds — an engine error is
     recorded in the ledger and raised as RunFailed, an interruption recorded and raised as itself."""
     started_at = timezone.now()
-    # The collector is paused per span, not for the whole pipeline: over a long history the
-    # cycles Django leaves behind must still be collected.
+    # The collector is paused for the span (and, in the pipeline, around it: _pipelined_spans).
     with (
         cyclic_gc_paused(),
         failures_recorded(trigger=RunTrigger.BACKFILL, now=end, started_at=started_at),

@@ -15,8 +15,9 @@ from django.db import connection
 from django.utils import timezone
 from psycopg import copy as psycopg_copy
 
+from synthetics.db import utc_ms_text
 from synthetics.engine import EventRecord, JourneyUpdate, NewJourney
-from synthetics.engine.run import next_due
+from synthetics.engine.run import next_due, next_due_ms
 from synthetics.models import (
     RUN_COUNTS,
     RUN_DURATION_BUCKETS,
@@ -31,7 +32,7 @@ from synthetics.models import (
     SyntheticRunHour,
 )
 from synthetics.target.mapping import target_in_force
-from synthetics.target.writing import event_rows, lookups_for, table_rows_write
+from synthetics.target.writing import event_rows_built, table_rows_write
 
 BATCH_SIZE = 1000
 
@@ -91,6 +92,19 @@ def _payload_text(event: EventRecord, run: RunTag) -> str:
     if encoded == b"{}":
         return f'{{"synthetic":true,"run_id":{run_id:d},"run_key":"{run_key}"}}'
     return (encoded[:-1] + _TAGS % (run_id, run_key.encode())).decode()
+
+
+def _time(event: EventRecord) -> datetime:
+    return event.created_at
+
+
+def _time_text(event: EventRecord) -> str:
+    """The event's time as COPY text (utc_ms_text: cheaper than psycopg formatting a datetime)."""
+    return utc_ms_text(event.at_ms)
+
+
+def _next_due_text(plan, cursor: int) -> str:
+    return utc_ms_text(next_due_ms(plan, cursor))
 
 
 def _plan_json(plan) -> dict:
@@ -247,13 +261,16 @@ def _output_rows(
     target file (model None: attach mode is PostgreSQL's, always COPY)."""
     if connection.vendor == "postgresql":
         plan_value, payload_value = _plan_text, _payload_text
+        time_value, due_value, written_value = _time_text, _next_due_text, str(written_at)
     else:
-        plan_value, payload_value = _plan_json, _payload
+        plan_value, payload_value, time_value = _plan_json, _payload, _time
+        due_value, written_value = next_due, written_at
     journeys = [
         (
             j.id, j.user_id, j.sim_user_id, j.template_id, j.status, True, j.started_at,
             j.ended_at, plan_value(j.plan), j.next_step,
-            next_due(j.plan, j.next_step) if j.status == "active" else None, run_id, written_at,
+            due_value(j.plan, j.next_step) if j.status == "active" else None, run_id,
+            written_value,
         )
         for j, run_id in new_journeys
     ]  # fmt: skip
@@ -262,20 +279,21 @@ def _output_rows(
     ]
     target = target_in_force()
     if target is not None:
-        lookups = lookups_for(target, events, new_journeys)
         tables += [
             (None, rows.table, rows.columns, rows)
-            for rows in event_rows(target, events, payload_text=payload_value, lookups=lookups)
+            for rows in event_rows_built(
+                target, events, new_journeys, payload_text=payload_value, time_text=time_value
+            )
         ]
         return tables
     scene_events = [
-        (e.user_id, e.journey_id, e.scene_id, e.event_type, e.created_at, payload_value(e, run))
+        (e.user_id, e.journey_id, e.scene_id, e.event_type, time_value(e), payload_value(e, run))
         for e, run in events
         if e.kind == "scene"
     ]
     mindblock_events = [
         (
-            e.user_id, e.journey_id, e.scene_id, e.mindblock_id, e.event_type, e.created_at,
+            e.user_id, e.journey_id, e.scene_id, e.mindblock_id, e.event_type, time_value(e),
             payload_value(e, run),
         )
         for e, run in events

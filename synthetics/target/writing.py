@@ -6,6 +6,7 @@ transaction. PostgreSQL only."""
 
 from __future__ import annotations
 
+import itertools
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -24,6 +25,8 @@ from synthetics.target.mapping import (
 )
 
 ACCOUNTS_BATCH = 1000
+# A pool up to this size has all its account keys read at the first miss (about 100 bytes each).
+ACCOUNT_KEYS_AT_ONCE = 200_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,14 +185,52 @@ class Lookups:
     catalogue: dict[str, dict[int, tuple[str, str]]]
 
 
+def event_rows_built(
+    target: Target,
+    events: Sequence[tuple[Any, Any]],
+    new_journeys: Sequence[tuple[Any, Any]],
+    *,
+    payload_text: Callable[[Any, Any], str],
+    time_text: Callable[[Any], Any],
+) -> list[TableRows]:
+    """event_rows with the process's lookups, read where they lack anything the events need."""
+    lookups = _LOOKUPS
+    if _journey_names(target):
+        for journey, _ in new_journeys:
+            lookups.journey_templates[journey.id] = journey.template_id
+
+    def fill(records: Sequence[tuple[Any, Any]]) -> None:
+        lookups_for(target, records, new_journeys)
+
+    return event_rows(
+        target, events, payload_text=payload_text, time_text=time_text, lookups=lookups, fill=fill
+    )
+
+
+def _journey_names(target: Target) -> bool:
+    """Whether a mapping names journeys by their template's slug or name (journey_templates)."""
+    return any(
+        name == "journey" and reference.way != "id"
+        for mapping in target.events.values()
+        for name, reference in mapping.references.items()
+    )
+
+
 def event_rows(
     target: Target,
     events: Iterable[tuple[Any, Any]],
     *,
     payload_text: Callable[[Any, Any], str],
+    time_text: Callable[[Any], Any],
     lookups: Lookups,
+    fill: Callable[[Sequence[tuple[Any, Any]]], None] | None = None,
 ) -> list[TableRows]:
-    """The events (engine records with their run tags) as rows of the mapped tables."""
+    """The events (engine records with their run tags) as rows of the mapped tables.
+
+    The builders index the lookups, so an account, person, catalogue entry or journey not looked
+    up yet raises KeyError: then `fill` reads what the events from there on need (lookups_for)
+    and the building goes on. A span of history pays no pass over its events to find what is
+    missing unless something is."""
     by_kind: dict[str, list] = {kind: [] for kind in target.events}
     for event, run in events:
         by_kind[event.kind].append((event, run))
@@ -198,8 +239,7 @@ def event_rows(
         records = by_kind[kind]
         if not records:
             continue
-        columns, build = _event_builder(mapping, payload_text, lookups)
-        rows = [build(e, r) for e, r in records]
+        columns, rows = _built(mapping, records, payload_text, time_text, lookups, fill)
         if mapping.payload is not None:
             tables.append(TableRows(qualified(mapping.table), columns, rows))
             continue
@@ -219,15 +259,39 @@ def event_rows(
     return tables
 
 
-def _event_builder(mapping: EventMapping, payload_text, lookups: Lookups):
+def _built(mapping: EventMapping, records: list, payload_text, time_text, lookups: Lookups, fill):
+    """The mapped table's quoted columns and its rows for `records`; `fill` once at the first
+    miss of a lookup (a second miss raises: something the events name does not exist)."""
+    rows: list[tuple] = []
+    append = rows.append
+    filled = fill is None
+    while True:
+        try:
+            # compiled after a fill too: it binds the catalogue's dicts, which a fill replaces
+            columns, build = _event_builder(mapping, payload_text, time_text, lookups)
+            for e, r in itertools.islice(records, len(rows), None):
+                append(build(e, r))
+            return columns, rows
+        except KeyError:
+            if filled:
+                raise
+            filled = True
+            fill(records[len(rows) :])
+
+
+def _event_builder(mapping: EventMapping, payload_text, time_text, lookups: Lookups):
     """The quoted columns of one mapped table and a function from (event, run tag) to its row.
 
     The function is one tuple expression compiled for the mapping (history builds hundreds of
     thousands of rows: a loop over per-column callables cost a tenth of the engine's time). Its
     source is made of fixed fragments only; every value of the file reaches it as a bound name."""
     columns = [quoted(mapping.account), quoted(mapping.time)]
-    parts = ["keys[e.user_id]", "e.created_at"]
-    names: dict[str, Any] = {"keys": lookups.account_keys, "payload": payload_text}
+    parts = ["keys[e.user_id]", "time(e)"]
+    names: dict[str, Any] = {
+        "keys": lookups.account_keys,
+        "payload": payload_text,
+        "time": time_text,
+    }
     if mapping.type is not None:
         columns.append(quoted(mapping.type))
         parts.append("e.event_type")
@@ -256,7 +320,7 @@ def _event_builder(mapping: EventMapping, payload_text, lookups: Lookups):
         if written.per_person:
             names[f"written{index}"] = written.value
             names["people"] = lookups.people
-            parts.append(f"written{index}(people.get(e.user_id))")
+            parts.append(f"written{index}(people[e.user_id])")
         else:
             names[f"constant{index}"] = written.value(None)
             parts.append(f"constant{index}")
@@ -277,11 +341,14 @@ def lookups_for(target: Target, events: Sequence[tuple[Any, Any]], new_journeys)
     users = {event.user_id for event, _ in events}
     missing = [user for user in users if user not in lookups.account_keys]
     if missing:
-        lookups.account_keys.update(
-            SimUser.objects.filter(user_id__in=missing)
-            .exclude(account_key="")
-            .values_list("user_id", "account_key")
-        )
+        keyed = SimUser.objects.exclude(account_key="")
+        if not lookups.account_keys and keyed.count() <= ACCOUNT_KEYS_AT_ONCE:
+            # the first miss of a process: every key at once, not a few more every span
+            lookups.account_keys.update(keyed.values_list("user_id", "account_key"))
+        else:
+            lookups.account_keys.update(
+                keyed.filter(user_id__in=missing).values_list("user_id", "account_key")
+            )
         lacking = [user for user in missing if user not in lookups.account_keys]
         if lacking:  # a sim user made before the target was attached: the run fails, recorded
             raise RuntimeError(
