@@ -11,6 +11,7 @@ database writes them instead.
 
 from __future__ import annotations
 
+import heapq
 import random
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
@@ -19,7 +20,7 @@ from datetime import datetime
 from synthetics.engine.incidents import Incidents
 from synthetics.engine.lifecycle import PoolChanges, SignupAccounts, pool_changes
 from synthetics.engine.rhythm import PoolRhythm
-from synthetics.engine.run import simulate_run, window_session_count
+from synthetics.engine.run import next_due_ms, simulate_run, window_session_count
 from synthetics.engine.types import (
     ActiveJourney,
     Catalogue,
@@ -112,3 +113,48 @@ def journeys_advanced(
         else:
             ended_new.append(new)
     return ended, ended_new
+
+
+class JourneysDue:
+    """The journeys in progress kept in memory (`active`, by id, shared and changed in place), by
+    when each next has something due: a minute's step takes only those due by its end (`active`)
+    and the sim users of the others (`waiting`), as a scheduled run reads them from the database.
+
+    The outcome is the one of passing them all: simulate_run writes nothing for a journey with
+    nothing due, only counts it and keeps its user busy, which `waiting` does. A history's minute
+    no longer walks and sorts every journey in progress, only those due (a heap by due time)."""
+
+    def __init__(self, active: dict[object, ActiveJourney]) -> None:
+        self.active = active
+        self._heap = [(next_due_ms(j.plan, j.next_step), j.id) for j in active.values()]
+        heapq.heapify(self._heap)
+        self._users = {journey.sim_user_id for journey in active.values()}
+
+    def split(self, now_ms: int) -> tuple[list[ActiveJourney], set[int]]:
+        """The journeys with something due by `now_ms`, and the sim users of the others."""
+        heap, active, due = self._heap, self.active, []
+        while heap and heap[0][0] <= now_ms:
+            due_ms, journey_id = heapq.heappop(heap)
+            journey = active.get(journey_id)
+            if journey is not None and next_due_ms(journey.plan, journey.next_step) == due_ms:
+                due.append(journey)
+        return due, self._users.difference([journey.sim_user_id for journey in due])
+
+    def advanced(
+        self, outcome: RunOutcome
+    ) -> tuple[list[tuple[JourneyUpdate, ActiveJourney]], list[NewJourney]]:
+        """journeys_advanced, keeping the due times and the busy users with it."""
+        ended, ended_new = journeys_advanced(self.active, outcome)
+        for _, journey in ended:
+            self._users.discard(journey.sim_user_id)
+        for update in outcome.journey_updates:
+            if update.status == "active":
+                journey = self.active[update.id]
+                heapq.heappush(
+                    self._heap, (next_due_ms(journey.plan, journey.next_step), update.id)
+                )
+        for new in outcome.new_journeys:
+            if new.status == "active":
+                self._users.add(new.sim_user_id)
+                heapq.heappush(self._heap, (next_due_ms(new.plan, new.next_step), new.id))
+        return ended, ended_new

@@ -58,17 +58,21 @@ def dwell_ms(rng: random.Random, scene: SceneSpec) -> int:
     return int(seconds * 1000)
 
 
-def _step(scene: SceneSpec, *, at_ms: int, event_type: str, kind="scene", **fields) -> Step:
-    """A step of the plan in `scene`: entering it, failing in it, or a mindblock reported there."""
+def _step(
+    scene: SceneSpec,
+    at_ms: int,
+    event_type: str,
+    kind: str = "scene",
+    mindblock_id: int | None = None,
+    mindblock_slug: str | None = None,
+    extra: dict | None = None,
+) -> Step:
+    """A step of the plan in `scene`: entering it, failing in it, or a mindblock reported there.
+    (Positional all the way to Step: a plan builds a few per session.)"""
     return Step(
-        at_ms=at_ms,
-        kind=kind,
-        event_type=event_type,
-        scene_id=scene.id,
-        scene_slug=scene.slug,
-        scene_position=scene.position,
-        **fields,
-    )
+        at_ms, kind, event_type, scene.id, scene.slug, scene.position, mindblock_id,
+        mindblock_slug, {} if extra is None else extra,
+    )  # fmt: skip
 
 
 def _mindblock_step(
@@ -135,7 +139,7 @@ def plan_journey(
     clock = start_ms
     for index, scene in enumerate(scenes[: stop_index + 1]):
         visit = dwell_ms(rng, scene)
-        steps.append(_step(scene, at_ms=clock, event_type=SCENE_ENTERED))
+        steps.append(_step(scene, clock, SCENE_ENTERED))
         failing_here = outcome == "errored" and index == stop_index
         if failing_here:
             visit = max(1, int(visit * uniform(rng, 0.2, 0.9)))  # fails part-way through the visit

@@ -24,7 +24,8 @@ from django.utils import timezone
 
 from synthetics.engine import Catalogue, GeneratorSettings, PoolMember, PoolRhythm
 from synthetics.engine.lifecycle import PoolChanges, pool_changed
-from synthetics.engine.minute import floor_minute, journeys_advanced, minute_step
+from synthetics.engine.minute import JourneysDue, floor_minute, minute_step
+from synthetics.engine.run import to_ms
 from synthetics.engine.sampling import run_random
 from synthetics.errors import ApplicationError, whole_number_required
 from synthetics.models import RUN_COUNTS, RunTrigger, SyntheticRun
@@ -91,7 +92,7 @@ class BackfillSummary:
 SPAN_MINUTES = 360
 TIDY_AFTER_BACKFILL_SECONDS = 300  # a VACUUM (ANALYZE) of what months of history grew: seconds
 PIPELINE_SWITCH_INTERVAL = 0.0005  # seconds: see _pipelined_spans
-GC_SPANS = 8  # the pipeline's young-generation collections: one every so many spans
+GC_SPANS = 32  # the pipeline's young-generation collections: one every so many spans
 SPAN_ROWS = 40_000
 ROWS_PER_SESSION = 12  # a journey row and its scene and mindblock events, generously
 
@@ -202,15 +203,18 @@ def _simulate_span(
     active, started, updates = state.active, span.started, span.updates
     settings, catalogue, seed = state.settings, state.catalogue, state.seed
     incidents = incidents_over(catalogue, start, end)
+    in_progress = JourneysDue(active)
     for index in range(int((end - start) / MINUTE)):
         minute_start = start + index * MINUTE
         minute_end = minute_start + MINUTE
+        due, waiting = in_progress.split(to_ms(minute_end))
         step = minute_step(
             settings=settings,
             catalogue=catalogue,
             pool=state.pool,
             rhythm=state.rhythm,
-            active=list(active.values()),
+            active=due,
+            waiting=waiting,
             window_start=minute_start,
             window_end=minute_end,
             rng=run_random(
@@ -231,7 +235,7 @@ def _simulate_span(
                 updates[update.id] = update
         for new in outcome.new_journeys:
             started[new.id] = [new, index]
-        journeys_advanced(active, outcome)
+        in_progress.advanced(outcome)
         span.events.append((index, outcome.events))
         span.ledger.append(
             SyntheticRun(
@@ -448,7 +452,8 @@ def _pipelined_spans(
     sys.setswitchinterval(PIPELINE_SWITCH_INTERVAL)
     # The cyclic collector stays paused for the whole pipeline and runs every few spans: paused
     # per span, it ran as each span ended, over that span's rows (still alive, being written) —
-    # a pass a span. Every GC_SPANS spans it still collects the cycles Django leaves behind.
+    # a pass a span. Every GC_SPANS spans (a pass over the two spans in flight: tens of ms) it
+    # still collects the cycles Django leaves behind.
     try:
         with (
             cyclic_gc_paused(),
