@@ -101,14 +101,16 @@ def _wipe():
 
 @pytest.fixture
 def spans(monkeypatch):
-    """Spans of 15 minutes, and a count of the spans each way wrote."""
+    """Spans of 15 minutes, and the count and starts of the spans the pipeline wrote."""
     monkeypatch.setattr(history, "SPAN_ROWS", 15 * 20 * history.ROWS_PER_SESSION)
-    counted = {"pipelined": 0}
+    counted = {"pipelined": 0, "starts": []}
     commit = history._span_commit
 
-    def counting(*args):
-        result = commit(*args)
-        counted["pipelined"] += result is not None
+    def counting(span, *args):
+        result = commit(span, *args)
+        if result is not None:
+            counted["pipelined"] += 1
+            counted["starts"].append(span.start)
         return result
 
     monkeypatch.setattr(history, "_span_commit", counting)
@@ -126,7 +128,16 @@ def test_pipelined_history_writes_the_rows_one_span_at_a_time_writes(
     )
     assert history.span_minutes(history.run_inputs.generator_settings()) == 15
     activity_backfill(hours=3, now=END, seed=4)
-    assert spans["pipelined"] == 12  # every span went through the pipeline
+    # every span went through the pipeline: 15 minutes each on a grid from the start, the first
+    # and the last cut short (2 minutes' part: _pipelined_span_minutes)
+    assert spans["pipelined"] == 14
+    assert [int((start - END) / timedelta(minutes=1)) for start in spans["starts"]] == [
+        -180,
+        -179,
+        *range(-165, -15, 15),
+        -15,
+        -1,
+    ]
     pipelined, pipelined_ledger, pipelined_tagged = _rows(), _ledger(), _tagged()
     churned = set(SimUser.objects.filter(churned_at__isnull=False).values_list("id", "churned_at"))
     assert churned  # churn was applied by the writer, from the spans' deferred changes
@@ -134,7 +145,7 @@ def test_pipelined_history_writes_the_rows_one_span_at_a_time_writes(
     _wipe()
     monkeypatch.setattr(history, "_can_pipeline", lambda: False)
     activity_backfill(hours=3, now=END, seed=4)
-    assert spans["pipelined"] == 12  # none more
+    assert spans["pipelined"] == 14  # none more
     assert _rows() == pipelined
     assert _ledger() == pipelined_ledger
     # the pipeline formats its COPY data ahead, with ledger ids it reserved: the same plans and
@@ -181,7 +192,16 @@ def test_a_run_between_two_spans_stops_the_pipeline_and_every_minute_is_covered_
     assert not Journey.objects.filter(
         sim_user_id__in=busy, run__trigger="backfill", started_at__gt=END - timedelta(minutes=30)
     ).exists()
-    assert spans["pipelined"] < 4  # the pipeline stopped at the span the manual run touched
+    # the pipeline stopped at the span the manual run touched (END - 30): that span was written
+    # again on its own, and a new pipeline wrote the rest
+    assert [int((start - END) / timedelta(minutes=1)) for start in spans["starts"]] == [
+        -60,
+        -59,
+        -45,
+        -15,
+        -14,
+        -1,
+    ]
 
 
 @pytest.mark.slow

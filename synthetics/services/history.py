@@ -92,6 +92,7 @@ class BackfillSummary:
 SPAN_MINUTES = 360
 TIDY_AFTER_BACKFILL_SECONDS = 300  # a VACUUM (ANALYZE) of what months of history grew: seconds
 PIPELINE_SWITCH_INTERVAL = 0.0005  # seconds: see _pipelined_spans
+FIRST_SPAN_PART = 8  # the pipeline's first and last spans: this part of the others
 GC_SPANS = 32  # the pipeline's young-generation collections: one every so many spans
 SPAN_ROWS = 40_000
 ROWS_PER_SESSION = 12  # a journey row and its scene and mindblock events, generously
@@ -469,7 +470,12 @@ def _pipelined_spans(
                         gc.collect(1)
                     span = None
                     if span_start < end:
-                        span_end = min(end, span_start + step * MINUTE)
+                        minutes = _pipelined_span_minutes(
+                            step,
+                            done=int((span_start - start) / MINUTE),
+                            left=int((end - span_start) / MINUTE),
+                        )
+                        span_end = min(end, span_start + minutes * MINUTE)
                         if not run_inputs.covered_minute_ends(start=span_start, end=span_end):
                             span = _simulated_or_recorded(state, start=span_start, end=span_end)
                     if pending is not None:
@@ -503,6 +509,20 @@ def _pipelined_spans(
     if written_pool is not inputs.pool:
         inputs = inputs.with_pool(written_pool)
     return position, inputs
+
+
+def _pipelined_span_minutes(step: int, *, done: int, left: int) -> int:
+    """How many minutes the pipeline's next span covers, `done` minutes after its start with `left`
+    to go: spans of `step` on a grid from the start, but the first and the last short (a part
+    FIRST_SPAN_PART of `step`, cut from the first and the last cell): the writer idles while the
+    first is simulated, and the engine while the last is written."""
+    short = max(1, step // FIRST_SPAN_PART)
+    if done == 0 or left <= short:
+        return min(short, left)
+    to_grid = step - done % step
+    if left > to_grid:
+        return to_grid
+    return left - short  # the last cell: the next span, the last, is short
 
 
 def _closed() -> int | None:
