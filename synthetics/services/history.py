@@ -1,6 +1,6 @@
 """History: the last hours of activity, generated minute by minute on the simulated clock.
 
-The minutes go in spans (span_minutes: up to six hours, about 40,000 rows), each simulated in memory
+The minutes go in spans (span_minutes: up to six hours, about 80,000 rows), each simulated in memory
 (every minute the step of a backfill run: engine.minute) and written in one transaction under the
 generator lock (services.run_failures.run_attempt), each minute its own ledger row. On PostgreSQL,
 with no sign-ups, the engine simulates the next span while a writer thread writes the last one
@@ -94,7 +94,7 @@ TIDY_AFTER_BACKFILL_SECONDS = 300  # a VACUUM (ANALYZE) of what months of histor
 PIPELINE_SWITCH_INTERVAL = 0.0005  # seconds: see _pipelined_spans
 FIRST_SPAN_PART = 8  # the pipeline's first and last spans: this part of the others
 GC_SPANS = 32  # the pipeline's young-generation collections: one every so many spans
-SPAN_ROWS = 40_000
+SPAN_ROWS = 80_000
 ROWS_PER_SESSION = 12  # a journey row and its scene and mindblock events, generously
 
 
@@ -314,7 +314,7 @@ def activity_backfill(
 ) -> BackfillSummary:
     """Generate the last `hours` hours, one backfill run per minute on the simulated clock.
 
-    The minutes go in spans (span_minutes: up to six hours, about 40,000 rows), each simulated in
+    The minutes go in spans (span_minutes: up to six hours, about 80,000 rows), each simulated in
     memory and written in one transaction under the generator lock, so a running scheduler
     interleaves safely and Ctrl-C
     leaves no half-written minute. Minutes that a scheduled or backfill run already covered are left
