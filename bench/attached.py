@@ -12,9 +12,12 @@ copied out, those tables emptied (and the trigger's counts with them) and VACUUM
 rows COPYed back into the same tables, with their indexes, foreign keys and triggers, in one
 transaction. Then, at the next minute, one scheduled run (`run_synthetics`) over the journeys the
 history left in progress is timed. Autovacuum plays no part: every table is VACUUM ANALYZEd
-before it is measured.
+before it is measured. With --repeat N the history is measured N times, each in a fresh copy of
+the seeded database (CREATE DATABASE … TEMPLATE), and the medians printed with every ratio: on a
+machine whose speed moves within minutes, one run says little.
 
-    .venv/bin/python bench/attached.py --app supabase_like --hours 1 --rate 200 --users 20000
+    .venv/bin/python bench/attached.py --app supabase_like --hours 1 --rate 200 --users 20000 \\
+        [--repeat 3]
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import sys
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from statistics import median
 
 import psycopg
 from common import (
@@ -108,7 +112,9 @@ def attached_database(app: str) -> Iterator[dict]:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def one(*, app: str, hours: int, rate: int, users: int) -> dict:
+def one(*, app: str, hours: int, rate: int, users: int, repeat: int = 1) -> dict:
+    """The history measured `repeat` times, each in a fresh copy (CREATE DATABASE … TEMPLATE) of
+    one seeded database, and the scheduled run once, in the last copy: medians, and every run."""
     tables = APPS[app]
     with attached_database(app) as env:
         manage("seed_sim_users", "--count", str(users), env=env)
@@ -118,40 +124,80 @@ def one(*, app: str, hours: int, rate: int, users: int) -> dict:
                 "UPDATE synthetics.synthetic_settings SET sessions_per_min = %s, max_per_run = %s",
                 (rate, max(rate * 4, 10)),
             )
-            vacuum_analyze(
-                conn,
-                "synthetics.sim_users",
-                "synthetics.users",
-                *tables["accounts"],
-                *tables["written"],
-                *tables["derived"],
-            )
-            conn.execute("CHECKPOINT")  # both measurements start with no dirty pages to flush
-        seconds, rss_mb = timed_manage("backfill_activity", "--hours", str(hours), env=env)
-        with connect(env) as conn:
-            written = tables["written"]
-            counts = {
-                table: conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
-                for table in written
-            }
-            rows = sum(counts.values())
-            dumps = tables_dump(conn, written)
-            conn.execute(f"TRUNCATE {', '.join(written + tables['derived'])} CASCADE")
-            vacuum_analyze(conn, *written, *tables["derived"])
-            conn.execute("CHECKPOINT")
-            copy_seconds = tables_copy_back(conn, dumps)
-            vacuum_analyze(conn, *written, *tables["derived"])
-            in_progress = conn.execute(
-                "SELECT count(*) FROM synthetics.journeys WHERE status = 'active'"
-            ).fetchone()[0]
-        # The next minute's scheduled run, over the journeys the history left in progress.
-        time.sleep(61 - datetime.now(UTC).second)
-        run_seconds, _ = timed_manage("run_synthetics", env=env)
+        runs = []
+        for index in range(repeat):
+            with database_copy(env, index) as copy_env:
+                runs.append(_history_measured(copy_env, tables, hours=hours))
+                if index == repeat - 1:
+                    with connect(copy_env) as conn:
+                        in_progress = conn.execute(
+                            "SELECT count(*) FROM synthetics.journeys WHERE status = 'active'"
+                        ).fetchone()[0]
+                    # The next minute's scheduled run, over the journeys the history left going.
+                    time.sleep(61 - datetime.now(UTC).second)
+                    run_seconds, _ = timed_manage("run_synthetics", env=copy_env)
     return {
         "app": app,
         "hours": hours,
         "rate": rate,
         "users": users,
+        "repeat": repeat,
+        "rows": runs[-1]["rows"],
+        "counts": runs[-1]["counts"],
+        "backfill_seconds": median([r["backfill_seconds"] for r in runs]),
+        "backfill_rows_per_s": median([r["backfill_rows_per_s"] for r in runs]),
+        "backfill_peak_rss_mb": max(r["backfill_peak_rss_mb"] for r in runs),
+        "copy_seconds": median([r["copy_seconds"] for r in runs]),
+        "copy_rows_per_s": median([r["copy_rows_per_s"] for r in runs]),
+        "ratio": median([r["ratio"] for r in runs]),
+        "ratios": [r["ratio"] for r in runs],
+        "scheduled_run_seconds": run_seconds,
+        "scheduled_run_in_progress": in_progress,
+        "runs": runs,
+    }
+
+
+@contextlib.contextmanager
+def database_copy(env: dict, index: int) -> Iterator[dict]:
+    """A copy of the seeded database (its template), for one measurement; dropped after it."""
+    base = env["DATABASE_URL"].rsplit("/", 1)[1]
+    name = f"{base}_run{index}"
+    with psycopg.connect(f"{SERVER}/postgres", autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{base}"')
+    try:
+        yield {**env, "DATABASE_URL": f"{SERVER}/{name}"}
+    finally:
+        with psycopg.connect(f"{SERVER}/postgres", autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _history_measured(env: dict, tables: dict, *, hours: int) -> dict:
+    """`backfill_activity --hours` timed as a whole command, then the same rows copied back bare."""
+    with connect(env) as conn:
+        vacuum_analyze(
+            conn,
+            "synthetics.sim_users",
+            "synthetics.users",
+            *tables["accounts"],
+            *tables["written"],
+            *tables["derived"],
+        )
+        conn.execute("CHECKPOINT")  # both measurements start with no dirty pages to flush
+    seconds, rss_mb = timed_manage("backfill_activity", "--hours", str(hours), env=env)
+    with connect(env) as conn:
+        written = tables["written"]
+        counts = {
+            table: conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0] for table in written
+        }
+        rows = sum(counts.values())
+        dumps = tables_dump(conn, written)
+        conn.execute(f"TRUNCATE {', '.join(written + tables['derived'])} CASCADE")
+        vacuum_analyze(conn, *written, *tables["derived"])
+        conn.execute("CHECKPOINT")
+        copy_seconds = tables_copy_back(conn, dumps)
+        vacuum_analyze(conn, *written, *tables["derived"])
+    return {
         "rows": rows,
         "counts": counts,
         "backfill_seconds": seconds,
@@ -159,9 +205,7 @@ def one(*, app: str, hours: int, rate: int, users: int) -> dict:
         "backfill_peak_rss_mb": rss_mb,
         "copy_seconds": copy_seconds,
         "copy_rows_per_s": rows / copy_seconds,
-        "ratio": (rows / seconds) / (rows / copy_seconds),
-        "scheduled_run_seconds": run_seconds,
-        "scheduled_run_in_progress": in_progress,
+        "ratio": copy_seconds / seconds,
     }
 
 
@@ -171,7 +215,13 @@ def line(result: dict) -> str:
         f"{result['users']:,} users: {result['rows']:,} rows; backfill "
         f"{result['backfill_rows_per_s']:,.0f} rows/s ({result['backfill_seconds']:.1f} s, peak "
         f"RSS {result['backfill_peak_rss_mb']} MB); bare COPY {result['copy_rows_per_s']:,.0f} "
-        f"rows/s; ratio {result['ratio']:.2f}; a scheduled run with "
+        f"rows/s; ratio {result['ratio']:.2f}"
+        + (
+            f" (median of {result['repeat']}: {', '.join(f'{r:.2f}' for r in result['ratios'])})"
+            if result["repeat"] > 1
+            else ""
+        )
+        + "; a scheduled run with "
         f"{result['scheduled_run_in_progress']:,} in progress: "
         f"{result['scheduled_run_seconds']:.2f} s (the command, start-up included)"
     )
@@ -183,10 +233,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--hours", type=int, default=1)
     parser.add_argument("--rate", type=int, default=200, help="sessions_per_min")
     parser.add_argument("--users", type=int, default=20_000)
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="history runs, each in a fresh copy: medians"
+    )
     parser.add_argument("--json", help="also write the figures to this file")
     args = parser.parse_args(argv)
     results = [
-        one(app=app, hours=args.hours, rate=args.rate, users=args.users)
+        one(app=app, hours=args.hours, rate=args.rate, users=args.users, repeat=args.repeat)
         for app in args.app or sorted(APPS)
     ]
     for result in results:
