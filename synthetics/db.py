@@ -126,7 +126,7 @@ def utc_ms_text(ms: int) -> str:
     second, milli = divmod(ms, 1000)
     prefix = _SECOND_TEXT.get(second)
     if prefix is None:
-        if len(_SECOND_TEXT) >= 100_000:
+        if len(_SECOND_TEXT) >= 10_000:  # about a megabyte; a span reads its seconds in order
             _SECOND_TEXT.clear()
         moment = datetime.fromtimestamp(second, UTC)
         prefix = _SECOND_TEXT[second] = moment.isoformat(sep=" ", timespec="seconds")[:19]
