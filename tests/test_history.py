@@ -156,6 +156,37 @@ def test_pipelined_history_writes_the_rows_one_span_at_a_time_writes(
     ) == (churned)
 
 
+def _ledger_seq_scans() -> int:
+    """Sequential scans of the ledger (synthetic_runs) so far, every backend's that has reported."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_stat_force_next_flush()")
+        cursor.execute("SELECT pg_stat_clear_snapshot()")
+        cursor.execute(
+            "SELECT seq_scan FROM pg_stat_user_tables WHERE relid = %s::regclass",
+            [SyntheticRun._meta.db_table],
+        )
+        return cursor.fetchone()[0]
+
+
+@transactional
+def test_span_commits_look_up_each_journeys_run_by_its_index(postgres_only, spans):
+    """The writer connection's first commit plans the journeys' deferred key check of their run
+    while the ledger holds a page: without deferred_key_checks_indexed that plan is a sequential
+    scan of the ledger, kept and run for every journey of every later span."""
+    sim_users_seed(count=300, seed=23)
+    SyntheticSettings.objects.filter(pk=1).update(sessions_per_min=20, max_per_run=100)
+    with connection.cursor() as cursor:  # statistics as a tidied database has them: an empty ledger
+        cursor.execute(f"VACUUM ANALYZE {SyntheticRun._meta.db_table}")
+    before = _ledger_seq_scans()
+    activity_backfill(hours=2, now=END, seed=6)
+    journeys = Journey.objects.count()
+    scans = _ledger_seq_scans() - before
+    assert spans["pipelined"] >= 8 and journeys > 1500
+    # What scans the ledger is the spans' own reads of a one-page table (31 here), never one per
+    # journey (2,353 here without deferred_key_checks_indexed).
+    assert scans < 10 * spans["pipelined"], (scans, journeys)
+
+
 @transactional
 def test_a_run_between_two_spans_stops_the_pipeline_and_every_minute_is_covered_once(
     postgres_only, spans, monkeypatch

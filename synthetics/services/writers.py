@@ -359,6 +359,23 @@ def _copy_data(table: str, columns: Sequence[str], data: bytes) -> None:
             copy.write(view[offset : offset + (1 << 20)])
 
 
+def deferred_key_checks_indexed() -> None:
+    """Before the commit of a transaction that leaves many deferred foreign-key checks (a span of
+    history: every journey names its run, its sim user, its account and its template): the checks
+    at commit look each key up by its primary-key index.
+
+    PostgreSQL plans a foreign key's lookup once per connection and keeps the plan. The history's
+    writer connection lives for the whole backfill; its first commit plans the journeys' lookup of
+    their run while the ledger (synthetic_runs) holds a page or two, which makes a sequential scan,
+    and that scan then runs for every journey of every later span over a ledger that keeps growing
+    (a third of a span's commit at six hours). With sequential scans off for what is left of this
+    transaction (the checks at commit and nothing else) the plan made and kept is the index
+    lookup. Elsewhere nothing."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL enable_seqscan = off")
+
+
 def run_ids_reserve(count: int) -> list[int]:
     """`count` new ledger ids from its sequence (PostgreSQL), for rows formatted before their ledger
     rows are written (ledger_write keeps ids already set). An id reserved and never written is a
