@@ -13,7 +13,6 @@ class SyntheticsConfig(AppConfig):
         from django.core import checks
         from django.db.models.signals import post_migrate, pre_migrate
 
-        from synthetics.api import schema  # noqa: F401  registers the OpenAPI Bearer scheme
         from synthetics.target.own_schema import (
             schema_ensure,
             target_file_check,

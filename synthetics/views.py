@@ -13,7 +13,7 @@ from django.views.decorators.csrf import ensure_csrf_cookie
 from django.views.decorators.http import require_GET
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 
-from synthetics.api.permissions import can_change_synthetics, synthetics_viewer_required
+from synthetics.access import can_change_synthetics, synthetics_viewer_required
 from synthetics.engine.run import MAX_MANUAL_TARGET
 from synthetics.engine.types import GENERATOR_SETTINGS
 from synthetics.models import (

@@ -5,7 +5,7 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
-from synthetics.api.permissions import synthetics_viewer_required
+from synthetics.access import synthetics_viewer_required
 from synthetics.views import metrics, studio
 
 urlpatterns = [

@@ -243,3 +243,25 @@ def test_api_token_piped_into_head_ends_quietly(migrated_sqlite):
         assert "BrokenPipeError" not in stderr
         assert stderr == ""
         assert returncode in (0, 1)
+
+
+def test_a_command_starts_without_the_rest_framework_or_the_test_tools(tmp_path):
+    """Every process loads the apps, the admin included: what the admin imports is every command's
+    start-up. The REST framework's views and Django's test tools (a tenth of a second each here)
+    load with the URLconf, which a command such as backfill_activity never needs."""
+    loaded = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys, django; django.setup(); "
+            "print(' '.join(sorted(m for m in sys.modules if m in {"
+            "'rest_framework.views', 'rest_framework.test', 'django.test', 'drf_spectacular.plumbing'"
+            "})))",
+        ],
+        cwd=ROOT,
+        env={**manage_env(tmp_path), "DJANGO_SETTINGS_MODULE": "synthetics_site.settings"},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert loaded.stdout.strip() == ""

@@ -10,7 +10,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import router, transaction
 from django.db.models import Count
 
-from synthetics.api.permissions import can_change_synthetics
+from synthetics.access import can_change_synthetics
 from synthetics.errors import GeneratorBusy
 from synthetics.models import JourneyTemplate, MindblockType, RhythmProfile, Scene
 from synthetics.services.catalogue import (

@@ -10,8 +10,8 @@ from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.utils import timezone
 
+from synthetics.access import can_change_synthetics, can_view_synthetics
 from synthetics.admin.forms import SteeringForm
-from synthetics.api.permissions import can_change_synthetics, can_view_synthetics
 from synthetics.errors import ApplicationError
 from synthetics.inputs import label_read, number_read, slug_read, whole_number_read
 from synthetics.models import MAX_INCIDENT_MINUTES, Incident, JourneyTemplate

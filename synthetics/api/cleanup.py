@@ -8,6 +8,7 @@ from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework import serializers
 from rest_framework.response import Response
 
+from synthetics.access import can_change_synthetics
 from synthetics.api.errors import READ_ERRORS, WRITE_ERRORS, error_responses
 from synthetics.api.fields import (
     StrictBooleanField,
@@ -15,7 +16,7 @@ from synthetics.api.fields import (
     StrictIntegerField,
     details_shown,
 )
-from synthetics.api.permissions import SyntheticsView, can_change_synthetics
+from synthetics.api.permissions import SyntheticsView
 from synthetics.api.schema import CLEANUP_STATUS_CHOICES
 from synthetics.api.throttles import CostlyWriteView
 from synthetics.selectors.cleanup import cleanup_job_get

@@ -7,10 +7,11 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.response import Response
 
+from synthetics.access import can_change_synthetics
 from synthetics.api import fast
 from synthetics.api.errors import READ_ERRORS, error_responses
 from synthetics.api.fields import DetailsField, details_shown
-from synthetics.api.permissions import SyntheticsView, can_change_synthetics
+from synthetics.api.permissions import SyntheticsView
 from synthetics.api.schema import FIDELITY_CHOICES, GENERATOR_STATUS_CHOICES
 from synthetics.api.settings import SettingsOutput
 from synthetics.selectors.status import status_summary
