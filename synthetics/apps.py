@@ -3,6 +3,10 @@ target file of attach mode, synthetics.E002) and, in attach mode, its own schema
 
 from django.apps import AppConfig
 
+# The tag of Synthetics' own system checks: the data commands run those and the models' checks only
+# (synthetics.management.cli.SyntheticsCommand); `manage.py check` and the server run every check.
+CHECK_TAG = "synthetics"
+
 
 class SyntheticsConfig(AppConfig):
     name = "synthetics"
@@ -19,8 +23,8 @@ class SyntheticsConfig(AppConfig):
             verification_views_ensure,
         )
 
-        checks.register(throttle_rate_check)
-        checks.register(target_file_check)
+        checks.register(throttle_rate_check, CHECK_TAG)
+        checks.register(target_file_check, CHECK_TAG)
         pre_migrate.connect(schema_ensure, sender=self)
         post_migrate.connect(verification_views_ensure, sender=self)
 

@@ -265,3 +265,14 @@ def test_a_command_starts_without_the_rest_framework_or_the_test_tools(tmp_path)
         check=True,
     )
     assert loaded.stdout.strip() == ""
+
+
+@pytest.mark.parametrize("command", [("backfill_activity", "--hours", "1"), ("seed_sim_users",)])
+def test_data_commands_still_run_synthetics_own_checks(command, tmp_path):
+    """The data commands run the models' and Synthetics' own system checks only (not the URL and
+    template ones): a bad setting of ours still stops them before any work."""
+    result = manage(*command, env=manage_env(tmp_path, SYNTHETICS_API_BURST_RATE="abc"))
+    assert result.returncode != 0
+    assert "(synthetics.E001) SYNTHETICS_API_BURST_RATE" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not list(tmp_path.glob("*.sqlite3"))  # stopped before the database was touched

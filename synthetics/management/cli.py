@@ -9,8 +9,10 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 
+from django.core.checks import Tags
 from django.core.management.base import BaseCommand, CommandError
 
+from synthetics.apps import CHECK_TAG
 from synthetics.errors import ApplicationError, RunFailed
 from synthetics.inputs import DATETIME_TEXT, aware_datetime_read
 from synthetics.services.database import (
@@ -28,6 +30,11 @@ class SyntheticsCommand(BaseCommand):
     """
 
     requires_migrations_checks = True
+    # The checks a data command needs: the models' and Synthetics' own (the target file, the
+    # settings). The URL and template checks import the URLconf, the REST framework and the
+    # template engines: a seventh of a second of every command's start, for pages it never serves.
+    # `serve` runs every check; so do `manage.py check` and the server.
+    requires_system_checks = [Tags.models, CHECK_TAG]
 
     def execute(self, *args, **options):
         try:

@@ -17,6 +17,7 @@ STOP_GRACE_SECONDS = 15
 
 
 class Command(SyntheticsCommand):
+    requires_system_checks = "__all__"  # it serves the pages: every check, as runserver
     help = (
         "Serve the site with gunicorn and run the every-minute generator with a django-q2 cluster, "
         "both in the foreground. Ctrl-C (or SIGTERM) stops both cleanly; if either dies, the other "
