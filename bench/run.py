@@ -57,6 +57,15 @@ MODES = {
 }
 
 
+def _history_target(hours: int) -> str:
+    """The history goal is set for the full size (6 h, ~350,000 rows): a shorter history is mostly
+    the command's start-up (about 0.6 s of Python and Django, the pool read, the tidy after it),
+    which a bare COPY does not pay."""
+    if hours >= MODES["full"]["history"]["hours"]:
+        return "target >= 0.6"
+    return f"target >= 0.6 at {MODES['full']['history']['hours']} h (BENCH_MODE=full); start-up weighs here"
+
+
 def long_history(hours: int) -> dict:
     """`backfill_activity --hours H` at the default settings and 3,000 users: wall time, peak RSS."""
     from common import manage
@@ -97,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
             f"({h['rows']:,} rows)",
             f"{h['backfill_rows_per_s']:,.0f} rows/s, peak RSS {h['backfill_peak_rss_mb']} MB",
             f"bare COPY of the same rows: {h['copy_rows_per_s']:,.0f} rows/s",
-            f"{h['ratio']:.2f} (target >= 0.6)",
+            f"{h['ratio']:.2f} ({_history_target(h['hours'])})",
         )
     )
     print(f"bench ({args.mode}): attached history ...", file=sys.stderr)
@@ -112,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"{a['backfill_rows_per_s']:,.0f} rows/s, peak RSS {a['backfill_peak_rss_mb']} MB",
                 f"bare COPY of the same rows into the app's tables: {a['copy_rows_per_s']:,.0f} "
                 "rows/s",
-                f"{a['ratio']:.2f} (target >= 0.6)"
+                f"{a['ratio']:.2f} ({_history_target(a['hours'])})"
                 + (
                     f"; runs {', '.join(f'{r:.2f}' for r in a['ratios'])}"
                     if a["repeat"] > 1
