@@ -3,9 +3,9 @@ same run; and a scheduled run there.
 
 In a throwaway PostgreSQL database holding one of the test applications (tests/apps/<app>.sql:
 supabase_like, with its row-level security and an app trigger that counts every scene event, or
-identity_keys, with identity keys and an enum): `target inspect` writes the target file, `migrate`
-makes Synthetics' own schema, --users sim users are seeded through the mapping, `target index`
-makes the tag index, sessions_per_min is set to --rate, every table is VACUUM ANALYZEd, then
+identity_keys, with identity keys, an enum and a sessions table): `target inspect` writes the
+target file, `migrate` makes Synthetics' own schema, --users sim users are seeded through the
+mapping, `target index` makes the tag index, sessions_per_min is set to --rate, every table is VACUUM ANALYZEd, then
 `manage.py backfill_activity --hours H` is timed (the whole command). The reference: the rows it
 wrote (the ledger and journeys in Synthetics' schema, the events in the application's tables)
 copied out, those tables emptied (and the trigger's counts with them) and VACUUMed, and the same
@@ -63,6 +63,7 @@ APPS = {
             "synthetics.journeys",
             "app.activity",
             "app.blockers",
+            "app.sessions",
         ),
         "derived": (),
         "accounts": ("app.accounts",),

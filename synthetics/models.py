@@ -645,7 +645,9 @@ class OriginEventQuerySet(EventQuerySet):
         )
 
     def claiming(self, run: OuterRef) -> EventQuerySet:
-        claimed = self._origins().filter(run_id=run)
+        # `run` is the caller's outer reference (the ledger row, from the events' query); inside
+        # the origins' subquery it is one level further out.
+        claimed = self._origins().filter(run_id=OuterRef(run))
         return self.filter(Exists(claimed))
 
 
@@ -1088,6 +1090,7 @@ class ThrottleBucket(models.Model):
 class CleanupStage(models.TextChoices):
     SCENE_EVENTS = "journey_scene_events"
     MINDBLOCK_EVENTS = "mindblock_events"
+    SESSIONS = "sessions"  # an attached application's sessions table (attach mode, if mapped)
     JOURNEYS = "journeys"
     RUNS = "synthetic_runs"
     DONE = "done"
@@ -1118,6 +1121,9 @@ class CleanupJob(TimestampedModel):
     )
     scene_events_deleted = models.BigIntegerField(default=0)
     mindblock_events_deleted = models.BigIntegerField(default=0)
+    sessions_deleted = models.BigIntegerField(
+        default=0, help_text="Rows of an attached application's sessions table."
+    )
     journeys_deleted = models.BigIntegerField(default=0)
     runs_deleted = models.BigIntegerField(
         default=0, help_text="Ledger rows of runs none of whose rows is left."
@@ -1144,6 +1150,7 @@ class CleanupJob(TimestampedModel):
         return {
             "journey_scene_events": self.scene_events_deleted,
             "mindblock_events": self.mindblock_events_deleted,
+            "sessions": self.sessions_deleted,
             "journeys": self.journeys_deleted,
             "synthetic_runs": self.runs_deleted,
         }

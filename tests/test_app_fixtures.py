@@ -112,6 +112,7 @@ def test_the_catalogue_of_the_supabase_like_app():
         catalog = app_catalog(app, ["auth", "public"])
     assert set(catalog) == {
         "auth.users",
+        "auth.sessions",
         "public.profiles",
         "public.journey_scene_events",
         "public.mindblock_events",

@@ -55,6 +55,9 @@ REAL_ROWS = {
           (1, now() - interval '3 hours', 'journey_completed', null, 'ios', '{"synthetic": true, "run_id": 70}');
         INSERT INTO app.blockers (account_id, occurred_at, blocker, properties) VALUES
           (1, now() - interval '2 hours', 'confusion', '{"synthetic": true, "run_id": 12}');
+        INSERT INTO app.sessions (account_id, started_at, device, flow, properties) VALUES
+          (1, now() - interval '4 hours', 'ios', 'checkout', '{}'),
+          (2, now() - interval '3 hours', 'synthetics', 'writers-unblock', '{"synthetic": true, "run_id": 4, "run_key": "k0000000000000000"}');
     """,
 }
 SCHEMAS = {"supabase_like": ["auth", "public"], "identity_keys": ["app"]}
@@ -169,8 +172,10 @@ def _attach(attached: Attached, edit=None) -> dict:
 
 
 def _no_blockers_payload(document: dict) -> None:
-    """The mindblock table keeps no tag in its rows: Synthetics keeps their origin itself."""
+    """The mindblock and sessions tables keep no tag in their rows: Synthetics keeps their origin
+    itself."""
     document["events"]["mindblock"]["payload"] = None
+    document["events"]["session"]["payload"] = None
 
 
 # Marked `waits` though they wait on nothing: CI runs that pass beside the others from the start,
@@ -258,9 +263,29 @@ def test_attached_app_end_to_end(tmp_path, fixture, edit):
             )[0][0]
             assert counted == _ours_in(attached, scene["table"], payload)
         mindblock = document["events"]["mindblock"]
+        session = document["events"].get("session")
         if mindblock["payload"] is None:
             origins = attached.sql("SELECT count(*) FROM synthetics.synthetic_row_origins")[0][0]
-            assert origins == attached.sql(f"SELECT count(*) FROM {mindblock['table']}")[0][0] - 1
+            expected = attached.sql(f"SELECT count(*) FROM {mindblock['table']}")[0][0] - 1
+            if session is not None and session["payload"] is None:
+                expected += attached.sql(f"SELECT count(*) FROM {session['table']}")[0][0]
+                expected -= len(rows_before[session["table"]])
+            assert origins == expected
+        if session is not None:  # the app's sessions table: a row as each journey started
+            journeys = attached.sql("SELECT count(*) FROM synthetics.journeys")[0][0]
+            real = len(rows_before[session["table"]])
+            assert attached.sql(f"SELECT count(*) FROM {session['table']}") == [(journeys + real,)]
+            started = attached.sql(
+                f"SELECT count(*) FROM {session['table']} s JOIN synthetics.journeys j "
+                f"ON j.started_at = s.{session['time']} AND j.id::text = s.{session['journey']['column']}"
+                if session["journey"]["as"] == "id"
+                else f"SELECT count(*) FROM {session['table']} s JOIN synthetics.journeys j "
+                f"ON j.started_at = s.{session['time']} JOIN synthetics.journey_templates t "
+                f"ON t.id = j.template_id AND t.slug = s.{session['journey']['column']} "
+                "JOIN synthetics.sim_users u ON u.id = j.sim_user_id "
+                f"AND u.account_key = s.{session['account']}::text"
+            )
+            assert started == [(journeys,)]  # each at its journey's start, its flow, its account
 
         # when: old activity cleaned up, then everything taken out
         cleaned = attached.manage("cleanup_activity", "--older-than-hours", "2").stdout
@@ -275,6 +300,13 @@ def test_attached_app_end_to_end(tmp_path, fixture, edit):
             f"ON r.run_key = e.{payload} ->> 'run_key'"
         )[0][0]
         assert oldest >= datetime.now(UTC) - timedelta(hours=2, minutes=5)
+        if session is not None:
+            assert re.search(r"deleted .* [1-9]\d* sessions", cleaned), cleaned
+            old = attached.sql(  # only the real ones (3 and 4 hours old) are left
+                f"SELECT count(*) FROM {session['table']} WHERE {session['time']} < "
+                "now() - interval '2 hours 5 minutes'"
+            )
+            assert old == [(len(rows_before[session["table"]]),)]
         detached = attached.manage("target", "detach").stdout
         assert "the generator is paused" in detached
 
@@ -421,13 +453,18 @@ def test_attach_mode_refuses_sqlite_and_a_schema_that_is_not_its_own(tmp_path):
     }
     env.update(SYNTHETICS_LOCAL_DIR=str(tmp_path), SYNTHETICS_TARGET=str(target))
     run = {"cwd": ROOT, "capture_output": True, "text": True, "timeout": 120}
-    result = subprocess.run([sys.executable, "manage.py", "migrate"], env=env, **run)
-    assert result.returncode != 0
-    assert "attach mode is PostgreSQL only" in result.stderr
-    assert not list(tmp_path.glob("*.sqlite3"))  # nothing made
+    for command in (["migrate"], ["backfill_activity", "--hours", "1"], ["target", "check"]):
+        result = subprocess.run([sys.executable, "manage.py", *command], env=env, **run)
+        assert result.returncode != 0
+        # one line that says what to set, no traceback
+        assert result.stderr.startswith("ImproperlyConfigured: SYNTHETICS_TARGET is set, but ")
+        assert "attach mode is PostgreSQL only" in result.stderr
+        assert len(result.stderr.splitlines()) == 1, result.stderr
+        assert not list(tmp_path.glob("*.sqlite3"))  # nothing made
     env.update(
         DATABASE_URL="postgres://postgres@127.0.0.1:5432/postgres", SYNTHETICS_SCHEMA="public"
     )
     result = subprocess.run([sys.executable, "manage.py", "check"], env=env, **run)
     assert result.returncode != 0
     assert "SYNTHETICS_SCHEMA must be a schema of Synthetics' own" in result.stderr
+    assert "Traceback" not in result.stderr

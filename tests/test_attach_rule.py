@@ -512,3 +512,38 @@ def test_a_profile_an_app_trigger_makes_with_the_account_becomes_ours(db, settin
     finally:
         target_reset()
         lookups_reset()
+
+
+def test_a_run_is_claimed_by_the_rows_whose_origin_names_it(attached):
+    """`claiming` (what keeps a run's ledger row while any row names it): for a table whose rows'
+    origin Synthetics keeps, the origin rows name the ledger row of the outer query, not the
+    event row's own key (a uuid key made that a type error, a bigint one a wrong answer)."""
+    from django.db.models import Exists, OuterRef
+
+    activity_backfill(hours=2, now=NOW, seed=3)
+    blocks = event_models()["mindblock"]
+    wrote = set(RowOrigin.objects.filter(table="rule_app.blocks").values_list("run_id", flat=True))
+    # one run's blocks gone (the application deleted them, and we their origins): it claims none
+    gone = min(wrote)
+    keys = list(
+        RowOrigin.objects.filter(table="rule_app.blocks", run_id=gone).values_list(
+            "row_key", flat=True
+        )
+    )
+    with connection.cursor() as cursor:
+        cursor.execute("DELETE FROM rule_app.blocks WHERE block_id::text = ANY(%s)", [keys])
+    RowOrigin.objects.filter(table="rule_app.blocks", run_id=gone).delete()
+    wrote.discard(gone)
+    assert len(wrote) > 3
+    claimed = set(
+        SyntheticRun.objects.filter(Exists(blocks.objects.claiming(OuterRef("pk")))).values_list(
+            "pk", flat=True
+        )
+    )
+    assert claimed == wrote
+    real_claims = set(
+        SyntheticRun.objects.filter(
+            Exists(blocks.objects.real().claiming(OuterRef("pk")))
+        ).values_list("pk", flat=True)
+    )
+    assert real_claims == set()  # every block row is ours

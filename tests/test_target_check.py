@@ -3,6 +3,7 @@ nothing changed (synthetics.target.files), then held against the live database w
 named by its place in the file, and a plan (synthetics.target.check, `manage.py target check`)."""
 
 import copy
+import json
 import os
 import subprocess
 import sys
@@ -440,3 +441,77 @@ def test_event_rows_look_up_what_is_missing_once_and_refuse_what_does_not_exist(
             lookups=lookups, fill=fill,
         )  # fmt: skip
     assert len(asked) == 2  # looked up once more, then refused
+
+
+def test_a_sessions_table_gets_a_row_as_each_journey_starts_tagged_with_its_run(monkeypatch):
+    # A mapped sessions table (events.session) gets one row per new journey, at its start, with
+    # its account, the journey as its template's slug, the constants, and the tag of the run that
+    # started it; a target without one gets no session rows.
+    from datetime import UTC, datetime
+
+    from synthetics.engine import EventRecord, NewJourney
+    from synthetics.engine.run import session_started, to_ms
+    from synthetics.engine.types import Plan
+    from synthetics.services.writers import _payload_text
+    from synthetics.target import writing
+    from synthetics.target.files import target_loads
+    from synthetics.target.mapping import target_from
+    from synthetics.target.writing import Lookups, event_rows, event_rows_built
+
+    text = (
+        "version: 1\n"
+        "accounts: {table: app.accounts, key: id, key_type: bigint, key_source: database,"
+        " columns: {}}\n"
+        "events:\n"
+        "  scene: {table: app.activity, account: account_id, time: at, type: kind,"
+        " payload: props, columns: {}}\n"
+        "  mindblock: {table: app.blockers, account: account_id, time: at, type: null,"
+        " payload: props, columns: {}}\n"
+    )
+    sessions = (
+        "  session: {table: app.sessions, account: account_id, time: started_at, type: null,"
+        " payload: props, journey: {column: flow, as: slug}, columns: {device: {constant: web}}}\n"
+    )
+    target = target_from(target_loads(text + sessions))
+    started = datetime(2026, 3, 4, 12, 0, 30, 250000, tzinfo=UTC)
+    journeys = [
+        NewJourney(uuid.uuid4(), 7, user, template, started, None, "active",
+                   Plan("slug-" + str(template), "casual", "completed", 0, ()), 0)
+        for user, template in [(1, 3), (2, 4)]
+    ]  # fmt: skip
+    records = [(session_started(journey), (40 + i, f"k{i}")) for i, journey in enumerate(journeys)]
+    lookups = Lookups(
+        account_keys={1: "101", 2: "102"},
+        people={},
+        journey_templates={journey.id: journey.template_id for journey in journeys},
+        catalogue={"journey": {3: ("onboarding", "Onboarding"), 4: ("checkout", "Checkout")}},
+    )
+    (rows,) = event_rows(
+        target, records, payload_text=_payload_text, time_text=lambda e: e.at_ms, lookups=lookups
+    )
+    assert rows.table == '"app"."sessions"'
+    assert rows.columns == ('"account_id"', '"started_at"', '"props"', '"flow"', '"device"')
+    assert [(row[0], row[1], row[3], row[4]) for row in rows.rows] == [
+        ("101", to_ms(started), "onboarding", "web"),
+        ("102", to_ms(started), "checkout", "web"),
+    ]
+    payload = json.loads(rows.rows[1][2])
+    assert payload == {
+        "synthetic": True, "run_id": 41, "run_key": "k1", "template": "slug-4",
+        "persona": "casual", "journey_id": str(journeys[1].id),
+    }  # fmt: skip
+    assert isinstance(records[0][0], EventRecord) and records[0][0].kind == "session"
+    # what the writers call: the new journeys with their runs' tags become the sessions' rows;
+    # without a sessions table the same journeys make none
+    monkeypatch.setattr(writing, "_LOOKUPS", lookups)
+    tagged = [(journey, run) for (_, run), journey in zip(records, journeys, strict=True)]
+    built = event_rows_built(
+        target, [], tagged, payload_text=_payload_text, time_text=lambda e: e.at_ms
+    )
+    assert [table.rows for table in built] == [rows.rows]
+    plain = target_from(target_loads(text))
+    assert "session" not in plain.events
+    assert (
+        event_rows_built(plain, [], tagged, payload_text=_payload_text, time_text=lambda e: e.at_ms)
+        == []
+    )

@@ -53,6 +53,8 @@ def test_the_supabase_like_app_gets_a_file_that_needs_no_edit():
     assert accounts["columns"]["raw_app_meta_data"] == {"json": {"synthetics": True}}
     # the profile, not the app's counter keyed by the account
     assert [profile["table"] for profile in accounts["profiles"]] == ["public.profiles"]
+    # Supabase's sign-in sessions (auth.sessions) are logins, not the app's sessions
+    assert set(document["events"]) == {"scene", "mindblock"}
     scene, mindblock = document["events"]["scene"], document["events"]["mindblock"]
     assert (scene["table"], scene["account"], scene["time"], scene["type"], scene["payload"]) == (
         "public.journey_scene_events",
@@ -86,6 +88,18 @@ def test_the_identity_keys_app_gets_its_own_names_and_the_column_to_map():
     )
     assert scene["columns"] == {"source": {"constant": "synthetics"}, "on": {"constant": False}}
     assert document["events"]["mindblock"]["table"] == "app.blockers"
+    # the app's sessions table: at the journey's start, the journey as its flow, its own key and
+    # type left alone, the device it requires given a value its CHECK takes
+    session = document["events"]["session"]
+    assert session == {
+        "table": "app.sessions",
+        "account": "account_id",
+        "time": "started_at",
+        "type": None,
+        "payload": "properties",
+        "journey": {"column": "flow", "as": "slug"},
+        "columns": {"device": {"constant": "synthetics"}},
+    }
 
 
 def test_an_enum_without_the_engines_event_types_is_a_problem():

@@ -51,6 +51,9 @@ class CleanupInput(StrictInputSerializer):
 class CleanupCountsOutput(serializers.Serializer):
     journey_scene_events = serializers.IntegerField()
     mindblock_events = serializers.IntegerField()
+    sessions = serializers.IntegerField(
+        help_text="Rows of an attached application's sessions table (0 without one)."
+    )
     journeys = serializers.IntegerField()
     synthetic_runs = serializers.IntegerField(
         help_text="Ledger rows of runs that ended before the cutoff and name no row left."

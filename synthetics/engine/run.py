@@ -24,6 +24,7 @@ from synthetics.engine.sampling import (
     weighted_sample_excluding,
 )
 from synthetics.engine.types import (
+    SESSION_STARTED,
     ActiveJourney,
     Catalogue,
     EventRecord,
@@ -239,6 +240,27 @@ def _events_for(
             )
         )
     return events
+
+
+def session_started(journey: NewJourney) -> EventRecord:
+    """A journey's start as a row of an attached application's sessions table (the kind
+    "session"): at the journey's start, with its template, persona and id in the payload. Demo
+    mode has no such table: its journeys are the sessions."""
+    return EventRecord(
+        kind="session",
+        user_id=journey.user_id,
+        journey_id=journey.id,
+        scene_id=None,
+        mindblock_id=None,
+        event_type=SESSION_STARTED,
+        at_ms=to_ms(journey.started_at),
+        payload={
+            "synthetic": True,
+            "template": journey.plan.template_slug,
+            "persona": journey.plan.persona,
+            "journey_id": str(journey.id),
+        },
+    )
 
 
 def next_due(plan: Plan, cursor: int) -> datetime:

@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime
 from typing import Any, Literal
 
 Outcome = Literal["completed", "abandoned", "errored"]
-EventKind = Literal["scene", "mindblock"]
+EventKind = Literal["scene", "mindblock", "session"]
 
 # The event types the generator writes, by table: named once here, used by the engine, the admin's
 # filters and the README.
@@ -16,8 +16,16 @@ SCENE_ENTERED = "scene_entered"
 SCENE_ERROR = "scene_error"
 JOURNEY_COMPLETED = "journey_completed"
 MINDBLOCK_REPORTED = "mindblock_reported"
+SESSION_STARTED = "session_started"
 SCENE_EVENT_TYPES = (SCENE_ENTERED, SCENE_ERROR, JOURNEY_COMPLETED)
 MINDBLOCK_EVENT_TYPES = (MINDBLOCK_REPORTED,)
+# Attach mode only: an application's sessions table gets a row as each journey starts.
+SESSION_EVENT_TYPES = (SESSION_STARTED,)
+EVENT_TYPES = {
+    "scene": SCENE_EVENT_TYPES,
+    "mindblock": MINDBLOCK_EVENT_TYPES,
+    "session": SESSION_EVENT_TYPES,
+}
 
 _UNSET = object()
 

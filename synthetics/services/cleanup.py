@@ -63,14 +63,23 @@ _SQLITE_IDS_PER_STATEMENT = 500
 _STAGE_ORDER = (
     CleanupStage.SCENE_EVENTS,
     CleanupStage.MINDBLOCK_EVENTS,
+    CleanupStage.SESSIONS,
     CleanupStage.JOURNEYS,
     CleanupStage.RUNS,
 )
 _COUNT_FIELDS = {
     CleanupStage.SCENE_EVENTS: "scene_events_deleted",
     CleanupStage.MINDBLOCK_EVENTS: "mindblock_events_deleted",
+    CleanupStage.SESSIONS: "sessions_deleted",
     CleanupStage.JOURNEYS: "journeys_deleted",
     CleanupStage.RUNS: "runs_deleted",
+}
+
+# The event kind (tables.event_models) each event stage deletes from.
+_STAGE_KINDS = {
+    CleanupStage.SCENE_EVENTS: "scene",
+    CleanupStage.MINDBLOCK_EVENTS: "mindblock",
+    CleanupStage.SESSIONS: "session",
 }
 
 
@@ -93,9 +102,11 @@ def cleanup_cutoff(*, older_than_hours: int, now: datetime) -> datetime:
 
 def cleanup_counts(*, cutoff: datetime) -> dict[str, int]:
     """What a cleanup with this cutoff would delete now (one indexed count per table)."""
+    sessions = event_models().get("session")
     return {
         "journey_scene_events": _old_events(event_models()["scene"], cutoff).count(),
         "mindblock_events": _old_events(event_models()["mindblock"], cutoff).count(),
+        "sessions": _old_events(sessions, cutoff).count() if sessions is not None else 0,
         "journeys": _journeys_left_without_events(cutoff).count(),
         "synthetic_runs": _runs_left_unnamed(cutoff).count(),
     }
@@ -242,10 +253,12 @@ def _batch(job: CleanupJob) -> None:
     if lower is not None:
         job.lower_bound = lower
         return
-    position = _STAGE_ORDER.index(stage)
+    later = list(_STAGE_ORDER[_STAGE_ORDER.index(stage) + 1 :])
+    if "session" not in event_models():  # no sessions table (demo mode, or none mapped)
+        later = [next_stage for next_stage in later if next_stage != CleanupStage.SESSIONS]
     job.lower_bound = None
-    if position + 1 < len(_STAGE_ORDER):
-        job.stage = _STAGE_ORDER[position + 1]
+    if later:
+        job.stage = later[0]
     else:
         job.stage = CleanupStage.DONE
         job.status = CleanupStatus.SUCCEEDED
@@ -260,7 +273,9 @@ def _delete_events(
     Returns the rows deleted and where the next batch starts: the newest created_at deleted (>=,
     so rows that share it but missed this batch come next), or None when the stage is exhausted.
     """
-    model = event_models()["scene" if stage == CleanupStage.SCENE_EVENTS else "mindblock"]
+    model = event_models().get(_STAGE_KINDS[stage])
+    if model is None:  # no sessions table: nothing to do
+        return 0, None
     rows = _old_events(model, cutoff)
     if lower is not None:
         rows = rows.filter(created_at__gte=lower)

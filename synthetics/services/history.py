@@ -289,7 +289,8 @@ def _write_span(span: _SimulatedSpan, *, deadline: RunDeadline) -> list[Syntheti
             lambda run_ids: runs_output_write(  # the runs' ids tag every row the span writes
                 before_statement=lambda: deadline_statement_bound(deadline),
                 new_journeys=[
-                    (journey, run_ids[index]) for journey, index in span.started.values()
+                    (journey, (run_ids[index], runs[index].run_key))
+                    for journey, index in span.started.values()
                 ],
                 updates=list(span.updates.values()),
                 events=[
@@ -557,7 +558,10 @@ def _rendered(span: _SimulatedSpan) -> None:
     for run, run_id in zip(span.ledger, run_ids, strict=True):
         run.id = run_id
     span.rendered = output_rendered(
-        new_journeys=[(journey, run_ids[index]) for journey, index in span.started.values()],
+        new_journeys=[
+            (journey, (run_ids[index], span.ledger[index].run_key))
+            for journey, index in span.started.values()
+        ],
         events=[
             (event, (run_ids[index], span.ledger[index].run_key))
             for index, batch in span.events

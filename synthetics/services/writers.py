@@ -212,7 +212,7 @@ def run_output_write(
     run's deadline: check it, bound the next one).
     """
     runs_output_write(
-        new_journeys=[(journey, run_id) for journey in new_journeys],
+        new_journeys=[(journey, (run_id, run_key)) for journey in new_journeys],
         updates=updates,
         events=[(event, (run_id, run_key)) for event in events],
         written_at=written_at,
@@ -222,15 +222,15 @@ def run_output_write(
 
 def runs_output_write(
     *,
-    new_journeys: Sequence[tuple[NewJourney, int]],
+    new_journeys: Sequence[tuple[NewJourney, RunTag]],
     updates: Sequence[JourneyUpdate],
     events: Sequence[tuple[EventRecord, RunTag]],
     written_at: datetime,
     before_statement: Callable[[], None] = lambda: None,
     rendered: RenderedOutput | None = None,
 ) -> None:
-    """The output of several runs at once (a span of history): each journey with the id of the
-    run that wrote it and each event with its id and key, in the order given. `rendered`: the journeys and events formatted
+    """The output of several runs at once (a span of history): each journey and each event with
+    the id and key of the run that wrote it, in the order given. `rendered`: the journeys and events formatted
     ahead (output_rendered; PostgreSQL) — sent as they are, `new_journeys` and `events` unused."""
     if rendered is not None:
         for table, columns, data in rendered.tables:
@@ -251,7 +251,7 @@ def runs_output_write(
 
 
 def _output_rows(
-    new_journeys: Sequence[tuple[NewJourney, int]],
+    new_journeys: Sequence[tuple[NewJourney, RunTag]],
     events: Sequence[tuple[EventRecord, RunTag]],
     written_at: datetime,
 ) -> list[tuple[type | None, str, tuple[str, ...], list[tuple]]]:
@@ -269,10 +269,10 @@ def _output_rows(
         (
             j.id, j.user_id, j.sim_user_id, j.template_id, j.status, True, j.started_at,
             j.ended_at, plan_value(j.plan), j.next_step,
-            due_value(j.plan, j.next_step) if j.status == "active" else None, run_id,
+            due_value(j.plan, j.next_step) if j.status == "active" else None, run[0],
             written_value,
         )
-        for j, run_id in new_journeys
+        for j, run in new_journeys
     ]  # fmt: skip
     tables: list[tuple[type | None, str, tuple[str, ...], list[tuple]]] = [
         (Journey, Journey._meta.db_table, _JOURNEY_COLUMNS, journeys)
@@ -323,7 +323,7 @@ class RenderedOutput:
 
 def output_rendered(
     *,
-    new_journeys: Sequence[tuple[NewJourney, int]],
+    new_journeys: Sequence[tuple[NewJourney, RunTag]],
     events: Sequence[tuple[EventRecord, RunTag]],
     written_at: datetime,
 ) -> RenderedOutput:

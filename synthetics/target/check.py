@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from synthetics.engine.types import MINDBLOCK_EVENT_TYPES, SCENE_EVENT_TYPES
+from synthetics.engine.types import EVENT_TYPES
 from synthetics.services.scenario_files import path_of
 from synthetics.target.catalog import Column, Role, Table
 from synthetics.target.files import mapped_columns
@@ -62,14 +62,14 @@ def target_report(document: dict, catalog: dict[str, Table], role: Role) -> Repo
         if table is not None:
             _events(kind, mapping, table, accounts, place, report)
             written.append((table, mapping, place, True))
-    events = document["events"]
-    if events["scene"]["table"] == events["mindblock"]["table"] and not (
-        events["scene"]["type"] and events["mindblock"]["type"]
-    ):
-        report.problems.append(
-            f"{path_of(('events', 'mindblock', 'type'))}: scene and mindblock events share "
-            f"{events['scene']['table']}: each needs its type column to tell them apart"
-        )
+    events = list(document["events"].items())
+    for index, (kind, mapping) in enumerate(events):
+        for other, shared in events[:index]:
+            if mapping["table"] == shared["table"] and not (mapping["type"] and shared["type"]):
+                report.problems.append(
+                    f"{path_of(('events', kind, 'type'))}: {other} and {kind} events share "
+                    f"{mapping['table']}: each needs its type column to tell them apart"
+                )
     for table, mapping, place, event in written:
         _written_columns(table, mapping, place, event, report)
         _access(table, place, role, report)
@@ -173,7 +173,7 @@ def _events(
             f"{path_of((*place, 'time'))}: {table.qualified}.{time.name} is {time.type}, "
             "not a timestamp"
         )
-    types = MINDBLOCK_EVENT_TYPES if kind == "mindblock" else SCENE_EVENT_TYPES
+    types = EVENT_TYPES[kind]
     if mapping["type"] is not None:
         column = _column(table, mapping["type"], (*place, "type"), report)
         if column is not None:

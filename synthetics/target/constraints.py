@@ -18,7 +18,7 @@ import orjson
 import psycopg
 from django.db import DatabaseError, transaction
 
-from synthetics.engine.types import MINDBLOCK_EVENT_TYPES, SCENE_EVENT_TYPES
+from synthetics.engine.types import EVENT_TYPES
 from synthetics.services.scenario_files import path_of
 from synthetics.target.catalog import Table
 from synthetics.target.mapping import Written, person_fields, quoted
@@ -103,7 +103,7 @@ def _values(
     else:
         values[mapping["time"]] = (("time",), [datetime(2026, 1, 1, 12, tzinfo=UTC)])
         if mapping.get("type"):
-            types = MINDBLOCK_EVENT_TYPES if kind == "mindblock" else SCENE_EVENT_TYPES
+            types = EVENT_TYPES[kind]
             values[mapping["type"]] = (("type",), list(types))
         if mapping.get("payload"):
             values[mapping["payload"]] = (("payload",), [SAMPLE_PAYLOAD.decode()])

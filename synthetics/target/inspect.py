@@ -12,15 +12,17 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
-from synthetics.engine.types import MINDBLOCK_EVENT_TYPES, SCENE_EVENT_TYPES
+from synthetics.engine.types import EVENT_TYPES
 from synthetics.models import SYNTHETIC_EMAIL_DOMAIN
 from synthetics.target.catalog import Column, Table
 
 TIME_NAMES = ("created_at", "occurred_at", "inserted_at", "timestamp", "event_time", "time", "at")
+SESSION_TIME_NAMES = ("started_at", "start_time", "started", "begun_at", *TIME_NAMES)
+SESSION_HINTS = ("sessions", "session", "visits", "visit")
 TYPE_NAMES = ("event_type", "type", "kind", "event", "action", "name")
 PAYLOAD_NAMES = ("event_payload", "payload", "properties", "data", "metadata", "meta", "context")
 ACCOUNT_NAMES = ("user_id", "account_id", "member_id", "profile_id", "owner_id", "person_id")
-JOURNEY_NAMES = ("journey_id", "journey", "session_id", "session")
+JOURNEY_NAMES = ("journey_id", "journey", "session_id", "session", "flow")
 SCENE_NAMES = ("scene_id", "scene", "scene_slug", "screen", "page", "step")
 MINDBLOCK_NAMES = ("mindblock_type", "mindblock_id", "mindblock", "blocker", "block_type", "reason")
 PASSWORD_NAMES = ("encrypted_password", "password", "password_hash", "hashed_password")
@@ -66,10 +68,35 @@ def proposal(catalog: dict[str, Table]) -> Proposal:
         return found
     found.document["accounts"] = _accounts(accounts, link.referenced_columns[0], catalog, found)
     found.document["events"] = {}
-    for kind, table in (("scene", scene), ("mindblock", mindblock)):
+    session = _session_table(catalog, (scene or mindblock).schema, accounts, (scene, mindblock))
+    for kind, table in (("scene", scene), ("mindblock", mindblock), ("session", session)):
         if table is not None:
             found.document["events"][kind] = _events(kind, table, accounts, found)
     return found
+
+
+def _session_table(
+    catalog: dict[str, Table], schema: str, accounts: Table, taken: tuple
+) -> Table | None:
+    """An application's sessions table, if it has one: in the event tables' schema (never another
+    schema's: Supabase's auth.sessions are logins), named so, with a foreign key to the accounts
+    and a time column. Optional: without one the file maps no sessions."""
+    tables = [
+        table
+        for table in catalog.values()
+        if table.schema == schema
+        and table not in taken
+        and any(
+            key.references == accounts.qualified and len(key.columns) == 1
+            for key in table.foreign_keys
+        )
+        and any(_is_time(column) for column in table.columns)
+    ]
+    for hint in SESSION_HINTS:
+        for table in tables:
+            if table.name == hint or (hint in table.name and hint != SESSION_HINTS[0]):
+                return table
+    return None
 
 
 def _event_table(catalog: dict[str, Table], hints: tuple[str, ...]) -> Table | None:
@@ -232,7 +259,7 @@ def _events(kind: str, table: Table, accounts: Table, found: Proposal) -> dict:
     link = next(key for key in table.foreign_keys if key.references == accounts.qualified)
     events: dict = {"table": table.qualified, "account": link.columns[0]}
     mapped.add(link.columns[0])
-    time = _named(table, TIME_NAMES)
+    time = _named(table, SESSION_TIME_NAMES if kind == "session" else TIME_NAMES)
     if time is None or not _is_time(time):
         time = next((column for column in table.columns if _is_time(column)), None)
     if time is None:
@@ -241,8 +268,9 @@ def _events(kind: str, table: Table, accounts: Table, found: Proposal) -> dict:
     else:
         events["time"] = time.name
         mapped.add(time.name)
-    types = MINDBLOCK_EVENT_TYPES if kind == "mindblock" else SCENE_EVENT_TYPES
-    type_column = _named(table, TYPE_NAMES)
+    types = EVENT_TYPES[kind]
+    # A sessions table's "kind" or "name" is the app's own (a device, a channel): never guessed.
+    type_column = None if kind == "session" else _named(table, TYPE_NAMES)
     if type_column is not None and (
         _base(type_column.type) in TEXT_TYPES or type_column.enum_labels is not None
     ):
@@ -255,7 +283,11 @@ def _events(kind: str, table: Table, accounts: Table, found: Proposal) -> dict:
             )
     else:
         events["type"] = None
-        found.notes[(*place, "type")] = "no column for the event type"
+        found.notes[(*place, "type")] = (
+            "not guessed for sessions: the app's own columns; null"
+            if kind == "session"
+            else "no column for the event type"
+        )
     payload = _named(table, PAYLOAD_NAMES, kinds=("jsonb",)) or next(
         (column for column in table.columns if column.type == "jsonb"), None
     )
@@ -268,12 +300,24 @@ def _events(kind: str, table: Table, accounts: Table, found: Proposal) -> dict:
         events["payload"] = payload.name
         mapped.add(payload.name)
         found.notes[(*place, "payload")] = "carries the tag, the run id and key"
-    references = [("journey", JOURNEY_NAMES), ("scene", SCENE_NAMES)]
+    references = [("journey", JOURNEY_NAMES)]
+    if kind != "session":
+        references.append(("scene", SCENE_NAMES))
     if kind == "mindblock":
         references.append(("mindblock", MINDBLOCK_NAMES))
     for reference, names in references:
-        column = _named(table, names)
-        if column is None or column.name in mapped:
+        # the first column so named that is free: not mapped yet, not the table's own key
+        column = next(
+            (
+                column
+                for column in map(table.column, names)
+                if column is not None
+                and column.name not in mapped
+                and column.name not in table.primary_key
+            ),
+            None,
+        )
+        if column is None:
             continue
         foreign = next((key for key in table.foreign_keys if column.name in key.columns), None)
         if foreign is not None:  # the app's own journeys, scenes or mindblocks: not mapped yet

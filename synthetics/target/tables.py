@@ -13,7 +13,7 @@ import functools
 from django.apps.registry import Apps
 from django.db import connection, models
 
-from synthetics.engine.types import MINDBLOCK_EVENT_TYPES, SCENE_EVENT_TYPES
+from synthetics.engine.types import EVENT_TYPES
 from synthetics.models import (
     EventQuerySet,
     JourneySceneEvent,
@@ -42,7 +42,7 @@ def event_model(
     mapping: EventMapping, table: Table, registry: Apps, *, shared: bool = False
 ) -> type[models.Model]:
     """An unmanaged model of one attached event table, named as the demo models' fields are.
-    `shared`: both kinds go into this table, so each kind's model sees only its own event types
+    `shared`: another kind goes into this table too, so each kind's model sees only its own event types
     (`target check` asks for a type column then)."""
     key = table.primary_key[0] if len(table.primary_key) == 1 else None
     key_column = table.column(key) if key else None
@@ -80,7 +80,7 @@ def _manager(mapping: EventMapping, shared: bool) -> models.Manager:
     manager = _queryset(mapping).as_manager()
     if not shared:
         return manager
-    types = list(MINDBLOCK_EVENT_TYPES if mapping.kind == "mindblock" else SCENE_EVENT_TYPES)
+    types = list(EVENT_TYPES[mapping.kind])
 
     class KindManager(type(manager)):
         def get_queryset(self):
@@ -104,15 +104,18 @@ def _attached_models() -> dict[str, type[models.Model]]:
     schemas = {mapping.table.split(".", 1)[0] for mapping in target.events.values()}
     catalog = app_catalog(connection, schemas)
     registry = Apps()
-    shared = len({mapping.table for mapping in target.events.values()}) < len(target.events)
+    tables = [mapping.table for mapping in target.events.values()]
     return {
-        kind: event_model(mapping, catalog[mapping.table], registry, shared=shared)
+        kind: event_model(
+            mapping, catalog[mapping.table], registry, shared=tables.count(mapping.table) > 1
+        )
         for kind, mapping in target.events.items()
     }
 
 
 def event_models() -> dict[str, type[models.Model]]:
-    """The event tables by kind ("scene", "mindblock"): the demo models, or the attached app's."""
+    """The event tables by kind ("scene", "mindblock", and "session" where an attached app's
+    sessions table is mapped): the demo models, or the attached app's."""
     target = target_in_force()
     if target is None:
         return {"scene": JourneySceneEvent, "mindblock": MindblockEvent}

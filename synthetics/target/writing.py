@@ -193,8 +193,14 @@ def event_rows_built(
     payload_text: Callable[[Any, Any], str],
     time_text: Callable[[Any], Any],
 ) -> list[TableRows]:
-    """event_rows with the process's lookups, read where they lack anything the events need."""
+    """event_rows with the process's lookups, read where they lack anything the events need. With
+    a sessions table mapped, each new journey is a row of it too (engine.run.session_started),
+    tagged with the run that started it."""
     lookups = _LOOKUPS
+    if "session" in target.events and new_journeys:
+        from synthetics.engine.run import session_started
+
+        events = [*events, *((session_started(journey), run) for journey, run in new_journeys)]
     if _journey_names(target):
         for journey, _ in new_journeys:
             lookups.journey_templates[journey.id] = journey.template_id

@@ -36,3 +36,17 @@ CREATE TABLE app.blockers (
     screen text,
     properties jsonb NOT NULL DEFAULT '{}'::jsonb
 );
+
+-- The app's sessions (a target file maps them optionally): a row per visit with its own uuid key,
+-- the journey as the app's "flow", and a device column the app requires (NOT NULL, no default,
+-- a CHECK), which the file must map.
+CREATE TABLE app.sessions (
+    session_id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+    account_id bigint NOT NULL REFERENCES app.accounts (account_id),
+    started_at timestamptz NOT NULL,
+    ended_at timestamptz,
+    device text NOT NULL CHECK (device IN ('web', 'ios', 'android', 'synthetics')),
+    flow text,
+    properties jsonb NOT NULL DEFAULT '{}'::jsonb
+);
+CREATE INDEX sessions_account_started_idx ON app.sessions (account_id, started_at);

@@ -32,6 +32,16 @@ CREATE TABLE auth.users (
 );
 CREATE INDEX users_instance_id_idx ON auth.users (instance_id);
 
+-- Supabase's own sign-in sessions: logins, not the app's sessions (`target inspect` never maps
+-- them; no sessions table is the app's here, so the file maps none).
+CREATE TABLE auth.sessions (
+    id uuid NOT NULL PRIMARY KEY,
+    user_id uuid NOT NULL REFERENCES auth.users (id) ON DELETE CASCADE,
+    created_at timestamptz,
+    updated_at timestamptz,
+    not_after timestamptz
+);
+
 CREATE TABLE public.profiles (
     id uuid PRIMARY KEY REFERENCES auth.users (id) ON DELETE CASCADE,
     display_name text,

@@ -55,6 +55,8 @@ class Command(SyntheticsCommand):
         verb = "would delete" if dry_run else f"job {result.job.id} deleted"
         self.stdout.write(
             f"cleanup_activity: {verb} {counts['journey_scene_events']} scene events, "
-            f"{counts['mindblock_events']} mindblock events, {counts['journeys']} journeys and "
+            f"{counts['mindblock_events']} mindblock events, "
+            + (f"{counts['sessions']} sessions, " if counts["sessions"] else "")
+            + f"{counts['journeys']} journeys and "
             f"{counts['synthetic_runs']} ledger rows older than {cutoff:%Y-%m-%d %H:%M} UTC."
         )
