@@ -120,6 +120,14 @@ def test_a_valid_file_is_read_as_written():
             "$.accounts.profiles[0].table: a profile table is not the account table",
         ),
         (_changed(version=2), "$.version: 1 was expected"),
+        # a % in a name: Synthetics' SQL passes values as %s parameters (it passed check, then
+        # the first parameterised statement miscounted its placeholders)
+        (_changed(events__scene__table="app.act%s"), "$.events.scene.table: 'app.act%s' does not"),
+        (_changed(events__scene__time="at%s"), "$.events.scene.time: 'at%s' does not match"),
+        (
+            _changed(events__scene__columns={"src%s": {"constant": "x"}}),
+            "$.events.scene.columns: 'src%s' does not match",
+        ),
     ],
 )
 def test_a_bad_file_is_refused_with_each_problem_on_one_line_with_its_path(document, error):
@@ -206,6 +214,19 @@ def test_what_inspect_proposes_fits_its_database():
         (
             {"events__mindblock__mindblock": {"column": "blocker", "as": "id"}},
             "app.blockers.blocker is text: it cannot hold a mindblock's id",
+        ),
+        (  # an event table's own key: one constant would repeat in every row
+            {
+                "events__scene__columns": {
+                    "source": {"constant": "s"},
+                    "activity_id": {"constant": 5},
+                }
+            },
+            "$.events.scene.columns.activity_id: app.activity.activity_id is the table's primary key",
+        ),
+        (
+            {"accounts__columns__account_id": {"constant": 5}},
+            "app.accounts.account_id is GENERATED ALWAYS AS IDENTITY: only the database writes it",
         ),
     ],
 )

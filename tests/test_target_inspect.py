@@ -102,6 +102,46 @@ def test_the_identity_keys_app_gets_its_own_names_and_the_column_to_map():
     }
 
 
+def test_only_a_table_of_the_apps_sessions_is_proposed_for_sessions():
+    # sign-in tokens and visitors are not sessions; a sessions table in another case is one, and
+    # a NOT NULL end it cannot fill is a problem, not a guess
+    with app_database("identity_keys") as app:
+        app.execute("ALTER TABLE app.sessions RENAME TO session_tokens")
+        app.execute(
+            "CREATE TABLE app.visitors (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, "
+            "account_id bigint NOT NULL REFERENCES app.accounts, first_seen timestamptz NOT NULL)"
+        )
+        text, found = _inspected(app, ["app"])
+        assert found.problems == []
+        assert set(_valid(text)["events"]) == {"scene", "mindblock"}
+        app.execute(
+            'CREATE TABLE app."User_Sessions" (id uuid PRIMARY KEY DEFAULT gen_random_uuid(), '
+            '"Account_Id" bigint NOT NULL REFERENCES app.accounts, "Started_At" timestamptz '
+            "NOT NULL, ended_at timestamptz NOT NULL)"
+        )
+        text, found = _inspected(app, ["app"])
+    session = found.document["events"]["session"]
+    assert (session["table"], session["account"], session["time"]) == (
+        "app.User_Sessions",
+        "Account_Id",
+        "Started_At",
+    )
+    assert found.problems == [
+        "app.User_Sessions.ended_at: NOT NULL without a default, and a session row is written as "
+        "the journey starts (its end is not known then): give the column a default or make it "
+        "nullable"
+    ]
+
+
+def test_a_name_with_a_percent_sign_is_a_problem():
+    with app_database("identity_keys") as app:
+        app.execute('ALTER TABLE app.activity RENAME COLUMN source TO "source%s"')
+        _, found = _inspected(app, ["app"])
+    assert found.problems == [
+        "names with % are not supported (source%s): Synthetics' SQL passes values as %s parameters"
+    ]
+
+
 def test_an_enum_without_the_engines_event_types_is_a_problem():
     with app_database("identity_keys") as app:
         app.execute("ALTER TYPE app.event_kind RENAME VALUE 'scene_error' TO 'error'")

@@ -251,7 +251,17 @@ def _written_columns(
     mapped = {column for _, column in mapped_columns(mapping, event=event)}
     for name, value in mapping["columns"].items():
         column = _column(table, name, (*place, "columns", name), report)
-        if column is not None and (problem := _value_problem(value, column)):
+        if column is not None and column.identity == "always":
+            report.problems.append(
+                f"{path_of((*place, 'columns', name))}: {table.qualified}.{name} is GENERATED "
+                "ALWAYS AS IDENTITY: only the database writes it"
+            )
+        elif column is not None and event and column.name in table.primary_key:
+            report.problems.append(
+                f"{path_of((*place, 'columns', name))}: {table.qualified}.{name} is the table's "
+                "primary key: each row needs its own, so leave it to the table's default"
+            )
+        elif column is not None and (problem := _value_problem(value, column)):
             report.problems.append(
                 f"{path_of((*place, 'columns', name))}: {table.qualified}.{name} "
                 f"({column.type}) {problem}"

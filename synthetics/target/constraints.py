@@ -196,7 +196,14 @@ def _violated(
         return f"a value Synthetics writes ({first})"
     if refused is None:
         return None
-    return ", ".join(f"{column}={value!r}" for column, value in _pairs(columns, refused))
+    return ", ".join(f"{column}={_shown(value)}" for column, value in _pairs(columns, refused))
+
+
+def _shown(value: Any) -> str:
+    """A value as the file or the database would write it: times in ISO 8601, the rest repr."""
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return repr(value)
 
 
 def _pairs(columns: Iterable[str], values: Iterable) -> list[tuple[str, Any]]:

@@ -18,7 +18,11 @@ from synthetics.target.catalog import Column, Table
 
 TIME_NAMES = ("created_at", "occurred_at", "inserted_at", "timestamp", "event_time", "time", "at")
 SESSION_TIME_NAMES = ("started_at", "start_time", "started", "begun_at", *TIME_NAMES)
-SESSION_HINTS = ("sessions", "session", "visits", "visit")
+# A sessions table: one of these names, or one ending so (user_sessions, app_visits); never one
+# of sign-ins or tokens (auth.sessions, login_sessions, session_tokens).
+SESSION_NAMES = ("sessions", "session", "visits", "visit")
+SESSION_ENDINGS = ("_sessions", "_visits")
+NOT_SESSIONS = ("auth", "login", "signin", "sign_in", "token")
 TYPE_NAMES = ("event_type", "type", "kind", "event", "action", "name")
 PAYLOAD_NAMES = ("event_payload", "payload", "properties", "data", "metadata", "meta", "context")
 ACCOUNT_NAMES = ("user_id", "account_id", "member_id", "profile_id", "owner_id", "person_id")
@@ -72,7 +76,29 @@ def proposal(catalog: dict[str, Table]) -> Proposal:
     for kind, table in (("scene", scene), ("mindblock", mindblock), ("session", session)):
         if table is not None:
             found.document["events"][kind] = _events(kind, table, accounts, found)
+    unsupported = sorted({name for name in _names(found.document) if "%" in name})
+    if unsupported:
+        found.problems.append(
+            f"names with % are not supported ({', '.join(unsupported)}): Synthetics' SQL passes "
+            "values as %s parameters"
+        )
     return found
+
+
+def _names(document: dict) -> list[str]:
+    """Every table and column name the proposed file writes."""
+    names: list[str] = []
+    accounts = document.get("accounts", {})
+    mappings = [accounts, *accounts.get("profiles", []), *document.get("events", {}).values()]
+    for mapping in mappings:
+        for key in ("table", "key", "account", "time", "type", "payload"):
+            if isinstance(mapping.get(key), str):
+                names.append(mapping[key])
+        names += [
+            mapping[key]["column"] for key in ("journey", "scene", "mindblock") if key in mapping
+        ]
+        names += list(mapping.get("columns", {}))
+    return names
 
 
 def _session_table(
@@ -92,10 +118,12 @@ def _session_table(
         )
         and any(_is_time(column) for column in table.columns)
     ]
-    for hint in SESSION_HINTS:
-        for table in tables:
-            if table.name == hint or (hint in table.name and hint != SESSION_HINTS[0]):
-                return table
+    for table in sorted(tables, key=lambda table: table.name.lower() not in SESSION_NAMES):
+        name = table.name.lower()
+        if any(word in name for word in NOT_SESSIONS):
+            continue
+        if name in SESSION_NAMES or name.endswith(SESSION_ENDINGS):
+            return table
     return None
 
 
@@ -119,8 +147,11 @@ def _account_link(table: Table | None):
 
 
 def _named(table: Table, names: tuple[str, ...], *, kinds=None) -> Column | None:
+    """The first column of `names` (its exact name, else in any case: "Type", "createdAt")."""
     for name in names:
-        column = table.column(name)
+        column = table.column(name) or next(
+            (column for column in table.columns if column.name.lower() == name), None
+        )
         if column is not None and (kinds is None or _base(column.type) in kinds):
             return column
     return None
@@ -346,6 +377,13 @@ def _events(kind: str, table: Table, accounts: Table, found: Proposal) -> dict:
             found.problems.append(
                 f"{table.qualified}.{column.name}: a primary key without a default or identity "
                 "(each event needs the database to make its key)"
+            )
+            continue
+        if kind == "session" and (_is_time(column) or _base(column.type) == "date"):
+            found.problems.append(
+                f"{table.qualified}.{column.name}: NOT NULL without a default, and a session row "
+                "is written as the journey starts (its end is not known then): give the column a "
+                "default or make it nullable"
             )
             continue
         value, note = _required_value(column)

@@ -109,8 +109,9 @@ class Command(SyntheticsCommand):
             raise CommandError(str(error)) from error
         catalog = app_catalog(connection, schemas_named(document))
         report = target_report(document, catalog, connected_role(connection))
-        if not report.problems:  # the values against the CHECKs, once the file's shape fits
-            report.problems += check_violations(connection, document, catalog)
+        # the values against the CHECKs too, whatever else is wrong: every problem at once (a
+        # value a column's type refuses is said here in the database's words)
+        report.problems += check_violations(connection, document, catalog)
         for problem in report.problems:
             self.stdout.write(f"PROBLEM {problem}")
         for note in report.notes:
