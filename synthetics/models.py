@@ -139,6 +139,12 @@ class SyntheticSettings(models.Model):
         default=DEFAULT_SETTINGS.churn_per_month,
         help_text="Share of the active pool that churns in 30 days (0: nobody leaves).",
     )
+    behaviour = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="The behaviour model's parameters that differ from its defaults (the scenario "
+        "file's `behaviour`; engine.behaviour).",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -818,6 +824,23 @@ class SyntheticRun(TimestampedModel):
     users_churned = models.PositiveIntegerField(default=0)
     abandon_rate = models.FloatField(null=True, blank=True, help_text="The setting the run used.")
     error_rate = models.FloatField(null=True, blank=True, help_text="The setting the run used.")
+    # The rest of what decided the run's rate, so that each minute is judged with what was in
+    # force in it (engine.expectations; empty on runs from before they were recorded).
+    sessions_per_min = models.PositiveIntegerField(
+        null=True, blank=True, help_text="The setting the run used."
+    )
+    max_per_run = models.PositiveIntegerField(
+        null=True, blank=True, help_text="The setting the run used."
+    )
+    rhythm_strength = models.FloatField(
+        null=True, blank=True, help_text="The setting the run used."
+    )
+    seed = models.BigIntegerField(
+        null=True,
+        blank=True,
+        help_text="The seed of the run's random stream and of the behaviour's rate factor and "
+        "error spells (engine.behaviour).",
+    )
     note = models.CharField(max_length=200, blank=True)
     error = models.TextField(blank=True)
     # Defaults in the database too: a row written by SQL that names neither is a run of the whole

@@ -15,7 +15,8 @@ from synthetics.engine import (
     SceneSpec,
     TemplateSpec,
 )
-from synthetics.engine.planning import DWELL_MAX_FACTOR, DWELL_MIN_SECONDS, DWELL_SIGMA
+from synthetics.engine.behaviour import scene_spread
+from synthetics.engine.planning import DWELL_BOUNDS, DWELL_FLOOR_SECONDS
 from synthetics.engine.population import PERSONAS
 
 T0 = datetime(2026, 1, 9, 19, 0, tzinfo=UTC)
@@ -69,11 +70,11 @@ def realistic_pool(count: int = 3000, *, seed: int = 20260109) -> list[PoolMembe
     """A pool drawn as `seed_sim_users` draws it (personas, weights, locales, time zones), no database."""
     from datetime import date
 
-    from synthetics.engine.population import _rng_for, _traits
+    from synthetics.engine.population import DEFAULT_ENGAGEMENT_SPREAD, _rng_for, _traits
 
     pool = []
     for index in range(1, count + 1):
-        traits = _traits(_rng_for(seed, str(index)), date(2026, 1, 9))
+        traits = _traits(_rng_for(seed, str(index)), date(2026, 1, 9), DEFAULT_ENGAGEMENT_SPREAD)
         pool.append(
             PoolMember(
                 index,
@@ -228,6 +229,28 @@ def clipped_lognormal_mean(median: float, sigma: float, low: float, high: float)
     return low * below + inside + high * above
 
 
+def truncated_lognormal_mean(median: float, sigma: float, low: float, high: float) -> float:
+    """E[X | low <= X <= high] for X log-normal with this median and sigma (a draw outside is
+    drawn again: engine.planning.dwell_ms): the inside part of clipped_lognormal_mean over
+    P(low <= X <= high)."""
+    mu, phi = math.log(median), NormalDist().cdf
+    inside = math.exp(mu + sigma**2 / 2) * (
+        phi((math.log(high) - mu - sigma**2) / sigma) - phi((math.log(low) - mu - sigma**2) / sigma)
+    )
+    return inside / (phi((math.log(high) - mu) / sigma) - phi((math.log(low) - mu) / sigma))
+
+
+def dwell_mean_seconds(scene: SceneSpec, behaviour) -> float:
+    """A scene's mean visit: its truncated log-normal (engine.planning.dwell_ms)."""
+    median = scene.dwell_median_seconds
+    return truncated_lognormal_mean(
+        median,
+        scene_spread(behaviour, scene.slug),
+        max(DWELL_FLOOR_SECONDS, median * DWELL_BOUNDS[0]),
+        median * DWELL_BOUNDS[1],
+    )
+
+
 # An errored session fails part-way through its last scene: at a uniform 20 %-90 % of the visit
 # (synthetics/engine/planning.py, plan_journey), 55 % on average.
 ERROR_VISIT_SHARE = (0.2 + 0.9) / 2
@@ -236,29 +259,26 @@ ERROR_VISIT_SHARE = (0.2 + 0.9) / 2
 def expected_journey_minutes(catalogue: Catalogue, settings: GeneratorSettings) -> float:
     """The mean planned duration of a session, from the behaviour model (README "Sessions").
 
-    A session picks a template by popularity. Each visited scene lasts a clipped log-normal dwell
-    (median, sigma DWELL_SIGMA, at least DWELL_MIN_SECONDS, at most DWELL_MAX_FACTOR x median).
-    A completed session visits every scene; an abandoned one stops after a scene chosen uniformly,
-    so it visits scene j (1-based, of n) with probability (n - j + 1) / n; an errored one likewise,
-    but its last scene lasts ERROR_VISIT_SHARE of the visit on average.
+    A session picks a template by popularity. Each visited scene lasts a truncated log-normal
+    dwell (dwell_mean_seconds). A completed session visits every scene; an abandoned one is a
+    bounce with chance bounce_share (the first scene, 0.3 s + an exponential of bounce_seconds),
+    else it stops after a scene chosen uniformly, so it visits scene j (1-based, of n) with
+    probability (n - j + 1) / n; an errored one likewise, but its last scene lasts
+    ERROR_VISIT_SHARE of the visit on average. (The segments' odds change who abandons, not how
+    many: the shares are the settings'.)
     """
+    behaviour = catalogue.behaviour
     templates = [t for t in catalogue.templates if t.popularity > 0 and t.scenes]
     total_popularity = sum(t.popularity for t in templates)
     completed = 1 - settings.abandon_rate - settings.error_rate
+    bounce = behaviour.bounce_share
+    bounce_seconds = DWELL_FLOOR_SECONDS + behaviour.bounce_seconds
     seconds = 0.0
     for template in templates:
-        dwell = [
-            clipped_lognormal_mean(
-                s.dwell_median_seconds,
-                DWELL_SIGMA,
-                DWELL_MIN_SECONDS,
-                DWELL_MAX_FACTOR * s.dwell_median_seconds,
-            )
-            for s in template.scenes
-        ]
+        dwell = [dwell_mean_seconds(s, behaviour) for s in template.scenes]
         n = len(dwell)
         prefix = [sum(dwell[: stop + 1]) for stop in range(n)]  # the visits up to a stop scene
-        abandoned = sum(prefix) / n
+        abandoned = bounce * bounce_seconds + (1 - bounce) * sum(prefix) / n
         errored = (
             sum(p - (1 - ERROR_VISIT_SHARE) * dwell[stop] for stop, p in enumerate(prefix)) / n
         )
@@ -271,7 +291,7 @@ def expected_journey_minutes(catalogue: Catalogue, settings: GeneratorSettings) 
 def longest_journey_minutes(catalogue: Catalogue) -> float:
     """The longest a session can last: every scene of the longest template at its maximum dwell."""
     return max(
-        sum(DWELL_MAX_FACTOR * s.dwell_median_seconds for s in t.scenes) / 60
+        sum(DWELL_BOUNDS[1] * s.dwell_median_seconds for s in t.scenes) / 60
         for t in catalogue.templates
     )
 

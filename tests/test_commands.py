@@ -14,6 +14,7 @@ from django.core.management import CommandError, call_command
 from django.db import connection
 from django.utils import timezone
 
+from synthetics.engine.run import window_rate_factor
 from synthetics.models import JourneySceneEvent, RunStatus, SimUser, SyntheticRun, User
 from synthetics.selectors import run_inputs
 from synthetics.selectors.ledger import run_totals, synthetic_event_counts
@@ -186,13 +187,24 @@ def test_backfill_activity_24_hours_then_the_seed_verification_holds():
     assert last_line(output).startswith("backfill_activity: 1440 of 1440 minutes generated")
     since = timezone.now() - timedelta(hours=25)
     totals = run_totals(since=since)
-    # ... with each run's sessions drawn from min(Poisson(sessions_per_min x its minutes),
-    # max_per_run), independently: the total has the sum of those means and variances ...
+    # ... with each run's sessions drawn from min(Poisson(sessions_per_min x its minutes x F),
+    # max_per_run), independently, F the behaviour's rate factor of the run's seed and window
+    # (engine.behaviour): the total has the sum of those means and variances ...
     settings = run_inputs.generator_settings()
+    behaviour = run_inputs.behaviour_load()
     covered = mean = variance = 0.0
     for ledger_row in SyntheticRun.objects.filter(status=RunStatus.SUCCEEDED, window_end__gt=since):
         minutes = (ledger_row.window_end - ledger_row.window_start) / timedelta(minutes=1)
-        moments = capped_poisson_moments(settings.sessions_per_min * minutes, settings.max_per_run)
+        factor = window_rate_factor(
+            behaviour,
+            seed=ledger_row.seed,
+            start=ledger_row.window_start,
+            end=ledger_row.window_end,
+            strength=ledger_row.rhythm_strength,
+        )
+        moments = capped_poisson_moments(
+            settings.sessions_per_min * minutes * factor, settings.max_per_run
+        )
         covered, mean, variance = covered + minutes, mean + moments[0], variance + moments[1]
     assert covered >= 24 * 60
     assert_near(totals["sessions_started"], mean, math.sqrt(variance))

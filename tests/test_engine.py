@@ -22,7 +22,8 @@ from synthetics.engine import (
     simulate_run,
 )
 from synthetics.engine.planning import JOURNEY_COMPLETED, SCENE_ENTERED, SCENE_ERROR
-from synthetics.engine.run import STALE_AFTER, from_ms
+from synthetics.engine.behaviour import rate_factor
+from synthetics.engine.run import STALE_AFTER, from_ms, to_ms
 from synthetics.engine.sampling import poisson, weighted_sample
 from synthetics.engine.simulation import simulate_minutes
 from synthetics.engine.types import Plan
@@ -394,13 +395,26 @@ def day_at_defaults():
 
 
 def test_a_day_at_the_defaults_starts_a_capped_poisson_count_each_minute(day_at_defaults):
-    # Each minute starts min(Poisson(2), 5) sessions (3,000 users are never all busy), independently:
-    # the day's total has 1,440 times its mean (2,848, not 2 x 1,440: the cap) and variance.
+    # Each minute starts min(Poisson(2 F), 5) sessions (3,000 users are never all busy),
+    # independently, F the behaviour's day and drift factor of the seed at that minute (a function
+    # of the seed and the time: engine.behaviour): the day's total has the sum of those means and
+    # variances (2,848 at F = 1, not 2 x 1,440: the cap).
     settings = shipped_settings()
-    mean, variance, _ = capped_poisson_moments(settings.sessions_per_min, settings.max_per_run)
+    behaviour = shipped_catalogue().behaviour
     minutes = day_at_defaults.minutes
     assert minutes == 24 * 60
-    assert_near(day_at_defaults.sessions, minutes * mean, math.sqrt(minutes * variance))
+    mean = variance = 0.0
+    for minute in range(minutes):
+        at_ms = to_ms(T0) + minute * 60_000 + 30_000
+        factor = rate_factor(
+            behaviour, seed=20260109, at_ms=at_ms, strength=settings.rhythm_strength
+        )
+        moments = capped_poisson_moments(settings.sessions_per_min * factor, settings.max_per_run)
+        mean, variance = mean + moments[0], variance + moments[1]
+    assert_near(day_at_defaults.sessions, mean, math.sqrt(variance))
+    # and the factor is what moved it: at F = 1 the day would be a different count
+    flat, _, _ = capped_poisson_moments(settings.sessions_per_min, settings.max_per_run)
+    assert abs(mean - minutes * flat) > 0.01 * mean
 
 
 def test_finished_outcome_shares_follow_the_rates(day_at_defaults):

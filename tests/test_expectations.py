@@ -13,6 +13,7 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from synthetics.engine import GeneratorSettings
+from synthetics.engine.behaviour import PLAIN_BEHAVIOUR
 from synthetics.engine.expectations import (
     METRICS,
     Observed,
@@ -22,6 +23,7 @@ from synthetics.engine.expectations import (
     expected_activity,
 )
 from synthetics.engine.simulation import simulate_minutes
+from synthetics.models import SyntheticRun, SyntheticSettings
 from synthetics.selectors.metrics import metrics_text
 from synthetics.selectors.status import status_summary
 from synthetics.services import activity_backfill, settings_update, sim_users_seed
@@ -73,8 +75,11 @@ def observe(settings: GeneratorSettings, seed: int) -> Observed:
     )
 
 
-def expected(settings: GeneratorSettings = HEALTHY):
-    return expected_activity(settings=settings, catalogue=CATALOGUE, runs=RUNS, personas=PERSONAS)
+def expected(settings: GeneratorSettings = HEALTHY, *, seed: int | None = None):
+    """What RUNS should write at `settings`; with the `seed` they ran with, at its own rate factor
+    and error spells (engine.behaviour), as the ledger's runs are judged."""
+    runs = RUNS if seed is None else [replace(run, seed=seed) for run in RUNS]
+    return expected_activity(settings=settings, catalogue=CATALOGUE, runs=runs, personas=PERSONAS)
 
 
 def test_the_capped_poisson_moments_are_exact():
@@ -143,7 +148,10 @@ def test_a_halved_error_rate_is_drifting_on_the_errored_share():
     # sqrt(0.2 x 0.8 / 550) = 0.017, so 0.1 is six of them below
     promised = replace(HEALTHY, error_rate=0.2)
     sabotaged = replace(HEALTHY, error_rate=0.1)
-    checks = {c.metric: c for c in compare(expected(promised), observe(sabotaged, 2), level=0.99)}
+    checks = {
+        c.metric: c
+        for c in compare(expected(promised, seed=2), observe(sabotaged, 2), level=0.99)
+    }
     assert checks["errored_share"].verdict == "drifting"
     assert checks["errored_share"].observed < checks["errored_share"].low
     assert checks["sessions"].verdict == "ok"
@@ -177,18 +185,32 @@ def test_a_healthy_history_is_on_target(history):
 
 
 def test_a_generator_writing_half_of_the_promise_is_drifting_on_sessions(history):
-    # the settings now promise twice what the history wrote: as if the rate had been halved
-    settings_update(sessions_per_min=20)
+    # the runs say they ran at twice the rate they wrote at: as if the rate had been halved
+    SyntheticRun.objects.update(sessions_per_min=20)
     report = expectations_report(hours=2, now=THEN)
     assert "sessions" in report.drifting and report.verdict == "drifting"
     assert not {"completed_share", "abandoned_share", "errored_share"} & set(report.drifting)
     assert report.summary.startswith("Drifting over the last 2 h: sessions ")
 
 
+def test_a_change_of_settings_is_not_drift_each_minute_is_judged_with_its_own(history):
+    # given two hours written at 10 a minute, when the rate is raised to 25 and the error rate
+    # doubled just now (a routine change: it used to raise a false alert for up to an hour)
+    settings_update(sessions_per_min=25, error_rate=0.1)
+    report = expectations_report(hours=2, now=THEN)
+    # then every minute is judged with the settings it ran with: on target
+    assert report.verdict == "ok", report.checks
+    sessions = next(c for c in report.checks if c.metric == "sessions")
+    assert 0.85 < sessions.ratio < 1.15
+    # and without the record (rows from before it was kept) they are judged with today's
+    SyntheticRun.objects.update(sessions_per_min=None, error_rate=None)
+    assert "sessions" in expectations_report(hours=2, now=THEN).drifting
+
+
 def test_the_verdict_reaches_status_the_api_and_metrics(history, monkeypatch):
     from django.utils import timezone
 
-    settings_update(sessions_per_min=20)
+    SyntheticRun.objects.update(sessions_per_min=20)  # the runs wrote half what they promised
     monkeypatch.setattr(timezone, "now", lambda: THEN)
     row = fidelity_refresh(now=THEN)
     assert row.verdict == "drifting" and row.metric == "sessions"
@@ -267,6 +289,10 @@ def test_personas_with_their_own_rhythm_are_mixed_by_the_hour(db):
 
     path = Path(__file__).resolve().parent.parent / "scenarios" / "b2c-evening-peaks.yaml"
     scenario_import(scenario_loads(path.read_text()), now=THEN)
+    # with the seed's plain behaviour: bouts carry each hour's persona mix into the next (a return
+    # comes about bout_minutes after its user's last session) and segments change how far each
+    # persona's sessions go; both blur, by about a percent, the hour's mix this test measures
+    SyntheticSettings.objects.update(behaviour=PLAIN_BEHAVIOUR.to_json())
     sim_users_seed(count=3000, seed=5, today=THEN.date())
     activity_backfill(hours=24, now=THEN, seed=9)
     # when the day is compared with its expectation, mixed by the hour and by activity alone

@@ -54,12 +54,17 @@ def test_where_sessions_end_follows_the_scene_weights(template, outcome):
         s.dropoff_weight if outcome == "abandoned" else s.error_weight for s in template.scenes
     ]
     total = sum(weights)
+    # An abandoned session is a bounce with chance bounce_share (it leaves the first scene), else
+    # it stops by the weights: the first scene's share is b + (1 - b) w1 / total.
+    bounce = shipped_catalogue().behaviour.bounce_share if outcome == "abandoned" else 0.0
+    shares = [(1 - bounce) * weight / total for weight in weights]
+    shares[0] += bounce
     statistic = sum(
-        (ends[outcome, scene.position] - PLANS * weight / total) ** 2 / (PLANS * weight / total)
-        for scene, weight in zip(template.scenes, weights, strict=True)
+        (ends[outcome, scene.position] - PLANS * share) ** 2 / (PLANS * share)
+        for scene, share in zip(template.scenes, shares, strict=True)
     )
     # Pearson's statistic is chi-square with (scenes - 1) degrees of freedom when the ends follow
-    # the weights.
+    # these shares.
     assert statistic <= chi_square_critical(len(weights) - 1), (statistic, ends, weights)
 
 

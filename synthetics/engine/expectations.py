@@ -33,14 +33,15 @@ import functools
 import math
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from statistics import NormalDist
 
+from synthetics.engine.behaviour import in_error_spell, rate_factor_variance, spell_multiplier
 from synthetics.engine.incidents import Incidents, SessionIncident, lifted_cap
 from synthetics.engine.planning import plan_journey
 from synthetics.engine.rhythm import PoolRhythm
-from synthetics.engine.run import to_ms
+from synthetics.engine.run import to_ms, window_rate_factor
 from synthetics.engine.sampling import weighted_choice
 from synthetics.engine.types import Catalogue, GeneratorSettings, TemplateSpec
 
@@ -150,11 +151,33 @@ def _variance(values: Sequence[float]) -> float:
 
 @dataclass(frozen=True, slots=True)
 class RunWindow:
-    """A run that generated: its simulated window and how many shards split its minutes."""
+    """A run that generated: its simulated window, how many shards split its minutes, and the
+    settings and seed it ran with where the ledger recorded them (None: the settings passed)."""
 
     start: datetime
     end: datetime
     shards: int = 1
+    sessions_per_min: int | None = None
+    max_per_run: int | None = None
+    rhythm_strength: float | None = None
+    abandon_rate: float | None = None
+    error_rate: float | None = None
+    seed: int | None = None
+
+    def settings_in(self, current: GeneratorSettings) -> GeneratorSettings:
+        """The settings the run used: its recorded ones, the others as `current`."""
+        recorded = {
+            name: getattr(self, name)
+            for name in (
+                "sessions_per_min",
+                "max_per_run",
+                "rhythm_strength",
+                "abandon_rate",
+                "error_rate",
+            )
+            if getattr(self, name) is not None
+        }
+        return replace(current, **recorded) if recorded else current
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,6 +220,11 @@ class Expected:
     arrivals_per_minute: float
     minutes: tuple[float, ...]  # session lengths, mixed by expected sessions
     started: float = 0.0  # sessions expected to start, manual runs' included
+    # The behaviour's dispersion (engine.behaviour): the relative variance of the rate's day and
+    # drift factor, shared by every count of the window, and each share's extra variance from the
+    # error spells.
+    rate_dispersion: float = 0.0
+    share_dispersion: tuple[tuple[str, float], ...] = ()
 
 
 def expected_activity(
@@ -230,23 +258,25 @@ def expected_activity(
         mixed = personas if persona == MIXED else ((persona, 1.0),)
         return session_profile(catalogue, template, abandon, error, mixed, stops)
 
-    def persona_shares(run: RunWindow) -> list[tuple[str, float]]:
+    def persona_shares(run: RunWindow, used: GeneratorSettings) -> list[tuple[str, float]]:
         if not persona_rhythms:
             return [(MIXED, 1.0)]  # the fixed mix `personas`, in one profile
         weights = [
             (
                 persona,
-                activity
-                * rhythm.window_rate(run.start, run.end, strength=settings.rhythm_strength),
+                activity * rhythm.window_rate(run.start, run.end, strength=used.rhythm_strength),
             )
             for persona, activity, rhythm in persona_rhythms
         ]
         total = sum(weight for _, weight in weights) or 1.0
         return [(persona, weight / total) for persona, weight in weights]
 
-    def mix(run: RunWindow, over: Incidents | None, surge: float) -> list[tuple[tuple, float]]:
+    def mix(
+        run: RunWindow, over: Incidents | None, surge: float, used: GeneratorSettings
+    ) -> list[tuple[tuple, float]]:
         """The kinds of session a run starts, (template, rates, incident scenes, persona), with
-        their shares."""
+        their shares, at the settings the run `used` (its error rate times the error spell's
+        multiplier where its seed is known: engine.behaviour)."""
         start_ms, end_ms = to_ms(run.start), to_ms(run.end)
         middle = end_ms - (end_ms - start_ms) // 2
         weights = (
@@ -256,11 +286,16 @@ def expected_activity(
         )
         total = sum(weights) or 1.0
         kinds = []
-        by_persona = persona_shares(run)
+        by_persona = persona_shares(run, used)
+        spelled = used
+        if run.seed is not None and behaviour.spell_share > 0:
+            spell = in_error_spell(behaviour, seed=run.seed, at_ms=middle)
+            error = min(1 - used.abandon_rate, used.error_rate * spell_multiplier(behaviour, spell))
+            spelled = replace(used, error_rate=error)
         for template, weight in zip(templates, weights, strict=True):
-            rates, stops = settings, ()
+            rates, stops = spelled, ()
             if over is not None:
-                session = over.session(template, middle, settings)
+                session = over.session(template, middle, used)
                 if session is not None:
                     rates, stops = session.settings, session.stop_scenes
             for persona, persona_share in by_persona:
@@ -287,34 +322,67 @@ def expected_activity(
         mindblock_mean += mean * moments[2]
         mindblock_var += mean * (moments[3] - moments[2] ** 2) + variance * moments[2] ** 2
 
+    behaviour = catalogue.behaviour
+    unseeded = [0.0, 0.0, 0.0, 0.0]  # sessions, scene and mindblock events, minutes: no seed
     for run in runs:
         minutes = (run.end - run.start) / timedelta(minutes=1)
         if minutes <= 0 or not templates:
             continue
+        used = run.settings_in(settings)
         covered_minutes += minutes / run.shards
         start_ms, end_ms = to_ms(run.start), to_ms(run.end)
         over = incidents.over(start_ms, end_ms) if incidents is not None else None
         surge = over.window_factor(start_ms, end_ms) if over is not None else 1.0
         rate = (
-            rhythm.window_rate(run.start, run.end, strength=settings.rhythm_strength)
+            rhythm.window_rate(run.start, run.end, strength=used.rhythm_strength)
             if rhythm is not None
             else 1.0
         )
-        cap = settings.max_per_run if run.shards == 1 else -(-settings.max_per_run // run.shards)
+        if run.seed is not None:  # the rate factor the run drew its count at (engine.behaviour)
+            rate *= window_rate_factor(
+                behaviour, seed=run.seed, start=run.start, end=run.end, strength=used.rhythm_strength
+            )
+        cap = used.max_per_run if run.shards == 1 else -(-used.max_per_run // run.shards)
         mean, variance = capped_poisson_moments(
-            settings.sessions_per_min * minutes * rate * surge / run.shards,
+            used.sessions_per_min * minutes * rate * surge / run.shards,
             lifted_cap(cap, surge),
         )
         sessions_mean += mean
         sessions_var += variance
-        add(mix(run, over, surge), mean, variance)
+        before = (scene_mean, mindblock_mean)
+        add(mix(run, over, surge, used), mean, variance)
+        if run.seed is None:
+            unseeded[0] += mean
+            unseeded[1] += scene_mean - before[0]
+            unseeded[2] += mindblock_mean - before[1]
+            unseeded[3] += minutes / run.shards
     for run, count in manual:
         if count <= 0 or not templates:
             continue
         start_ms, end_ms = to_ms(run.start), to_ms(run.end)
         over = incidents.over(start_ms, end_ms) if incidents is not None else None
-        add(mix(run, over, 1.0), float(count), 0.0)
+        add(mix(run, over, 1.0, run.settings_in(settings)), float(count), 0.0)
 
+    # A run with its seed recorded was judged at its own rate factor and error spells (both are
+    # functions of the seed and the time: engine.behaviour). For the others they are random: the
+    # day and drift factor F (mean 1) multiplies every run's mean alike over a window shorter than
+    # its correlation (a day; drift_hours), so a count's variance gains Var(F) times its mean
+    # squared (an upper bound for longer windows); a window of k spell slots holds Binomial(k, s)
+    # / k of them, so the error share's multiplier has variance b^2 (M - 1)^2 s (1 - s) / k (b the
+    # base multiplier): e^2 times that for the error share, as much for the completed share.
+    dispersion = rate_factor_variance(behaviour, settings.rhythm_strength) if unseeded[0] else 0.0
+    sessions_var += dispersion * unseeded[0] ** 2
+    scene_var += dispersion * unseeded[1] ** 2
+    mindblock_var += dispersion * unseeded[2] ** 2
+    spells: tuple[tuple[str, float], ...] = ()
+    if behaviour.spell_share > 0 and unseeded[3] > 0:
+        slots = max(1.0, unseeded[3] / behaviour.spell_minutes)
+        base = spell_multiplier(behaviour, False)
+        s_ = behaviour.spell_share
+        spread = base**2 * (behaviour.spell_factor - 1) ** 2 * s_ * (1 - s_) / slots
+        share = unseeded[3] / covered_minutes  # of the window's minutes
+        error = (share * settings.error_rate) ** 2 * spread
+        spells = (("errored", error), ("completed", error))
     shares = dict.fromkeys(OUTCOMES, 0.0)
     lengths: list[float] = []
     for key, n in per_key.items():
@@ -341,6 +409,8 @@ def expected_activity(
         arrivals_per_minute=arrivals,
         minutes=tuple(lengths),
         started=started,
+        rate_dispersion=dispersion,
+        share_dispersion=spells,
     )
 
 
@@ -387,6 +457,7 @@ def compare(
         share = expected.shares[outcome]
         seen = getattr(observed, outcome) / finished if finished else None
         variance = share * (1 - share) / finished if finished else 0.0
+        variance += dict(expected.share_dispersion).get(outcome, 0.0)
         judged = finished >= 30 and expected.started >= 10 and not settling
         interval(f"{outcome}_share", share, variance, seen, judged)
     samples = observed.active_samples
@@ -394,5 +465,6 @@ def compare(
     variance = _average_snapshot_variance(
         expected.arrivals_per_minute, expected.minutes, len(samples)
     )
+    variance += expected.rate_dispersion * expected.active_mean**2  # no seed recorded: F unknown
     interval("active_journeys", expected.active_mean, variance, seen, len(samples) >= 10 and steady)
     return checks

@@ -16,7 +16,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 
-from synthetics.engine.population import Profile, make_newcomer, settled_weight
+from synthetics.engine.population import (
+    DEFAULT_ENGAGEMENT_SPREAD,
+    Profile,
+    make_newcomer,
+    settled_weight,
+)
 from synthetics.engine.sampling import poisson, weighted_sample
 from synthetics.engine.types import GeneratorSettings, PoolMember
 
@@ -95,6 +100,7 @@ def pool_changes(
     seed: int,
     accounts: SignupAccounts,
     signups: bool = True,
+    engagement_spread: float = DEFAULT_ENGAGEMENT_SPREAD,
 ) -> PoolChanges:
     """The pool's changes over (window_start, window_end], drawn after the run's sessions from the
     same stream: Poisson sign-ups (profiles from `seed` and their account number, the first one
@@ -118,6 +124,7 @@ def pool_changes(
                 seed=seed,
                 signed_up=today,
                 email_domain=accounts.email_domain,
+                engagement_spread=engagement_spread,
             )
             for offset in range(signed_up)
         )

@@ -17,10 +17,11 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from synthetics.engine.bouts import RecentSession, RecentSessions
 from synthetics.engine.incidents import Incidents
 from synthetics.engine.lifecycle import PoolChanges, SignupAccounts, pool_changes
 from synthetics.engine.rhythm import PoolRhythm
-from synthetics.engine.run import next_due_ms, simulate_run, window_session_count
+from synthetics.engine.run import next_due_ms, simulate_run, to_ms, window_session_count
 from synthetics.engine.types import (
     ActiveJourney,
     Catalogue,
@@ -64,6 +65,7 @@ def minute_step(
     waiting: Collection[int] = (),
     pool_changing: bool = True,
     signups: bool = True,
+    recent: RecentSessions | None = None,
 ) -> MinuteStep:
     """One run over (window_start, window_end].
 
@@ -72,23 +74,53 @@ def minute_step(
     rhythm (scheduled and backfill runs); a number: exactly that many (a manual run). A run that
     leaves the pool as it is (`pool_changing` False: a manual run) draws no changes; `signups`
     False: a split run's shard other than the first (the first signs up the newcomers, once).
+    `recent`: the sessions started before the window that bouts bring users back from
+    (engine.bouts), the run's own added to it.
     """
     # What the three draws read (the count, the sessions, the pool's changes, in this order): the
     # window and its stream, the rate's shape, the journeys, the pool's rules.
     stream = {"settings": settings, "window_start": window_start, "rng": rng}
     rate = {"rhythm": rhythm, "incidents": incidents}
     if sessions is None:
-        sessions = window_session_count(**stream, **rate, window_end=window_end, shards=shards)
+        sessions = window_session_count(
+            **stream,
+            **rate,
+            window_end=window_end,
+            shards=shards,
+            behaviour=catalogue.behaviour,
+            seed=seed,
+        )
     journeys = {"catalogue": catalogue, "pool": pool, "active": active, "waiting": waiting}
-    outcome = simulate_run(**stream, **rate, **journeys, now=window_end, sessions=sessions)
+    outcome = simulate_run(
+        **stream, **rate, **journeys, now=window_end, sessions=sessions, seed=seed, recent=recent
+    )
+    if recent is not None:  # the memory of bouts, for a caller that keeps it (engine.bouts)
+        recent.add(recent_sessions(outcome.new_journeys))
+        recent.forget_before(to_ms(window_end) - recent.memory_ms)
     if not pool_changing:
         return MinuteStep(sessions, outcome)
     # Busy as the database sees it: in progress when the window began, or started in it.
     busy = {journey.sim_user_id for journey in active} | set(waiting)
     busy |= {journey.sim_user_id for journey in outcome.new_journeys}
-    lifecycle = {"seed": seed, "accounts": accounts, "signups": signups}
+    lifecycle = {
+        "seed": seed,
+        "accounts": accounts,
+        "signups": signups,
+        "engagement_spread": catalogue.behaviour.engagement_spread,
+    }
     changes = pool_changes(**stream, **lifecycle, window_end=window_end, pool=pool, busy=busy)
     return MinuteStep(sessions, outcome, changes)
+
+
+def recent_sessions(journeys: Sequence[NewJourney]) -> list[RecentSession]:
+    """New journeys as the memory of bouts keeps them, in (start, id) order."""
+    return sorted(
+        (
+            RecentSession(to_ms(j.started_at), j.id.int, j.sim_user_id, j.plan.outcome == "errored")
+            for j in journeys
+        ),
+        key=lambda s: (s.start_ms, s.order),
+    )
 
 
 def journeys_advanced(

@@ -9,9 +9,15 @@ from __future__ import annotations
 import math
 import random
 
+from synthetics.engine.behaviour import (
+    DEFAULT_BEHAVIOUR,
+    Behaviour,
+    intensity_weights,
+    scene_spread,
+)
 from synthetics.engine.incidents import SessionIncident
 from synthetics.engine.population import PERSONA_BY_SLUG
-from synthetics.engine.sampling import integer_between, lognormal, uniform, weighted_choice
+from synthetics.engine.sampling import exponential, lognormal, uniform, weighted_choice
 from synthetics.engine.types import (
     JOURNEY_COMPLETED,
     MINDBLOCK_REPORTED,
@@ -27,11 +33,14 @@ from synthetics.engine.types import (
     TemplateSpec,
 )
 
-# Dwell time in a scene is log-normal around the scene's median: right-skewed, most visits near the
-# median and a long tail of people who linger. Mean = median * exp(sigma^2 / 2) ~ 1.38 x median.
-DWELL_SIGMA = 0.8
-DWELL_MIN_SECONDS = 3.0
-DWELL_MAX_FACTOR = 20.0  # a visit never lasts more than 20 x the scene's median
+# Dwell time in a scene is log-normal around the scene's median with the scene's own spread
+# (engine.behaviour.scene_spread): right-skewed, a long tail of people who linger. A draw outside
+# DWELL_BOUNDS x the median (a chance of about 1 in 10,000 at the largest spread) is drawn again:
+# no pile-up at a floor or a ceiling.
+DWELL_BOUNDS = (1 / 60, 60.0)
+DWELL_FLOOR_SECONDS = 0.3  # no visit is shorter (a bounce's exponential draw is redrawn below it)
+
+INTENSITIES = (1, 2, 3, 4, 5)
 
 ERROR_CODES: tuple[tuple[str, float], ...] = (
     ("network_timeout", 0.35),
@@ -42,20 +51,44 @@ ERROR_CODES: tuple[tuple[str, float], ...] = (
 )
 
 
-def choose_outcome(rng: random.Random, settings: GeneratorSettings) -> Outcome:
-    """Exclusive outcomes: abandoned with abandon_rate, errored with error_rate, else completed."""
+def choose_outcome(
+    rng: random.Random, settings: GeneratorSettings, odds: tuple[float, float] | None = None
+) -> Outcome:
+    """Exclusive outcomes: abandoned with abandon_rate, errored with error_rate, else completed;
+    with `odds` (engine.picking.Segments: the session's segment), each rate times its multiplier
+    (abandon at most 1, error at most what abandon leaves)."""
+    abandon, error = settings.abandon_rate, settings.error_rate
+    if odds is not None:
+        abandon = min(1.0, abandon * odds[0])
+        error = min(1.0 - abandon, error * odds[1])
     draw = rng.random()
-    if draw < settings.abandon_rate:
+    if draw < abandon:
         return "abandoned"
-    if draw < settings.abandon_rate + settings.error_rate:
+    if draw < abandon + error:
         return "errored"
     return "completed"
 
 
-def dwell_ms(rng: random.Random, scene: SceneSpec) -> int:
-    seconds = lognormal(rng, math.log(scene.dwell_median_seconds), DWELL_SIGMA)
-    seconds = min(max(seconds, DWELL_MIN_SECONDS), scene.dwell_median_seconds * DWELL_MAX_FACTOR)
+def dwell_ms(rng: random.Random, scene: SceneSpec, behaviour: Behaviour = DEFAULT_BEHAVIOUR) -> int:
+    median = scene.dwell_median_seconds
+    spread = scene_spread(behaviour, scene.slug)
+    low, high = max(DWELL_FLOOR_SECONDS, median * DWELL_BOUNDS[0]), median * DWELL_BOUNDS[1]
+    for _ in range(16):
+        seconds = lognormal(rng, math.log(median), spread)
+        if low <= seconds <= high:
+            break
+    else:
+        seconds = median
     return int(seconds * 1000)
+
+
+def bounce_ms(rng: random.Random, behaviour: Behaviour) -> int:
+    """A bounce's visit: exponential with mean bounce_seconds, redrawn below the floor."""
+    for _ in range(16):
+        seconds = exponential(rng, behaviour.bounce_seconds)
+        if seconds >= DWELL_FLOOR_SECONDS:
+            return int(seconds * 1000)
+    return int(behaviour.bounce_seconds * 1000)
 
 
 def _step(
@@ -82,9 +115,11 @@ def _mindblock_step(
     mindblocks: tuple[MindblockSpec, ...],
     entered_ms: int,
     visit_ms: int,
+    behaviour: Behaviour,
 ) -> Step:
     mindblock = weighted_choice(rng, mindblocks, [m.weight for m in mindblocks])
     offset = max(1, int(visit_ms * uniform(rng, 0.1, 0.9)))
+    intensity = weighted_choice(rng, INTENSITIES, intensity_weights(behaviour, mindblock.slug))
     return _step(
         scene,
         at_ms=entered_ms + offset,
@@ -92,7 +127,7 @@ def _mindblock_step(
         event_type=MINDBLOCK_REPORTED,
         mindblock_id=mindblock.id,
         mindblock_slug=mindblock.slug,
-        extra={"intensity": integer_between(rng, 1, 5)},
+        extra={"intensity": intensity},
     )
 
 
@@ -118,18 +153,28 @@ def plan_journey(
     persona: str,
     start_ms: int,
     incident: SessionIncident | None = None,
+    odds: tuple[float, float] | None = None,
 ) -> Plan:
     """Plan a session through `template` that starts at `start_ms` (epoch milliseconds).
 
     Under an `incident` (engine.incidents) its outcome is drawn with the incident's rates, an
     outcome whose rate a scene's incident set happens in that scene, and every step names the
-    incidents."""
+    incidents. `odds`: the session's segment's multipliers of the abandon and error rates.
+
+    An abandoned session is, with chance bounce_share, a bounce: it leaves the first scene after a
+    few seconds (engine.behaviour)."""
+    behaviour = catalogue.behaviour
     if incident is not None:
         settings = incident.settings
-    outcome = choose_outcome(rng, settings)
+    outcome = choose_outcome(rng, settings, odds)
     scenes = template.scenes
+    bounce = (
+        outcome == "abandoned"
+        and behaviour.bounce_share > 0
+        and rng.random() < behaviour.bounce_share
+    )
     # The scene where an abandoned session is left, or where an errored one fails.
-    stop_index = _stop_index(rng, scenes, outcome)
+    stop_index = 0 if bounce else _stop_index(rng, scenes, outcome)
     if incident is not None and incident.stop_scene(outcome):
         stop_index = next(i for i, s in enumerate(scenes) if s.slug == incident.stop_scene(outcome))
     multiplier = (
@@ -138,12 +183,13 @@ def plan_journey(
     steps: list[Step] = []
     clock = start_ms
     for index, scene in enumerate(scenes[: stop_index + 1]):
-        visit = dwell_ms(rng, scene)
+        visit = bounce_ms(rng, behaviour) if bounce else dwell_ms(rng, scene, behaviour)
         steps.append(_step(scene, clock, SCENE_ENTERED))
         failing_here = outcome == "errored" and index == stop_index
         if failing_here:
             visit = max(1, int(visit * uniform(rng, 0.2, 0.9)))  # fails part-way through the visit
-        if catalogue.mindblocks and rng.random() < min(1.0, scene.mindblock_rate * multiplier):
+        mindblock_chance = 0.0 if bounce else min(1.0, scene.mindblock_rate * multiplier)
+        if catalogue.mindblocks and rng.random() < mindblock_chance:
             steps.append(
                 _mindblock_step(
                     rng,
@@ -151,6 +197,7 @@ def plan_journey(
                     mindblocks=catalogue.mindblocks,
                     entered_ms=clock,
                     visit_ms=visit,
+                    behaviour=behaviour,
                 )
             )
         clock += visit

@@ -7,7 +7,8 @@ from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from functools import cache, lru_cache
 
-from synthetics.engine.sampling import choice, exponential, lognormal, weighted_choice
+from synthetics.engine.behaviour import DEFAULT_BEHAVIOUR
+from synthetics.engine.sampling import exponential, lognormal, weighted_choice
 from synthetics.engine.types import PoolMember
 
 
@@ -48,9 +49,24 @@ LOCALES: tuple[tuple[str, float, tuple[str, ...]], ...] = (
     ("en_IN", 0.05, ("Asia/Kolkata",)),
 )
 
+# Where people of a locale with several zones live: shares of the population (US: Eastern 47 %,
+# Central 29 %, Mountain 7 %, Pacific 17 %, from the 2020 census by state; Australia: Sydney and
+# Melbourne about alike). A zone not listed here has its locale's share alone.
+ZONE_SHARES: dict[str, float] = {
+    "America/New_York": 0.47,
+    "America/Chicago": 0.29,
+    "America/Denver": 0.07,
+    "America/Los_Angeles": 0.17,
+    "Australia/Sydney": 0.51,
+    "Australia/Melbourne": 0.49,
+}
+
 SIGNUP_MEAN_DAYS = 240  # account age is exponential with this mean ...
 SIGNUP_MAX_DAYS = 3 * 365  # ... and at most three years
-ACTIVITY_SPREAD_SIGMA = 0.3  # log-normal spread of activity around the persona's weight
+# A user's activity is log-normal around the persona's weight with log-sd engagement_spread
+# (engine.behaviour; scaled by exp(-spread^2 / 2), so the persona's mean weight stays its weight).
+DEFAULT_ENGAGEMENT_SPREAD = DEFAULT_BEHAVIOUR.engagement_spread
+WEIGHT_FLOOR = 0.0001  # the smallest activity weight (the column must be positive)
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,16 +113,22 @@ def _faker(locale: str):
     return Faker(locale)
 
 
-def _traits(rng: random.Random, today: date) -> dict:
+def spread_weight(weight: float, rng: random.Random, spread: float) -> float:
+    """`weight` times a mean-1 log-normal draw of log-sd `spread`, to 4 significant digits."""
+    value = weight * lognormal(rng, -spread * spread / 2, spread)
+    return max(float(f"{value:.4g}"), WEIGHT_FLOOR)
+
+
+def _traits(rng: random.Random, today: date, spread: float) -> dict:
     """A profile's drawn traits, as Profile's fields: persona, activity, locale, zone, sign-up."""
     persona = weighted_choice(rng, PERSONAS, [p.share for p in PERSONAS])
-    activity = round(persona.activity_weight * lognormal(rng, 0.0, ACTIVITY_SPREAD_SIGMA), 4)
+    activity = spread_weight(persona.activity_weight, rng, spread)
     locale, _, zones = weighted_choice(rng, LOCALES, [entry[1] for entry in LOCALES])
-    timezone = choice(rng, zones)
+    timezone = weighted_choice(rng, zones, [ZONE_SHARES.get(zone, 1.0) for zone in zones])
     age_days = min(int(exponential(rng, SIGNUP_MEAN_DAYS)), SIGNUP_MAX_DAYS)
     return {
         "persona": persona.slug,
-        "activity_weight": max(activity, 0.01),
+        "activity_weight": activity,
         "timezone": timezone,
         "locale": locale,
         "signup_date": today - timedelta(days=age_days),
@@ -117,10 +139,17 @@ def _traits(rng: random.Random, today: date) -> dict:
 # are kept (a frozen value), so seeding the same accounts again (a test's fixture, a re-run of
 # `seed_sim_users` the same day) does not draw them again.
 @lru_cache(maxsize=4096)
-def make_profile(*, index: int, seed: int, today: date, email_domain: str) -> Profile:
+def make_profile(
+    *,
+    index: int,
+    seed: int,
+    today: date,
+    email_domain: str,
+    engagement_spread: float = DEFAULT_ENGAGEMENT_SPREAD,
+) -> Profile:
     """The profile of synthetic account number `index`: the same for the same seed and index."""
     rng = _rng_for(seed, str(index))
-    traits = _traits(rng, today)
+    traits = _traits(rng, today, engagement_spread)
     faker = _faker(traits["locale"])
     faker.seed_instance(rng.getrandbits(64))
     first_name, last_name = faker.first_name(), faker.last_name()
@@ -136,10 +165,17 @@ def make_profile(*, index: int, seed: int, today: date, email_domain: str) -> Pr
     )
 
 
-def profile_for_existing(*, key: str, name: str, seed: int, today: date) -> Profile:
+def profile_for_existing(
+    *,
+    key: str,
+    name: str,
+    seed: int,
+    today: date,
+    engagement_spread: float = DEFAULT_ENGAGEMENT_SPREAD,
+) -> Profile:
     """A profile for an existing synthetic account that lacks one: traits only, its name kept."""
     rng = _rng_for(seed, f"existing:{key}")
-    traits = _traits(rng, today)
+    traits = _traits(rng, today, engagement_spread)
     return Profile(
         index=-1,
         username=key,
@@ -151,10 +187,23 @@ def profile_for_existing(*, key: str, name: str, seed: int, today: date) -> Prof
     )
 
 
-def make_newcomer(*, index: int, seed: int, signed_up: date, email_domain: str) -> Profile:
+def make_newcomer(
+    *,
+    index: int,
+    seed: int,
+    signed_up: date,
+    email_domain: str,
+    engagement_spread: float = DEFAULT_ENGAGEMENT_SPREAD,
+) -> Profile:
     """A sim user who signs up on `signed_up`: persona "newcomer" with a newcomer's activity, and the
     persona (drawn by the population's shares) they settle into after their first weeks."""
-    base = make_profile(index=index, seed=seed, today=signed_up, email_domain=email_domain)
+    base = make_profile(
+        index=index,
+        seed=seed,
+        today=signed_up,
+        email_domain=email_domain,
+        engagement_spread=engagement_spread,
+    )
     rng = _rng_for(seed, f"newcomer:{index}")
     settled = weighted_choice(
         rng,
@@ -162,11 +211,10 @@ def make_newcomer(*, index: int, seed: int, signed_up: date, email_domain: str) 
         [p.share for p in PERSONAS if p.slug != "newcomer"],
     )
     newcomer = PERSONA_BY_SLUG["newcomer"]
-    spread = lognormal(rng, 0.0, ACTIVITY_SPREAD_SIGMA)
     return replace(
         base,
         persona=newcomer.slug,
-        activity_weight=max(round(newcomer.activity_weight * spread, 4), 0.01),
+        activity_weight=spread_weight(newcomer.activity_weight, rng, engagement_spread),
         signup_date=signed_up,
         settles_into=settled.slug,
     )
@@ -175,4 +223,4 @@ def make_newcomer(*, index: int, seed: int, signed_up: date, email_domain: str) 
 def settled_weight(*, activity_weight: float, into: str) -> float:
     """A newcomer's activity weight once settled: the same spread around the new persona's weight."""
     ratio = PERSONA_BY_SLUG[into].activity_weight / PERSONA_BY_SLUG["newcomer"].activity_weight
-    return max(round(activity_weight * ratio, 4), 0.01)
+    return max(float(f"{activity_weight * ratio:.4g}"), WEIGHT_FLOOR)

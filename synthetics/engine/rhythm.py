@@ -67,6 +67,9 @@ def _zone(name: str) -> ZoneInfo:
         return ZoneInfo.from_file(data, key=name)
 
 
+zone_of = _zone  # the public name: other modules read local times on the same pinned rules
+
+
 def normalised(profile: RhythmProfile) -> RhythmProfile:
     """The profile scaled so that its hourly and its weekly weights each average 1."""
     hourly_mean = sum(profile.hourly) / len(profile.hourly)
@@ -131,10 +134,21 @@ class PoolRhythm:
         self._groups = tuple(_Group(*fields) for fields in groups)
         self._activity = [member.activity_weight for member in pool]
         self._total = sum(self._activity)
+        self._pool = pool
+        self._index_of: dict[int, int] | None = None
+        newcomers = sum(m.activity_weight for m in pool if m.persona == "newcomer")
+        # The newcomers' share of the pool's sessions (engine.picking: the odds' normalisers).
+        self.newcomer_share = newcomers / self._total if self._total > 0 else 0.0
         self._cached: tuple[tuple[int, float], list[float]] | None = None
         self._weights: tuple[list[float], list[float]] | None = None  # (factors, user weights)
         self._cumulative: list[float] | None = None  # running sums of self._weights[1]
         self._flat_cumulative: list[float] | None = None  # running sums of the activity weights
+
+    def index_of(self) -> dict[int, int]:
+        """Each member's position in the pool, by sim user id (built once, on first use)."""
+        if self._index_of is None:
+            self._index_of = {member.sim_user_id: i for i, member in enumerate(self._pool)}
+        return self._index_of
 
     def _group_factors(self, moment: datetime, strength: float) -> list[float]:
         key = ((moment - _EPOCH) // QUARTER, strength)

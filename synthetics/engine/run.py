@@ -13,15 +13,17 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from synthetics.engine.behaviour import Behaviour, rate_factor
+from synthetics.engine.bouts import RecentSessions
 from synthetics.engine.errors import EngineError, InvalidTarget
 from synthetics.engine.incidents import Incidents, lifted_cap
+from synthetics.engine.picking import Segments, pick_members
 from synthetics.engine.planning import plan_journey
 from synthetics.engine.rhythm import PoolRhythm
 from synthetics.engine.sampling import (
     poisson,
     random_uuid,
     weighted_choice,
-    weighted_sample_excluding,
 )
 from synthetics.engine.types import (
     SESSION_STARTED,
@@ -98,15 +100,27 @@ def window_session_count(
     rhythm: PoolRhythm | None,
     shards: int = 1,
     incidents: Incidents | None = None,
+    behaviour: Behaviour | None = None,
+    seed: int | None = None,
 ) -> int:
     """scheduled_session_count over (window_start, window_end] at the pool's rhythm there (for a
-    shard: the rhythm of its slice of the pool), multiplied by the incidents' surge there."""
+    shard: the rhythm of its slice of the pool), times the behaviour's day and drift factor there
+    (with a `seed`: engine.behaviour.rate_factor, the same for every shard), multiplied by the
+    incidents' surge there."""
     rate = (
         rhythm.window_rate(window_start, window_end, strength=settings.rhythm_strength)
         if rhythm is not None
         else 1.0
     )
     minutes = (window_end - window_start) / timedelta(minutes=1)
+    if behaviour is not None and seed is not None:
+        rate *= window_rate_factor(
+            behaviour,
+            seed=seed,
+            start=window_start,
+            end=window_end,
+            strength=settings.rhythm_strength,
+        )
     surge = 1.0
     if incidents is not None:
         start_ms, end_ms = to_ms(window_start), to_ms(window_end)
@@ -115,6 +129,22 @@ def window_session_count(
             surge = over.window_factor(start_ms, end_ms)
     return scheduled_session_count(
         settings=settings, minutes=minutes, rng=rng, rate=rate, shards=shards, surge=surge
+    )
+
+
+def window_rate_factor(
+    behaviour: Behaviour, *, seed: int, start: datetime, end: datetime, strength: float = 1.0
+) -> float:
+    """The mean of the behaviour's rate factor over the minutes of (start, end] (each at the middle
+    of its minute)."""
+    minutes = max(1, int((end - start) / timedelta(minutes=1)))
+    first = to_ms(start) + 30_000
+    return (
+        sum(
+            rate_factor(behaviour, seed=seed, at_ms=first + 60_000 * m, strength=strength)
+            for m in range(minutes)
+        )
+        / minutes
     )
 
 
@@ -293,6 +323,8 @@ def simulate_run(
     rhythm: PoolRhythm | None = None,
     waiting: Collection[int] = (),
     incidents: Incidents | None = None,
+    seed: int = 0,
+    recent: RecentSessions | None = None,
 ) -> RunOutcome:
     """Advance `active` to `now` and start `sessions` new sessions inside (window_start, now].
 
@@ -305,7 +337,12 @@ def simulate_run(
 
     `incidents` (engine.incidents) change the sessions that start inside them: when they start,
     which template, the rates of their outcome, and their payloads.
+
+    The catalogue's behaviour (engine.behaviour) decides the rest: returns of the users of `recent`
+    sessions (engine.bouts), lapsed users, the odds of each session's outcome by its segment and
+    the error spells of `seed` (engine.picking, Segments).
     """
+    behaviour = catalogue.behaviour
     if window_start > now:
         raise EngineError(f"window_start {window_start} is after now {now}")
     if sessions < 0:
@@ -350,17 +387,21 @@ def simulate_run(
             if rhythm is not None
             else [member.activity_weight for member in pool]
         )
-        chosen = weighted_sample_excluding(
+        chosen = pick_members(
             rng,
-            pool,
-            weights,
-            sessions,
-            excluded=lambda member: member.sim_user_id in busy,
+            pool=pool,
+            weights=weights,
             cumulative=(
                 rhythm.cumulative_weights(now, strength=settings.rhythm_strength)
                 if rhythm is not None
                 else None
             ),
+            count=sessions,
+            busy=busy,
+            behaviour=behaviour,
+            at_ms=now_ms,
+            recent=recent,
+            index_of=rhythm.index_of() if rhythm is not None else None,
         )
         if incidents is not None:
             incidents = incidents.over(window_ms, now_ms)
@@ -377,6 +418,14 @@ def simulate_run(
             starts = sorted(incidents.start_at(rng.random(), window_ms, now_ms) for _ in chosen)
         starts = [min(start, now_ms) for start in starts]
         popularity = [t.popularity for t in templates]
+        segment = Segments(
+            behaviour,
+            seed=seed,
+            settings=settings,
+            rhythm=rhythm,
+            catalogue=catalogue,
+            errored=recent.last_errored() if recent is not None else {},
+        )
         for member, start_ms in zip(chosen, starts, strict=True):
             incident = None
             if incidents is None:
@@ -393,6 +442,7 @@ def simulate_run(
                 persona=member.persona,
                 start_ms=start_ms,
                 incident=incident,
+                odds=None if incident is not None else segment.odds(member, start_ms),
             )
             journey_id = random_uuid(rng)
             due = _due(plan, 0, now_ms)

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from synthetics.engine.bouts import RecentSessions
 from synthetics.engine.incidents import Incidents, IncidentSpec
 from synthetics.engine.lifecycle import SignupAccounts, pool_changed
 from synthetics.engine.minute import journeys_advanced, minute_step
@@ -79,6 +80,7 @@ def simulate_minutes(
     active: dict = {}
     pool = list(pool)
     rhythm = PoolRhythm(pool, catalogue.rhythms)
+    recent = RecentSessions(catalogue.behaviour.bout_minutes)
     scheduled = Incidents(incidents, catalogue) if incidents else None
     accounts = len(pool)  # account numbers taken: newcomers take the next ones
     next_id = itertools.count(max((m.sim_user_id for m in pool), default=0) + 1)
@@ -101,6 +103,7 @@ def simulate_minutes(
             seed=seed,
             accounts=SignupAccounts(lambda taken=accounts: taken + 1, "example.invalid"),
             incidents=scheduled,
+            recent=recent,
         )
         outcome, changes = step.outcome, step.changes
         observed = minute > warmup

@@ -7,6 +7,8 @@ from dataclasses import MISSING, dataclass, field, fields
 from datetime import UTC, date, datetime
 from typing import Any, Literal
 
+from synthetics.engine.behaviour import DEFAULT_BEHAVIOUR, Behaviour
+
 Outcome = Literal["completed", "abandoned", "errored"]
 EventKind = Literal["scene", "mindblock", "session"]
 
@@ -131,6 +133,8 @@ class Catalogue:
     templates: tuple[TemplateSpec, ...]
     mindblocks: tuple[MindblockSpec, ...]
     rhythms: tuple[RhythmProfile, ...] = ()
+    # How people behave beyond the rhythm (engine.behaviour): the scenario file's `behaviour`.
+    behaviour: Behaviour = DEFAULT_BEHAVIOUR
 
 
 @dataclass(frozen=True, slots=True)

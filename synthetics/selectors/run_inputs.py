@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 import orjson
 from django.db import connection
 from django.db.models import F, Max, Min, Q, QuerySet, TextField
+from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Cast, Mod
 
 from synthetics.engine import (
@@ -22,6 +23,8 @@ from synthetics.engine import (
     SceneSpec,
     TemplateSpec,
 )
+from synthetics.engine.behaviour import Behaviour
+from synthetics.engine.bouts import MEMORY_CAP, RecentSession, RecentSessions
 from synthetics.engine.incidents import IncidentSpec
 from synthetics.engine.run import to_ms
 from synthetics.engine.types import Plan
@@ -123,7 +126,17 @@ def catalogue_load() -> Catalogue:
                 "persona", "slug"
             ).values_list("slug", "persona", "hourly", "weekly", "holiday_factor")
         ),
+        behaviour=behaviour_load(),
     )
+
+
+def behaviour_load() -> Behaviour:
+    """The behaviour model's parameters: the settings row's, the others at their defaults."""
+    stored = SyntheticSettings.objects.filter(pk=1).values_list("behaviour", flat=True).first()
+    try:
+        return Behaviour.from_json(stored)
+    except (TypeError, ValueError):  # written around the checks: the defaults, not a crash
+        return Behaviour()
 
 
 def pool_stamp_sql() -> str | None:
@@ -219,6 +232,34 @@ def active_journeys(
         )
         for journey_id, sim_user_id, user_id, template_id, started_at, plan, next_step in rows
     ]
+
+
+def recent_sessions(
+    *, before: datetime, bout_minutes: float, shard: int = 0, shards: int = 1
+) -> RecentSessions:
+    """The memory of bouts (engine.bouts) at `before`: the synthetic journeys started in the last
+    MEMORY_BOUTS bout lengths up to it, at most the last MEMORY_CAP (by start, then id), with their
+    planned outcome (through the journeys' started_at index)."""
+    memory = RecentSessions(bout_minutes)
+    since = before - timedelta(milliseconds=memory.memory_ms)
+    journeys = in_slice(Journey.objects.synthetic(), "sim_user_id", shard=shard, shards=shards)
+    rows = (
+        journeys.filter(started_at__gte=since, started_at__lte=before)
+        .order_by("-started_at", "-id")
+        .values_list("started_at", "id", "sim_user_id", KeyTextTransform("outcome", "plan"))[
+            :MEMORY_CAP
+        ]
+    )
+    memory.add(
+        sorted(
+            (
+                RecentSession(to_ms(started_at), journey_id.int, sim_user_id, outcome == "errored")
+                for started_at, journey_id, sim_user_id, outcome in rows
+            ),
+            key=lambda session: (session.start_ms, session.order),
+        )
+    )
+    return memory
 
 
 def waiting_journey_users(*, due_by: datetime, shard: int = 0, shards: int = 1) -> list[int]:

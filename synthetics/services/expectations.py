@@ -23,6 +23,7 @@ from synthetics.engine.expectations import (
 )
 from synthetics.engine.incidents import Incidents
 from synthetics.engine.minute import floor_minute
+from synthetics.engine.picking import mean_activity
 from synthetics.engine.rhythm import PoolRhythm
 from synthetics.models import (
     RUN_COUNTS,
@@ -37,6 +38,16 @@ from synthetics.selectors.run_inputs import RunInputs
 logger = logging.getLogger("synthetics")
 
 MAX_HOURS = 168
+# What the ledger records of the settings and seed each run used, in RunWindow's order: each run
+# is judged with what was in force in its minute.
+IN_FORCE = (
+    "sessions_per_min",
+    "max_per_run",
+    "rhythm_strength",
+    "abandon_rate",
+    "error_rate",
+    "seed",
+)
 LEVEL = 0.99
 # How long before a window an incident's edge or a gap in generation still shows in it: sessions
 # started before then have all finished (the longest planned ones last about this long).
@@ -109,26 +120,30 @@ def expectations_report(
             window_end__lte=now,
         )
         .order_by("window_end")
-        .values_list("window_start", "window_end", "shards", *RUN_COUNTS, "active_journeys")
+        .values_list(
+            "window_start", "window_end", "shards", *IN_FORCE, *RUN_COUNTS, "active_journeys"
+        )
     )
     totals = [0] * 6
     active: dict[datetime, list[int]] = defaultdict(lambda: [0, 0, 1])  # sum, runs, shards
     runs = []
-    for start, end, shards, *counts, in_progress in rows:
-        runs.append(RunWindow(start, end, shards))
+    for start, end, shards, *rest in rows:
+        used, counts, in_progress = rest[: len(IN_FORCE)], rest[len(IN_FORCE) : -1], rest[-1]
+        runs.append(RunWindow(start, end, shards, *used))
         totals = [total + count for total, count in zip(totals, counts, strict=True)]
         sample = active[end]
         sample[0] += in_progress
         sample[1] += 1
         sample[2] = shards
     manual = []
-    for start, end, sessions, *counts in SyntheticRun.objects.filter(
+    for start, end, *rest in SyntheticRun.objects.filter(
         status=RunStatus.SUCCEEDED,
         trigger=RunTrigger.MANUAL,
         window_end__gt=since,
         window_end__lte=now,
-    ).values_list("window_start", "window_end", *RUN_COUNTS):
-        manual.append((RunWindow(start, end), sessions))
+    ).values_list("window_start", "window_end", *IN_FORCE, *RUN_COUNTS):
+        used, (sessions, *counts) = rest[: len(IN_FORCE)], rest[len(IN_FORCE) :]
+        manual.append((RunWindow(start, end, 1, *used), sessions))
         # what they wrote counts with the rest; their sessions are not the settings' promise
         totals = [totals[0], *(t + c for t, c in zip(totals[1:], counts, strict=True))]
     observed = Observed(
@@ -143,8 +158,10 @@ def expectations_report(
         inputs = _inputs(now, keep=keep)
     personas: Counter = Counter()
     members: dict[str, list] = defaultdict(list)
+    behaviour = inputs.catalogue.behaviour
     for member in inputs.pool:
-        personas[member.persona] += member.activity_weight
+        # lapsed periods thin settled users, not newcomers (engine.picking): on average
+        personas[member.persona] += member.activity_weight * mean_activity(behaviour, member)
         members[member.persona].append(member)
     # each persona's users with their own rhythm: who starts a session is picked by activity times
     # their rhythm at that hour (engine.expectations)

@@ -23,6 +23,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from synthetics.engine import Catalogue, GeneratorSettings, PoolMember, PoolRhythm
+from synthetics.engine.bouts import RecentSessions
 from synthetics.engine.lifecycle import PoolChanges, pool_changed
 from synthetics.engine.minute import JourneysDue, floor_minute, minute_step
 from synthetics.engine.run import to_ms
@@ -47,6 +48,7 @@ from synthetics.services.run_failures import (
 from synthetics.services.runs import (
     MINUTE,
     checked_now,
+    in_force,
     incidents_over,
     ledger_counts,
     pool_changes_write,
@@ -130,7 +132,7 @@ def run_backfill_span(
         if run_inputs.covered_minute_ends(start=start, end=end):
             return None
         inputs = inputs or RunInputs.load()
-        state = _History.at_start(settings, inputs, seed=seed)
+        state = _History.at_start(settings, inputs, seed=seed, start=start)
         attempt.deadline.check("reading its inputs")
         span = _simulate_span(
             state=state,
@@ -155,6 +157,7 @@ class _History:
     pool: list[PoolMember]
     rhythm: PoolRhythm
     active: dict
+    recent: RecentSessions  # the memory of bouts (engine.bouts), carried minute to minute
 
     @classmethod
     def at_start(
@@ -163,12 +166,19 @@ class _History:
         inputs: RunInputs,
         *,
         seed: int,
+        start: datetime,
         active: dict | None = None,
+        recent: RecentSessions | None = None,
     ) -> _History:
-        """A history from what the database holds now: `active`, or the journeys in progress."""
+        """A history from what the database holds now: `active`, or the journeys in progress;
+        `recent`, or the memory of bouts at `start`."""
         if active is None:
             active = {journey.id: journey for journey in run_inputs.active_journeys()}
-        return cls(settings, inputs.catalogue, seed, inputs.pool, inputs.rhythm, active)
+        if recent is None:
+            recent = run_inputs.recent_sessions(
+                before=start, bout_minutes=inputs.catalogue.behaviour.bout_minutes
+            )
+        return cls(settings, inputs.catalogue, seed, inputs.pool, inputs.rhythm, active, recent)
 
 
 @dataclass(slots=True)
@@ -228,6 +238,7 @@ def _simulate_span(
             seed=seed,
             accounts=SIM_ACCOUNTS,
             incidents=incidents,
+            recent=state.recent,
         )
         outcome, changes = step.outcome, step.changes
         for update in outcome.journey_updates:  # a journey of this span: in its latest state
@@ -245,8 +256,7 @@ def _simulate_span(
                 started_at=started_at,
                 window_start=minute_start,
                 window_end=minute_end,
-                abandon_rate=settings.abandon_rate,
-                error_rate=settings.error_rate,
+                **in_force(settings, seed=seed),
                 **ledger_counts(outcome, sessions=step.sessions, changes=changes),
             )
         )
@@ -443,9 +453,14 @@ def _pipelined_spans(
         settings = run_inputs.generator_settings()
         watermark = run_inputs.newest_run_id()
         active = {journey.id: journey for journey in run_inputs.active_journeys()}
+        recent = run_inputs.recent_sessions(
+            before=start, bout_minutes=inputs.catalogue.behaviour.bout_minutes
+        )
     if settings.signups_per_day > 0:  # turned on since the caller looked: newcomers need ids now
         return start, inputs
-    state = _History.at_start(settings, inputs, seed=seed, active=active)
+    state = _History.at_start(
+        settings, inputs, seed=seed, start=start, active=active, recent=recent
+    )
     written_pool = inputs.pool
     position = start
     # The writer thread gives the GIL up at every network round trip of its COPY and then waits for

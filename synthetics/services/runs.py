@@ -243,7 +243,9 @@ def run_manual(
             window_end=now,
             serial=run_inputs.manual_run_count(),
         )
-        window = Window(start, now, sessions=sessions, rng=rng, trigger=trigger, target=target)
+        window = Window(
+            start, now, sessions=sessions, rng=rng, seed=seed, trigger=trigger, target=target
+        )
         return run_generate(attempt, settings, window)
 
 
@@ -319,8 +321,7 @@ def run_generate(
         "window_start": window.start,
         "window_end": window.end,
         "target": window.target,
-        "abandon_rate": settings.abandon_rate,
-        "error_rate": settings.error_rate,
+        **in_force(settings, seed=window.seed),
         "shard": window.shard,
         "shards": window.shards,
     }
@@ -360,6 +361,9 @@ def run_generate(
         incidents=incidents,
         sessions=window.sessions,
         shards=window.shards,
+        recent=run_inputs.recent_sessions(
+            before=window.start, bout_minutes=inputs.catalogue.behaviour.bout_minutes, **where
+        ),
         pool_changing=trigger != RunTrigger.MANUAL,  # a manual run adds sessions only
         signups=window.shard == 0,  # a split run's sign-ups: the first shard's, once
     )
@@ -494,6 +498,20 @@ def _manual_refusal(settings: GeneratorSettings, *, target: int, force: bool) ->
             "run `manage.py seed_sim_users`."
         )
     return sessions
+
+
+def in_force(settings: GeneratorSettings, *, seed: int | None) -> dict:
+    """What a ledger row records of the settings and seed its run used (engine.expectations judges
+    each run with them). A seed outside a bigint's range is not recorded (a run of it is then
+    judged without its rate factor)."""
+    return {
+        "abandon_rate": settings.abandon_rate,
+        "error_rate": settings.error_rate,
+        "sessions_per_min": settings.sessions_per_min,
+        "max_per_run": settings.max_per_run,
+        "rhythm_strength": settings.rhythm_strength,
+        "seed": seed if seed is not None and -(2**63) <= seed < 2**63 else None,
+    }
 
 
 def seed_or_default(seed: int | None) -> int:

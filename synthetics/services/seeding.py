@@ -16,6 +16,7 @@ from synthetics.engine.lifecycle import SignupAccounts
 from synthetics.engine.population import make_profile, profile_for_existing, username_for
 from synthetics.errors import ApplicationError, whole_number_required
 from synthetics.models import SYNTHETIC_EMAIL_DOMAIN, SimUser, User
+from synthetics.selectors import run_inputs
 from synthetics.target.mapping import person_fields, target_in_force
 from synthetics.target.writing import accounts_unclaimed, accounts_write
 
@@ -125,6 +126,7 @@ def sim_users_seed(
     missing = max(0, count - existing)
     created = 0
     index = 0
+    spread = run_inputs.behaviour_load().engagement_spread  # the scenario's (engine.behaviour)
     while created < missing:
         batch = []
         while len(batch) < min(SEED_BATCH, missing - created):
@@ -133,7 +135,11 @@ def sim_users_seed(
                 continue
             batch.append(
                 make_profile(
-                    index=index, seed=seed, today=today, email_domain=SYNTHETIC_EMAIL_DOMAIN
+                    index=index,
+                    seed=seed,
+                    today=today,
+                    email_domain=SYNTHETIC_EMAIL_DOMAIN,
+                    engagement_spread=spread,
                 )
             )
         with transaction.atomic():
@@ -155,6 +161,7 @@ def sim_users_backfill(*, seed: int, today: date | None = None) -> SeedSummary:
         )
     today = today or timezone.now().date()
     orphans = list(User.objects.filter(is_synthetic=True, sim_profile__isnull=True).order_by("id"))
+    spread = run_inputs.behaviour_load().engagement_spread
     SimUser.objects.bulk_create(
         [
             _sim_user(
@@ -164,6 +171,7 @@ def sim_users_backfill(*, seed: int, today: date | None = None) -> SeedSummary:
                     name=user.get_full_name() or user.username,
                     seed=seed,
                     today=today,
+                    engagement_spread=spread,
                 ),
             )
             for user in orphans

@@ -1,0 +1,214 @@
+"""Who starts a run's sessions, and the odds of their outcomes by segment.
+
+Picks (README "Behaviour model"): each session is, with chance bout_share, a return of the user of
+a recent session (engine.bouts); otherwise a draw from the pool in proportion to activity weight x
+the user's rhythm now, thinned by the user's active or lapsed period (engine.behaviour: a lapsed
+user is kept with chance lapsed_activity). A pick that lands on a busy user, one already picked or
+one thinned away is drawn again; when draws pile up (most of the pool busy) the rest come from one
+exact weighted draw over the eligible users.
+"""
+
+from __future__ import annotations
+
+import random
+from bisect import bisect_right
+from collections.abc import Collection, Sequence
+from datetime import UTC, datetime
+from functools import lru_cache
+from itertools import accumulate
+
+from synthetics.engine.behaviour import (
+    Behaviour,
+    in_error_spell,
+    lapse_factor,
+    lapse_period,
+    spell_multiplier,
+)
+from synthetics.engine.bouts import RecentSessions
+from synthetics.engine.rhythm import normalised, zone_of
+from synthetics.engine.sampling import weighted_sample
+from synthetics.engine.types import PoolMember, RhythmProfile
+
+BOUT_TRIES = 3  # a return that lands on a busy or gone user is tried again this often
+
+
+def activity_now(behaviour: Behaviour, member: PoolMember, at_ms: int) -> float:
+    """A member's period factor at `at_ms`: 1 active, lapsed_activity lapsed; a newcomer (still
+    settling in) is never lapsed."""
+    if behaviour.lapsed_share <= 0 or member.settles_into:
+        return 1.0
+    key = member_key(member)
+    period, _ = lapse_period(behaviour, key=key, at_ms=at_ms)
+    return lapse_factor(behaviour, key=key, period=period)
+
+
+def member_key(member: PoolMember) -> str:
+    """What names a member's calendar of active and lapsed periods: their profile's traits, not
+    their id (ids differ between databases and runs of the tests; the same seed must give the
+    same rows on each)."""
+    return f"{member.activity_weight!r}|{member.timezone}|{member.locale}|{member.signup_date}"
+
+
+def mean_activity(behaviour: Behaviour, member: PoolMember) -> float:
+    """What a member's period factor averages over time (activity_now): 1 - s + s x a for a
+    settled user, 1 for a newcomer."""
+    if member.settles_into:
+        return 1.0
+    share = behaviour.lapsed_share
+    return 1 - share + share * behaviour.lapsed_activity
+
+
+def pick_members(
+    rng: random.Random,
+    *,
+    pool: Sequence[PoolMember],
+    weights: Sequence[float],
+    cumulative: Sequence[float] | None,
+    count: int,
+    busy: Collection[int],
+    behaviour: Behaviour,
+    at_ms: int,
+    recent: RecentSessions | None = None,
+    index_of: dict[int, int] | None = None,
+) -> list[PoolMember]:
+    """`count` distinct members who are not `busy`: returns (from `recent`) and pool draws."""
+    if count <= 0 or not pool:
+        return []
+    if cumulative is None:
+        cumulative = list(accumulate(weights))
+    total = cumulative[-1]
+    chosen: list[PoolMember] = []
+    taken: set[int] = set()
+    bouts = recent is not None and index_of is not None and behaviour.bout_share > 0
+    redraws = 0
+    lapsing = behaviour.lapsed_share > 0 and behaviour.lapsed_activity < 1
+    while len(chosen) < count and total > 0 and redraws <= 4 * count + 16:
+        if bouts and rng.random() < behaviour.bout_share:
+            member = _returning(rng, pool, recent, index_of, busy, taken, at_ms)
+            if member is not None:
+                taken.add(member.sim_user_id)
+                chosen.append(member)
+                continue
+        index = bisect_right(cumulative, rng.random() * total)
+        if index >= len(pool):
+            redraws += 1
+            continue
+        member = pool[index]
+        if member.sim_user_id in taken or member.sim_user_id in busy:
+            redraws += 1
+            continue
+        if lapsing and rng.random() >= activity_now(behaviour, member, at_ms):
+            redraws += 1
+            continue
+        taken.add(member.sim_user_id)
+        chosen.append(member)
+    if len(chosen) < count:
+        eligible = [
+            (member, weight * activity_now(behaviour, member, at_ms))
+            for member, weight in zip(pool, weights, strict=True)
+            if member.sim_user_id not in taken and member.sim_user_id not in busy
+        ]
+        chosen += weighted_sample(
+            rng, [m for m, _ in eligible], [w for _, w in eligible], count - len(chosen)
+        )
+    return chosen
+
+
+def _returning(
+    rng: random.Random,
+    pool: Sequence[PoolMember],
+    recent: RecentSessions,
+    index_of: dict[int, int],
+    busy: Collection[int],
+    taken: set[int],
+    at_ms: int,
+) -> PoolMember | None:
+    for _ in range(BOUT_TRIES):
+        session = recent.pick(rng.random(), before_ms=at_ms)
+        if session is None:
+            return None
+        index = index_of.get(session.sim_user_id)
+        if index is None:
+            continue  # churned, or not in this slice
+        member = pool[index]
+        if member.sim_user_id in busy or member.sim_user_id in taken:
+            continue
+        return member
+    return None
+
+
+# --- outcome odds by segment ----------------------------------------------------------------------
+
+NIGHT_HOURS = range(0, 6)  # local 00:00-06:00
+
+
+@lru_cache(maxsize=64)
+def night_share(profile: RhythmProfile | None, strength: float) -> float:
+    """The share of a day's sessions that start at night on this profile's clock (a flat rate:
+    6 / 24)."""
+    if profile is None or strength == 0:
+        return len(NIGHT_HOURS) / 24
+    hourly = normalised(profile).hourly
+    factors = [1 - strength + strength * weight for weight in hourly]
+    return sum(factors[hour] for hour in NIGHT_HOURS) / sum(factors)
+
+
+def is_night(member: PoolMember, at_ms: int) -> bool:
+    local = datetime.fromtimestamp(at_ms / 1000, UTC).astimezone(zone_of(member.timezone))
+    return local.hour in NIGHT_HOURS
+
+
+def odds_normalisers(
+    behaviour: Behaviour, *, newcomer_share: float, night: float, error_rate: float
+) -> tuple[float, float]:
+    """What the abandon and error multipliers average to over the sessions (each segment's
+    multiplier weighted by its expected share): dividing by them keeps the overall shares."""
+    abandon = (1 - newcomer_share + newcomer_share * behaviour.newcomer_abandon) * (
+        1 - night + night * behaviour.night_abandon
+    )
+    # Sessions right after an errored one: about error_rate of the returns.
+    after = error_rate * behaviour.bout_share
+    error = (1 - newcomer_share + newcomer_share * behaviour.newcomer_error) * (
+        1 - after + after * behaviour.after_error
+    )
+    return abandon, error
+
+
+class Segments:
+    """The odds multipliers of one run's sessions: (abandon, error) for a member starting at a
+    time, normalised over the segments' expected shares (odds_normalisers), the error's times the
+    spell multiplier of the minute (engine.behaviour: mean 1 over time)."""
+
+    def __init__(
+        self,
+        behaviour: Behaviour,
+        *,
+        seed: int,
+        settings,
+        rhythm,
+        catalogue,
+        errored: dict[int, bool],
+    ) -> None:
+        self.behaviour, self.seed, self.errored = behaviour, seed, errored
+        default = next((r for r in catalogue.rhythms if r.persona == ""), None)
+        self.night_matters = behaviour.night_abandon != 1
+        newcomer_share = rhythm.newcomer_share if rhythm is not None else 0.0
+        self.abandon_norm, self.error_norm = odds_normalisers(
+            behaviour,
+            newcomer_share=newcomer_share,
+            night=night_share(default, settings.rhythm_strength) if self.night_matters else 0.0,
+            error_rate=settings.error_rate,
+        )
+
+    def odds(self, member: PoolMember, at_ms: int) -> tuple[float, float]:
+        behaviour = self.behaviour
+        abandon = error = 1.0
+        if member.persona == "newcomer":
+            abandon, error = behaviour.newcomer_abandon, behaviour.newcomer_error
+        if self.night_matters and is_night(member, at_ms):
+            abandon *= behaviour.night_abandon
+        if self.errored.get(member.sim_user_id):
+            error *= behaviour.after_error
+        spell = in_error_spell(behaviour, seed=self.seed, at_ms=at_ms)
+        error *= spell_multiplier(behaviour, spell)
+        return abandon / self.abandon_norm, error / self.error_norm
