@@ -66,15 +66,22 @@ def shipped_catalogue() -> Catalogue:
     )
 
 
-def realistic_pool(count: int = 3000, *, seed: int = 20260109) -> list[PoolMember]:
-    """A pool drawn as `seed_sim_users` draws it (personas, weights, locales, time zones), no database."""
+def realistic_pool(
+    count: int = 3000, *, seed: int = 20260109, spread: float | None = None
+) -> list[PoolMember]:
+    """A pool drawn as `seed_sim_users` draws it (personas, weights, locales, time zones), no
+    database; `spread`: the engagement spread (default: the behaviour model's)."""
     from datetime import date
 
     from synthetics.engine.population import DEFAULT_ENGAGEMENT_SPREAD, _rng_for, _traits
 
     pool = []
     for index in range(1, count + 1):
-        traits = _traits(_rng_for(seed, str(index)), date(2026, 1, 9), DEFAULT_ENGAGEMENT_SPREAD)
+        traits = _traits(
+            _rng_for(seed, str(index)),
+            date(2026, 1, 9),
+            DEFAULT_ENGAGEMENT_SPREAD if spread is None else spread,
+        )
         pool.append(
             PoolMember(
                 index,

@@ -149,8 +149,7 @@ def test_a_halved_error_rate_is_drifting_on_the_errored_share():
     promised = replace(HEALTHY, error_rate=0.2)
     sabotaged = replace(HEALTHY, error_rate=0.1)
     checks = {
-        c.metric: c
-        for c in compare(expected(promised, seed=2), observe(sabotaged, 2), level=0.99)
+        c.metric: c for c in compare(expected(promised, seed=2), observe(sabotaged, 2), level=0.99)
     }
     assert checks["errored_share"].verdict == "drifting"
     assert checks["errored_share"].observed < checks["errored_share"].low

@@ -68,6 +68,7 @@ class Behaviour:
     bounce_seconds: float = 6.0
     # A mindblock's intensity (1-5) peaks at its type's own level; the larger, the more peaked.
     intensity_peak: float = 1.2
+
     def to_json(self) -> dict:
         return asdict(self)
 

@@ -340,7 +340,11 @@ def expected_activity(
         )
         if run.seed is not None:  # the rate factor the run drew its count at (engine.behaviour)
             rate *= window_rate_factor(
-                behaviour, seed=run.seed, start=run.start, end=run.end, strength=used.rhythm_strength
+                behaviour,
+                seed=run.seed,
+                start=run.start,
+                end=run.end,
+                strength=used.rhythm_strength,
             )
         cap = used.max_per_run if run.shards == 1 else -(-used.max_per_run // run.shards)
         mean, variance = capped_poisson_moments(

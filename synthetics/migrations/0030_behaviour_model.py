@@ -4,35 +4,46 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('synthetics', '0029_cleanup_sessions'),
+        ("synthetics", "0029_cleanup_sessions"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='syntheticrun',
-            name='max_per_run',
-            field=models.PositiveIntegerField(blank=True, help_text='The setting the run used.', null=True),
+            model_name="syntheticrun",
+            name="max_per_run",
+            field=models.PositiveIntegerField(
+                blank=True, help_text="The setting the run used.", null=True
+            ),
         ),
         migrations.AddField(
-            model_name='syntheticrun',
-            name='rhythm_strength',
-            field=models.FloatField(blank=True, help_text='The setting the run used.', null=True),
+            model_name="syntheticrun",
+            name="rhythm_strength",
+            field=models.FloatField(blank=True, help_text="The setting the run used.", null=True),
         ),
         migrations.AddField(
-            model_name='syntheticrun',
-            name='seed',
-            field=models.BigIntegerField(blank=True, help_text="The seed of the run's random stream and of the behaviour's rate factor and error spells (engine.behaviour).", null=True),
+            model_name="syntheticrun",
+            name="seed",
+            field=models.BigIntegerField(
+                blank=True,
+                help_text="The seed of the run's random stream and of the behaviour's rate factor and error spells (engine.behaviour).",
+                null=True,
+            ),
         ),
         migrations.AddField(
-            model_name='syntheticrun',
-            name='sessions_per_min',
-            field=models.PositiveIntegerField(blank=True, help_text='The setting the run used.', null=True),
+            model_name="syntheticrun",
+            name="sessions_per_min",
+            field=models.PositiveIntegerField(
+                blank=True, help_text="The setting the run used.", null=True
+            ),
         ),
         migrations.AddField(
-            model_name='syntheticsettings',
-            name='behaviour',
-            field=models.JSONField(blank=True, default=dict, help_text="The behaviour model's parameters that differ from its defaults (the scenario file's `behaviour`; engine.behaviour)."),
+            model_name="syntheticsettings",
+            name="behaviour",
+            field=models.JSONField(
+                blank=True,
+                default=dict,
+                help_text="The behaviour model's parameters that differ from its defaults (the scenario file's `behaviour`; engine.behaviour).",
+            ),
         ),
     ]

@@ -31,6 +31,7 @@ from django.db.models import CheckConstraint, F, Q
 from django.utils import timezone
 from jsonschema import Draft202012Validator
 
+from synthetics.engine.behaviour import DEFAULT_BEHAVIOUR, Behaviour, behaviour_problems
 from synthetics.engine.population import PERSONAS
 from synthetics.engine.types import SETTING_NAMES
 from synthetics.errors import ApplicationError, GeneratorBusy
@@ -84,6 +85,7 @@ def scenario_export() -> dict:
     return {
         "scenario": FORMAT_VERSION,
         "settings": {name: getattr(row, name) for name in SETTINGS},
+        "behaviour": stored_behaviour(row).to_json(),
         "journeys": [
             {
                 "slug": template.slug,
@@ -227,6 +229,30 @@ class _DryRun(Exception):
     """Rolls a dry run's transaction back."""
 
 
+def stored_behaviour(row: SyntheticSettings) -> Behaviour:
+    try:
+        return Behaviour.from_json(row.behaviour)
+    except (TypeError, ValueError):
+        return DEFAULT_BEHAVIOUR
+
+
+def _behaviour_apply(row, given: object, plan: ImportPlan, errors: list[str]) -> None:
+    problems = behaviour_problems(given)
+    if problems:
+        errors.extend(f"$.{problem}" for problem in problems)
+        return
+    wanted = Behaviour.from_json(given).to_json()
+    before = stored_behaviour(row).to_json()
+    if wanted == before:
+        return
+    for name, value in wanted.items():
+        if value != before[name]:
+            plan.note(f"behaviour.{name}: {before[name]!r} -> {value!r}")
+    defaults = DEFAULT_BEHAVIOUR.to_json()
+    row.behaviour = {name: value for name, value in wanted.items() if value != defaults[name]}
+    row.save(update_fields=["behaviour", "updated_at"])
+
+
 def _changed(plan: ImportPlan, where: str, row, values: dict) -> bool:
     dirty = False
     for name, value in values.items():
@@ -340,6 +366,9 @@ def _apply(document: dict, plan: ImportPlan, errors: list[str], *, now: datetime
                 for message in messages
             )
         transaction.on_commit(lambda: cache.delete(insights.CACHE_KEY))
+
+    # the behaviour model: the file's parameters, the missing ones (or a missing section) at defaults
+    _behaviour_apply(row, document.get("behaviour"), plan, errors)
 
     # personas: built in, listed as they are
     if document["personas"] != _personas():

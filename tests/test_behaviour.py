@@ -1,0 +1,339 @@
+"""The behaviour model (engine.behaviour) on the simulated clock: each property an analyst checks
+holds at the defaults and fails with the part that makes it switched off (PLAIN_BEHAVIOUR, the
+seed's model), with the contract intact (the mean rate, the outcome shares)."""
+
+from __future__ import annotations
+
+import math
+import random
+import statistics
+from collections import Counter, defaultdict
+from dataclasses import replace
+from datetime import timedelta
+
+import pytest
+
+from synthetics.engine import GeneratorSettings
+from synthetics.engine.behaviour import (
+    DEFAULT_BEHAVIOUR,
+    PLAIN_BEHAVIOUR,
+    Behaviour,
+    behaviour_problems,
+    in_error_spell,
+    intensity_weights,
+    rate_factor,
+    spell_multiplier,
+)
+from synthetics.engine.planning import DWELL_BOUNDS, dwell_ms, plan_journey
+from synthetics.engine.population import ZONE_SHARES
+from synthetics.engine.run import to_ms, window_session_count
+from synthetics.engine.simulation import simulate_minutes
+from synthetics.engine.types import SCENE_ERROR
+from tests.helpers import T0, K, realistic_pool, shipped_catalogue
+
+CATALOGUE = shipped_catalogue()
+POOL = realistic_pool(2000)
+PLAIN_POOL = realistic_pool(2000, spread=PLAIN_BEHAVIOUR.engagement_spread)  # drawn at seeding
+FLAT = GeneratorSettings(sessions_per_min=4, max_per_run=40, rhythm_strength=0.0)
+
+
+def _week(behaviour: Behaviour, settings: GeneratorSettings = FLAT, *, days: int = 7, seed=3):
+    return simulate_minutes(
+        settings=settings,
+        catalogue=replace(CATALOGUE, behaviour=behaviour),
+        pool=PLAIN_POOL if behaviour is PLAIN_BEHAVIOUR else POOL,
+        start=T0,
+        minutes=days * 24 * 60,
+        seed=seed,
+        keep_starts=True,
+    )
+
+
+@pytest.fixture(scope="module")
+def week():
+    return _week(DEFAULT_BEHAVIOUR)
+
+
+@pytest.fixture(scope="module")
+def plain_week():
+    return _week(PLAIN_BEHAVIOUR)
+
+
+def _per_user(stats) -> Counter:
+    return Counter(sim_user_id for sim_user_id, _ in stats.starts)
+
+
+def _top_third_share(stats) -> float:
+    counts = sorted((_per_user(stats).get(m.sim_user_id, 0) for m in POOL), reverse=True)
+    return sum(counts[: len(counts) // 3]) / sum(counts)
+
+
+@pytest.mark.slow
+def test_a_few_users_carry_most_sessions_and_many_are_dormant(week, plain_week):
+    # ~40,000 sessions over 2,000 users in a week. The top third's share of sessions and the share
+    # of users with none are averages over 2,000 users: their sampling sd is about 0.01, so the
+    # margins below (measured 0.89 against the plain model's 0.59, its spread coming from the
+    # personas alone; 25 % dormant against 0.2 %) are many sd. Real products: the top third
+    # carries about 78 % of use (a16z power-user curve).
+    assert _top_third_share(week) > 0.75
+    assert _top_third_share(plain_week) < 0.7
+    dormant = sum(1 for m in POOL if _per_user(week).get(m.sim_user_id, 0) == 0) / len(POOL)
+    plain_dormant = sum(1 for m in POOL if _per_user(plain_week).get(m.sim_user_id, 0) == 0)
+    assert dormant > 0.15 and plain_dormant / len(POOL) < 0.05
+
+
+def _gaps_minutes(stats) -> dict[int, list[float]]:
+    by_user = defaultdict(list)
+    for sim_user_id, started in stats.starts:
+        by_user[sim_user_id].append(started)
+    gaps = {}
+    for user, times in by_user.items():
+        times.sort()
+        gaps[user] = [
+            (b - a) / timedelta(minutes=1) for a, b in zip(times, times[1:], strict=False)
+        ]
+    return gaps
+
+
+def _median_cv(gaps: dict[int, list[float]]) -> float:
+    """The median over users with at least 20 gaps of their gaps' coefficient of variation (each
+    user's own: pooling users of different rates would give CV > 1 from the mix alone)."""
+    return statistics.median(
+        statistics.pstdev(g) / statistics.fmean(g) for g in gaps.values() if len(g) >= 20
+    )
+
+
+@pytest.mark.slow
+def test_a_users_sessions_come_in_bouts(week, plain_week):
+    # At a flat rate a user's sessions in the plain model are a thinned Poisson process: gaps
+    # exponential, coefficient of variation 1 (burstiness 0). Bouts put many gaps near
+    # bout_minutes and leave long quiet stretches: CV well above 1 (Goh and Barabasi 2008 measure
+    # 1.5-4 for human activity). With ~38,000 gaps the CV's standard error is about 0.01-0.03.
+    # (Each user's CV from 20+ gaps has a standard error near 0.2; the median over hundreds of
+    # users is within a few hundredths of the users' typical CV, below 1 by the small-sample bias.)
+    gaps, plain = _gaps_minutes(week), _gaps_minutes(plain_week)
+    cv, plain_cv = _median_cv(gaps), _median_cv(plain)
+    assert cv > 1.4, cv
+    assert 0.8 < plain_cv < 1.1, plain_cv
+    burstiness = (cv - 1) / (cv + 1)
+    assert burstiness > 0.15
+    gaps = [gap for user in gaps.values() for gap in user]
+    plain = [gap for user in plain.values() for gap in user]
+    # a session raises its user's chance of another within the hour: the share of gaps under an
+    # hour is far above what the plain model's exponential gaps give
+    soon = sum(1 for gap in gaps if gap < 60) / len(gaps)
+    plain_soon = sum(1 for gap in plain if gap < 60) / len(plain)
+    assert soon > 3 * plain_soon
+
+
+def test_the_rate_is_overdispersed_and_correlated_with_the_long_run_mean_kept():
+    # Hourly counts of a week of minutes at 10 a minute. Plain: Poisson, variance / mean 1 (sd of
+    # that ratio over 168 hours about sqrt(2 / 168) = 0.11) and no autocorrelation (sd
+    # 1 / sqrt(168) = 0.08). With the day and drift factor F: Var/mean = 1 + 600 Var(F) >> 1,
+    # lag-1 autocorrelation near 1 (F drifts over hours).
+    settings = GeneratorSettings(sessions_per_min=10, max_per_run=1000, rhythm_strength=1.0)
+
+    def hourly(behaviour: Behaviour, seed: int) -> list[int]:
+        counts = []
+        for hour in range(168):
+            total = 0
+            for minute in range(60):
+                start = T0 + timedelta(minutes=hour * 60 + minute)
+                total += window_session_count(
+                    settings=settings,
+                    window_start=start,
+                    window_end=start + timedelta(minutes=1),
+                    rng=random.Random(f"{seed}:{hour}:{minute}"),
+                    rhythm=None,
+                    behaviour=behaviour,
+                    seed=seed,
+                )
+            counts.append(total)
+        return counts
+
+    def dispersion_and_lag1(counts):
+        mean = statistics.fmean(counts)
+        var = statistics.pvariance(counts)
+        lag = sum((a - mean) * (b - mean) for a, b in zip(counts, counts[1:], strict=False))
+        return var / mean, lag / (len(counts) * var)
+
+    dispersion, lag1 = dispersion_and_lag1(hourly(DEFAULT_BEHAVIOUR, 7))
+    plain_dispersion, plain_lag1 = dispersion_and_lag1(hourly(PLAIN_BEHAVIOUR, 7))
+    assert dispersion > 3 and lag1 > 0.5
+    assert plain_dispersion < 1 + K * 0.11 and abs(plain_lag1) < K * 0.08
+    # the factor has mean 1: over 400 seeds' days its mean is within K standard errors of 1
+    # (sd of one day's mean factor at most sqrt(Var F) = 0.19)
+    days = [
+        statistics.fmean(
+            rate_factor(DEFAULT_BEHAVIOUR, seed=seed, at_ms=to_ms(T0) + hour * 3_600_000)
+            for hour in range(24)
+        )
+        for seed in range(400)
+    ]
+    assert abs(statistics.fmean(days) - 1) < K * 0.19 / math.sqrt(400)
+    # and at rhythm_strength 0 the rate is the seed's flat one: no factor at all
+    assert rate_factor(DEFAULT_BEHAVIOUR, seed=7, at_ms=to_ms(T0), strength=0.0) == 1.0
+
+
+def test_error_spells_raise_the_rate_for_minutes_and_keep_the_mean():
+    behaviour = DEFAULT_BEHAVIOUR
+    slots = [in_error_spell(behaviour, seed=5, at_ms=slot * 12 * 60_000) for slot in range(20_000)]
+    share = sum(slots) / len(slots)
+    # binomial share of 20,000 slots around spell_share: sd sqrt(0.02 x 0.98 / 20,000) = 0.001
+    assert abs(share - behaviour.spell_share) < K * 0.001
+    mean = share * spell_multiplier(behaviour, True) + (1 - share) * spell_multiplier(
+        behaviour, False
+    )
+    assert abs(mean - 1) < 0.1
+    assert spell_multiplier(behaviour, True) / spell_multiplier(behaviour, False) == 10.0
+    assert not any(in_error_spell(PLAIN_BEHAVIOUR, seed=5, at_ms=s * 720_000) for s in range(500))
+
+
+@pytest.mark.slow
+def test_errors_cluster_in_time_and_the_overall_shares_hold():
+    # A day at 10 a minute, flat, spells in 5 % of the slots: errors per 12-minute slot. Plain:
+    # binomial counts, variance / mean about 1 - e (sd of that ratio over 120 slots about
+    # sqrt(2 / 120) = 0.13). Spells: a slot in a spell errs at 10 x the base (~30 errors against
+    # ~3): with 3 or more such slots, variance / mean is well above 2.
+    settings = GeneratorSettings(sessions_per_min=10, max_per_run=60, rhythm_strength=0.0)
+    spelled = replace(DEFAULT_BEHAVIOUR, spell_share=0.05)
+    day_slots = [to_ms(T0) // 720_000 + slot for slot in range(120)]
+    seed = next(  # the first seed whose day has 4 spells or more (Binomial(120, 0.05): mean 6)
+        seed
+        for seed in range(11, 100)
+        if sum(in_error_spell(spelled, seed=seed, at_ms=s * 720_000) for s in day_slots) >= 4
+    )
+
+    def errors_per_slot(behaviour):
+        stats = simulate_minutes(
+            settings=settings,
+            catalogue=replace(CATALOGUE, behaviour=behaviour),
+            pool=PLAIN_POOL if behaviour is PLAIN_BEHAVIOUR else POOL,
+            start=T0,
+            minutes=24 * 60,
+            seed=seed,
+            keep_events=True,
+        )
+        slots = Counter(
+            (event.at_ms - to_ms(T0)) // 720_000
+            for event in stats.events
+            if event.event_type == SCENE_ERROR
+        )
+        counts = [slots.get(slot, 0) for slot in range(120)]
+        return statistics.pvariance(counts) / statistics.fmean(counts), stats
+
+    clustered, stats = errors_per_slot(spelled)
+    plain, _ = errors_per_slot(PLAIN_BEHAVIOUR)
+    assert clustered > 2.0 and plain < 1 + K * 0.13, (clustered, plain)
+    finished = sum(stats.outcomes.values())
+    for outcome, rate in (("errored", 0.05), ("abandoned", 0.15)):
+        # binomial sd, plus the spells' own spread of the error share over 120 slots
+        # (engine.expectations) and a 10 % allowance for the segments' normalisers
+        seen = stats.outcomes[outcome] / finished
+        sd = math.sqrt(rate * (1 - rate) / finished)
+        if outcome == "errored":
+            base = spell_multiplier(spelled, False)
+            sd = math.hypot(sd, rate * base * 9 * math.sqrt(0.05 * 0.95 / 120))
+        assert abs(seen - rate) < K * sd + 0.1 * rate, (outcome, seen)
+
+
+def test_each_scene_has_its_own_spread_and_no_visible_floor_or_ceiling():
+    rng = random.Random(1)
+    template = next(t for t in CATALOGUE.templates if t.slug == "writers-unblock")
+    spreads = {}
+    for scene in template.scenes:
+        visits = [dwell_ms(rng, scene) / 1000 for _ in range(4000)]
+        logs = [math.log(v) for v in visits]
+        spreads[scene.slug] = statistics.pstdev(logs)
+        # no pile-up: the smallest and largest values are each taken once (a clamp would repeat
+        # them), and every visit is inside the bounds
+        low, high = min(visits), max(visits)
+        assert visits.count(low) == 1 and visits.count(high) == 1
+        assert scene.dwell_median_seconds * DWELL_BOUNDS[0] <= low
+        assert high <= scene.dwell_median_seconds * DWELL_BOUNDS[1]
+    # the log-sd of 4,000 draws has a standard error of sigma / sqrt(8,000) < 0.015: scenes whose
+    # spreads differ by more than 0.1 are told apart
+    assert max(spreads.values()) - min(spreads.values()) > 0.1, spreads
+
+
+def test_abandoned_sessions_include_bounces_of_a_few_seconds():
+    rng = random.Random(2)
+    settings = GeneratorSettings(abandon_rate=1.0, error_rate=0.0)
+    template = CATALOGUE.templates[0]
+    plans = [
+        plan_journey(
+            rng,
+            template=template,
+            catalogue=CATALOGUE,
+            settings=settings,
+            persona="regular",
+            start_ms=0,
+        )
+        for _ in range(4000)
+    ]
+    short = sum(1 for plan in plans if plan.end_ms < 30_000) / len(plans)
+    # bounce_share 0.35 of them last 0.3 s + Exp(6 s): nearly all under 30 s; binomial sd of the
+    # share over 4,000 plans is under 0.008
+    assert short > DEFAULT_BEHAVIOUR.bounce_share - K * 0.008
+
+
+def test_time_zones_follow_where_people_live():
+    pool = realistic_pool(6000)
+    us = [m.timezone for m in pool if m.locale == "en_US"]
+    for zone in ("America/New_York", "America/Chicago", "America/Denver", "America/Los_Angeles"):
+        share = us.count(zone) / len(us)
+        expected = ZONE_SHARES[zone]
+        assert abs(share - expected) < K * math.sqrt(expected * (1 - expected) / len(us)), zone
+
+
+def test_mindblock_intensity_peaks_at_each_types_own_level():
+    modes = set()
+    for mindblock in CATALOGUE.mindblocks:
+        weights = intensity_weights(DEFAULT_BEHAVIOUR, mindblock.slug)
+        assert abs(sum(weights) - 1) < 1e-12
+        mode = max(range(5), key=lambda i: weights[i]) + 1
+        modes.add(mode)
+        assert weights[mode - 1] > 0.4  # peaked: a uniform spread gives each level 0.2
+    assert len(modes) > 1  # types differ
+    assert intensity_weights(PLAIN_BEHAVIOUR, "x") == (0.2,) * 5
+
+
+def test_behaviour_parameters_are_checked_one_message_each():
+    assert behaviour_problems({"bout_share": 0.3}) == []
+    problems = behaviour_problems(
+        {"bout_share": 2, "spell_minutes": 1.5, "nope": 1, "day_spread": "x", "lapsed_share": True}
+    )
+    assert len(problems) == 5
+    assert any("behaviour.nope" in p for p in problems)
+    assert behaviour_problems([1]) != []
+    assert Behaviour.from_json({"bout_share": 0.1}).bout_share == 0.1
+    with pytest.raises(ValueError):
+        Behaviour.from_json({"nope": 1})
+
+
+def test_a_scenario_sets_the_behaviour_and_a_bad_one_changes_nothing(db):
+    from datetime import UTC, datetime
+    from pathlib import Path
+
+    from synthetics.models import SyntheticSettings
+    from synthetics.selectors.run_inputs import behaviour_load, catalogue_load
+    from synthetics.services.scenarios import scenario_export, scenario_import, scenario_loads
+
+    now = datetime(2026, 1, 9, 12, tzinfo=UTC)
+    path = Path(__file__).resolve().parent.parent / "scenarios" / "b2b-office-hours.yaml"
+    document = scenario_loads(path.read_text())
+    scenario_import(document, now=now)
+    # the file's parameters reach every run through the catalogue; only non-defaults are stored
+    assert catalogue_load().behaviour.bout_minutes == 60.0
+    assert behaviour_load().engagement_spread == 0.8
+    assert "spell_factor" not in SyntheticSettings.objects.get().behaviour
+    assert scenario_export()["behaviour"] == document["behaviour"]
+    # a bad parameter is refused with its path, and nothing changes
+    bad = {**document, "behaviour": {**document["behaviour"], "bout_share": 5}}
+    with pytest.raises(Exception) as refused:
+        scenario_import(bad, now=now)
+    assert "bout_share" in str(getattr(refused.value, "detail", refused.value))
+    assert behaviour_load().bout_share == 0.25
+    # a scenario without the section takes the defaults
+    scenario_import({k: v for k, v in document.items() if k != "behaviour"}, now=now)
+    assert behaviour_load() == DEFAULT_BEHAVIOUR
