@@ -21,8 +21,8 @@ from synthetics.engine import (
     scheduled_session_count,
     simulate_run,
 )
-from synthetics.engine.planning import JOURNEY_COMPLETED, SCENE_ENTERED, SCENE_ERROR
 from synthetics.engine.behaviour import rate_factor
+from synthetics.engine.planning import JOURNEY_COMPLETED, SCENE_ENTERED, SCENE_ERROR
 from synthetics.engine.run import STALE_AFTER, from_ms, to_ms
 from synthetics.engine.sampling import poisson, weighted_sample
 from synthetics.engine.simulation import simulate_minutes
