@@ -220,6 +220,8 @@ def test_a_backfill_keeps_the_pool_in_memory_exactly_as_a_fresh_load_would_give_
         persona="newcomer", settles_into="regular", signup_date=date(2026, 2, 1)
     )
     SyntheticSettings.objects.filter(pk=1).update(signups_per_day=2880, churn_per_month=1.0)
+    # a "month" of ten hours: churn in most minutes too (at 30 days, about one user in two hours)
+    monkeypatch.setattr("synthetics.engine.lifecycle.MINUTES_PER_MONTH", 600)
     original_write = history.pool_changes_write
     checked = {"changed": 0, "loads": 0}
 

@@ -68,6 +68,15 @@ class Behaviour:
     bounce_seconds: float = 6.0
     # A mindblock's intensity (1-5) peaks at its type's own level; the larger, the more peaked.
     intensity_peak: float = 1.2
+    # Sign-ups: a newcomer signs up at the start of a first session through the `onboarding`
+    # journey template (its slug; "" or a template not in the catalogue: any, by popularity), which
+    # nobody else runs. A newcomer keeps coming back with chance `newcomer_stay`; the others come
+    # back at (1 + days since sign-up / return_days) ^ -return_decay of their rate: retention that
+    # falls fast, then slowly (a power law, as products measure it).
+    onboarding: str = "first-steps"
+    newcomer_stay: float = 0.12
+    return_days: float = 0.25
+    return_decay: float = 1.1
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -82,7 +91,11 @@ class Behaviour:
         if unknown:
             raise ValueError(f"unknown behaviour parameters: {', '.join(unknown)}")
         values = {
-            name: int(value) if name == "spell_minutes" else float(value)
+            name: value
+            if name in TEXT_PARAMETERS
+            else int(value)
+            if name == "spell_minutes"
+            else float(value)
             for name, value in data.items()
         }
         return cls(**values)
@@ -93,6 +106,8 @@ DEFAULT_BEHAVIOUR = Behaviour()
 # alike for everyone, one dwell spread, no bounces, uniform intensities (the scenario file can ask
 # for it; tests of the rhythm and the count use it to see those alone).
 PLAIN_BEHAVIOUR = Behaviour(
+    onboarding="",
+    newcomer_stay=1.0,
     engagement_spread=0.3,
     lapsed_share=0.0,
     bout_share=0.0,
@@ -129,7 +144,11 @@ BEHAVIOUR_RANGES: dict[str, tuple[float, float]] = {
     "bounce_share": (0.0, 1.0),
     "bounce_seconds": (0.5, 120.0),
     "intensity_peak": (0.0, 5.0),
+    "newcomer_stay": (0.0, 1.0),
+    "return_days": (0.01, 365.0),
+    "return_decay": (0.0, 5.0),
 }
+TEXT_PARAMETERS = {"onboarding": 64}  # names of journey templates: their longest
 
 
 def behaviour_problems(data: object) -> list[str]:
@@ -140,6 +159,13 @@ def behaviour_problems(data: object) -> list[str]:
         return ["behaviour must be a mapping of parameter names to numbers"]
     problems = []
     for name, value in data.items():
+        if name in TEXT_PARAMETERS:
+            if not isinstance(value, str) or len(value) > TEXT_PARAMETERS[name]:
+                problems.append(
+                    f"behaviour.{name} must be a template's slug of at most "
+                    f"{TEXT_PARAMETERS[name]} characters (\"\": none), got {value!r}"
+                )
+            continue
         if name not in BEHAVIOUR_RANGES:
             problems.append(f"behaviour.{name} is not a parameter of the behaviour model")
             continue
@@ -246,6 +272,14 @@ def lapse_period(behaviour: Behaviour, *, key: str, at_ms: int) -> tuple[int, in
     phase = lapse_phase_ms(behaviour, key)
     period = (at_ms + phase) // length
     return period, (period + 1) * length - phase
+
+
+def returning(behaviour: Behaviour, *, key: str, age_days: float) -> float:
+    """A signed-up user's return factor `age_days` after signing up: 1 for those who stay (chance
+    newcomer_stay, by `key`), else (1 + age / return_days) ^ -return_decay."""
+    if behaviour.newcomer_stay >= 1 or unit("stay", key) < behaviour.newcomer_stay:
+        return 1.0
+    return (1 + max(0.0, age_days) / behaviour.return_days) ** -behaviour.return_decay
 
 
 # --- time in a scene, intensities -----------------------------------------------------------------

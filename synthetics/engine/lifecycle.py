@@ -14,7 +14,7 @@ import math
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from synthetics.engine.population import (
     DEFAULT_ENGAGEMENT_SPREAD,
@@ -25,6 +25,7 @@ from synthetics.engine.population import (
 from synthetics.engine.sampling import poisson, weighted_sample
 from synthetics.engine.types import GeneratorSettings, PoolMember
 
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MINUTES_PER_DAY = 24 * 60
 MINUTES_PER_MONTH = 30 * MINUTES_PER_DAY
 NEWCOMER_DAYS = 21  # a newcomer settles into their persona after three weeks
@@ -33,11 +34,15 @@ CHURN_EARLY_HAZARD = 4.0
 CHURN_EARLY_DAYS = 10.0
 
 
-def signups_due(*, settings: GeneratorSettings, minutes: float, rng: random.Random) -> int:
-    """New sim users in a window of `minutes`: Poisson(signups_per_day x minutes / 1,440)."""
+def signups_due(
+    *, settings: GeneratorSettings, minutes: float, rng: random.Random, rate: float = 1.0
+) -> int:
+    """New sim users in a window of `minutes`: Poisson(signups_per_day x minutes / 1,440 x rate),
+    `rate` the pool's rhythm over the window (mean 1 over a week: people sign up when they are
+    awake, and signups_per_day stays the daily mean)."""
     if settings.signups_per_day <= 0 or minutes <= 0:
         return 0
-    return poisson(rng, settings.signups_per_day * minutes / MINUTES_PER_DAY)
+    return poisson(rng, settings.signups_per_day * minutes / MINUTES_PER_DAY * rate)
 
 
 def churn_hazard(age_days: float) -> float:
@@ -75,6 +80,9 @@ class PoolChanges:
     newcomers: tuple[Profile, ...] = ()  # to create, signed up on the window's last day
     churned: tuple[PoolMember, ...] = ()
     settled: tuple[PoolMember, ...] = ()  # members as they are once settled (settles_into "")
+    # each newcomer's first session, in the newcomers' order (engine.onboarding)
+    onboarding: tuple = ()
+    churned_ms: tuple[int, ...] = ()  # when each of `churned` left (epoch ms), in their order
 
     def __bool__(self) -> bool:
         return bool(self.newcomers or self.churned or self.settled)
@@ -101,6 +109,7 @@ def pool_changes(
     accounts: SignupAccounts,
     signups: bool = True,
     engagement_spread: float = DEFAULT_ENGAGEMENT_SPREAD,
+    signup_rate: float = 1.0,
 ) -> PoolChanges:
     """The pool's changes over (window_start, window_end], drawn after the run's sessions from the
     same stream: Poisson sign-ups (profiles from `seed` and their account number, the first one
@@ -111,22 +120,29 @@ def pool_changes(
     the run's churn and settling then concern its own slice of the pool, `pool`."""
     minutes = (window_end - window_start) / timedelta(minutes=1)
     today = window_end.date()
-    signed_up = signups_due(settings=settings, minutes=minutes, rng=rng) if signups else 0
+    signed_up = (
+        signups_due(settings=settings, minutes=minutes, rng=rng, rate=signup_rate) if signups else 0
+    )
     leaving = churned(
         settings=settings, pool=pool, busy=busy, minutes=minutes, today=today, rng=rng
     )
     newcomers: tuple[Profile, ...] = ()
+    # sign-ups and departures each at a moment of the window (to the millisecond)
+    start_ms = int((window_start - EPOCH) / timedelta(milliseconds=1))
+    span_ms = int((window_end - window_start) / timedelta(milliseconds=1))
     if signed_up:
         first = accounts.next_index()
+        moments = sorted(start_ms + 1 + int(rng.random() * span_ms) for _ in range(signed_up))
         newcomers = tuple(
             make_newcomer(
                 index=first + offset,
                 seed=seed,
-                signed_up=today,
+                signed_up=(EPOCH + timedelta(milliseconds=moment)).date(),
                 email_domain=accounts.email_domain,
                 engagement_spread=engagement_spread,
+                joined_ms=min(moment, start_ms + span_ms),
             )
-            for offset in range(signed_up)
+            for offset, moment in enumerate(moments)
         )
     settled: tuple[PoolMember, ...] = ()
     if window_start.date() != today:  # newcomers settle in the run that covers midnight
@@ -146,7 +162,12 @@ def pool_changes(
             and member.signup_date <= today - timedelta(days=NEWCOMER_DAYS)
             and member.sim_user_id not in gone
         )
-    return PoolChanges(newcomers=newcomers, churned=tuple(leaving), settled=settled)
+    return PoolChanges(
+        newcomers=newcomers,
+        churned=tuple(leaving),
+        settled=settled,
+        churned_ms=tuple(start_ms + 1 + int(rng.random() * span_ms) for _ in leaving),
+    )
 
 
 def pool_changed(

@@ -14,12 +14,14 @@ from __future__ import annotations
 import heapq
 import random
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from synthetics.engine.bouts import RecentSession, RecentSessions
 from synthetics.engine.incidents import Incidents
 from synthetics.engine.lifecycle import PoolChanges, SignupAccounts, pool_changes
+from synthetics.engine.onboarding import merged, onboarding_outcome, onboarding_planned
+from synthetics.engine.picking import Segments
 from synthetics.engine.rhythm import PoolRhythm
 from synthetics.engine.run import next_due_ms, simulate_run, to_ms, window_session_count
 from synthetics.engine.types import (
@@ -45,6 +47,27 @@ class MinuteStep:
     sessions: int
     outcome: RunOutcome
     changes: PoolChanges = field(default_factory=PoolChanges)
+
+    def counted(self, window_end: datetime) -> RunOutcome:
+        """The outcome with the newcomers' first sessions (placeholder ids): what the run's ledger
+        row counts before the accounts exist."""
+        if not self.changes.onboarding:
+            return self.outcome
+        first = onboarding_outcome(self.changes.onboarding, None, now_ms=to_ms(window_end))
+        return merged(self.outcome, first)
+
+    def first_sessions(self, joined: Sequence[PoolMember], window_end: datetime) -> RunOutcome:
+        """The newcomers' first sessions for the members `joined` (with their ids)."""
+        return onboarding_outcome(self.changes.onboarding, joined, now_ms=to_ms(window_end))
+
+
+def remember(recent: RecentSessions | None, outcomes: Sequence[RunOutcome], now: datetime) -> None:
+    """Add a minute's new sessions to the memory of bouts of a caller that keeps it (a history,
+    the simulator; a database run reads it from the journeys) and forget the old ones."""
+    if recent is None:
+        return
+    recent.add(recent_sessions([j for outcome in outcomes for j in outcome.new_journeys]))
+    recent.forget_before(to_ms(now) - recent.memory_ms)
 
 
 def minute_step(
@@ -94,9 +117,6 @@ def minute_step(
     outcome = simulate_run(
         **stream, **rate, **journeys, now=window_end, sessions=sessions, seed=seed, recent=recent
     )
-    if recent is not None:  # the memory of bouts, for a caller that keeps it (engine.bouts)
-        recent.add(recent_sessions(outcome.new_journeys))
-        recent.forget_before(to_ms(window_end) - recent.memory_ms)
     if not pool_changing:
         return MinuteStep(sessions, outcome)
     # Busy as the database sees it: in progress when the window began, or started in it.
@@ -107,8 +127,31 @@ def minute_step(
         "accounts": accounts,
         "signups": signups,
         "engagement_spread": catalogue.behaviour.engagement_spread,
+        # people sign up when they are awake: at the pool's rhythm over the window
+        "signup_rate": (
+            rhythm.window_rate(window_start, window_end, strength=settings.rhythm_strength)
+            if rhythm is not None
+            else 1.0
+        ),
     }
     changes = pool_changes(**stream, **lifecycle, window_end=window_end, pool=pool, busy=busy)
+    if changes.newcomers:  # each signs up at the start of a first session (engine.onboarding)
+        segments = Segments(
+            catalogue.behaviour,
+            seed=seed,
+            settings=settings,
+            rhythm=rhythm,
+            catalogue=catalogue,
+            errored={},
+        )
+        planned = onboarding_planned(
+            rng,
+            catalogue=catalogue,
+            settings=settings,
+            newcomers=changes.newcomers,
+            odds=segments.odds,
+        )
+        changes = replace(changes, onboarding=planned)
     return MinuteStep(sessions, outcome, changes)
 
 

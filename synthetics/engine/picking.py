@@ -18,16 +18,18 @@ from functools import lru_cache
 from itertools import accumulate
 
 from synthetics.engine.behaviour import (
+    DAY_MS,
     Behaviour,
     in_error_spell,
     lapse_factor,
     lapse_period,
+    returning,
     spell_multiplier,
 )
 from synthetics.engine.bouts import RecentSessions
 from synthetics.engine.rhythm import normalised, zone_of
 from synthetics.engine.sampling import weighted_sample
-from synthetics.engine.types import PoolMember, RhythmProfile
+from synthetics.engine.types import Catalogue, PoolMember, RhythmProfile, TemplateSpec
 
 BOUT_TRIES = 3  # a return that lands on a busy or gone user is tried again this often
 
@@ -35,11 +37,21 @@ BOUT_TRIES = 3  # a return that lands on a busy or gone user is tried again this
 def activity_now(behaviour: Behaviour, member: PoolMember, at_ms: int) -> float:
     """A member's period factor at `at_ms`: 1 active, lapsed_activity lapsed; a newcomer (still
     settling in) is never lapsed."""
+    factor = 1.0
+    if member.joined_ms is not None:  # signed up in a run: stays, or comes back less and less
+        age_days = (at_ms - member.joined_ms) / DAY_MS
+        factor = returning(behaviour, key=joined_key(member), age_days=age_days)
     if behaviour.lapsed_share <= 0 or member.settles_into:
-        return 1.0
+        return factor
     key = member_key(member)
     period, _ = lapse_period(behaviour, key=key, at_ms=at_ms)
-    return lapse_factor(behaviour, key=key, period=period)
+    return factor * lapse_factor(behaviour, key=key, period=period)
+
+
+def joined_key(member: PoolMember) -> str:
+    """What names a signed-up member's draw to stay: their sign-up moment and place (it holds
+    when they settle into a persona and their weight changes)."""
+    return f"{member.joined_ms}|{member.timezone}|{member.locale}"
 
 
 def member_key(member: PoolMember) -> str:
@@ -49,13 +61,19 @@ def member_key(member: PoolMember) -> str:
     return f"{member.activity_weight!r}|{member.timezone}|{member.locale}|{member.signup_date}"
 
 
-def mean_activity(behaviour: Behaviour, member: PoolMember) -> float:
-    """What a member's period factor averages over time (activity_now): 1 - s + s x a for a
-    settled user, 1 for a newcomer."""
+def mean_activity(behaviour: Behaviour, member: PoolMember, at_ms: int) -> float:
+    """What a member's factor (activity_now) averages to around `at_ms` over the draws: 1 - s +
+    s x a for a settled user's periods; for a sign-up, times stay + (1 - stay) x the return
+    factor at their age."""
+    factor = 1.0
+    if member.joined_ms is not None:
+        stay = behaviour.newcomer_stay
+        age = max(0.0, (at_ms - member.joined_ms) / DAY_MS)
+        factor = stay + (1 - stay) * (1 + age / behaviour.return_days) ** -behaviour.return_decay
     if member.settles_into:
-        return 1.0
+        return factor
     share = behaviour.lapsed_share
-    return 1 - share + share * behaviour.lapsed_activity
+    return factor * (1 - share + share * behaviour.lapsed_activity)
 
 
 def pick_members(
@@ -135,6 +153,25 @@ def _returning(
             continue
         return member
     return None
+
+
+def onboarding_template(catalogue: Catalogue) -> TemplateSpec | None:
+    """The behaviour's onboarding template, if the catalogue has it active with scenes."""
+    slug = catalogue.behaviour.onboarding
+    if not slug:
+        return None
+    return next(
+        (t for t in catalogue.templates if t.slug == slug and t.popularity > 0 and t.scenes), None
+    )
+
+
+def regular_templates(catalogue: Catalogue) -> list[TemplateSpec]:
+    """The templates a session that is not a first one picks from: every active one with scenes
+    but the onboarding template (unless it is the only one)."""
+    templates = [t for t in catalogue.templates if t.popularity > 0 and t.scenes]
+    onboarding = onboarding_template(catalogue)
+    others = [t for t in templates if t is not onboarding]
+    return others if others else templates
 
 
 # --- outcome odds by segment ----------------------------------------------------------------------

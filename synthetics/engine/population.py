@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, replace
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from functools import cache, lru_cache
 
 from synthetics.engine.behaviour import DEFAULT_BEHAVIOUR
+from synthetics.engine.rhythm import zone_of
 from synthetics.engine.sampling import exponential, lognormal, weighted_choice
 from synthetics.engine.types import PoolMember
 
@@ -61,6 +62,13 @@ ZONE_SHARES: dict[str, float] = {
     "Australia/Melbourne": 0.49,
 }
 
+# When people sign up over their day, by local hour (a generic waking curve: seeded accounts' time
+# of sign-up; a run's sign-ups follow the pool's own rhythm instead).
+AWAKE_HOURS = (
+    0.4, 0.2, 0.1, 0.1, 0.1, 0.2, 0.5, 0.9, 1.2, 1.3, 1.3, 1.3,
+    1.4, 1.3, 1.2, 1.2, 1.3, 1.4, 1.5, 1.7, 1.8, 1.6, 1.1, 0.7,
+)  # fmt: skip
+
 SIGNUP_MEAN_DAYS = 240  # account age is exponential with this mean ...
 SIGNUP_MAX_DAYS = 3 * 365  # ... and at most three years
 # A user's activity is log-normal around the persona's weight with log-sd engagement_spread
@@ -83,6 +91,20 @@ class Profile:
     locale: str
     signup_date: date
     settles_into: str = ""  # a newcomer's persona after NEWCOMER_DAYS; "" for a settled user
+    joined_ms: int | None = None  # a sign-up's moment (epoch ms); None: seeded
+
+    @property
+    def signed_up_at(self) -> datetime:
+        """When the account was made: a sign-up's moment, or for a seeded account a time of its
+        sign-up day (an hour people are awake in its zone, any minute and second: never on the
+        minute), the same for the same profile."""
+        if self.joined_ms is not None:
+            return datetime.fromtimestamp(self.joined_ms / 1000, UTC)
+        rng = random.Random(f"signed-up:{self.username}:{self.signup_date}")
+        hour = weighted_choice(rng, range(24), AWAKE_HOURS)
+        seconds = hour * 3600 + int(rng.random() * 3600 * 1000) / 1000
+        local = datetime.combine(self.signup_date, time(), tzinfo=zone_of(self.timezone))
+        return (local + timedelta(seconds=seconds)).astimezone(UTC)
 
     def member(self, *, sim_user_id: int, user_id: int) -> PoolMember:
         """This profile in the pool, once its account exists with these ids."""
@@ -95,6 +117,7 @@ class Profile:
             self.locale,
             self.signup_date,
             self.settles_into,
+            self.joined_ms,
         )
 
 
@@ -194,6 +217,7 @@ def make_newcomer(
     signed_up: date,
     email_domain: str,
     engagement_spread: float = DEFAULT_ENGAGEMENT_SPREAD,
+    joined_ms: int | None = None,
 ) -> Profile:
     """A sim user who signs up on `signed_up`: persona "newcomer" with a newcomer's activity, and the
     persona (drawn by the population's shares) they settle into after their first weeks."""
@@ -217,6 +241,7 @@ def make_newcomer(
         activity_weight=spread_weight(newcomer.activity_weight, rng, engagement_spread),
         signup_date=signed_up,
         settles_into=settled.slug,
+        joined_ms=joined_ms,
     )
 
 

@@ -17,7 +17,7 @@ from synthetics.engine.behaviour import Behaviour, rate_factor
 from synthetics.engine.bouts import RecentSessions
 from synthetics.engine.errors import EngineError, InvalidTarget
 from synthetics.engine.incidents import Incidents, lifted_cap
-from synthetics.engine.picking import Segments, pick_members
+from synthetics.engine.picking import Segments, pick_members, regular_templates
 from synthetics.engine.planning import plan_journey
 from synthetics.engine.rhythm import PoolRhythm
 from synthetics.engine.sampling import (
@@ -376,7 +376,7 @@ def simulate_run(
 
     # 2. Start new sessions, each for a distinct user who has no session in progress.
     new_journeys: list[NewJourney] = []
-    templates = [t for t in catalogue.templates if t.popularity > 0 and t.scenes]
+    templates = regular_templates(catalogue)  # onboarding is a newcomer's first session only
     if sessions > 0:
         if not templates:
             raise EngineError("the catalogue has no active journey template with scenes")

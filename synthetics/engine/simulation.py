@@ -14,7 +14,8 @@ from datetime import datetime, timedelta
 from synthetics.engine.bouts import RecentSessions
 from synthetics.engine.incidents import Incidents, IncidentSpec
 from synthetics.engine.lifecycle import SignupAccounts, pool_changed
-from synthetics.engine.minute import journeys_advanced, minute_step
+from synthetics.engine.minute import journeys_advanced, minute_step, remember
+from synthetics.engine.onboarding import merged
 from synthetics.engine.rhythm import PoolRhythm
 from synthetics.engine.sampling import run_random
 from synthetics.engine.types import (
@@ -107,6 +108,14 @@ def simulate_minutes(
         )
         outcome, changes = step.outcome, step.changes
         observed = minute > warmup
+        joined = []
+        if changes:
+            for profile in changes.newcomers:
+                sim_user_id = next(next_id)
+                joined.append(profile.member(sim_user_id=sim_user_id, user_id=sim_user_id))
+            if changes.onboarding:  # each newcomer's first session (engine.onboarding)
+                outcome = merged(outcome, step.first_sessions(joined, now))
+        remember(recent, [outcome], now)
         ended, ended_new = journeys_advanced(active, outcome)
         if observed:
             for update, journey in ended:
@@ -118,10 +127,6 @@ def simulate_minutes(
                 stats.outcomes[new.status] += 1
                 stats.durations_seconds.append((new.ended_at - new.started_at).total_seconds())
         if changes:
-            joined = []
-            for profile in changes.newcomers:
-                sim_user_id = next(next_id)
-                joined.append(profile.member(sim_user_id=sim_user_id, user_id=sim_user_id))
             accounts += len(changes.newcomers)
             pool = pool_changed(pool, changes, joined)
             rhythm = PoolRhythm(pool, catalogue.rhythms)

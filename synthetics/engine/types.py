@@ -149,6 +149,7 @@ class PoolMember:
     locale: str = "en_US"
     signup_date: date | None = None
     settles_into: str = ""  # a newcomer's persona once settled (engine.lifecycle); "" when settled
+    joined_ms: int | None = None  # when a sign-up signed up (epoch ms); None: seeded
 
 
 @record

@@ -25,6 +25,7 @@ from synthetics.engine.incidents import Incidents
 from synthetics.engine.minute import floor_minute
 from synthetics.engine.picking import mean_activity
 from synthetics.engine.rhythm import PoolRhythm
+from synthetics.engine.run import to_ms
 from synthetics.models import (
     RUN_COUNTS,
     RunStatus,
@@ -159,9 +160,12 @@ def expectations_report(
     personas: Counter = Counter()
     members: dict[str, list] = defaultdict(list)
     behaviour = inputs.catalogue.behaviour
+    now_ms = to_ms(now)
     for member in inputs.pool:
         # lapsed periods thin settled users, not newcomers (engine.picking): on average
-        personas[member.persona] += member.activity_weight * mean_activity(behaviour, member)
+        personas[member.persona] += member.activity_weight * mean_activity(
+            behaviour, member, now_ms
+        )
         members[member.persona].append(member)
     # each persona's users with their own rhythm: who starts a session is picked by activity times
     # their rhythm at that hour (engine.expectations)

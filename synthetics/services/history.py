@@ -25,7 +25,8 @@ from django.utils import timezone
 from synthetics.engine import Catalogue, GeneratorSettings, PoolMember, PoolRhythm
 from synthetics.engine.bouts import RecentSessions
 from synthetics.engine.lifecycle import PoolChanges, pool_changed
-from synthetics.engine.minute import JourneysDue, floor_minute, minute_step
+from synthetics.engine.minute import JourneysDue, floor_minute, minute_step, remember
+from synthetics.engine.onboarding import merged
 from synthetics.engine.run import to_ms
 from synthetics.engine.sampling import run_random
 from synthetics.errors import ApplicationError, whole_number_required
@@ -50,6 +51,7 @@ from synthetics.services.runs import (
     checked_now,
     in_force,
     incidents_over,
+    joined_members,
     ledger_counts,
     pool_changes_write,
     run_backfill_minute,
@@ -241,28 +243,13 @@ def _simulate_span(
             recent=state.recent,
         )
         outcome, changes = step.outcome, step.changes
-        for update in outcome.journey_updates:  # a journey of this span: in its latest state
-            if update.id in started:
-                started[update.id][0] = started[update.id][0].changed(update)
-            else:
-                updates[update.id] = update
-        for new in outcome.new_journeys:
-            started[new.id] = [new, index]
-        in_progress.advanced(outcome)
-        span.events.append((index, outcome.events))
-        span.ledger.append(
-            SyntheticRun(
-                trigger=RunTrigger.BACKFILL,
-                started_at=started_at,
-                window_start=minute_start,
-                window_end=minute_end,
-                **in_force(settings, seed=seed),
-                **ledger_counts(outcome, sessions=step.sessions, changes=changes),
-            )
-        )
+        first = None  # the newcomers' first sessions (engine.onboarding), once they have ids
         if changes:
             if pool_write is not None:
                 state.pool = pool_write(changes, pool=state.pool, at=minute_end)
+                if changes.onboarding:
+                    joined = joined_members(state.pool, changes)
+                    first = step.first_sessions(joined, minute_end)
             else:
                 if changes.newcomers:
                     raise RuntimeError("sign-ups need their ids at once: write the span as it goes")
@@ -270,6 +257,29 @@ def _simulate_span(
                 state.pool = pool_changed(state.pool, changes, [])
             state.rhythm = PoolRhythm(state.pool, catalogue.rhythms)
             span.pool_moved = True
+        for update in outcome.journey_updates:  # a journey of this span: in its latest state
+            if update.id in started:
+                started[update.id][0] = started[update.id][0].changed(update)
+            else:
+                updates[update.id] = update
+        written = outcome if first is None else merged(outcome, first)
+        for new in written.new_journeys:
+            started[new.id] = [new, index]
+        in_progress.advanced(outcome)
+        if first is not None:
+            in_progress.advanced(first)
+        remember(state.recent, [written], minute_end)
+        span.events.append((index, written.events))
+        span.ledger.append(
+            SyntheticRun(
+                trigger=RunTrigger.BACKFILL,
+                started_at=started_at,
+                window_start=minute_start,
+                window_end=minute_end,
+                **in_force(settings, seed=seed),
+                **ledger_counts(written, sessions=step.sessions, changes=changes),
+            )
+        )
         check()
     return span
 

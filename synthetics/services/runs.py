@@ -369,8 +369,9 @@ def run_generate(
     )
     deadline.check("simulating")
     outcome, changes = step.outcome, step.changes
+    counted = step.counted(window.end)  # with the newcomers' first sessions (engine.onboarding)
     run = SyntheticRun.objects.create(  # its id tags every row the run writes
-        **row, **ledger_counts(outcome, sessions=step.sessions, changes=changes)
+        **row, **ledger_counts(counted, sessions=step.sessions, changes=changes)
     )
     run_output_write(
         before_statement=lambda: deadline_statement_bound(deadline),
@@ -390,6 +391,17 @@ def run_generate(
     run.pool_after = (
         pool_changes_write(changes, pool=inputs.pool, at=window.end) if changes else None
     )
+    if changes.onboarding:  # the newcomers' first sessions, now that their accounts exist
+        first = step.first_sessions(joined_members(run.pool_after, changes), window.end)
+        run_output_write(
+            before_statement=lambda: deadline_statement_bound(deadline),
+            run_id=run.id,
+            run_key=run.run_key,
+            new_journeys=first.new_journeys,
+            updates=(),
+            events=first.events,
+            written_at=timezone.now(),
+        )
     run.finished_at = timezone.now()
     run.save(update_fields=["finished_at"])
     run_hours_add([run])
@@ -442,11 +454,18 @@ def ledger_counts(outcome: RunOutcome, *, sessions: int, changes: PoolChanges) -
         "users_signed_up": len(changes.newcomers),
         "users_churned": len(changes.churned),
         "note": (
-            f"only {outcome.sessions_started} of {sessions} sessions: no more idle sim users"
-            if outcome.sessions_started < sessions
+            f"only {regular} of {sessions} sessions: no more idle sim users"
+            if (regular := outcome.sessions_started - len(changes.onboarding)) < sessions
             else ""
         ),
     }
+
+
+def joined_members(pool_after: list[PoolMember], changes: PoolChanges) -> list[PoolMember]:
+    """The newcomers of `changes` as members of the pool after their write, in the newcomers'
+    order (pool_changed puts them last, by id; their ids were given in that order)."""
+    count = len(changes.newcomers)
+    return pool_after[len(pool_after) - count :] if count else []
 
 
 def pool_changes_write(
@@ -456,15 +475,24 @@ def pool_changes_write(
     as it now is (what a fresh load would give)."""
     joined = []
     if changes.newcomers:
-        created = sim_accounts_create(list(changes.newcomers), joined_at=at)
+        created = sim_accounts_create(list(changes.newcomers))
         joined = [
             profile.member(sim_user_id=sim_user.id, user_id=sim_user.user_id)
             for profile, sim_user in zip(changes.newcomers, created, strict=True)
         ]
     if changes.churned:
-        SimUser.objects.filter(
+        # each at its own moment of the window (engine.lifecycle); `at` where none was drawn
+        moments = changes.churned_ms or (None,) * len(changes.churned)
+        gone = SimUser.objects.filter(
             id__in=[member.sim_user_id for member in changes.churned], churned_at__isnull=True
-        ).update(churned_at=at)
+        ).values_list("id", flat=True)
+        when = {
+            member.sim_user_id: at if ms is None else datetime.fromtimestamp(ms / 1000, UTC)
+            for member, ms in zip(changes.churned, moments, strict=True)
+        }
+        SimUser.objects.bulk_update(
+            [SimUser(id=pk, churned_at=when[pk]) for pk in gone], ["churned_at"]
+        )
     if changes.settled:
         SimUser.objects.bulk_update(
             [

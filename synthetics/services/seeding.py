@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 
 from django.contrib.auth.hashers import make_password
 from django.db import transaction
@@ -47,11 +47,13 @@ def _sim_user(
     )
 
 
-def sim_accounts_create(profiles: list, *, joined_at: datetime | None = None) -> list[SimUser]:
+def sim_accounts_create(profiles: list) -> list[SimUser]:
     """Create the synthetic accounts (inactive, unusable password) and sim users of `profiles`, in
-    the caller's transaction: two bulk inserts. `joined_at`: the simulated time of a run's
-    sign-ups (None: seeded). In attach mode each also gets its account in the application's
-    account table (and profile rows), made through the target file, its key kept on the sim user.
+    the caller's transaction: two bulk inserts. A run's sign-up is joined at its moment (the
+    profile's joined_ms: the start of its first session), a seeded one is not (joined_at empty);
+    the account's date_joined is either's simulated sign-up (Profile.signed_up_at), never the
+    wall clock. In attach mode each also gets its account in the application's account table
+    (and profile rows), made through the target file, its key kept on the sim user.
     """
     target = target_in_force()
     keys = [""] * len(profiles)
@@ -60,7 +62,7 @@ def sim_accounts_create(profiles: list, *, joined_at: datetime | None = None) ->
         people = accounts_unclaimed(
             target,
             [
-                person_fields(index=p.index, profile_or_user=p, joined_at=joined_at)
+                person_fields(index=p.index, profile_or_user=p, joined_at=p.signed_up_at)
                 for p in profiles
             ],
         )
@@ -77,16 +79,22 @@ def sim_accounts_create(profiles: list, *, joined_at: datetime | None = None) ->
                 password=unusable,
                 is_active=False,
                 is_synthetic=True,
+                date_joined=p.signed_up_at,
             )
             for p, (username, email) in zip(profiles, names, strict=True)
         ]
     )
     return SimUser.objects.bulk_create(
         [
-            _sim_user(user, p, joined_at, key)
+            _sim_user(user, p, _joined_at(p), key)
             for user, p, key in zip(users, profiles, keys, strict=True)
         ]
     )
+
+
+def _joined_at(profile) -> datetime | None:
+    joined_ms = getattr(profile, "joined_ms", None)
+    return None if joined_ms is None else datetime.fromtimestamp(joined_ms / 1000, UTC)
 
 
 def next_sim_index() -> int:
