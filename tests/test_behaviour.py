@@ -327,7 +327,7 @@ def test_a_scenario_sets_the_behaviour_and_a_bad_one_changes_nothing(db):
     scenario_import(document, now=now)
     # the file's parameters reach every run through the catalogue; only non-defaults are stored
     assert catalogue_load().behaviour.bout_minutes == 60.0
-    assert behaviour_load().engagement_spread == 0.8
+    assert behaviour_load().engagement_spread == document["behaviour"]["engagement_spread"]
     assert "spell_factor" not in SyntheticSettings.objects.get().behaviour
     assert scenario_export()["behaviour"] == document["behaviour"]
     # a bad parameter is refused with its path, and nothing changes
@@ -335,7 +335,98 @@ def test_a_scenario_sets_the_behaviour_and_a_bad_one_changes_nothing(db):
     with pytest.raises(Exception) as refused:
         scenario_import(bad, now=now)
     assert "bout_share" in str(getattr(refused.value, "detail", refused.value))
-    assert behaviour_load().bout_share == 0.25
+    assert behaviour_load().bout_share == document["behaviour"]["bout_share"]
     # a scenario without the section takes the defaults
     scenario_import({k: v for k, v in document.items() if k != "behaviour"}, now=now)
     assert behaviour_load() == DEFAULT_BEHAVIOUR
+
+
+@pytest.mark.django_db
+def test_a_sign_up_is_the_start_of_a_first_session_that_nobody_else_runs():
+    from datetime import UTC, datetime
+
+    from synthetics.models import Journey, JourneySceneEvent, SimUser, SyntheticSettings
+    from synthetics.services import activity_backfill, sim_users_seed
+
+    now = datetime(2026, 3, 2, 21, 0, tzinfo=UTC)
+    sim_users_seed(count=60, seed=3, today=now.date())
+    SyntheticSettings.objects.filter(pk=1).update(
+        signups_per_day=2880, churn_per_month=1.0, sessions_per_min=4, max_per_run=20
+    )
+    activity_backfill(hours=1, now=now, seed=4)
+    joined = list(SimUser.objects.filter(joined_at__isnull=False).select_related("user"))
+    assert len(joined) > 60  # ~2 a minute for an hour (Poisson(120 x the evening's rhythm))
+    on_the_minute = 0
+    for sim_user in joined:
+        # the account's join time is the simulated sign-up, the start of its first session
+        assert sim_user.user.date_joined == sim_user.joined_at
+        first = Journey.objects.filter(sim_user=sim_user).order_by("started_at").first()
+        assert first is not None and first.started_at == sim_user.joined_at
+        assert first.template.slug == "first-steps"
+        assert not JourneySceneEvent.objects.filter(
+            user_id=sim_user.user_id, created_at__lt=sim_user.joined_at
+        ).exists()
+        on_the_minute += sim_user.joined_at.second == 0 and sim_user.joined_at.microsecond == 0
+    # a moment drawn to the millisecond lands on a whole minute with chance 1 / 60,000
+    assert on_the_minute <= 1
+    # onboarding happens once, and only to a newcomer
+    onboarded = Journey.objects.filter(template__slug="first-steps")
+    assert onboarded.filter(sim_user__joined_at__isnull=True).count() == 0
+    assert onboarded.count() == len({j.sim_user_id for j in onboarded})
+    # seeded accounts joined on their sign-up day at a time of day, never the wall clock's now
+    for sim_user in SimUser.objects.filter(joined_at__isnull=True).select_related("user")[:20]:
+        joined_day = sim_user.user.date_joined.date()
+        assert abs((joined_day - sim_user.signup_date).days) <= 1
+        assert sim_user.user.date_joined < now
+    churned = list(
+        SimUser.objects.filter(churned_at__isnull=False).values_list("churned_at", flat=True)
+    )
+    assert sum(1 for t in churned if t.second == 0 and t.microsecond == 0) <= 1
+
+
+@pytest.mark.slow
+def test_newcomers_come_back_less_and_less_like_a_real_retention_curve():
+    # A week with 300 sign-ups a day over 2,000 users at 4 a minute: of the sign-ups of the first
+    # two days (~600), the share with a session on day 1 and on day 5 after signing up. Binomial
+    # over ~600: sd below 0.02. The defaults keep newcomer_stay (12 %) and make the others come
+    # back at (1 + age / 0.25 d) ^ -1.1: day 1 far above day 5. With everyone staying (the seed's
+    # model) day 5 is more than twice as high (the pool doubles over the week at a fixed rate, so
+    # even then each user's share of the sessions falls a little from day 1 to day 5).
+    settings = GeneratorSettings(
+        sessions_per_min=4, max_per_run=40, rhythm_strength=0.0, signups_per_day=300
+    )
+
+    def retention(behaviour: Behaviour) -> tuple[float, float]:
+        stats = simulate_minutes(
+            settings=settings,
+            catalogue=replace(CATALOGUE, behaviour=behaviour),
+            pool=POOL,
+            start=T0,
+            minutes=7 * 24 * 60,
+            seed=8,
+            keep_starts=True,
+        )
+        starts = defaultdict(list)
+        for sim_user_id, started in stats.starts:
+            starts[sim_user_id].append(to_ms(started))
+        cohort = [
+            m
+            for m in stats.members.values()
+            if m.joined_ms is not None and m.joined_ms < to_ms(T0) + 2 * 86_400_000
+        ]
+        assert len(cohort) > 400
+
+        def back(day: int) -> float:
+            low, high = day * 86_400_000, (day + 1) * 86_400_000
+            return sum(
+                1
+                for m in cohort
+                if any(low <= t - m.joined_ms < high for t in starts[m.sim_user_id])
+            ) / len(cohort)
+
+        return back(1), back(5)
+
+    d1, d5 = retention(DEFAULT_BEHAVIOUR)
+    assert d1 > d5 + 0.08 and d5 < 0.2, (d1, d5)
+    kept_d1, kept_d5 = retention(replace(DEFAULT_BEHAVIOUR, newcomer_stay=1.0))
+    assert kept_d5 > 2 * d5 and kept_d1 > d1, (kept_d1, kept_d5, d1, d5)

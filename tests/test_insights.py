@@ -177,3 +177,27 @@ def test_attach_modes_funnel_from_the_journeys_cursors_counts_what_the_events_co
         .values_list("scene_id", "n")
     )
     assert from_events and from_journeys == from_events
+
+
+def test_the_power_user_curve_and_the_retention_curve_come_from_the_journeys(api, sim_users):
+    # given two days of history with sign-ups, read back through the API
+    SyntheticSettings.objects.filter(pk=1).update(signups_per_day=600, churn_per_month=0.0)
+    now = timezone.now().replace(microsecond=0)
+    activity_backfill(hours=48, now=now, seed=5)
+    body = api.get("/api/synthetics/insights").json()
+    engagement, curve = body["engagement"], body["retention_curve"]
+    # the histogram counts every user active in the window once, on their number of active days
+    active_days: dict[int, set] = {}
+    for sim_user_id, started in Journey.objects.filter(is_synthetic=True).values_list(
+        "sim_user_id", "started_at"
+    ):
+        active_days.setdefault(sim_user_id, set()).add(started.date())
+    assert engagement["mau"] == len(active_days)
+    assert sum(row["users"] for row in engagement["days_active"]) == engagement["mau"]
+    for row in engagement["days_active"]:
+        assert row["users"] == sum(1 for days in active_days.values() if len(days) == row["days"])
+    assert 0 < engagement["dau_over_mau"] <= 1 and 0 < engagement["dau_over_wau"] <= 1
+    # a sign-up is a session: every sign-up is active on its sign-up day
+    signed_up = SimUser.objects.filter(joined_at__isnull=False).count()
+    assert curve[0] == {"day": 0, "users": signed_up, "share": 1.0}
+    assert curve[1]["users"] <= signed_up and curve[-1]["share"] is None  # day 30 not begun yet

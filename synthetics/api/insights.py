@@ -15,7 +15,9 @@ from synthetics.selectors.insights import (
     CACHE_KEY,
     cohort_retention,
     daily_active_users,
+    engagement,
     funnels,
+    retention_curve,
     rhythm_and_capacity,
 )
 
@@ -84,12 +86,41 @@ class CapacityOutput(serializers.Serializer):
         return capacity.warning()
 
 
+class DaysActiveOutput(serializers.Serializer):
+    days = serializers.IntegerField()
+    users = serializers.IntegerField()
+
+
+class EngagementOutput(serializers.Serializer):
+    days = serializers.IntegerField(help_text="The window: the last 28 UTC days, today included.")
+    mau = serializers.IntegerField(help_text="Sim users with a session in the window.")
+    wau = serializers.IntegerField(help_text="Sim users with a session in its last 7 days.")
+    dau_mean = serializers.FloatField()
+    dau_over_mau = serializers.FloatField(allow_null=True, help_text="Mean DAU over MAU.")
+    dau_over_wau = serializers.FloatField(
+        allow_null=True, help_text="The last 7 days' mean DAU over their WAU."
+    )
+    days_active = DaysActiveOutput(
+        many=True, help_text="How many users were active on 1, 2 ... 28 days of the window."
+    )
+
+
+class RetentionPointOutput(serializers.Serializer):
+    day = serializers.IntegerField(help_text="Calendar days since the sign-up day (0: that day).")
+    users = serializers.IntegerField(help_text="Sign-ups of the last 60 days whose day has begun.")
+    share = serializers.FloatField(allow_null=True, help_text="Of them, the share active that day.")
+
+
 class InsightsResponse(serializers.Serializer):
     funnels = FunnelOutput(many=True, help_text="The last 24 hours, per template.")
     rhythm = RhythmOutput()
     capacity = CapacityOutput(help_text="Whether the pool sustains the settings (Little's law).")
     daily_active_users = DailyActiveOutput(many=True, help_text="The last 30 days.")
     cohorts = CohortOutput(many=True, help_text="Weekly sign-up cohorts of the last 8 weeks.")
+    engagement = EngagementOutput(help_text="The power-user curve and stickiness (28 days).")
+    retention_curve = RetentionPointOutput(
+        many=True, help_text="Sign-ups' retention by day since signing up (0-30)."
+    )
 
 
 CACHE_SECONDS = 60
@@ -116,5 +147,7 @@ def _insights_body() -> dict:
         "capacity": capacity,
         "daily_active_users": daily_active_users(now=now),
         "cohorts": cohort_retention(now=now),
+        "engagement": engagement(now=now),
+        "retention_curve": retention_curve(now=now),
     }
     return InsightsResponse(body).data

@@ -32,16 +32,16 @@ class Behaviour:
 
     # Engagement: a user's own activity is log-normal around their persona's weight with this
     # log-sd (heavy-tailed: most users light, a few power users).
-    engagement_spread: float = 1.1
+    engagement_spread: float = 0.8
     # Each settled user alternates between active and lapsed periods of `lapse_weeks` (on their own
     # calendar); a period is lapsed with chance `lapsed_share`, and a lapsed user starts sessions at
     # `lapsed_activity` times their usual rate (0: never).
-    lapsed_share: float = 0.4
-    lapse_weeks: float = 2.0
-    lapsed_activity: float = 0.03
+    lapsed_share: float = 0.5
+    lapse_weeks: float = 3.0
+    lapsed_activity: float = 0.005
     # Bouts (self-exciting): this share of sessions is a return of a user soon after one of their
     # own sessions, `bout_minutes` after it on average (an exponential kernel).
-    bout_share: float = 0.35
+    bout_share: float = 0.5
     bout_minutes: float = 40.0
     # The rate's day-to-day swing and slow drift: log-normal factors with these log-sds, the drift
     # correlated over `drift_hours` (mean 1 each: the long-run rate holds).
@@ -163,7 +163,7 @@ def behaviour_problems(data: object) -> list[str]:
             if not isinstance(value, str) or len(value) > TEXT_PARAMETERS[name]:
                 problems.append(
                     f"behaviour.{name} must be a template's slug of at most "
-                    f"{TEXT_PARAMETERS[name]} characters (\"\": none), got {value!r}"
+                    f'{TEXT_PARAMETERS[name]} characters ("": none), got {value!r}'
                 )
             continue
         if name not in BEHAVIOUR_RANGES:

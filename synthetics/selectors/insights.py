@@ -1,8 +1,11 @@
 """What the Studio's insight panels read: funnels (observed and implied), the rhythm and the cap's trim,
-daily active users and weekly cohort retention — through the indexes on created_at and started_at."""
+daily active users and weekly cohort retention, the days-active histogram (the power-user curve) with
+DAU/MAU and DAU/WAU, and the sign-ups' retention curve by day — through the indexes on created_at and
+started_at."""
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
@@ -247,3 +250,100 @@ def cohort_retention(*, now: datetime, weeks: int = COHORT_WEEKS) -> list[dict]:
             }
         )
     return table
+
+
+ENGAGEMENT_DAYS = 28
+RETENTION_DAYS = 30
+
+
+@dataclass(frozen=True, slots=True)
+class Engagement:
+    """How many days of a window each user was active: the power-user curve, DAU/MAU, DAU/WAU."""
+
+    days: int
+    mau: int  # sim users with a session in the window
+    wau: int  # in its last 7 days
+    dau_mean: float  # over the window's days
+    dau_week_mean: float  # over its last 7 days
+    days_active: list[dict]  # {"days": d, "users": n} for d in 1..days
+
+    @property
+    def dau_over_mau(self) -> float | None:
+        return round(self.dau_mean / self.mau, 4) if self.mau else None
+
+    @property
+    def dau_over_wau(self) -> float | None:
+        return round(self.dau_week_mean / self.wau, 4) if self.wau else None
+
+
+def _active_days(*, since: date, now: datetime, joined: bool = False):
+    """(sim user, UTC day[, their joined_at]) once per day with a session started, read through
+    the journeys' (is_synthetic, started_at) index over the window: a row per active user-day."""
+    fields = ["sim_user_id", "day", *(["sim_user__joined_at"] if joined else [])]
+    journeys = Journey.objects.synthetic()
+    if joined:  # only sign-ups of the window
+        journeys = journeys.filter(sim_user__joined_at__date__gte=since)
+    return (
+        journeys.filter(started_at__date__gte=since, started_at__lte=now)
+        .annotate(day=TruncDate("started_at"))
+        .values_list(*fields)
+        .distinct()
+        .order_by()
+    )
+
+
+def engagement(*, now: datetime, days: int = ENGAGEMENT_DAYS) -> Engagement:
+    """The days-active histogram of the last `days` UTC days (today included) and the stickiness
+    ratios: the mean DAU over MAU, the last week's mean DAU over its WAU."""
+    first = (now - timedelta(days=days - 1)).date()
+    week_first = now.date() - timedelta(days=6)
+    per_user: Counter = Counter()
+    per_day: Counter = Counter()
+    weekly: set[int] = set()
+    for sim_user_id, day in _active_days(since=first, now=now):
+        per_user[sim_user_id] += 1
+        per_day[day] += 1
+        if day >= week_first:
+            weekly.add(sim_user_id)
+    histogram = Counter(per_user.values())
+    week_days = [week_first + timedelta(days=i) for i in range(7)]
+    return Engagement(
+        days=days,
+        mau=len(per_user),
+        wau=len(weekly),
+        dau_mean=sum(per_day.values()) / days,
+        dau_week_mean=sum(per_day[d] for d in week_days) / 7,
+        days_active=[{"days": d, "users": histogram.get(d, 0)} for d in range(1, days + 1)],
+    )
+
+
+def retention_curve(*, now: datetime, days: int = RETENTION_DAYS) -> list[dict]:
+    """Of the sim users who signed up in a run (joined_at) in the last 2 x `days` days, the share
+    active on calendar day k after their sign-up day, for k = 0..days: among those whose day k has
+    begun (`users`), `share` (None while nobody's has)."""
+    since = (now - timedelta(days=2 * days)).date()
+    joined = dict(
+        SimUser.objects.filter(joined_at__date__gte=since, joined_at__lte=now).values_list(
+            "id", "joined_at"
+        )
+    )
+    today = now.date()
+    eligible = Counter()
+    for joined_at in joined.values():
+        for k in range(min(days, (today - joined_at.date()).days) + 1):
+            eligible[k] += 1
+    back: Counter = Counter()
+    for sim_user_id, day, joined_at in _active_days(since=since, now=now, joined=True):
+        if joined_at is None or sim_user_id not in joined:
+            continue
+        k = (day - joined_at.date()).days
+        if 0 <= k <= days:
+            back[k] += 1
+    return [
+        {
+            "day": k,
+            "users": eligible[k],
+            "share": round(back[k] / eligible[k], 4) if eligible[k] else None,
+        }
+        for k in range(days + 1)
+    ]

@@ -195,9 +195,7 @@ def sim_user_pool(
         "settles_into",
         "joined_at",
     )
-    return [
-        PoolMember(*row[:-1], to_ms(row[-1]) if row[-1] is not None else None) for row in rows
-    ]
+    return [PoolMember(*row[:-1], to_ms(row[-1]) if row[-1] is not None else None) for row in rows]
 
 
 def next_join_after(moment: datetime, *, shard: int = 0, shards: int = 1) -> datetime | None:

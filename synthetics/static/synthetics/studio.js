@@ -289,6 +289,18 @@
   }
 
   // Retention cells get a shade by tenths (heat-0 ... heat-9): classes, as the CSP refuses inline styles.
+  function renderEngagement(engagement, curve) {
+    const ratio = (value) => (value === null ? "no data yet" : `${(value * 100).toFixed(0)} %`);
+    document.getElementById("stickiness").textContent =
+      `${engagement.mau} users active in ${engagement.days} days; DAU/MAU ${ratio(engagement.dau_over_mau)}, ` +
+      `DAU/WAU ${ratio(engagement.dau_over_wau)} (consumer apps: about 20–30 % and 45 %).`;
+    drawBars("chart-days-active", engagement.days_active, 3, (p) => String(p.days), [["users", "users"]]);
+    const points = curve
+      .filter((p) => p.share !== null)
+      .map((p) => ({ day: p.day, percent: Math.round(p.share * 1000) / 10 }));
+    drawBars("chart-retention", points, 5, (p) => "D" + p.day, [["percent", "percent"]]);
+  }
+
   function renderCohorts(cohorts) {
     const columns = Number(document.getElementById("cohorts-table").dataset.weeks);
     const rows = document.getElementById("cohorts");
@@ -363,6 +375,7 @@
     drawFunnels(insights.funnels);
     drawBars("chart-dau", insights.daily_active_users, 5, (p) => p.day.slice(5), [["users", "users"]]);
     renderCohorts(insights.cohorts);
+    renderEngagement(insights.engagement, insights.retention_curve);
   }
 
   // Draw one part of the page from its settled answer; say what failed instead of throwing.
