@@ -106,7 +106,7 @@ GOLDEN_POOL = [
 # Changed on purpose (2026-12-07, issue 24): the behaviour model (engine.behaviour: bouts, lapsed
 # periods, the rate's day and drift factor, outcome segments, error spells, per-scene dwell with
 # bounces, peaked intensities, heavy-tailed engagement, zones by population) gives other rows.
-ENGINE_DIGEST = "9f9719927685c79d854f557b1402ed6497c893cd061700896cd08b8870bfdd09"
+ENGINE_DIGEST = "83a3884147afab50f8ccb55fa64c0a289b179b5b4cd749ca6fbddc47389adb2c"
 
 
 def test_two_simulated_hours_at_a_fixed_seed_give_fixed_events():
@@ -146,7 +146,7 @@ def test_two_simulated_hours_at_a_fixed_seed_give_fixed_events():
 
 # Changed on purpose with ENGINE_DIGEST (issue 24's behaviour model; the ledger now records each
 # run's settings and seed; sign-ups start their first session, sub-minute joins and churn).
-DATABASE_DIGEST = "a41bbc051b4cdeb7a84cebda7c6f85c5a27288753f00979f11e69943f6688084"
+DATABASE_DIGEST = "367eab503ee258e2e8c01077aa56c51ec4dfe81e230ba0ab14f3b881be594b68"
 
 
 def generated_rows() -> dict[str, list[dict]]:
