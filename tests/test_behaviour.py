@@ -378,9 +378,19 @@ def test_a_sign_up_is_the_start_of_a_first_session_that_nobody_else_runs():
         joined_day = sim_user.user.date_joined.date()
         assert abs((joined_day - sim_user.signup_date).days) <= 1
         assert sim_user.user.date_joined < now
-    churned = list(
-        SimUser.objects.filter(churned_at__isnull=False).values_list("churned_at", flat=True)
+    # each account's last login is the start of its latest session (none: never logged in)
+    from django.db.models import Max
+
+    latest = dict(
+        Journey.objects.values("user_id")
+        .annotate(last=Max("started_at"))
+        .values_list("user_id", "last")
     )
+    for sim_user in SimUser.objects.select_related("user"):
+        assert sim_user.user.last_login == latest.get(sim_user.user_id), sim_user.user_id
+        churned = list(
+            SimUser.objects.filter(churned_at__isnull=False).values_list("churned_at", flat=True)
+        )
     assert sum(1 for t in churned if t.second == 0 and t.microsecond == 0) <= 1
 
 

@@ -335,7 +335,9 @@ def test_a_newcomer_of_a_window_is_not_in_any_shards_pool_for_that_window(pool):
     run = run_scheduled(now=_minute(1), shard=0, shards=2)
     assert run.users_signed_up > 0
     # each joined at its moment of the window (engine.lifecycle), the start of its first session
-    signed_up = SimUser.objects.filter(joined_at__gt=run.window_start, joined_at__lte=run.window_end)
+    signed_up = SimUser.objects.filter(
+        joined_at__gt=run.window_start, joined_at__lte=run.window_end
+    )
     newcomers = set(signed_up.values_list("id", flat=True))
     assert newcomers
     joins = dict(signed_up.values_list("id", "joined_at"))

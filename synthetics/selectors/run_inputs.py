@@ -198,6 +198,25 @@ def sim_user_pool(
     return [PoolMember(*row[:-1], to_ms(row[-1]) if row[-1] is not None else None) for row in rows]
 
 
+def sim_user_pool_joined() -> list[PoolMember]:
+    """The active sim users who signed up in a run (joined_at set), as pool members."""
+    rows = SimUser.objects.active().filter(joined_at__isnull=False).order_by("id")
+    return [
+        PoolMember(*row[:-1], to_ms(row[-1]))
+        for row in rows.values_list(
+            "id",
+            "user_id",
+            "persona",
+            "activity_weight",
+            "timezone",
+            "locale",
+            "signup_date",
+            "settles_into",
+            "joined_at",
+        )
+    ]
+
+
 def next_join_after(moment: datetime, *, shard: int = 0, shards: int = 1) -> datetime | None:
     """The first sign-up in the slice after `moment` (None: none): a pool read with joined_by set
     anywhere from `moment` up to just before it is the same pool."""

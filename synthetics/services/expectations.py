@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings as django_settings
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import F, Q, Sum
 
 from synthetics.engine.expectations import (
     MetricCheck,
@@ -23,13 +23,15 @@ from synthetics.engine.expectations import (
 )
 from synthetics.engine.incidents import Incidents
 from synthetics.engine.minute import floor_minute
-from synthetics.engine.picking import mean_activity
+from synthetics.engine.picking import activity_now
 from synthetics.engine.rhythm import PoolRhythm
 from synthetics.engine.run import to_ms
+from synthetics.engine.types import PoolMember
 from synthetics.models import (
     RUN_COUNTS,
     RunStatus,
     RunTrigger,
+    SimUser,
     SyntheticFidelity,
     SyntheticRun,
 )
@@ -157,15 +159,28 @@ def expectations_report(
     settings = run_inputs.generator_settings()
     if inputs is None:
         inputs = _inputs(now, keep=keep)
+    behaviour = inputs.catalogue.behaviour
+    now_ms = to_ms(now - timedelta(hours=hours) / 2)
+    pool, rhythm = inputs.pool, inputs.rhythm
+    if keep and django_settings.SYNTHETICS_SHARDS > 1:
+        # The worker holds a slice. A slice of heavy-tailed users by id carries a few power users
+        # that sway its zones and personas, so the whole pool is read as one member per (persona,
+        # zone, locale) with the group's summed weight (one aggregate query; the rhythm of those is
+        # the pool's), and the sign-ups one by one.
+        pool = _pool_groups()
+        rhythm = PoolRhythm(pool, inputs.catalogue.rhythms)
     personas: Counter = Counter()
     members: dict[str, list] = defaultdict(list)
-    behaviour = inputs.catalogue.behaviour
-    now_ms = to_ms(now)
-    for member in inputs.pool:
-        # lapsed periods thin settled users, not newcomers (engine.picking): on average
-        personas[member.persona] += member.activity_weight * mean_activity(
-            behaviour, member, now_ms
+    for member in pool:
+        # lapsed periods and a sign-up's return thin who is picked (engine.picking): each member's
+        # factor in the window's middle (a period lasts weeks; in a slice of a few hundred users the
+        # lapsed ones are too few for the mean factor to stand in for them); a group's, the mean
+        factor = (
+            activity_now(behaviour, member, now_ms)
+            if member.sim_user_id > 0
+            else 1 - behaviour.lapsed_share * (1 - behaviour.lapsed_activity)
         )
+        personas[member.persona] += member.activity_weight * factor
         members[member.persona].append(member)
     # each persona's users with their own rhythm: who starts a session is picked by activity times
     # their rhythm at that hour (engine.expectations)
@@ -178,7 +193,7 @@ def expectations_report(
         settings=settings,
         catalogue=inputs.catalogue,
         runs=runs,
-        rhythm=inputs.rhythm,
+        rhythm=rhythm,
         personas=tuple(sorted(personas.items())),
         incidents=Incidents(specs, inputs.catalogue) if specs else None,
         manual=manual,
@@ -220,6 +235,25 @@ def _settling(specs, *, since: datetime, now: datetime) -> str:
     if stopped:
         return "generation paused, failed or caught up on missed minutes within the last hours"
     return ""
+
+
+def _pool_groups() -> list[PoolMember]:
+    """The whole active pool as the expectation needs it: the seeded users as one member per
+    (persona, zone, locale) with the group's summed activity weight (negative ids: a group), the
+    sign-ups (few, their return factor their own) one by one."""
+    groups = (
+        SimUser.objects.active()
+        .filter(joined_at__isnull=True)
+        .values("persona", "timezone", "locale")
+        .annotate(total=Sum("activity_weight"))
+        .values_list("persona", "timezone", "locale", "total")
+        .order_by("persona", "timezone", "locale")
+    )
+    pool = [
+        PoolMember(-index, 0, persona, total or 0.0, zone, locale)
+        for index, (persona, zone, locale, total) in enumerate(groups, start=1)
+    ]
+    return pool + run_inputs.sim_user_pool_joined()
 
 
 def _inputs(now: datetime, *, keep: bool):

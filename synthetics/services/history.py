@@ -62,6 +62,7 @@ from synthetics.services.seeding import SIM_ACCOUNTS
 from synthetics.services.writers import (
     RenderedOutput,
     deferred_key_checks_indexed,
+    last_logins_write,
     ledger_write,
     output_rendered,
     run_counters_add,
@@ -323,6 +324,7 @@ def _write_span(span: _SimulatedSpan, *, deadline: RunDeadline) -> list[Syntheti
         )
     run_hours_add(runs)
     run_counters_add(runs)
+    last_logins_write(journey for journey, _ in span.started.values())
     deferred_key_checks_indexed()  # the last statement: the journeys' key checks at commit
     transaction.on_commit(lambda: [run_log(run) for run in runs])
     return runs

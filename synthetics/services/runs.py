@@ -43,6 +43,7 @@ from synthetics.services.locks import deadline_statement_bound, other_split_runn
 from synthetics.services.run_failures import Attempt, run_attempt, run_log
 from synthetics.services.seeding import SIM_ACCOUNTS, sim_accounts_create
 from synthetics.services.writers import (
+    last_logins_write,
     run_counters_add,
     run_hours_add,
     run_output_write,
@@ -391,8 +392,10 @@ def run_generate(
     run.pool_after = (
         pool_changes_write(changes, pool=inputs.pool, at=window.end) if changes else None
     )
+    started = list(outcome.new_journeys)
     if changes.onboarding:  # the newcomers' first sessions, now that their accounts exist
         first = step.first_sessions(joined_members(run.pool_after, changes), window.end)
+        started += first.new_journeys
         run_output_write(
             before_statement=lambda: deadline_statement_bound(deadline),
             run_id=run.id,
@@ -402,6 +405,7 @@ def run_generate(
             events=first.events,
             written_at=timezone.now(),
         )
+    last_logins_write(started)  # demo mode: each account's last login, its latest session
     run.finished_at = timezone.now()
     run.save(update_fields=["finished_at"])
     run_hours_add([run])

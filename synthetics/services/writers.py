@@ -30,6 +30,7 @@ from synthetics.models import (
     SyntheticCounter,
     SyntheticRun,
     SyntheticRunHour,
+    User,
 )
 from synthetics.target.mapping import target_in_force
 from synthetics.target.writing import event_rows_built, table_rows_write
@@ -542,3 +543,37 @@ def run_counters_add(runs: Iterable[SyntheticRun]) -> None:
                 f"ON CONFLICT (trigger, status, shard) DO UPDATE SET {added}",
                 [*key, *values],
             )
+
+
+def last_logins_write(journeys: Iterable[NewJourney]) -> int:
+    """Demo mode: each synthetic account's `last_login` moves to the start of its latest session
+    (never back). One statement for all of them; attach mode changes no application row, so
+    nothing there. Returns the accounts moved forward (or, on SQLite, considered)."""
+    if target_in_force() is not None:
+        return 0
+    latest: dict[int, datetime] = {}
+    for journey in journeys:
+        if latest.get(journey.user_id) is None or latest[journey.user_id] < journey.started_at:
+            latest[journey.user_id] = journey.started_at
+    if not latest:
+        return 0
+    table = connection.ops.quote_name(User._meta.db_table)
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                f"UPDATE {table} AS u SET last_login = v.t "  # noqa: S608  a model's table name
+                "FROM unnest(%s::bigint[], %s::timestamptz[]) AS v(id, t) "
+                "WHERE u.id = v.id AND (u.last_login IS NULL OR u.last_login < v.t)",
+                [list(latest), list(latest.values())],
+            )
+            return cursor.rowcount
+        cursor.executemany(
+            f"UPDATE {table} SET last_login = %s "  # noqa: S608  a model's table name
+            "WHERE id = %s AND (last_login IS NULL OR last_login < %s)",
+            [
+                (text, user_id, text)
+                for user_id, moment in latest.items()
+                for text in [connection.ops.adapt_datetimefield_value(moment)]
+            ],
+        )
+        return len(latest)
