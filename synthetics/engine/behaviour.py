@@ -235,8 +235,13 @@ def rate_factor_variance(behaviour: Behaviour, strength: float = 1.0) -> float:
 def in_error_spell(behaviour: Behaviour, *, seed: int, at_ms: int) -> bool:
     if behaviour.spell_share <= 0 or behaviour.spell_factor == 1:
         return False
-    slot = at_ms // (behaviour.spell_minutes * MINUTE_MS)
-    return unit(seed, "spell", slot) < behaviour.spell_share
+    return _spell(seed, at_ms // (behaviour.spell_minutes * MINUTE_MS), behaviour.spell_share)
+
+
+@lru_cache(maxsize=4096)
+def _spell(seed: int, slot: int, share: float) -> bool:
+    """Slot `slot` of `seed` is a spell (a run's sessions share a slot: one hash for all)."""
+    return unit(seed, "spell", slot) < share
 
 
 def spell_multiplier(behaviour: Behaviour, spell: bool) -> float:
@@ -251,6 +256,7 @@ def spell_multiplier(behaviour: Behaviour, spell: bool) -> float:
 # --- active and lapsed periods --------------------------------------------------------------------
 
 
+@lru_cache(maxsize=65536)
 def lapse_phase_ms(behaviour: Behaviour, key: str) -> int:
     """Where the calendar of periods of the user `key` starts: each changes state on their own
     days."""
@@ -258,6 +264,7 @@ def lapse_phase_ms(behaviour: Behaviour, key: str) -> int:
     return int(unit("lapse-phase", key) * period)
 
 
+@lru_cache(maxsize=65536)
 def lapse_factor(behaviour: Behaviour, *, key: str, period: int) -> float:
     """A user's activity factor in their `period`-th period: 1 active, lapsed_activity lapsed."""
     if behaviour.lapsed_share <= 0:

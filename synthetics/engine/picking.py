@@ -191,7 +191,16 @@ def night_share(profile: RhythmProfile | None, strength: float) -> float:
 
 
 def is_night(member: PoolMember, at_ms: int) -> bool:
-    local = datetime.fromtimestamp(at_ms / 1000, UTC).astimezone(zone_of(member.timezone))
+    # a zone's offset changes only on a UTC quarter hour (engine.rhythm): one answer a quarter
+    return _night(member.timezone, at_ms // QUARTER_MS)
+
+
+QUARTER_MS = 15 * 60_000
+
+
+@lru_cache(maxsize=8192)
+def _night(zone: str, quarter: int) -> bool:
+    local = datetime.fromtimestamp(quarter * QUARTER_MS / 1000, UTC).astimezone(zone_of(zone))
     return local.hour in NIGHT_HOURS
 
 
