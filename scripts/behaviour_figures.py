@@ -1,13 +1,21 @@
 """The figures an analyst checks first, from a simulated stretch of a shipped scenario.
 
     .venv/bin/python scripts/behaviour_figures.py scenarios/b2c-evening-peaks.yaml --days 28
+    .venv/bin/python scripts/behaviour_figures.py scenarios/b2c-evening-peaks.yaml --engine
 
-Runs the engine alone (engine.simulation, one scheduled run a minute, no database) over a pool
-drawn as `seed_sim_users` draws it, with the scenario's settings, catalogue and behaviour, and
-prints: DAU/MAU and DAU/WAU, the days-active histogram (the power-user curve), the top third's
+By default on PostgreSQL (BENCH_POSTGRES, default postgres://postgres@127.0.0.1:5432): in a
+throwaway database (synth_figures_<pid>, migrated, dropped at the end) it imports the scenario,
+seeds --users sim users and backfills --days days ending at a fixed moment (so the same seed gives
+the same rows), through the same services as `scenario import`, `seed_sim_users` and
+`backfill_activity`; then it reads the tables as an analyst would. `--engine`: the engine alone
+(engine.simulation, one scheduled run a minute, no database), over a pool drawn as seeding draws it.
+
+Printed: DAU/MAU and DAU/WAU, the days-active histogram (the power-user curve), the top third's
 share of sessions, the share of the pool with no session, retention of the sign-ups by day since
 sign-up, the coefficient of variation of a user's gaps, per-minute counts' variance / mean and
-autocorrelation, and the outcome shares. The same seed gives the same figures.
+hourly autocorrelation, the outcome shares; from the database also the columns an analyst looks
+at: sign-up before the first event, last_login, sub-minute times, sign-ups by local hour,
+onboarding once, seeded tenure by persona, time zones, time in scenes and mindblock intensities.
 """
 
 from __future__ import annotations
@@ -16,12 +24,35 @@ import argparse
 import os
 import statistics
 import sys
+import time
 from collections import Counter, defaultdict
-from datetime import UTC, date, datetime, timedelta
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "synthetics_site.settings")
+
+DAY_MS = 86_400_000
+END = datetime(2026, 11, 30, tzinfo=UTC)  # a Monday, 00:00 UTC: the stretch ends here
+
+
+def _ms(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
+
+
+@dataclass
+class Activity:
+    """What the figures are computed from, whichever way it was made."""
+
+    start: datetime
+    days: int
+    starts: list[tuple[int, datetime]]  # (user, session start)
+    alive: list[int]  # the users not churned at the end
+    joined_ms: dict[int, int]  # a sign-up's moment, by user
+    outcomes: Counter
+    extra: dict = field(default_factory=dict)
 
 
 def _catalogue(document: dict):
@@ -72,13 +103,19 @@ def _catalogue(document: dict):
     return settings, Catalogue(templates, mindblocks, rhythms, behaviour)
 
 
-def _pool(count: int, seed: int, today: date, spread: float):
+def engine_activity(document: dict, *, days: int, users: int, seed: int) -> Activity:
+    """The stretch simulated by the engine alone."""
     from synthetics.engine.population import _rng_for, _traits
+    from synthetics.engine.simulation import simulate_minutes
     from synthetics.engine.types import PoolMember
 
+    start = END - timedelta(days=days)
+    settings, catalogue = _catalogue(document)
     pool = []
-    for index in range(1, count + 1):
-        traits = _traits(_rng_for(seed, str(index)), today, spread)
+    for index in range(1, users + 1):
+        traits = _traits(
+            _rng_for(seed, str(index)), start.date(), catalogue.behaviour.engagement_spread
+        )
         pool.append(
             PoolMember(
                 index,
@@ -88,19 +125,9 @@ def _pool(count: int, seed: int, today: date, spread: float):
                 traits["timezone"],
                 traits["locale"],
                 traits["signup_date"],
+                traits["settles_into"],
             )
         )
-    return pool
-
-
-def figures(path: Path, *, days: int, users: int, seed: int, start: datetime) -> dict:
-    import yaml
-
-    from synthetics.engine.simulation import simulate_minutes
-
-    document = yaml.safe_load(path.read_text())
-    settings, catalogue = _catalogue(document)
-    pool = _pool(users, seed, start.date(), catalogue.behaviour.engagement_spread)
     stats = simulate_minutes(
         settings=settings,
         catalogue=catalogue,
@@ -110,40 +137,251 @@ def figures(path: Path, *, days: int, users: int, seed: int, start: datetime) ->
         seed=seed,
         keep_starts=True,
     )
+    members = stats.members
+    return Activity(
+        start=start,
+        days=days,
+        starts=list(stats.starts),
+        alive=[m.sim_user_id for m in members.values() if m.sim_user_id not in stats.churned],
+        joined_ms={m.sim_user_id: m.joined_ms for m in members.values() if m.joined_ms},
+        outcomes=Counter(stats.outcomes),
+    )
+
+
+def database_activity(document: dict, *, days: int, users: int, seed: int) -> Activity:
+    """The stretch backfilled into a throwaway PostgreSQL database and read back from its tables."""
+    import psycopg
+
+    from bench.common import SERVER
+
+    name = f"synth_figures_{os.getpid()}"
+    with psycopg.connect(f"{SERVER}/postgres", autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.execute(f'CREATE DATABASE "{name}"')
+    os.environ["DATABASE_URL"] = f"{SERVER}/{name}"
+    os.environ["SYNTHETICS_LOCAL_DIR"] = f"/tmp/{name}"
+    os.environ.pop("REDIS_URL", None)
+    try:
+        import django
+        from django.core.management import call_command
+
+        django.setup()
+        call_command("migrate", "--noinput", verbosity=0)
+        return _backfilled(document, days=days, users=users, seed=seed)
+    finally:
+        from django.db import connections
+
+        connections.close_all()
+        with psycopg.connect(f"{SERVER}/postgres", autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _backfilled(document: dict, *, days: int, users: int, seed: int) -> Activity:
+    from django.db import connection
+
+    from synthetics.management.cli import progress_bar
+    from synthetics.services import activity_backfill, sim_users_seed
+    from synthetics.services.scenarios import scenario_import
+
+    start = END - timedelta(days=days)
+    scenario_import(document, now=start)
+    with progress_bar(total=users, unit="user", description="sim users") as advance:
+        sim_users_seed(count=users, seed=seed, today=start.date(), progress=advance)
+    started = time.monotonic()
+    with progress_bar(total=days * 24 * 60, unit="min", description="backfill") as advance:
+        summary = activity_backfill(hours=days * 24, now=END, seed=seed, progress=advance)
+    seconds = time.monotonic() - started
+    with connection.cursor() as cursor:
+        cursor.execute("VACUUM ANALYZE")
+        cursor.execute(
+            "SELECT user_id, started_at FROM journeys WHERE is_synthetic ORDER BY started_at, id"
+        )
+        starts = cursor.fetchall()
+        cursor.execute(
+            "SELECT u.id FROM users u JOIN sim_users s ON s.user_id = u.id"
+            " WHERE s.churned_at IS NULL"
+        )
+        alive = [row[0] for row in cursor.fetchall()]
+        cursor.execute("SELECT user_id, joined_at FROM sim_users WHERE joined_at IS NOT NULL")
+        joined = {user: _ms(at) for user, at in cursor.fetchall()}
+        cursor.execute(
+            "SELECT status, count(*) FROM journeys WHERE is_synthetic AND status <> 'active'"
+            " GROUP BY status"
+        )
+        outcomes = Counter(dict(cursor.fetchall()))
+        extra = _columns(cursor, start, _catalogue(document)[1].behaviour.onboarding)
+    extra["backfill"] = (
+        f"{summary.totals['sessions_started']:,} sessions, "
+        f"{summary.totals['scene_events_created']:,} scene and "
+        f"{summary.totals['mindblock_events_created']:,} mindblock events in {seconds:.0f} s"
+    )
+    return Activity(start, days, starts, alive, joined, outcomes, extra)
+
+
+def _one(cursor, sql: str, *params):
+    cursor.execute(sql, params)
+    return cursor.fetchone()
+
+
+def _columns(cursor, start: datetime, onboarding_slug: str) -> dict:
+    """The account and event columns an analyst checks, read from the tables."""
+    out: dict = {}
+    accounts, before = _one(
+        cursor,
+        """SELECT count(*), count(*) FILTER (WHERE u.date_joined <= f.first)
+             FROM users u JOIN (SELECT user_id, min(created_at) AS first
+                                  FROM journey_scene_events GROUP BY user_id) f
+               ON f.user_id = u.id
+            WHERE u.is_synthetic""",
+    )
+    out["accounts_joined_before_their_first_event"] = f"{before:,} of {accounts:,}"
+    active, matching = _one(
+        cursor,
+        """SELECT count(*), count(*) FILTER (WHERE u.last_login = j.latest)
+             FROM users u JOIN (SELECT user_id, max(started_at) AS latest
+                                  FROM journeys WHERE is_synthetic GROUP BY user_id) j
+               ON j.user_id = u.id""",
+    )
+    out["last_login_is_the_latest_session"] = f"{matching:,} of {active:,}"
+    shares = {}
+    for label, sql in (
+        ("journeys.started_at", "SELECT started_at FROM journeys"),
+        ("scene events", "SELECT created_at FROM journey_scene_events"),
+        ("users.date_joined", "SELECT date_joined FROM users WHERE is_synthetic"),
+        ("sim_users.joined_at", "SELECT joined_at FROM sim_users WHERE joined_at IS NOT NULL"),
+        ("sim_users.churned_at", "SELECT churned_at FROM sim_users WHERE churned_at IS NOT NULL"),
+    ):
+        total, whole = _one(
+            cursor,
+            f"SELECT count(*), count(*) FILTER (WHERE date_trunc('minute', t) = t)"
+            f" FROM ({sql}) AS s(t)",
+        )
+        shares[label] = f"{whole / total:.4f} of {total:,}" if total else "none"
+    out["share_on_the_whole_minute (1/60,000 if random to the ms)"] = shares
+    # sign-ups by the local hour they signed up at, in four blocks
+    cursor.execute(
+        """SELECT extract(hour FROM joined_at AT TIME ZONE timezone)::int / 6, count(*)
+             FROM sim_users WHERE joined_at IS NOT NULL GROUP BY 1 ORDER BY 1"""
+    )
+    blocks = dict(cursor.fetchall())
+    total = sum(blocks.values()) or 1
+    out["sign_ups_by_local_hour 00-06/06-12/12-18/18-24"] = " / ".join(
+        f"{blocks.get(b, 0) / total:.2f}" for b in range(4)
+    )
+    # onboarding: who runs it, how often
+    onboarding, by_signups, most = _one(
+        cursor,
+        """SELECT count(*), count(*) FILTER (WHERE s.joined_at IS NOT NULL),
+                  coalesce(max(c.n), 0)
+             FROM (SELECT j.sim_user_id, count(*) AS n FROM journeys j
+                     JOIN journey_templates t ON t.id = j.template_id
+                    WHERE t.slug = %s
+                    GROUP BY j.sim_user_id) c
+             JOIN sim_users s ON s.id = c.sim_user_id""",
+        onboarding_slug,
+    )
+    first_sessions, onboarded_first = _one(
+        cursor,
+        """SELECT count(*), count(*) FILTER (WHERE j.started_at = s.joined_at)
+             FROM sim_users s JOIN journeys j ON j.sim_user_id = s.id
+            WHERE s.joined_at IS NOT NULL
+              AND j.started_at = (SELECT min(started_at) FROM journeys
+                                   WHERE sim_user_id = s.id)""",
+    )
+    out["onboarding"] = (
+        f"run by {onboarding:,} users ({by_signups:,} of them sign-ups), at most {most} times "
+        f"each; {onboarded_first:,} of {first_sessions:,} sign-ups' first sessions start at "
+        "their sign-up"
+    )
+    cursor.execute(
+        """SELECT persona, percentile_disc(0.5) WITHIN GROUP (ORDER BY %s::date - signup_date),
+                  min(%s::date - signup_date)
+             FROM sim_users WHERE joined_at IS NULL GROUP BY persona ORDER BY 2""",
+        [END, END],
+    )
+    out["seeded_tenure_days (median, least) by persona"] = {
+        persona: f"{median}, {least}" for persona, median, least in cursor.fetchall()
+    }
+    cursor.execute(
+        """SELECT timezone, count(*) FROM sim_users WHERE locale = 'en_US'
+            GROUP BY timezone ORDER BY 2 DESC"""
+    )
+    zones = cursor.fetchall()
+    total = sum(n for _, n in zones) or 1
+    out["US time zones"] = ", ".join(f"{zone} {n / total:.2f}" for zone, n in zones)
+    # time in a scene: from one scene_entered to the journey's next event
+    cursor.execute(
+        """SELECT slug, count(*), percentile_disc(0.5) WITHIN GROUP (ORDER BY v),
+                  min(v), max(v), stddev(ln(v))
+             FROM (SELECT sc.slug,
+                          extract(epoch FROM lead(e.created_at) OVER w - e.created_at) AS v,
+                          e.event_type
+                     FROM journey_scene_events e JOIN scenes sc ON sc.id = e.scene_id
+                   WINDOW w AS (PARTITION BY e.journey_id ORDER BY e.created_at, e.id)) d
+            WHERE event_type = 'scene_entered' AND v > 0
+            GROUP BY slug ORDER BY slug"""
+    )
+    out["time in scene (slug: visits, median s, min s, max / median, log-sd)"] = {
+        slug: f"{n:,}, {median:.1f}, {least:.2f}, {most / median:.0f}, {spread:.2f}"
+        for slug, n, median, least, most, spread in cursor.fetchall()
+    }
+    short, sessions = _one(
+        cursor,
+        """SELECT count(*) FILTER (WHERE ended_at - started_at < interval '30 seconds'), count(*)
+             FROM journeys WHERE is_synthetic AND status <> 'active'""",
+    )
+    out["sessions under 30 s"] = f"{short / max(1, sessions):.3f}"
+    cursor.execute(
+        """SELECT m.slug, (e.event_payload->>'intensity')::int, count(*)
+             FROM mindblock_events e JOIN mindblock_types m ON m.id = e.mindblock_id
+            GROUP BY 1, 2 ORDER BY 1, 2"""
+    )
+    intensities: dict[str, dict[int, int]] = defaultdict(dict)
+    for slug, level, n in cursor.fetchall():
+        intensities[slug][level] = n
+    out["mindblock intensity 1..5 (shares)"] = {
+        slug: " ".join(f"{counts.get(k, 0) / sum(counts.values()):.2f}" for k in range(1, 6))
+        for slug, counts in intensities.items()
+    }
+    return out
+
+
+def figures(activity: Activity) -> dict:
+    start, days = activity.start, activity.days
     day_of = lambda moment: int((moment - start) / timedelta(days=1))  # noqa: E731
     active_days: dict[int, set[int]] = defaultdict(set)
     per_user: Counter = Counter()
     per_minute: Counter = Counter()
     times: dict[int, list[datetime]] = defaultdict(list)
-    for sim_user_id, started in stats.starts:
-        active_days[sim_user_id].add(day_of(started))
-        per_user[sim_user_id] += 1
+    for user, started in activity.starts:
+        if started < start:
+            continue
+        active_days[user].add(day_of(started))
+        per_user[user] += 1
         per_minute[int((started - start) / timedelta(minutes=1))] += 1
-        times[sim_user_id].append(started)
-    last = days - 1
+        times[user].append(started)
     window = range(max(0, days - 28), days)
     mau_users = {u for u, ds in active_days.items() if ds & set(window)}
     dau = [sum(1 for ds in active_days.values() if d in ds) for d in window]
-    week = set(range(max(0, last - 6), days))
+    week = set(range(max(0, days - 7), days))
     wau_users = {u for u, ds in active_days.items() if ds & week}
-    members = stats.members
-    alive = [m for m in members.values() if m.sim_user_id not in stats.churned]
-    counts = sorted((per_user.get(m.sim_user_id, 0) for m in alive), reverse=True)
+    counts = sorted((per_user.get(u, 0) for u in activity.alive), reverse=True)
     histogram = Counter(len(active_days[u] & set(window)) for u in mau_users)
     # retention: of the sign-ups at least k + 1 days before the end, the share with a session on
     # day k after signing up ([k, k + 1) days after)
     end_ms = _ms(start) + days * DAY_MS
-    signed_up = [m for m in members.values() if m.joined_ms is not None]
     retention = {}
     for k in (1, 7, 14, 30):
-        cohort = [m for m in signed_up if m.joined_ms + (k + 1) * DAY_MS <= end_ms]
+        cohort = [
+            u for u, joined in activity.joined_ms.items() if joined + (k + 1) * DAY_MS <= end_ms
+        ]
         if not cohort:
             continue
         back = sum(
             1
-            for m in cohort
+            for u in cohort
             if any(
-                k * DAY_MS <= _ms(t) - m.joined_ms < (k + 1) * DAY_MS for t in times[m.sim_user_id]
+                k * DAY_MS <= _ms(t) - activity.joined_ms[u] < (k + 1) * DAY_MS for t in times[u]
             )
         )
         retention[f"D{k}"] = (round(back / len(cohort), 3), len(cohort))
@@ -161,12 +399,11 @@ def figures(path: Path, *, days: int, users: int, seed: int, start: datetime) ->
     hour_lag = sum(
         (a - hour_mean) * (b - hour_mean) for a, b in zip(hours, hours[1:], strict=False)
     ) / (len(hours) * statistics.pvariance(hours))
-    finished = sum(stats.outcomes.values())
+    finished = sum(activity.outcomes.values())
     return {
-        "scenario": document["name"],
         "days": days,
-        "pool_at_end": len(alive),
-        "sessions": stats.sessions,
+        "pool_at_end": len(activity.alive),
+        "sessions": sum(per_user.values()),
         "dau_over_mau": round(statistics.fmean(dau) / len(mau_users), 3),
         # the last week's mean DAU over its WAU (a weekend day alone would say little)
         "dau_over_wau": round(statistics.fmean(dau[-7:]) / len(wau_users), 3),
@@ -174,35 +411,45 @@ def figures(path: Path, *, days: int, users: int, seed: int, start: datetime) ->
         "top_third_share": round(sum(counts[: len(counts) // 3]) / max(1, sum(counts)), 3),
         "no_session_share": round(sum(1 for c in counts if c == 0) / max(1, len(counts)), 3),
         "retention": retention,
-        "sign_ups": len(signed_up),
+        "sign_ups": len(activity.joined_ms),
         "median_gap_cv": round(statistics.median(gaps), 2) if gaps else None,
         "minute_variance_over_mean": round(var / mean, 2),
         "hourly_lag1_autocorrelation": round(hour_lag, 2),
-        "outcomes": {k: round(v / finished, 3) for k, v in stats.outcomes.items()},
+        "outcomes": {k: round(v / finished, 3) for k, v in sorted(activity.outcomes.items())},
+        **activity.extra,
     }
-
-
-DAY_MS = 86_400_000
-
-
-def _ms(moment: datetime) -> int:
-    return int(moment.timestamp() * 1000)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("scenario", type=Path)
-    parser.add_argument("--days", type=int, default=28)
-    parser.add_argument("--users", type=int, default=3000)
+    parser.add_argument("--days", type=int, default=28, help="days simulated (default 28)")
+    parser.add_argument("--users", type=int, default=3000, help="sim users seeded (default 3000)")
     parser.add_argument("--seed", type=int, default=20261207)
+    parser.add_argument(
+        "--engine", action="store_true", help="the engine alone, in memory (no database)"
+    )
     args = parser.parse_args()
-    import django
+    if not 1 <= args.days <= 366 or not 1 <= args.users <= 1_000_000:
+        parser.error("--days must be 1..366 and --users 1..1,000,000")
+    import yaml
 
-    django.setup()
-    start = datetime(2026, 11, 2, tzinfo=UTC)  # a Monday
-    result = figures(args.scenario, days=args.days, users=args.users, seed=args.seed, start=start)
-    for key, value in result.items():
-        print(f"{key}: {value}")
+    document = yaml.safe_load(args.scenario.read_text())
+    if args.engine:
+        import django
+
+        django.setup()
+        activity = engine_activity(document, days=args.days, users=args.users, seed=args.seed)
+    else:
+        activity = database_activity(document, days=args.days, users=args.users, seed=args.seed)
+    print(f"scenario: {document['name']} ({'engine' if args.engine else 'PostgreSQL'})")
+    for key, value in figures(activity).items():
+        if isinstance(value, dict) and key not in ("outcomes", "retention"):
+            print(f"{key}:")
+            for inner, text in value.items():
+                print(f"  {inner}: {text}")
+        else:
+            print(f"{key}: {value}")
 
 
 if __name__ == "__main__":

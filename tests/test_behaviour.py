@@ -288,6 +288,54 @@ def test_time_zones_follow_where_people_live():
         assert abs(share - expected) < K * math.sqrt(expected * (1 - expected) / len(us)), zone
 
 
+def test_sign_ups_live_where_people_are_awake():
+    # A sign-up's place (population.signup_place) is drawn by population share x the newcomers'
+    # rhythm at its local time. Over moments every 7 minutes of a week (1,440), one draw each:
+    # the share of sign-ups at local 00:00-06:00 is a binomial of mean q, q the mean over the
+    # moments of the night places' weight over all places' (computed here from rhythm.local_factor
+    # alone); sd sqrt(q (1 - q) / n). The shipped rhythm sleeps at night: q well below a quarter.
+    # At strength 0 (or with the place drawn regardless of the time) every place spends a quarter
+    # of the week's moments at night: q = 1/4.
+    from synthetics.engine.population import PLACES, signup_place
+    from synthetics.engine.rhythm import country_of, local_factor, persona_profile
+
+    profile = persona_profile(CATALOGUE.rhythms, "newcomer")
+    moments = [T0 + timedelta(minutes=7 * i) for i in range(1440)]
+
+    def night(zone: str, moment) -> bool:
+        from synthetics.engine.rhythm import zone_of
+
+        return moment.astimezone(zone_of(zone)).hour < 6
+
+    def expected(strength: float) -> float:
+        total = 0.0
+        for moment in moments:
+            weights = {
+                (locale, zone): share
+                * (1 - strength + strength * local_factor(
+                    profile, zone=zone, country=country_of(locale), moment=moment
+                ))
+                for locale, zone, share in PLACES
+            }  # fmt: skip
+            total += sum(w for (_, z), w in weights.items() if night(z, moment)) / sum(
+                weights.values()
+            )
+        return total / len(moments)
+
+    for strength in (1.0, 0.0):
+        rng = random.Random(5)
+        drawn = [
+            night(signup_place(rng, moment=m, profile=profile, strength=strength)[1], m)
+            for m in moments
+        ]
+        share, q = sum(drawn) / len(drawn), expected(strength)
+        assert abs(share - q) < K * math.sqrt(q * (1 - q) / len(drawn)), (strength, share, q)
+        if strength:
+            assert q < 0.1, q  # people are awake when they sign up (q about 0.015 here)
+        else:
+            assert abs(q - 0.25) < 0.01, q
+
+
 def test_mindblock_intensity_peaks_at_each_types_own_level():
     modes = set()
     for mindblock in CATALOGUE.mindblocks:

@@ -84,7 +84,7 @@ def test_a_backfill_with_signups_and_churn_follows_the_settings_and_churned_user
     signed_up = sum(ledger.values_list("users_signed_up", flat=True))
     churned_count = sum(ledger.values_list("users_churned", flat=True))
     # the ledger agrees with the table
-    newcomers = SimUser.objects.exclude(settles_into="")
+    newcomers = SimUser.objects.filter(joined_at__isnull=False)  # a seeded newcomer has none
     assert newcomers.count() == signed_up == summary.totals["users_signed_up"]
     assert SimUser.objects.filter(churned_at__isnull=False).count() == churned_count
     # 720 minutes at one sign-up a minute: Poisson(720)
@@ -249,3 +249,72 @@ def test_a_backfill_keeps_the_pool_in_memory_exactly_as_a_fresh_load_would_give_
             "persona", "settles_into"
         )
     ) == {("regular", "")}
+
+
+def test_seeded_tenure_agrees_with_the_persona():
+    # Each persona's age beyond its minimum is exponential of mean m capped at c (TENURE_DAYS,
+    # SIGNUP_MAX_DAYS), floored to whole days: its mean is m (1 - e^(-c/m)) - 1/2 (the floor takes
+    # 1/2 on average, to within the truncation's sliver), with a standard error at most m / sqrt(n);
+    # Z of them is the bound. A newcomer is younger than NEWCOMER_DAYS and settles like a sign-up.
+    from synthetics.engine.population import (
+        NEWCOMER_DAYS,
+        SIGNUP_MAX_DAYS,
+        TENURE_DAYS,
+        make_profile,
+        minimum_tenure_days,
+    )
+
+    ages: dict[str, list[int]] = {}
+    for index in range(1, 6001):
+        profile = make_profile(index=index, seed=3, today=TODAY, email_domain="example.test")
+        age = (TODAY - profile.signup_date).days
+        ages.setdefault(profile.persona, []).append(age)
+        assert age >= minimum_tenure_days(profile.persona)
+        if profile.persona == "newcomer":
+            assert age < NEWCOMER_DAYS
+            assert profile.settles_into in TENURE_DAYS
+        else:
+            assert profile.settles_into == ""
+    for persona, (least, mean) in TENURE_DAYS.items():
+        beyond = [age - NEWCOMER_DAYS - least for age in ages[persona]]
+        cap = SIGNUP_MAX_DAYS - NEWCOMER_DAYS - least
+        expected = mean * (1 - math.exp(-cap / mean)) - 0.5
+        observed = sum(beyond) / len(beyond)
+        assert abs(observed - expected) < Z * mean / math.sqrt(len(beyond)) + 0.5, persona
+    # the old accounts are the devoted and the drifting ones, the young ones the casual
+    median = {p: sorted(a)[len(a) // 2] for p, a in ages.items()}
+    assert median["casual"] < median["regular"] < median["devoted"]
+    assert median["casual"] < median["drifting"]
+
+
+@pytest.mark.django_db
+def test_an_existing_account_keeps_its_sign_up_date_and_gets_a_persona_that_fits_it():
+    from synthetics.models import User
+    from synthetics.services import sim_users_backfill
+
+    now = datetime(2026, 3, 2, 12, tzinfo=UTC)
+    young = [
+        User.objects.create(
+            username=f"young{i}",
+            is_synthetic=True,
+            is_active=False,
+            date_joined=now - timedelta(days=i),
+        )
+        for i in range(6)
+    ]
+    old = [
+        User.objects.create(
+            username=f"old{i}",
+            is_synthetic=True,
+            is_active=False,
+            date_joined=now - timedelta(days=400 + i),
+        )
+        for i in range(6)
+    ]
+    sim_users_backfill(seed=4, today=now.date())
+    for user in young + old:
+        profile = SimUser.objects.get(user=user)
+        assert profile.signup_date == user.date_joined.date()
+    assert {SimUser.objects.get(user=u).persona for u in young} == {"newcomer"}
+    assert all(SimUser.objects.get(user=u).settles_into for u in young)
+    assert "newcomer" not in {SimUser.objects.get(user=u).persona for u in old}

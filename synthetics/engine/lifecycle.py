@@ -18,17 +18,18 @@ from datetime import UTC, date, datetime, timedelta
 
 from synthetics.engine.population import (
     DEFAULT_ENGAGEMENT_SPREAD,
+    NEWCOMER_DAYS,
     Profile,
     make_newcomer,
     settled_weight,
+    signup_place,
 )
 from synthetics.engine.sampling import poisson, weighted_sample
-from synthetics.engine.types import GeneratorSettings, PoolMember
+from synthetics.engine.types import GeneratorSettings, PoolMember, RhythmProfile
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MINUTES_PER_DAY = 24 * 60
 MINUTES_PER_MONTH = 30 * MINUTES_PER_DAY
-NEWCOMER_DAYS = 21  # a newcomer settles into their persona after three weeks
 # A user's churn hazard relative to a settled one: 1 + CHURN_EARLY_HAZARD x exp(-age / CHURN_EARLY_DAYS)
 CHURN_EARLY_HAZARD = 4.0
 CHURN_EARLY_DAYS = 10.0
@@ -110,6 +111,8 @@ def pool_changes(
     signups: bool = True,
     engagement_spread: float = DEFAULT_ENGAGEMENT_SPREAD,
     signup_rate: float = 1.0,
+    signup_rhythm: RhythmProfile | None = None,
+    rhythm_strength: float = 0.0,
 ) -> PoolChanges:
     """The pool's changes over (window_start, window_end], drawn after the run's sessions from the
     same stream: Poisson sign-ups (profiles from `seed` and their account number, the first one
@@ -133,6 +136,16 @@ def pool_changes(
     if signed_up:
         first = accounts.next_index()
         moments = sorted(start_ms + 1 + int(rng.random() * span_ms) for _ in range(signed_up))
+        # where each lives: people sign up when they are awake (population.signup_place)
+        places = [
+            signup_place(
+                rng,
+                moment=EPOCH + timedelta(milliseconds=moment),
+                profile=signup_rhythm,
+                strength=rhythm_strength,
+            )
+            for moment in moments
+        ]
         newcomers = tuple(
             make_newcomer(
                 index=first + offset,
@@ -141,8 +154,9 @@ def pool_changes(
                 email_domain=accounts.email_domain,
                 engagement_spread=engagement_spread,
                 joined_ms=min(moment, start_ms + span_ms),
+                place=place,
             )
-            for offset, moment in enumerate(moments)
+            for offset, (moment, place) in enumerate(zip(moments, places, strict=True))
         )
     settled: tuple[PoolMember, ...] = ()
     if window_start.date() != today:  # newcomers settle in the run that covers midnight

@@ -22,7 +22,7 @@ from synthetics.engine.incidents import Incidents
 from synthetics.engine.lifecycle import PoolChanges, SignupAccounts, pool_changes
 from synthetics.engine.onboarding import merged, onboarding_outcome, onboarding_planned
 from synthetics.engine.picking import Segments
-from synthetics.engine.rhythm import PoolRhythm
+from synthetics.engine.rhythm import PoolRhythm, persona_profile
 from synthetics.engine.run import next_due_ms, simulate_run, to_ms, window_session_count
 from synthetics.engine.types import (
     ActiveJourney,
@@ -133,6 +133,9 @@ def minute_step(
             if rhythm is not None
             else 1.0
         ),
+        # ... and where they live follows it too (population.signup_place)
+        "signup_rhythm": persona_profile(catalogue.rhythms, "newcomer"),
+        "rhythm_strength": settings.rhythm_strength,
     }
     changes = pool_changes(**stream, **lifecycle, window_end=window_end, pool=pool, busy=busy)
     if changes.newcomers:  # each signs up at the start of a first session (engine.onboarding)

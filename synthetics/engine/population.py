@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from functools import cache, lru_cache
 
 from synthetics.engine.behaviour import DEFAULT_BEHAVIOUR
-from synthetics.engine.rhythm import zone_of
+from synthetics.engine.rhythm import country_of, local_factor, strengthened, zone_of
 from synthetics.engine.sampling import exponential, lognormal, weighted_choice
-from synthetics.engine.types import PoolMember
+from synthetics.engine.types import PoolMember, RhythmProfile
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +63,36 @@ ZONE_SHARES: dict[str, float] = {
     "Australia/Melbourne": 0.49,
 }
 
+# Every place people live: (locale, time zone, share of the population).
+PLACES: tuple[tuple[str, str, float], ...] = tuple(
+    (locale, zone, share * ZONE_SHARES.get(zone, 1.0))
+    for locale, share, zones in LOCALES
+    for zone in zones
+)
+
+
+def signup_place(
+    rng: random.Random, *, moment: datetime, profile: RhythmProfile | None, strength: float
+) -> tuple[str, str]:
+    """Where a sign-up at `moment` lives, (locale, zone): a place by its share of the population
+    times `profile`'s weight (a normalised rhythm, the newcomers') at that moment on its clock, at
+    `strength`: people sign up when they are awake, so a sign-up at 03:00 UTC is rarely European."""
+    weights = [
+        share
+        * (
+            1.0
+            if profile is None
+            else strengthened(
+                local_factor(profile, zone=zone, country=country_of(locale), moment=moment),
+                strength,
+            )
+        )
+        for locale, zone, share in PLACES
+    ]
+    locale, zone, _ = weighted_choice(rng, PLACES, weights)
+    return locale, zone
+
+
 # When people sign up over their day, by local hour (a generic waking curve: seeded accounts' time
 # of sign-up; a run's sign-ups follow the pool's own rhythm instead).
 AWAKE_HOURS = (
@@ -69,8 +100,18 @@ AWAKE_HOURS = (
     1.4, 1.3, 1.2, 1.2, 1.3, 1.4, 1.5, 1.7, 1.8, 1.6, 1.1, 0.7,
 )  # fmt: skip
 
-SIGNUP_MEAN_DAYS = 240  # account age is exponential with this mean ...
-SIGNUP_MAX_DAYS = 3 * 365  # ... and at most three years
+NEWCOMER_DAYS = 21  # a newcomer settles into their persona after three weeks (engine.lifecycle)
+# A seeded account's age agrees with its persona: a newcomer signed up within the last NEWCOMER_DAYS
+# (uniformly, and settles like a run's sign-up); any other persona is at least as old as a newcomer's
+# first weeks plus its own minimum, and its age beyond that is exponential with the persona's mean
+# (power users and lapsed users are the old accounts, casual ones the youngest), at most three years.
+TENURE_DAYS: dict[str, tuple[int, float]] = {  # persona: (minimum age beyond NEWCOMER_DAYS, mean)
+    "devoted": (30, 420.0),
+    "regular": (0, 260.0),
+    "casual": (0, 180.0),
+    "drifting": (60, 360.0),
+}
+SIGNUP_MAX_DAYS = 3 * 365
 # A user's activity is log-normal around the persona's weight with log-sd engagement_spread
 # (engine.behaviour; scaled by exp(-spread^2 / 2), so the persona's mean weight stays its weight).
 DEFAULT_ENGAGEMENT_SPREAD = DEFAULT_BEHAVIOUR.engagement_spread
@@ -142,20 +183,53 @@ def spread_weight(weight: float, rng: random.Random, spread: float) -> float:
     return max(float(f"{value:.4g}"), WEIGHT_FLOOR)
 
 
-def _traits(rng: random.Random, today: date, spread: float) -> dict:
-    """A profile's drawn traits, as Profile's fields: persona, activity, locale, zone, sign-up."""
-    persona = weighted_choice(rng, PERSONAS, [p.share for p in PERSONAS])
+def _traits(rng: random.Random, today: date, spread: float, joined: date | None = None) -> dict:
+    """A profile's drawn traits, as Profile's fields: persona, activity, locale, zone, sign-up
+    date, and the persona a newcomer settles into. `joined`: an existing account's own sign-up
+    date, kept, and the persona drawn among those whose tenure admits its age."""
+    if joined is None:
+        persona = weighted_choice(rng, PERSONAS, [p.share for p in PERSONAS])
+    else:
+        age = max(0, (today - joined).days)
+        fits = [p for p in PERSONAS if minimum_tenure_days(p.slug) <= age < _tenure_end(p.slug)]
+        persona = weighted_choice(rng, fits, [p.share for p in fits])
     activity = spread_weight(persona.activity_weight, rng, spread)
     locale, _, zones = weighted_choice(rng, LOCALES, [entry[1] for entry in LOCALES])
     timezone = weighted_choice(rng, zones, [ZONE_SHARES.get(zone, 1.0) for zone in zones])
-    age_days = min(int(exponential(rng, SIGNUP_MEAN_DAYS)), SIGNUP_MAX_DAYS)
+    age_days = tenure_days(persona.slug, rng) if joined is None else (today - joined).days
+    # a seeded newcomer, like a run's sign-up, settles into a persona after NEWCOMER_DAYS
+    settles_into = settling_persona(rng).slug if persona.slug == "newcomer" else ""
     return {
         "persona": persona.slug,
+        "settles_into": settles_into,
         "activity_weight": activity,
         "timezone": timezone,
         "locale": locale,
         "signup_date": today - timedelta(days=age_days),
     }
+
+
+def minimum_tenure_days(persona: str) -> int:
+    """The youngest a seeded account of `persona` is (0 for a newcomer)."""
+    return NEWCOMER_DAYS + TENURE_DAYS[persona][0] if persona in TENURE_DAYS else 0
+
+
+def _tenure_end(persona: str) -> float:
+    return math.inf if persona in TENURE_DAYS else NEWCOMER_DAYS
+
+
+def tenure_days(persona: str, rng: random.Random) -> int:
+    """A seeded account's age in whole days, by persona (TENURE_DAYS); one draw of `rng`."""
+    if persona not in TENURE_DAYS:  # a newcomer
+        return min(int(rng.random() * NEWCOMER_DAYS), NEWCOMER_DAYS - 1)
+    least, mean = TENURE_DAYS[persona]
+    return min(NEWCOMER_DAYS + least + int(exponential(rng, mean)), SIGNUP_MAX_DAYS)
+
+
+def settling_persona(rng: random.Random) -> Persona:
+    """The persona a newcomer settles into, by the population's shares."""
+    settled = [p for p in PERSONAS if p.slug != "newcomer"]
+    return weighted_choice(rng, settled, [p.share for p in settled])
 
 
 # A profile is a pure function of its arguments and costs Faker about 1.5 ms: the last few thousand
@@ -169,10 +243,15 @@ def make_profile(
     today: date,
     email_domain: str,
     engagement_spread: float = DEFAULT_ENGAGEMENT_SPREAD,
+    place: tuple[str, str] | None = None,
 ) -> Profile:
-    """The profile of synthetic account number `index`: the same for the same seed and index."""
+    """The profile of synthetic account number `index`: the same for the same seed and index.
+    `place`: (locale, zone) given instead of drawn (a sign-up's: engine.lifecycle), its name
+    then from that locale."""
     rng = _rng_for(seed, str(index))
     traits = _traits(rng, today, engagement_spread)
+    if place is not None:
+        traits["locale"], traits["timezone"] = place
     faker = _faker(traits["locale"])
     faker.seed_instance(rng.getrandbits(64))
     first_name, last_name = faker.first_name(), faker.last_name()
@@ -195,10 +274,12 @@ def profile_for_existing(
     seed: int,
     today: date,
     engagement_spread: float = DEFAULT_ENGAGEMENT_SPREAD,
+    joined: date | None = None,
 ) -> Profile:
-    """A profile for an existing synthetic account that lacks one: traits only, its name kept."""
+    """A profile for an existing synthetic account that lacks one: traits only, its name kept;
+    `joined`, the account's own sign-up date, is kept and the persona fits that tenure."""
     rng = _rng_for(seed, f"existing:{key}")
-    traits = _traits(rng, today, engagement_spread)
+    traits = _traits(rng, today, engagement_spread, joined)
     return Profile(
         index=-1,
         username=key,
@@ -218,6 +299,7 @@ def make_newcomer(
     email_domain: str,
     engagement_spread: float = DEFAULT_ENGAGEMENT_SPREAD,
     joined_ms: int | None = None,
+    place: tuple[str, str] | None = None,
 ) -> Profile:
     """A sim user who signs up on `signed_up`: persona "newcomer" with a newcomer's activity, and the
     persona (drawn by the population's shares) they settle into after their first weeks."""
@@ -227,13 +309,10 @@ def make_newcomer(
         today=signed_up,
         email_domain=email_domain,
         engagement_spread=engagement_spread,
+        place=place,
     )
     rng = _rng_for(seed, f"newcomer:{index}")
-    settled = weighted_choice(
-        rng,
-        [p for p in PERSONAS if p.slug != "newcomer"],
-        [p.share for p in PERSONAS if p.slug != "newcomer"],
-    )
+    settled = settling_persona(rng)
     newcomer = PERSONA_BY_SLUG["newcomer"]
     return replace(
         base,

@@ -83,6 +83,14 @@ def normalised(profile: RhythmProfile) -> RhythmProfile:
     )
 
 
+def persona_profile(profiles: Sequence[RhythmProfile], persona: str) -> RhythmProfile | None:
+    """The (normalised) profile a user of `persona` follows: their persona's, or the default ("")."""
+    chosen = next((p for p in profiles if p.persona == persona), None) or next(
+        (p for p in profiles if p.persona == ""), None
+    )
+    return normalised(chosen) if chosen is not None else None
+
+
 def local_factor(profile: RhythmProfile, *, zone: str, country: str, moment: datetime) -> float:
     """The (normalised) profile's weight at `moment` on the clock of a user in `zone` and `country`."""
     local = moment.astimezone(_zone(zone))

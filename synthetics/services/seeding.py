@@ -180,6 +180,9 @@ def sim_users_backfill(*, seed: int, today: date | None = None) -> SeedSummary:
                     seed=seed,
                     today=today,
                     engagement_spread=spread,
+                    joined=min(timezone.localdate(user.date_joined, UTC), today)
+                    if user.date_joined
+                    else None,
                 ),
             )
             for user in orphans
