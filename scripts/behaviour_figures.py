@@ -187,6 +187,7 @@ def _backfilled(document: dict, *, days: int, users: int, seed: int) -> Activity
     scenario_import(document, now=start)
     with progress_bar(total=users, unit="user", description="sim users") as advance:
         sim_users_seed(count=users, seed=seed, today=start.date(), progress=advance)
+    tenure = _tenure(start)
     started = time.monotonic()
     with progress_bar(total=days * 24 * 60, unit="min", description="backfill") as advance:
         summary = activity_backfill(hours=days * 24, now=END, seed=seed, progress=advance)
@@ -209,13 +210,32 @@ def _backfilled(document: dict, *, days: int, users: int, seed: int) -> Activity
             " GROUP BY status"
         )
         outcomes = Counter(dict(cursor.fetchall()))
-        extra = _columns(cursor, start, _catalogue(document)[1].behaviour.onboarding)
+        extra = {"seeded tenure in days at seeding (median, least, most)": tenure}
+        extra.update(_columns(cursor, start, _catalogue(document)[1].behaviour.onboarding))
     extra["backfill"] = (
         f"{summary.totals['sessions_started']:,} sessions, "
         f"{summary.totals['scene_events_created']:,} scene and "
         f"{summary.totals['mindblock_events_created']:,} mindblock events in {seconds:.0f} s"
     )
     return Activity(start, days, starts, alive, joined, outcomes, extra)
+
+
+def _tenure(start: datetime) -> dict:
+    """Seeded accounts' age in days at seeding, by persona: median, least, most."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """SELECT persona, count(*),
+                      percentile_disc(0.5) WITHIN GROUP (ORDER BY %s::date - signup_date),
+                      min(%s::date - signup_date), max(%s::date - signup_date)
+                 FROM sim_users GROUP BY persona ORDER BY 3""",
+            [start.date()] * 3,
+        )
+        return {
+            persona: f"{n:,} users, {median}, {least}, {most}"
+            for persona, n, median, least, most in cursor.fetchall()
+        }
 
 
 def _one(cursor, sql: str, *params):
@@ -293,15 +313,6 @@ def _columns(cursor, start: datetime, onboarding_slug: str) -> dict:
         f"each; {onboarded_first:,} of {first_sessions:,} sign-ups' first sessions start at "
         "their sign-up"
     )
-    cursor.execute(
-        """SELECT persona, percentile_disc(0.5) WITHIN GROUP (ORDER BY %s::date - signup_date),
-                  min(%s::date - signup_date)
-             FROM sim_users WHERE joined_at IS NULL GROUP BY persona ORDER BY 2""",
-        [END, END],
-    )
-    out["seeded_tenure_days (median, least) by persona"] = {
-        persona: f"{median}, {least}" for persona, median, least in cursor.fetchall()
-    }
     cursor.execute(
         """SELECT timezone, count(*) FROM sim_users WHERE locale = 'en_US'
             GROUP BY timezone ORDER BY 2 DESC"""

@@ -37,14 +37,14 @@ def _pool(size):
 
 @pytest.mark.slow
 def test_churn_counts_follow_the_setting_and_hit_newer_users_harder():
-    settings = GeneratorSettings(churn_per_month=0.6)
-    pool = _pool(9000)
+    settings = GeneratorSettings(churn_per_month=1.8)
+    pool = _pool(3000)
     rng = random.Random("churn")
     draws = [
         churned(settings=settings, pool=pool, busy=set(), minutes=60, today=TODAY, rng=rng)
         for _ in range(400)
     ]
-    mean = 0.6 * len(pool) * 60 / (30 * 24 * 60)  # 7.5 a window: Poisson, variance = mean
+    mean = 1.8 * len(pool) * 60 / (30 * 24 * 60)  # 7.5 a window: Poisson, variance = mean
     counts = [len(draw) for draw in draws]
     assert abs(sum(counts) / len(counts) - mean) <= Z * math.sqrt(mean / len(counts))
     # who leaves: weight churn_hazard(age); the young third carries most of the hazard
@@ -318,3 +318,26 @@ def test_an_existing_account_keeps_its_sign_up_date_and_gets_a_persona_that_fits
     assert {SimUser.objects.get(user=u).persona for u in young} == {"newcomer"}
     assert all(SimUser.objects.get(user=u).settles_into for u in young)
     assert "newcomer" not in {SimUser.objects.get(user=u).persona for u in old}
+
+
+@pytest.mark.django_db
+def test_history_before_seeding_puts_no_session_before_an_account_existed():
+    # Seeded today, history over the day before and today: the newcomers seeded with an age of 0-1
+    # days (12 % x 2/21 of 300, about 3.4; this seed gives seven) joined inside that history, and
+    # none of their sessions (nor anyone's) starts before the account's date_joined: a seeded user
+    # starts sessions from the UTC day after their sign-up day.
+    from django.db.models import Min
+
+    from synthetics.models import User
+
+    now = datetime(2026, 3, 2, 23, 0, tzinfo=UTC)
+    sim_users_seed(count=300, seed=24, today=now.date())
+    SyntheticSettings.objects.filter(pk=1).update(sessions_per_min=3, max_per_run=100)
+    young = SimUser.objects.filter(signup_date__gte=now.date() - timedelta(days=1))
+    assert young.count() == 7
+    activity_backfill(hours=47, now=now, seed=6)
+    firsts = User.objects.filter(is_synthetic=True).annotate(first=Min("journeys__started_at"))
+    late = [u.username for u in firsts if u.first is not None and u.first < u.date_joined]
+    assert late == []
+    # the young ones did come in once their sign-up day was over
+    assert Journey.objects.filter(sim_user__in=young, started_at__date=now.date()).exists()

@@ -274,3 +274,37 @@ def test_factors_reused_within_a_quarter_hour_are_exactly_the_ones_computed_each
         assert weights.cumulative_weights(moment, strength=1.0) == list(
             accumulate(fresh.user_weights(moment, strength=1.0))
         )
+
+
+def test_a_rhythm_grown_by_sign_ups_is_the_rhythm_built_afresh():
+    # PoolRhythm.grown (a pool with members appended: the simulator's and history's sign-ups) gives
+    # the very floats a fresh build gives, for every minute's rate and every user's weight
+    from dataclasses import replace as changed
+
+    from synthetics.engine.rhythm import PoolRhythm
+    from tests.helpers import realistic_pool, shipped_catalogue
+
+    rhythms = shipped_catalogue().rhythms
+    members = realistic_pool(600)
+    pool = members[:400]
+    rhythm = PoolRhythm(pool, rhythms)
+    rhythm.index_of()  # built before it grows: grown extends it
+    joined = [changed(m, persona="newcomer") for m in members[400:]]
+    after = pool + joined
+    grown, fresh = rhythm.grown(after), PoolRhythm(after, rhythms)
+    moment = datetime(2026, 3, 2, 19, 7, tzinfo=UTC)
+    for strength in (0.0, 0.6, 1.0):
+        assert grown.rate(moment, strength=strength) == fresh.rate(moment, strength=strength)
+        assert list(grown.user_weights(moment, strength=strength)) == list(
+            fresh.user_weights(moment, strength=strength)
+        )
+        assert list(grown.cumulative_weights(moment, strength=strength)) == list(
+            fresh.cumulative_weights(moment, strength=strength)
+        )
+    assert grown.newcomer_share == fresh.newcomer_share > 0
+    assert grown.index_of() == fresh.index_of()
+    # the rhythm it grew from is unchanged
+    assert rhythm.rate(moment, strength=1.0) == PoolRhythm(pool, rhythms).rate(moment, strength=1.0)
+    # a pool that is not this one grown is built afresh
+    other = members[200:]
+    assert rhythm.grown(other).index_of() == PoolRhythm(other, rhythms).index_of()

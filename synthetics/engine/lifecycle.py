@@ -189,6 +189,8 @@ def pool_changed(
 ) -> list[PoolMember]:
     """The pool after `changes`, in the order the database gives it (by id): churned members gone,
     settled ones replaced, and `joined` (the newcomers as created, with their ids) at the end."""
+    if not changes.churned and not changes.settled:
+        return [*pool, *sorted(joined, key=lambda member: member.sim_user_id)]
     gone = {member.sim_user_id for member in changes.churned}
     settled = {member.sim_user_id: member for member in changes.settled}
     kept = [

@@ -13,7 +13,7 @@ from __future__ import annotations
 import random
 from bisect import bisect_right
 from collections.abc import Collection, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from functools import lru_cache
 from itertools import accumulate
 
@@ -46,6 +46,22 @@ def activity_now(behaviour: Behaviour, member: PoolMember, at_ms: int) -> float:
     key = member_key(member)
     period, _ = lapse_period(behaviour, key=key, at_ms=at_ms)
     return factor * lapse_factor(behaviour, key=key, period=period)
+
+
+def utc_day(at_ms: int) -> date:
+    return date.fromordinal(_EPOCH_ORDINAL + at_ms // DAY_MS)
+
+
+_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
+
+
+def not_signed_up(member: PoolMember, today: date) -> bool:
+    """A seeded member (no sign-up moment) starts nothing until the UTC day after their sign-up
+    date: their account's date_joined is a time of that day (population.Profile.signed_up_at), so
+    history generated before seeding never puts a session before the account existed."""
+    return (
+        member.joined_ms is None and member.signup_date is not None and member.signup_date >= today
+    )
 
 
 def joined_key(member: PoolMember) -> str:
@@ -100,6 +116,7 @@ def pick_members(
     bouts = recent is not None and index_of is not None and behaviour.bout_share > 0
     redraws = 0
     lapsing = behaviour.lapsed_share > 0 and behaviour.lapsed_activity < 1
+    today = utc_day(at_ms)
     while len(chosen) < count and total > 0 and redraws <= 4 * count + 16:
         if bouts and rng.random() < behaviour.bout_share:
             member = _returning(rng, pool, recent, index_of, busy, taken, at_ms)
@@ -115,6 +132,9 @@ def pick_members(
         if member.sim_user_id in taken or member.sim_user_id in busy:
             redraws += 1
             continue
+        if not_signed_up(member, today):
+            redraws += 1
+            continue
         if lapsing and rng.random() >= activity_now(behaviour, member, at_ms):
             redraws += 1
             continue
@@ -124,7 +144,9 @@ def pick_members(
         eligible = [
             (member, weight * activity_now(behaviour, member, at_ms))
             for member, weight in zip(pool, weights, strict=True)
-            if member.sim_user_id not in taken and member.sim_user_id not in busy
+            if member.sim_user_id not in taken
+            and member.sim_user_id not in busy
+            and not not_signed_up(member, today)
         ]
         chosen += weighted_sample(
             rng, [m for m, _ in eligible], [w for _, w in eligible], count - len(chosen)

@@ -145,7 +145,10 @@ class Profile:
         hour = weighted_choice(rng, range(24), AWAKE_HOURS)
         seconds = hour * 3600 + int(rng.random() * 3600 * 1000) / 1000
         local = datetime.combine(self.signup_date, time(), tzinfo=zone_of(self.timezone))
-        return (local + timedelta(seconds=seconds)).astimezone(UTC)
+        moment = (local + timedelta(seconds=seconds)).astimezone(UTC)
+        # on the UTC day of signup_date, as a run's sign-up is: a seeded user starts no session
+        # before the day after it (engine.picking), so none comes before this moment
+        return moment + (self.signup_date - moment.date())
 
     def member(self, *, sim_user_id: int, user_id: int) -> PoolMember:
         """This profile in the pool, once its account exists with these ids."""

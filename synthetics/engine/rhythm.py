@@ -32,6 +32,7 @@ QUARTER = timedelta(minutes=15)
 _EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 
 
+@cache
 def country_of(locale: str) -> str:
     """The country of a Faker locale such as en_US (US) or pt_BR (BR)."""
     return locale.rsplit("_", 1)[-1].upper()
@@ -125,25 +126,66 @@ class PoolRhythm:
         pool: Sequence[PoolMember],
         profiles: Sequence[RhythmProfile],
     ) -> None:
-        by_persona = {profile.persona: normalised(profile) for profile in profiles}
-        default = by_persona.get("")
-        keys: dict[tuple[str, str, str], int] = {}
-        groups: list[list] = []
+        self._profiles = profiles
+        self._by_persona = {profile.persona: normalised(profile) for profile in profiles}
+        self._keys: dict[tuple[str, str, str], int] = {}
+        # (zone, locale, persona) -> group: one lookup a member (a pool is rebuilt at each sign-up)
+        self._seen: dict[tuple[str, str, str], int] = {}
         self._member_group: list[int] = []
-        for member in pool:
-            profile = by_persona.get(member.persona, default)
-            key = (member.timezone, country_of(member.locale), profile.slug if profile else "")
-            index = keys.get(key)
+        self._activity: list[float] = []
+        self._fields: list[list] = []
+        self._index_of: dict[int, int] | None = None
+        self._add(pool)
+        self._finish(pool)
+
+    def _add(self, members: Sequence[PoolMember]) -> None:
+        """Put `members` in their groups, after the members already in."""
+        by_persona, default = self._by_persona, self._by_persona.get("")
+        keys, seen, groups = self._keys, self._seen, self._fields
+        member_group = self._member_group.append
+        for member in members:
+            trait = (member.timezone, member.locale, member.persona)
+            index = seen.get(trait)
             if index is None:
-                index = keys[key] = len(groups)
-                groups.append([member.timezone, key[1], profile, 0.0])
+                profile = by_persona.get(member.persona, default)
+                key = (member.timezone, country_of(member.locale), profile.slug if profile else "")
+                index = keys.get(key)
+                if index is None:
+                    index = keys[key] = len(groups)
+                    groups.append([member.timezone, key[1], profile, 0.0])
+                seen[trait] = index
             groups[index][3] += member.activity_weight
-            self._member_group.append(index)
-        self._groups = tuple(_Group(*fields) for fields in groups)
-        self._activity = [member.activity_weight for member in pool]
+            member_group(index)
+        self._activity.extend(member.activity_weight for member in members)
+
+    def grown(self, pool: Sequence[PoolMember]) -> PoolRhythm:
+        """The rhythm of `pool`, this rhythm's pool with members appended (sign-ups only: nobody
+        churned or settled), without going over the members it has: the same floats as
+        PoolRhythm(pool, ...) (each group's weight adds its members in pool order either way)."""
+        count = len(self._member_group)
+        if len(pool) < count or (count and pool[count - 1] is not self._pool[count - 1]):
+            return PoolRhythm(pool, self._profiles)
+        grown = object.__new__(PoolRhythm)
+        grown._profiles, grown._by_persona = self._profiles, self._by_persona
+        grown._keys, grown._seen = dict(self._keys), dict(self._seen)
+        grown._member_group = list(self._member_group)
+        grown._activity = list(self._activity)
+        grown._fields = [list(fields) for fields in self._fields]
+        grown._index_of = None
+        if self._index_of is not None:
+            grown._index_of = dict(self._index_of)
+            grown._index_of.update(
+                (member.sim_user_id, count + offset) for offset, member in enumerate(pool[count:])
+            )
+        grown._add(pool[count:])
+        grown._finish(pool)
+        return grown
+
+    def _finish(self, pool: Sequence[PoolMember]) -> None:
+        """What follows from the groups: the pool's totals, and no cached factors yet."""
+        self._groups = tuple(_Group(*fields) for fields in self._fields)
         self._total = sum(self._activity)
         self._pool = pool
-        self._index_of: dict[int, int] | None = None
         newcomers = sum(m.activity_weight for m in pool if m.persona == "newcomer")
         # The newcomers' share of the pool's sessions (engine.picking: the odds' normalisers).
         self.newcomer_share = newcomers / self._total if self._total > 0 else 0.0

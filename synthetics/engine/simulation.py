@@ -129,7 +129,11 @@ def simulate_minutes(
         if changes:
             accounts += len(changes.newcomers)
             pool = pool_changed(pool, changes, joined)
-            rhythm = PoolRhythm(pool, catalogue.rhythms)
+            rhythm = (
+                rhythm.grown(pool)  # sign-ups only: the members it has are where they were
+                if not changes.churned and not changes.settled
+                else PoolRhythm(pool, catalogue.rhythms)
+            )
             if keep_starts:
                 stats.members.update((member.sim_user_id, member) for member in joined)
                 stats.churned.update((member.sim_user_id, now) for member in changes.churned)

@@ -256,7 +256,11 @@ def _simulate_span(
                     raise RuntimeError("sign-ups need their ids at once: write the span as it goes")
                 span.deferred.append((changes, minute_end))
                 state.pool = pool_changed(state.pool, changes, [])
-            state.rhythm = PoolRhythm(state.pool, catalogue.rhythms)
+            state.rhythm = (
+                state.rhythm.grown(state.pool)  # sign-ups only: the members it has stay put
+                if not changes.churned and not changes.settled and state.rhythm is not None
+                else PoolRhythm(state.pool, catalogue.rhythms)
+            )
             span.pool_moved = True
         for update in outcome.journey_updates:  # a journey of this span: in its latest state
             if update.id in started:
