@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-stamp
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint venv clean-local bench
+.PHONY: run test lint venv clean-local bench figures
 
 venv: $(STAMP)
 
@@ -33,6 +33,11 @@ test: $(STAMP)
 BENCH_MODE ?= quick
 bench: $(STAMP)
 	cd bench && ../$(BIN)/python run.py --mode $(BENCH_MODE)
+
+# The analyst's figures of each shipped scenario: 28 days backfilled into a throwaway PostgreSQL
+# database and read back (README "What an analyst measures"; about 5 minutes each).
+figures: $(STAMP)
+	for scenario in scenarios/*.yaml; do $(BIN)/python scripts/behaviour_figures.py $$scenario --days 28 || exit 1; done
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
