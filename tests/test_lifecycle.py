@@ -3,6 +3,7 @@ write nothing after they churn. Bounds derived from the distributions (Z = 4.89:
 
 import math
 import random
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
@@ -341,3 +342,61 @@ def test_history_before_seeding_puts_no_session_before_an_account_existed():
     assert late == []
     # the young ones did come in once their sign-up day was over
     assert Journey.objects.filter(sim_user__in=young, started_at__date=now.date()).exists()
+
+
+def test_activity_fades_before_churn():
+    # Settled users with the default calendars of active and lapsed periods (about half lapsed at
+    # any moment) and a third of them young. A churning user is picked with weight
+    # churn_hazard(age) x fade_churn when their activity has faded (picking.activity_now < FADED,
+    # i.e. lapsed) at the window's end: the faded share of the churned is then a binomial of mean
+    # p = f F / (f F + A), F and A the hazard weights of the faded and the active idle users
+    # (computed here from activity_now), over the ~1,500 churned: within Z of sqrt(p (1 - p) / n).
+    # With fade_churn 1 (churn ignores it) p is F / (F + A), about a half: far below.
+    from synthetics.engine.behaviour import DEFAULT_BEHAVIOUR
+    from synthetics.engine.lifecycle import FADED
+    from synthetics.engine.picking import activity_now
+
+    pool = [
+        PoolMember(
+            i,
+            i,
+            "regular",
+            1.0 + (i % 7) / 10,
+            "Europe/Berlin",
+            "de_DE",
+            signup_date=TODAY - timedelta(days=i % 14 if i % 3 == 0 else 365),
+        )
+        for i in range(1, 1501)
+    ]
+    at = datetime.combine(TODAY, datetime.min.time(), tzinfo=UTC)
+    at_ms = int(at.timestamp() * 1000)
+    faded = {m.sim_user_id for m in pool if activity_now(DEFAULT_BEHAVIOUR, m, at_ms) < FADED}
+    assert 0.3 < len(faded) / len(pool) < 0.7
+    settings = GeneratorSettings(churn_per_month=7.2)  # 7.5 a window of the 1,500
+    for fade in (DEFAULT_BEHAVIOUR.fade_churn, 1.0):
+        behaviour = replace(DEFAULT_BEHAVIOUR, fade_churn=fade)
+        rng = random.Random("fade")
+        leaving = [
+            member
+            for _ in range(200)
+            for member in churned(
+                settings=settings,
+                pool=pool,
+                busy=set(),
+                minutes=60,
+                today=TODAY,
+                rng=rng,
+                behaviour=behaviour,
+                at_ms=at_ms,
+            )
+        ]
+        hazard = {m.sim_user_id: churn_hazard((TODAY - m.signup_date).days) for m in pool}
+        weight_faded = fade * sum(hazard[u] for u in faded)
+        weight_active = sum(w for u, w in hazard.items() if u not in faded)
+        p = weight_faded / (weight_faded + weight_active)
+        share = sum(1 for m in leaving if m.sim_user_id in faded) / len(leaving)
+        assert abs(share - p) <= Z * math.sqrt(p * (1 - p) / len(leaving)), (fade, share, p)
+        if fade > 1:
+            assert share > 0.9  # the churned are nearly all users whose activity had faded
+        else:
+            assert share < 0.7

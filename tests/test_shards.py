@@ -160,9 +160,9 @@ def pool(db):
 # the code before shards existed (commit 29192bc), on SQLite and PostgreSQL alike: one shard is the
 # run of the whole pool, row for row. Do not update it for a change to sharding. (Updated once on
 # purpose, with the golden digests, for the behaviour model of issue 24: bouts, lapsed periods,
-# the rate factor, segments, spells, dwell, intensities, seeded tenure and sign-ups' places change
-# the rows a seed gives.)
-UNSPLIT_DIGEST = "5557a41cf1655e5f6dc351136bdb83afd07500c6eb55fb112bd78f0c3c3d2e8b"
+# the rate factor, segments, spells, dwell, intensities, seeded tenure, sign-ups' places and churn
+# among faded users change the rows a seed gives.)
+UNSPLIT_DIGEST = "f80c0f795062cae67664fac8508cc8e7ca78c0e784325c0b43532b5673bf4993"
 MIDNIGHT = datetime(2026, 1, 9, 23, 50, tzinfo=UTC)
 
 

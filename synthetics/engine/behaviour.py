@@ -77,6 +77,10 @@ class Behaviour:
     newcomer_stay: float = 0.12
     return_days: float = 0.25
     return_decay: float = 1.1
+    # Activity fades before churn: a user whose activity has faded (in a lapsed period, or a
+    # newcomer who stopped coming back: engine.picking.activity_now below a half) is `fade_churn`
+    # times likelier to be the one who churns (1: churn ignores it).
+    fade_churn: float = 20.0
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -107,6 +111,7 @@ DEFAULT_BEHAVIOUR = Behaviour()
 # for it; tests of the rhythm and the count use it to see those alone).
 PLAIN_BEHAVIOUR = Behaviour(
     onboarding="",
+    fade_churn=1.0,
     newcomer_stay=1.0,
     engagement_spread=0.3,
     lapsed_share=0.0,
@@ -147,6 +152,7 @@ BEHAVIOUR_RANGES: dict[str, tuple[float, float]] = {
     "newcomer_stay": (0.0, 1.0),
     "return_days": (0.01, 365.0),
     "return_decay": (0.0, 5.0),
+    "fade_churn": (1.0, 1000.0),
 }
 TEXT_PARAMETERS = {"onboarding": 64}  # names of journey templates: their longest
 

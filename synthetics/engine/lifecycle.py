@@ -16,6 +16,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 
+from synthetics.engine.behaviour import Behaviour
+from synthetics.engine.picking import activity_now
 from synthetics.engine.population import (
     DEFAULT_ENGAGEMENT_SPREAD,
     NEWCOMER_DAYS,
@@ -58,9 +60,13 @@ def churned(
     minutes: float,
     today: date,
     rng: random.Random,
+    behaviour: Behaviour | None = None,
+    at_ms: int | None = None,
 ) -> list[PoolMember]:
     """The idle users who churn in the window: Poisson(churn_per_month x pool x minutes / 30 days)
-    of them, each picked with weight churn_hazard(age): newer users are likelier to leave."""
+    of them, each picked with weight churn_hazard(age): newer users are likelier to leave; and,
+    with a `behaviour` and the window's end `at_ms`, fade_churn times likelier when their activity
+    has faded (picking.activity_now below FADED), so that activity fades before churn."""
     if settings.churn_per_month <= 0 or minutes <= 0 or not pool:
         return []
     count = poisson(rng, settings.churn_per_month * len(pool) * minutes / MINUTES_PER_MONTH)
@@ -71,7 +77,17 @@ def churned(
         churn_hazard((today - member.signup_date).days if member.signup_date else 365.0)
         for member in idle
     ]
+    if behaviour is not None and at_ms is not None and behaviour.fade_churn != 1:
+        weights = [
+            weight * behaviour.fade_churn
+            if activity_now(behaviour, member, at_ms) < FADED
+            else weight
+            for weight, member in zip(weights, idle, strict=True)
+        ]
     return weighted_sample(rng, idle, weights, count)
+
+
+FADED = 0.5  # a user whose activity factor (picking.activity_now) is below this has faded
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +129,7 @@ def pool_changes(
     signup_rate: float = 1.0,
     signup_rhythm: RhythmProfile | None = None,
     rhythm_strength: float = 0.0,
+    behaviour: Behaviour | None = None,
 ) -> PoolChanges:
     """The pool's changes over (window_start, window_end], drawn after the run's sessions from the
     same stream: Poisson sign-ups (profiles from `seed` and their account number, the first one
@@ -126,8 +143,16 @@ def pool_changes(
     signed_up = (
         signups_due(settings=settings, minutes=minutes, rng=rng, rate=signup_rate) if signups else 0
     )
+    end_ms = int((window_end - EPOCH) / timedelta(milliseconds=1))
     leaving = churned(
-        settings=settings, pool=pool, busy=busy, minutes=minutes, today=today, rng=rng
+        settings=settings,
+        pool=pool,
+        busy=busy,
+        minutes=minutes,
+        today=today,
+        rng=rng,
+        behaviour=behaviour,
+        at_ms=end_ms,
     )
     newcomers: tuple[Profile, ...] = ()
     # sign-ups and departures each at a moment of the window (to the millisecond)

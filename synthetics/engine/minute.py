@@ -136,6 +136,7 @@ def minute_step(
         # ... and where they live follows it too (population.signup_place)
         "signup_rhythm": persona_profile(catalogue.rhythms, "newcomer"),
         "rhythm_strength": settings.rhythm_strength,
+        "behaviour": catalogue.behaviour,  # who churns: activity fades first
     }
     changes = pool_changes(**stream, **lifecycle, window_end=window_end, pool=pool, busy=busy)
     if changes.newcomers:  # each signs up at the start of a first session (engine.onboarding)
