@@ -672,11 +672,16 @@ def test_forty_simultaneous_run_now_calls_let_exactly_twenty_through(admin_token
     sim_users_seed(count=40, seed=10)
     # when one user sends 40 run-now calls at the same moment, each on a connection of its own
     answers = run_together([lambda: api_call(admin_token, "run-now", {"target": 1})] * 40)
-    # then exactly 20 got past the throttle and 20 were throttled
+    # then exactly 20 got past the throttle and the rest were throttled; on SQLite a call may
+    # wait out the write lock before the throttle decides (a 503 "database is busy"): it took no
+    # slot, so it is neither let through nor throttled
     assert_answers_are_clean(answers, allowed={200, 429, 503})
+    undecided = sum(1 for a in answers if a.status == 503 and "database is busy" in a.body)
     statuses = Counter(answer.status for answer in answers)
-    assert statuses[429] == 20, f"expected exactly 20 throttled calls, got {dict(statuses)}"
-    assert sum(count for status, count in statuses.items() if status != 429) == 20, dict(statuses)
+    assert undecided <= 5, f"the throttle could not decide {undecided} of 40 calls"
+    passed = sum(count for status, count in statuses.items() if status != 429) - undecided
+    assert passed == 20, f"expected exactly 20 calls let through, got {dict(statuses)}"
+    assert statuses[429] == 20 - undecided, f"{dict(statuses)}, {undecided} undecided"
     throttled = [a for a in answers if a.status == 429]
     assert all(int(a.headers["Retry-After"]) >= 1 for a in throttled)
     # and a throttled call generated nothing: one ledger row per call let through
