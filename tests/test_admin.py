@@ -167,7 +167,7 @@ def test_pause_resume_and_run_now_from_the_settings_page(staff_client, sim_users
     assert "3 sessions" in response.content.decode()
     assert SyntheticRun.objects.get(trigger="manual").sessions_started == 3
     response = staff_client.post(reverse("admin:synthetics_run_now"), {"target": "9"}, follow=True)
-    assert "between 1 and max_per_run (5)" in response.content.decode()
+    assert "from 1 to 5 (max_per_run is 5); got 9." in response.content.decode()
     assert SyntheticRun.objects.filter(trigger="manual").count() == 1
 
 

@@ -29,6 +29,7 @@ from tests.helpers import database_state
 
 pytestmark = pytest.mark.django_db
 API = "/api/synthetics"
+RULE = "target must be a whole number from 1 to 5 (max_per_run is 5)"  # engine.run
 
 # The seed's documented responses (deployment guide, steps 3, 4 and 6).
 SEED_STATUS = {
@@ -391,7 +392,9 @@ def test_cleanup_without_dry_run_deletes_nothing_and_says_what_to_send(api, sim_
 
 def test_run_now_target_message_names_the_bound(api, sim_users):
     response = api.post(f"{API}/run-now", {"target": 6}, format="json")
-    assert "between 1 and max_per_run (5); got 6" in response.json()["error"]
+    assert f"{RULE}; got 6." in response.json()["error"]
+    far = api.post(f"{API}/run-now", {"target": 999_999}, format="json")
+    assert f"{RULE}; got 999999." in far.json()["error"]  # the same rule far outside it
 
 
 def test_rate_sum_message_is_per_field(api):

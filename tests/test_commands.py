@@ -149,8 +149,9 @@ def test_run_synthetics_without_target_is_a_scheduled_run(sim_users):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--target", "9"], r"between 1 and max_per_run \(5\); got 9"),
-        (["--target", "0"], "must be from 1 to 1000"),
+        (["--target", "9"], r"from 1 to 5 \(max_per_run is 5\); got 9\."),
+        (["--target", "0"], r"from 1 to 5 \(max_per_run is 5\); got 0\."),
+        (["--target", "5000"], r"from 1 to 5 \(max_per_run is 5\); got 5000\."),
         (["--target", "x"], "expected a whole number"),
         (["--now", "yesterday"], "expected an ISO-8601"),
         (["--now", "2026-01-09T19:15:00"], "has no time zone"),

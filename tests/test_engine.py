@@ -23,7 +23,13 @@ from synthetics.engine import (
 )
 from synthetics.engine.behaviour import PLAIN_BEHAVIOUR, rate_factor
 from synthetics.engine.planning import JOURNEY_COMPLETED, SCENE_ENTERED, SCENE_ERROR
-from synthetics.engine.run import STALE_AFTER, from_ms, to_ms
+from synthetics.engine.run import (
+    STALE_AFTER,
+    from_ms,
+    manual_target_limit,
+    manual_target_rule,
+    to_ms,
+)
 from synthetics.engine.sampling import poisson, weighted_sample
 from synthetics.engine.simulation import simulate_minutes
 from synthetics.engine.types import Plan
@@ -333,10 +339,21 @@ def test_manual_target_outside_bounds_is_refused_with_the_bounds(target):
         manual_session_count(settings=GeneratorSettings(max_per_run=5), target=target)
 
 
-def test_manual_target_message_names_max_per_run():
-    with pytest.raises(InvalidTarget, match=r"between 1 and max_per_run \(5\); got 9"):
-        manual_session_count(settings=GeneratorSettings(max_per_run=5), target=9)
-    with pytest.raises(InvalidTarget, match="raise max_per_run first"):
+def test_manual_target_has_one_rule_and_one_message():
+    # the bound is max_per_run, and never above what one request can start (1,000): one sentence
+    # names whichever binds, for a target just outside it and for one far outside it
+    small, large = GeneratorSettings(max_per_run=5), GeneratorSettings(max_per_run=50_000)
+    for target in (6, 50, 999_999):
+        with pytest.raises(InvalidTarget) as refused:
+            manual_session_count(settings=small, target=target)
+        assert str(refused.value) == f"{manual_target_rule(small)}; got {target}."
+    assert (
+        manual_target_rule(small) == "target must be a whole number from 1 to 5 (max_per_run is 5)"
+    )
+    assert manual_target_limit(large) == 1000 and manual_session_count(settings=large, target=1000)
+    with pytest.raises(InvalidTarget, match=r"from 1 to 1,000 \(a manual run answers within one"):
+        manual_session_count(settings=large, target=1001)
+    with pytest.raises(InvalidTarget, match="while max_per_run is 0: raise it first"):
         manual_session_count(settings=GeneratorSettings(max_per_run=0), target=1)
 
 

@@ -17,11 +17,13 @@ from django.utils.decorators import method_decorator
 from django.views.decorators.http import require_POST
 
 from synthetics.admin.forms import SteeringForm
+from synthetics.engine.run import manual_target_limit
 from synthetics.engine.types import GENERATOR_SETTINGS, SETTING_NAMES
 from synthetics.errors import ApplicationError, RunFailed
 from synthetics.inputs import number_read, whole_number_read
 from synthetics.models import SyntheticSettings
 from synthetics.selectors.insights import capacity_summary
+from synthetics.selectors.run_inputs import generator_settings
 from synthetics.services import run_manual, settings_update
 from synthetics.services.locks import is_database_locked
 from synthetics.services.scenarios import (
@@ -77,6 +79,11 @@ class SyntheticSettingsAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+    def render_change_form(self, request, context, *args, obj=None, **kwargs):
+        if obj is not None:  # the run-now field's bound: the one rule of engine.run
+            context["run_target_max"] = manual_target_limit(generator_settings(obj))
+        return super().render_change_form(request, context, *args, obj=obj, **kwargs)
 
     def changelist_view(self, request, extra_context=None):
         return redirect("admin:synthetics_syntheticsettings_change", object_id=1)

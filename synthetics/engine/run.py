@@ -212,26 +212,33 @@ def expected_sessions(
 MAX_MANUAL_TARGET = 1000
 
 
-def manual_session_count(*, settings: GeneratorSettings, target: int) -> int:
-    """A manual run starts exactly `target` sessions; refuse a target outside 1..max_per_run, or
-    above MAX_MANUAL_TARGET."""
-    if isinstance(target, bool) or not isinstance(target, int):
-        raise InvalidTarget(f"target must be a whole number, got {target!r}.")
-    if target > MAX_MANUAL_TARGET:
-        raise InvalidTarget(
-            f"target must be at most {MAX_MANUAL_TARGET:,}: a manual run answers within one "
-            f"request (got {target}). Raise sessions_per_min for more."
-        )
+def manual_target_limit(settings: GeneratorSettings) -> int:
+    """The most sessions a manual run may start: max_per_run, and never above MAX_MANUAL_TARGET."""
+    return min(settings.max_per_run, MAX_MANUAL_TARGET)
 
-    if not 1 <= target <= settings.max_per_run:
-        if settings.max_per_run < 1:
-            raise InvalidTarget(
-                f"target must be between 1 and max_per_run, but max_per_run is "
-                f"{settings.max_per_run}: raise max_per_run first (got target {target})."
-            )
-        raise InvalidTarget(
-            f"target must be between 1 and max_per_run ({settings.max_per_run}); got {target}."
+
+def manual_target_rule(settings: GeneratorSettings) -> str:
+    """The one rule for a manual run's target, as every refusal (API, admin, Studio, command) says."""
+    limit = manual_target_limit(settings)
+    why = (
+        f"max_per_run is {settings.max_per_run:,}"
+        if settings.max_per_run <= MAX_MANUAL_TARGET
+        else f"a manual run answers within one request (max_per_run is {settings.max_per_run:,})"
+    )
+    if limit < 1:
+        return (
+            f"no manual run is possible while max_per_run is {settings.max_per_run}: raise it first"
         )
+    return f"target must be a whole number from 1 to {limit:,} ({why})"
+
+
+def manual_session_count(*, settings: GeneratorSettings, target: int) -> int:
+    """A manual run starts exactly `target` sessions; refuse a target outside
+    1..manual_target_limit, with the one message of manual_target_rule."""
+    if isinstance(target, bool) or not isinstance(target, int):
+        raise InvalidTarget(f"{manual_target_rule(settings)}; got {target!r}.")
+    if not 1 <= target <= manual_target_limit(settings):
+        raise InvalidTarget(f"{manual_target_rule(settings)}; got {target}.")
     return target
 
 

@@ -66,6 +66,15 @@ NAIVE_DATETIME_TEXT = re.compile(
 )
 
 
+def whole_number(text: str) -> int:
+    """A whole number in the digits 0-9 (at most 18 of them); its range is the caller's rule."""
+    if not _WHOLE_NUMBER.fullmatch(text) or len(text) > 18:
+        raise argparse.ArgumentTypeError(
+            f"expected a whole number written in the digits 0-9, got {text!r}"
+        )
+    return int(text)
+
+
 def bounded_int(low: int, high: int) -> Callable[[str], int]:
     def parse(text: str) -> int:
         if not _WHOLE_NUMBER.fullmatch(text):

@@ -7,7 +7,7 @@ from django.conf import settings
 from synthetics.api.runs import RunResultOutput
 from synthetics.engine.run import MAX_MANUAL_TARGET
 from synthetics.errors import RunFailed
-from synthetics.management.cli import SyntheticsCommand, aware_datetime, bounded_int
+from synthetics.management.cli import SyntheticsCommand, aware_datetime, whole_number
 from synthetics.services import run_manual, run_scheduled, run_scheduled_shards
 
 
@@ -21,9 +21,10 @@ class Command(SyntheticsCommand):
     def add_arguments(self, parser):
         parser.add_argument(
             "--target",
-            type=bounded_int(1, MAX_MANUAL_TARGET),
+            type=whole_number,
             default=None,
-            help="sessions to start (a manual run); must not exceed max_per_run",
+            help="sessions to start (a manual run): 1 to max_per_run, at most "
+            f"{MAX_MANUAL_TARGET:,}",
         )
         parser.add_argument(
             "--now",
