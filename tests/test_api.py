@@ -147,7 +147,9 @@ def test_status_says_running_paused_or_stalled(api, sim_users, enabled, runs_min
         SyntheticRun.objects.update(
             finished_at=timezone.now() - timedelta(minutes=runs_minutes_ago)
         )
-    SyntheticSettings.objects.update(enabled=enabled)
+    SyntheticSettings.objects.update(
+        enabled=enabled, created_at=timezone.now() - timedelta(hours=1)
+    )
     assert api.get(f"{API}/status").json()["status"] == expected
 
 

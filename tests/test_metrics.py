@@ -121,6 +121,53 @@ def test_the_stalled_gauge_rises_while_no_scheduled_run_finishes(sim_users):
     assert later["synthetics_status", (("status", "running"),)] == 0.0
 
 
+def test_every_counter_label_set_is_exported_from_zero_before_its_first_run():
+    # given a fresh install: no run of any trigger yet
+    samples = scrape(metrics_text())
+    # then every counter's label sets are there at 0, so Prometheus has a sample before the first
+    # increment (a series born at 1 hides that run from increase(): a failing-runs alert of "> 3
+    # in 10 minutes" would need five failures the first time)
+    for trigger in ("scheduled", "manual", "backfill"):
+        for status in ("succeeded", "skipped", "failed"):
+            key = ("synthetics_runs_total", (("status", status), ("trigger", trigger)))
+            assert samples[key] == 0.0, key
+        assert samples["synthetics_sessions_started_total", (("trigger", trigger),)] == 0.0
+    for trigger in ("scheduled", "manual"):  # the timed runs' histogram, every bucket at 0
+        buckets = [
+            value
+            for (name, labels), value in samples.items()
+            if name == "synthetics_run_duration_seconds_bucket" and ("trigger", trigger) in labels
+        ]
+        assert len(buckets) > 5 and set(buckets) == {0.0}
+        assert samples["synthetics_run_duration_seconds_count", (("trigger", trigger),)] == 0.0
+    for outcome in ("completed", "abandoned", "errored"):
+        assert samples["synthetics_journeys_finished_total", (("outcome", outcome),)] == 0.0
+    for status in ("starting", "running", "paused", "failing", "stalled", "clock_behind"):
+        assert ("synthetics_status", (("status", status),)) in samples
+
+
+def test_a_failed_scheduled_run_is_a_scheduler_that_ran(sim_users, monkeypatch):
+    # given a scheduled run that fails (the generator broken, the scheduler alive)
+    from synthetics.engine import minute as engine_minute
+    from synthetics.errors import RunFailed
+
+    def broken(**kwargs):
+        raise RuntimeError("generator broken")
+
+    monkeypatch.setattr(engine_minute, "simulate_run", broken)
+    with pytest.raises(RunFailed):
+        run_scheduled()
+    failed = SyntheticRun.objects.get(trigger="scheduled")
+    assert failed.status == RunStatus.FAILED
+    # then the stall gauge counts it (the stall alert is for a scheduler that does not run) and the
+    # status says failing, not stalled
+    samples = scrape(metrics_text(now=failed.finished_at + timedelta(seconds=20)))
+    assert samples["synthetics_seconds_since_last_scheduled_run", ()] == pytest.approx(20)
+    assert samples["synthetics_status", (("status", "failing"),)] == 1.0
+    assert samples["synthetics_status", (("status", "stalled"),)] == 0.0
+    assert samples["synthetics_runs_total", (("status", "failed"), ("trigger", "scheduled"))] == 1.0
+
+
 def test_an_incident_in_progress_is_a_gauge(sim_users):
     now = timezone.now()
     start = now.replace(second=0, microsecond=0) - timedelta(minutes=2)

@@ -152,7 +152,10 @@ def test_a_run_over_its_time_budget_fails_itself_before_writing(sim_users, monke
 @pytest.mark.parametrize(
     ("runs", "expected"),
     [
-        ([], "stalled"),
+        ([], "stalled"),  # installed an hour ago, no run at all
+        ([("backfill", "succeeded", 1)], "starting"),  # its history just written, e.g. make run
+        ([("backfill", "succeeded", 5)], "stalled"),  # ... but no scheduled run since
+        ([("backfill", "succeeded", 1), ("scheduled", "succeeded", 5)], "stalled"),
         ([("scheduled", "succeeded", 1)], "running"),
         ([("scheduled", "skipped", 1)], "running"),
         ([("scheduled", "failed", 1)], "failing"),
@@ -167,6 +170,7 @@ def test_a_run_over_its_time_budget_fails_itself_before_writing(sim_users, monke
 )
 def test_status_tells_running_failing_and_stalled_apart(runs, expected):
     now = timezone.now()
+    SyntheticSettings.objects.filter(pk=1).update(created_at=now - timedelta(hours=1))
     for trigger, status, minutes_ago in runs:
         finished = now - timedelta(minutes=minutes_ago)
         SyntheticRunFactory(
@@ -191,10 +195,32 @@ def test_paused_wins_over_everything():
 
 
 def test_the_status_endpoint_reports_the_state_and_its_reason(admin_client):
+    SyntheticSettings.objects.filter(pk=1).update(created_at=timezone.now() - timedelta(hours=1))
     response = admin_client.get("/api/synthetics/status")
     body = response.json()
     assert body["status"] == "stalled"
     assert "django-q2" in body["status_reason"]
+
+
+@pytest.mark.parametrize(
+    ("installed_minutes_ago", "expected"), [(0, "starting"), (2.9, "starting"), (3, "stalled")]
+)
+def test_a_fresh_install_is_starting_until_its_first_scheduled_run_is_due(
+    admin_client, installed_minutes_ago, expected
+):
+    # given an install with no run at all (its settings row made that long ago)
+    now = timezone.now()
+    created = now - timedelta(minutes=installed_minutes_ago)
+    SyntheticSettings.objects.filter(pk=1).update(created_at=created)
+    # then it is starting, not stalled, until a scheduled run would have finished
+    assert status_summary(now=now).status.status == expected
+    # and a manual run (an external cron's) never makes a dead scheduler look like it is starting
+    finished = created + timedelta(minutes=10)
+    SyntheticRunFactory(
+        trigger="manual", status="succeeded", started_at=finished, finished_at=finished
+    )
+    later = status_summary(now=finished + timedelta(seconds=30)).status.status
+    assert later == "stalled"
 
 
 def test_a_failed_manual_run_does_not_shrink_the_schedules_catch_up(sim_users, monkeypatch):

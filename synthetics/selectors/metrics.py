@@ -58,16 +58,19 @@ def _counters() -> list[dict]:
     )
 
 
+# What a timed run (its duration histogram) can be, and every label set of the counters: exported
+# from zero, so Prometheus sees a series' first increment (a series that appears at 1 has no
+# earlier sample, and increase() misses that first run).
+_TIMED_TRIGGERS = (RunTrigger.SCHEDULED, RunTrigger.MANUAL)
+STATUSES = ("starting", "running", "paused", "failing", "stalled", "clock_behind")
+
+
 def seconds_since_last_scheduled_run(*, now: datetime) -> float:
-    """Seconds since a scheduled run last finished without failing (succeeded, or skipped: it ran
-    and found nothing to do, e.g. paused); +Inf when none ever did. Through the ledger's
-    finished_at index."""
+    """Seconds since a scheduled run last finished, failed ones included (the scheduler ran: a
+    failing generator is the failing alert's, not the stall alert's); +Inf when none ever did.
+    Through the ledger's finished_at index."""
     finished = (
-        SyntheticRun.objects.filter(
-            trigger=RunTrigger.SCHEDULED,
-            status__in=[RunStatus.SUCCEEDED, RunStatus.SKIPPED],
-            finished_at__isnull=False,
-        )
+        SyntheticRun.objects.filter(trigger=RunTrigger.SCHEDULED, finished_at__isnull=False)
         .order_by("-finished_at")
         .values_list("finished_at", flat=True)
         .first()
@@ -104,12 +107,20 @@ class SyntheticsCollector:
             "Wall-clock seconds of scheduled and manual runs.",
             labels=["trigger"],
         )
-        per_trigger: dict[str, dict[str, float]] = {}
+        per_trigger: dict[str, dict[str, float]] = {
+            trigger: {"sessions": 0} for trigger in RunTrigger.values
+        }
+        per_run = {
+            (trigger, status): 0 for trigger in RunTrigger.values for status in RunStatus.values
+        }
         per_table = dict.fromkeys(_EVENT_TABLES, 0)
         per_outcome = dict.fromkeys(_OUTCOMES, 0)
-        timed: dict[str, list[float]] = {}
+        timed: dict[str, list[float]] = {
+            trigger: [0.0] * (2 + len(RUN_DURATION_COLUMNS)) for trigger in _TIMED_TRIGGERS
+        }
         for row in counters:
-            runs.add_metric([row["trigger"], row["status"]], row["runs"] or 0)
+            key = (row["trigger"], row["status"])
+            per_run[key] = per_run.get(key, 0) + (row["runs"] or 0)
             totals = per_trigger.setdefault(row["trigger"], {"sessions": 0})
             totals["sessions"] += row["sessions_started"] or 0
             for key in per_table:
@@ -122,6 +133,8 @@ class SyntheticsCollector:
                 sums[1] += row["duration_seconds"] or 0.0
                 for index, column in enumerate(RUN_DURATION_COLUMNS):
                     sums[2 + index] += row[column] or 0
+        for (trigger, status), count in sorted(per_run.items()):
+            runs.add_metric([trigger, status], count)
         for trigger, totals in sorted(per_trigger.items()):
             sessions.add_metric([trigger], totals["sessions"])
         for key, table in _EVENT_TABLES.items():
@@ -149,7 +162,7 @@ class SyntheticsCollector:
         )
         yield GaugeMetricFamily(
             "synthetics_seconds_since_last_scheduled_run",
-            "Seconds since a scheduled run last finished without failing (+Inf: never). It rises "
+            "Seconds since a scheduled run last finished, failed or not (+Inf: never). It rises "
             "while the django-q2 cluster is down.",
             seconds_since_last_scheduled_run(now=now),
         )
@@ -159,7 +172,7 @@ class SyntheticsCollector:
             "The generator's status (1 for the current one), as GET /api/synthetics/status says.",
             labels=["status"],
         )
-        for name in ("running", "paused", "failing", "stalled", "clock_behind"):
+        for name in STATUSES:
             state.add_metric([name], 1.0 if name == status else 0.0)
         yield state
         in_progress = list(

@@ -51,12 +51,12 @@ _RECENT_SCHEDULED = Prepared(
 
 
 def _recent_runs(limit: int) -> Prepared:
+    # Every trigger, as last_run reads: a fresh install's history (a backfill) is its first run,
+    # and "no runs yet" beside "last run: backfill" contradicted it.
     return Prepared(
-        lambda: (
-            SyntheticRun.objects.exclude(trigger=RunTrigger.BACKFILL)
-            .order_by("-started_at", "-id")
-            .values_list(*_RUN_FIELDS)[:limit]
-        )
+        lambda: SyntheticRun.objects.order_by("-started_at", "-id").values_list(*_RUN_FIELDS)[
+            :limit
+        ]
     )
 
 
@@ -75,7 +75,7 @@ def last_run() -> SyntheticRun | None:
 
 @dataclass(frozen=True, slots=True)
 class GeneratorStatus:
-    status: str  # paused, running, failing, stalled, clock_behind
+    status: str  # paused, starting, running, failing, stalled, clock_behind
     reason: str
 
 
@@ -87,7 +87,10 @@ def generator_status(
 
     paused: disabled. clock_behind: the ledger covers minutes after now (the clock stepped back),
     so runs skip until it catches up. running: the newest scheduled run of the last 3 minutes
-    succeeded or skipped; failing: it failed; stalled: there is none, the scheduler is down.
+    succeeded or skipped; failing: it failed; starting: there is none, but no scheduled run ever
+    finished and the install (the settings row) or its history (`make run`'s backfill) is younger
+    than STALLED_AFTER: the first scheduled run is not due yet; stalled: there is none, the
+    scheduler is down.
     """
     if not row.enabled:
         return GeneratorStatus("paused", "generation is paused")
@@ -107,6 +110,12 @@ def generator_status(
                 newest.setdefault(run.shard, run)
         failed = [run for run in newest.values() if run.status == RunStatus.FAILED]
         recent = failed[0] if failed else recent
+    if recent is None and _starting(row=row, now=now):
+        return GeneratorStatus(
+            "starting",
+            "no scheduled run yet: the first is due within a minute or two of the django-q2 "
+            "cluster's start",
+        )
     if recent is None:
         return GeneratorStatus(
             "stalled",
@@ -125,6 +134,23 @@ def generator_status(
             "failing", f"the last scheduled run{which} ({recent.id}) failed: {first_line}"
         )
     return GeneratorStatus("running", "scheduled runs are succeeding")
+
+
+def _starting(*, row: SyntheticSettings, now: datetime) -> bool:
+    """No scheduled run ever finished, and the install or its newest run is recent (read only
+    when no scheduled run finished in the last STALLED_AFTER: two probes of the ledger's indexes)."""
+    if SyntheticRun.objects.filter(trigger=RunTrigger.SCHEDULED).exists():
+        return False
+    # The install's own history (bootstrap's backfill) may take minutes after the settings row was
+    # made. Manual runs don't count: an external cron's would hide a scheduler that never started.
+    history = (
+        SyntheticRun.objects.filter(trigger=RunTrigger.BACKFILL, finished_at__isnull=False)
+        .order_by("-window_end")
+        .values_list("finished_at", flat=True)
+        .first()
+    )
+    since = max(row.created_at, history) if history is not None else row.created_at
+    return now - since < STALLED_AFTER
 
 
 @dataclass(frozen=True, slots=True)
