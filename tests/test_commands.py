@@ -281,3 +281,14 @@ def test_bad_input_exits_non_zero_from_the_shell(tmp_path):
     result = _manage("backfill_activity", "--hours", "-3", tmp_path=tmp_path)
     assert result.returncode != 0
     assert "must be from 1 to 8784" in result.stderr
+
+
+def test_bootstrap_prints_the_studio_first_among_the_urls(monkeypatch):
+    # given an empty install, as `make run` finds it
+    monkeypatch.setenv("SYNTHETICS_ADMIN_PASSWORD", "a-long-enough-password")
+    # when bootstrap readies it for a server on another port
+    output = run("bootstrap", "--sim-users", "3", "--history-hours", "0", "--port", "8123")
+    # then the first address it gives is the Studio's, with the account to log in as
+    urls = [line.split()[:2] for line in output.splitlines() if "http://" in line]
+    assert urls[0] == ["Studio:", "http://127.0.0.1:8123/studio/"]
+    assert "log in as 'admin'" in output

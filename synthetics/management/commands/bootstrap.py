@@ -62,6 +62,7 @@ class Command(SyntheticsCommand):
         where = database["NAME"] if database["ENGINE"].endswith("sqlite3") else "PostgreSQL"
         self.stdout.write(
             f"bootstrap: ready on {where}.\n"
+            f"  Studio:    {base}/studio/   (log in as {account.username!r})\n"
             f"  Admin:     {base}/admin/\n"
             f"  API docs:  {base}/api/docs/\n"
             f"  API:       {base}/api/synthetics/status\n"
