@@ -292,3 +292,43 @@ def test_bootstrap_prints_the_studio_first_among_the_urls(monkeypatch):
     urls = [line.split()[:2] for line in output.splitlines() if "http://" in line]
     assert urls[0] == ["Studio:", "http://127.0.0.1:8123/studio/"]
     assert "log in as 'admin'" in output
+
+
+def test_progress_without_a_terminal_is_one_summary_line(monkeypatch):
+    from synthetics.management import cli
+
+    class Log(StringIO):  # a container's log: not a terminal
+        def isatty(self) -> bool:
+            return False
+
+    class Terminal(StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    # given a command's progress over 120 minutes, no terminal attached
+    log = Log()
+    with cli.progress_bar(total=120, unit="min", description="backfill", stream=log) as advance:
+        for _ in range(120):
+            advance(1, rows=50)
+    # then one line at the end, no bar and no carriage return
+    (line,) = log.getvalue().splitlines()
+    assert "\r" not in log.getvalue()
+    assert line.startswith("backfill: 120/120 mins in ")
+    assert line.endswith("rows/s)") and ", 6,000 rows (" in line
+    # and a long command also says where it is, a line a minute at most
+    monkeypatch.setattr(cli, "PROGRESS_LINE_SECONDS", 0.0)
+    log = Log()
+    with cli.progress_bar(total=3, unit="row", description="cleanup", stream=log) as advance:
+        for _ in range(3):
+            advance(1)
+    lines = log.getvalue().splitlines()
+    assert [line.split(" in ")[0] for line in lines] == [
+        "cleanup: 1/3 rows", "cleanup: 2/3 rows", "cleanup: 3/3 rows", "cleanup: 3/3 rows",
+    ]  # fmt: skip
+    assert lines[0].endswith(" so far") and not lines[-1].endswith(" so far")
+    # on a terminal: the bar, and no summary line
+    terminal = Terminal()
+    with cli.progress_bar(total=3, unit="row", description="seed", stream=terminal) as advance:
+        advance(3)
+    assert "\r" in terminal.getvalue() and "3/3" in terminal.getvalue()
+    assert not terminal.getvalue().rstrip().endswith("s)")

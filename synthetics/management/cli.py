@@ -106,28 +106,68 @@ def aware_datetime(text: str) -> datetime:
         ) from None
 
 
+# Where no terminal is attached (a container's log, CI, a pipe), a line this often at most while a
+# command runs, and one summary line when it ends, instead of a bar's carriage returns.
+PROGRESS_LINE_SECONDS = 60.0
+
+
+def progress_summary(
+    *, description: str, done: int, total: int, unit: str, rows: int, seconds: float
+) -> str:
+    """One line: what was done of what, in how long, and the rows' rate when rows were written."""
+    of = f"/{total:,}" if total else ""
+    plural = "" if (total or done) == 1 else "s"
+    line = f"{description}: {done:,}{of} {unit}{plural} in {seconds:,.1f} s"
+    if rows:
+        line += f", {rows:,} rows ({rows / max(seconds, 1e-9):,.0f} rows/s)"
+    return line
+
+
 @contextmanager
-def progress_bar(*, total: int, unit: str, description: str) -> Iterator[Callable[..., None]]:
-    """Yield an `advance(n, rows=0)` callable drawing a bar on stderr (hidden when stderr is not a
-    terminal); with rows, the bar also shows rows written per second."""
+def progress_bar(
+    *, total: int, unit: str, description: str, stream=None
+) -> Iterator[Callable[..., None]]:
+    """Yield an `advance(n, rows=0)` callable. On a terminal it draws a bar on stderr (with rows,
+    also rows written per second); elsewhere it writes a progress line a minute at most and one
+    summary line at the end (progress_summary), and nothing else."""
     import time
 
     from tqdm import tqdm
 
+    stream = stream if stream is not None else sys.stderr
+    terminal = bool(getattr(stream, "isatty", lambda: False)())
+    started = last_line = time.monotonic()
+    written = done = 0
+
+    def line(suffix: str = "") -> None:
+        summary = progress_summary(
+            description=description, done=done, total=total, unit=unit, rows=written,
+            seconds=time.monotonic() - started,
+        )  # fmt: skip
+        stream.write(summary + suffix + "\n")
+        stream.flush()
+
     with tqdm(
-        total=total, unit=unit, desc=description, file=sys.stderr, disable=None, dynamic_ncols=True
-    ) as bar:
-        started, written = time.monotonic(), 0
+        total=total, unit=unit, desc=description, file=stream, disable=not terminal,
+        dynamic_ncols=True,
+    ) as bar:  # fmt: skip
 
         def advance(n: int, rows: int = 0) -> None:
-            nonlocal written
+            nonlocal written, done, last_line
             written += rows
-            if written:
-                rate = written / max(time.monotonic() - started, 1e-9)
-                bar.set_postfix_str(f"{written:,} rows, {rate:,.0f} rows/s", refresh=False)
-            bar.update(n)
+            done += n
+            if terminal:
+                if written:
+                    rate = written / max(time.monotonic() - started, 1e-9)
+                    bar.set_postfix_str(f"{written:,} rows, {rate:,.0f} rows/s", refresh=False)
+                bar.update(n)
+            elif time.monotonic() - last_line >= PROGRESS_LINE_SECONDS:
+                last_line = time.monotonic()
+                line(" so far")
 
         yield advance
+    if not terminal:
+        line()
 
 
 def address_arguments(parser) -> None:
