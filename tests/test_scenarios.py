@@ -269,6 +269,15 @@ def test_the_admin_downloads_and_uploads_a_scenario(client):
     broken = SimpleUploadedFile("s.json", b'{"scenario": 2}')
     response = client.post(url, {"file": broken}, follow=True)
     assert response.status_code == 200 and "Nothing was imported." in response.content.decode()
+    # a file with only settings: one banner, one line per object naming all it misses
+    only_settings = SimpleUploadedFile("s.yaml", b"settings: {sessions_per_min: 4}")
+    response = client.post(url, {"file": only_settings}, follow=True)
+    banners = [str(message) for message in response.context["messages"]]
+    assert len(banners) == 1, banners
+    assert "The file has 2 problems:" in banners[0]
+    assert "$: missing scenario, journeys, mindblocks, rhythms, personas, incidents" in banners[0]
+    assert "$.settings: missing enabled, max_per_run," in banners[0]
+    assert SyntheticSettings.objects.get().sessions_per_min == 4
 
 
 # --- what the schema alone would let through (review) ------------------------------------------------

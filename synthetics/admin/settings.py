@@ -14,6 +14,7 @@ from django.shortcuts import redirect
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.decorators import method_decorator
+from django.utils.html import format_html, format_html_join
 from django.views.decorators.http import require_POST
 
 from synthetics.admin.forms import SteeringForm
@@ -179,9 +180,20 @@ class SyntheticSettingsAdmin(admin.ModelAdmin):
             )
             return self._back()
         except ScenarioInvalid as invalid:
-            for error in invalid.errors[:50]:
-                self.message_user(request, error, messages.ERROR)
-            self.message_user(request, "Nothing was imported.", messages.ERROR)
+            # One banner: what is wrong, each problem on a line of its own
+            shown = invalid.errors[:50]
+            more = len(invalid.errors) - len(shown)
+            self.message_user(
+                request,
+                format_html(
+                    "Nothing was imported. The file has {} problem{}:<ul>{}</ul>{}",
+                    len(invalid.errors),
+                    "" if len(invalid.errors) == 1 else "s",
+                    format_html_join("", "<li>{}</li>", ((error,) for error in shown)),
+                    f"and {more} more." if more else "",
+                ),
+                messages.ERROR,
+            )
             return self._back()
         if not plan.changes:
             self.message_user(request, "Nothing to change: the configuration is the file's.")

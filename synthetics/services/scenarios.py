@@ -173,10 +173,29 @@ def _schema_errors(document: object) -> list[str]:
     """The first 100 schema errors, each with its path; messages cut short (jsonschema repeats the
     whole value). Numbers must be finite: JSON Schema lets NaN and Infinity (YAML's .nan, .inf)
     through."""
-    found = islice(Draft202012Validator(SCHEMA).iter_errors(document), 100)
+    found = sorted(
+        islice(Draft202012Validator(SCHEMA).iter_errors(document), 100),
+        key=lambda e: list(map(str, e.path)),
+    )
+    # The missing keys of one object in one line (a file with only settings was 13 lines of
+    # "'x' is a required property"), in the schema's order.
+    missing: dict[str, list[str]] = {}
+    errors = []
+    for error in found:
+        where = path_of(error.absolute_path)
+        if error.validator == "required":
+            absent = [key for key in error.validator_value if key not in error.instance]
+            if where not in missing:
+                errors.append(where)
+            missing[where] = absent
+        else:
+            errors.append(f"{where}: {_schema_message(error)}")
+    whole = " (a scenario file holds the whole configuration: export one to start from)"
     errors = [
-        f"{path_of(error.absolute_path)}: {_schema_message(error)}"
-        for error in sorted(found, key=lambda e: list(map(str, e.path)))
+        f"{line}: missing {', '.join(missing[line])}{whole if line == '$' else ''}"
+        if line in missing
+        else line
+        for line in errors
     ]
     errors += [f"{path_of(where)}: must be a finite number" for where in _non_finite(document, [])]
     return errors
