@@ -572,3 +572,26 @@ def test_a_field_given_twice_in_a_json_body_is_a_400(api):
     _refused(response, "minutes")
     assert "given twice" in response.json()["error"]
     assert database_state() == before
+
+
+# --- a query parameter given twice ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("path", "name", "good", "bad"),
+    [
+        ("incidents", "hours", "1", "abc"),
+        ("incidents", "state", "upcoming", "x"),
+        ("expectations", "hours", "1", "abc"),
+        ("sim-users", "page_size", "5", "x"),
+        ("sim-users", "page", "1", "x"),
+        ("sim-users", "persona", "casual", "nobody"),
+    ],
+)
+def test_a_repeated_query_parameter_is_a_400_whatever_the_order(api, path, name, good, bad):
+    # a parameter given twice is read neither as its first nor its last value: refused, naming it
+    for query in (f"{name}={bad}&{name}={good}", f"{name}={good}&{name}={bad}", f"{name}={good}&{name}={good}"):  # fmt: skip
+        response = api.get(f"/api/synthetics/{path}?{query}")
+        assert response.status_code == 400, (query, response.content)
+        body = response.json()
+        assert body["fields"] == {name: ["Given more than once: give it once."]}, body

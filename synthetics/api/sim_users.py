@@ -7,7 +7,7 @@ import functools
 from django.core.paginator import Paginator as DjangoPaginator
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
-from rest_framework.exceptions import NotFound
+from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.generics import ListAPIView
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.response import Response
@@ -75,8 +75,8 @@ class SimUserPagination(PageNumberPagination):
         given = request.query_params.getlist(self.page_query_param)
         if not given:
             return 1
-        if len(given) > 1:
-            raise NotFound("Invalid page: page is given more than once.")
+        if len(given) > 1:  # a 400 as for every parameter given twice (StrictQuerySerializer)
+            raise ValidationError({self.page_query_param: ["Given more than once: give it once."]})
         if given[0] in self.last_page_strings:
             return paginator.num_pages
         try:
