@@ -8,6 +8,7 @@ the data lives (before Django reads its settings) and turns their failures into 
 from __future__ import annotations
 
 import argparse
+import io
 import os
 import socket
 import sys
@@ -172,6 +173,10 @@ def start(*, host: str, port: int, sim_users: int, history_hours: int, no_schedu
     from django.core.management import call_command
     from django.db import connections
 
+    # One line at a time, also into a file or a pipe: the staff password and the URLs show up as
+    # they are printed, not when the server stops.
+    if isinstance(sys.stdout, io.TextIOWrapper):
+        sys.stdout.reconfigure(line_buffering=True)
     django.setup()
     start_options_check(sim_users=sim_users, history_hours=history_hours)
     database = settings.DATABASES["default"]
