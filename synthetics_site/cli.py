@@ -8,6 +8,7 @@ the data lives (before Django reads its settings) and turns their failures into 
 from __future__ import annotations
 
 import argparse
+import errno
 import io
 import os
 import socket
@@ -82,7 +83,8 @@ def _whole_number(what: str, *, high: int | None = None):
 
 
 def address_free_check(host: str, port: int) -> str | None:
-    """Return why the server could not listen on host:port (taken, unknown host), or None."""
+    """Return why the server could not listen on host:port (a port in use, an unknown host or an
+    address of another machine), or None."""
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     except socket.gaierror as error:
@@ -94,7 +96,8 @@ def address_free_check(host: str, port: int) -> str | None:
         try:
             probe.bind(address)
         except OSError as error:
-            return f"cannot listen on {host}:{port}: {error.strerror} (choose another --port)"
+            advice = "choose another --port" if error.errno == errno.EADDRINUSE else "check --host"
+            return f"cannot listen on {host}:{port}: {error.strerror} ({advice})"
     return None
 
 
