@@ -71,12 +71,14 @@ def version() -> str:
         return "unknown (not installed)"
 
 
-def _whole_number(what: str, *, high: int | None = None):
+def _whole_number(*, high: int | None = None):
+    """An argparse type: digits 0-9 only (argparse names the option in its message)."""
+
     def parse(text: str) -> int:
         if not text.isascii() or not text.isdigit() or len(text) > 12:
-            raise argparse.ArgumentTypeError(f"{what} must be a whole number, got {text!r}")
+            raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}")
         if high is not None and not 1 <= int(text) <= high:
-            raise argparse.ArgumentTypeError(f"{what} must be from 1 to {high}, got {text}")
+            raise argparse.ArgumentTypeError(f"must be from 1 to {high}, got {text}")
         return int(text)
 
     return parse
@@ -126,19 +128,19 @@ def parser_build() -> argparse.ArgumentParser:
     start.add_argument("--host", default=DEFAULT_HOST, help=f"default: {DEFAULT_HOST}")
     start.add_argument(
         "--port",
-        type=_whole_number("--port", high=65535),
+        type=_whole_number(high=65535),
         default=DEFAULT_PORT,
         help=f"default: {DEFAULT_PORT}",
     )
     start.add_argument(
         "--sim-users",
-        type=_whole_number("--sim-users"),
+        type=_whole_number(),
         default=DEFAULT_SIM_USERS,
         help=f"sim users to seed on first run (default: {DEFAULT_SIM_USERS})",
     )
     start.add_argument(
         "--history-hours",
-        type=_whole_number("--history-hours"),
+        type=_whole_number(),
         default=DEFAULT_HISTORY_HOURS,
         help=f"hours of history to generate on first run (default: {DEFAULT_HISTORY_HOURS})",
     )

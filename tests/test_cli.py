@@ -127,12 +127,12 @@ def no_steps(monkeypatch, tmp_path) -> list[tuple]:
 @pytest.mark.parametrize(
     ("arguments", "message"),
     [
-        (["--port", "0"], "--port must be from 1 to 65535, got 0"),
-        (["--port", "65536"], "--port must be from 1 to 65535, got 65536"),
-        (["--port", "http"], "--port must be a whole number, got 'http'"),
-        (["--port", "-1"], "--port must be a whole number, got '-1'"),
-        (["--sim-users", "1.5"], "--sim-users must be a whole number, got '1.5'"),
-        (["--history-hours", "²"], "--history-hours must be a whole number, got '²'"),
+        (["--port", "0"], "argument --port: must be from 1 to 65535, got 0"),
+        (["--port", "65536"], "argument --port: must be from 1 to 65535, got 65536"),
+        (["--port", "http"], "argument --port: must be a whole number, got 'http'"),
+        (["--port", "-1"], "argument --port: must be a whole number, got '-1'"),
+        (["--sim-users", "1.5"], "argument --sim-users: must be a whole number, got '1.5'"),
+        (["--history-hours", "²"], "argument --history-hours: must be a whole number, got '²'"),
         (["--colour", "red"], "unrecognized arguments: --colour red"),
     ],
 )
