@@ -1,7 +1,8 @@
 """Project settings, read from the environment with safe local defaults.
 
 DATABASE_URL selects PostgreSQL (postgres://...) through psycopg 3; without it an embedded SQLite file
-under .local/ is used, tuned for a web process and a worker writing at the same time.
+under .local/ is used, tuned for a web process and a worker writing at the same time. An installed
+Synthetics (a wheel, the `synthetics` command) keeps .local's contents in the user's data directory.
 """
 
 import os
@@ -11,8 +12,17 @@ from pathlib import Path
 import dj_database_url
 from csp.constants import NONE, SELF, UNSAFE_INLINE
 
+from synthetics_site.locations import running_from_checkout, user_data_dir
+
 BASE_DIR = Path(__file__).resolve().parent.parent
-LOCAL_DIR = Path(os.environ.get("SYNTHETICS_LOCAL_DIR", BASE_DIR / ".local"))
+# A clone keeps its SQLite database, secret key and collected static files in the checkout (.local/,
+# staticfiles/); an installed wheel's BASE_DIR is site-packages, so it keeps them in the user's data
+# directory instead (docs/install.md). SYNTHETICS_LOCAL_DIR and STATIC_ROOT override either.
+FROM_CHECKOUT = running_from_checkout(BASE_DIR)
+LOCAL_DIR = Path(
+    os.environ.get("SYNTHETICS_LOCAL_DIR")
+    or (BASE_DIR / ".local" if FROM_CHECKOUT else user_data_dir())
+)
 
 
 def env_bool(name: str, default: bool = False) -> bool:
@@ -27,7 +37,8 @@ def env_list(name: str, default: str) -> list[str]:
 
 
 def _local_secret_key() -> str:
-    """Return a per-checkout random key kept in .local/ (never committed) when SECRET_KEY is unset."""
+    """Return a random key kept in LOCAL_DIR (never committed) when SECRET_KEY is unset: one per
+    checkout, or one per user for an installed Synthetics."""
     LOCAL_DIR.mkdir(parents=True, exist_ok=True)
     path = LOCAL_DIR / "secret_key"
     if not path.exists():
@@ -75,7 +86,7 @@ ROOT_URLCONF = "synthetics_site.urls"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [BASE_DIR / "templates"],
+        "DIRS": [Path(__file__).resolve().parent / "templates"],  # inside the package: in the wheel
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [
@@ -178,7 +189,10 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = Path(os.environ.get("STATIC_ROOT", BASE_DIR / "staticfiles"))
+STATIC_ROOT = Path(
+    os.environ.get("STATIC_ROOT")
+    or (BASE_DIR / "staticfiles" if FROM_CHECKOUT else LOCAL_DIR / "staticfiles")
+)
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # whitenoise serves from here after collectstatic
 WHITENOISE_USE_FINDERS = True  # ... and straight from the apps' static folders before it
 STORAGES = {

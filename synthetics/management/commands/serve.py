@@ -31,7 +31,6 @@ class Command(SyntheticsCommand):
 
     def handle(self, *args, host, port, web_workers, no_scheduler, **options):
         python = sys.executable
-        manage = os.path.join(settings.BASE_DIR, "manage.py")
         commands = {
             "web": [
                 python, "-m", "gunicorn", "synthetics_site.wsgi:application",
@@ -43,7 +42,11 @@ class Command(SyntheticsCommand):
             ],
         }  # fmt: skip
         if not no_scheduler:
-            commands["scheduler"] = [python, manage, "qcluster"]
+            # `python -m django`, not manage.py: an installed wheel has no manage.py. The children
+            # inherit the environment, so they read the same settings and data directory.
+            commands["scheduler"] = [
+                python, "-m", "django", "qcluster", "--settings", settings.SETTINGS_MODULE,
+            ]  # fmt: skip
         processes: dict[str, subprocess.Popen] = {}
         stopping = False
 
