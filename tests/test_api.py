@@ -614,3 +614,24 @@ def test_a_run_that_fails_during_run_now_is_a_json_500_naming_its_ledger_row(
     body = response.json()
     assert body["success"] is False and "disk full" in body["error"]
     assert SyntheticRun.objects.get(id=body["run_id"]).status == "failed"
+
+
+def test_every_documented_request_example_is_accepted_and_bodies_are_required(api, sim_users):
+    # given the schema as a reader gets it now
+    schema = api.get("/api/schema/?format=json").json()
+    examples = []
+    for path, operations in schema["paths"].items():
+        for method, operation in operations.items():
+            body = operation.get("requestBody")
+            if method in {"post", "put", "patch"} and body is not None:
+                # then every body the views refuse when empty is marked required
+                assert body.get("required") is True, (method, path)
+            for media in (body or {}).get("content", {}).values():
+                for name, example in media.get("examples", {}).items():
+                    examples.append((method, path, name, example["value"]))
+    assert any(path.endswith("/incidents") for _, path, _, _ in examples)
+    # when each documented example is sent as it stands, then it is accepted (a fixed date once
+    # made the incident example a refusal: "starts in the past")
+    for method, path, name, value in examples:
+        response = getattr(api, method)(path, value, format="json")
+        assert response.status_code < 300, (name, path, response.content)

@@ -138,6 +138,7 @@ class IncidentsView(SyntheticsView):
             OpenApiExample(
                 "Errors on one journey for ten minutes",
                 value={
+                    # a placeholder: the schema hook fresh_examples puts the next hour in
                     "starts_at": "2026-12-06T14:00:00Z",
                     "minutes": 10,
                     "label": "checkout errors",

@@ -30,7 +30,7 @@ from synthetics.models import (
     SyntheticFidelity,
     SyntheticRun,
 )
-from synthetics.selectors.status import generator_status, status_scalars
+from synthetics.selectors.status import GENERATOR_STATUSES, generator_status, status_scalars
 
 _EVENT_TABLES = {"scene_events": "journey_scene_events", "mindblock_events": "mindblock_events"}
 _OUTCOMES = {
@@ -62,7 +62,6 @@ def _counters() -> list[dict]:
 # from zero, so Prometheus sees a series' first increment (a series that appears at 1 has no
 # earlier sample, and increase() misses that first run).
 _TIMED_TRIGGERS = (RunTrigger.SCHEDULED, RunTrigger.MANUAL)
-STATUSES = ("starting", "running", "paused", "failing", "stalled", "clock_behind")
 
 
 def seconds_since_last_scheduled_run(*, now: datetime) -> float:
@@ -172,7 +171,7 @@ class SyntheticsCollector:
             "The generator's status (1 for the current one), as GET /api/synthetics/status says.",
             labels=["status"],
         )
-        for name in STATUSES:
+        for name in GENERATOR_STATUSES:
             state.add_metric([name], 1.0 if name == status else 0.0)
         yield state
         in_progress = list(

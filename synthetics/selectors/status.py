@@ -23,6 +23,9 @@ from synthetics.selectors.prepared import Prepared
 from synthetics.selectors.run_inputs import coverage_ahead, pool_stamp_sql
 from synthetics.selectors.sim_users import pool_counts
 
+# What GeneratorStatus.status can say (the API's enum, the metrics' label values).
+GENERATOR_STATUSES = ("starting", "running", "paused", "failing", "stalled", "clock_behind")
+
 # Enabled but no scheduled run has finished for this long: the scheduler is down. (Manual runs,
 # from the Studio or an external cron, don't count: they would hide a dead scheduler.)
 STALLED_AFTER = timedelta(minutes=3)
