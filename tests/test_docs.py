@@ -93,3 +93,12 @@ def test_a_broken_file_or_anchor_is_reported(tmp_path):
     assert len(problems) == 2
     assert problems[0] == "missing.md: no such file"
     assert problems[1] == "other.md#scaling-out: no heading #scaling-out in other.md"
+
+
+def test_the_testing_page_says_what_every_test_file_proves():
+    # docs/testing.md's table has a row per tests/test_*.py: a new file without one fails here
+    page = (DOCS / "testing.md").read_text(encoding="utf-8")
+    listed = set(re.findall(r"^\| `tests/(test_\w+\.py)` \|", page, re.M))
+    files = {path.name for path in (ROOT / "tests").glob("test_*.py")}
+    assert files - listed == set(), "add a row to docs/testing.md for each"
+    assert listed - files == set(), "rows of files that are gone"
