@@ -35,7 +35,7 @@ bench: $(STAMP)
 	cd bench && ../$(BIN)/python run.py --mode $(BENCH_MODE)
 
 # The analyst's figures of each shipped scenario: 28 days backfilled into a throwaway PostgreSQL
-# database and read back (README "What an analyst measures"; about 5 minutes each).
+# database and read back (docs/behaviour.md "What an analyst measures"; about 5 minutes each).
 figures: $(STAMP)
 	for scenario in scenarios/*.yaml; do $(BIN)/python scripts/behaviour_figures.py $$scenario --days 28 || exit 1; done
 

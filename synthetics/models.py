@@ -34,7 +34,7 @@ from synthetics.engine.types import DEFAULT_SETTINGS, SETTING_NAMES
 
 # Documented bounds: a run never starts more than this many sessions, and the schedule never asks
 # for more than this many per minute. Rates beyond what one run can write in its budget are split
-# into shards (SYNTHETICS_SHARDS, README "Scaling out"): each shard's run starts its share.
+# into shards (SYNTHETICS_SHARDS, docs/operations.md "Scaling out"): each shard's run starts its share.
 MAX_PER_RUN_LIMIT = 100_000
 MAX_SESSIONS_PER_MIN = 100_000
 # Shards a scheduled run may be split into (settings SYNTHETICS_SHARDS).
@@ -124,7 +124,7 @@ class SyntheticSettings(models.Model):
     abandon_rate = models.FloatField(
         default=DEFAULT_SETTINGS.abandon_rate, help_text="Share of sessions that are abandoned."
     )
-    rhythm_strength = models.FloatField(  # README "Rhythm": why 1.0 by default
+    rhythm_strength = models.FloatField(  # docs/behaviour.md "Rhythm": why 1.0 by default
         "daily and weekly rhythm",
         default=DEFAULT_SETTINGS.rhythm_strength,
         help_text="0: the same rate at every hour; 1: the full daily and weekly rhythm of each "
@@ -565,7 +565,7 @@ class EventQuerySet(models.QuerySet):
 
     def synthetic(self, *, runs: models.QuerySet | None = None) -> EventQuerySet:
         """Events this generator wrote: the boolean tag, and the id and key of a succeeded run of
-        the ledger whose span holds the row's time (README "What marks a row as ours"); with
+        the ledger whose span holds the row's time (docs/data-model.md "What marks a row as ours"); with
         `runs`, written by one of those runs.
 
         The text tag (`event_payload->>'synthetic' = 'true'`, the seed's own test) narrows the rows

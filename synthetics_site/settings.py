@@ -134,7 +134,7 @@ else:
         }
     }
 
-# --- Attach mode (README "Attach to your app") -----------------------------------------------------
+# --- Attach mode (docs/attach.md) -----------------------------------------------------
 # SYNTHETICS_TARGET names a target file that maps the generator's rows onto an application's own
 # tables. Synthetics' own tables (settings, sim users, journeys, the ledger, its staff accounts and
 # Django's and django-q2's tables) then live in a schema of their own, SYNTHETICS_SCHEMA
@@ -208,7 +208,7 @@ CSRF_COOKIE_SAMESITE = "Lax"
 SESSION_COOKIE_SAMESITE = "Lax"
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
-# Production profile (README "Production"): SYNTHETICS_PRODUCTION=1 behind HTTPS turns on secure
+# Production profile (docs/operations.md "Production"): SYNTHETICS_PRODUCTION=1 behind HTTPS turns on secure
 # cookies, the HTTPS redirect and HSTS, so `manage.py check --deploy` passes with no warning.
 PRODUCTION = env_bool("SYNTHETICS_PRODUCTION", False)
 SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", PRODUCTION)
@@ -355,7 +355,7 @@ def _shards(raw: str) -> int:
 
 # Scheduled runs split into this many shards, each a slice of the pool (sim user id % shards) with
 # its own random stream, lock and coverage, fanned out as django-q2 tasks: several workers, on
-# several machines, share a minute's work (README "Scaling out"). 1: one run a minute, as ever.
+# several machines, share a minute's work (docs/operations.md "Scaling out"). 1: one run a minute, as ever.
 SYNTHETICS_SHARDS = _shards(os.environ.get("SYNTHETICS_SHARDS", "1").strip() or "1")
 # Time budgets of a run, in seconds. A scheduled or backfill run must finish well inside django-q2's
 # task timeout (it fails itself, recorded, instead of being killed); a manual run answers an HTTP
@@ -383,7 +383,7 @@ SYNTHETICS_CLEANUP_TASK_SECONDS = float(
 )
 
 # /metrics (Prometheus): with a token, only `Authorization: Bearer <token>` reads it; without one,
-# only a direct request from loopback (README "Metrics").
+# only a direct request from loopback (docs/operations.md "Metrics and logs").
 SYNTHETICS_METRICS_TOKEN = os.environ.get("SYNTHETICS_METRICS_TOKEN", "").strip()
 
 

@@ -264,7 +264,7 @@ ERROR_VISIT_SHARE = (0.2 + 0.9) / 2
 
 
 def expected_journey_minutes(catalogue: Catalogue, settings: GeneratorSettings) -> float:
-    """The mean planned duration of a session, from the behaviour model (README "Sessions").
+    """The mean planned duration of a session, from the behaviour model (docs/behaviour.md).
 
     A session picks a template by popularity. Each visited scene lasts a truncated log-normal
     dwell (dwell_mean_seconds). A completed session visits every scene; an abandoned one is a

@@ -2,7 +2,7 @@
 
 It takes the settings, the catalogue, the pool of simulated users, the active journeys, a seeded
 `random.Random` and the simulated time `now`, and returns plain dataclasses: the journeys started or
-advanced and the events to write. The behaviour model (README "Behaviour model") lives here only.
+advanced and the events to write. The behaviour model (docs/behaviour.md) lives here only.
 """
 
 from synthetics.engine.errors import EngineError, InvalidTarget

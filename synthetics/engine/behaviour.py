@@ -1,7 +1,7 @@
 """How simulated people behave beyond the hourly rhythm: who is engaged, bouts of sessions, the
 day-to-day swing of traffic, spells of errors, who fails, how long a scene holds them.
 
-Every parameter is a field of `Behaviour`, the scenario file's `behaviour` section (README
+Every parameter is a field of `Behaviour`, the scenario file's `behaviour` section (docs/behaviour.md
 "Behaviour model"). The random parts that must agree between processes and shards — the rate's
 day and drift factors, the error spells, a user's active and lapsed weeks — are functions of the
 seed and the time (a keyed hash, `unit`), not of a run's stream: a scheduled run, a shard, a
@@ -28,7 +28,7 @@ WEEK_MS = 7 * DAY_MS
 
 @dataclass(frozen=True, slots=True)
 class Behaviour:
-    """The behaviour model's parameters. Defaults: a consumer product (see README for sources)."""
+    """The behaviour model's parameters. Defaults: a consumer product (see docs/behaviour.md for sources)."""
 
     # Engagement: a user's own activity is log-normal around their persona's weight with this
     # log-sd (heavy-tailed: most users light, a few power users).

@@ -1,6 +1,6 @@
 """Who starts a run's sessions, and the odds of their outcomes by segment.
 
-Picks (README "Behaviour model"): each session is, with chance bout_share, a return of the user of
+Picks (docs/behaviour.md): each session is, with chance bout_share, a return of the user of
 a recent session (engine.bouts); otherwise a draw from the pool in proportion to activity weight x
 the user's rhythm now, thinned by the user's active or lapsed period (engine.behaviour: a lapsed
 user is kept with chance lapsed_activity). A pick that lands on a busy user, one already picked or

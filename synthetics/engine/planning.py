@@ -1,7 +1,7 @@
 """Planning one session: its outcome, the scenes it visits, when, and the mindblocks it reports.
 
 Everything about a session is decided when it starts, from the run's random stream; runs then write
-the planned steps as their time comes. See README "Behaviour model" for the numbers.
+the planned steps as their time comes. See docs/behaviour.md for the numbers.
 """
 
 from __future__ import annotations

@@ -76,7 +76,7 @@ class GeneratorSettings:
     max_per_run: int = 5
     error_rate: float = 0.05
     abandon_rate: float = 0.15
-    # 0: the same rate at every hour; 1: the full daily and weekly rhythm (README "Rhythm")
+    # 0: the same rate at every hour; 1: the full daily and weekly rhythm (docs/behaviour.md "Rhythm")
     rhythm_strength: float = 1.0
     signups_per_day: int = 0
     churn_per_month: float = 0.0

@@ -30,7 +30,7 @@ def _largest(schema: object, keyword: str) -> int:
     return 0
 
 
-# The limits of a scenario file (README, "Scenarios as files"): a real one is about 10 KB, with lists
+# The limits of a scenario file (docs/behaviour.md, "Scenarios as files"): a real one is about 10 KB, with lists
 # of a few dozen items nested 5 deep (the document, journeys, a journey, its scenes, a scene).
 SCENARIO_MAX_BYTES = 1024 * 1024  # the admin's upload limit too
 SCENARIO_MAX_DEPTH = 10
