@@ -183,6 +183,27 @@ def test_the_studio_reads_at_a_glance_on_a_desktop_and_a_phone(browser, live_ser
         f"Events per minute, {since:%Y-%m-%d %H:%M} to {until:%Y-%m-%d %H:%M} UTC"
     )
     assert page.locator("#chart-range rect.bar-scene").count() == 121
+    title = page.locator("#chart-range-title").inner_text()
+    # and a range the server refuses (its clock decides what "now" is) is said by its field in the
+    # label's words, and the chart stays on the last range it drew
+    refusal = {
+        "success": False,
+        "error": "Invalid input: until: until must not be after now (2026-01-01T00:00:00+00:00).",
+        "fields": {"until": ["until must not be after now (2026-01-01T00:00:00+00:00)."]},
+    }
+
+    def refused(url: str) -> bool:
+        return "/api/synthetics/activity?since=" in url
+
+    page.route(refused, lambda route: route.fulfill(status=400, json=refusal))
+    page.fill("#range-to", f"{until - timedelta(minutes=30):%Y-%m-%dT%H:%M}")
+    _refreshed_by(page, page.get_by_role("button", name="Show range").click, reason="range")
+    assert page.locator("#range-error-until").inner_text() == (
+        "To must not be after now (2026-01-01T00:00:00+00:00)."
+    )
+    assert page.locator("#range-message").inner_text() == "Range not shown: check To."
+    assert page.locator("#chart-range-title").inner_text() == title
+    page.unroute(refused)
 
     # when the Controls link of the navigation is followed, the controls are in view under it
     page.get_by_role("navigation", name="Sections of the Studio").get_by_role(

@@ -21,6 +21,7 @@
   let statusShown = 0;
   // The activity chart's range: the last `hours`, or `since` to `until` (null: now), as chosen.
   let range = { hours: 24 };
+  let rangeShown = range; // the last range the API drew: the one to go back to when it refuses another
 
   async function api(path, body, method) {
     const options = {
@@ -622,7 +623,9 @@
     }, failures);
     if (chosen.status === "rejected" && chosen.reason.status === 400) {
       rangeRefused(chosen.reason);
+      if (range === asked) range = rangeShown; // the next refreshes draw the last good range again
     } else {
+      if (chosen.status === "fulfilled") rangeShown = asked;
       drawPart(chosen, (answer) => renderRange(answer, asked, bands), failures, "range");
     }
     drawPart(extra, renderInsights, failures, "insights");
@@ -843,8 +846,9 @@
     let said = message;
     form.querySelectorAll("input[name]:not([type=radio]), select[name]").forEach((input) => {
       const apiName = input.dataset.apiName || input.name;
-      // Only the API's identifiers (error_rate): plain words such as "template" read well as they are.
-      if (!apiName.includes("_")) return;
+      // Only the API's identifiers (error_rate, or a name the input gives): plain words such as
+      // "template" read well as they are.
+      if (!apiName.includes("_") && !input.dataset.apiName) return;
       said = said.replace(new RegExp(`\\b${apiName}\\b`, "g"), labelOf(input));
     });
     return said;
