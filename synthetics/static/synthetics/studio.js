@@ -474,7 +474,7 @@
       .filter((p) => p.share !== null)
       .map((p) => ({ day: p.day, percent: Math.round(p.share * 1000) / 10 }));
     drawBars("chart-retention", points, {
-      label: (p) => "D" + p.day, position: (p) => p.day, kinds: [["percent", "percent"]], unit: " %",
+      label: (p) => "D" + p.day, position: (p) => p.day, kinds: [["percent", "active"]], unit: " %",
     });
   }
 
