@@ -1,7 +1,8 @@
-"""Take the README's screenshot of the Studio from a running instance (headless Debian chromium).
+"""Take the documentation's screenshot of the Studio from a running instance (headless Debian
+chromium), once its first refresh has drawn every chart.
 
     .venv/bin/python scripts/studio_screenshot.py --url http://127.0.0.1:8000 \
-        --username admin --password ... --out docs/studio.png
+        --username admin --password ... --out docs/studio.png [--color-scheme dark]
 """
 
 import argparse
@@ -21,12 +22,15 @@ def main() -> None:
     parser.add_argument("--password", required=True)
     parser.add_argument("--out", default="docs/studio.png")
     parser.add_argument("--width", type=int, default=1280)
+    parser.add_argument("--color-scheme", choices=["light", "dark"], default="light")
     args = parser.parse_args()
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path="/usr/bin/chromium", headless=True, args=CHROMIUM_ARGS
         )
-        page = browser.new_page(viewport={"width": args.width, "height": 900})
+        page = browser.new_page(
+            viewport={"width": args.width, "height": 900}, color_scheme=args.color_scheme
+        )
         page.goto(f"{args.url}/admin/login/?next=/studio/")
         page.fill("#id_username", args.username)
         page.fill("#id_password", args.password)

@@ -1,6 +1,8 @@
-"""URL routes: the admin, the Studio page, the REST API with its OpenAPI schema and docs, /metrics."""
+"""URL routes: the admin, the Studio page, the REST API with its OpenAPI schema and docs, /metrics,
+and /favicon.ico (a redirect to the static SVG icon, which browsers ask for on every page)."""
 
 from django.contrib import admin
+from django.templatetags.static import static
 from django.urls import include, path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
@@ -13,6 +15,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("studio/", studio, name="studio"),
     path("metrics", metrics, name="metrics"),
+    path("favicon.ico", RedirectView.as_view(url=static("synthetics/favicon.svg"), permanent=True)),
     path("api/synthetics/", include("synthetics.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path(

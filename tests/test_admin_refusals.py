@@ -433,3 +433,29 @@ def test_the_settings_form_refuses_what_the_api_refuses(admin_client, field, val
     assert response.status_code == 200
     assert field in response.context["adminform"].form.errors
     assert configuration() == before
+
+
+def test_the_incident_page_shows_every_refused_field_at_once(staff_client):
+    # given an incident whose rates add up to more than 1 and whose scene does not exist
+    start = timezone.localtime(floor_minute(timezone.now()) + timedelta(minutes=5))
+
+    # when it is saved in the admin
+    response = staff_client.post(
+        _add(Incident),
+        {
+            "label": "two faults",
+            "starts_at_0": start.date().isoformat(),
+            "starts_at_1": start.time().isoformat(),
+            "minutes": "10",
+            "abandon_rate": "0.99",
+            "scene": "nope",
+            "_save": "Save",
+        },
+    )
+
+    # then the form comes back with each refusal under its own field, and nothing is saved
+    assert response.status_code == 200
+    errors = response.context["adminform"].form.errors
+    assert "at most 1 under the incident" in " ".join(errors["error_rate"])
+    assert "no scene of any template has the slug 'nope'" in " ".join(errors["scene"])
+    assert not Incident.objects.exists()

@@ -18,6 +18,7 @@ IN_A_MONTH = (datetime.now(UTC) + timedelta(days=30)).strftime("%Y-%m-%dT%H:%M:0
 ENDPOINTS = {
     "status": ("get", "status", None),
     "activity": ("get", "activity/24", None),
+    "activity-range": ("get", "activity?hours=168", None),
     "sim-users": ("get", "sim-users", None),
     "insights": ("get", "insights", None),
     "toggle": ("post", "toggle", {"enabled": False}),
@@ -31,7 +32,7 @@ ENDPOINTS = {
         {"starts_at": IN_A_MONTH, "minutes": 5, "label": "drill", "error_rate": 0.5},
     ),
 }
-READS = {"status", "activity", "sim-users", "insights", "incidents"}
+READS = {"status", "activity", "activity-range", "sim-users", "insights", "incidents"}
 CREATED = {"incident-create"}  # 201 when allowed
 
 

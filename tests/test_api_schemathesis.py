@@ -31,9 +31,11 @@ schema.app = application
 # Rules JSON Schema cannot state, so a schema-valid body may rightly get a 400: abandon_rate +
 # error_rate <= 1 (across fields), target <= max_per_run (the current setting), and an incident's
 # template and scene slugs that exist, its start on a whole minute and within the schedule's reach
-# of now. Every other check runs on these operations too, and positive-data acceptance runs on all
-# the others.
+# of now; an activity range's since before its until, until not after now, either hours or since,
+# and at most 90 days. Every other check runs on these operations too, and positive-data
+# acceptance runs on all the others.
 STATEFUL_RULES = {
+    "/api/synthetics/activity",
     "/api/synthetics/settings",
     "/api/synthetics/run-now",
     "/api/synthetics/incidents",

@@ -257,6 +257,33 @@ def test_a_bad_incident_is_refused_with_a_message_and_nothing_written(fields, fi
 
 
 @pytest.mark.django_db
+def test_every_bad_field_of_an_incident_is_named_at_once():
+    # given an incident with four independent faults
+    fields = {
+        "label": " ",
+        "minutes": 0,
+        "abandon_rate": 1.5,
+        "template": "nope",
+        "scene": "reflection",
+    }
+
+    # when it is asked for
+    with pytest.raises(ApplicationError) as refused:
+        create(**fields)
+
+    # then each field has its own message, the first is `field`, and nothing is written
+    problems = refused.value.extra["fields"]
+    assert list(problems) == ["label", "minutes", "abandon_rate", "template"]
+    assert "non-empty" in problems["label"][0]
+    assert "from 1 to 10080" in problems["minutes"][0]
+    assert "from 0 to 1" in problems["abandon_rate"][0]
+    assert "no journey template" in problems["template"][0]
+    assert refused.value.extra["field"] == "label"
+    assert all(text in refused.value.message for texts in problems.values() for text in texts)
+    assert not Incident.objects.exists()
+
+
+@pytest.mark.django_db
 def test_a_past_incident_is_taken_for_a_backfill_when_asked():
     incident = create(starts_at=SOON - timedelta(hours=2), allow_past=True)
     assert incident.ends_at == SOON - timedelta(hours=2) + timedelta(minutes=10)
@@ -451,6 +478,17 @@ def test_the_api_creates_lists_and_cancels_incidents(api, sim_users):
         refused = api.post(f"{API}/incidents", bad, format="json")
         assert refused.status_code == 400, bad
         assert field in refused.json()["fields"]
+    assert Incident.objects.count() == 1
+    # and a request with several faults the service finds is answered with all of them
+    several = api.post(
+        f"{API}/incidents",
+        {**body, "label": "two faults", "error_rate": 0.9, "abandon_rate": 0.5, "scene": "nope"},
+        format="json",
+    )
+    assert several.status_code == 400
+    assert sorted(several.json()["fields"]) == ["error_rate", "scene"]
+    assert "at most 1 under the incident" in several.json()["fields"]["error_rate"][0]
+    assert "no scene of template 'focus-session'" in several.json()["fields"]["scene"][0]
     assert Incident.objects.count() == 1
     # cancelled: then a second cancel is a 409, an unknown id a 404
     cancelled = api.delete(f"{API}/incidents/{incident['id']}")

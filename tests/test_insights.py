@@ -201,3 +201,35 @@ def test_the_power_user_curve_and_the_retention_curve_come_from_the_journeys(api
     signed_up = SimUser.objects.filter(joined_at__isnull=False).count()
     assert curve[0] == {"day": 0, "users": signed_up, "share": 1.0}
     assert curve[1]["users"] <= signed_up and curve[-1]["share"] is None  # day 30 not begun yet
+
+
+def test_days_and_weeks_before_the_first_session_have_no_data_not_zero(sim_users):
+    # given sign-ups five weeks ago and sessions only from three days ago on, with a quiet day
+    now = datetime(2026, 3, 12, 15, 30, tzinfo=UTC)  # a Thursday
+    monday = (now - timedelta(days=now.weekday())).date()
+    SimUser.objects.update(signup_date=monday - timedelta(weeks=5))
+    first_session = now - timedelta(days=3)  # Monday of this week
+    run_manual(target=5, now=first_session)
+    run_manual(target=5, now=now - timedelta(hours=1))
+
+    # when the daily active users and the cohorts are read
+    days = {row["day"]: row["users"] for row in insights.daily_active_users(now=now)}
+    cohorts = {row["cohort"]: row for row in insights.cohort_retention(now=now)}
+
+    # then the days before the first session are None, the quiet day after it 0, the others counted
+    assert insights.first_activity_day() == first_session.date()
+    assert all(users is None for day, users in days.items() if day < first_session.date())
+    assert days[first_session.date()] > 0
+    assert days[first_session.date() + timedelta(days=1)] == 0
+    assert days[now.date()] > 0
+    # and the cohort's weeks before the first session's week have no data; that week has a share
+    cohort = cohorts[monday - timedelta(weeks=5)]
+    assert cohort["users"] == 40
+    assert cohort["retention"][:5] == [None] * 5
+    assert cohort["retention"][5] > 0
+
+
+def test_with_no_session_yet_every_day_and_week_is_no_data(api, sim_users):
+    body = api.get("/api/synthetics/insights").json()
+    assert [row["users"] for row in body["daily_active_users"]] == [None] * 30
+    assert all(share is None for row in body["cohorts"] for share in row["retention"])

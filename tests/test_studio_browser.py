@@ -266,8 +266,11 @@ def test_the_studio_shows_the_insights_and_saves_the_new_settings(browser, live_
             said = f"{step['scene']}: observed {_percent(step['observed'])}, implied"
             assert said in label, (said, label)
 
-    # and the daily active users chart has a bar per day, today's from the same answer
-    assert page.locator("#chart-dau rect").count() == 30
+    # and the daily active users chart has a bar per day with data, today's from the same answer,
+    # and one "no data yet" gap for the days before the first session
+    with_data = [day for day in insights["daily_active_users"] if day["users"] is not None]
+    assert page.locator("#chart-dau rect.bar-users").count() == len(with_data)
+    assert page.locator("#chart-dau rect.no-data").count() == (len(with_data) < 30)
     today = insights["daily_active_users"][-1]
     assert today["users"] > 0
     assert page.locator("#chart-dau rect title").last.text_content() == (
@@ -281,10 +284,14 @@ def test_the_studio_shows_the_insights_and_saves_the_new_settings(browser, live_
     assert last_week.locator("th").inner_text() == f"{monday - timedelta(weeks=1)} (40)"
     cells = last_week.locator("td")
     assert cells.count() == 8
-    # (week 0 is last week: empty unless the history above reached back over Monday midnight)
+    # (week 0 is last week: no data yet unless the history above reached back over Monday midnight)
     week_zero = insights["cohorts"][6]["retention"][0]
-    assert cells.nth(0).inner_text() == _percent(week_zero)
-    assert f"heat-{min(9, int(week_zero * 10))}" in cells.nth(0).get_attribute("class")
+    if week_zero is None:
+        assert cells.nth(0).inner_text() == "—"
+        assert cells.nth(0).get_attribute("title") == "no data yet"
+    else:
+        assert cells.nth(0).inner_text() == _percent(week_zero)
+        assert f"heat-{min(9, int(week_zero * 10))}" in cells.nth(0).get_attribute("class")
     week_one = insights["cohorts"][6]["retention"][1]
     assert week_one > 0
     assert cells.nth(1).inner_text() == _percent(week_one)
@@ -319,15 +326,21 @@ def test_the_studio_shows_the_insights_and_saves_the_new_settings(browser, live_
     assert page.locator("#control-message").inner_text() == "Settings saved."
     assert page.locator("#capacity-warning").is_hidden()
 
-    # when a churn of 2 a month is sent, the API's message shows by the field and nothing changes
+    # when a churn of 2 a month is sent, the API's message shows by the field, in the words of its
+    # label, and nothing changes
     before = SyntheticSettings.objects.values().get()
     page.fill("#churn_per_month", "2")
     _refreshed_by(page, page.get_by_role("button", name="Save settings").click, reason="settings")
     refusal = answers["/api/synthetics/settings"][-1]
     assert refusal.status == 400
     message = " ".join(refusal.json()["fields"]["churn_per_month"])
-    assert page.locator("#error-churn_per_month").inner_text() == message
-    assert "between 0 and 1" in message
+    assert "churn_per_month must be between 0 and 1" in message
+    assert page.locator("#error-churn_per_month").inner_text() == message.replace(
+        "churn_per_month", "Churn per month"
+    )
+    assert page.locator("#control-message").inner_text() == (
+        "Settings not saved: check Churn per month."
+    )
     assert page.locator("#churn_per_month").get_attribute("aria-invalid") == "true"
     assert page.locator("#signups_per_day").get_attribute("aria-invalid") is None
     assert SyntheticSettings.objects.values().get() == before

@@ -80,6 +80,9 @@ def _bands_and_bars(page, chart: str) -> dict:
                 bars: all.filter((rect) => rect.classList.contains("bar-scene")).map(shape),
                 behind: firstBar > lastBand,
                 viewBox: svg.getAttribute("viewBox"),
+                width: svg.getBoundingClientRect().width,
+                left: Number(svg.dataset.plotLeft),
+                right: Number(svg.dataset.plotRight),
             };
         }""",
         chart,
@@ -183,23 +186,27 @@ def test_staff_user_sees_schedules_and_cancels_incidents(browser, live_server):
     # and the last hour's chart shades the one that is over behind the bars, from the bucket of its
     # first minute's run (start + 1 min) to that of the minute after its last (end + 1 min)
     hour = _bands_and_bars(page, "chart-hour")
-    assert hour["viewBox"] == "0 0 600 200"
+    # (drawn in coordinates of its rendered width: one unit, one pixel)
+    assert hour["viewBox"] == f"0 0 {int(hour['width'])} 220", hour["viewBox"]
+    left, right = hour["left"], hour["right"]
     assert hour["behind"], hour["bands"]
     (band,) = [b for b in hour["bands"] if b["title"] == f"Incident {over.id}: past outage"]
-    assert band["x"] >= 36 and band["x"] + band["width"] <= 600, band
+    assert band["x"] >= left and band["x"] + band["width"] <= right, band
     assert band["x"] == pytest.approx(_bar_x(hour["bars"], over.starts_at + MINUTE))
     assert band["x"] + band["width"] == pytest.approx(_bar_x(hour["bars"], over.ends_at + MINUTE))
     # and the one in progress from its start to the chart's right edge
     (band,) = [b for b in hour["bands"] if b["title"] == f"Incident {ongoing.id}: slow breathing"]
     assert band["x"] == pytest.approx(_bar_x(hour["bars"], ongoing.starts_at + MINUTE))
-    assert band["x"] + band["width"] == pytest.approx(600)
-    # and the day's chart shades both too, inside it
-    day = _bands_and_bars(page, "chart-day")
+    assert band["x"] + band["width"] == pytest.approx(right)
+    # and the range chart (the last 24 hours) shades both too, inside it
+    day = _bands_and_bars(page, "chart-range")
     assert day["behind"]
     assert sorted(b["title"] for b in day["bands"]) == sorted(
         [f"Incident {over.id}: past outage", f"Incident {ongoing.id}: slow breathing"]
     )
-    assert all(b["x"] >= 36 and b["x"] + b["width"] <= 600 for b in day["bands"]), day["bands"]
+    assert all(
+        b["x"] >= day["left"] and b["x"] + b["width"] <= day["right"] for b in day["bands"]
+    ), day["bands"]
 
     # when an incident is scheduled through the form: 2 minutes from now, 10 minutes, half errors,
     # on one template
@@ -248,23 +255,28 @@ def test_staff_user_sees_schedules_and_cancels_incidents(browser, live_server):
         if b["title"].startswith(f"Incident {created.id}:")
     ]
 
-    # when an error rate of 1.5 is sent, the API's message shows by the field and nothing is written
+    # when errors and abandons of more than 1 together are sent, the API's message shows by the
+    # field, in the labels' words, and nothing is written
     rows_before = list(Incident.objects.order_by("id").values())
     page.fill("#incident-label", "too many errors")
-    page.fill("#incident-error_rate", "1.5")
+    page.fill("#incident-error_rate", "0.9")
+    page.fill("#incident-abandon_rate", "0.2")
     _refreshed_by(page, page.get_by_role("button", name="Schedule").click, reason="incident")
     refusal = answers[-1]
     assert refusal.status == 400
     message = " ".join(refusal.json()["fields"]["error_rate"])
-    assert "error_rate must be from 0 to 1" in message
-    assert page.locator("#incident-error-error_rate").inner_text() == message
-    assert page.locator("#incident-message").inner_text() == refusal.json()["error"]
+    assert "error_rate + abandon_rate must be at most 1" in message
+    assert page.locator("#incident-error-error_rate").inner_text() == message.replace(
+        "error_rate", "Error rate"
+    ).replace("abandon_rate", "Abandon rate")
+    assert page.locator("#incident-message").inner_text() == "Nothing scheduled: check Error rate."
     assert "message-error" in page.locator("#incident-message").get_attribute("class")
     assert list(Incident.objects.order_by("id").values()) == rows_before
     assert page.locator("#incidents tr").count() == 3
 
     # and likewise for a sessions multiplier limited to a scene; the earlier message is cleared
     page.fill("#incident-error_rate", "")
+    page.fill("#incident-abandon_rate", "")
     page.fill("#incident-sessions_multiplier", "2")
     page.select_option("#incident-template", "writers-unblock")
     page.fill("#incident-scene", "freewrite")
@@ -274,6 +286,9 @@ def test_staff_user_sees_schedules_and_cancels_incidents(browser, live_server):
     message = " ".join(refusal.json()["fields"]["sessions_multiplier"])
     assert "cannot be limited to a scene" in message
     assert page.locator("#incident-error-sessions_multiplier").inner_text() == message
+    assert page.locator("#incident-message").inner_text() == (
+        "Nothing scheduled: check Sessions multiplier."
+    )
     assert page.locator("#incident-error-error_rate").inner_text() == ""
     assert list(Incident.objects.order_by("id").values()) == rows_before
 

@@ -63,8 +63,11 @@ class IncidentForm(SteeringForm):
         try:
             self.checked = incident_checked(**self._service_fields(data), now=timezone.now())
         except ApplicationError as error:
-            field = error.extra.get("field")
-            self.add_error(field if field in self.fields else None, error.message)
+            # Every field the service refused, each under its own field (or the form's top).
+            problems = error.extra.get("fields") or {error.extra.get("field"): [error.message]}
+            for field, messages in problems.items():
+                for message in messages:
+                    self.add_error(field if field in self.fields else None, message)
 
     @staticmethod
     def _service_fields(data) -> dict:

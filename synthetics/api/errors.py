@@ -60,7 +60,8 @@ def _fields(detail) -> dict[str, list[str]]:
 def exception_handler(exc, context):
     """Map refusals and failed runs to their status codes and render every error in one JSON shape.
 
-    ApplicationError: 400 (Conflict: 409, NotFound: 404); GeneratorBusy: 503; any other RunFailed: 500 with its
+    ApplicationError: 400, with every field it names (`extra["fields"]`, else `extra["field"]`)
+    (Conflict: 409, NotFound: 404); GeneratorBusy: 503; any other RunFailed: 500 with its
     run_id; Django's ValidationError (the model's rules): 400 with a message per field.
     """
     run_id = None
@@ -76,7 +77,7 @@ def exception_handler(exc, context):
         exc = exceptions.NotFound(exc.message)
     elif isinstance(exc, ApplicationError):
         exc = exceptions.ValidationError(
-            {exc.extra.get("field", "non_field_errors"): [exc.message]}
+            exc.extra.get("fields") or {exc.extra.get("field", "non_field_errors"): [exc.message]}
         )
     elif is_database_locked(exc):
         # SQLite's write lock did not come within its busy timeout: the same answer as a busy run.

@@ -54,7 +54,11 @@ class RhythmOutput(serializers.Serializer):
 
 class DailyActiveOutput(serializers.Serializer):
     day = serializers.DateField()
-    users = serializers.IntegerField()
+    users = serializers.IntegerField(
+        allow_null=True,
+        help_text="Sim users who started a session that UTC day; null (no data yet) on a day "
+        "before the first session kept, 0 on a day after it with none.",
+    )
 
 
 class CohortOutput(serializers.Serializer):
@@ -62,7 +66,8 @@ class CohortOutput(serializers.Serializer):
     users = serializers.IntegerField()
     retention = serializers.ListField(
         child=serializers.FloatField(allow_null=True),
-        help_text="Share of the cohort active in week 0, 1, 2 ... after signing up.",
+        help_text="Share of the cohort active in week 0, 1, 2 ... after signing up; null (no "
+        "data yet) for a week that ended before the first session kept, or an empty cohort.",
     )
 
 

@@ -29,6 +29,7 @@ SEED_ROUTES = (
 )
 # What Synthetics adds to it.
 OWN_ROUTES = (
+    ("activity", activity.ActivityRangeView, "activity-range"),
     ("insights", insights.InsightsView, "insights"),
     ("expectations", expectations.ExpectationsView, "expectations"),
     ("incidents", incidents.IncidentsView, "incidents"),

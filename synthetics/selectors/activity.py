@@ -45,27 +45,91 @@ def activity_series(*, hours: int, now: datetime) -> ActivitySeries:
     last, partial, hours from the ledger, so 30 days cost 720 sums, not 43,200 runs.
     """
     per_minute = hours <= MINUTE_BUCKETS_UP_TO_HOURS
-    step = 60 if per_minute else 3600  # seconds
-    until = now
     since = now - timedelta(hours=hours)
+    by_bucket = _sums_by_bucket(since=since, until=now, per_minute=per_minute)
+    totals, series = _zero_filled(
+        by_bucket, since=since, until=now, step=60 if per_minute else 3600
+    )
+    return ActivitySeries(
+        hours=hours,
+        bucket="minute" if per_minute else "hour",
+        since=since,
+        until=now,
+        totals=totals,
+        series=series,
+    )
+
+
+# A chosen range (activity_range): per minute up to 6 hours, per hour up to 7 days (at most 168
+# points), per UTC day above, up to 90 days (90 points, read from 2,160 hourly sums).
+HOUR_BUCKETS_UP_TO = timedelta(days=7)
+MAX_ACTIVITY_RANGE = timedelta(days=90)
+_BUCKET_SECONDS = {"minute": 60, "hour": 3600, "day": 86400}
+
+
+@dataclass(frozen=True, slots=True)
+class ActivityRange:
+    since: datetime
+    until: datetime
+    bucket: str  # "minute", "hour" or "day"
+    totals: dict[str, int]
+    series: list[dict]
+
+
+def activity_bucket(span: timedelta) -> str:
+    """The bucket that gives a chart of this length a sensible number of points (7 to 360)."""
+    if span <= timedelta(hours=MINUTE_BUCKETS_UP_TO_HOURS):
+        return "minute"
+    return "hour" if span <= HOUR_BUCKETS_UP_TO else "day"
+
+
+def activity_range(*, since: datetime, until: datetime) -> ActivityRange:
+    """Totals and a zero-filled series over (since, until], at most MAX_ACTIVITY_RANGE long, in
+    buckets chosen from its length (activity_bucket): read as activity_series reads them, from the
+    ledger and its hourly sums; a day's sums are its hours' sums added up here."""
+    bucket = activity_bucket(until - since)
+    by_bucket = _sums_by_bucket(since=since, until=until, per_minute=bucket == "minute")
+    if bucket == "day":
+        by_day: dict[int, tuple] = {}
+        for second, sums in by_bucket.items():
+            day = second - second % 86400
+            before = by_day.get(day)
+            by_day[day] = (
+                sums if before is None else tuple(map(sum, zip(before, sums, strict=True)))
+            )
+        by_bucket = by_day
+    totals, series = _zero_filled(by_bucket, since=since, until=until, step=_BUCKET_SECONDS[bucket])
+    return ActivityRange(since=since, until=until, bucket=bucket, totals=totals, series=series)
+
+
+def _sums_by_bucket(*, since: datetime, until: datetime, per_minute: bool) -> dict[int, tuple]:
+    """The succeeded runs' sums (_SUMS) in (since, until] by the epoch second of the minute or hour
+    of their window_end: per minute from the ledger; per hour from the per-hour sums for the whole
+    hours, and from the ledger for the first and the last, partial, ones."""
     first = _truncate(since, per_minute)
     last = _truncate(until, per_minute)
     if per_minute:
-        by_bucket = _buckets(_PER_MINUTE.rows(since=since, until=until))
-    else:
-        # The edges from the ledger: the runs of the first hour (after `since`) and of the last
-        # (up to `until`); the whole hours between from their sums.
-        by_bucket = _buckets(
-            _PER_HOUR_EDGES.rows(
-                since=since, until=until, second=first + timedelta(seconds=step), last=last
-            )
-        )
-        by_bucket.update(_buckets(_WHOLE_HOURS.rows(first=first, last=last)))
+        return _buckets(_PER_MINUTE.rows(since=since, until=until))
+    # The edges from the ledger: the runs of the first hour (after `since`) and of the last (up to
+    # `until`); the whole hours between from their sums.
+    by_bucket = _buckets(
+        _PER_HOUR_EDGES.rows(since=since, until=until, second=first + timedelta(hours=1), last=last)
+    )
+    by_bucket.update(_buckets(_WHOLE_HOURS.rows(first=first, last=last)))
+    return by_bucket
+
+
+def _zero_filled(
+    by_bucket: dict[int, tuple], *, since: datetime, until: datetime, step: int
+) -> tuple[dict[str, int], list[dict]]:
+    """The totals and the series of buckets `step` seconds long from since's to until's."""
+    first = _epoch(since) - _epoch(since) % step
+    last = _epoch(until) - _epoch(until) % step
     # 721 points for 30 days: each built as a literal (the keys of _SERIES_FIELDS in order, the
     # fastest dict CPython makes; tests/test_reads.py compares them with the ledger's own sums).
     series = []
     counted = []
-    for second in range(_epoch(first), _epoch(last) + 1, step):
+    for second in range(first, last + 1, step):
         sums = by_bucket.get(second)
         if sums is None:
             sums = _NO_SUMS
@@ -83,17 +147,13 @@ def activity_series(*, hours: int, now: datetime) -> ActivitySeries:
             }
         )
     totals = dict(zip(_SERIES_FIELDS, map(sum, zip(*counted, strict=True)), strict=False))
-    return ActivitySeries(
-        hours=hours,
-        bucket="minute" if per_minute else "hour",
-        since=since,
-        until=until,
-        totals={
+    return (
+        {
             **dict.fromkeys(_SERIES_FIELDS, 0),
             **totals,
             "runs": sum(sums[-1] for sums in by_bucket.values()),
         },
-        series=series,
+        series,
     )
 
 

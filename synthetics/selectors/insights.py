@@ -183,9 +183,23 @@ def rhythm_and_capacity(*, now: datetime) -> tuple[RhythmSummary, Capacity]:
     return rhythm_summary(now=now, week=week), capacity_summary(now=now, week=week)
 
 
+def first_activity_day() -> date | None:
+    """The UTC day of the first synthetic session kept (None: none yet), the first row of the
+    journeys' (is_synthetic, started_at) index. Before it the charts have no data, not zero."""
+    first = (
+        Journey.objects.synthetic()
+        .order_by("started_at")
+        .values_list("started_at", flat=True)
+        .first()
+    )
+    return None if first is None else first.astimezone(UTC).date()
+
+
 def daily_active_users(*, now: datetime, days: int = DAU_DAYS) -> list[dict]:
-    """Sim users who started a session, per UTC day, over the last `days` days (zero-filled)."""
+    """Sim users who started a session, per UTC day, over the last `days` days: zero-filled from
+    the day of the first session kept, None ("no data yet") on the days before it."""
     first_day = (now - timedelta(days=days - 1)).date()
+    data_from = first_activity_day()
     rows = dict(
         Journey.objects.synthetic()
         .filter(started_at__date__gte=first_day, started_at__lte=now)
@@ -197,7 +211,11 @@ def daily_active_users(*, now: datetime, days: int = DAU_DAYS) -> list[dict]:
     return [
         {
             "day": first_day + timedelta(days=offset),
-            "users": rows.get(first_day + timedelta(days=offset), 0),
+            "users": (
+                rows.get(first_day + timedelta(days=offset), 0)
+                if data_from is not None and first_day + timedelta(days=offset) >= data_from
+                else None
+            ),
         }
         for offset in range(days)
     ]
@@ -209,8 +227,12 @@ def _monday(day: date) -> date:
 
 def cohort_retention(*, now: datetime, weeks: int = COHORT_WEEKS) -> list[dict]:
     """Weekly sign-up cohorts of the last `weeks` weeks: their size and, for each week since, the
-    share of the cohort that started a session that week (a retention table)."""
+    share of the cohort that started a session that week (a retention table). None where the
+    cohort is empty, or for a week that ended before the first session kept ("no data yet")."""
     this_week = _monday(now.date())
+    data_from = first_activity_day()
+    # The first week with data: its Monday (None: no week has any).
+    data_week = None if data_from is None else _monday(data_from)
     first = this_week - timedelta(weeks=weeks - 1)
     since = datetime.combine(first, time.min, tzinfo=UTC)
     sizes = dict(
@@ -244,7 +266,11 @@ def cohort_retention(*, now: datetime, weeks: int = COHORT_WEEKS) -> list[dict]:
                 "cohort": cohort,
                 "users": size,
                 "retention": [
-                    round(active.get((cohort, week), 0) / size, 4) if size else None
+                    round(active.get((cohort, week), 0) / size, 4)
+                    if size
+                    and data_week is not None
+                    and cohort + timedelta(weeks=week) >= data_week
+                    else None
                     for week in range(elapsed)
                 ],
             }

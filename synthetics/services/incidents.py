@@ -44,6 +44,13 @@ def _refused(field: str, message: str) -> ApplicationError:
     return ApplicationError(message, extra={"field": field})
 
 
+def _refused_all(problems: dict[str, list[str]]) -> ApplicationError:
+    """One refusal naming every bad field: `fields` holds each one's messages (the API answers
+    them all), `field` the first."""
+    message = "; ".join(text for texts in problems.values() for text in texts)
+    return ApplicationError(message, extra={"field": next(iter(problems)), "fields": problems})
+
+
 def _rate(name: str, value: object, high: float) -> float | None:
     if value is None:
         return None
@@ -139,89 +146,105 @@ def incident_checked(
     incident that overlaps one whose scope meets it and sets a value differently (Conflict).
     """
     settings_row = SyntheticSettings.objects.get(pk=1)
+    # Every field's problems at once (a form flags them all), then the rules that need them valid.
+    problems: dict[str, list[str]] = {}
+
+    def refuse(field: str, message: str) -> None:
+        problems.setdefault(field, []).append(message)
+
     if not isinstance(label, str) or not label.strip():
-        raise _refused("label", "label must be a non-empty text")
-    label = label.strip()
-    if len(label) > MAX_LABEL_LENGTH:
-        raise _refused("label", f"label must be at most {MAX_LABEL_LENGTH} characters")
+        refuse("label", "label must be a non-empty text")
+    else:
+        label = label.strip()
+        if len(label) > MAX_LABEL_LENGTH:
+            refuse("label", f"label must be at most {MAX_LABEL_LENGTH} characters")
     if not isinstance(starts_at, datetime) or starts_at.tzinfo is None:
-        raise _refused("starts_at", "starts_at must be a date and time with a time zone")
-    if not now - MAX_DISTANCE <= starts_at <= now + MAX_DISTANCE:
-        raise _refused(
-            "starts_at",
-            f"starts_at must be within a year of now, got {starts_at.isoformat()}",
-        )
-    if starts_at.second or starts_at.microsecond:
-        raise _refused(
+        refuse("starts_at", "starts_at must be a date and time with a time zone")
+    elif not now - MAX_DISTANCE <= starts_at <= now + MAX_DISTANCE:
+        refuse("starts_at", f"starts_at must be within a year of now, got {starts_at.isoformat()}")
+    elif starts_at.second or starts_at.microsecond:
+        refuse(
             "starts_at",
             f"starts_at must be on a whole minute (runs cover whole minutes), got "
             f"{starts_at.isoformat()}",
         )
     if isinstance(minutes, bool) or not isinstance(minutes, int):
-        raise _refused("minutes", f"minutes must be a whole number, got {minutes!r}")
-    if not 1 <= minutes <= MAX_INCIDENT_MINUTES:
-        raise _refused(
+        refuse("minutes", f"minutes must be a whole number, got {minutes!r}")
+    elif not 1 <= minutes <= MAX_INCIDENT_MINUTES:
+        refuse(
             "minutes", f"minutes must be from 1 to {MAX_INCIDENT_MINUTES} (7 days), got {minutes}"
         )
-    values = {
-        "error_rate": _rate("error_rate", error_rate, 1.0),
-        "abandon_rate": _rate("abandon_rate", abandon_rate, 1.0),
-        "sessions_multiplier": _rate(
-            "sessions_multiplier", sessions_multiplier, MAX_SESSIONS_MULTIPLIER
-        ),
-    }
-    if all(value is None for value in values.values()):
-        raise _refused(
-            "error_rate",
-            "an incident must set at least one of error_rate, abandon_rate and sessions_multiplier",
+    values: dict[str, float | None] = {}
+    for name, value, high in (
+        ("error_rate", error_rate, 1.0),
+        ("abandon_rate", abandon_rate, 1.0),
+        ("sessions_multiplier", sessions_multiplier, MAX_SESSIONS_MULTIPLIER),
+    ):
+        try:
+            values[name] = _rate(name, value, high)
+        except ApplicationError as refusal:
+            refuse(name, refusal.message)
+    if len(values) == len(EFFECTS):  # every rate given is valid: the rules between them
+        if all(value is None for value in values.values()):
+            refuse(
+                "error_rate",
+                "an incident must set at least one of error_rate, abandon_rate and "
+                "sessions_multiplier",
+            )
+        errors = (
+            values["error_rate"] if values["error_rate"] is not None else settings_row.error_rate
         )
-    errors = values["error_rate"] if values["error_rate"] is not None else settings_row.error_rate
-    abandons = (
-        values["abandon_rate"] if values["abandon_rate"] is not None else settings_row.abandon_rate
-    )
-    if errors + abandons > 1:
-        raise _refused(
-            "error_rate",
-            f"error_rate + abandon_rate must be at most 1 under the incident; it would be "
-            f"{errors:g} + {abandons:g} (a rate not given is the settings' value)",
+        abandons = (
+            values["abandon_rate"]
+            if values["abandon_rate"] is not None
+            else settings_row.abandon_rate
         )
+        if errors + abandons > 1:
+            refuse(
+                "error_rate",
+                f"error_rate + abandon_rate must be at most 1 under the incident; it would be "
+                f"{errors:g} + {abandons:g} (a rate not given is the settings' value)",
+            )
     template_row = None
     if template not in (None, ""):
         template_row = JourneyTemplate.objects.filter(slug=template).first()
         if template_row is None:
-            raise _refused("template", f"no journey template has the slug {template!r}")
-        if not template_row.is_active:
-            raise _refused(
+            refuse("template", f"no journey template has the slug {template!r}")
+        elif not template_row.is_active:
+            refuse(
                 "template", f"journey template {template!r} is inactive: no session would use it"
             )
     scene = scene or ""
-    if scene:
+    if scene and "template" not in problems:
         scenes = Scene.objects.filter(slug=scene)
         if template_row is not None:
             scenes = scenes.filter(template=template_row)
         if not scenes.exists():
             where = f"template {template_row.slug!r}" if template_row else "any template"
-            raise _refused("scene", f"no scene of {where} has the slug {scene!r}")
-        if values["sessions_multiplier"] is not None:
-            raise _refused(
+            refuse("scene", f"no scene of {where} has the slug {scene!r}")
+        if values.get("sessions_multiplier") is not None:
+            refuse(
                 "sessions_multiplier",
                 "a sessions multiplier changes whole sessions, so it cannot be limited to a scene: "
                 "give a template instead",
             )
-    ends_at = starts_at + timedelta(minutes=minutes)
-    if not allow_past:
-        reach = floor_minute(now) - timedelta(minutes=MAX_CATCH_UP_MINUTES)
-        covered = run_inputs.covered_until()
-        if covered is not None and covered > reach:
-            reach = covered
-        if ends_at <= reach:
-            raise _refused(
-                "starts_at",
-                f"the incident would end at {ends_at.isoformat()}, but runs have covered (or "
-                f"can no longer cover) every minute up to {reach.isoformat()}: no run would "
-                "write it. For history, create it with `manage.py incidents add --past` and "
-                "backfill a range no run has covered yet (or cleaned up)",
-            )
+    if "starts_at" not in problems and "minutes" not in problems:
+        ends_at = starts_at + timedelta(minutes=minutes)
+        if not allow_past:
+            reach = floor_minute(now) - timedelta(minutes=MAX_CATCH_UP_MINUTES)
+            covered = run_inputs.covered_until()
+            if covered is not None and covered > reach:
+                reach = covered
+            if ends_at <= reach:
+                refuse(
+                    "starts_at",
+                    f"the incident would end at {ends_at.isoformat()}, but runs have covered (or "
+                    f"can no longer cover) every minute up to {reach.isoformat()}: no run would "
+                    "write it. For history, create it with `manage.py incidents add --past` and "
+                    "backfill a range no run has covered yet (or cleaned up)",
+                )
+    if problems:
+        raise _refused_all(problems)
     incident = Incident(
         label=label,
         starts_at=starts_at,

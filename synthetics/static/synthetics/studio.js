@@ -1,6 +1,8 @@
 // Synthetics Studio: refreshes from the REST API every few seconds, on focus and on request (session +
 // CSRF), draws the charts as plain SVG, and sends the controls through the same API (and so the same
 // validation) as scripts. Each finished refresh is announced as a `studio:refreshed` event on document.
+// Every chart's viewBox is sized to the width it is drawn at (and redrawn when that changes), so one
+// unit is one CSS pixel and chart text is as large on a phone as on a desktop.
 (function () {
   "use strict";
 
@@ -15,6 +17,11 @@
   let inFlight = null; // the refresh under way: a click or focus during it joins it instead of stacking
   let followUp = null; // one more refresh, queued by a change of ours made while one was under way
   let timer = null;
+  let statusTickets = 0; // each status request takes a number; an older answer never overwrites a newer
+  let statusShown = 0;
+  // The activity chart's range: the last `hours`, or `since` to `until` (null: now), as chosen.
+  let range = { hours: 24 };
+  let rangeShown = range; // the last range the API drew: the one to go back to when it refuses another
 
   async function api(path, body, method) {
     const options = {
@@ -58,12 +65,29 @@
     share > 0 && share < 0.0005 ? "less than 0.1 %" : (100 * share).toFixed(1) + " %";
   const sessions = (count) => `${number(count)} session${count === 1 ? "" : "s"}`;
 
-  function renderStatus(status) {
-    current = status;
+  function showBadge(status, reason, ticket) {
+    if (ticket < statusShown) return false; // an answer to an older request
+    statusShown = ticket;
     const badge = document.getElementById("status-badge");
-    badge.textContent = status.status;
-    badge.className = "badge badge-" + status.status;
-    text("status-reason", status.status_reason);
+    badge.textContent = status;
+    badge.className = "badge badge-" + status;
+    text("status-reason", reason);
+    return true;
+  }
+
+  function renderSettings(settings) {
+    if (current) current.settings = settings;
+    text("toggle", settings.enabled ? "Pause" : "Resume");
+    const target = document.getElementById("run-target");
+    // A manual run starts at most data-manual-limit sessions (1,000), whatever max_per_run allows.
+    target.max = Math.min(settings.max_per_run, Number(target.dataset.manualLimit));
+  }
+
+  const RUN_COLUMNS = ["Started (UTC)", "Trigger", "Status", "Sessions", "Scene events", "Mindblock events", "Note"];
+
+  function renderStatus(status, ticket) {
+    if (!showBadge(status.status, status.status_reason, ticket)) return;
+    current = status;
     const last = status.last_run;
     text(
       "last-run",
@@ -79,10 +103,7 @@
     text("sim-users-churned", number(status.sim_users_churned));
     const churnedNote = document.getElementById("sim-users-churned-note");
     if (churnedNote) churnedNote.hidden = !status.sim_users_churned;
-    text("toggle", status.settings.enabled ? "Pause" : "Resume");
-    const target = document.getElementById("run-target");
-    // A manual run starts at most data-manual-limit sessions (1,000), whatever max_per_run allows.
-    target.max = Math.min(status.settings.max_per_run, Number(target.dataset.manualLimit));
+    renderSettings(status.settings);
     const runs = document.getElementById("runs");
     runs.replaceChildren(
       ...(status.recent_runs.length ? status.recent_runs : [null]).map((run) => {
@@ -93,9 +114,10 @@
              run.status, run.sessions_started,
              run.scene_events_created, run.mindblock_events_created, (run.note || run.error).slice(0, 80)]
           : ["No runs yet."];
-        cells.forEach((value) => {
+        cells.forEach((value, index) => {
           const cell = document.createElement("td");
           cell.textContent = value;
+          cell.dataset.label = RUN_COLUMNS[index];
           if (!run) cell.colSpan = 7;
           row.appendChild(cell);
         });
@@ -113,21 +135,99 @@
 
   // What the activity charts show: [key in each point, kind (names the bar's class and its title)].
   const ACTIVITY = [["scene_events", "scene"], ["mindblock_events", "mindblock"]];
+  const CHART_HEIGHT = 220;
+  const CHAR_WIDTH = 7.2; // a 12 px label's mean character width, to plan the ticks before measuring
 
-  // Grouped bars, one per kind in each bucket (scene and mindblock events by default), with a y-axis
-  // maximum label; `bands` (incidents) shade the buckets whose runs they applied to.
-  function drawBars(id, series, labelEvery, labelOf, kinds = ACTIVITY, bands = []) {
+  // Charts drawn from their last data, by key: redrawn when their width changes.
+  const redraws = new Map();
+  const widths = new Map();
+  function drawn(key, draw) {
+    redraws.set(key, draw);
+    draw();
+  }
+  let resizeQueued = false;
+  const resizer = new ResizeObserver(() => {
+    if (resizeQueued) return;
+    resizeQueued = true;
+    window.requestAnimationFrame(() => {
+      resizeQueued = false;
+      redraws.forEach((draw, key) => {
+        const element = document.getElementById(key);
+        const width = element ? Math.floor(element.getBoundingClientRect().width) : 0;
+        if (width && width !== widths.get(key)) draw();
+      });
+      markOverflow();
+    });
+  });
+
+  // Size the chart's coordinates to the width it is drawn at: one unit, one CSS pixel.
+  function fit(chart, height) {
+    const width = Math.max(160, Math.floor(chart.getBoundingClientRect().width) || 600);
+    widths.set(chart.id, width);
+    chart.setAttribute("viewBox", `0 0 ${width} ${height}`);
+    return width;
+  }
+
+  // A "nice" scale for 0..peak in about `count` steps of 1, 2 or 5 times a power of ten.
+  function niceTicks(peak, count, whole) {
+    const raw = Math.max(peak, whole ? 1 : 1e-9) / Math.max(1, count);
+    const power = 10 ** Math.floor(Math.log10(raw));
+    const factors = whole && power < 10 ? [1, 2, 5, 10] : [1, 2, 2.5, 5, 10];
+    let step = factors.map((factor) => factor * power).find((candidate) => candidate >= raw);
+    if (whole) step = Math.max(1, Math.round(step));
+    const top = Math.max(step, Math.ceil(peak / step - 1e-9) * step);
+    const ticks = [];
+    for (let value = 0; value <= top + step / 2; value += step) ticks.push(Math.round(value * 1e6) / 1e6);
+    return ticks;
+  }
+
+  const tickText = (value, unit) =>
+    (Number.isInteger(value) ? number(value) : value.toLocaleString("en-US", { maximumFractionDigits: 2 })) +
+    (unit || "");
+
+  // Keep the labels that do not overlap the one kept before (measured, now that they are drawn).
+  function dropOverlaps(labels) {
+    let end = -Infinity;
+    labels.forEach((label) => {
+      const box = label.getBBox();
+      if (box.x < end + 6) label.remove();
+      else end = box.x + box.width;
+    });
+  }
+
+  // Grouped bars, one per kind in each bucket (scene and mindblock events by default) under a y axis
+  // of nice ticks with gridlines; x labels at round positions that never overlap. A null value is
+  // "no data yet": no bar, a shaded gap saying so. `bands` (incidents) shade the buckets whose
+  // runs they applied to. Options: label(point) the x label, title(point) the tooltip's head,
+  // position(point) a whole number (labels go where it is a multiple of the stride), kinds, bands,
+  // unit (after tick values).
+  function drawBars(id, series, options) {
     const chart = document.getElementById(id);
-    const width = 600, height = 200, left = 36, bottom = 22, top = 8;
-    const peak = Math.max(1, ...series.flatMap((p) => kinds.map(([key]) => p[key])));
-    const slot = (width - left) / Math.max(1, series.length);
-    const bar = Math.max(1, slot / kinds.length - 1);
+    drawn(id, () => drawBarsNow(chart, series, options));
+  }
+
+  function drawBarsNow(chart, series, options) {
+    const { label, title = label, position = (point, index) => index, kinds = ACTIVITY, bands = [], unit = "" } = options;
+    const width = fit(chart, CHART_HEIGHT);
+    const height = CHART_HEIGHT, bottom = 24, top = 10, right = 6;
+    const values = series.flatMap((p) => kinds.map(([key]) => p[key])).filter((v) => v !== null);
+    // (an empty or all-zero chart still gets a scale: 0 to 1)
+    const ticks = niceTicks(values.length ? Math.max(1, ...values) : unit ? 100 : 1, Math.max(2, Math.floor((height - top - bottom) / 42)), !unit);
+    const peak = ticks[ticks.length - 1];
+    const left = 10 + Math.max(...ticks.map((tick) => tickText(tick, unit).length)) * CHAR_WIDTH;
+    const plotRight = width - right;
+    const slot = (plotRight - left) / Math.max(1, series.length);
+    const bar = Math.max(1, slot / kinds.length - (slot > 4 ? 1 : 0));
     const y = (value) => height - bottom - (value / peak) * (height - bottom - top);
-    const parts = [
-      svg("line", { x1: left, y1: height - bottom, x2: width, y2: height - bottom, class: "axis" }),
-      svg("text", { x: left - 4, y: top + 8, class: "tick", "text-anchor": "end" }, String(peak)),
-      svg("text", { x: left - 4, y: height - bottom, class: "tick", "text-anchor": "end" }, "0"),
-    ];
+    chart.dataset.plotLeft = left;
+    chart.dataset.plotRight = plotRight;
+    const parts = [];
+    ticks.forEach((tick) => {
+      parts.push(
+        svg("line", { x1: left, y1: y(tick), x2: plotRight, y2: y(tick), class: tick ? "grid" : "axis" }),
+        svg("text", { x: left - 6, y: y(tick) + 4, class: "tick tick-y", "text-anchor": "end" }, tickText(tick, unit)),
+      );
+    });
     if (series.length > 1 && bands.length) {
       // A bucket holds the runs whose window ends in it, and a run covering minute (t, t + 1 min]
       // ends at t + 1 min: an incident over (start, end] is shaded from start + 1 min to end + 1 min.
@@ -136,36 +236,95 @@
       const at = (ms) => left + ((ms - first + 60000) / step) * slot;
       bands.forEach((incident) => {
         const from = Math.max(left, at(Date.parse(incident.starts_at)));
-        const to = Math.min(width, at(Date.parse(incident.ends_at)));
+        const to = Math.min(plotRight, at(Date.parse(incident.ends_at)));
         if (to <= from) return;
         // At least 2 px wide to be seen, and kept inside the chart: a sliver at the right edge
         // (an incident begun in the last bucket) grows leftwards.
         const bandWidth = Math.max(2, to - from);
         const band = svg("rect", {
-          x: Math.min(from, width - bandWidth), y: top, width: bandWidth,
+          x: Math.min(from, plotRight - bandWidth), y: top, width: bandWidth,
           height: height - bottom - top, class: "incident-band",
         });
         band.appendChild(svg("title", {}, `Incident ${incident.id}: ${incident.label}`));
         parts.push(band);
       });
     }
+    // Runs of buckets with no data yet: one shaded gap each, labelled where it has room.
+    let gapFrom = null;
+    const gaps = [];
+    series.forEach((point, index) => {
+      const empty = kinds.every(([key]) => point[key] === null);
+      if (empty && gapFrom === null) gapFrom = index;
+      if ((!empty || index === series.length - 1) && gapFrom !== null) {
+        gaps.push([gapFrom, empty ? index + 1 : index]);
+        gapFrom = null;
+      }
+    });
+    gaps.forEach(([from, to]) => {
+      const x = left + from * slot, gapWidth = (to - from) * slot;
+      const gap = svg("rect", { x: x, y: top, width: gapWidth, height: height - bottom - top, class: "no-data" });
+      gap.appendChild(svg("title", {}, "no data yet"));
+      parts.push(gap);
+      if (gapWidth >= 84) {
+        parts.push(svg("text", { x: x + gapWidth / 2, y: (top + height - bottom) / 2, class: "no-data-label", "text-anchor": "middle" }, "no data yet"));
+      }
+    });
     series.forEach((point, index) => {
       const x = left + index * slot;
-      const title =
-        `${labelOf(point)}: ` + kinds.map(([key, kind]) => `${point[key]} ${kind}`).join(", ");
+      const said = kinds.map(([key, kind]) => `${point[key] === null ? "no data yet" : point[key] + unit} ${kind}`);
       kinds.forEach(([key, kind], order) => {
+        if (point[key] === null) return;
         const rect = svg("rect", {
           x: x + order * bar, y: y(point[key]), width: bar,
           height: Math.max(0, height - bottom - y(point[key])), class: "bar-" + kind,
         });
-        rect.appendChild(svg("title", {}, title));
+        rect.appendChild(svg("title", {}, `${title(point)}: ${said.join(", ")}`));
         parts.push(rect);
       });
-      if (index % labelEvery === 0 && x < width - 24) {
-        parts.push(svg("text", { x: x, y: height - 6, class: "tick" }, labelOf(point)));
-      }
     });
-    chart.replaceChildren(...parts);
+    // The x labels: every `stride`-th position, the stride the smallest round one whose labels fit.
+    const longest = Math.max(1, ...series.map((point) => label(point).length)) * CHAR_WIDTH + 12;
+    const need = Math.ceil(longest / Math.max(slot, 0.01));
+    const stride = (options.strides || [1, 2, 5, 10, 20, 50, 100]).find((candidate) => candidate >= need) || need;
+    const labels = [];
+    series.forEach((point, index) => {
+      if (position(point, index) % stride !== 0) return;
+      const centre = left + (index + 0.5) * slot;
+      labels.push(svg("text", { x: centre, y: height - 6, class: "tick tick-x", "text-anchor": "middle" }, label(point)));
+    });
+    if (!series.length) {
+      parts.push(svg("text", { x: (left + plotRight) / 2, y: (top + height - bottom) / 2, class: "no-data-label", "text-anchor": "middle" }, "no data yet"));
+    }
+    chart.replaceChildren(...parts, ...labels);
+    // Kept inside the chart, then thinned where measuring shows an overlap.
+    labels.forEach((text) => {
+      const box = text.getBBox();
+      if (box.x < 0) text.setAttribute("x", Number(text.getAttribute("x")) - box.x);
+      else if (box.x + box.width > width) text.setAttribute("x", Number(text.getAttribute("x")) - (box.x + box.width - width));
+    });
+    dropOverlaps(labels);
+  }
+
+  // Time labels and positions for a series of buckets of `bucket` ("minute", "hour" or "day").
+  const STEP_MS = { minute: 60000, hour: 3600000, day: 86400000 };
+  function timeAxis(bucket) {
+    const step = STEP_MS[bucket];
+    const position = (point) => Math.round(Date.parse(point.bucket) / step);
+    if (bucket === "minute") {
+      return { position, strides: [1, 2, 5, 10, 15, 20, 30, 60, 120], label: (p) => clock(p.bucket).slice(0, 5), title: (p) => clock(p.bucket).slice(0, 5) };
+    }
+    if (bucket === "hour") {
+      return {
+        position,
+        strides: [1, 2, 3, 4, 6, 12, 24, 48, 72, 168],
+        // Midnight is named by its date, other hours by their time.
+        label: (p) => (p.bucket.slice(11, 13) === "00" ? p.bucket.slice(5, 10) : p.bucket.slice(11, 13) + ":00"),
+        title: (p) => p.bucket.slice(5, 10) + " " + p.bucket.slice(11, 13) + ":00",
+      };
+    }
+    return {
+      position, strides: [1, 2, 3, 5, 7, 14, 30], label: (p) => p.bucket.slice(5, 10), title: (p) => p.bucket.slice(0, 10),
+    };
   }
 
   function drawShares(totals) {
@@ -224,12 +383,11 @@
 
   // One row per scene: its name and numbers, a bar for the share of sessions observed reaching it
   // and a marker where the catalogue's weights put it. The numbers are the image's label too.
-  function funnelChart(funnel) {
-    const width = 360, row = 36, top = 4;
+  function funnelChart(chart, funnel) {
+    const row = 36, top = 4;
     const steps = funnel.steps;
-    const chart = svg("svg", {
-      viewBox: `0 0 ${width} ${top + steps.length * row}`, role: "img", class: "funnel-chart",
-    });
+    const width = fit(chart, top + steps.length * row);
+    chart.replaceChildren();
     const said = steps.map((step) => {
       const observed = step.observed === null ? "no sessions" : wholePercent(step.observed);
       return `${step.position}. ${step.scene}: observed ${observed}, implied ${wholePercent(step.implied)}`;
@@ -239,11 +397,13 @@
       const y0 = top + index * row;
       const observed = step.observed === null ? "–" : wholePercent(step.observed);
       const group = svg("g", { class: "funnel-step" });
+      const name = svg("text", { x: 0, y: y0 + 12, class: "funnel-label" }, `${step.position}. ${step.scene}`);
+      const numbers = svg("text", { x: width, y: y0 + 12, class: "funnel-label", "text-anchor": "end" },
+        `${observed} (implied ${wholePercent(step.implied)})`);
       group.append(
         svg("title", {}, said[index]),
-        svg("text", { x: 0, y: y0 + 12, class: "funnel-label" }, `${step.position}. ${step.scene}`),
-        svg("text", { x: width, y: y0 + 12, class: "funnel-label", "text-anchor": "end" },
-            `${observed} (implied ${wholePercent(step.implied)})`),
+        name,
+        numbers,
         svg("rect", { x: 0, y: y0 + 17, width: width, height: 12, class: "funnel-track" }),
       );
       if (step.observed !== null) {
@@ -258,6 +418,10 @@
         svg("line", { x1: at, y1: y0 + 14, x2: at, y2: y0 + 32, class: "funnel-implied" }),
       );
       chart.appendChild(group);
+      // Where the scene's name and the numbers would meet, the numbers lose their words.
+      if (name.getBBox().width + numbers.getBBox().width + 10 > width) {
+        numbers.textContent = `${observed} / ${wholePercent(step.implied)}`;
+      }
     });
     return chart;
   }
@@ -271,6 +435,7 @@
       box.replaceChildren(empty);
       return;
     }
+    [...redraws.keys()].filter((key) => key.startsWith("funnel-")).forEach((key) => redraws.delete(key));
     box.replaceChildren(
       ...funnels.map((funnel) => {
         const figure = document.createElement("figure");
@@ -282,10 +447,17 @@
         count.className = "muted funnel-sessions";
         count.textContent = funnel.sessions ? sessions(funnel.sessions) : "no sessions in the last 24 h";
         caption.appendChild(count);
-        figure.append(caption, funnelChart(funnel));
+        const chart = svg("svg", { role: "img", class: "funnel-chart", id: "funnel-" + funnel.template });
+        figure.append(caption, chart);
         return figure;
       }),
     );
+    // Drawn once in the page, where their width is known.
+    funnels.forEach((funnel) => {
+      const chart = document.getElementById("funnel-" + funnel.template);
+      drawn(chart.id, () => funnelChart(chart, funnel));
+      resizer.observe(chart);
+    });
   }
 
   // Retention cells get a shade by tenths (heat-0 ... heat-9): classes, as the CSP refuses inline styles.
@@ -294,11 +466,23 @@
     document.getElementById("stickiness").textContent =
       `${engagement.mau} users active in ${engagement.days} days; DAU/MAU ${ratio(engagement.dau_over_mau)}, ` +
       `DAU/WAU ${ratio(engagement.dau_over_wau)} (consumer apps: about 20–30 % and 45 %).`;
-    drawBars("chart-days-active", engagement.days_active, 3, (p) => String(p.days), [["users", "users"]]);
+    drawBars("chart-days-active", engagement.days_active, {
+      label: (p) => String(p.days), title: (p) => `${p.days} days`, position: (p) => p.days,
+      kinds: [["users", "users"]],
+    });
     const points = curve
       .filter((p) => p.share !== null)
       .map((p) => ({ day: p.day, percent: Math.round(p.share * 1000) / 10 }));
-    drawBars("chart-retention", points, 5, (p) => "D" + p.day, [["percent", "percent"]]);
+    drawBars("chart-retention", points, {
+      label: (p) => "D" + p.day, position: (p) => p.day, kinds: [["percent", "active"]], unit: " %",
+    });
+  }
+
+  // A table wider than its box scrolls inside it (never the page), and then says so below it.
+  function markOverflow() {
+    document.querySelectorAll(".table-wrap").forEach((wrap) => {
+      wrap.classList.toggle("overflows", wrap.scrollWidth > wrap.clientWidth + 1);
+    });
   }
 
   function renderCohorts(cohorts) {
@@ -314,8 +498,17 @@
         for (let week = 0; week < columns; week += 1) {
           const cell = document.createElement("td");
           const share = cohort.retention[week];
-          if (share !== undefined && share !== null) {
-            cell.textContent = wholePercent(share);
+          if (share === null && cohort.users) {
+            // A week that ended before the first session kept: no data, not 0 %.
+            cell.textContent = "—";
+            cell.title = "no data yet";
+            cell.setAttribute("aria-label", "no data yet");
+            cell.className = "no-data-cell";
+          } else if (share !== undefined && share !== null) {
+            const unit = document.createElement("span");
+            unit.className = "unit";
+            unit.textContent = " %";
+            cell.append(String(Math.round(100 * share)), unit);
             cell.className = "heat-" + Math.min(9, Math.max(0, Math.floor(share * 10)));
           }
           row.appendChild(cell);
@@ -323,6 +516,7 @@
         return row;
       }),
     );
+    markOverflow();
   }
 
   // Expected versus observed, one row per metric: its band (the interval) as a bar, the expected
@@ -332,11 +526,22 @@
     text("fidelity-summary", report.summary);
     const summary = document.getElementById("fidelity-summary");
     summary.className = report.fidelity === "drifting" ? "alert" : "";
-    const width = 720, row = 30, label = 170, top = 4;
-    const chart = svg("svg", {
-      viewBox: `0 0 ${width} ${top + report.metrics.length * row}`, role: "img",
-      "aria-label": report.summary,
-    });
+    const box = document.getElementById("fidelity-chart");
+    let chart = document.getElementById("fidelity-svg");
+    if (!chart) {
+      chart = svg("svg", { role: "img", id: "fidelity-svg" });
+      box.replaceChildren(chart);
+      resizer.observe(chart);
+    }
+    chart.setAttribute("aria-label", report.summary);
+    drawn("fidelity-svg", () => drawFidelity(chart, report));
+  }
+
+  function drawFidelity(chart, report) {
+    const row = 30, top = 4;
+    const width = fit(chart, top + report.metrics.length * row);
+    const label = Math.min(170, Math.round(width * 0.38));
+    chart.replaceChildren();
     report.metrics.forEach((metric, index) => {
       const y0 = top + index * row;
       const seen = metric.observed;
@@ -366,14 +571,17 @@
       }
       chart.appendChild(group);
     });
-    document.getElementById("fidelity-chart").replaceChildren(chart);
   }
 
   function renderInsights(insights) {
     renderRhythm(insights.rhythm);
     renderCapacity(insights.capacity);
     drawFunnels(insights.funnels);
-    drawBars("chart-dau", insights.daily_active_users, 5, (p) => p.day.slice(5), [["users", "users"]]);
+    drawBars("chart-dau", insights.daily_active_users, {
+      label: (p) => p.day.slice(5), position: (p) => Math.round(Date.parse(p.day) / 86400000),
+      strides: [1, 2, 3, 5, 7, 14, 30],
+      kinds: [["users", "users"]],
+    });
     renderCohorts(insights.cohorts);
     renderEngagement(insights.engagement, insights.retention_curve);
   }
@@ -395,21 +603,31 @@
     // side fails the other still shows current numbers. The refresh ends when both are in.
     // The incidents are fetched beside them: when that fails, the numbers and charts still show
     // (without bands), and the failure is named.
-    const [main, extra, listed, fidelity] = await Promise.allSettled([
-      Promise.all([api("/status"), api("/activity/1"), api("/activity/24")]),
+    // The chosen range is fetched apart too: a range the API refuses is said by the range picker,
+    // and the rest of the page still refreshes.
+    const ticket = ++statusTickets;
+    const asked = range;
+    const [main, chosen, extra, listed, fidelity] = await Promise.allSettled([
+      Promise.all([api("/status"), api("/activity/1")]),
+      api("/activity" + rangeQuery(asked)),
       api("/insights"),
-      api("/incidents?hours=24"),
+      api("/incidents?hours=" + incidentHours(asked)),
       api("/expectations?hours=1"),
     ]);
     const incidents = listed.status === "fulfilled" ? listed.value.incidents : [];
-    drawPart(main, ([status, hour, day]) => {
-      renderStatus(status);
-      const bands = incidents.filter((i) => i.ends_at > i.starts_at);
-      drawBars("chart-hour", hour.series, 10, (p) => clock(p.bucket).slice(0, 5), ACTIVITY, bands);
-      drawBars("chart-day", day.series, 4, (p) => clock(p.bucket).slice(0, 2) + "h", ACTIVITY, bands);
-      drawShares(day.totals);
+    const bands = incidents.filter((i) => i.ends_at > i.starts_at);
+    drawPart(main, ([status, hour]) => {
+      renderStatus(status, ticket);
+      drawBars("chart-hour", hour.series, { ...timeAxis("minute"), bands: bands });
       text("refresh-state", "Refreshed " + clock(new Date().toISOString()) + " UTC");
     }, failures);
+    if (chosen.status === "rejected" && chosen.reason.status === 400) {
+      rangeRefused(chosen.reason);
+      if (range === asked) range = rangeShown; // the next refreshes draw the last good range again
+    } else {
+      if (chosen.status === "fulfilled") rangeShown = asked;
+      drawPart(chosen, (answer) => renderRange(answer, asked, bands), failures, "range");
+    }
     drawPart(extra, renderInsights, failures, "insights");
     drawPart(listed, (answer) => renderIncidents(answer.incidents), failures, "incidents");
     drawPart(fidelity, renderFidelity, failures, "expectations");
@@ -458,6 +676,8 @@
     return followUp;
   }
 
+  const INCIDENT_COLUMNS = ["Label", "State", "Starts (UTC)", "Minutes", "Changes", "On"];
+
   // The incidents' table: newest start first, a Cancel button on those not over (for steerers).
   function renderIncidents(incidents) {
     const canChange = root.dataset.canChange === "true";
@@ -485,12 +705,14 @@
           .join(", ") || "every session";
         const starts = incident.starts_at.slice(0, 16).replace("T", " ");
         [incident.label, incident.state.replace("_", " "), starts, incident.minutes, changes, scope]
-          .forEach((value) => {
+          .forEach((value, index) => {
             const cell = document.createElement("td");
             cell.textContent = value;
+            cell.dataset.label = INCIDENT_COLUMNS[index];
             row.appendChild(cell);
           });
         const action = document.createElement("td");
+        action.dataset.label = "Action";
         if (canChange && (incident.state === "upcoming" || incident.state === "in_progress")) {
           const button = document.createElement("button");
           button.type = "button";
@@ -506,6 +728,154 @@
     );
   }
 
+  // --- the range picker ----------------------------------------------------------------------------
+
+  const PRESETS = { 1: "last hour", 24: "last 24 hours", 168: "last 7 days", 720: "last 30 days" };
+  const MAX_RANGE_DAYS = 90;
+  const isoMinute = (date) => date.toISOString().slice(0, 16).replace("T", " ");
+
+  function rangeQuery(chosen) {
+    if (chosen.hours) return "?hours=" + chosen.hours;
+    return "?since=" + encodeURIComponent(chosen.since.toISOString()) +
+      (chosen.until ? "&until=" + encodeURIComponent(chosen.until.toISOString()) : "");
+  }
+
+  // The incidents listed and shaded: those not over before the range began (the API's limit: 30 days).
+  function incidentHours(chosen) {
+    const since = chosen.hours ? Date.now() - chosen.hours * 3600000 : chosen.since.getTime();
+    return Math.min(720, Math.max(24, Math.ceil((Date.now() - since) / 3600000)));
+  }
+
+  function rangeName(chosen) {
+    if (chosen.hours) return PRESETS[chosen.hours] || `last ${chosen.hours} hours`;
+    return `${isoMinute(chosen.since)} to ${chosen.until ? isoMinute(chosen.until) : "now"} UTC`;
+  }
+
+  function renderRange(answer, chosen, bands) {
+    const name = rangeName(chosen);
+    text("chart-range-title", `Events per ${answer.bucket}, ${name}`);
+    text("outcomes-title", `Outcomes of finished journeys, ${name}`);
+    document.getElementById("chart-range").dataset.bucket = answer.bucket;
+    drawBars("chart-range", answer.series, { ...timeAxis(answer.bucket), bands: bands });
+    drawShares(answer.totals);
+  }
+
+  const rangeForm = document.getElementById("range-form");
+  const RANGE_FIELDS = { since: "range-from", until: "range-to" };
+
+  function clearRangeErrors() {
+    Object.values(RANGE_FIELDS).forEach((id) => document.getElementById(id).removeAttribute("aria-invalid"));
+    Object.keys(RANGE_FIELDS).forEach((name) => text("range-error-" + name, ""));
+    sayIn("range-message", "");
+  }
+
+  // The API's refusal of a range, by the fields it names, in the labels' words.
+  function rangeRefused(error) {
+    const fields = (error.data && error.data.fields) || {};
+    const problems = Object.entries(fields)
+      .filter(([name]) => RANGE_FIELDS[name] || name === "hours")
+      .map(([name, messages]) => [RANGE_FIELDS[name] || "range-from", messages.join(" ")]);
+    flagAll(rangeForm, "range-error-", problems, "range-message", "Range not shown");
+  }
+
+  // A datetime-local value read as UTC (the page speaks UTC throughout); null when empty.
+  function utcInput(id) {
+    const value = document.getElementById(id).value;
+    if (!value) return null;
+    const moment = new Date(value.length === 16 ? value + ":00Z" : value + "Z");
+    return Number.isNaN(moment.getTime()) ? undefined : moment;
+  }
+
+  function checkedRange() {
+    const problems = [];
+    const since = utcInput("range-from");
+    const until = utcInput("range-to");
+    const now = new Date();
+    if (!since) problems.push(["range-from", "From (UTC): give a date and time to start at."]);
+    if (until === undefined) problems.push(["range-to", "To (UTC): give a date and time, or leave it empty for now."]);
+    if (until && until > now) {
+      problems.push(["range-to", `To (UTC) must not be after now (${isoMinute(now)} UTC).`]);
+    }
+    const end = until || now;
+    if (since && until !== undefined && since >= end) {
+      problems.push(["range-from", "From (UTC) must be before To (UTC)."]);
+    } else if (since && until !== undefined && end - since > MAX_RANGE_DAYS * 86400000) {
+      const days = ((end - since) / 86400000).toFixed(1);
+      problems.push(["range-from", `The range is ${days} days long; it may be at most ${MAX_RANGE_DAYS} days.`]);
+    }
+    return { problems, chosen: { since, until } };
+  }
+
+  rangeForm.addEventListener("change", (event) => {
+    if (event.target.name !== "range") return;
+    const custom = event.target.value === "custom";
+    document.getElementById("custom-range").hidden = !custom;
+    clearRangeErrors();
+    if (custom) {
+      const from = document.getElementById("range-from");
+      if (!from.value) from.value = new Date(Date.now() - 2 * 86400000).toISOString().slice(0, 16);
+      from.focus();
+      return;
+    }
+    range = { hours: Number(event.target.value) };
+    refresh("range", { afterChange: true });
+  });
+
+  rangeForm.addEventListener("submit", (event) => {
+    event.preventDefault();
+    clearRangeErrors();
+    const { problems, chosen } = checkedRange();
+    if (problems.length) {
+      flagAll(rangeForm, "range-error-", problems, "range-message", "Range not shown");
+      return;
+    }
+    range = chosen;
+    refresh("range", { afterChange: true });
+  });
+
+  // --- forms: every error at once, each by its field, in the words of the field's label ----------
+
+  // A label's words without the hint in brackets: "Error rate (0–1, empty: unchanged)" is "Error rate".
+  function labelOf(input) {
+    const label = document.querySelector(`label[for="${input.id}"]`);
+    return label ? label.textContent.replace(/\s*\(.*$/s, "").trim() : input.name;
+  }
+
+  // The API's messages name fields as the API does (abandon_rate); the form says them as its labels.
+  function inLabels(message, form) {
+    let said = message;
+    form.querySelectorAll("input[name]:not([type=radio]), select[name]").forEach((input) => {
+      const apiName = input.dataset.apiName || input.name;
+      // Only the API's identifiers (error_rate, or a name the input gives): plain words such as
+      // "template" read well as they are.
+      if (!apiName.includes("_") && !input.dataset.apiName) return;
+      said = said.replace(new RegExp(`\\b${apiName}\\b`, "g"), labelOf(input));
+    });
+    return said;
+  }
+
+  // Flag every [input id, message] of `problems` by its field (the slot is `prefix` + the slot
+  // name the input gives, else its name), and sum them up in the form's message.
+  function flagAll(form, prefix, problems, messageId, refused) {
+    const names = [];
+    problems.forEach(([id, message]) => {
+      const input = document.getElementById(id);
+      const slot = document.getElementById(prefix + (input.dataset.slot || input.name));
+      const said = inLabels(message, form);
+      if (slot) slot.textContent = slot.textContent ? `${slot.textContent} ${said}` : said;
+      input.setAttribute("aria-invalid", "true");
+      if (!names.includes(labelOf(input))) names.push(labelOf(input));
+    });
+    const list = names.length > 1 ? names.slice(0, -1).join(", ") + " and " + names[names.length - 1] : names[0];
+    sayIn(messageId, `${refused}: check ${list}.`, true);
+  }
+
+  function sayIn(id, message, isError) {
+    const element = document.getElementById(id);
+    element.textContent = message;
+    element.className = "message" + (isError ? " message-error" : "");
+  }
+
   function say(message, isError) {
     const element = document.getElementById("control-message");
     element.textContent = message;
@@ -517,11 +887,20 @@
     document.querySelectorAll("#settings-form input").forEach((input) => input.removeAttribute("aria-invalid"));
   }
 
+  // The state a control sets is shown from its answer at once, not at the next refresh: paused
+  // from the toggle's answer; resumed as /status then says (running, stalled, starting ...).
   document.getElementById("toggle").addEventListener("click", async () => {
     const enabled = !(current ? current.settings.enabled : true);
     try {
-      await api("/toggle", { enabled: enabled });
+      const answer = await api("/toggle", { enabled: enabled });
+      renderSettings(answer.settings);
       say(enabled ? "Generation resumed." : "Generation paused.");
+      if (!answer.settings.enabled) {
+        showBadge("paused", "generation is paused", ++statusTickets);
+      } else {
+        const ticket = ++statusTickets;
+        renderStatus(await api("/status"), ticket);
+      }
     } catch (error) {
       say(error.message, true);
     }
@@ -543,7 +922,8 @@
     refresh("run-now", { afterChange: true });
   });
 
-  document.getElementById("settings-form").addEventListener("submit", async (event) => {
+  const settingsForm = document.getElementById("settings-form");
+  settingsForm.addEventListener("submit", async (event) => {
     event.preventDefault();
     clearFieldErrors();
     const changes = {};
@@ -558,17 +938,17 @@
     }
     try {
       const saved = await api("/settings", changes);
+      renderSettings(saved.settings);
       say(["Settings saved.", ...((saved && saved.warnings) || [])].join(" "));
     } catch (error) {
-      const fields = (error.data && error.data.fields) || {};
-      Object.entries(fields).forEach(([name, messages]) => {
-        const slot = document.getElementById("error-" + name);
-        if (slot) {
-          slot.textContent = messages.join(" ");
-          document.getElementById(name).setAttribute("aria-invalid", "true");
-        }
-      });
-      say(error.message, true);
+      const fields = Object.entries((error.data && error.data.fields) || {})
+        .filter(([name]) => document.getElementById(name));
+      if (fields.length) {
+        const problems = fields.map(([name, messages]) => [name, messages.join(" ")]);
+        flagAll(settingsForm, "error-", problems, "control-message", "Settings not saved");
+      } else {
+        say(error.message, true);
+      }
     }
     refresh("settings", { afterChange: true });
   });
@@ -580,6 +960,34 @@
   }
 
   const incidentForm = document.getElementById("incident-form");
+
+  // [input id, message] for each field the page can check itself: whole numbers and ranges from the
+  // inputs' min and max, a label that is not blank.
+  function localIncidentProblems(value) {
+    const problems = [];
+    if (value("label") === "") problems.push(["incident-label", "Label must not be empty."]);
+    const whole = [["in", "a whole number of minutes, 0 or more"], ["minutes", null]];
+    whole.forEach(([name, rule]) => {
+      const input = document.getElementById("incident-" + name);
+      const given = value(name);
+      const number = Number(given);
+      const low = Number(input.min), high = input.max === "" ? Infinity : Number(input.max);
+      if (given === "" && name === "in") return; // empty: the next minute
+      if (given === "" || !Number.isInteger(number) || number < low || number > high) {
+        problems.push([input.id, `${labelOf(input)} must be ${rule || `a whole number from ${low} to ${high}`}.`]);
+      }
+    });
+    ["error_rate", "abandon_rate", "sessions_multiplier"].forEach((name) => {
+      const input = document.getElementById("incident-" + name);
+      const given = value(name);
+      if (given === "") return; // unchanged
+      const number = Number(given);
+      if (!Number.isFinite(number) || number < Number(input.min) || number > Number(input.max)) {
+        problems.push([input.id, `${labelOf(input)} must be a number from ${input.min} to ${input.max}.`]);
+      }
+    });
+    return problems;
+  }
   incidentForm.addEventListener("submit", async (event) => {
     event.preventDefault();
     const submit = incidentForm.querySelector("button[type=submit]");
@@ -587,14 +995,14 @@
     incidentForm.querySelectorAll(".error").forEach((slot) => (slot.textContent = ""));
     incidentForm.querySelectorAll("input, select").forEach((input) => input.removeAttribute("aria-invalid"));
     const value = (id) => document.getElementById("incident-" + id).value.trim();
-    const inMinutes = value("in") === "" ? 0 : Number(value("in"));
-    if (!Number.isInteger(inMinutes) || inMinutes < 0) {
-      document.getElementById("incident-error-starts_at").textContent =
-        "Starts in: a whole number of minutes from now, 0 or more.";
-      document.getElementById("incident-in").setAttribute("aria-invalid", "true");
-      sayIncident("Nothing scheduled: see the field above.", true);
+    // What the page can tell before asking, every field at once: the start is needed to send at
+    // all, and the numbers' ranges are the inputs' own. The API checks the rest (and these again).
+    const problems = localIncidentProblems(value);
+    if (problems.length) {
+      flagAll(incidentForm, "incident-error-", problems, "incident-message", "Nothing scheduled");
       return;
     }
+    const inMinutes = value("in") === "" ? 0 : Number(value("in"));
     // The next whole minute, plus the minutes asked for: incidents start on a whole minute.
     const start = new Date(Math.ceil(Date.now() / 60000) * 60000 + inMinutes * 60000);
     const body = {
@@ -612,14 +1020,14 @@
       const answer = await api("/incidents", body);
       sayIncident(`Incident ${answer.incident.id} scheduled from ${clock(answer.incident.starts_at)} UTC.`);
     } catch (error) {
-      const fields = (error.data && error.data.fields) || {};
-      Object.entries(fields).forEach(([name, messages]) => {
-        const slot = document.getElementById("incident-error-" + name);
-        if (slot) slot.textContent = messages.join(" ");
-        const input = document.getElementById("incident-" + (name === "starts_at" ? "in" : name));
-        if (input) input.setAttribute("aria-invalid", "true");
-      });
-      sayIncident(error.message, true);
+      const problems = Object.entries((error.data && error.data.fields) || {})
+        .map(([name, messages]) => ["incident-" + (name === "starts_at" ? "in" : name), messages.join(" ")])
+        .filter(([id]) => document.getElementById(id));
+      if (problems.length) {
+        flagAll(incidentForm, "incident-error-", problems, "incident-message", "Nothing scheduled");
+      } else {
+        sayIncident(error.message, true);
+      }
     } finally {
       submit.disabled = false;
     }
@@ -639,6 +1047,11 @@
     }
     refresh("incident", { afterChange: true });
   });
+
+  ["chart-hour", "chart-range", "chart-dau", "chart-days-active", "chart-retention"].forEach((id) =>
+    resizer.observe(document.getElementById(id)),
+  );
+  document.querySelectorAll(".table-wrap").forEach((wrap) => resizer.observe(wrap));
 
   document.getElementById("refresh-now").addEventListener("click", () => refresh("button"));
   // Coming back to the tab or the window shows current numbers at once, not at the next tick.
