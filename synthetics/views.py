@@ -14,7 +14,7 @@ from django.views.decorators.http import require_GET
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 
 from synthetics.access import can_change_synthetics, synthetics_viewer_required
-from synthetics.engine.run import MAX_MANUAL_TARGET
+from synthetics.engine.run import MAX_MANUAL_TARGET, manual_target_limit
 from synthetics.engine.types import GENERATOR_SETTINGS
 from synthetics.models import (
     MAX_INCIDENT_MINUTES,
@@ -24,6 +24,7 @@ from synthetics.models import (
 )
 from synthetics.selectors.insights import COHORT_WEEKS
 from synthetics.selectors.metrics import metrics_text
+from synthetics.selectors.run_inputs import generator_settings
 from synthetics.selectors.status import status_summary
 
 REFRESH_SECONDS = 10
@@ -67,7 +68,7 @@ def studio(request):
         {
             "summary": summary,
             "max_manual_target": MAX_MANUAL_TARGET,
-            "run_target_max": min(summary.settings.max_per_run, MAX_MANUAL_TARGET),
+            "run_target_max": manual_target_limit(generator_settings(summary.settings)),
             "can_change": can_change_synthetics(request.user),
             "refresh_seconds": REFRESH_SECONDS,
             "setting_fields": setting_fields,  # for studio.js, as JSON
