@@ -315,10 +315,14 @@ def ledger_with_every_kind_of_run(now) -> None:
     for minute in range(3):
         run_scheduled(now=now - timedelta(minutes=30 - minute))
     run_manual(target=2, now=now - timedelta(minutes=20))
+    from django.utils import timezone
+
     SyntheticRun.objects.create(
         trigger="scheduled",
         status=RunStatus.FAILED,
-        started_at=now - timedelta(minutes=10),
+        # started after the runs above (their started_at is the wall clock), so it is among the
+        # ten recent runs whatever `now` is: the backfill's hour of runs is recent runs too
+        started_at=max(now - timedelta(minutes=10), timezone.now()),
         finished_at=None,  # never finished: not a "last run"; None times and duration
         window_start=now - timedelta(minutes=11),
         window_end=now - timedelta(minutes=11),
