@@ -67,7 +67,8 @@ def api() -> APIClient:
 
 
 def _iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    """As the export writes a time: UTC, microseconds, Z."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _expected(table: str, since: datetime, until: datetime) -> list[dict]:
