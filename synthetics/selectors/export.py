@@ -345,7 +345,7 @@ def _model_source(model: type[models.Model], queryset: QuerySet, *, time: str) -
             texts[alias] = Cast(field.attname, models.TextField())
         elif postgresql and kind == TIME:
             texts[alias], kind = _IsoUtcText(field.attname), VALUE
-        elif postgresql and isinstance(field, models.UUIDField):
+        elif postgresql and isinstance(getattr(field, "target_field", field), models.UUIDField):
             texts[alias] = Cast(field.attname, models.TextField())
         else:
             alias = field.attname
