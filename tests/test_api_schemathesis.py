@@ -31,12 +31,14 @@ schema.app = application
 # Rules JSON Schema cannot state, so a schema-valid body may rightly get a 400: abandon_rate +
 # error_rate <= 1 (across fields), target <= max_per_run (the current setting), and an incident's
 # template and scene slugs that exist, its start on a whole minute and within the schedule's reach
-# of now. Every other check runs on these operations too, and positive-data acceptance runs on all
+# of now; an export's since before its until, and its sessions table only where a target file maps
+# one. Every other check runs on these operations too, and positive-data acceptance runs on all
 # the others.
 STATEFUL_RULES = {
     "/api/synthetics/settings",
     "/api/synthetics/run-now",
     "/api/synthetics/incidents",
+    "/api/synthetics/export",
 }
 
 

@@ -21,6 +21,10 @@ from synthetics.selectors.export import (
 )
 
 _HOURS = int(EXPORT_DEFAULT_SPAN.total_seconds() // 3600)
+_FILE = (
+    "The file, streamed, with a Content-Disposition filename: CSV with a header row "
+    "(format=csv), or one JSON object per line (format=ndjson)."
+)
 
 
 class ExportQuery(StrictQuerySerializer):
@@ -86,12 +90,8 @@ class ExportView(SyntheticsView):
             _time_parameter("until", "End, exclusive: ISO 8601 with a zone. Default: now."),
         ],
         responses={
-            (200, "text/csv"): OpenApiResponse(
-                OpenApiTypes.STR, description="CSV with a header row (format=csv)."
-            ),
-            (200, "application/x-ndjson"): OpenApiResponse(
-                OpenApiTypes.STR, description="One JSON object per line (format=ndjson)."
-            ),
+            (200, "text/csv"): OpenApiResponse(OpenApiTypes.STR, description=_FILE),
+            (200, "application/x-ndjson"): OpenApiResponse(OpenApiTypes.STR, description=_FILE),
             **error_responses(400, *READ_ERRORS),
         },
     )

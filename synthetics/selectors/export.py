@@ -403,17 +403,23 @@ def _attached_source(model: type[models.Model]) -> _Source:
         columns.append(ExportColumn(column.name, kind))
         selected.append(alias)
     queryset = model.objects.synthetic().annotate(**expressions)
-    key, key_sql = "pk", ""
-    if len(table.primary_key) != 1:
-        queryset = queryset.annotate(export_row=RawSQL(f"{prefix}.ctid", [], models.TextField()))
-        key, key_sql = "export_row", "tid"
+    names = [column.name for column in table.columns]
+    time_at = names.index(model._meta.get_field("created_at").column)
+    if len(table.primary_key) == 1:
+        key, key_sql, key_at = "pk", "", names.index(table.primary_key[0])
+    else:
+        queryset = queryset.annotate(
+            export_row=RawSQL(f"{prefix.replace('%', '%%')}.ctid", [], models.TextField())
+        )
+        key, key_sql, key_at = "export_row", "tid", len(selected)
+        selected.append(key)
     return _Source(
         queryset=queryset,
         time="created_at",
         key=key,
         columns=tuple(columns),
-        selected=(*selected, "created_at", key),
-        time_at=len(selected),
-        key_at=len(selected) + 1,
+        selected=tuple(selected),
+        time_at=time_at,
+        key_at=key_at,
         key_sql=key_sql,
     )
