@@ -131,8 +131,10 @@ def _body(response) -> bytes:
 def test_both_formats_parse_back_to_exactly_our_rows_in_the_range(
     history, api, monkeypatch, table, format
 ):
-    # given pages of 37 rows (every table's export spans several) and a range inside the history
+    # given pages of 37 rows (every table's export spans several), read in batches of 5 on
+    # PostgreSQL, and a range inside the history
     monkeypatch.setattr(export, "EXPORT_PAGE_SIZE", 37)
+    monkeypatch.setattr(export, "STREAM_BATCH", 5)
     since, until = history - timedelta(minutes=100), history - timedelta(minutes=10)
     expected = _expected(table, since, until)
     assert len(expected) > 3 * 37
@@ -203,6 +205,27 @@ def test_pages_meet_inside_one_timestamp_without_a_gap_or_a_repeat(history, api,
     ids = [row["id"] for row in _parse(body, "ndjson", set())]
     assert ids == [row["id"] for row in _expected("scene_events", since, until)]
     assert len(ids) == len(set(ids)) and tied <= set(ids)
+
+
+def test_an_export_abandoned_mid_page_leaves_the_connection_usable(history, monkeypatch):
+    # given an export read in batches of 5 within pages of 50 (a client that goes away)
+    monkeypatch.setattr(export, "EXPORT_PAGE_SIZE", 50)
+    monkeypatch.setattr(export, "STREAM_BATCH", 5)
+    request = export.export_request(
+        table="scene_events", format="ndjson", since=history - timedelta(hours=3), now=history
+    )
+    chunks = export.export_chunks(request)
+    first = [next(chunks) for _ in range(3)]
+    # when it is closed in the middle of its first page
+    chunks.close()
+    # then the connection answers the next query, and what was sent was whole rows (a batch a
+    # chunk on PostgreSQL, a page on SQLite)
+    from django.db import connection
+
+    assert JourneySceneEvent.objects.synthetic().count() > 150
+    lines = b"".join(first).decode().splitlines()
+    assert len(lines) == 3 * (5 if connection.vendor == "postgresql" else 50)
+    assert all(json.loads(line)["id"] for line in lines)
 
 
 def test_the_range_is_since_inclusive_until_exclusive_and_defaults_to_the_last_24_hours(
