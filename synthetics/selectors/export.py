@@ -188,14 +188,22 @@ def _batches(query: QuerySet) -> Iterator[list[tuple]]:
         return
     sql, params = query.query.sql_with_params()
     with connection.cursor() as cursor:
-        batch = []
-        for row in cursor.cursor.stream(sql, params, size=STREAM_BATCH):
-            batch.append(row)
-            if len(batch) == STREAM_BATCH:
+        rows = cursor.cursor.stream(sql, params, size=STREAM_BATCH)
+        try:
+            batch = []
+            for row in rows:
+                batch.append(row)
+                if len(batch) == STREAM_BATCH:
+                    yield batch
+                    batch = []
+            if batch:
                 yield batch
-                batch = []
-        if batch:
-            yield batch
+        finally:
+            # A caller that stops mid-page (a client gone) closes this generator: read the rest of
+            # the page (a page at most) rather than let psycopg cancel the statement, which would
+            # abort the transaction around it, if there is one.
+            for _ in rows:
+                pass
 
 
 def export_chunks(
