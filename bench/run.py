@@ -4,11 +4,13 @@
 
 quick (a laptop, a few minutes): history of 1 hour at 200 sessions/min with 20,000 users, in demo
 mode and attached to the two test applications of tests/apps/ (and a scheduled run there); scheduled
-runs with 1k and 10k journeys in progress; cleanup of 3 hours of history; reads at 1M events; 8
+runs with 1k and 10k journeys in progress; cleanup of 3 hours of history; export of 2 hours of
+scene events against a bare COPY; reads at 1M events; 8
 minutes at 3,000 sessions/min in 4 shards with 1 and 2 django-q2 workers, ORM and Redis broker; a
 pool of 100,000 sim users. full:
 the issue's sizes — 6 hours with 50,000 users (medians of 3), runs with 1k / 10k / 50k in progress
-(medians of 3), cleanup of 16 hours (about 1.3M rows), reads at 10M synthetic + 1M real events, 10
+(medians of 3), cleanup of 16 hours (about 1.3M rows), export of 6 hours of scene events
+(medians of 5), reads at 10M synthetic + 1M real events, 10
 minutes at 10,000 sessions/min in 8 shards with 100,000 users, a pool of a million sim users, and
 180 days of history at the default settings. Each measurement builds and drops its own PostgreSQL
 databases (BENCH_POSTGRES, default postgres://postgres@127.0.0.1:5432); nothing here touches
@@ -26,6 +28,7 @@ from datetime import UTC, datetime
 
 import attached
 import cleanup
+import export
 import history
 import pool
 import reads
@@ -39,6 +42,7 @@ MODES = {
         "attached": {"hours": 1, "rate": 200, "users": 20_000, "repeat": 1},
         "scheduled": {"actives": [1_000, 10_000], "repeat": 1},
         "cleanup": {"hours": 3, "rate": 200},
+        "export": {"hours": 2, "rate": 200, "users": 20_000, "repeat": 3},
         "reads": {"synthetic": 1_000_000, "real": 100_000, "days": 30},
         "shards": {"users": 30_000, "rate": 3_000, "shards": 4, "minutes": 8},
         "pool": {"users": 100_000},
@@ -49,6 +53,7 @@ MODES = {
         "attached": {"hours": 6, "rate": 200, "users": 50_000, "repeat": 3},
         "scheduled": {"actives": [1_000, 10_000, 50_000], "repeat": 3},
         "cleanup": {"hours": 16, "rate": 200},
+        "export": {"hours": 6, "rate": 200, "users": 50_000, "repeat": 5},
         "reads": {"synthetic": 10_000_000, "real": 1_000_000, "days": 30},
         "shards": {"users": 100_000, "rate": 10_000, "shards": 8, "minutes": 10},
         "pool": {"users": 1_000_000},
@@ -180,6 +185,18 @@ def main(argv: list[str] | None = None) -> int:
             f"{c['scheduled_during']['seconds']:.2f} s",
             f"the same run alone: {c['scheduled_alone']['seconds']:.2f} s",
             "(target < 2 s)",
+        )
+    )
+    print(f"bench ({args.mode}): export ...", file=sys.stderr)
+    e = report["export"] = export.measure(**mode["export"])
+    lines.append(
+        (
+            f"export of {e['rows']:,} scene events of ours ({e['hours']} h at {e['rate']}/min, "
+            f"{e['real_rows_left_out']:,} real rows left out; a page walks the tag index: "
+            f"{'yes' if e['page_walks_tag_index'] else 'NO'})",
+            f"CSV {e['csv_rows_per_s']:,.0f} rows/s, NDJSON {e['ndjson_rows_per_s']:,.0f} rows/s",
+            f"bare COPY of the same rows: {e['copy_rows_per_s']:,.0f} rows/s",
+            f"CSV {e['csv_ratio']:.2f}, NDJSON {e['ndjson_ratio']:.2f} (target >= 0.5)",
         )
     )
     print(f"bench ({args.mode}): reads ...", file=sys.stderr)

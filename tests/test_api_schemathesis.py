@@ -32,13 +32,15 @@ schema.app = application
 # error_rate <= 1 (across fields), target <= max_per_run (the current setting), and an incident's
 # template and scene slugs that exist, its start on a whole minute and within the schedule's reach
 # of now; an activity range's since before its until, until not after now, either hours or since,
-# and at most 90 days. Every other check runs on these operations too, and positive-data
+# and at most 90 days; an export's since before its until, and its sessions table only where a
+# target file maps one. Every other check runs on these operations too, and positive-data
 # acceptance runs on all the others.
 STATEFUL_RULES = {
     "/api/synthetics/activity",
     "/api/synthetics/settings",
     "/api/synthetics/run-now",
     "/api/synthetics/incidents",
+    "/api/synthetics/export",
 }
 
 

@@ -1,4 +1,4 @@
-"""Routes of the API under /api/synthetics/ (the seed's seven paths, insights, expectations and incidents)."""
+"""Routes of the API under /api/synthetics/ (the seed's seven paths, insights, expectations, incidents and export)."""
 
 from django.urls import path
 
@@ -6,6 +6,7 @@ from synthetics.api import (
     activity,
     cleanup,
     expectations,
+    export,
     incidents,
     insights,
     runs,
@@ -34,6 +35,7 @@ OWN_ROUTES = (
     ("expectations", expectations.ExpectationsView, "expectations"),
     ("incidents", incidents.IncidentsView, "incidents"),
     ("incidents/<int:incident_id>", incidents.IncidentView, "incident"),
+    ("export", export.ExportView, "export"),
 )
 
 urlpatterns = [
