@@ -17,6 +17,9 @@ from django.contrib.auth.models import Permission
 from django.core.management import CommandError, call_command
 from django.db.models import Count
 from django.utils import timezone
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
@@ -674,3 +677,52 @@ def test_attached_tables_export_their_own_columns_and_only_our_rows(
         assert {row['odd "name"'] for row in ndjson} == {True}
         assert {row['odd "name"'] for row in csv_rows} == {"true"}
         assert {row["score"] for row in csv_rows} == {"1.50"}
+
+
+@pytest.mark.postgres
+@given(
+    rows=st.lists(
+        st.tuples(
+            st.one_of(st.none(), st.text(alphabet=st.sampled_from("ab ,\"\r\n;'é\t"), max_size=8)),
+            st.one_of(st.none(), st.booleans()),
+            st.one_of(st.none(), st.integers(-(2**40), 2**40)),
+        ),
+        min_size=1,
+        max_size=5,
+    )
+)
+@hypothesis_settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_postgresql_writes_each_csv_line_as_the_csv_module_would(rows):
+    # given rows of text (commas, quotes, line breaks, empty), booleans and numbers, NULLs among them
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("the lines are PostgreSQL's own")
+    columns = (
+        export.ExportColumn("text", export.VALUE),
+        export.ExportColumn("flag", export.BOOLEAN),
+        export.ExportColumn("number", export.VALUE),
+    )
+    source = export._Source(
+        queryset=None, time="t", key="k", columns=columns, selected=("a", "b", "c"),
+        time_at=2, key_at=2,
+    )  # fmt: skip
+    values = " UNION ALL ".join(["SELECT %s::text, %s::boolean, %s::bigint"] * len(rows))
+    # when PostgreSQL writes them as a page's CSV lines
+    with connection.cursor() as cursor:
+        cursor.execute(export._csv_line_sql(source)(values), [v for row in rows for v in row])
+        lines = [line for line, _, _ in cursor.fetchall()]
+    # then they read back as the rows (NULL as an empty field), and each is the csv module's own
+    # line (its minimal quoting) but where a value holds a carriage return: the module leaves
+    # that unquoted under a "\n" line end, which a reader takes for the end of a row
+    written = "\n".join(lines) + "\n"
+    texts = [
+        ["" if v is None else {True: "true", False: "false"}[v] if isinstance(v, bool) else str(v)
+         for v in row]
+        for row in rows
+    ]  # fmt: skip
+    assert list(csv.reader(io.StringIO(written, newline=""))) == texts
+    if not any("\r" in (row[0] or "") for row in rows):
+        expected = io.StringIO()
+        csv.writer(expected, lineterminator="\n").writerows(texts)
+        assert written == expected.getvalue()
