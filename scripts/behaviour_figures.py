@@ -13,9 +13,11 @@ the same rows), through the same services as `scenario import`, `seed_sim_users`
 Printed: DAU/MAU and DAU/WAU, the days-active histogram (the power-user curve), the top third's
 share of sessions, the share of the pool with no session, retention of the sign-ups by day since
 sign-up, the coefficient of variation of a user's gaps, per-minute counts' variance / mean and
-hourly autocorrelation, the outcome shares; from the database also the columns an analyst looks
-at: sign-up before the first event, last_login, sub-minute times, sign-ups by local hour,
-onboarding once, seeded tenure by persona, time zones, time in scenes and mindblock intensities.
+hourly autocorrelation, the outcome shares, the Gini of sessions per user; from the database also
+the columns an analyst looks at: sign-up before the first event, last_login, sub-minute times,
+sign-ups by local hour, onboarding once, seeded tenure by persona, time zones, time in scenes,
+mindblock intensities, outcomes by persona, first session, local hours and previous outcome, and
+errors per 10 minutes (variance / mean).
 """
 
 from __future__ import annotations
@@ -342,6 +344,7 @@ def _columns(cursor, start: datetime, onboarding_slug: str) -> dict:
              FROM journeys WHERE is_synthetic AND status <> 'active'""",
     )
     out["sessions under 30 s"] = f"{short / max(1, sessions):.3f}"
+    out.update(_outcomes_by_segment(cursor))
     cursor.execute(
         """SELECT m.slug, (e.event_payload->>'intensity')::int, count(*)
              FROM mindblock_events e JOIN mindblock_types m ON m.id = e.mindblock_id
@@ -354,6 +357,61 @@ def _columns(cursor, start: datetime, onboarding_slug: str) -> dict:
         slug: " ".join(f"{counts.get(k, 0) / sum(counts.values()):.2f}" for k in range(1, 6))
         for slug, counts in intensities.items()
     }
+    return out
+
+
+def _outcomes_by_segment(cursor) -> dict:
+    """Completed / abandoned / errored shares of the ended sessions by the persona they ran as
+    (their first scene event's payload), first session or later, local 6-hour block and the
+    user's previous outcome; and how errors cluster: errored sessions per 10 minutes, variance /
+    mean (1 for errors spread at random)."""
+    cursor.execute(
+        """CREATE TEMP TABLE ended_sessions AS
+           SELECT j.status, e.event_payload->>'persona' AS persona,
+                  extract(hour FROM j.started_at AT TIME ZONE s.timezone)::int / 6 AS block,
+                  j.started_at = s.joined_at AS first,
+                  lag(j.status) OVER (PARTITION BY j.sim_user_id ORDER BY j.started_at, j.id)
+                    AS previous,
+                  j.ended_at
+             FROM journeys j
+             JOIN sim_users s ON s.id = j.sim_user_id
+             JOIN journey_scene_events e
+               ON e.journey_id = j.id AND e.event_type = 'scene_entered'
+              AND e.event_payload->>'step' = '0'
+            WHERE j.is_synthetic AND j.status <> 'active'"""
+    )
+    out: dict = {}
+    blocks = ("00-06", "06-12", "12-18", "18-24")
+    for title, key, name in (
+        ("persona", "persona", str),
+        ("first session or later", "CASE WHEN first THEN 'first' ELSE 'later' END", str),
+        ("local hours", "block", lambda b: blocks[b]),
+        ("previous outcome", "coalesce(previous, 'none')", str),
+    ):
+        cursor.execute(
+            f"""SELECT {key}, count(*),
+                       avg((status = 'completed')::int), avg((status = 'abandoned')::int),
+                       avg((status = 'errored')::int)
+                  FROM ended_sessions GROUP BY 1 ORDER BY 1"""
+        )
+        out[f"outcomes by {title} (sessions: completed / abandoned / errored)"] = {
+            name(segment): f"{n:,}: {done:.3f} / {left:.3f} / {failed:.3f}"
+            for segment, n, done, left, failed in cursor.fetchall()
+        }
+    cursor.execute(
+        """SELECT coalesce(var_pop(n) / nullif(avg(n), 0), 0)
+             FROM (SELECT slot, count(e.slot) AS n
+                     FROM generate_series(
+                            (SELECT floor(extract(epoch FROM min(ended_at)) / 600)::bigint
+                               FROM ended_sessions),
+                            (SELECT floor(extract(epoch FROM max(ended_at)) / 600)::bigint
+                               FROM ended_sessions)) AS slot
+                     LEFT JOIN (SELECT floor(extract(epoch FROM ended_at) / 600)::bigint AS slot
+                                  FROM ended_sessions WHERE status = 'errored') e USING (slot)
+                    GROUP BY slot) c"""
+    )
+    out["errored sessions per 10 minutes: variance / mean"] = round(cursor.fetchone()[0], 2)
+    cursor.execute("DROP TABLE ended_sessions")
     return out
 
 
@@ -420,6 +478,8 @@ def figures(activity: Activity) -> dict:
         "dau_over_wau": round(statistics.fmean(dau[-7:]) / len(wau_users), 3),
         "days_active_histogram": {d: histogram.get(d, 0) for d in range(1, len(window) + 1)},
         "top_third_share": round(sum(counts[: len(counts) // 3]) / max(1, sum(counts)), 3),
+        "top_fifth_share": round(sum(counts[: len(counts) // 5]) / max(1, sum(counts)), 3),
+        "gini_of_sessions_per_user": _gini(counts),
         "no_session_share": round(sum(1 for c in counts if c == 0) / max(1, len(counts)), 3),
         "retention": retention,
         "sign_ups": len(activity.joined_ms),
@@ -429,6 +489,16 @@ def figures(activity: Activity) -> dict:
         "outcomes": {k: round(v / finished, 3) for k, v in sorted(activity.outcomes.items())},
         **activity.extra,
     }
+
+
+def _gini(counts: list[int]) -> float:
+    """The Gini coefficient of sessions per user (0: all alike; 1: one user has them all)."""
+    ordered, total = sorted(counts), sum(counts)
+    if not total:
+        return 0.0
+    n = len(ordered)
+    weighted = sum((2 * i - n - 1) * c for i, c in enumerate(ordered, start=1))
+    return round(weighted / (n * total), 3)
 
 
 def main() -> None:

@@ -4,19 +4,22 @@ seed's model), with the contract intact (the mean rate, the outcome shares)."""
 
 from __future__ import annotations
 
+import json
 import math
 import random
 import statistics
 from collections import Counter, defaultdict
-from dataclasses import replace
+from dataclasses import fields, replace
 from datetime import timedelta
 
 import pytest
 
 from synthetics.engine import GeneratorSettings
 from synthetics.engine.behaviour import (
+    BEHAVIOUR_RANGES,
     DEFAULT_BEHAVIOUR,
     PLAIN_BEHAVIOUR,
+    TEXT_PARAMETERS,
     Behaviour,
     behaviour_problems,
     in_error_spell,
@@ -24,11 +27,13 @@ from synthetics.engine.behaviour import (
     rate_factor,
     spell_multiplier,
 )
+from synthetics.engine.picking import is_night
 from synthetics.engine.planning import DWELL_BOUNDS, dwell_ms, plan_journey
 from synthetics.engine.population import ZONE_SHARES
 from synthetics.engine.run import to_ms, window_session_count
 from synthetics.engine.simulation import simulate_minutes
 from synthetics.engine.types import SCENE_ERROR
+from synthetics.services.scenario_files import SCHEMA_PATH
 from tests.helpers import T0, K, realistic_pool, shipped_catalogue
 
 CATALOGUE = shipped_catalogue()
@@ -175,6 +180,79 @@ def test_the_rate_is_overdispersed_and_correlated_with_the_long_run_mean_kept():
     assert abs(statistics.fmean(days) - 1) < K * 0.19 / math.sqrt(400)
     # and at rhythm_strength 0 the rate is the seed's flat one: no factor at all
     assert rate_factor(DEFAULT_BEHAVIOUR, seed=7, at_ms=to_ms(T0), strength=0.0) == 1.0
+
+
+def _shares_by_segment(stats) -> dict[str, tuple[float, float, int]]:
+    """(abandoned share, errored share, sessions) of the week's ended sessions by persona, by
+    local night or day (engine.picking.is_night), and for all."""
+    counts: dict[str, Counter] = defaultdict(Counter)
+    for sim_user_id, started, status in stats.ended:
+        member = stats.members[sim_user_id]
+        night = is_night(member, to_ms(started))
+        for segment in (member.persona, "night" if night else "day", "all"):
+            counts[segment][status] += 1
+    return {
+        segment: (c["abandoned"] / c.total(), c["errored"] / c.total(), c.total())
+        for segment, c in counts.items()
+    }
+
+
+def test_outcomes_differ_by_persona_tenure_and_hour_and_hold_overall(week, plain_week):
+    # ~40,000 ended sessions of a week at 4 a minute (abandon_rate 0.15, error_rate 0.05). Given
+    # the segment, a session abandons with its own rate, independently (a binomial over the
+    # segment's n sessions: sd sqrt(p (1 - p) / n), the smallest segment, drifting, ~600
+    # sessions: sd 0.017). A difference of two segments' shares has the sd of both combined; K sd
+    # (tests.helpers: a false failure in 10^6) is the margin. Errors also carry the spells, the
+    # same for every segment in the same minutes: their spread over the week (spell_share 0.02 of
+    # 840 twelve-minute slots at ~9x the base) adds about 0.002 to an error share's sd.
+    shares, plain = _shares_by_segment(week), _shares_by_segment(plain_week)
+
+    def sd(p: float, n: int) -> float:
+        return math.sqrt(p * (1 - p) / n)
+
+    def clearly_above(high: str, low: str, which: int = 0, extra: float = 0.0) -> None:
+        a, n_a = shares[high][which], shares[high][2]
+        b, n_b = shares[low][which], shares[low][2]
+        assert a - b > K * math.hypot(sd(a, n_a), sd(b, n_b), extra), (high, low, a, b)
+
+    # abandon odds by persona (devoted 0.6 < regular 1 < casual 1.25 < drifting 1.6; newcomer 1.8)
+    # (drifting has the fewest sessions: it is told from the devoted, whose odds are far apart)
+    for high, low in (("regular", "devoted"), ("casual", "regular"), ("drifting", "devoted")):
+        clearly_above(high, low)
+    clearly_above("newcomer", "regular")
+    clearly_above("night", "day")  # night sessions abandon more (night_abandon 1.4)
+    # (errors, rarer, are told apart below, in a stretch with more of them)
+    # the overall shares hold (binomial sd over all, and 10 % for the normalisers' approximation:
+    # they weigh each segment by its share of the pool's activity, not of the week's sessions)
+    abandoned, errored, n = shares["all"]
+    assert abs(abandoned - 0.15) < K * sd(0.15, n) + 0.015, abandoned
+    assert abs(errored - 0.05) < K * math.hypot(sd(0.05, n), 0.002) + 0.005, errored
+    # the seed's model: every segment abandons and errs at the overall rate
+    p_abandon, p_error, _ = plain["all"]
+    for segment, (abandon, error, n) in plain.items():
+        assert abs(abandon - p_abandon) < K * sd(p_abandon, n), (segment, abandon)
+        assert abs(error - p_error) < K * math.hypot(sd(p_error, n), 0.002), (segment, error)
+
+
+@pytest.mark.slow
+def test_newcomers_sessions_fail_more():
+    # Three days at 4 a minute with error_rate 0.2 (abandon 0.15): ~2,000 newcomer sessions
+    # (newcomer_error 1.5: about 0.27) against ~15,000 settled ones (about 0.18). Each share is a
+    # binomial given its segment; the spells raise both segments in the same minutes, so their
+    # difference keeps only the binomial sds (0.010 and 0.003): the expected 0.09 is about 9 sd,
+    # the margin K (4.9) sd. With newcomer_error 1 the difference is about 0.
+    settings = replace(FLAT, error_rate=0.2)
+    stats = _week(DEFAULT_BEHAVIOUR, settings, days=3, seed=4)
+    failed: dict[bool, Counter] = defaultdict(Counter)
+    for sim_user_id, _started, status in stats.ended:
+        failed[stats.members[sim_user_id].persona == "newcomer"][status == "errored"] += 1
+    (new, n_new), (settled, n_settled) = (
+        (c[True] / c.total(), c.total()) for c in (failed[True], failed[False])
+    )
+    sd = math.hypot(
+        math.sqrt(new * (1 - new) / n_new), math.sqrt(settled * (1 - settled) / n_settled)
+    )
+    assert new - settled > K * sd, (new, n_new, settled, n_settled)
 
 
 def test_error_spells_raise_the_rate_for_minutes_and_keep_the_mean():
@@ -489,3 +567,17 @@ def test_newcomers_come_back_less_and_less_like_a_real_retention_curve():
     assert d1 > d3 and d3 < 0.2, (d1, d3)
     kept_d1, kept_d3 = retention(replace(DEFAULT_BEHAVIOUR, newcomer_stay=1.0))
     assert kept_d3 > 2 * d3 and kept_d1 > d1, (kept_d1, kept_d3, d1, d3)
+
+
+def test_the_scenario_schema_states_every_behaviour_parameter_its_range_and_default():
+    section = json.loads(SCHEMA_PATH.read_text())["properties"]["behaviour"]
+    names = [f.name for f in fields(Behaviour)]
+    assert list(section["properties"]) == names
+    assert section["additionalProperties"] is False
+    for name in names:
+        stated = section["properties"][name]
+        assert stated["default"] == getattr(DEFAULT_BEHAVIOUR, name), name
+        if name in TEXT_PARAMETERS:
+            assert stated["maxLength"] == TEXT_PARAMETERS[name], name
+        else:
+            assert (stated["minimum"], stated["maximum"]) == BEHAVIOUR_RANGES[name], name

@@ -106,7 +106,9 @@ GOLDEN_POOL = [
 # Changed on purpose (2026-12-07, issue 24): the behaviour model (engine.behaviour: bouts, lapsed
 # periods, the rate's day and drift factor, outcome segments, error spells, per-scene dwell with
 # bounces, peaked intensities, heavy-tailed engagement, zones by population) gives other rows.
-ENGINE_DIGEST = "83a3884147afab50f8ccb55fa64c0a289b179b5b4cd749ca6fbddc47389adb2c"
+# Changed again on purpose the same day (issue 24): each settled persona abandons at its own odds,
+# and the odds are normalised by the personas' shares of the sessions (lapsed periods counted).
+ENGINE_DIGEST = "b826271bf1baa5463c82d59ce2b0ff58a71de4bd5db01434f566d3c2b69c826e"
 
 
 def test_two_simulated_hours_at_a_fixed_seed_give_fixed_events():
@@ -147,8 +149,8 @@ def test_two_simulated_hours_at_a_fixed_seed_give_fixed_events():
 # Changed on purpose with ENGINE_DIGEST (issue 24's behaviour model; the ledger now records each
 # run's settings and seed; sign-ups start their first session, sub-minute joins and churn; a
 # seeded account's age agrees with its persona and it starts no session on its sign-up day, a
-# sign-up lives where people are awake).
-DATABASE_DIGEST = "0ab2d6a249618a0658376a2c9923e963aaa2f616bea793805b04ff17144a7669"
+# sign-up lives where people are awake; each settled persona abandons at its own odds).
+DATABASE_DIGEST = "382cfcb36576f137a13ce25e2a6a995b6e8679623df3801c0d878fa1e9881052"
 
 
 def generated_rows() -> dict[str, list[dict]]:

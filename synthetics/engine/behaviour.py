@@ -54,10 +54,16 @@ class Behaviour:
     spell_minutes: int = 12
     spell_factor: float = 10.0
     # Outcomes by segment (odds multipliers, each normalised so that the overall shares hold):
-    # a newcomer's sessions abandon and fail more, night sessions (00:00-06:00 local) abandon more,
-    # a session right after an errored one of the same user fails more.
+    # a newcomer's sessions abandon and fail more, and each settled persona abandons at its own
+    # odds (devoted users finish what they start, drifting ones leave), night sessions
+    # (00:00-06:00 local) abandon more, a session right after an errored one of the same user
+    # fails more.
     newcomer_abandon: float = 1.8
     newcomer_error: float = 1.5
+    casual_abandon: float = 1.25
+    regular_abandon: float = 1.0
+    devoted_abandon: float = 0.6
+    drifting_abandon: float = 1.6
     night_abandon: float = 1.4
     after_error: float = 2.5
     # Time in a scene: log-normal around the scene's median with a log-sd of `dwell_spread` times a
@@ -121,6 +127,10 @@ PLAIN_BEHAVIOUR = Behaviour(
     spell_share=0.0,
     newcomer_abandon=1.0,
     newcomer_error=1.0,
+    casual_abandon=1.0,
+    regular_abandon=1.0,
+    devoted_abandon=1.0,
+    drifting_abandon=1.0,
     night_abandon=1.0,
     after_error=1.0,
     bounce_share=0.0,
@@ -143,6 +153,10 @@ BEHAVIOUR_RANGES: dict[str, tuple[float, float]] = {
     "spell_factor": (1.0, 100.0),
     "newcomer_abandon": (0.1, 10.0),
     "newcomer_error": (0.1, 10.0),
+    "casual_abandon": (0.1, 10.0),
+    "regular_abandon": (0.1, 10.0),
+    "devoted_abandon": (0.1, 10.0),
+    "drifting_abandon": (0.1, 10.0),
     "night_abandon": (0.1, 10.0),
     "after_error": (0.1, 10.0),
     "dwell_spread": (0.05, 2.0),
@@ -155,6 +169,14 @@ BEHAVIOUR_RANGES: dict[str, tuple[float, float]] = {
     "fade_churn": (1.0, 1000.0),
 }
 TEXT_PARAMETERS = {"onboarding": 64}  # names of journey templates: their longest
+
+
+def abandon_odds(behaviour: Behaviour, persona: str) -> float:
+    """A persona's own abandon multiplier (1 for a persona the model does not name)."""
+    return getattr(behaviour, f"{persona}_abandon", 1.0) if persona in PERSONA_ODDS else 1.0
+
+
+PERSONA_ODDS = frozenset({"newcomer", "casual", "regular", "devoted", "drifting"})
 
 
 def behaviour_problems(data: object) -> list[str]:

@@ -147,6 +147,7 @@ def minute_step(
             rhythm=rhythm,
             catalogue=catalogue,
             errored={},
+            at_ms=to_ms(window_end),
         )
         planned = onboarding_planned(
             rng,

@@ -19,7 +19,9 @@ from itertools import accumulate
 
 from synthetics.engine.behaviour import (
     DAY_MS,
+    HOUR_MS,
     Behaviour,
+    abandon_odds,
     in_error_spell,
     lapse_factor,
     lapse_period,
@@ -27,7 +29,7 @@ from synthetics.engine.behaviour import (
     spell_multiplier,
 )
 from synthetics.engine.bouts import RecentSessions
-from synthetics.engine.rhythm import normalised, zone_of
+from synthetics.engine.rhythm import normalised, persona_profile, zone_of
 from synthetics.engine.sampling import weighted_sample
 from synthetics.engine.types import Catalogue, PoolMember, RhythmProfile, TemplateSpec
 
@@ -227,19 +229,52 @@ def _night(zone: str, quarter: int) -> bool:
 
 
 def odds_normalisers(
-    behaviour: Behaviour, *, newcomer_share: float, night: float, error_rate: float
+    behaviour: Behaviour, *, persona_shares: dict[str, float], night: float, error_rate: float
 ) -> tuple[float, float]:
     """What the abandon and error multipliers average to over the sessions (each segment's
     multiplier weighted by its expected share): dividing by them keeps the overall shares."""
-    abandon = (1 - newcomer_share + newcomer_share * behaviour.newcomer_abandon) * (
-        1 - night + night * behaviour.night_abandon
-    )
+    listed = sum(persona_shares.values())
+    by_persona = sum(
+        share * abandon_odds(behaviour, persona) for persona, share in persona_shares.items()
+    ) + max(0.0, 1 - listed)  # an empty pool: 1
+    abandon = by_persona * (1 - night + night * behaviour.night_abandon)
+    newcomer_share = persona_shares.get("newcomer", 0.0)
     # Sessions right after an errored one: about error_rate of the returns.
     after = error_rate * behaviour.bout_share
     error = (1 - newcomer_share + newcomer_share * behaviour.newcomer_error) * (
         1 - after + after * behaviour.after_error
     )
     return abandon, error
+
+
+SHARE_SAMPLE = 4096  # members read for the personas' shares of the sessions (every k-th)
+
+
+def persona_session_shares(behaviour: Behaviour, rhythm, at_ms: int) -> dict[str, float]:
+    """Each persona's expected share of the sessions starting about `at_ms`: the members' weights
+    times their period factor now (activity_now: lapsed periods, a newcomer's fading returns),
+    summed by persona over every k-th member of the pool (at most SHARE_SAMPLE: a deterministic
+    sample, the same in every process), kept for the hour on the rhythm (they change over days).
+    The pool's weights alone would overstate the settled personas: about half of their members
+    are in a lapsed period at any time."""
+    hour = at_ms // HOUR_MS
+    cached = getattr(rhythm, "_persona_shares_at", None)
+    if cached is not None and cached[0] == hour:
+        return cached[1]
+    pool = rhythm.members()
+    step = max(1, -(-len(pool) // SHARE_SAMPLE))
+    sums: dict[str, float] = {}
+    for member in pool[::step]:
+        weight = member.activity_weight * activity_now(behaviour, member, at_ms)
+        sums[member.persona] = sums.get(member.persona, 0.0) + weight
+    total = sum(sums.values())
+    shares = (
+        {persona: weight / total for persona, weight in sums.items()}
+        if total > 0
+        else dict(rhythm.persona_shares)
+    )
+    rhythm._persona_shares_at = (hour, shares)
+    return shares
 
 
 class Segments:
@@ -256,23 +291,37 @@ class Segments:
         rhythm,
         catalogue,
         errored: dict[int, bool],
+        at_ms: int | None = None,
     ) -> None:
         self.behaviour, self.seed, self.errored = behaviour, seed, errored
-        default = next((r for r in catalogue.rhythms if r.persona == ""), None)
         self.night_matters = behaviour.night_abandon != 1
-        newcomer_share = rhythm.newcomer_share if rhythm is not None else 0.0
+        strength = settings.rhythm_strength
+        shares = (
+            {}
+            if rhythm is None
+            else rhythm.persona_shares
+            if at_ms is None
+            else persona_session_shares(behaviour, rhythm, at_ms)
+        )
+        # each persona's sessions at night on its own profile's clock (the bouts' returns, which
+        # carry an evening into the night, are not counted: see docs/behaviour.md)
+        night = (
+            sum(
+                share * night_share(persona_profile(catalogue.rhythms, persona), strength)
+                for persona, share in (shares or {"": 1.0}).items()
+            )
+            if self.night_matters
+            else 0.0
+        )
         self.abandon_norm, self.error_norm = odds_normalisers(
-            behaviour,
-            newcomer_share=newcomer_share,
-            night=night_share(default, settings.rhythm_strength) if self.night_matters else 0.0,
-            error_rate=settings.error_rate,
+            behaviour, persona_shares=shares, night=night, error_rate=settings.error_rate
         )
 
     def odds(self, member: PoolMember, at_ms: int) -> tuple[float, float]:
         behaviour = self.behaviour
-        abandon = error = 1.0
+        abandon, error = abandon_odds(behaviour, member.persona), 1.0
         if member.persona == "newcomer":
-            abandon, error = behaviour.newcomer_abandon, behaviour.newcomer_error
+            error = behaviour.newcomer_error
         if self.night_matters and is_night(member, at_ms):
             abandon *= behaviour.night_abandon
         if self.errored.get(member.sim_user_id):

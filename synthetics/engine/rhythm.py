@@ -186,13 +186,25 @@ class PoolRhythm:
         self._groups = tuple(_Group(*fields) for fields in self._fields)
         self._total = sum(self._activity)
         self._pool = pool
-        newcomers = sum(m.activity_weight for m in pool if m.persona == "newcomer")
-        # The newcomers' share of the pool's sessions (engine.picking: the odds' normalisers).
-        self.newcomer_share = newcomers / self._total if self._total > 0 else 0.0
+        # Each persona's share of the pool's sessions (engine.picking: the odds' normalisers).
+        by_persona: dict[str, float] = {}
+        for member in pool:
+            by_persona[member.persona] = (
+                by_persona.get(member.persona, 0.0) + member.activity_weight
+            )
+        total = self._total
+        self.persona_shares = {
+            persona: weight / total for persona, weight in by_persona.items() if total > 0
+        }
+        self.newcomer_share = self.persona_shares.get("newcomer", 0.0)
         self._cached: tuple[tuple[int, float], list[float]] | None = None
         self._weights: tuple[list[float], list[float]] | None = None  # (factors, user weights)
         self._cumulative: list[float] | None = None  # running sums of self._weights[1]
         self._flat_cumulative: list[float] | None = None  # running sums of the activity weights
+
+    def members(self) -> Sequence[PoolMember]:
+        """The pool this rhythm is of, in its order."""
+        return self._pool
 
     def index_of(self) -> dict[int, int]:
         """Each member's position in the pool, by sim user id (built once, on first use)."""

@@ -432,6 +432,7 @@ def simulate_run(
             rhythm=rhythm,
             catalogue=catalogue,
             errored=recent.last_errored() if recent is not None else {},
+            at_ms=now_ms,
         )
         for member, start_ms in zip(chosen, starts, strict=True):
             incident = None

@@ -42,6 +42,8 @@ class SimulationStats:
     starts: list[tuple[int, datetime]] = field(default_factory=list)
     members: dict[int, PoolMember] = field(default_factory=dict)
     churned: dict[int, datetime] = field(default_factory=dict)  # sim user id -> when
+    # with keep_starts: (sim user id, started at, outcome) of every session that ended
+    ended: list[tuple[int, datetime, str]] = field(default_factory=list)
 
     @property
     def finished(self) -> int:
@@ -126,6 +128,14 @@ def simulate_minutes(
             for new in ended_new:
                 stats.outcomes[new.status] += 1
                 stats.durations_seconds.append((new.ended_at - new.started_at).total_seconds())
+            if keep_starts:
+                stats.ended.extend(
+                    (journey.sim_user_id, journey.started_at, update.status)
+                    for update, journey in ended
+                )
+                stats.ended.extend(
+                    (new.sim_user_id, new.started_at, new.status) for new in ended_new
+                )
         if changes:
             accounts += len(changes.newcomers)
             pool = pool_changed(pool, changes, joined)
