@@ -247,7 +247,7 @@ def odds_normalisers(
     return abandon, error
 
 
-SHARE_SAMPLE = 4096  # members read for the personas' shares of the sessions (every k-th)
+SHARE_SAMPLE = 2048  # members read for the personas' shares of the sessions (every k-th)
 
 
 def persona_session_shares(behaviour: Behaviour, rhythm, at_ms: int) -> dict[str, float]:
