@@ -63,6 +63,20 @@ def test_the_readme_is_a_first_page_of_at_most_300_lines():
     )
 
 
+def docs_home_from_readme(text: str) -> str:
+    """The docs site's home page (docs/index.md) as the README makes it: the same page, its links
+    into docs/ made relative to docs/."""
+    return re.sub(r"\]\(docs/", "](", text)
+
+
+def test_the_docs_home_page_is_the_readme():
+    # docs/index.md is the README for the site (MkDocs reads only docs/): kept in step, so that
+    # a fix in one (a wrong URL, a command) is not missing from the other
+    assert (DOCS / "index.md").read_text(encoding="utf-8") == docs_home_from_readme(
+        README.read_text(encoding="utf-8")
+    ), "docs/index.md differs from README.md: copy the README's change to it"
+
+
 def test_every_relative_link_of_the_readme_names_a_file_and_heading_that_exist():
     links = relative_links(README)
 
