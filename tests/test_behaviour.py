@@ -13,6 +13,9 @@ from dataclasses import fields, replace
 from datetime import timedelta
 
 import pytest
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from synthetics.engine import GeneratorSettings
 from synthetics.engine.behaviour import (
@@ -27,6 +30,7 @@ from synthetics.engine.behaviour import (
     rate_factor,
     spell_multiplier,
 )
+from synthetics.engine.bouts import MEMORY_CAP, RecentSession, RecentSessions
 from synthetics.engine.picking import is_night
 from synthetics.engine.planning import DWELL_BOUNDS, dwell_ms, plan_journey
 from synthetics.engine.population import ZONE_SHARES
@@ -581,3 +585,46 @@ def test_the_scenario_schema_states_every_behaviour_parameter_its_range_and_defa
             assert stated["maxLength"] == TEXT_PARAMETERS[name], name
         else:
             assert (stated["minimum"], stated["maximum"]) == BEHAVIOUR_RANGES[name], name
+
+
+@hypothesis_settings(max_examples=60, deadline=None)
+@given(
+    steps=st.lists(
+        st.one_of(
+            st.tuples(
+                st.just("add"),
+                st.lists(st.sampled_from(["newcomer", "casual", "devoted", ""]), max_size=40),
+            ),
+            st.tuples(st.just("forget"), st.integers(min_value=0, max_value=400)),
+        ),
+        max_size=30,
+    )
+)
+def test_the_remembered_sessions_count_their_personas_as_they_are_added_and_forgotten(steps):
+    # whatever the adds, forgets and the cap drop, the counts are those of the sessions remembered
+    memory = RecentSessions(1.0)  # a minute's bout: forgetting by time is easy to reach
+    clock = 0
+    for kind, value in steps:
+        if kind == "add":
+            sessions = []
+            for persona in value:
+                clock += 7
+                sessions.append(RecentSession(clock, clock, clock % 97, False, persona))
+            memory.add(sessions)
+        else:
+            memory.forget_before(clock - value)
+        remembered = Counter(session.persona for session in memory._items[memory._first :])
+        shares = memory.persona_shares(1)
+        if not remembered:
+            assert shares is None
+        else:
+            total = sum(remembered.values())
+            assert shares == {p: n / total for p, n in remembered.items()}
+    assert memory.persona_shares(len(memory) + 1) is None
+
+
+def test_the_cap_forgets_the_oldest_sessions_personas():
+    memory = RecentSessions(60.0)
+    memory.add(RecentSession(i, i, i, False, "devoted") for i in range(50))
+    memory.add(RecentSession(50 + i, 50 + i, i, False, "casual") for i in range(MEMORY_CAP))
+    assert len(memory) == MEMORY_CAP and memory.persona_shares(1) == {"casual": 1.0}

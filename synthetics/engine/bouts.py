@@ -32,6 +32,7 @@ class RecentSession:
     order: int  # the journey id as an integer: ties of start_ms ordered by it
     sim_user_id: int
     errored: bool  # its planned outcome was an error
+    persona: str = ""  # its user's persona when it started (its plan's)
 
 
 class RecentSessions:
@@ -44,6 +45,7 @@ class RecentSessions:
         self._sums: list[float] = [0.0]  # running sums of exp((start - base) / tau)
         self._first = 0  # entries before it are out of memory
         self._base = 0
+        self._personas: dict[str, int] = {}  # the remembered sessions by persona
         self.add(sorted(sessions, key=lambda s: (s.start_ms, s.order)))
 
     def __len__(self) -> int:
@@ -62,20 +64,39 @@ class RecentSessions:
             self._items.append(session)
             self._starts.append(session.start_ms)
             self._sums.append(self._sums[-1] + weight)
+            self._personas[session.persona] = self._personas.get(session.persona, 0) + 1
         if len(self._items) - self._first > MEMORY_CAP:
-            self._first = len(self._items) - MEMORY_CAP
+            self._move_first(len(self._items) - MEMORY_CAP)
         # Rebuild when the forgotten part is most of it, or the weights grow large.
         if self._first > len(self._items) // 2 or self._sums[-1] > 1e250:
             self._rebuild()
 
     def forget_before(self, moment_ms: int) -> None:
         """Drop the sessions that started before `moment_ms`."""
-        self._first = max(self._first, bisect_left(self._starts, moment_ms, self._first))
+        self._move_first(max(self._first, bisect_left(self._starts, moment_ms, self._first)))
+
+    def _move_first(self, first: int) -> None:
+        personas = self._personas
+        for session in self._items[self._first : first]:
+            personas[session.persona] -= 1
+        self._first = first
 
     def _rebuild(self) -> None:
         kept = self._items[self._first :]
         self._items, self._starts, self._sums, self._first = [], [], [0.0], 0
+        self._personas = {}
         self.add(kept)
+
+    def persona_shares(self, least: int) -> dict[str, float] | None:
+        """Each persona's share of the remembered sessions (None: fewer than `least`)."""
+        total = len(self)
+        if total < least:
+            return None
+        return {persona: n / total for persona, n in self._personas.items() if n}
+
+    def users(self) -> list[int]:
+        """The sim user of each remembered session, in start order (a user once per session)."""
+        return [s.sim_user_id for s in self._items[self._first :]]
 
     def last_errored(self) -> dict[int, bool]:
         """Each remembered user's latest session: did it err?"""

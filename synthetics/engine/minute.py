@@ -164,7 +164,13 @@ def recent_sessions(journeys: Sequence[NewJourney]) -> list[RecentSession]:
     """New journeys as the memory of bouts keeps them, in (start, id) order."""
     return sorted(
         (
-            RecentSession(to_ms(j.started_at), j.id.int, j.sim_user_id, j.plan.outcome == "errored")
+            RecentSession(
+                to_ms(j.started_at),
+                j.id.int,
+                j.sim_user_id,
+                j.plan.outcome == "errored",
+                j.plan.persona,
+            )
             for j in journeys
         ),
         key=lambda s: (s.start_ms, s.order),

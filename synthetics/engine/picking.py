@@ -277,6 +277,12 @@ def persona_session_shares(behaviour: Behaviour, rhythm, at_ms: int) -> dict[str
     return shares
 
 
+# Remembered sessions (engine.bouts: the last hours', with the persona each started as) needed to
+# take the personas' shares from them: what the segments' odds actually met, bouts and busy users
+# included. A database run reads the same sessions as a history or the simulator keeps.
+MIX_SESSIONS = 200
+
+
 class Segments:
     """The odds multipliers of one run's sessions: (abandon, error) for a member starting at a
     time, normalised over the segments' expected shares (odds_normalisers), the error's times the
@@ -292,17 +298,26 @@ class Segments:
         catalogue,
         errored: dict[int, bool],
         at_ms: int | None = None,
+        recent: RecentSessions | None = None,
     ) -> None:
         self.behaviour, self.seed, self.errored = behaviour, seed, errored
         self.night_matters = behaviour.night_abandon != 1
         strength = settings.rhythm_strength
+        # the personas' shares of the sessions: as remembered for the bouts where enough are,
+        # else as the pool's weights and periods predict
         shares = (
-            {}
-            if rhythm is None
-            else rhythm.persona_shares
-            if at_ms is None
-            else persona_session_shares(behaviour, rhythm, at_ms)
+            recent.persona_shares(MIX_SESSIONS)
+            if recent is not None and rhythm is not None
+            else None
         )
+        if shares is None:
+            shares = (
+                {}
+                if rhythm is None
+                else rhythm.persona_shares
+                if at_ms is None
+                else persona_session_shares(behaviour, rhythm, at_ms)
+            )
         # each persona's sessions at night on its own profile's clock (the bouts' returns, which
         # carry an evening into the night, are not counted: see docs/behaviour.md)
         night = (

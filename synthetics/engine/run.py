@@ -433,6 +433,7 @@ def simulate_run(
             catalogue=catalogue,
             errored=recent.last_errored() if recent is not None else {},
             at_ms=now_ms,
+            recent=recent,
         )
         for member, start_ms in zip(chosen, starts, strict=True):
             incident = None

@@ -266,15 +266,21 @@ def recent_sessions(
     rows = (
         journeys.filter(started_at__gte=since, started_at__lte=before)
         .order_by("-started_at", "-id")
-        .values_list("started_at", "id", "sim_user_id", KeyTextTransform("outcome", "plan"))[
-            :MEMORY_CAP
-        ]
+        .values_list(
+            "started_at",
+            "id",
+            "sim_user_id",
+            KeyTextTransform("outcome", "plan"),
+            KeyTextTransform("persona", "plan"),
+        )[:MEMORY_CAP]
     )
     memory.add(
         sorted(
             (
-                RecentSession(to_ms(started_at), journey_id.int, sim_user_id, outcome == "errored")
-                for started_at, journey_id, sim_user_id, outcome in rows
+                RecentSession(
+                    to_ms(started_at), journey_id.int, sim_user_id, outcome == "errored", persona
+                )
+                for started_at, journey_id, sim_user_id, outcome, persona in rows
             ),
             key=lambda session: (session.start_ms, session.order),
         )
