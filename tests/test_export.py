@@ -181,7 +181,11 @@ def test_a_real_row_and_forged_look_alikes_never_leave(history, api):
     }
 
 
-def test_pages_meet_inside_one_timestamp_without_a_gap_or_a_repeat(history, api, monkeypatch):
+@pytest.mark.parametrize("page_size", [3, 4])
+@pytest.mark.parametrize("format", ["csv", "ndjson"])
+def test_pages_meet_inside_one_timestamp_without_a_gap_or_a_repeat(
+    history, api, monkeypatch, format, page_size
+):
     # given one run's scene events all moved to its last instant (still inside its span, so ours),
     # many more of them than a page holds
     busiest = (
@@ -197,17 +201,63 @@ def test_pages_meet_inside_one_timestamp_without_a_gap_or_a_repeat(history, api,
         .filter(created_at=run.window_end)
         .values_list("id", flat=True)
     )
-    monkeypatch.setattr(export, "EXPORT_PAGE_SIZE", 3)
-    assert len(tied) > 3 * 3
+    monkeypatch.setattr(export, "EXPORT_PAGE_SIZE", page_size)
+    assert len(tied) > 3 * page_size
     since, until = run.window_end - timedelta(minutes=5), run.window_end + timedelta(minutes=5)
     # when
     body = _body(
-        _get(api, format="ndjson", table="scene_events", since=_iso(since), until=_iso(until))
+        _get(api, format=format, table="scene_events", since=_iso(since), until=_iso(until))
     )
     # then every row once, in (time, id) order, the tied ones among them
-    ids = [row["id"] for row in _parse(body, "ndjson", set())]
+    ids = [int(row["id"]) for row in _parse(body, format, {"event_payload"})]
     assert ids == [row["id"] for row in _expected("scene_events", since, until)]
     assert len(ids) == len(set(ids)) and tied <= set(ids)
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("format", ["csv", "ndjson"])
+@pytest.mark.parametrize("table", list(MODELS))
+def test_postgresql_copies_the_bytes_the_python_path_writes(history, table, format):
+    # given pages of 3 rows over the whole history, an event table's with its busiest run's rows
+    # all tied in the run's last instant (more than a page)
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("compares PostgreSQL's COPY with the Python path on the same rows")
+    model, _ = MODELS[table]
+    if table != "journeys":
+        busiest = (
+            model.objects.synthetic()
+            .values("event_payload__run_id")
+            .annotate(rows=Count("pk"))
+            .order_by("-rows")[0]
+        )
+        run = SyntheticRun.objects.get(id=busiest["event_payload__run_id"])
+        tied = model.objects.filter(event_payload__run_id=run.id)
+        assert tied.update(created_at=run.window_end) > 3
+    request = export.export_request(
+        table=table, format=format, since=history - timedelta(hours=3), now=history
+    )
+    source = export._source(table)
+    # when
+    copied = b"".join(export.export_chunks(request, page_size=3))
+    # then it is byte for byte what the Python path (SQLite's, and PostgreSQL's NDJSON before
+    # COPY) writes from the rows read through the ORM, with CSV's header
+    written = b"".join(chunk for chunk, _ in export._written_pages(source, request, 3))
+    header = (
+        export._csv_line([column.name for column in source.columns]) if format == "csv" else b""
+    )
+    assert copied == header + written
+    assert written.count(b"\n") == _expected_count(table, request) > 20 * 3
+
+
+def _expected_count(table: str, request: export.ExportRequest) -> int:
+    model, time = MODELS[table]
+    return (
+        model.objects.synthetic()
+        .filter(**{f"{time}__gte": request.since, f"{time}__lt": request.until})
+        .count()
+    )
 
 
 def test_an_export_abandoned_mid_page_leaves_the_connection_usable(history, monkeypatch):
@@ -451,20 +501,17 @@ def test_a_failed_export_leaves_the_file_there_was_as_it_was(history, tmp_path, 
     target = tmp_path / "out.ndjson"
     target.write_text("before\n")
     monkeypatch.setattr(export, "EXPORT_PAGE_SIZE", 10)
-    original = export._ndjson_writer
 
-    def failing(columns):
-        write, pages = original(columns), []
-
-        def once(page):
-            pages.append(page)
-            if len(pages) > 1:
-                raise RuntimeError("the database went away")
-            return write(page)
+    def failing(pages):
+        def once(*args, **kwargs):
+            chunks = pages(*args, **kwargs)
+            yield next(chunks)
+            raise RuntimeError("the database went away")
 
         return once
 
-    monkeypatch.setattr(export, "_ndjson_writer", failing)
+    for pages in ("_copied_pages", "_written_pages"):  # PostgreSQL's, SQLite's
+        monkeypatch.setattr(export, pages, failing(getattr(export, pages)))
     # when
     with pytest.raises(RuntimeError):
         call_command(
@@ -679,50 +726,89 @@ def test_attached_tables_export_their_own_columns_and_only_our_rows(
         assert {row["score"] for row in csv_rows} == {"1.50"}
 
 
+def _copied(source: export._Source, format: str, sql: str, params: list) -> bytes:
+    """The rows of `sql` as the export's PostgreSQL path writes them: its COPY, its lines."""
+    statement = (
+        f"COPY ({export._copy_line_sql(source, format)(sql)}) TO STDOUT "
+        f"({export._COPY_OPTIONS[format]})"
+    )
+    return b"".join(
+        export._lines_bytes(lines, source, format) for lines in export._copied(statement, params)
+    )
+
+
+_TEXT = st.text(alphabet=st.sampled_from("ab ,\"\r\n;'é\t\\/\x01\x02\x1f\x7f\u2028😀"), max_size=8)
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**53), 2**53) | _TEXT,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_TEXT, inner, max_size=3),
+    max_leaves=6,
+)
+_NUMBER = st.one_of(
+    st.decimals(allow_nan=False, allow_infinity=False, places=3).map(str),
+    st.sampled_from(["NaN", "Infinity", "-Infinity", "1e+20", "-0.5", "0", "12.50"]),
+)
+
+
 @pytest.mark.postgres
 @given(
     rows=st.lists(
         st.tuples(
-            st.one_of(st.none(), st.text(alphabet=st.sampled_from("ab ,\"\r\n;'é\t"), max_size=8)),
+            st.one_of(st.none(), _TEXT),
             st.one_of(st.none(), st.booleans()),
             st.one_of(st.none(), st.integers(-(2**40), 2**40)),
+            st.one_of(st.none(), _JSON.map(json.dumps)),
+            # json (not jsonb) keeps its text as written: whitespace, line breaks and all
+            st.one_of(st.none(), _JSON.map(lambda value: json.dumps(value, indent=1))),
+            st.one_of(st.none(), _NUMBER),
         ),
         min_size=1,
         max_size=5,
-    )
+    ),
+    by_address=st.booleans(),
 )
-@hypothesis_settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-def test_postgresql_writes_each_csv_line_as_the_csv_module_would(rows):
-    # given rows of text (commas, quotes, line breaks, empty), booleans and numbers, NULLs among them
+@hypothesis_settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_postgresql_copies_the_lines_the_python_writers_make(rows, by_address):
+    # given rows of text (commas, quotes, line breaks, backslashes, control characters, empty),
+    # booleans, numbers, JSON (jsonb's text and json's own), decimal texts, NULLs among them, under
+    # column names that need quoting in SQL and in JSON; keyed by a column or by a row address
     from django.db import connection
 
     if connection.vendor != "postgresql":
         pytest.skip("the lines are PostgreSQL's own")
     columns = (
         export.ExportColumn("text", export.VALUE),
-        export.ExportColumn("flag", export.BOOLEAN),
-        export.ExportColumn("number", export.VALUE),
+        export.ExportColumn('odd "flag"', export.BOOLEAN),
+        export.ExportColumn("per%cent", export.VALUE),
+        export.ExportColumn("it's", export.JSON),
+        export.ExportColumn("verbatim", export.JSON),
+        export.ExportColumn("amount", export.NUMBER),
     )
+    selected = tuple(f"c{at}" for at in range(len(columns) + by_address))
     source = export._Source(
-        queryset=None, time="t", key="k", columns=columns, selected=("a", "b", "c"),
-        time_at=2, key_at=2,
+        queryset=None, time="t", key="k", columns=columns, selected=selected, time_at=0,
+        key_at=len(columns) if by_address else 2, key_sql="tid" if by_address else "",
     )  # fmt: skip
-    values = " UNION ALL ".join(["SELECT %s::text, %s::boolean, %s::bigint"] * len(rows))
-    # when PostgreSQL writes them as a page's CSV lines
+    row_sql = "SELECT %s::text, %s::boolean, %s::bigint, %s::jsonb::text, %s::json::text, "
+    row_sql += "%s::numeric::text" + (", '(0,1)'::tid" if by_address else "")
+    sql = " UNION ALL ".join([row_sql] * len(rows))
+    params = [value for row in rows for value in row]
     with connection.cursor() as cursor:
-        cursor.execute(export._csv_line_sql(source)(values), [v for row in rows for v in row])
-        lines = [line for line, _, _ in cursor.fetchall()]
-    # then they read back as the rows (NULL as an empty field), and each is the csv module's own
-    # line (its minimal quoting) but where a value holds a carriage return: the module leaves
-    # that unquoted under a "\n" line end, which a reader takes for the end of a row
-    written = "\n".join(lines) + "\n"
+        cursor.execute(sql, params)
+        read = [row[: len(columns)] for row in cursor.fetchall()]
+    # when PostgreSQL writes them as a page's lines
+    copied = {format: _copied(source, format, sql, params) for format in ("csv", "ndjson")}
+    # then NDJSON is byte for byte what orjson writes from the rows as read (the SQLite path's
+    # writer, and PostgreSQL's before COPY)
+    assert copied["ndjson"] == export._ndjson_writer(list(columns))(read)
+    # and CSV reads back as the rows (NULL and an empty text both an empty field), each line the
+    # csv module's own (its minimal quoting) but where a value holds a carriage return: the module
+    # leaves that unquoted under a "\n" line end, which a reader takes for the end of a row
+    written = copied["csv"].decode()
     texts = [
         ["" if v is None else {True: "true", False: "false"}[v] if isinstance(v, bool) else str(v)
          for v in row]
-        for row in rows
+        for row in read
     ]  # fmt: skip
     assert list(csv.reader(io.StringIO(written, newline=""))) == texts
-    if not any("\r" in (row[0] or "") for row in rows):
-        expected = io.StringIO()
-        csv.writer(expected, lineterminator="\n").writerows(texts)
-        assert written == expected.getvalue()
+    if not any("\r" in (value or "") for row in read for value in row if isinstance(value, str)):
+        assert copied["csv"] == export._csv_writer(list(columns))(read)
