@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.contrib.auth.models import Permission
 from django.core.management import CommandError, call_command
-from django.db.models import Count
+from django.db.models import Count, F
 from django.utils import timezone
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
@@ -181,13 +181,15 @@ def test_a_real_row_and_forged_look_alikes_never_leave(history, api):
     }
 
 
-@pytest.mark.parametrize("page_size", [3, 4])
+@pytest.mark.parametrize("page_size", [3, 4, 1000])
 @pytest.mark.parametrize("format", ["csv", "ndjson"])
 def test_pages_meet_inside_one_timestamp_without_a_gap_or_a_repeat(
     history, api, monkeypatch, format, page_size
 ):
     # given one run's scene events all moved to its last instant (still inside its span, so ours),
-    # many more of them than a page holds
+    # many more of them than a small page holds, and the range starting a minute before it: the
+    # first page's window ends at that instant (a page of 1,000 ends there short, the next starts
+    # there)
     busiest = (
         JourneySceneEvent.objects.synthetic()
         .values("event_payload__run_id")
@@ -202,8 +204,9 @@ def test_pages_meet_inside_one_timestamp_without_a_gap_or_a_repeat(
         .values_list("id", flat=True)
     )
     monkeypatch.setattr(export, "EXPORT_PAGE_SIZE", page_size)
-    assert len(tied) > 3 * page_size
-    since, until = run.window_end - timedelta(minutes=5), run.window_end + timedelta(minutes=5)
+    monkeypatch.setattr(export, "EXPORT_FIRST_WINDOW", timedelta(minutes=1))
+    assert len(tied) > 3 * min(page_size, 4)
+    since, until = run.window_end - timedelta(minutes=1), run.window_end + timedelta(minutes=5)
     # when
     body = _body(
         _get(api, format=format, table="scene_events", since=_iso(since), until=_iso(until))
@@ -212,6 +215,43 @@ def test_pages_meet_inside_one_timestamp_without_a_gap_or_a_repeat(
     ids = [int(row["id"]) for row in _parse(body, format, {"event_payload"})]
     assert ids == [row["id"] for row in _expected("scene_events", since, until)]
     assert len(ids) == len(set(ids)) and tied <= set(ids)
+
+
+def test_every_row_leaves_once_whatever_the_windows_guess(history, monkeypatch):
+    # given our scene events of two hours, and an hour of them moved to a day earlier (a long
+    # gap with nothing between), a range of thirty days
+    early = history - timedelta(hours=1)
+    moved = JourneySceneEvent.objects.filter(created_at__lt=early)
+    day = timedelta(days=1)
+    SyntheticRun.objects.filter(window_end__lt=early).update(  # the rule dates rows by their run
+        window_start=F("window_start") - day,
+        window_end=F("window_end") - day,
+        events_from=F("events_from") - day,
+    )
+    moved.update(created_at=F("created_at") - day)
+    since, until = history - timedelta(days=30), history + timedelta(minutes=1)
+    expected = [row["id"] for row in _expected("scene_events", since, until)]
+    assert len(expected) > 1000
+    statements = []
+    query = export._Pages.query
+    monkeypatch.setattr(export._Pages, "query", lambda pages: statements.append(1) or query(pages))
+    for first_window, page_size in [
+        (timedelta(milliseconds=1), 50),
+        (timedelta(minutes=1), 50),
+        (timedelta(days=31), 50),  # the whole range: the first page fills, the rest follow it
+        (timedelta(minutes=1), 7),
+    ]:
+        monkeypatch.setattr(export, "EXPORT_FIRST_WINDOW", first_window)
+        statements.clear()
+        request = export.export_request(
+            table="scene_events", format="ndjson", since=since, until=until, now=history
+        )
+        # when
+        body = b"".join(export.export_chunks(request, page_size=page_size))
+        # then every row once, in order, in not many more statements than pages (the empty
+        # windows of the gap and of the thirty days grow fourfold)
+        assert [row["id"] for row in _parse(body, "ndjson", set())] == expected
+        assert len(statements) < 2.5 * len(expected) / page_size + 60, (first_window, page_size)
 
 
 @pytest.mark.postgres
@@ -262,8 +302,9 @@ def _expected_count(table: str, request: export.ExportRequest) -> int:
 
 def test_an_export_abandoned_mid_page_leaves_the_connection_usable(history, monkeypatch):
     # given an export read in batches of 5 within pages of 1,000 (a client that goes away), inside
-    # the test's transaction
+    # the test's transaction, its first page's window the whole history (a full page)
     monkeypatch.setattr(export, "EXPORT_PAGE_SIZE", 1000)
+    monkeypatch.setattr(export, "EXPORT_FIRST_WINDOW", timedelta(hours=4))
     monkeypatch.setattr(export, "STREAM_BATCH", 5)
     request = export.export_request(
         table="scene_events", format="ndjson", since=history - timedelta(hours=3), now=history

@@ -45,6 +45,11 @@ EXPORT_CONTENT_TYPES = {"csv": "text/csv; charset=utf-8", "ndjson": "application
 EXPORT_PAGE_SIZE = 5_000
 # Rows per batch within a page (PostgreSQL): what the caller writes while the server goes on.
 STREAM_BATCH = 500
+# The first page's window (_Pages): the next ones follow the pace of the rows.
+EXPORT_FIRST_WINDOW = timedelta(minutes=1)
+# A window is made to hold this share of a page: most pages end at their window's end.
+PAGE_FILL = 0.9
+_SHORTEST_WINDOW = timedelta(milliseconds=1)
 # `since` when only `until` (or neither) is given.
 EXPORT_DEFAULT_SPAN = timedelta(hours=24)
 
@@ -180,18 +185,51 @@ def export_chunks(
     return chunks()
 
 
-def _ranged(source: _Source, request: ExportRequest) -> QuerySet:
-    """Our rows in the range, oldest first, ties by key."""
-    return source.queryset.filter(
-        **{f"{source.time}__gte": request.since, f"{source.time}__lt": request.until}
-    ).order_by(source.time, source.key)
+class _Pages:
+    """Where each page of a range is: the first `size` rows after the last page's (time, key),
+    in (time, key) order, and also before a time, the page's window.
 
+    The window keeps a page's statement to about a page of rows whatever plan PostgreSQL picks:
+    its estimate of our rows in a range can be a tenth of the truth (the identity rule's
+    selectivity), and a page asked for more rows than it expects was read by sorting all the
+    rest of the range, then JIT-compiled. A window holds about PAGE_FILL of a page, from the
+    last page's pace; a page that fills before its window's end goes on after its last row, a
+    page that does not has read every row before the end, and the next starts there. Which rows
+    a page holds never depends on the guess: only how many statements the export takes."""
 
-def _page_query(source: _Source, ranged: QuerySet, after: tuple | None, size: int) -> QuerySet:
-    """A page: the first `size` rows after (time, key) `after` (from the start where None)."""
-    if after is not None:
-        ranged = ranged.filter(_after(source, *after))
-    return ranged.values_list(*source.selected)[:size]
+    def __init__(self, source: _Source, request: ExportRequest, size: int) -> None:
+        self.source, self.request, self.size = source, request, size
+        self.ranged = source.queryset.filter(
+            **{f"{source.time}__gte": request.since, f"{source.time}__lt": request.until}
+        ).order_by(source.time, source.key)
+        self.start, self.after = request.since, None
+        self.end = min(request.until, request.since + EXPORT_FIRST_WINDOW)
+
+    def query(self) -> QuerySet:
+        """The next page's query."""
+        time = self.source.time
+        page = self.ranged.filter(**{f"{time}__lt": self.end})
+        if self.after is not None:
+            page = page.filter(_after(self.source, *self.after))
+        elif self.start > self.request.since:
+            page = page.filter(**{f"{time}__gte": self.start})
+        return page.values_list(*self.source.selected)[: self.size]
+
+    def advance(self, rows: int, last: Callable[[], tuple]) -> bool:
+        """Move past a page of `rows` rows (`last` reads its last row's (time, key)); whether
+        there are more pages."""
+        began = self.after[0] if self.after is not None else self.start
+        if rows == self.size:
+            self.after = last()
+            span, self.start = self.after[0] - began, self.after[0]
+        elif self.end >= self.request.until:
+            return False
+        else:
+            span, self.start, self.after = self.end - began, self.end, None
+        # The next window: what this page's pace says a page takes, up to four times as long.
+        window = span * min(PAGE_FILL * self.size / max(rows, 1), 4)
+        self.end = min(self.request.until, self.start + max(window, _SHORTEST_WINDOW))
+        return True
 
 
 # --- PostgreSQL: each page one COPY -----------------------------------------------------------------
@@ -213,20 +251,18 @@ def _copied_pages(
     """The pages, each `COPY (its query) TO STDOUT`, as (bytes, rows) in batches of STREAM_BATCH
     rows as the server sends them. The rows are the lines PostgreSQL wrote (_copy_line_sql); none
     is parsed but a page's last, for the (time, key) the next page starts after."""
-    ranged, format = _ranged(source, request), request.format
-    after: tuple | None = None
+    pages, format = _Pages(source, request, page_size), request.format
     while True:
-        sql, params = _page_query(source, ranged, after, page_size).query.sql_with_params()
+        sql, params = pages.query().query.sql_with_params()
         # psycopg merges the parameters into a COPY's text itself (COPY takes no bound ones); the
         # range's bounds are always among them, so the text's %% are read as %.
         assert params
-        rows, last = 0, None
+        rows, last = 0, b""
         for lines in _copied(f"COPY ({wrap(sql)}) TO STDOUT ({_COPY_OPTIONS[format]})", params):
             rows, last = rows + len(lines), lines[-1]
             yield _lines_bytes(lines, source, format), len(lines)
-        if rows < page_size:
+        if not pages.advance(rows, lambda: _last_keyset(bytes(last), source, format)):  # noqa: B023
             return
-        after = _last_keyset(bytes(last), source, format)
 
 
 def _copied(statement: str, params: list) -> Iterator[list]:
@@ -345,15 +381,16 @@ def _written_pages(
     written by _csv_writer or _ndjson_writer."""
     columns = list(source.columns)
     write = _csv_writer(columns) if request.format == "csv" else _ndjson_writer(columns)
-    ranged = _ranged(source, request)
-    after: tuple | None = None
+    pages = _Pages(source, request, page_size)
     while True:
-        page = list(_page_query(source, ranged, after, page_size))
+        page = list(pages.query())
         if page:
             yield write(page), len(page)
-        if len(page) < page_size:
+        if not pages.advance(
+            len(page),
+            lambda: (_moment(page[-1][source.time_at]), page[-1][source.key_at]),  # noqa: B023
+        ):
             return
-        after = (_moment(page[-1][source.time_at]), page[-1][source.key_at])
 
 
 # --- the formats ------------------------------------------------------------------------------------
