@@ -192,8 +192,9 @@ def main(argv: list[str] | None = None) -> int:
     lines.append(
         (
             f"export of {e['rows']:,} scene events of ours ({e['hours']} h at {e['rate']}/min, "
-            f"{e['real_rows_left_out']:,} real rows left out; a page walks the tag index: "
-            f"{'yes' if e['page_walks_tag_index'] else 'NO'})",
+            f"{e['real_rows_left_out']:,} real rows left out; {e['pages']} pages; a page reads "
+            f"the tag index: {'yes' if e['page_walks_tag_index'] else 'NO'}, JIT-compiled: "
+            f"{'YES' if e['page_jit'] else 'no'})",
             f"CSV {e['csv_rows_per_s']:,.0f} rows/s, NDJSON {e['ndjson_rows_per_s']:,.0f} rows/s",
             f"bare COPY of the same rows: {e['copy_rows_per_s']:,.0f} rows/s",
             f"CSV {e['csv_ratio']:.2f}, NDJSON {e['ndjson_ratio']:.2f} (target >= 0.5)",

@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.contrib.auth.models import Permission
 from django.core.management import CommandError, call_command
-from django.db.models import Count
+from django.db.models import Count, F
 from django.utils import timezone
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
@@ -181,9 +181,15 @@ def test_a_real_row_and_forged_look_alikes_never_leave(history, api):
     }
 
 
-def test_pages_meet_inside_one_timestamp_without_a_gap_or_a_repeat(history, api, monkeypatch):
+@pytest.mark.parametrize("page_size", [3, 4, 1000])
+@pytest.mark.parametrize("format", ["csv", "ndjson"])
+def test_pages_meet_inside_one_timestamp_without_a_gap_or_a_repeat(
+    history, api, monkeypatch, format, page_size
+):
     # given one run's scene events all moved to its last instant (still inside its span, so ours),
-    # many more of them than a page holds
+    # many more of them than a small page holds, and the range starting a minute before it: the
+    # first page's window ends at that instant (a page of 1,000 ends there short, the next starts
+    # there)
     busiest = (
         JourneySceneEvent.objects.synthetic()
         .values("event_payload__run_id")
@@ -197,23 +203,108 @@ def test_pages_meet_inside_one_timestamp_without_a_gap_or_a_repeat(history, api,
         .filter(created_at=run.window_end)
         .values_list("id", flat=True)
     )
-    monkeypatch.setattr(export, "EXPORT_PAGE_SIZE", 3)
-    assert len(tied) > 3 * 3
-    since, until = run.window_end - timedelta(minutes=5), run.window_end + timedelta(minutes=5)
+    monkeypatch.setattr(export, "EXPORT_PAGE_SIZE", page_size)
+    monkeypatch.setattr(export, "EXPORT_FIRST_WINDOW", timedelta(minutes=1))
+    assert len(tied) > 3 * min(page_size, 4)
+    since, until = run.window_end - timedelta(minutes=1), run.window_end + timedelta(minutes=5)
     # when
     body = _body(
-        _get(api, format="ndjson", table="scene_events", since=_iso(since), until=_iso(until))
+        _get(api, format=format, table="scene_events", since=_iso(since), until=_iso(until))
     )
     # then every row once, in (time, id) order, the tied ones among them
-    ids = [row["id"] for row in _parse(body, "ndjson", set())]
+    ids = [int(row["id"]) for row in _parse(body, format, {"event_payload"})]
     assert ids == [row["id"] for row in _expected("scene_events", since, until)]
     assert len(ids) == len(set(ids)) and tied <= set(ids)
 
 
+def test_every_row_leaves_once_whatever_the_windows_guess(history, monkeypatch):
+    # given our scene events of two hours, and an hour of them moved to a day earlier (a long
+    # gap with nothing between), a range of thirty days
+    early = history - timedelta(hours=1)
+    moved = JourneySceneEvent.objects.filter(created_at__lt=early)
+    day = timedelta(days=1)
+    SyntheticRun.objects.filter(window_end__lt=early).update(  # the rule dates rows by their run
+        window_start=F("window_start") - day,
+        window_end=F("window_end") - day,
+        events_from=F("events_from") - day,
+    )
+    moved.update(created_at=F("created_at") - day)
+    since, until = history - timedelta(days=30), history + timedelta(minutes=1)
+    expected = [row["id"] for row in _expected("scene_events", since, until)]
+    assert len(expected) > 1000
+    statements = []
+    query = export._Pages.query
+    monkeypatch.setattr(export._Pages, "query", lambda pages: statements.append(1) or query(pages))
+    for first_window, page_size in [
+        (timedelta(milliseconds=1), 50),
+        (timedelta(minutes=1), 50),
+        (timedelta(days=31), 50),  # the whole range: the first page fills, the rest follow it
+        (timedelta(minutes=1), 7),
+    ]:
+        monkeypatch.setattr(export, "EXPORT_FIRST_WINDOW", first_window)
+        statements.clear()
+        request = export.export_request(
+            table="scene_events", format="ndjson", since=since, until=until, now=history
+        )
+        # when
+        body = b"".join(export.export_chunks(request, page_size=page_size))
+        # then every row once, in order, in not many more statements than pages (the empty
+        # windows of the gap and of the thirty days grow fourfold)
+        assert [row["id"] for row in _parse(body, "ndjson", set())] == expected
+        assert len(statements) < 2.5 * len(expected) / page_size + 60, (first_window, page_size)
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("format", ["csv", "ndjson"])
+@pytest.mark.parametrize("table", list(MODELS))
+def test_postgresql_copies_the_bytes_the_python_path_writes(history, table, format):
+    # given pages of 3 rows over the whole history, an event table's with its busiest run's rows
+    # all tied in the run's last instant (more than a page)
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("compares PostgreSQL's COPY with the Python path on the same rows")
+    model, _ = MODELS[table]
+    if table != "journeys":
+        busiest = (
+            model.objects.synthetic()
+            .values("event_payload__run_id")
+            .annotate(rows=Count("pk"))
+            .order_by("-rows")[0]
+        )
+        run = SyntheticRun.objects.get(id=busiest["event_payload__run_id"])
+        tied = model.objects.filter(event_payload__run_id=run.id)
+        assert tied.update(created_at=run.window_end) > 3
+    request = export.export_request(
+        table=table, format=format, since=history - timedelta(hours=3), now=history
+    )
+    source = export._source(table)
+    # when
+    copied = b"".join(export.export_chunks(request, page_size=3))
+    # then it is byte for byte what the Python path (SQLite's, and PostgreSQL's NDJSON before
+    # COPY) writes from the rows read through the ORM, with CSV's header
+    written = b"".join(chunk for chunk, _ in export._written_pages(source, request, 3))
+    header = (
+        export._csv_line([column.name for column in source.columns]) if format == "csv" else b""
+    )
+    assert copied == header + written
+    assert written.count(b"\n") == _expected_count(table, request) > 20 * 3
+
+
+def _expected_count(table: str, request: export.ExportRequest) -> int:
+    model, time = MODELS[table]
+    return (
+        model.objects.synthetic()
+        .filter(**{f"{time}__gte": request.since, f"{time}__lt": request.until})
+        .count()
+    )
+
+
 def test_an_export_abandoned_mid_page_leaves_the_connection_usable(history, monkeypatch):
     # given an export read in batches of 5 within pages of 1,000 (a client that goes away), inside
-    # the test's transaction
+    # the test's transaction, its first page's window the whole history (a full page)
     monkeypatch.setattr(export, "EXPORT_PAGE_SIZE", 1000)
+    monkeypatch.setattr(export, "EXPORT_FIRST_WINDOW", timedelta(hours=4))
     monkeypatch.setattr(export, "STREAM_BATCH", 5)
     request = export.export_request(
         table="scene_events", format="ndjson", since=history - timedelta(hours=3), now=history
@@ -451,20 +542,17 @@ def test_a_failed_export_leaves_the_file_there_was_as_it_was(history, tmp_path, 
     target = tmp_path / "out.ndjson"
     target.write_text("before\n")
     monkeypatch.setattr(export, "EXPORT_PAGE_SIZE", 10)
-    original = export._ndjson_writer
 
-    def failing(columns):
-        write, pages = original(columns), []
-
-        def once(page):
-            pages.append(page)
-            if len(pages) > 1:
-                raise RuntimeError("the database went away")
-            return write(page)
+    def failing(pages):
+        def once(*args, **kwargs):
+            chunks = pages(*args, **kwargs)
+            yield next(chunks)
+            raise RuntimeError("the database went away")
 
         return once
 
-    monkeypatch.setattr(export, "_ndjson_writer", failing)
+    for pages in ("_copied_pages", "_written_pages"):  # PostgreSQL's, SQLite's
+        monkeypatch.setattr(export, pages, failing(getattr(export, pages)))
     # when
     with pytest.raises(RuntimeError):
         call_command(
@@ -679,50 +767,89 @@ def test_attached_tables_export_their_own_columns_and_only_our_rows(
         assert {row["score"] for row in csv_rows} == {"1.50"}
 
 
+def _copied(source: export._Source, format: str, sql: str, params: list) -> bytes:
+    """The rows of `sql` as the export's PostgreSQL path writes them: its COPY, its lines."""
+    statement = (
+        f"COPY ({export._copy_line_sql(source, format)(sql)}) TO STDOUT "
+        f"({export._COPY_OPTIONS[format]})"
+    )
+    return b"".join(
+        export._lines_bytes(lines, source, format) for lines in export._copied(statement, params)
+    )
+
+
+_TEXT = st.text(alphabet=st.sampled_from("ab ,\"\r\n;'é\t\\/\x01\x02\x1f\x7f\u2028😀"), max_size=8)
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**53), 2**53) | _TEXT,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_TEXT, inner, max_size=3),
+    max_leaves=6,
+)
+_NUMBER = st.one_of(
+    st.decimals(allow_nan=False, allow_infinity=False, places=3).map(str),
+    st.sampled_from(["NaN", "Infinity", "-Infinity", "1e+20", "-0.5", "0", "12.50"]),
+)
+
+
 @pytest.mark.postgres
 @given(
     rows=st.lists(
         st.tuples(
-            st.one_of(st.none(), st.text(alphabet=st.sampled_from("ab ,\"\r\n;'é\t"), max_size=8)),
+            st.one_of(st.none(), _TEXT),
             st.one_of(st.none(), st.booleans()),
             st.one_of(st.none(), st.integers(-(2**40), 2**40)),
+            st.one_of(st.none(), _JSON.map(json.dumps)),
+            # json (not jsonb) keeps its text as written: whitespace, line breaks and all
+            st.one_of(st.none(), _JSON.map(lambda value: json.dumps(value, indent=1))),
+            st.one_of(st.none(), _NUMBER),
         ),
         min_size=1,
         max_size=5,
-    )
+    ),
+    by_address=st.booleans(),
 )
-@hypothesis_settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-def test_postgresql_writes_each_csv_line_as_the_csv_module_would(rows):
-    # given rows of text (commas, quotes, line breaks, empty), booleans and numbers, NULLs among them
+@hypothesis_settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_postgresql_copies_the_lines_the_python_writers_make(rows, by_address):
+    # given rows of text (commas, quotes, line breaks, backslashes, control characters, empty),
+    # booleans, numbers, JSON (jsonb's text and json's own), decimal texts, NULLs among them, under
+    # column names that need quoting in SQL and in JSON; keyed by a column or by a row address
     from django.db import connection
 
     if connection.vendor != "postgresql":
         pytest.skip("the lines are PostgreSQL's own")
     columns = (
         export.ExportColumn("text", export.VALUE),
-        export.ExportColumn("flag", export.BOOLEAN),
-        export.ExportColumn("number", export.VALUE),
+        export.ExportColumn('odd "flag"', export.BOOLEAN),
+        export.ExportColumn("per%cent", export.VALUE),
+        export.ExportColumn("it's", export.JSON),
+        export.ExportColumn("verbatim", export.JSON),
+        export.ExportColumn("amount", export.NUMBER),
     )
+    selected = tuple(f"c{at}" for at in range(len(columns) + by_address))
     source = export._Source(
-        queryset=None, time="t", key="k", columns=columns, selected=("a", "b", "c"),
-        time_at=2, key_at=2,
+        queryset=None, time="t", key="k", columns=columns, selected=selected, time_at=0,
+        key_at=len(columns) if by_address else 2, key_sql="tid" if by_address else "",
     )  # fmt: skip
-    values = " UNION ALL ".join(["SELECT %s::text, %s::boolean, %s::bigint"] * len(rows))
-    # when PostgreSQL writes them as a page's CSV lines
+    row_sql = "SELECT %s::text, %s::boolean, %s::bigint, %s::jsonb::text, %s::json::text, "
+    row_sql += "%s::numeric::text" + (", '(0,1)'::tid" if by_address else "")
+    sql = " UNION ALL ".join([row_sql] * len(rows))
+    params = [value for row in rows for value in row]
     with connection.cursor() as cursor:
-        cursor.execute(export._csv_line_sql(source)(values), [v for row in rows for v in row])
-        lines = [line for line, _, _ in cursor.fetchall()]
-    # then they read back as the rows (NULL as an empty field), and each is the csv module's own
-    # line (its minimal quoting) but where a value holds a carriage return: the module leaves
-    # that unquoted under a "\n" line end, which a reader takes for the end of a row
-    written = "\n".join(lines) + "\n"
+        cursor.execute(sql, params)
+        read = [row[: len(columns)] for row in cursor.fetchall()]
+    # when PostgreSQL writes them as a page's lines
+    copied = {format: _copied(source, format, sql, params) for format in ("csv", "ndjson")}
+    # then NDJSON is byte for byte what orjson writes from the rows as read (the SQLite path's
+    # writer, and PostgreSQL's before COPY)
+    assert copied["ndjson"] == export._ndjson_writer(list(columns))(read)
+    # and CSV reads back as the rows (NULL and an empty text both an empty field), each line the
+    # csv module's own (its minimal quoting) but where a value holds a carriage return: the module
+    # leaves that unquoted under a "\n" line end, which a reader takes for the end of a row
+    written = copied["csv"].decode()
     texts = [
         ["" if v is None else {True: "true", False: "false"}[v] if isinstance(v, bool) else str(v)
          for v in row]
-        for row in rows
+        for row in read
     ]  # fmt: skip
     assert list(csv.reader(io.StringIO(written, newline=""))) == texts
-    if not any("\r" in (row[0] or "") for row in rows):
-        expected = io.StringIO()
-        csv.writer(expected, lineterminator="\n").writerows(texts)
-        assert written == expected.getvalue()
+    if not any("\r" in (value or "") for row in read for value in row if isinstance(value, str)):
+        assert copied["csv"] == export._csv_writer(list(columns))(read)

@@ -45,6 +45,11 @@ EXPORT_CONTENT_TYPES = {"csv": "text/csv; charset=utf-8", "ndjson": "application
 EXPORT_PAGE_SIZE = 5_000
 # Rows per batch within a page (PostgreSQL): what the caller writes while the server goes on.
 STREAM_BATCH = 500
+# The first page's window (_Pages): the next ones follow the pace of the rows.
+EXPORT_FIRST_WINDOW = timedelta(minutes=1)
+# A window is made to hold this share of a page: most pages end at their window's end.
+PAGE_FILL = 0.9
+_SHORTEST_WINDOW = timedelta(milliseconds=1)
 # `since` when only `until` (or neither) is given.
 EXPORT_DEFAULT_SPAN = timedelta(hours=24)
 
@@ -151,129 +156,241 @@ def export_columns(table: str) -> list[ExportColumn]:
     return list(_source(table).columns)
 
 
-def export_pages(request: ExportRequest, *, page_size: int | None = None) -> Iterator[list[tuple]]:
-    """Our rows in the range, oldest first (ties by primary key), in batches of a page or less:
-    each page is one query from the previous page's last (time, key). Each row holds the exported
-    columns first."""
-    return _pages(_source(request.table), request, page_size or EXPORT_PAGE_SIZE)
-
-
-def _pages(
-    source: _Source, request: ExportRequest, page_size: int, *, csv_lines: bool = False
-) -> Iterator[list[tuple]]:
-    """The pages' rows in batches. With `csv_lines` (PostgreSQL only) each row is instead
-    (its CSV line, its time, its key), the line made by PostgreSQL (_csv_line_sql)."""
-    ranged = source.queryset.filter(
-        **{f"{source.time}__gte": request.since, f"{source.time}__lt": request.until}
-    ).order_by(source.time, source.key)
-    time_at, key_at = (1, 2) if csv_lines else (source.time_at, source.key_at)
-    wrap = _csv_line_sql(source) if csv_lines else None
-    after: tuple | None = None
-    while True:
-        page_query = ranged
-        if after is not None:
-            page_query = ranged.filter(_after(source, *after))
-        rows, last = 0, None
-        for batch in _batches(page_query.values_list(*source.selected)[:page_size], wrap=wrap):
-            rows, last = rows + len(batch), batch[-1]
-            yield batch
-        if rows < page_size:
-            return
-        after = (_moment(last[time_at]), last[key_at])
-
-
-def _csv_line_sql(source: _Source) -> Callable[[str], str]:
-    """Wrap a page's query so that PostgreSQL writes each row as its CSV line, beside the row's
-    time and key for the keyset: the csv module's minimal quoting (a field with a comma, a quote
-    or a line break quoted, its quotes doubled; NULL an empty field), byte for byte, but that a
-    carriage return is quoted too (the module leaves it bare under a "\n" line end, which a
-    reader takes for the end of the row). Quoting in Python was most of a CSV export's own time."""
-    count = len(source.selected)
-    names = [f"c{at}" for at in range(count)]
-    fields = []
-    for at, column in enumerate(source.columns):
-        text = f"c{at}::text"
-        if column.kind == BOOLEAN:
-            fields.append(
-                f"CASE WHEN c{at} IS NULL THEN '' WHEN c{at} THEN 'true' ELSE 'false' END"
-            )
-        else:
-            fields.append(
-                f"CASE WHEN c{at} IS NULL THEN '' WHEN {text} ~ '[\",\r\n]' "
-                f"THEN '\"' || replace({text}, '\"', '\"\"') || '\"' ELSE {text} END"
-            )
-    line = " || ',' || ".join(fields)
-
-    def wrap(sql: str) -> str:
-        # A projection of the ordered, limited page: it keeps the page's order.
-        return (
-            f"SELECT {line}, c{source.time_at}, c{source.key_at} "
-            f"FROM ({sql}) AS export_page({', '.join(names)})"
-        )
-
-    return wrap
-
-
-def _batches(query: QuerySet, *, wrap: Callable[[str], str] | None = None) -> Iterator[list[tuple]]:
-    """A page's rows in batches. On PostgreSQL a page comes in chunks of STREAM_BATCH rows as the
-    server makes them (libpq's chunked mode): the server reads the rest of the page while the
-    caller writes the first batches, where a whole page fetched, then written, left it idle for a
-    third of an export. SQLite's page is one batch, read through the ORM (its converters)."""
-    if connection.vendor != "postgresql":
-        page = list(query)
-        if page:
-            yield page
-        return
-    sql, params = query.query.sql_with_params()
-    if wrap is not None:
-        sql = wrap(sql)
-    with connection.cursor() as cursor:
-        rows = cursor.cursor.stream(sql, params, size=STREAM_BATCH)
-        try:
-            batch = []
-            for row in rows:
-                batch.append(row)
-                if len(batch) == STREAM_BATCH:
-                    yield batch
-                    batch = []
-            if batch:
-                yield batch
-        finally:
-            # A caller that stops mid-page (a client gone) closes this generator: read the rest of
-            # the page (a page at most) rather than let psycopg cancel the statement, which would
-            # abort the transaction around it, if there is one.
-            for _ in rows:
-                pass
-
-
 def export_chunks(
     request: ExportRequest,
     *,
     page_size: int | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> Iterator[bytes]:
-    """The export as UTF-8 bytes, one chunk per page (CSV's header row first); `progress` is told
-    each page's number of rows after its chunk is made."""
-    # The table is read (its model, in attach mode its catalogue) before the first chunk: a
-    # failure there is the caller's to answer, before a response has begun.
+    """The export as UTF-8 bytes (CSV's header row first), in chunks of whole rows as they come:
+    on PostgreSQL a batch of STREAM_BATCH rows of a page's COPY, on SQLite a page. `progress` is
+    told each chunk's number of rows once the chunk is made."""
+    # The table is read (its model, in attach mode its catalogue) and the page's SQL made before
+    # the first chunk: a failure there is the caller's to answer, before a response has begun.
     source = _source(request.table)
-    columns = list(source.columns)
-    csv_lines = request.format == "csv" and connection.vendor == "postgresql"
-    if csv_lines:
-        write = _joined_lines
+    size = page_size or EXPORT_PAGE_SIZE
+    if connection.vendor == "postgresql":
+        pages = _copied_pages(source, request, size, wrap=_copy_line_sql(source, request.format))
     else:
-        write = _csv_writer(columns) if request.format == "csv" else _ndjson_writer(columns)
+        pages = _written_pages(source, request, size)
 
     def chunks() -> Iterator[bytes]:
         if request.format == "csv":
-            yield _csv_line([column.name for column in columns])
-        for page in _pages(source, request, page_size or EXPORT_PAGE_SIZE, csv_lines=csv_lines):
-            chunk = write(page)
+            yield _csv_line([column.name for column in source.columns])
+        for chunk, rows in pages:
             if progress is not None:
-                progress(len(page))
+                progress(rows)
             yield chunk
 
     return chunks()
+
+
+class _Pages:
+    """Where each page of a range is: the first `size` rows after the last page's (time, key),
+    in (time, key) order, and also before a time, the page's window.
+
+    The window keeps a page's statement to about a page of rows whatever plan PostgreSQL picks:
+    its estimate of our rows in a range can be a tenth of the truth (the identity rule's
+    selectivity), and a page asked for more rows than it expects was read by sorting all the
+    rest of the range, then JIT-compiled. A window holds about PAGE_FILL of a page, from the
+    last page's pace; a page that fills before its window's end goes on after its last row, a
+    page that does not has read every row before the end, and the next starts there. Which rows
+    a page holds never depends on the guess: only how many statements the export takes."""
+
+    def __init__(self, source: _Source, request: ExportRequest, size: int) -> None:
+        self.source, self.request, self.size = source, request, size
+        self.ranged = source.queryset.filter(
+            **{f"{source.time}__gte": request.since, f"{source.time}__lt": request.until}
+        ).order_by(source.time, source.key)
+        self.start, self.after = request.since, None
+        self.end = min(request.until, request.since + EXPORT_FIRST_WINDOW)
+
+    def query(self) -> QuerySet:
+        """The next page's query."""
+        time = self.source.time
+        page = self.ranged.filter(**{f"{time}__lt": self.end})
+        if self.after is not None:
+            page = page.filter(_after(self.source, *self.after))
+        elif self.start > self.request.since:
+            page = page.filter(**{f"{time}__gte": self.start})
+        return page.values_list(*self.source.selected)[: self.size]
+
+    def advance(self, rows: int, last: Callable[[], tuple]) -> bool:
+        """Move past a page of `rows` rows (`last` reads its last row's (time, key)); whether
+        there are more pages."""
+        began = self.after[0] if self.after is not None else self.start
+        if rows == self.size:
+            self.after = last()
+            span, self.start = self.after[0] - began, self.after[0]
+        elif self.end >= self.request.until:
+            return False
+        else:
+            span, self.start, self.after = self.end - began, self.end, None
+        # The next window: what this page's pace says a page takes, up to four times as long.
+        window = span * min(PAGE_FILL * self.size / max(rows, 1), 4)
+        self.end = min(self.request.until, self.start + max(window, _SHORTEST_WINDOW))
+        return True
+
+
+# --- PostgreSQL: each page one COPY -----------------------------------------------------------------
+
+# COPY's options by format. NDJSON lines come through COPY's CSV format with a quote and a delimiter
+# that JSON text never holds as they are (PostgreSQL writes a control character in a string as an
+# escape), so a line arrives as PostgreSQL made it: COPY's text format would double every
+# backslash. Only a line with a line break of its own (an attached `json` column keeps its text as
+# written, whitespace and all) comes quoted, and is unquoted (_lines_bytes).
+_COPY_OPTIONS = {"csv": "FORMAT csv", "ndjson": r"FORMAT csv, DELIMITER E'\x02', QUOTE E'\x01'"}
+_NDJSON_QUOTE = b"\x01"
+_NDJSON_DELIMITER = b"\x02"
+_JSON_NUMBER_SQL = "^" + _JSON_NUMBER.pattern + "$"
+
+
+def _copied_pages(
+    source: _Source, request: ExportRequest, page_size: int, *, wrap: Callable[[str], str]
+) -> Iterator[tuple[bytes, int]]:
+    """The pages, each `COPY (its query) TO STDOUT`, as (bytes, rows) in batches of STREAM_BATCH
+    rows as the server sends them. The rows are the lines PostgreSQL wrote (_copy_line_sql); none
+    is parsed but a page's last, for the (time, key) the next page starts after."""
+    pages, format = _Pages(source, request, page_size), request.format
+    while True:
+        sql, params = pages.query().query.sql_with_params()
+        # psycopg merges the parameters into a COPY's text itself (COPY takes no bound ones); the
+        # range's bounds are always among them, so the text's %% are read as %.
+        assert params
+        rows, last = 0, b""
+        for lines in _copied(f"COPY ({wrap(sql)}) TO STDOUT ({_COPY_OPTIONS[format]})", params):
+            rows, last = rows + len(lines), lines[-1]
+            yield _lines_bytes(lines, source, format), len(lines)
+        if not pages.advance(rows, lambda: _last_keyset(bytes(last), source, format)):  # noqa: B023
+            return
+
+
+def _copied(statement: str, params: list) -> Iterator[list]:
+    """A COPY's rows in lists of STREAM_BATCH as they come (libpq hands over a COPY's data a row
+    at a time), so that the server goes on with the page while the first batches are written."""
+    with connection.cursor() as cursor, cursor.cursor.copy(statement, params) as copy:
+        batch = []
+        try:
+            for row in copy:
+                batch.append(row)
+                if len(batch) == STREAM_BATCH:
+                    yield batch
+                    batch = []
+        except GeneratorExit:
+            # A caller that stops mid-page (a client gone) closes this generator: read the rest of
+            # the page (a page at most) rather than let psycopg cancel the COPY, which would abort
+            # the transaction around it, if there is one.
+            for _ in copy:
+                pass
+            raise
+        if batch:
+            yield batch
+
+
+def _lines_bytes(lines: list, source: _Source, format: str) -> bytes:
+    """A batch of COPY rows as the export's lines: a ctid taken off the front, a quoted NDJSON
+    line unquoted (COPY quotes a field with a line break: only an attached `json` column's own)."""
+    if source.key_sql:
+        separator = b'",' if format == "csv" else _NDJSON_DELIMITER
+        lines = [bytes(row).split(separator, 1)[1] for row in lines]
+    written = b"".join(lines)
+    if format == "ndjson" and _NDJSON_QUOTE in written:
+        written = b"".join(_unquoted(bytes(row)) for row in lines)
+    return written
+
+
+def _unquoted(row: bytes) -> bytes:
+    if not row.startswith(_NDJSON_QUOTE):
+        return row
+    return row[1:-2].replace(_NDJSON_QUOTE * 2, _NDJSON_QUOTE) + b"\n"
+
+
+def _last_keyset(row: bytes, source: _Source, format: str) -> tuple:
+    """The (time, key) of a page's last row, read back from its line."""
+    key = None
+    if source.key_sql:
+        key, row = row.split(b'",' if format == "csv" else _NDJSON_DELIMITER, 1)
+        key = key.decode().strip('"')
+    if format == "csv":
+        values = next(csv.reader(io.StringIO(row.decode(), newline="")))
+    else:
+        values = list(orjson.loads(_unquoted(row)).values())
+    return _moment(values[source.time_at]), key if source.key_sql else values[source.key_at]
+
+
+def _copy_line_sql(source: _Source, format: str) -> Callable[[str], str]:
+    """How PostgreSQL writes a page's rows as the export's lines, for a COPY with
+    _COPY_OPTIONS[format]. CSV: each field as COPY writes it (its quoting is the csv module's
+    minimal quoting, a carriage return quoted too), but that an empty text is an empty field, as
+    NULL is (COPY would quote it), and booleans are true/false. NDJSON: the object's text in one
+    field, as _ndjson_writer makes it from the same rows. Where the key is no exported column (a
+    ctid) it goes first, a field of its own, taken off again (_lines_bytes)."""
+    if format == "csv":
+        fields = [_csv_field(f"c{at}", column.kind) for at, column in enumerate(source.columns)]
+    else:
+        members = [
+            f"{_sql_text(orjson.dumps(column.name).decode() + ':')} || "
+            f"{_json_value(f'c{at}', column.kind)}"
+            for at, column in enumerate(source.columns)
+        ]
+        fields = ["'{' || " + " || ',' || ".join(members) + " || '}'"]
+    if source.key_sql:
+        fields.insert(0, f"c{source.key_at}::text")
+    names = ", ".join(f"c{at}" for at in range(len(source.selected)))
+
+    def wrap(sql: str) -> str:
+        # A projection of the ordered, limited page: it keeps the page's order.
+        return f"SELECT {', '.join(fields)} FROM ({sql}) AS export_page({names})"
+
+    return wrap
+
+
+def _sql_text(text: str) -> str:
+    """A string literal, its % doubled: the page's SQL goes through psycopg's placeholders."""
+    return ("'" + text.replace("'", "''") + "'").replace("%", "%%")
+
+
+def _csv_field(value: str, kind: str) -> str:
+    if kind == BOOLEAN:
+        return f"CASE WHEN {value} THEN 'true' WHEN NOT {value} THEN 'false' END"
+    return f"NULLIF({value}::text, '')"
+
+
+def _json_value(value: str, kind: str) -> str:
+    """A column's JSON text as _ndjson_writer writes it: JSON as it is, a number's text where it
+    is a JSON number, anything else as to_json writes it (the same escapes as orjson's)."""
+    if kind == JSON:
+        return f"COALESCE({value}, 'null')"
+    if kind == BOOLEAN:
+        return f"CASE WHEN {value} THEN 'true' WHEN NOT {value} THEN 'false' ELSE 'null' END"
+    if kind == NUMBER:
+        return (
+            f"CASE WHEN {value} IS NULL THEN 'null' WHEN {value} ~ {_sql_text(_JSON_NUMBER_SQL)} "
+            f"THEN {value} ELSE to_json({value})::text END"
+        )
+    return f"COALESCE(to_json({value})::text, 'null')"
+
+
+# --- SQLite: each page read through the ORM, written in Python --------------------------------------
+
+
+def _written_pages(
+    source: _Source, request: ExportRequest, page_size: int
+) -> Iterator[tuple[bytes, int]]:
+    """The pages as (bytes, rows), each page one query read through the ORM (its converters) and
+    written by _csv_writer or _ndjson_writer."""
+    columns = list(source.columns)
+    write = _csv_writer(columns) if request.format == "csv" else _ndjson_writer(columns)
+    pages = _Pages(source, request, page_size)
+    while True:
+        page = list(pages.query())
+        if page:
+            yield write(page), len(page)
+        if not pages.advance(
+            len(page),
+            lambda: (_moment(page[-1][source.time_at]), page[-1][source.key_at]),  # noqa: B023
+        ):
+            return
 
 
 # --- the formats ------------------------------------------------------------------------------------
@@ -302,11 +419,6 @@ def _csv_line(values: list) -> bytes:
     return buffer.getvalue().encode()
 
 
-def _joined_lines(page: list[tuple]) -> bytes:
-    """A page of (CSV line, time, key) rows as the lines' bytes."""
-    return ("\n".join([row[0] for row in page]) + "\n").encode()
-
-
 def _places(columns: list[ExportColumn], *kinds: str) -> list[int]:
     return [at for at, column in enumerate(columns) if column.kind in kinds]
 
@@ -319,10 +431,6 @@ def _csv_writer(columns: list[ExportColumn]) -> Callable[[list[tuple]], bytes]:
     def write(page: list[tuple]) -> bytes:
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
-        if not times and not booleans and len(page[0]) == count:
-            # Every value already as written (PostgreSQL's event tables): no copy of each row.
-            writer.writerows(page)
-            return buffer.getvalue().encode()
         rows = []
         for row in page:
             row = list(row[:count])
