@@ -58,7 +58,16 @@ def test_updated_journeys_are_vacuumed_and_then_nothing_is_due(postgres_only):
     # then journeys were vacuumed (and so analyzed), and nothing is left to do
     assert "journeys" in tidied.vacuumed
     dead, changed, last_vacuum = _stats("journeys")
-    assert dead == 0 and changed == 0 and last_vacuum is not None and last_vacuum != before
+    assert changed == 0 and last_vacuum is not None and last_vacuum != before
+    # A VACUUM leaves the dead rows of a page it cannot lock for cleanup (a buffer pinned at that
+    # moment: on a loaded CI machine it left 695); then the next tidy takes them. It comes to
+    # nothing due within a few, and never vacuums a table with nothing dead.
+    for _ in range(3):
+        if dead == 0:
+            break
+        maintenance.tables_tidy(budget_seconds=60)
+        dead, changed, _ = _stats("journeys")
+    assert dead == 0 and changed == 0
     assert maintenance.tables_tidy(budget_seconds=60) == maintenance.Tidied((), ())
 
 
