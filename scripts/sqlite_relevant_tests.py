@@ -1,7 +1,7 @@
 """Which test modules run code of ours that only runs on SQLite: the list CI's SQLite pass runs
 (`SQLITE_RELEVANT` in tests/conftest.py, the `sqlite` marker; docs/testing.md "CI").
 
-    .venv/bin/python scripts/sqlite_relevant_tests.py --postgres postgres://postgres@127.0.0.1:5432/cio_rel
+    .venv/bin/python scripts/sqlite_relevant_tests.py --postgres postgres://postgres@127.0.0.1:5432/synth_rel
 
 It needs coverage.py (`pip install coverage`; for this analysis only, not a dependency of the
 project). Two runs of the suite under coverage, one after the other, each spread over the cores:
@@ -11,14 +11,19 @@ project). Two runs of the suite under coverage, one after the other, each spread
    database but `once` (`nodb` tests cannot: CI runs them once, on PostgreSQL), each line recorded
    with the test that ran it (coverage's dynamic contexts, switched per test by the
    plugin below; session fixtures such as the migrations in a context of their own, no test's).
-A line that runs on SQLite and never on PostgreSQL is SQLite-only (a `connection.vendor` branch, an
-`as_sqlite` expression, SQLite's lock retries...); a test module is SQLite-relevant if one of its
-tests runs one. Migrations are left out: every SQLite run migrates, whatever it runs. `once` tests
-are left out of both runs: their SQLite is a subprocess's (not measured), run in CI's PostgreSQL pass.
+A line (inside a function; migrations aside: every SQLite run migrates) that runs on SQLite and never
+on PostgreSQL is SQLite-only: a `connection.vendor` branch, an `as_sqlite` expression, SQLite's
+inserts, deletes by id and lock waits. `once` tests are left out of both runs: their SQLite is a
+subprocess's (not measured), and CI runs them on PostgreSQL.
 
-It prints the modules with the SQLite-only lines each runs, then the list against tests/conftest.py's
-`SQLITE_RELEVANT` (exit 1 if they differ). `--data DIR` keeps the coverage data (default: a
-temporary directory); `--report-only` reads it again without running the suite; `-n` workers (2).
+It prints each module that runs SQLite-only lines (nearly every database module: the writers and
+the synthetic tag are on almost every path), then a greedy cover: the modules that together run
+every SQLite-only line (first those a line needs alone, then the most lines not yet run per test).
+It exits 1 when tests/conftest.py's `SQLITE_RELEVANT` leaves a SQLite-only line to no listed module,
+naming the line and the modules that run it. `--data DIR` keeps the coverage data (default: a
+temporary directory); `--report-only` reads it again without running the suite; `--sqlite-only`
+runs the SQLite half only (with the PostgreSQL half's data already in DIR); `-n` workers (2);
+arguments after `--` go to both pytest runs.
 
 Also a pytest plugin (`-p sqlite_relevant_tests` with scripts/ on PYTHONPATH): with
 SQLITE_RELEVANT_DATA set, each pytest process (xdist workers too) records coverage there.
