@@ -141,8 +141,24 @@ def export_request(
                 f"{name} has no time zone: give one (Z or an offset such as +01:00).",
                 extra={"field": name},
             )
-    until = (now if until is None else until).astimezone(UTC)
-    since = (until - EXPORT_DEFAULT_SPAN if since is None else since).astimezone(UTC)
+    try:
+        until = (now if until is None else until).astimezone(UTC)
+    except OverflowError:  # an offset that takes it past the years a datetime holds
+        raise ApplicationError(
+            "until is out of range: in UTC it must fall in the years 1 to 9999.",
+            extra={"field": "until"},
+        ) from None
+    if since is None:
+        # the default span, or from the first instant a datetime holds where it reaches before it
+        earliest = datetime.min.replace(tzinfo=UTC)
+        since = earliest if until - earliest < EXPORT_DEFAULT_SPAN else until - EXPORT_DEFAULT_SPAN
+    try:
+        since = since.astimezone(UTC)
+    except OverflowError:
+        raise ApplicationError(
+            "since is out of range: in UTC it must fall in the years 1 to 9999.",
+            extra={"field": "since"},
+        ) from None
     if since >= until:
         raise ApplicationError(
             f"since ({_iso(since)}) must be before until ({_iso(until)}).",
@@ -203,7 +219,7 @@ class _Pages:
             **{f"{source.time}__gte": request.since, f"{source.time}__lt": request.until}
         ).order_by(source.time, source.key)
         self.start, self.after = request.since, None
-        self.end = min(request.until, request.since + EXPORT_FIRST_WINDOW)
+        self.end = _window_end(request.since, EXPORT_FIRST_WINDOW, request.until)
 
     def query(self) -> QuerySet:
         """The next page's query."""
@@ -228,8 +244,13 @@ class _Pages:
             span, self.start, self.after = self.end - began, self.end, None
         # The next window: what this page's pace says a page takes, up to four times as long.
         window = span * min(PAGE_FILL * self.size / max(rows, 1), 4)
-        self.end = min(self.request.until, self.start + max(window, _SHORTEST_WINDOW))
+        self.end = _window_end(self.start, max(window, _SHORTEST_WINDOW), self.request.until)
         return True
+
+
+def _window_end(start: datetime, window: timedelta, until: datetime) -> datetime:
+    """start + window, at most until (never past the last date a datetime holds)."""
+    return until if window >= until - start else start + window
 
 
 # --- PostgreSQL: each page one COPY -----------------------------------------------------------------
