@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import orjson
-from django.db import connection, models
+from django.db import connection, models, transaction
 from django.db.models import Func, Q, QuerySet
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import Cast
@@ -288,8 +288,27 @@ def _copied_pages(
 
 def _copied(statement: str, params: list) -> Iterator[list]:
     """A COPY's rows in lists of STREAM_BATCH as they come (libpq hands over a COPY's data a row
-    at a time), so that the server goes on with the page while the first batches are written."""
-    with connection.cursor() as cursor, cursor.cursor.copy(statement, params) as copy:
+    at a time), so that the server goes on with the page while the first batches are written.
+
+    Without JIT compilation (set for the page's own transaction, or a savepoint of the caller's,
+    and set back after it): a page walks an index for about a page of rows, which compiling never pays for,
+    and PostgreSQL's estimates of our rows (a fresh attached table without statistics, a range it
+    misjudges) put pages above jit_above_cost: an attached table's pages of a few rows took a
+    second each to compile."""
+    with (
+        transaction.atomic(),
+        connection.cursor() as cursor,
+    ):
+        cursor.execute("SELECT current_setting('jit'), set_config('jit', 'off', true)")
+        (previous, _) = cursor.fetchone()
+        yield from _copy_rows(cursor, statement, params)
+        # as it was for the rest of a caller's transaction (a failure or a caller that stops
+        # leaves through the savepoint's rollback, which takes the setting back with it)
+        cursor.execute("SELECT set_config('jit', %s, true)", [previous])
+
+
+def _copy_rows(cursor, statement: str, params: list) -> Iterator[list]:
+    with cursor.cursor.copy(statement, params) as copy:
         batch = []
         try:
             for row in copy:
