@@ -148,6 +148,7 @@ def minute_step(
             catalogue=catalogue,
             errored={},
             at_ms=to_ms(window_end),
+            recent=recent,
         )
         planned = onboarding_planned(
             rng,
