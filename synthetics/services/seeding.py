@@ -2,26 +2,59 @@
 
 from __future__ import annotations
 
+import contextlib
+import gc
+import io
 import secrets
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from functools import cache
+from itertools import islice
 
 from django.contrib.auth.hashers import make_password
-from django.db import transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models.functions import Length
 from django.utils import timezone
+from psycopg import copy as psycopg_copy
 
 from synthetics.engine.lifecycle import SignupAccounts
-from synthetics.engine.population import make_profile, profile_for_existing, username_for
+from synthetics.engine.population import (
+    Profile,
+    profile_for_existing,
+    profiles_drawn,
+    username_for,
+)
 from synthetics.errors import ApplicationError, whole_number_required
 from synthetics.models import SYNTHETIC_EMAIL_DOMAIN, SimUser, User
 from synthetics.selectors import run_inputs
+from synthetics.services.maintenance import backend_exit_wait
+from synthetics.services.run_failures import cyclic_gc_paused
+from synthetics.services.writers import copy_data
 from synthetics.target.mapping import person_fields, target_in_force
 from synthetics.target.writing import accounts_unclaimed, accounts_write
 
-SEED_BATCH = 500
+SEED_BATCH = 500  # accounts per transaction where they are inserted (SQLite)
+# Accounts per transaction where they are COPYed (PostgreSQL): a few MB of rows in flight, however
+# many are seeded. Divides 1,000,000, so a block of names never holds six digits and seven.
+COPY_BATCH = 10_000
 MAX_SIM_USERS = 1_000_000
+# While the writer thread COPYs, it takes the GIL back at every round trip: see history's pipeline.
+PIPELINE_SWITCH_INTERVAL = 0.0005
+GC_BATCHES = 32  # the pipeline's young-generation collections: one every so many batches
+
+# The columns the COPY path writes (users' id reserved from its sequence, the sim users' left to
+# theirs: nothing names a sim user yet).
+USER_COLUMNS = (
+    "id", "password", "last_login", "is_superuser", "username", "first_name", "last_name",
+    "email", "is_staff", "is_active", "date_joined", "is_synthetic",
+)  # fmt: skip
+SIM_USER_COLUMNS = (
+    "created_at", "updated_at", "user_id", "persona", "activity_weight", "timezone", "locale",
+    "display_name", "signup_date", "settles_into", "joined_at", "account_key",
+)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,42 +153,218 @@ def sim_users_seed(
     today: date | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> SeedSummary:
-    """Create synthetic accounts and their sim_users until there are `count`; never deletes any."""
+    """Create synthetic accounts and their sim_users until there are `count`; never deletes any.
+
+    Account number i is make_profile(index=i), the numbers taken in order and any whose name
+    (simNNNNNN) an account already holds, real or synthetic, skipped. One transaction a batch:
+    a failure leaves the batches before it; `progress` hears of each batch as it commits.
+    PostgreSQL: COPY, and outside a transaction pipelined — this thread draws and formats batch
+    N+1 while a writer thread (its own connection) COPYs batch N. Elsewhere: bulk inserts.
+    """
     whole_number_required("count", count, 0, MAX_SIM_USERS)
     today = today or timezone.now().date()
     existing = User.objects.filter(is_synthetic=True).count()
-    # Skip every name already held, by a synthetic account or a real one: a real account that
-    # happens to be called sim000001 is left alone, and seeding takes the next free name.
-    taken = set(
-        User.objects.filter(username__startswith=username_for(0)[:3]).values_list(
-            "username", flat=True
-        )
-    )
     missing = max(0, count - existing)
-    created = 0
-    index = 0
     spread = run_inputs.behaviour_load().engagement_spread  # the scenario's (engine.behaviour)
-    while created < missing:
-        batch = []
-        while len(batch) < min(SEED_BATCH, missing - created):
-            index += 1
-            if username_for(index) in taken:
-                continue
-            batch.append(
-                make_profile(
-                    index=index,
-                    seed=seed,
-                    today=today,
-                    email_domain=SYNTHETIC_EMAIL_DOMAIN,
-                    engagement_spread=spread,
-                )
-            )
+    copying = connection.vendor == "postgresql"
+    size = COPY_BATCH if copying else SEED_BATCH
+    indexes = _free_indexes(size)
+    batches = (
+        profiles_drawn(
+            list(islice(indexes, min(size, missing - done))),
+            seed=seed,
+            today=today,
+            email_domain=SYNTHETIC_EMAIL_DOMAIN,
+            engagement_spread=spread,
+        )
+        for done in range(0, missing, size)
+    )
+    if not copying:
+        for batch in batches:
+            with transaction.atomic():
+                sim_accounts_create(batch)
+            _progressed(progress, len(batch))
+    elif connection.in_atomic_block:  # a caller's transaction: this connection's, in turn
+        for batch in batches:
+            _batch_commit(_batch_prepared(batch))
+            _progressed(progress, len(batch))
+    else:
+        _batches_pipelined(batches, progress)
+    return SeedSummary(created=missing, total=SimUser.objects.count())
+
+
+def _progressed(progress: Callable[[int], None] | None, created: int) -> None:
+    if progress:
+        progress(created)
+
+
+def _free_indexes(block: int) -> Iterator[int]:
+    """Account numbers from 1 on whose name no account holds, read a block of `block` names at a
+    time (an index range of the unique username index): the names taken stay out of memory."""
+    start = 1
+    while True:
+        end = (start // block + 1) * block  # blocks on a grid: a block's names are all as long
+        taken = set(
+            User.objects.filter(
+                username__gte=username_for(start), username__lte=username_for(end - 1)
+            ).values_list("username", flat=True)
+        )
+        for index in range(start, end):
+            if username_for(index) not in taken:
+                yield index
+        start = end
+
+
+@dataclass(slots=True)
+class _SeedBatch:
+    """One transaction's accounts: drawn (attach mode writes them through the target first, in the
+    writer's transaction), or already formatted as COPY data (demo mode)."""
+
+    profiles: list[Profile]
+    users: bytes = b""
+    sim_users: bytes = b""
+
+
+def _batch_prepared(profiles: list[Profile]) -> _SeedBatch:
+    """In this thread: demo mode's batch formatted (its users' ids reserved); attach mode's as drawn."""
+    if target_in_force() is not None:
+        return _SeedBatch(profiles)
+    names = [(p.username, p.email) for p in profiles]
+    users, sim_users = _accounts_rendered(profiles, names, [""] * len(profiles))
+    return _SeedBatch(profiles, users, sim_users)
+
+
+def _batch_commit(batch: _SeedBatch) -> None:
+    """Write one batch in one transaction (in the pipeline: the writer thread's)."""
+    try:
         with transaction.atomic():
-            sim_accounts_create(batch)
-        created += len(batch)
-        if progress:
-            progress(len(batch))
-    return SeedSummary(created=created, total=SimUser.objects.count())
+            if not batch.users:  # attach mode: the application's accounts first, their names
+                batch = _SeedBatch(batch.profiles, *_attached_rendered(batch.profiles))
+            copy_data(User._meta.db_table, USER_COLUMNS, batch.users)
+            copy_data(SimUser._meta.db_table, SIM_USER_COLUMNS, batch.sim_users)
+    except IntegrityError as error:
+        raise ApplicationError(
+            f"seeding stopped: a batch of {len(batch.profiles)} sim users from "
+            f"{batch.profiles[0].username} was refused ({error}). The batches before it are "
+            f"kept; another process may have taken a name meanwhile: run it again to go on."
+        ) from error
+
+
+def _attached_rendered(profiles: list[Profile]) -> tuple[bytes, bytes]:
+    target = target_in_force()
+    people = accounts_unclaimed(
+        target,
+        [
+            person_fields(index=p.index, profile_or_user=p, joined_at=p.signed_up_at)
+            for p in profiles
+        ],
+    )
+    keys = accounts_write(target, people)
+    names = [(person["username"], person["email"]) for person in people]
+    return _accounts_rendered(profiles, names, keys)
+
+
+def _accounts_rendered(
+    profiles: Sequence[Profile], names: Sequence[tuple[str, str]], keys: Sequence[str]
+) -> tuple[bytes, bytes]:
+    """The users and sim_users rows of `profiles` as COPY data (USER_COLUMNS, SIM_USER_COLUMNS):
+    the same rows sim_accounts_create inserts, the users' ids reserved from their sequence now."""
+    user_ids = _user_ids_reserve(len(profiles))
+    unusable = _unusable_password()
+    written_at = timezone.now()
+    users = (
+        (
+            user_id, unusable, None, False, username, p.first_name, p.last_name, email, False,
+            False, p.signed_up_at, True,
+        )
+        for user_id, p, (username, email) in zip(user_ids, profiles, names, strict=True)
+    )  # fmt: skip
+    sim_users = (
+        (
+            written_at, written_at, user_id, p.persona, p.activity_weight, p.timezone, p.locale,
+            p.display_name, p.signup_date, p.settles_into, _joined_at(p), key,
+        )
+        for user_id, p, key in zip(user_ids, profiles, keys, strict=True)
+    )  # fmt: skip
+    return _copy_text(users), _copy_text(sim_users)
+
+
+def _copy_text(rows) -> bytes:
+    """Rows as COPY text, by psycopg's own formatter (a Copy writing to a buffer), sent later."""
+    buffer = io.BytesIO()
+    with (
+        connection.cursor() as cursor,
+        psycopg_copy.Copy(cursor.cursor, writer=psycopg_copy.FileWriter(buffer)) as copy,
+    ):
+        for row in rows:
+            copy.write_row(row)
+    return buffer.getvalue()
+
+
+def _user_ids_reserve(count: int) -> list[int]:
+    """`count` new account ids from the users' sequence (an id reserved and never written is a gap,
+    as a rolled-back insert leaves)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
+            [User._meta.db_table, count],
+        )
+        return [row[0] for row in cursor.fetchall()]
+
+
+@cache
+def _unusable_password() -> str:
+    """An unusable password (make_password(None)), made once a process: the same for every
+    synthetic account, as it is for a batch of bulk inserts."""
+    return make_password(None)
+
+
+def _batches_pipelined(
+    batches: Iterator[list[Profile]], progress: Callable[[int], None] | None
+) -> None:
+    """Draw and format batch N+1 in this thread while a writer thread (its own connection, one
+    transaction a batch) COPYs batch N: Python and PostgreSQL each on a core."""
+    writer_pid = None
+    switch_interval = sys.getswitchinterval()
+    sys.setswitchinterval(PIPELINE_SWITCH_INTERVAL)
+    try:
+        with (
+            cyclic_gc_paused(),
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="synthetics-seed") as writer,
+        ):
+            pending: tuple[Future, int] | None = None
+            try:
+                for number, profiles in enumerate(batches, start=1):
+                    if number % GC_BATCHES == 0:
+                        gc.collect(1)
+                    batch = _batch_prepared(profiles)
+                    if pending is not None:
+                        future, size = pending
+                        pending = None
+                        future.result()
+                        _progressed(progress, size)
+                    pending = (writer.submit(_batch_commit, batch), len(profiles))
+                if pending is not None:
+                    future, size = pending
+                    pending = None
+                    future.result()
+                    _progressed(progress, size)
+            finally:
+                if pending is not None:  # Ctrl-C or a failure: let the write in flight end whole
+                    with contextlib.suppress(BaseException):
+                        pending[0].result()
+                writer_pid = writer.submit(_closed).result()
+    finally:
+        sys.setswitchinterval(switch_interval)
+    if writer_pid is not None:
+        backend_exit_wait(writer_pid)
+
+
+def _closed() -> int | None:
+    """Close this thread's connection; the process id of its backend (None: none was open)."""
+    pid = connection.connection.info.backend_pid if connection.connection is not None else None
+    connection.close()
+    return pid
 
 
 @transaction.atomic

@@ -236,7 +236,7 @@ def runs_output_write(
     if rendered is not None:
         for table, columns, data in rendered.tables:
             before_statement()
-            _copy_data(table, columns, data)
+            copy_data(table, columns, data)
         for rows in rendered.returning:
             before_statement()
             table_rows_write(rows)
@@ -351,7 +351,7 @@ def output_rendered(
     return RenderedOutput(tuple(tables), tuple(returning))
 
 
-def _copy_data(table: str, columns: Sequence[str], data: bytes) -> None:
+def copy_data(table: str, columns: Sequence[str], data: bytes) -> None:
     """COPY data already formatted (output_rendered) into `table`."""
     sql = f"COPY {table} ({', '.join(columns)}) FROM STDIN"
     with connection.cursor() as cursor, cursor.cursor.copy(sql) as copy:
