@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from functools import cache, lru_cache
 from hashlib import blake2b
-from itertools import accumulate, count
+from itertools import accumulate, chain, count
 
 from synthetics.engine.behaviour import DEFAULT_BEHAVIOUR
 from synthetics.engine.rhythm import country_of, local_factor, strengthened, zone_of
@@ -202,19 +202,25 @@ _WORD = 2.0**-32
 class ProfileDraws:
     """The uniform draws of one seeded profile: a pure function of (seed, index), and cheap to
     start — BLAKE2b of "seed:index:block" cut into sixteen 32-bit numbers a block, as many blocks as
-    are drawn. A random.Random takes longer to seed (its 624-word state) than a profile takes to
-    draw. Values are multiples of 2**-32 in [0, 1): fine enough for every draw a profile makes."""
+    are drawn (a profile draws eleven). A random.Random takes longer to seed (its 624-word state)
+    than a profile takes to draw. Values are multiples of 2**-32 in [0, 1): fine enough for every
+    draw a profile makes."""
 
     __slots__ = ("random",)
 
     def __init__(self, seed: int, index: int) -> None:
-        self.random = _uniforms(f"{seed}:{index}:").__next__
+        key = f"{seed}:{index}:"
+        self.random = chain(_block(key, 0), _blocks_after_first(key)).__next__
 
 
-def _uniforms(key: str) -> Iterator[float]:
-    for block in count():
-        digest = blake2b(f"{key}{block}".encode(), digest_size=64).digest()
-        yield from [word * _WORD for word in _WORDS(digest)]
+def _block(key: str, number: int) -> list[float]:
+    digest = blake2b(f"{key}{number}".encode(), digest_size=64).digest()
+    return [word * _WORD for word in _WORDS(digest)]
+
+
+def _blocks_after_first(key: str) -> Iterator[float]:
+    for number in count(1):
+        yield from _block(key, number)
 
 
 def _profile_rng(seed: int, index: int) -> ProfileDraws:
@@ -242,7 +248,7 @@ def locale_names(locale: str) -> tuple[NameList, NameList]:
     (seeding a Faker per profile cost more than the rest of the profile)."""
     from faker import Faker  # imported lazily: only seeding needs it
 
-    faker = Faker(locale)
+    faker = Faker(locale, providers=["faker.providers.person"])  # the names alone
     return (
         _name_list(faker.first_name.__self__, "first_names", "first_name_pairs"),
         _name_list(faker.last_name.__self__, "last_names", "last_name_pairs"),

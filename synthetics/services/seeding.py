@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import io
 import secrets
 import sys
 from collections.abc import Callable, Iterator, Sequence
@@ -18,7 +17,6 @@ from django.contrib.auth.hashers import make_password
 from django.db import IntegrityError, connection, transaction
 from django.db.models.functions import Length
 from django.utils import timezone
-from psycopg import copy as psycopg_copy
 
 from synthetics.engine.lifecycle import SignupAccounts
 from synthetics.engine.population import (
@@ -267,46 +265,53 @@ def _attached_rendered(profiles: list[Profile]) -> tuple[bytes, bytes]:
 def _accounts_rendered(
     profiles: Sequence[Profile], names: Sequence[tuple[str, str]], keys: Sequence[str]
 ) -> tuple[bytes, bytes]:
-    """The users and sim_users rows of `profiles` as COPY data (USER_COLUMNS, SIM_USER_COLUMNS):
-    the same rows sim_accounts_create inserts, the users' ids reserved from their sequence now."""
+    """The users and sim_users rows of `profiles` as COPY text (USER_COLUMNS, SIM_USER_COLUMNS):
+    the rows sim_accounts_create inserts, the users' ids reserved from their sequence now. Formatted
+    here, not by psycopg's write_row: a third of the cost, with every value a str, int, float, date
+    or datetime of known form."""
     user_ids = _user_ids_reserve(len(profiles))
-    unusable = _unusable_password()
-    written_at = timezone.now()
-    users = (
-        (
-            user_id, unusable, None, False, username, p.first_name, p.last_name, email, False,
-            False, p.signed_up_at, True,
+    unusable = _copy_text(_unusable_password())
+    written_at = timezone.now().isoformat()
+    users = []
+    sim_users = []
+    for user_id, p, (username, email), key in zip(user_ids, profiles, names, keys, strict=True):
+        text = _copy_text
+        users.append(
+            f"{user_id}\t{unusable}\t{NULL}\tf\t{text(username)}\t{text(p.first_name)}\t"
+            f"{text(p.last_name)}\t{text(email)}\tf\tf\t{p.signed_up_at.isoformat()}\tt\n"
         )
-        for user_id, p, (username, email) in zip(user_ids, profiles, names, strict=True)
-    )  # fmt: skip
-    sim_users = (
-        (
-            written_at, written_at, user_id, p.persona, p.activity_weight, p.timezone, p.locale,
-            p.display_name, p.signup_date, p.settles_into, _joined_at(p), key,
+        joined_at = _joined_at(p)
+        sim_users.append(
+            f"{written_at}\t{written_at}\t{user_id}\t{text(p.persona)}\t"
+            f"{float(p.activity_weight)!r}\t{text(p.timezone)}\t{text(p.locale)}\t"
+            f"{text(p.display_name)}\t{p.signup_date.isoformat()}\t{text(p.settles_into)}\t"
+            f"{NULL if joined_at is None else joined_at.isoformat()}\t{text(key)}\n"
         )
-        for user_id, p, key in zip(user_ids, profiles, keys, strict=True)
-    )  # fmt: skip
-    return _copy_text(users), _copy_text(sim_users)
+    return "".join(users).encode(), "".join(sim_users).encode()
 
 
-def _copy_text(rows) -> bytes:
-    """Rows as COPY text, by psycopg's own formatter (a Copy writing to a buffer), sent later."""
-    buffer = io.BytesIO()
-    with (
-        connection.cursor() as cursor,
-        psycopg_copy.Copy(cursor.cursor, writer=psycopg_copy.FileWriter(buffer)) as copy,
-    ):
-        for row in rows:
-            copy.write_row(row)
-    return buffer.getvalue()
+NULL = "\\N"
+# COPY's text format: NULL as above; a backslash, and the tab, newline and carriage return that end
+# a value or a row, escaped (https://www.postgresql.org/docs/current/sql-copy.html#id-1.9.3.55.9.2).
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def _copy_text(value: str) -> str:
+    # a tab, newline or carriage return is not printable: most values are returned as they are
+    if value.isprintable() and "\\" not in value:
+        return value
+    return value.translate(_COPY_ESCAPES)
 
 
 def _user_ids_reserve(count: int) -> list[int]:
     """`count` new account ids from the users' sequence (an id reserved and never written is a gap,
-    as a rolled-back insert leaves)."""
+    as a rolled-back insert leaves). The sequence is looked up once, not once per id: in the
+    select list pg_get_serial_sequence runs for every row (six times the cost of the nextval)."""
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
+            "WITH users_sequence AS MATERIALIZED "
+            "(SELECT pg_get_serial_sequence(%s, 'id')::regclass AS name) "
+            "SELECT nextval(users_sequence.name) FROM users_sequence, generate_series(1, %s)",
             [User._meta.db_table, count],
         )
         return [row[0] for row in cursor.fetchall()]
