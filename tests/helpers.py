@@ -73,12 +73,12 @@ def realistic_pool(
     database; `spread`: the engagement spread (default: the behaviour model's)."""
     from datetime import date
 
-    from synthetics.engine.population import DEFAULT_ENGAGEMENT_SPREAD, _rng_for, _traits
+    from synthetics.engine.population import DEFAULT_ENGAGEMENT_SPREAD, _profile_rng, _traits
 
     pool = []
     for index in range(1, count + 1):
         traits = _traits(
-            _rng_for(seed, str(index)),
+            _profile_rng(seed, index),
             date(2026, 1, 9),
             DEFAULT_ENGAGEMENT_SPREAD if spread is None else spread,
         )

@@ -13,6 +13,7 @@ from datetime import UTC, date, datetime
 from functools import cache
 from itertools import islice
 
+import psycopg
 from django.contrib.auth.hashers import make_password
 from django.db import IntegrityError, connection, transaction
 from django.db.models.functions import Length
@@ -179,7 +180,7 @@ def sim_users_seed(
     )
     if not copying:
         for batch in batches:
-            with transaction.atomic():
+            with _batch_refusals(batch), transaction.atomic():
                 sim_accounts_create(batch)
             _progressed(progress, len(batch))
     elif connection.in_atomic_block:  # a caller's transaction: this connection's, in turn
@@ -234,17 +235,24 @@ def _batch_prepared(profiles: list[Profile]) -> _SeedBatch:
 
 def _batch_commit(batch: _SeedBatch) -> None:
     """Write one batch in one transaction (in the pipeline: the writer thread's)."""
+    with _batch_refusals(batch.profiles), transaction.atomic():
+        if not batch.users:  # attach mode: the application's accounts first, their names
+            batch = _SeedBatch(batch.profiles, *_attached_rendered(batch.profiles))
+        copy_data(User._meta.db_table, USER_COLUMNS, batch.users)
+        copy_data(SimUser._meta.db_table, SIM_USER_COLUMNS, batch.sim_users)
+
+
+@contextlib.contextmanager
+def _batch_refusals(profiles: list[Profile]) -> Iterator[None]:
+    """A batch the database refuses (a name taken since seeding read them: a unique violation, from
+    Django or from psycopg's COPY) raises ApplicationError; the batches before it are kept."""
     try:
-        with transaction.atomic():
-            if not batch.users:  # attach mode: the application's accounts first, their names
-                batch = _SeedBatch(batch.profiles, *_attached_rendered(batch.profiles))
-            copy_data(User._meta.db_table, USER_COLUMNS, batch.users)
-            copy_data(SimUser._meta.db_table, SIM_USER_COLUMNS, batch.sim_users)
-    except IntegrityError as error:
+        yield
+    except (IntegrityError, psycopg.IntegrityError) as error:
         raise ApplicationError(
-            f"seeding stopped: a batch of {len(batch.profiles)} sim users from "
-            f"{batch.profiles[0].username} was refused ({error}). The batches before it are "
-            f"kept; another process may have taken a name meanwhile: run it again to go on."
+            f"seeding stopped: the batch of {len(profiles)} sim users from "
+            f"{profiles[0].username} was refused ({error}). The batches before it are kept; "
+            f"another process may have taken a name meanwhile: run it again to go on."
         ) from error
 
 
