@@ -202,7 +202,9 @@ def _free_indexes(block: int) -> Iterator[int]:
     time (an index range of the unique username index): the names taken stay out of memory."""
     start = 1
     while True:
-        end = (start // block + 1) * block  # blocks on a grid: a block's names are all as long
+        # a block's names are all as long (six digits below a million, seven up to ten million...),
+        # so the block is one range of text between its first and last name
+        end = min((start // block + 1) * block, 10 ** max(6, len(str(start))))
         taken = set(
             User.objects.filter(
                 username__gte=username_for(start), username__lte=username_for(end - 1)
