@@ -36,8 +36,8 @@ from synthetics.target.mapping import person_fields, target_in_force
 from synthetics.target.writing import accounts_unclaimed, accounts_write
 
 SEED_BATCH = 500  # accounts per transaction where they are inserted (SQLite)
-# Accounts per transaction where they are COPYed (PostgreSQL): a few MB of rows in flight, however
-# many are seeded. Divides 1,000,000, so a block of names never holds six digits and seven.
+# Accounts per transaction where they are COPYed (PostgreSQL): two batches in flight, a few MB of
+# rows, however many are seeded.
 COPY_BATCH = 10_000
 MAX_SIM_USERS = 1_000_000
 # While the writer thread COPYs, it takes the GIL back at every round trip: see history's pipeline.
@@ -284,8 +284,8 @@ def _accounts_rendered(
     written_at = timezone.now().isoformat()
     users = []
     sim_users = []
+    text = _copy_text
     for user_id, p, (username, email), key in zip(user_ids, profiles, names, keys, strict=True):
-        text = _copy_text
         users.append(
             f"{user_id}\t{unusable}\t{NULL}\tf\t{text(username)}\t{text(p.first_name)}\t"
             f"{text(p.last_name)}\t{text(email)}\tf\tf\t{p.signed_up_at.isoformat()}\tt\n"
