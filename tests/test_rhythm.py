@@ -307,6 +307,25 @@ def test_a_rhythm_grown_by_sign_ups_is_the_rhythm_built_afresh():
         )
     assert grown.newcomer_share == fresh.newcomer_share > 0
     assert grown.index_of() == fresh.index_of()
+    # grown from a rhythm that made its factors, user weights and running sums for this quarter
+    # hour (at an earlier minute of it): it keeps and extends them, the same floats as a fresh build
+    later = moment.replace(minute=14, second=59)
+    for strength in (0.0, 0.6, 1.0):
+        warm = PoolRhythm(pool, rhythms)
+        warm.cumulative_weights(moment, strength=strength)
+        warm.cumulative_weights(moment, strength=0.0)
+        grown_warm = warm.grown(after)
+        assert list(grown_warm.cumulative_weights(later, strength=strength)) == list(
+            fresh.cumulative_weights(later, strength=strength)
+        )
+        assert list(grown_warm.user_weights(later, strength=strength)) == list(
+            fresh.user_weights(later, strength=strength)
+        )
+        assert grown_warm.rate(later, strength=strength) == fresh.rate(later, strength=strength)
+        assert list(grown_warm.cumulative_weights(later, strength=0.0)) == list(
+            fresh.cumulative_weights(later, strength=0.0)
+        )
+        assert grown_warm.persona_shares == fresh.persona_shares
     # the rhythm it grew from is unchanged
     assert rhythm.rate(moment, strength=1.0) == PoolRhythm(pool, rhythms).rate(moment, strength=1.0)
     # a pool that is not this one grown is built afresh

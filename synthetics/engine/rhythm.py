@@ -15,9 +15,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from functools import cache
+from functools import cache, reduce
 from importlib import resources
 from itertools import accumulate
+from operator import add
 from zoneinfo import ZoneInfo
 
 import holidays
@@ -136,7 +137,14 @@ class PoolRhythm:
         self._fields: list[list] = []
         self._index_of: dict[int, int] | None = None
         self._add(pool)
-        self._finish(pool)
+        # the pool's total weight and each persona's, added member after member in pool order
+        # (grown goes on adding where these stopped: the same floats)
+        by_persona: dict[str, float] = {}
+        for member in pool:
+            by_persona[member.persona] = (
+                by_persona.get(member.persona, 0.0) + member.activity_weight
+            )
+        self._finish(pool, reduce(add, self._activity, 0.0), by_persona)
 
     def _add(self, members: Sequence[PoolMember]) -> None:
         """Put `members` in their groups, after the members already in."""
@@ -161,10 +169,14 @@ class PoolRhythm:
     def grown(self, pool: Sequence[PoolMember]) -> PoolRhythm:
         """The rhythm of `pool`, this rhythm's pool with members appended (sign-ups only: nobody
         churned or settled), without going over the members it has: the same floats as
-        PoolRhythm(pool, ...) (each group's weight adds its members in pool order either way)."""
+        PoolRhythm(pool, ...) (each group's weight adds its members in pool order either way, the
+        totals go on from this rhythm's, and the factors, user weights and running sums already
+        made for this quarter hour are kept and extended by the newcomers': a sign-up costs its
+        own members, not the pool's)."""
         count = len(self._member_group)
         if len(pool) < count or (count and pool[count - 1] is not self._pool[count - 1]):
             return PoolRhythm(pool, self._profiles)
+        new = pool[count:]
         grown = object.__new__(PoolRhythm)
         grown._profiles, grown._by_persona = self._profiles, self._by_persona
         grown._keys, grown._seen = dict(self._keys), dict(self._seen)
@@ -175,29 +187,62 @@ class PoolRhythm:
         if self._index_of is not None:
             grown._index_of = dict(self._index_of)
             grown._index_of.update(
-                (member.sim_user_id, count + offset) for offset, member in enumerate(pool[count:])
+                (member.sim_user_id, count + offset) for offset, member in enumerate(new)
             )
-        grown._add(pool[count:])
-        grown._finish(pool)
-        return grown
-
-    def _finish(self, pool: Sequence[PoolMember]) -> None:
-        """What follows from the groups: the pool's totals, and no cached factors yet."""
-        self._groups = tuple(_Group(*fields) for fields in self._fields)
-        self._total = sum(self._activity)
-        self._pool = pool
-        # Each persona's share of the pool's sessions (engine.picking: the odds' normalisers).
-        by_persona: dict[str, float] = {}
-        for member in pool:
+        grown._add(new)
+        by_persona = dict(self._persona_weights)
+        for member in new:
             by_persona[member.persona] = (
                 by_persona.get(member.persona, 0.0) + member.activity_weight
             )
-        total = self._total
+        grown._finish(pool, reduce(add, grown._activity[count:], self._total), by_persona)
+        grown._carried_from(self, count)
+        return grown
+
+    def _carried_from(self, parent: PoolRhythm, count: int) -> None:
+        """Keep what `parent` (this rhythm's first `count` members) computed for its quarter hour,
+        extended by the members after them: the factors of groups the newcomers opened (at the
+        moment the parent's were taken at), their user weights and running sums."""
+        added_activity = self._activity[count:]
+        if parent._flat_cumulative:
+            self._flat_cumulative = (
+                parent._flat_cumulative
+                + list(accumulate(added_activity, initial=parent._flat_cumulative[-1]))[1:]
+            )
+        if parent._cached is None:
+            return
+        key, factors, moment = parent._cached
+        if len(self._groups) > len(factors):
+            factors = factors + self._compute_factors(moment, key[1], start=len(factors))
+        self._cached = (key, factors, moment)
+        if parent._weights is None or parent._weights[0] is not parent._cached[1]:
+            return
+        added = [
+            weight * factors[group]
+            for weight, group in zip(added_activity, self._member_group[count:], strict=True)
+        ]
+        self._weights = (factors, parent._weights[1] + added)
+        if parent._cumulative:
+            self._cumulative = (
+                parent._cumulative + list(accumulate(added, initial=parent._cumulative[-1]))[1:]
+            )
+
+    def _finish(
+        self, pool: Sequence[PoolMember], total: float, by_persona: dict[str, float]
+    ) -> None:
+        """What follows from the groups and the totals (`total` weight, each persona's weight):
+        the pool's shares, and no cached factors yet."""
+        self._groups = tuple(_Group(*fields) for fields in self._fields)
+        self._total = total
+        self._pool = pool
+        # Each persona's share of the pool's sessions (engine.picking: the odds' normalisers).
+        self._persona_weights = by_persona
         self.persona_shares = {
             persona: weight / total for persona, weight in by_persona.items() if total > 0
         }
         self.newcomer_share = self.persona_shares.get("newcomer", 0.0)
-        self._cached: tuple[tuple[int, float], list[float]] | None = None
+        # (quarter hour and strength, each group's factor then, the moment they were taken at)
+        self._cached: tuple[tuple[int, float], list[float], datetime] | None = None
         self._weights: tuple[list[float], list[float]] | None = None  # (factors, user weights)
         self._cumulative: list[float] | None = None  # running sums of self._weights[1]
         self._flat_cumulative: list[float] | None = None  # running sums of the activity weights
@@ -215,10 +260,11 @@ class PoolRhythm:
     def _group_factors(self, moment: datetime, strength: float) -> list[float]:
         key = ((moment - _EPOCH) // QUARTER, strength)
         if self._cached is None or self._cached[0] != key:
-            self._cached = (key, self._compute_factors(moment, strength))
+            self._cached = (key, self._compute_factors(moment, strength), moment)
         return self._cached[1]
 
-    def _compute_factors(self, moment: datetime, strength: float) -> list[float]:
+    def _compute_factors(self, moment: datetime, strength: float, start: int = 0) -> list[float]:
+        """Each group's factor at `moment` (from group `start` on)."""
         return [
             1.0
             if group.profile is None
@@ -226,7 +272,7 @@ class PoolRhythm:
                 local_factor(group.profile, zone=group.zone, country=group.country, moment=moment),
                 strength,
             )
-            for group in self._groups
+            for group in self._groups[start:]
         ]
 
     def rate(self, moment: datetime, *, strength: float) -> float:
