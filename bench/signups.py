@@ -10,6 +10,10 @@ history with sign-ups within 1.25x the time of the one without), the rows each w
 who signed up and churned.
 
     .venv/bin/python bench/signups.py --days 7 --users 3000 --signups 200 --churn 0.08 [--repeat 3]
+        [--app supabase_like|identity_keys]
+
+--app: the same in attach mode, Synthetics attached to one of the test applications (as
+bench/attached.py sets it up: the sign-ups' accounts go into the application's account table).
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from common import (
 )
 
 TABLES = ("synthetic_runs", "journeys", "journey_scene_events", "mindblock_events")
+OURS = "synthetics."  # the schema of Synthetics' own tables in attach mode
 
 
 @contextlib.contextmanager
@@ -48,22 +53,24 @@ def _copy(env: dict, name: str) -> Iterator[dict]:
             admin.execute(f'DROP DATABASE IF EXISTS "{copy}" WITH (FORCE)')
 
 
-def _history(env: dict, *, hours: int, signups: int, churn: float, name: str) -> dict:
+def _history(
+    env: dict, *, hours: int, signups: int, churn: float, name: str, tables: tuple, schema: str
+) -> dict:
     with _copy(env, name) as copy:
         with connect(copy) as conn:
             conn.execute(
-                "UPDATE synthetic_settings SET signups_per_day = %s, churn_per_month = %s",
+                f"UPDATE {schema}synthetic_settings SET signups_per_day = %s, churn_per_month = %s",
                 (signups, churn),
             )
             conn.execute("CHECKPOINT")
         seconds, rss_mb = timed_manage("backfill_activity", "--hours", str(hours), env=copy)
         with connect(copy) as conn:
             rows = sum(
-                conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0] for table in TABLES
+                conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0] for table in tables
             )
             signed_up, churned = conn.execute(
                 "SELECT coalesce(sum(users_signed_up), 0), coalesce(sum(users_churned), 0) "
-                "FROM synthetic_runs"
+                f"FROM {schema}synthetic_runs"
             ).fetchone()
     return {
         "seconds": seconds,
@@ -74,21 +81,43 @@ def _history(env: dict, *, hours: int, signups: int, churn: float, name: str) ->
     }
 
 
-def measure(*, days: int, users: int, signups: int, churn: float, repeat: int) -> dict:
+def measure(
+    *, days: int, users: int, signups: int, churn: float, repeat: int, app: str | None = None
+) -> dict:
     hours = days * 24
-    with throwaway_database("signups") as env:
+    if app is None:
+        database, tables, schema = throwaway_database("signups"), TABLES, ""
+    else:
+        import attached
+
+        database, schema = attached.attached_database(app), OURS
+        tables = attached.APPS[app]["written"]
+    with database as env:
         manage("seed_sim_users", "--count", str(users), env=env)
+        if app is not None:
+            manage("target", "index", env=env)
         with connect(env) as conn:
-            vacuum_analyze(conn, "sim_users", "users", *TABLES)
+            vacuum_analyze(conn, f"{schema}sim_users", f"{schema}users", *tables)
             conn.execute("CHECKPOINT")
         with_them, without = [], []
         for round_ in range(repeat):
             cases = [(with_them, signups, churn), (without, 0, 0.0)]
             for runs, s, c in cases if round_ % 2 == 0 else reversed(cases):
-                runs.append(_history(env, hours=hours, signups=s, churn=c, name=f"r{round_}_{s}"))
+                runs.append(
+                    _history(
+                        env,
+                        hours=hours,
+                        signups=s,
+                        churn=c,
+                        name=f"r{round_}_{s}",
+                        tables=tables,
+                        schema=schema,
+                    )
+                )
     seconds_with = median([r["seconds"] for r in with_them])
     seconds_without = median([r["seconds"] for r in without])
     return {
+        "app": app,
         "days": days,
         "users": users,
         "signups_per_day": signups,
@@ -114,6 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--signups", type=int, default=200)
     parser.add_argument("--churn", type=float, default=0.08)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--app", choices=("supabase_like", "identity_keys"))
     args = parser.parse_args(argv)
     result = measure(
         days=args.days,
@@ -121,9 +151,11 @@ def main(argv: list[str] | None = None) -> int:
         signups=args.signups,
         churn=args.churn,
         repeat=args.repeat,
+        app=args.app,
     )
     print(
-        f"history of {result['days']} days, {result['users']:,} users: with "
+        (f"attach mode ({result['app']}): " if result["app"] else "")
+        + f"history of {result['days']} days, {result['users']:,} users: with "
         f"{result['signups_per_day']} sign-ups a day and churn {result['churn_per_month']} a month "
         f"{result['seconds_with']:.1f} s ({result['rows_with']:,.0f} rows, "
         f"{result['signed_up']:,.0f} signed up, {result['churned']:,.0f} churned), without "
