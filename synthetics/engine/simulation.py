@@ -16,6 +16,7 @@ from synthetics.engine.incidents import Incidents, IncidentSpec
 from synthetics.engine.lifecycle import SignupAccounts, pool_changed
 from synthetics.engine.minute import journeys_advanced, minute_step, remember
 from synthetics.engine.onboarding import merged
+from synthetics.engine.pool import Pool
 from synthetics.engine.rhythm import PoolRhythm
 from synthetics.engine.sampling import run_random
 from synthetics.engine.types import (
@@ -81,7 +82,7 @@ def simulate_minutes(
     """
     stats = SimulationStats()
     active: dict = {}
-    pool = list(pool)
+    pool = Pool.of(pool)
     rhythm = PoolRhythm(pool, catalogue.rhythms)
     recent = RecentSessions(catalogue.behaviour.bout_minutes)
     scheduled = Incidents(incidents, catalogue) if incidents else None

@@ -18,7 +18,7 @@ from synthetics.engine import (
     Catalogue,
     GeneratorSettings,
     MindblockSpec,
-    PoolMember,
+    Pool,
     PoolRhythm,
     SceneSpec,
     TemplateSpec,
@@ -175,46 +175,46 @@ def in_slice(rows: QuerySet, field: str, *, shard: int, shards: int) -> QuerySet
     return rows.alias(_slice=Mod(field, shards)).filter(_slice=shard)
 
 
-def sim_user_pool(
-    *, shard: int = 0, shards: int = 1, joined_by: datetime | None = None
-) -> list[PoolMember]:
+# The pool's fields, in PoolMember's order (joined_at as the member's joined_ms).
+POOL_FIELDS = (
+    "id",
+    "user_id",
+    "persona",
+    "activity_weight",
+    "timezone",
+    "locale",
+    "signup_date",
+    "settles_into",
+    "joined_at",
+)
+# Rows read from the database at a time: a server-side cursor on PostgreSQL, so a million sim users
+# are never held as a million row tuples (engine.pool: the pool itself keeps ~50 bytes a member).
+POOL_CHUNK = 20_000
+
+
+def _pool_read(rows: QuerySet) -> Pool:
+    pool = Pool()
+    pool.extend_rows(
+        rows.order_by("id").values_list(*POOL_FIELDS).iterator(chunk_size=POOL_CHUNK),
+        chunk=POOL_CHUNK,
+        joined_ms=to_ms,
+    )
+    return pool
+
+
+def sim_user_pool(*, shard: int = 0, shards: int = 1, joined_by: datetime | None = None) -> Pool:
     """The active pool in id order: with `shards`, the slice of shard `shard`; with `joined_by`,
     without the sim users who signed up after it (a run of another shard of the same window
     created them: they start sessions from the next window on, whichever shard ran first)."""
     rows = in_slice(SimUser.objects.active(), "id", shard=shard, shards=shards)
     if joined_by is not None:
         rows = rows.filter(Q(joined_at__isnull=True) | Q(joined_at__lte=joined_by))
-    rows = rows.order_by("id").values_list(
-        "id",
-        "user_id",
-        "persona",
-        "activity_weight",
-        "timezone",
-        "locale",
-        "signup_date",
-        "settles_into",
-        "joined_at",
-    )
-    return [PoolMember(*row[:-1], to_ms(row[-1]) if row[-1] is not None else None) for row in rows]
+    return _pool_read(rows)
 
 
-def sim_user_pool_joined() -> list[PoolMember]:
+def sim_user_pool_joined() -> Pool:
     """The active sim users who signed up in a run (joined_at set), as pool members."""
-    rows = SimUser.objects.active().filter(joined_at__isnull=False).order_by("id")
-    return [
-        PoolMember(*row[:-1], to_ms(row[-1]))
-        for row in rows.values_list(
-            "id",
-            "user_id",
-            "persona",
-            "activity_weight",
-            "timezone",
-            "locale",
-            "signup_date",
-            "settles_into",
-            "joined_at",
-        )
-    ]
+    return _pool_read(SimUser.objects.active().filter(joined_at__isnull=False))
 
 
 def next_join_after(moment: datetime, *, shard: int = 0, shards: int = 1) -> datetime | None:
@@ -431,13 +431,13 @@ def manual_run_count() -> int:
 
 
 # The pool a run loaded, with its rhythm, per database and shard. The engine never changes a pool in
-# place (pool_changed returns a new list) and a rhythm's own caches are keyed by time, so a run can
+# place (pool_changed returns a new one) and a rhythm's own caches are keyed by time, so a run can
 # reuse both.
 @dataclass(frozen=True, slots=True)
 class _KeptPool:
     stamp: int
     rhythms: tuple
-    pool: list[PoolMember]
+    pool: Pool
     rhythm: PoolRhythm
     # A shard's slice is read without the sign-ups after `joined_by`; it holds for any window
     # starting from joined_by up to just before `next_join` (the next sign-up; None: none).
@@ -462,7 +462,7 @@ class RunInputs:
     """What a run reads besides settings and active journeys: the catalogue and the user pool."""
 
     catalogue: Catalogue
-    pool: list[PoolMember]
+    pool: Pool
     rhythm: PoolRhythm
 
     @classmethod
@@ -502,7 +502,7 @@ class RunInputs:
             )
         return cls(catalogue=catalogue, pool=pool, rhythm=rhythm)
 
-    def with_pool(self, pool: list[PoolMember]) -> RunInputs:
+    def with_pool(self, pool: Pool) -> RunInputs:
         """The same catalogue with the pool as a run left it (no reload: a backfill with sign-ups
         changes the pool most minutes)."""
         return RunInputs(
