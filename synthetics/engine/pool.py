@@ -4,6 +4,7 @@ PoolMember object and its strings (about 800 bytes); a PoolMember is built only 
 
 from __future__ import annotations
 
+import sys
 from array import array
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -16,6 +17,7 @@ from synthetics.engine.types import PoolMember
 
 NO_DAY = 0  # signup_date None (a date's ordinal is at least 1)
 NO_JOIN = -(2**63)  # joined_ms None
+_LITTLE_ENDIAN = sys.byteorder == "little"
 
 
 class Names(dict):
@@ -90,7 +92,9 @@ class Pool(Sequence[PoolMember]):
         self.persona_names = persona_names if persona_names is not None else Names([""])
         self.zone_names = zone_names if zone_names is not None else Names()
         self.locale_names = locale_names if locale_names is not None else Names()
-        self._positions: dict[int, int] | None = None  # by id, when the ids are not in order
+        # {}: the ids are in increasing order (a position is a bisection); a table by id where they
+        # are not; None: not known yet (found out on first use)
+        self._positions: dict[int, int] | None = {}
         self._dates: dict[int, date] = {}
 
     # --- building ---------------------------------------------------------------------------------
@@ -141,6 +145,7 @@ class Pool(Sequence[PoolMember]):
         last field, when not None, into epoch ms (a datetime from the database)."""
         rows = iter(rows)
         days = _Days()
+        start = len(self.ids)
         personas = self.persona_names.__getitem__
         while batch := list(islice(rows, chunk)):
             (ids, user_ids, persona, weight, zone, locale, signup, settles, joined) = zip(
@@ -160,7 +165,56 @@ class Pool(Sequence[PoolMember]):
             else:
                 convert = joined_ms or int
                 self.joined.extend(NO_JOIN if at is None else convert(at) for at in joined)
-        self._positions = None
+            self._appended(start)
+            start = len(self.ids)
+
+    def extend_columns(
+        self,
+        *,
+        ids: bytes,
+        user_ids: bytes,
+        personas: Sequence[str],
+        weights: bytes,
+        zones: Sequence[str],
+        locales: Sequence[str],
+        signup_days: bytes,
+        settles: Sequence[str],
+        joined: bytes,
+    ) -> None:
+        """Append members given column by column: the numbers as big-endian machine values (64-bit
+        ids, user ids, IEEE doubles and joined ms, NO_JOIN for none; 32-bit day ordinals, NO_DAY for
+        none), the names as sequences of strings. Raises ValueError if the columns' lengths differ."""
+        count = len(personas)
+        numbers = [
+            (self.ids, ids),
+            (self.user_ids, user_ids),
+            (self.weights, weights),
+            (self.signup_days, signup_days),
+            (self.joined, joined),
+        ]
+        parsed = []
+        for column, data in numbers:
+            values = array(column.typecode)
+            values.frombytes(data)
+            if _LITTLE_ENDIAN:
+                values.byteswap()
+            parsed.append(values)
+        if any(len(values) != count for values in parsed) or not (
+            len(zones) == len(locales) == len(settles) == count
+        ):
+            raise ValueError("the pool's columns differ in length")
+        for (column, _), values in zip(numbers, parsed, strict=True):
+            column.extend(values)
+        self.personas.extend(map(self.persona_names.__getitem__, personas))
+        self.zones.extend(map(self.zone_names.__getitem__, zones))
+        self.locales.extend(map(self.locale_names.__getitem__, locales))
+        self.settles.extend(map(self.persona_names.__getitem__, settles))
+        self._appended(len(self.ids) - count)
+
+    def _appended(self, start: int) -> None:
+        """Members were appended from `start` on: whether the ids are still in order."""
+        if self._positions != {} or not self._ordered_from(start):
+            self._positions = None
 
     # --- reading ----------------------------------------------------------------------------------
 
@@ -219,16 +273,23 @@ class Pool(Sequence[PoolMember]):
     def position(self, sim_user_id: int) -> int | None:
         """Where the member with this id is in the pool (None: not in it). The ids of a pool read
         from the database are in order: a bisection; otherwise a table made on first use."""
-        if self._positions is None:
-            ids = self.ids
-            if all(map(lt, ids, islice(ids, 1, None))):
-                self._positions = {}  # in order: no table
-            else:
-                self._positions = {pk: i for i, pk in enumerate(ids)}
-        if self._positions:
+        if not self.in_id_order():
             return self._positions.get(sim_user_id)
         index = bisect_left(self.ids, sim_user_id)
         return index if index < len(self.ids) and self.ids[index] == sim_user_id else None
+
+    def in_id_order(self) -> bool:
+        """Whether the members are in increasing order of id (as the database gives them)."""
+        if self._positions is None:
+            ordered = self._ordered_from(0)
+            self._positions = {} if ordered else {pk: i for i, pk in enumerate(self.ids)}
+        return not self._positions
+
+    def _ordered_from(self, start: int) -> bool:
+        """Whether the ids from `start` on (and the one before) are in increasing order."""
+        ids = self.ids
+        start = max(0, start - 1)
+        return all(map(lt, islice(ids, start, None), islice(ids, start + 1, None)))
 
     def index_of(self) -> PoolPositions:
         """A mapping-like `.get(sim_user_id)` -> position, without a dict of a million ids."""
@@ -256,6 +317,7 @@ class Pool(Sequence[PoolMember]):
         for name in _COLUMNS:
             column = getattr(self, name)
             getattr(picked, name).extend(map(column.__getitem__, indexes))
+        picked._positions = None
         return picked
 
     def filtered(self, keep: Iterable[bool]) -> Pool:
@@ -264,6 +326,7 @@ class Pool(Sequence[PoolMember]):
         picked = self._empty_like()
         for name in _COLUMNS:
             getattr(picked, name).extend(compress(getattr(self, name), keep))
+        picked._positions = {} if self.in_id_order() else None
         return picked
 
     def changed(
@@ -278,6 +341,7 @@ class Pool(Sequence[PoolMember]):
         copy = self._empty_like()
         for name in _COLUMNS:
             getattr(copy, name).extend(getattr(self, name))
+        copy._positions = {} if self.in_id_order() else None
         for member in replaced:
             index = self.position(member.sim_user_id)
             if index is not None:
@@ -292,6 +356,8 @@ class Pool(Sequence[PoolMember]):
         return copy
 
     def _put(self, index: int, member: PoolMember) -> None:
+        if self.ids[index] != member.sim_user_id:
+            self._positions = None
         self.ids[index] = member.sim_user_id
         self.user_ids[index] = member.user_id
         self.personas[index] = self.persona_names[member.persona]
@@ -301,7 +367,6 @@ class Pool(Sequence[PoolMember]):
         self.signup_days[index] = _Days()[member.signup_date]
         self.settles[index] = self.persona_names[member.settles_into]
         self.joined[index] = NO_JOIN if member.joined_ms is None else member.joined_ms
-        self._positions = None
 
 
 _COLUMNS = (

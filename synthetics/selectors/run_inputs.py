@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import orjson
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import F, Max, Min, Q, QuerySet, TextField
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Cast, Mod
@@ -26,6 +26,7 @@ from synthetics.engine import (
 from synthetics.engine.behaviour import Behaviour
 from synthetics.engine.bouts import MEMORY_CAP, RecentSession, RecentSessions
 from synthetics.engine.incidents import IncidentSpec
+from synthetics.engine.pool import NO_DAY, NO_JOIN
 from synthetics.engine.run import to_ms
 from synthetics.engine.types import Plan
 from synthetics.engine.types import RhythmProfile as RhythmProfileSpec
@@ -187,19 +188,76 @@ POOL_FIELDS = (
     "settles_into",
     "joined_at",
 )
-# Rows read from the database at a time: a server-side cursor on PostgreSQL, so a million sim users
-# are never held as a million row tuples (engine.pool: the pool itself keeps ~50 bytes a member).
-POOL_CHUNK = 20_000
+# Rows read from the database at a time, so a million sim users are never held as a million row
+# tuples (engine.pool: the pool itself keeps about 50 bytes a member).
+POOL_CHUNK = 50_000
+
+# A page of the pool as columns (PostgreSQL): each number column as its values' binary forms end to
+# end (int8send, float8send: big-endian), each name column as one text joined by newlines. The page's
+# rows are aggregated in the order of the subquery, by id (checked: the ids must come out in order).
+# Parsing a column at a time is several times faster than a million rows of nine values.
+_POOL_PAGE_SQL = """
+SELECT
+    string_agg(int8send(id), ''),
+    string_agg(int8send(user_id), ''),
+    string_agg(persona, E'\\n'),
+    string_agg(float8send(activity_weight), ''),
+    string_agg(timezone, E'\\n'),
+    string_agg(locale, E'\\n'),
+    string_agg(int4send(coalesce(signup_date - DATE '0001-01-01' + 1, %s)), ''),
+    string_agg(settles_into, E'\\n'),
+    string_agg(int8send(coalesce(
+        round(extract(epoch FROM date_trunc('milliseconds', joined_at)) * 1000)::bigint, %s
+    )), ''),
+    max(id),
+    count(*)
+FROM ({page}) AS page
+"""
 
 
 def _pool_read(rows: QuerySet) -> Pool:
+    """The sim users of `rows` as a pool, in id order, read a chunk at a time."""
+    rows = rows.order_by("id").values_list(*POOL_FIELDS)
+    if connection.vendor == "postgresql":
+        try:
+            return _pool_read_pages(rows)
+        except ValueError:  # a name with a newline in it: read row by row
+            pass
     pool = Pool()
-    pool.extend_rows(
-        rows.order_by("id").values_list(*POOL_FIELDS).iterator(chunk_size=POOL_CHUNK),
-        chunk=POOL_CHUNK,
-        joined_ms=to_ms,
-    )
+    pool.extend_rows(rows.iterator(chunk_size=POOL_CHUNK), chunk=POOL_CHUNK, joined_ms=to_ms)
     return pool
+
+
+def _pool_read_pages(rows: QuerySet) -> Pool:
+    """PostgreSQL: the pool a page of POOL_CHUNK at a time by id, each page as columns; outside a
+    transaction, all pages in one REPEATABLE READ transaction (one snapshot, as a single query
+    would see). Raises ValueError when a page's columns do not line up."""
+    pool, last = Pool(), 0
+    outermost = not connection.in_atomic_block
+    with transaction.atomic(), connection.cursor() as cursor:
+        if outermost:
+            cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        while True:
+            page, params = rows.filter(id__gt=last)[:POOL_CHUNK].query.sql_with_params()
+            cursor.execute(_POOL_PAGE_SQL.format(page=page), (NO_DAY, NO_JOIN, *params))
+            ids, user_ids, personas, weights, zones, locales, days, settles, joined, last, count = (
+                cursor.fetchone()
+            )
+            if not count:
+                return pool
+            pool.extend_columns(
+                ids=ids,
+                user_ids=user_ids,
+                personas=personas.split("\n"),
+                weights=weights,
+                zones=zones.split("\n"),
+                locales=locales.split("\n"),
+                signup_days=days,
+                settles=settles.split("\n"),
+                joined=joined,
+            )
+            if not pool.in_id_order():
+                raise ValueError("a page of the pool came out of id order")
 
 
 def sim_user_pool(*, shard: int = 0, shards: int = 1, joined_by: datetime | None = None) -> Pool:
