@@ -289,7 +289,7 @@ class Pool(Sequence[PoolMember]):
         """Whether the ids from `start` on (and the one before) are in increasing order."""
         ids = self.ids
         start = max(0, start - 1)
-        return all(map(lt, islice(ids, start, None), islice(ids, start + 1, None)))
+        return all(map(lt, ids[start:], ids[start + 1 :]))
 
     def index_of(self) -> PoolPositions:
         """A mapping-like `.get(sim_user_id)` -> position, without a dict of a million ids."""

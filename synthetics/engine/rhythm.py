@@ -138,12 +138,15 @@ class PoolRhythm:
         self._seen: dict[tuple[int, int, int], int] = {}
         self._member_group = array("I")
         self._fields: list[list] = []
+        # each persona's (by code) summed weight, and the personas in order of first appearance
+        self._persona_sums: list[float] = []
+        self._persona_order: dict[int, None] = {}
         self._add(pool, 0)
         self._finish(pool)
 
     def _add(self, pool: Pool, start: int) -> None:
         """Put the members of `pool` from `start` on in their groups, after the members already in
-        (each group's weight adds its members' in pool order)."""
+        (each group's weight, and each persona's, adds its members' in pool order)."""
         by_persona, default = self._by_persona, self._by_persona.get("")
         keys, seen, groups = self._keys, self._seen, self._fields
         zones, locales = pool.zone_names.names, pool.locale_names.names
@@ -168,8 +171,13 @@ class PoolRhythm:
             ),
         )
         sums = [fields[3] for fields in groups]
-        for group, weight in zip(added, pool.weights[start:]):  # noqa: B905  the same length
+        persona_codes = pool.personas[start:]
+        self._persona_order.update(dict.fromkeys(persona_codes))
+        persona_sums = self._persona_sums
+        persona_sums += [0.0] * (len(personas) - len(persona_sums))
+        for group, persona, weight in zip(added, persona_codes, pool.weights[start:], strict=True):
             sums[group] += weight
+            persona_sums[persona] += weight
         for fields, total in zip(groups, sums, strict=True):
             fields[3] = total
         self._member_group.extend(added)
@@ -191,6 +199,8 @@ class PoolRhythm:
         grown._keys, grown._seen = dict(self._keys), dict(self._seen)
         grown._member_group = array("I", self._member_group)
         grown._fields = [list(fields) for fields in self._fields]
+        grown._persona_sums = list(self._persona_sums)
+        grown._persona_order = dict(self._persona_order)
         grown._add(pool, count)
         grown._finish(pool)
         return grown
@@ -201,19 +211,12 @@ class PoolRhythm:
         self._activity = pool.weights
         self._total = sum(self._activity)
         self._pool = pool
-        # Each persona's share of the pool's sessions (engine.picking: the odds' normalisers),
-        # each persona's weights added in pool order.
-        sums = [0.0] * len(pool.persona_names.names)
-        seen = [False] * len(sums)
-        order: list[int] = []
-        for code, weight in zip(pool.personas, pool.weights):  # noqa: B905  the same length
-            if not seen[code]:
-                seen[code] = True
-                order.append(code)
-            sums[code] += weight
-        total = self._total
+        # Each persona's share of the pool's sessions (engine.picking: the odds' normalisers).
+        total, sums = self._total, self._persona_sums
         names = pool.persona_names.names
-        self.persona_shares = {names[code]: sums[code] / total for code in order if total > 0}
+        self.persona_shares = {
+            names[code]: sums[code] / total for code in self._persona_order if total > 0
+        }
         self.newcomer_share = self.persona_shares.get("newcomer", 0.0)
         self._cached: tuple[tuple[int, float], list[float]] | None = None
         self._weights: tuple[list[float], Sequence[float]] | None = None  # (factors, user weights)
