@@ -87,7 +87,7 @@ def simulate_minutes(
     recent = RecentSessions(catalogue.behaviour.bout_minutes)
     scheduled = Incidents(incidents, catalogue) if incidents else None
     accounts = len(pool)  # account numbers taken: newcomers take the next ones
-    next_id = itertools.count(max((m.sim_user_id for m in pool), default=0) + 1)
+    next_id = itertools.count(max(pool.ids, default=0) + 1)
     if keep_starts:
         stats.members.update((member.sim_user_id, member) for member in pool)
     for minute in range(1, minutes + 1):
