@@ -9,7 +9,7 @@ from array import array
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import date
-from itertools import compress, islice, repeat
+from itertools import islice, repeat
 from operator import lt
 from typing import overload
 
@@ -318,15 +318,6 @@ class Pool(Sequence[PoolMember]):
             column = getattr(self, name)
             getattr(picked, name).extend(map(column.__getitem__, indexes))
         picked._positions = None
-        return picked
-
-    def filtered(self, keep: Iterable[bool]) -> Pool:
-        """The members for which `keep` is true, in order."""
-        keep = list(keep)
-        picked = self._empty_like()
-        for name in _COLUMNS:
-            getattr(picked, name).extend(compress(getattr(self, name), keep))
-        picked._positions = {} if self.in_id_order() else None
         return picked
 
     def changed(
