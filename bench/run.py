@@ -34,12 +34,14 @@ import pool
 import reads
 import scheduled
 import shards
+import signups
 from common import connect, throwaway_database, timed_manage
 
 MODES = {
     "quick": {
         "history": {"hours": 1, "rate": 200, "users": 20_000, "repeat": 1},
         "attached": {"hours": 1, "rate": 200, "users": 20_000, "repeat": 1},
+        "signups": {"days": 7, "users": 3_000, "signups": 200, "churn": 0.08, "repeat": 1},
         "scheduled": {"actives": [1_000, 10_000], "repeat": 1},
         "cleanup": {"hours": 3, "rate": 200},
         "export": {"hours": 2, "rate": 200, "users": 20_000, "repeat": 3},
@@ -51,6 +53,7 @@ MODES = {
     "full": {
         "history": {"hours": 6, "rate": 200, "users": 50_000, "repeat": 3},
         "attached": {"hours": 6, "rate": 200, "users": 50_000, "repeat": 3},
+        "signups": {"days": 7, "users": 3_000, "signups": 200, "churn": 0.08, "repeat": 3},
         "scheduled": {"actives": [1_000, 10_000, 50_000], "repeat": 3},
         "cleanup": {"hours": 16, "rate": 200},
         "export": {"hours": 6, "rate": 200, "users": 50_000, "repeat": 5},
@@ -112,6 +115,20 @@ def main(argv: list[str] | None = None) -> int:
             f"{h['backfill_rows_per_s']:,.0f} rows/s, peak RSS {h['backfill_peak_rss_mb']} MB",
             f"bare COPY of the same rows: {h['copy_rows_per_s']:,.0f} rows/s",
             f"{h['ratio']:.2f} ({_history_target(h['hours'])})",
+        )
+    )
+    print(f"bench ({args.mode}): history with sign-ups ...", file=sys.stderr)
+    su = report["signups"] = signups.measure(**mode["signups"])
+    lines.append(
+        (
+            f"history with sign-ups: {su['days']} days, {su['users']:,} users, "
+            f"{su['signups_per_day']} sign-ups a day, churn {su['churn_per_month']} a month "
+            f"({su['rows_with']:,.0f} rows, {su['signed_up']:,.0f} signed up, "
+            f"{su['churned']:,.0f} churned{'; medians' if su['repeat'] > 1 else ''})",
+            f"{su['seconds_with']:.1f} s",
+            f"the same history without them: {su['seconds_without']:.1f} s "
+            f"({su['rows_without']:,.0f} rows)",
+            f"{su['ratio']:.2f}x (target <= 1.25)",
         )
     )
     print(f"bench ({args.mode}): attached history ...", file=sys.stderr)

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.db import connection, transaction
+from django.db.models import Sum
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
@@ -19,6 +20,7 @@ from synthetics.models import (
     SimUser,
     SyntheticRun,
     SyntheticSettings,
+    User,
     run_key_new,
 )
 from synthetics.services import activity_backfill, history, run_manual, sim_users_seed, writers
@@ -88,7 +90,7 @@ def _ledger():
         .values_list(
             "window_start", "window_end", "sessions_started", "scene_events_created",
             "mindblock_events_created", "journeys_completed", "journeys_abandoned",
-            "journeys_errored", "active_journeys", "users_churned",
+            "journeys_errored", "active_journeys", "users_churned", "users_signed_up",
         )
     )  # fmt: skip
 
@@ -154,6 +156,57 @@ def test_pipelined_history_writes_the_rows_one_span_at_a_time_writes(
     assert set(
         SimUser.objects.filter(churned_at__isnull=False).values_list("id", "churned_at")
     ) == (churned)
+
+
+@pytest.mark.slow
+@transactional
+def test_pipelined_history_with_sign_ups_writes_what_one_span_at_a_time_writes(
+    postgres_only, spans, monkeypatch
+):
+    """Sign-ups simulated ahead take their account numbers from a count kept in memory and their ids
+    from blocks reserved in the sequences; the writer creates them with the span. The same accounts,
+    sessions, events and churn as spans written as they are simulated (the ids may leave gaps)."""
+    sim_users_seed(count=400, seed=24)
+    # ~1,500 a day: about 190 sign-ups over 3 hours, in blocks of 32 ids (history._ids_block)
+    SyntheticSettings.objects.filter(pk=1).update(
+        sessions_per_min=20, max_per_run=100, signups_per_day=1500, churn_per_month=1.0
+    )
+    reserved = []
+    reserve = history.account_ids_reserve
+    monkeypatch.setattr(
+        history, "account_ids_reserve", lambda count: reserved.append(count) or reserve(count)
+    )
+    activity_backfill(hours=3, now=END, seed=7)
+    assert spans["pipelined"] == 14 and len(reserved) >= 5  # no span went on its own
+    pipelined, pipelined_ledger, pipelined_tagged = _rows(), _ledger(), _tagged()
+    signed_up = SyntheticRun.objects.aggregate(total=Sum("users_signed_up"))["total"]
+    assert 100 < signed_up == SimUser.objects.filter(joined_at__isnull=False).count()
+    names = sorted(
+        User.objects.filter(is_synthetic=True).values_list("username", flat=True)
+    )  # every account number once, none skipped: sim000001 to the last sign-up
+    assert names == [f"sim{index:06d}" for index in range(1, 401 + signed_up)]
+    churned = sorted(
+        SimUser.objects.filter(churned_at__isnull=False).values_list("user__username", "churned_at")
+    )
+    assert churned
+
+    _wipe()
+    SimUser.objects.filter(joined_at__isnull=False).delete()
+    User.objects.filter(is_synthetic=True, sim_profile__isnull=True).delete()
+    monkeypatch.setattr(history, "_can_pipeline", lambda: False)
+    activity_backfill(hours=3, now=END, seed=7)
+    assert spans["pipelined"] == 14  # none more
+    assert _rows() == pipelined
+    assert _ledger() == pipelined_ledger
+    assert _tagged() == pipelined_tagged
+    assert (
+        sorted(
+            SimUser.objects.filter(churned_at__isnull=False).values_list(
+                "user__username", "churned_at"
+            )
+        )
+        == churned
+    )
 
 
 def _ledger_seq_scans() -> int:

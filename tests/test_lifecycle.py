@@ -62,6 +62,45 @@ def test_churn_counts_follow_the_setting_and_hit_newer_users_harder():
     assert abs(young / total - share) <= Z * math.sqrt(share * (1 - share) / total)
 
 
+def test_each_departure_is_drawn_by_weight_among_the_idle_users_not_drawn_yet():
+    # churned draws by rejection (a uniform member kept with chance weight / bound); a window with
+    # one departure picks each idle member with chance churn_hazard(age) / (sum over idle members)
+    settings = GeneratorSettings(churn_per_month=40.0)
+    pool = [
+        PoolMember(i, i, "regular", 1.0, signup_date=TODAY - timedelta(days=age))
+        for i, age in enumerate((0, 3, 10, 30, 400, 1, 2), start=1)
+    ]
+    busy = {6, 7}  # the two youngest but one are busy: never drawn
+    idle = [m for m in pool if m.sim_user_id not in busy]
+    weights = {m.sim_user_id: churn_hazard((TODAY - m.signup_date).days) for m in idle}
+    rng = random.Random("one departure")
+    seen = dict.fromkeys(weights, 0)
+    windows = 0
+    while windows < 10_000:
+        draw = churned(settings=settings, pool=pool, busy=busy, minutes=60, today=TODAY, rng=rng)
+        assert not {m.sim_user_id for m in draw} & busy
+        assert len({m.sim_user_id for m in draw}) == len(draw)  # distinct
+        if len(draw) == 1:
+            windows += 1
+            seen[draw[0].sim_user_id] += 1
+    total = sum(weights.values())
+    for sim_user_id, weight in weights.items():
+        p = weight / total  # the count of each is binomial(windows, p)
+        assert abs(seen[sim_user_id] / windows - p) <= Z * math.sqrt(p * (1 - p) / windows)
+
+
+def test_more_departures_than_idle_users_take_every_idle_user():
+    # Poisson(300) departures a window among 2 idle users: the rejection draws run out and the rest
+    # come from one draw over the idle users left, never a busy one, never one twice
+    settings = GeneratorSettings(churn_per_month=30_000.0)
+    pool = _pool(30)
+    busy = {member.sim_user_id for member in pool[2:]}
+    draw = churned(
+        settings=settings, pool=pool, busy=busy, minutes=60, today=TODAY, rng=random.Random(3)
+    )
+    assert sorted(m.sim_user_id for m in draw) == [1, 2]
+
+
 def test_busy_users_never_churn():
     settings = GeneratorSettings(churn_per_month=1.0)
     pool = _pool(300)

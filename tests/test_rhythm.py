@@ -275,7 +275,7 @@ def test_factors_reused_within_a_quarter_hour_are_exactly_the_ones_computed_each
         assert weights.user_weights(moment, strength=1.0) == fresh.user_weights(
             moment, strength=1.0
         )
-        assert weights.cumulative_weights(moment, strength=1.0) == list(
+        assert list(weights.cumulative_weights(moment, strength=1.0)) == list(
             accumulate(fresh.user_weights(moment, strength=1.0))
         )
 
@@ -285,17 +285,19 @@ def test_a_rhythm_grown_by_sign_ups_is_the_rhythm_built_afresh():
     # the very floats a fresh build gives, for every minute's rate and every user's weight
     from dataclasses import replace as changed
 
+    from synthetics.engine.pool import Pool
     from synthetics.engine.rhythm import PoolRhythm
     from tests.helpers import realistic_pool, shipped_catalogue
 
     rhythms = shipped_catalogue().rhythms
     members = realistic_pool(600)
-    pool = members[:400]
+    pool = Pool.of(members[:400])
     rhythm = PoolRhythm(pool, rhythms)
-    rhythm.index_of()  # built before it grows: grown extends it
+    rhythm.index_of()  # asked before it grows
     joined = [changed(m, persona="newcomer") for m in members[400:]]
-    after = pool + joined
-    grown, fresh = rhythm.grown(after), PoolRhythm(after, rhythms)
+    after = pool.changed(appended=joined)  # as engine.lifecycle.pool_changed makes it
+    grown, fresh = rhythm.grown(after), PoolRhythm(list(after), rhythms)
+    assert after.shares_names(pool)  # so grown adds the 200 to the groups it has
     moment = datetime(2026, 3, 2, 19, 7, tzinfo=UTC)
     for strength in (0.0, 0.6, 1.0):
         assert grown.rate(moment, strength=strength) == fresh.rate(moment, strength=strength)
@@ -307,6 +309,26 @@ def test_a_rhythm_grown_by_sign_ups_is_the_rhythm_built_afresh():
         )
     assert grown.newcomer_share == fresh.newcomer_share > 0
     assert grown.index_of() == fresh.index_of()
+    # grown from a rhythm that made its factors, user weights and running sums for this quarter
+    # hour (at an earlier minute of it): it keeps and extends them, the same floats as a fresh build
+    later = moment.replace(minute=14, second=59)
+    for strength in (0.0, 0.6, 1.0):
+        warm = PoolRhythm(pool, rhythms)
+        warm.cumulative_weights(moment, strength=strength)
+        warm.cumulative_weights(moment, strength=0.0)
+        grown_warm = warm.grown(after)
+        assert strength == 0 or grown_warm._cumulative is not None  # carried over, extended
+        assert list(grown_warm.cumulative_weights(later, strength=strength)) == list(
+            fresh.cumulative_weights(later, strength=strength)
+        )
+        assert list(grown_warm.user_weights(later, strength=strength)) == list(
+            fresh.user_weights(later, strength=strength)
+        )
+        assert grown_warm.rate(later, strength=strength) == fresh.rate(later, strength=strength)
+        assert list(grown_warm.cumulative_weights(later, strength=0.0)) == list(
+            fresh.cumulative_weights(later, strength=0.0)
+        )
+        assert grown_warm.persona_shares == fresh.persona_shares
     # the rhythm it grew from is unchanged
     assert rhythm.rate(moment, strength=1.0) == PoolRhythm(pool, rhythms).rate(moment, strength=1.0)
     # a pool that is not this one grown is built afresh

@@ -14,10 +14,10 @@ from django.db import connection
 from django.db.models import Count, DateField
 from django.db.models.functions import TruncDate, TruncWeek
 
-from synthetics.engine import PoolRhythm
+from synthetics.engine import Pool, PoolRhythm
 from synthetics.engine.capacity import Capacity, pool_capacity
 from synthetics.engine.run import ExpectedSessions, expected_sessions
-from synthetics.engine.types import SCENE_ENTERED, Catalogue, GeneratorSettings, PoolMember
+from synthetics.engine.types import SCENE_ENTERED, Catalogue, GeneratorSettings
 from synthetics.models import Journey, JourneySceneEvent, SimUser
 from synthetics.selectors.run_inputs import catalogue_load, generator_settings, sim_user_pool
 from synthetics.target.mapping import target_in_force
@@ -126,7 +126,7 @@ class _Week:
     """The current settings, pool and catalogue, and the sessions expected over the coming week."""
 
     settings: GeneratorSettings
-    pool: list[PoolMember]
+    pool: Pool
     catalogue: Catalogue
     rhythm: PoolRhythm
     sessions: ExpectedSessions

@@ -6,6 +6,7 @@ scheduled minute, for status and /metrics to read."""
 from __future__ import annotations
 
 import logging
+from array import array
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -24,6 +25,7 @@ from synthetics.engine.expectations import (
 from synthetics.engine.incidents import Incidents
 from synthetics.engine.minute import floor_minute
 from synthetics.engine.picking import activity_now
+from synthetics.engine.pool import Pool
 from synthetics.engine.rhythm import PoolRhythm
 from synthetics.engine.run import to_ms
 from synthetics.engine.types import PoolMember
@@ -169,9 +171,10 @@ def expectations_report(
         # the pool's), and the sign-ups one by one.
         pool = _pool_groups()
         rhythm = PoolRhythm(pool, inputs.catalogue.rhythms)
+    pool = Pool.of(pool)
     personas: Counter = Counter()
-    members: dict[str, list] = defaultdict(list)
-    for member in pool:
+    members: dict[str, array] = defaultdict(lambda: array("I"))  # each persona's positions
+    for index, member in enumerate(pool):
         # lapsed periods and a sign-up's return thin who is picked (engine.picking): each member's
         # factor in the window's middle (a period lasts weeks; in a slice of a few hundred users the
         # lapsed ones are too few for the mean factor to stand in for them); a group's, the mean
@@ -181,11 +184,11 @@ def expectations_report(
             else 1 - behaviour.lapsed_share * (1 - behaviour.lapsed_activity)
         )
         personas[member.persona] += member.activity_weight * factor
-        members[member.persona].append(member)
+        members[member.persona].append(index)
     # each persona's users with their own rhythm: who starts a session is picked by activity times
     # their rhythm at that hour (engine.expectations)
     persona_rhythms = [
-        (persona, personas[persona], PoolRhythm(group, inputs.catalogue.rhythms))
+        (persona, personas[persona], PoolRhythm(pool.select(group), inputs.catalogue.rhythms))
         for persona, group in sorted(members.items())
     ]
     specs = run_inputs.incidents_over(since - SETTLE, now)
@@ -237,7 +240,7 @@ def _settling(specs, *, since: datetime, now: datetime) -> str:
     return ""
 
 
-def _pool_groups() -> list[PoolMember]:
+def _pool_groups() -> Pool:
     """The whole active pool as the expectation needs it: the seeded users as one member per
     (persona, zone, locale) with the group's summed activity weight (negative ids: a group), the
     sign-ups (few, their return factor their own) one by one."""
@@ -249,11 +252,11 @@ def _pool_groups() -> list[PoolMember]:
         .values_list("persona", "timezone", "locale", "total")
         .order_by("persona", "timezone", "locale")
     )
-    pool = [
+    pool = Pool.of(
         PoolMember(-index, 0, persona, total or 0.0, zone, locale)
         for index, (persona, zone, locale, total) in enumerate(groups, start=1)
-    ]
-    return pool + run_inputs.sim_user_pool_joined()
+    )
+    return pool.changed(appended=run_inputs.sim_user_pool_joined())
 
 
 def _inputs(now: datetime, *, keep: bool):

@@ -22,15 +22,15 @@ from datetime import datetime
 from django.db import connection, transaction
 from django.utils import timezone
 
-from synthetics.engine import Catalogue, GeneratorSettings, PoolMember, PoolRhythm
+from synthetics.engine import Catalogue, GeneratorSettings, Pool, PoolRhythm
 from synthetics.engine.bouts import RecentSessions
-from synthetics.engine.lifecycle import PoolChanges, pool_changed
+from synthetics.engine.lifecycle import PoolChanges, SignupAccounts, pool_changed
 from synthetics.engine.minute import JourneysDue, floor_minute, minute_step, remember
 from synthetics.engine.onboarding import merged
 from synthetics.engine.run import to_ms
 from synthetics.engine.sampling import run_random
 from synthetics.errors import ApplicationError, whole_number_required
-from synthetics.models import RUN_COUNTS, RunTrigger, SyntheticRun
+from synthetics.models import RUN_COUNTS, SYNTHETIC_EMAIL_DOMAIN, RunTrigger, SyntheticRun
 from synthetics.selectors import run_inputs
 from synthetics.selectors.run_inputs import RunInputs
 from synthetics.services.locks import (
@@ -54,11 +54,12 @@ from synthetics.services.runs import (
     joined_members,
     ledger_counts,
     pool_changes_write,
+    pool_changes_write_many,
     run_backfill_minute,
     run_backfill_slices,
     seed_or_default,
 )
-from synthetics.services.seeding import SIM_ACCOUNTS
+from synthetics.services.seeding import account_ids_reserve, next_sim_index
 from synthetics.services.writers import (
     RenderedOutput,
     deferred_key_checks_indexed,
@@ -70,6 +71,7 @@ from synthetics.services.writers import (
     run_ids_reserve,
     runs_output_write,
 )
+from synthetics.target.mapping import target_in_force
 
 logger = logging.getLogger("synthetics")
 
@@ -109,7 +111,7 @@ class BackfillSpan:
     """The runs of one span of history (one per minute) and the pool as they left it."""
 
     runs: list[SyntheticRun]
-    pool: list[PoolMember] | None  # None: the pool did not change
+    pool: Pool | None  # None: the pool did not change
 
 
 def span_minutes(settings: GeneratorSettings) -> int:
@@ -157,10 +159,12 @@ class _History:
     settings: GeneratorSettings
     catalogue: Catalogue
     seed: int
-    pool: list[PoolMember]
+    pool: Pool
     rhythm: PoolRhythm
     active: dict
     recent: RecentSessions  # the memory of bouts (engine.bouts), carried minute to minute
+    numbers: _AccountNumbers  # the next free sim account number
+    ids: _ReservedIds | None = None  # sign-ups' ids, when the span is written later (pipeline)
 
     @classmethod
     def at_start(
@@ -172,16 +176,69 @@ class _History:
         start: datetime,
         active: dict | None = None,
         recent: RecentSessions | None = None,
+        numbers: _AccountNumbers | None = None,
+        ids: _ReservedIds | None = None,
     ) -> _History:
         """A history from what the database holds now: `active`, or the journeys in progress;
-        `recent`, or the memory of bouts at `start`."""
+        `recent`, or the memory of bouts at `start`; `numbers`, the next free sim account number,
+        or read at the first sign-up; `ids`: sign-ups get ids reserved ahead (the pipeline)."""
         if active is None:
             active = {journey.id: journey for journey in run_inputs.active_journeys()}
         if recent is None:
             recent = run_inputs.recent_sessions(
                 before=start, bout_minutes=inputs.catalogue.behaviour.bout_minutes
             )
-        return cls(settings, inputs.catalogue, seed, inputs.pool, inputs.rhythm, active, recent)
+        return cls(
+            settings,
+            inputs.catalogue,
+            seed,
+            inputs.pool,
+            inputs.rhythm,
+            active,
+            recent,
+            numbers or _AccountNumbers(),
+            ids,
+        )
+
+
+class _AccountNumbers:
+    """The next free sim account number (simNNNNNN) of a history: read from the database at the
+    first sign-up (or given, read under the generator lock), then counted in memory — a span is
+    written under the lock, so no other run takes a number meanwhile (a query per sign-up minute
+    was a fifth of a history with sign-ups)."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: int | None = None) -> None:
+        self.value = value
+
+    def __call__(self) -> int:
+        if self.value is None:
+            self.value = next_sim_index()
+        return self.value
+
+    def taken(self, newcomers) -> None:
+        if newcomers:
+            self.value = newcomers[-1].index + 1
+
+
+class _ReservedIds:
+    """Ids for sign-ups simulated ahead of their write (the pipeline): (user id, sim user id) pairs
+    reserved from the two tables' sequences a block at a time (seeding.account_ids_reserve), handed
+    out in ascending order as the pool's order by id wants. What a stopped pipeline leaves unused is
+    a gap in the sequences, as a rolled-back insert leaves."""
+
+    __slots__ = ("block", "free")
+
+    def __init__(self, block: int) -> None:
+        self.block = max(1, block)
+        self.free: list[tuple[int, int]] = []
+
+    def take(self, count: int) -> list[tuple[int, int]]:
+        if len(self.free) < count:
+            self.free += account_ids_reserve(max(self.block, count - len(self.free)))
+        taken, self.free = self.free[:count], self.free[count:]
+        return taken
 
 
 @dataclass(slots=True)
@@ -196,7 +253,7 @@ class _SimulatedSpan:
     started: dict
     updates: dict
     events: list[tuple[int, tuple]]
-    deferred: list[tuple[PoolChanges, datetime]]
+    deferred: list[tuple[PoolChanges, datetime, list[tuple[int, int]]]]
     pool_moved: bool = False
     rendered: RenderedOutput | None = None  # the journeys and events formatted ahead (_rendered)
 
@@ -207,18 +264,19 @@ def _simulate_span(
     start: datetime,
     end: datetime,
     started_at: datetime,
-    pool_write: Callable[[PoolChanges, list[PoolMember], datetime], list[PoolMember]] | None,
+    pool_write: Callable[[PoolChanges, Pool, datetime], Pool] | None,
     check: Callable[[], None] = lambda: None,
 ) -> _SimulatedSpan:
     """The engine minute after minute over (start, end], each minute with its own random stream, as
     run_backfill_minute would run it; `state` is advanced to `end`. Pool changes go to `pool_write`
-    (written at once: newcomers need their ids before the next minute), or, with None, are applied
-    in memory and kept for the span's write (only churn and settling: no sign-ups)."""
+    (written at once, newcomers getting their ids from the database), or, with None, are applied in
+    memory and kept for the span's write, newcomers with ids reserved ahead (`state.ids`)."""
     span = _SimulatedSpan(start, end, [], {}, {}, [], [])
     active, started, updates = state.active, span.started, span.updates
     settings, catalogue, seed = state.settings, state.catalogue, state.seed
     incidents = incidents_over(catalogue, start, end)
     in_progress = JourneysDue(active)
+    accounts = SignupAccounts(next_index=state.numbers, email_domain=SYNTHETIC_EMAIL_DOMAIN)
     for index in range(int((end - start) / MINUTE)):
         minute_start = start + index * MINUTE
         minute_end = minute_start + MINUTE
@@ -239,23 +297,28 @@ def _simulate_span(
                 window_end=minute_end,
             ),
             seed=seed,
-            accounts=SIM_ACCOUNTS,
+            accounts=accounts,
             incidents=incidents,
             recent=state.recent,
         )
         outcome, changes = step.outcome, step.changes
         first = None  # the newcomers' first sessions (engine.onboarding), once they have ids
         if changes:
+            state.numbers.taken(changes.newcomers)
             if pool_write is not None:
                 state.pool = pool_write(changes, pool=state.pool, at=minute_end)
-                if changes.onboarding:
-                    joined = joined_members(state.pool, changes)
-                    first = step.first_sessions(joined, minute_end)
             else:
-                if changes.newcomers:
-                    raise RuntimeError("sign-ups need their ids at once: write the span as it goes")
-                span.deferred.append((changes, minute_end))
-                state.pool = pool_changed(state.pool, changes, [])
+                if changes.newcomers and state.ids is None:
+                    raise RuntimeError("sign-ups simulated ahead need ids reserved for them")
+                ids = state.ids.take(len(changes.newcomers)) if changes.newcomers else []
+                span.deferred.append((changes, minute_end, ids))
+                joined = [
+                    profile.member(sim_user_id=sim_user_id, user_id=user_id)
+                    for profile, (user_id, sim_user_id) in zip(changes.newcomers, ids, strict=True)
+                ]
+                state.pool = pool_changed(state.pool, changes, joined)
+            if changes.onboarding:
+                first = step.first_sessions(joined_members(state.pool, changes), minute_end)
             state.rhythm = (
                 state.rhythm.grown(state.pool)  # sign-ups only: the members it has stay put
                 if not changes.churned and not changes.settled and state.rhythm is not None
@@ -292,8 +355,7 @@ def _simulate_span(
 def _write_span(span: _SimulatedSpan, *, deadline: RunDeadline) -> list[SyntheticRun]:
     """Write a simulated span in the caller's transaction: deferred pool changes, a ledger row per
     minute, the journeys and events (COPY), the changes to older journeys."""
-    for changes, at in span.deferred:
-        pool_changes_write(changes, pool=[], at=at)
+    pool_changes_write_many(span.deferred)
     deadline_statement_bound(deadline)
     runs = span.ledger
     if span.rendered is not None:  # formatted ahead, the ledger ids reserved then
@@ -443,8 +505,16 @@ def _can_pipeline() -> bool:
     return (
         connection.vendor == "postgresql"
         and not connection.in_atomic_block
-        and run_inputs.generator_settings().signups_per_day == 0
+        and _signups_ahead(run_inputs.generator_settings())
     )
+
+
+def _signups_ahead(settings: GeneratorSettings) -> bool:
+    """Whether sign-ups can be simulated ahead of their write: none at all, or in demo mode, where
+    their ids come reserved from our own tables' sequences. Attached, a sign-up's account is made
+    through the target file in the application's table (its key the application's to give, its
+    name checked against the accounts there), so it is written as its minute is simulated."""
+    return settings.signups_per_day == 0 or target_in_force() is None
 
 
 def _pipelined_spans(
@@ -472,10 +542,20 @@ def _pipelined_spans(
         recent = run_inputs.recent_sessions(
             before=start, bout_minutes=inputs.catalogue.behaviour.bout_minutes
         )
-    if settings.signups_per_day > 0:  # turned on since the caller looked: newcomers need ids now
+        # the next free account number, under the lock: the writer thread creates the accounts
+        # of the spans simulated before, so the engine's thread never reads it again
+        numbers = _AccountNumbers(next_sim_index() if settings.signups_per_day > 0 else None)
+    if not _signups_ahead(settings):  # sign-ups turned on since the caller looked, attached
         return start, inputs
     state = _History.at_start(
-        settings, inputs, seed=seed, start=start, active=active, recent=recent
+        settings,
+        inputs,
+        seed=seed,
+        start=start,
+        active=active,
+        recent=recent,
+        numbers=numbers,
+        ids=_ReservedIds(_ids_block(settings, step)),
     )
     written_pool = inputs.pool
     position = start
@@ -494,7 +574,7 @@ def _pipelined_spans(
             cyclic_gc_paused(),
             ThreadPoolExecutor(max_workers=1, thread_name_prefix="synthetics-backfill") as writer,
         ):
-            pending: tuple[Future, _SimulatedSpan, list[PoolMember]] | None = None
+            pending: tuple[Future, _SimulatedSpan, Pool] | None = None
             try:
                 span_start = start
                 spans = 0
@@ -543,6 +623,12 @@ def _pipelined_spans(
     if written_pool is not inputs.pool:
         inputs = inputs.with_pool(written_pool)
     return position, inputs
+
+
+def _ids_block(settings: GeneratorSettings, step: int) -> int:
+    """How many sign-ups' ids to reserve at a time: about a span's worth at these settings (the
+    mean sign-ups of `step` minutes, doubled for the rhythm's peaks), at least 16."""
+    return max(16, int(2 * settings.signups_per_day * step / (24 * 60)) + 1)
 
 
 def _pipelined_span_minutes(step: int, *, done: int, left: int) -> int:

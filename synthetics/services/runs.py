@@ -10,6 +10,7 @@ row (complete, once) and the run's rows. History (many minutes in spans) is serv
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -21,6 +22,7 @@ from synthetics.engine import (
     Catalogue,
     EngineError,
     GeneratorSettings,
+    Pool,
     PoolMember,
     RunOutcome,
     manual_session_count,
@@ -465,16 +467,14 @@ def ledger_counts(outcome: RunOutcome, *, sessions: int, changes: PoolChanges) -
     }
 
 
-def joined_members(pool_after: list[PoolMember], changes: PoolChanges) -> list[PoolMember]:
+def joined_members(pool_after: Pool, changes: PoolChanges) -> list[PoolMember]:
     """The newcomers of `changes` as members of the pool after their write, in the newcomers'
     order (pool_changed puts them last, by id; their ids were given in that order)."""
     count = len(changes.newcomers)
     return pool_after[len(pool_after) - count :] if count else []
 
 
-def pool_changes_write(
-    changes: PoolChanges, *, pool: list[PoolMember], at: datetime
-) -> list[PoolMember]:
+def pool_changes_write(changes: PoolChanges, *, pool: Pool, at: datetime) -> Pool:
     """Create the newcomers, retire the churned users and settle the settled ones; return the pool
     as it now is (what a fresh load would give)."""
     joined = []
@@ -484,33 +484,68 @@ def pool_changes_write(
             profile.member(sim_user_id=sim_user.id, user_id=sim_user.user_id)
             for profile, sim_user in zip(changes.newcomers, created, strict=True)
         ]
-    if changes.churned:
-        # each at its own moment of the window (engine.lifecycle); `at` where none was drawn
-        moments = changes.churned_ms or (None,) * len(changes.churned)
-        gone = SimUser.objects.filter(
-            id__in=[member.sim_user_id for member in changes.churned], churned_at__isnull=True
-        ).values_list("id", flat=True)
-        when = {
-            member.sim_user_id: at if ms is None else datetime.fromtimestamp(ms / 1000, UTC)
-            for member, ms in zip(changes.churned, moments, strict=True)
-        }
-        SimUser.objects.bulk_update(
-            [SimUser(id=pk, churned_at=when[pk]) for pk in gone], ["churned_at"]
-        )
-    if changes.settled:
-        SimUser.objects.bulk_update(
-            [
-                SimUser(
-                    id=member.sim_user_id,
-                    persona=member.persona,
-                    activity_weight=member.activity_weight,
-                    settles_into="",
-                )
-                for member in changes.settled
-            ],
-            ["persona", "activity_weight", "settles_into"],
-        )
+    _departures_write(_departures(changes, at))
+    _settled_write(changes.settled)
     return pool_changed(pool, changes, joined)
+
+
+def pool_changes_write_many(
+    windows: Sequence[tuple[PoolChanges, datetime, Sequence[tuple[int, int]]]],
+) -> None:
+    """The pool changes of many windows, in order (a span of history simulated ahead of its write:
+    services.history), each with the ids reserved for its newcomers (seeding.account_ids_reserve),
+    in a statement or two a kind: every newcomer created, then every departure, then every
+    settling — the same rows as pool_changes_write window after window."""
+    profiles = [profile for changes, _, _ in windows for profile in changes.newcomers]
+    if profiles:
+        sim_accounts_create(profiles, ids=[pair for _, _, ids in windows for pair in ids])
+    departures: dict[int, datetime] = {}
+    for changes, at, _ in windows:
+        for sim_user_id, moment in _departures(changes, at).items():
+            departures.setdefault(sim_user_id, moment)  # the first: as churned_at IS NULL keeps
+    _departures_write(departures)
+    settled: dict[int, PoolMember] = {}
+    for changes, _, _ in windows:
+        settled.update((member.sim_user_id, member) for member in changes.settled)
+    _settled_write(tuple(settled.values()))
+
+
+def _departures(changes: PoolChanges, at: datetime) -> dict[int, datetime]:
+    """Who churned in a window and when: each at its own moment of the window (engine.lifecycle),
+    `at` where none was drawn."""
+    moments = changes.churned_ms or (None,) * len(changes.churned)
+    return {
+        member.sim_user_id: at if ms is None else datetime.fromtimestamp(ms / 1000, UTC)
+        for member, ms in zip(changes.churned, moments, strict=True)
+    }
+
+
+def _departures_write(departures: dict[int, datetime]) -> None:
+    if not departures:
+        return
+    gone = SimUser.objects.filter(id__in=list(departures), churned_at__isnull=True).values_list(
+        "id", flat=True
+    )
+    SimUser.objects.bulk_update(
+        [SimUser(id=pk, churned_at=departures[pk]) for pk in gone], ["churned_at"]
+    )
+
+
+def _settled_write(settled: Sequence[PoolMember]) -> None:
+    if not settled:
+        return
+    SimUser.objects.bulk_update(
+        [
+            SimUser(
+                id=member.sim_user_id,
+                persona=member.persona,
+                activity_weight=member.activity_weight,
+                settles_into="",
+            )
+            for member in settled
+        ],
+        ["persona", "activity_weight", "settles_into"],
+    )
 
 
 def _manual_refusal(settings: GeneratorSettings, *, target: int, force: bool) -> int:

@@ -63,9 +63,14 @@ class SeedSummary:
 
 
 def _sim_user(
-    user: User, profile, joined_at: datetime | None = None, account_key: str = ""
+    user: User,
+    profile,
+    joined_at: datetime | None = None,
+    account_key: str = "",
+    sim_user_id: int | None = None,
 ) -> SimUser:
     return SimUser(
+        id=sim_user_id,
         user=user,
         account_key=account_key,
         persona=profile.persona,
@@ -79,9 +84,13 @@ def _sim_user(
     )
 
 
-def sim_accounts_create(profiles: list) -> list[SimUser]:
+def sim_accounts_create(
+    profiles: list, *, ids: list[tuple[int, int]] | None = None
+) -> list[SimUser]:
     """Create the synthetic accounts (inactive, unusable password) and sim users of `profiles`, in
-    the caller's transaction: two bulk inserts. A run's sign-up is joined at its moment (the
+    the caller's transaction: two bulk inserts. `ids`: each profile's (user id, sim user id),
+    reserved from the tables' sequences beforehand (a history simulated ahead of its writes:
+    services.history); otherwise the database gives them. A run's sign-up is joined at its moment (the
     profile's joined_ms: the start of its first session), a seeded one is not (joined_at empty);
     the account's date_joined is either's simulated sign-up (Profile.signed_up_at), never the
     wall clock. In attach mode each also gets its account in the application's account table
@@ -101,9 +110,11 @@ def sim_accounts_create(profiles: list) -> list[SimUser]:
         names = [(person["username"], person["email"]) for person in people]
         keys = accounts_write(target, people)
     unusable = make_password(None)
+    ids = ids or [(None, None)] * len(profiles)
     users = User.objects.bulk_create(
         [
             User(
+                id=user_id,
                 username=username,
                 email=email,
                 first_name=p.first_name,
@@ -113,13 +124,13 @@ def sim_accounts_create(profiles: list) -> list[SimUser]:
                 is_synthetic=True,
                 date_joined=p.signed_up_at,
             )
-            for p, (username, email) in zip(profiles, names, strict=True)
+            for p, (username, email), (user_id, _) in zip(profiles, names, ids, strict=True)
         ]
     )
     return SimUser.objects.bulk_create(
         [
-            _sim_user(user, p, _joined_at(p), key)
-            for user, p, key in zip(users, profiles, keys, strict=True)
+            _sim_user(user, p, _joined_at(p), key, sim_user_id)
+            for user, p, key, (_, sim_user_id) in zip(users, profiles, keys, ids, strict=True)
         ]
     )
 
@@ -139,6 +150,20 @@ def next_sim_index() -> int:
         .first()
     )
     return int(last[3:]) + 1 if last else 1
+
+
+def account_ids_reserve(count: int) -> list[tuple[int, int]]:
+    """`count` pairs of (user id, sim user id) from the two tables' sequences (PostgreSQL), in
+    ascending order, for sign-ups simulated before their accounts are written (sim_accounts_create
+    `ids`). An id reserved and never written is a gap, as a rolled-back insert leaves."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT nextval(pg_get_serial_sequence(%s, 'id')), "
+            "nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
+            [User._meta.db_table, SimUser._meta.db_table, count],
+        )
+        rows = cursor.fetchall()
+    return list(zip(sorted(row[0] for row in rows), sorted(row[1] for row in rows), strict=True))
 
 
 # Where the generator's sign-ups get their accounts: the next sim account, under .invalid.
