@@ -284,7 +284,7 @@ def test_copy_text_escapes_what_would_end_a_value(postgres_only):
     assert SimUser.objects.get(user=user).display_name == "E\rF\\"
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_the_pipeline_writes_each_batch_in_its_own_transaction(postgres_only, monkeypatch):
     # given batches of 4 (outside any transaction: the writer thread COPYs on its own connection)
     monkeypatch.setattr(seeding, "COPY_BATCH", 4)

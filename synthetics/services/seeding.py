@@ -155,11 +155,13 @@ def next_sim_index() -> int:
 def account_ids_reserve(count: int) -> list[tuple[int, int]]:
     """`count` pairs of (user id, sim user id) from the two tables' sequences (PostgreSQL), in
     ascending order, for sign-ups simulated before their accounts are written (sim_accounts_create
-    `ids`). An id reserved and never written is a gap, as a rolled-back insert leaves."""
+    `ids`). An id reserved and never written is a gap, as a rolled-back insert leaves. The
+    sequences are looked up once (_user_ids_reserve says why)."""
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT nextval(pg_get_serial_sequence(%s, 'id')), "
-            "nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
+            "WITH sequences AS MATERIALIZED (SELECT pg_get_serial_sequence(%s, 'id')::regclass "
+            "AS users, pg_get_serial_sequence(%s, 'id')::regclass AS sim_users) "
+            "SELECT nextval(users), nextval(sim_users) FROM sequences, generate_series(1, %s)",
             [User._meta.db_table, SimUser._meta.db_table, count],
         )
         rows = cursor.fetchall()
