@@ -336,12 +336,14 @@ def _write_span(span: _SimulatedSpan, *, deadline: RunDeadline) -> list[Syntheti
 
 def activity_backfill(
     *,
-    hours: int,
+    hours: int | None = None,
+    minutes: int | None = None,
     now: datetime | None = None,
     seed: int | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> BackfillSummary:
-    """Generate the last `hours` hours, one backfill run per minute on the simulated clock.
+    """Generate the last `hours` hours (or `minutes` minutes: one of the two), one backfill run per
+    minute on the simulated clock.
 
     The minutes go in spans (span_minutes: up to six hours, about 80,000 rows), each simulated in
     memory and written in one transaction under the generator lock, so a running scheduler
@@ -358,10 +360,14 @@ def activity_backfill(
     run, new settings) stops that pipeline at the span it touched, which is simulated again from
     what the database then holds.
     """
-    whole_number_required("hours", hours, 1, MAX_BACKFILL_HOURS)
+    if (hours is None) == (minutes is None):
+        raise ApplicationError("a history is given in hours or in minutes: one of the two")
+    if minutes is None:
+        minutes = whole_number_required("hours", hours, 1, MAX_BACKFILL_HOURS) * 60
+    else:
+        whole_number_required("minutes", minutes, 1, MAX_BACKFILL_HOURS * 60)
     seed = seed_or_default(seed)
     end = floor_minute(checked_now(now))
-    minutes = hours * 60
     start = end - minutes * MINUTE
     totals = dict.fromkeys(_TOTALS, 0)
     generated = 0
