@@ -99,6 +99,7 @@ SPAN_MINUTES = 360
 TIDY_AFTER_BACKFILL_SECONDS = 300  # a VACUUM (ANALYZE) of what months of history grew: seconds
 PIPELINE_SWITCH_INTERVAL = 0.0005  # seconds: see _pipelined_spans
 FIRST_SPAN_PART = 8  # the pipeline's first and last spans: this part of the others
+PIPELINE_SPANS = 4  # a history's spans on the grid, at least (activity_backfill)
 GC_SPANS = 32  # the pipeline's young-generation collections: one every so many spans
 SPAN_ROWS = 80_000
 # A journey row and its scene and mindblock events: about 6 on the shipped catalogue (5.98 in an
@@ -380,7 +381,10 @@ def activity_backfill(
     totals = dict.fromkeys(_TOTALS, 0)
     generated = 0
     inputs = RunInputs.load()
-    step = span_minutes(run_inputs.generator_settings())
+    # at least PIPELINE_SPANS spans on the grid: a history shorter than a few spans would leave
+    # the pipeline one long span to simulate while the writer idles, then one to write while the
+    # engine idles (an hour at 200 a minute, spans of 57 minutes: 0.34 of a bare COPY, not 0.47)
+    step = min(span_minutes(run_inputs.generator_settings()), -(-minutes // PIPELINE_SPANS))
 
     def count(runs: list[SyntheticRun], minutes_done: int) -> None:
         nonlocal generated
