@@ -320,7 +320,7 @@ class RenderedOutput:
     """Journeys and events as COPY data (text format), formatted before the transaction that sends
     them: (table, columns, bytes) per table with rows."""
 
-    tables: tuple[tuple[str, tuple[str, ...], bytes], ...]
+    tables: tuple[tuple[str, tuple[str, ...], bytes | memoryview], ...]  # a view of its buffer
     # Rows of attached tables whose origin we keep: written with INSERT … RETURNING, not COPY.
     returning: tuple = ()
     # The changes to older journeys (journey_updates_rendered) and the accounts' last logins
@@ -367,7 +367,7 @@ def output_rendered(
     )
 
 
-def _copy_data(table: str, columns: Sequence[str], data: bytes) -> None:
+def _copy_data(table: str, columns: Sequence[str], data: bytes | memoryview) -> None:
     """COPY data already formatted (output_rendered) into `table`."""
     sql = f"COPY {table} ({', '.join(columns)}) FROM STDIN"
     with connection.cursor() as cursor, cursor.cursor.copy(sql) as copy:
