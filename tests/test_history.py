@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.db import connection, transaction
-from django.db.models import Sum
+from django.db.models import Max, Sum
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
@@ -143,6 +143,14 @@ def test_pipelined_history_writes_the_rows_one_span_at_a_time_writes(
     pipelined, pipelined_ledger, pipelined_tagged = _rows(), _ledger(), _tagged()
     churned = set(SimUser.objects.filter(churned_at__isnull=False).values_list("id", "churned_at"))
     assert churned  # churn was applied by the writer, from the spans' deferred changes
+    # each account's last login is the start of its latest session (sent as formatted ahead)
+    latest = dict(
+        Journey.objects.values("user_id")
+        .annotate(last=Max("started_at"))
+        .values_list("user_id", "last")
+    )
+    logins = dict(User.objects.filter(id__in=latest).values_list("id", "last_login"))
+    assert latest and logins == latest
 
     _wipe()
     monkeypatch.setattr(history, "_can_pipeline", lambda: False)
