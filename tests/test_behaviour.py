@@ -601,7 +601,8 @@ def test_the_scenario_schema_states_every_behaviour_parameter_its_range_and_defa
     )
 )
 def test_the_remembered_sessions_count_their_personas_as_they_are_added_and_forgotten(steps):
-    # whatever the adds, forgets and the cap drop, the counts are those of the sessions remembered
+    # whatever the adds, forgets and the cap drop, the counts are those of the sessions remembered,
+    # and each remembered user's latest outcome is that of their latest session remembered
     memory = RecentSessions(1.0)  # a minute's bout: forgetting by time is easy to reach
     clock = 0
     for kind, value in steps:
@@ -609,11 +610,15 @@ def test_the_remembered_sessions_count_their_personas_as_they_are_added_and_forg
             sessions = []
             for persona in value:
                 clock += 7
-                sessions.append(RecentSession(clock, clock, clock % 97, False, persona))
+                sessions.append(RecentSession(clock, clock, clock % 97, clock % 3 == 0, persona))
             memory.add(sessions)
         else:
             memory.forget_before(clock - value)
         remembered = Counter(session.persona for session in memory._items[memory._first :])
+        latest = {s.sim_user_id: s.errored for s in memory._items[memory._first :]}
+        assert memory.last_errored().as_dict() == latest
+        assert all(memory.last_errored().get(user) == errored for user, errored in latest.items())
+        assert memory.last_errored().get(1_000) is None
         shares = memory.persona_shares(1)
         if not remembered:
             assert shares is None
@@ -628,6 +633,7 @@ def test_the_cap_forgets_the_oldest_sessions_personas():
     memory.add(RecentSession(i, i, i, False, "devoted") for i in range(50))
     memory.add(RecentSession(50 + i, 50 + i, i, False, "casual") for i in range(MEMORY_CAP))
     assert len(memory) == MEMORY_CAP and memory.persona_shares(1) == {"casual": 1.0}
+    assert len(memory.last_errored()) == MEMORY_CAP  # the devoted sessions' users forgotten
 
 
 @hypothesis_settings(max_examples=60, deadline=None)

@@ -35,6 +35,25 @@ class RecentSession:
     persona: str = ""  # its user's persona when it started (its plan's)
 
 
+class LastErrored:
+    """Whether each remembered user's latest session erred, by sim user id (RecentSessions)."""
+
+    __slots__ = ("_latest",)
+
+    def __init__(self, latest: dict[int, RecentSession]) -> None:
+        self._latest = latest
+
+    def get(self, sim_user_id: int, default: bool | None = None) -> bool | None:
+        session = self._latest.get(sim_user_id)
+        return default if session is None else session.errored
+
+    def __len__(self) -> int:
+        return len(self._latest)
+
+    def as_dict(self) -> dict[int, bool]:
+        return {user: session.errored for user, session in self._latest.items()}
+
+
 class RecentSessions:
     """The sessions started in the last MEMORY_BOUTS bout lengths, in (start, id) order."""
 
@@ -46,6 +65,7 @@ class RecentSessions:
         self._first = 0  # entries before it are out of memory
         self._base = 0
         self._personas: dict[str, int] = {}  # the remembered sessions by persona
+        self._latest: dict[int, RecentSession] = {}  # each remembered user's latest session
         self.add(sorted(sessions, key=lambda s: (s.start_ms, s.order)))
 
     def __len__(self) -> int:
@@ -65,6 +85,7 @@ class RecentSessions:
             self._starts.append(session.start_ms)
             self._sums.append(self._sums[-1] + weight)
             self._personas[session.persona] = self._personas.get(session.persona, 0) + 1
+            self._latest[session.sim_user_id] = session
         if len(self._items) - self._first > MEMORY_CAP:
             self._move_first(len(self._items) - MEMORY_CAP)
         # Rebuild when the forgotten part is most of it, or the weights grow large.
@@ -76,15 +97,17 @@ class RecentSessions:
         self._move_first(max(self._first, bisect_left(self._starts, moment_ms, self._first)))
 
     def _move_first(self, first: int) -> None:
-        personas = self._personas
+        personas, latest = self._personas, self._latest
         for session in self._items[self._first : first]:
             personas[session.persona] -= 1
+            if latest.get(session.sim_user_id) is session:  # no later one of theirs remembered
+                del latest[session.sim_user_id]
         self._first = first
 
     def _rebuild(self) -> None:
         kept = self._items[self._first :]
         self._items, self._starts, self._sums, self._first = [], [], [0.0], 0
-        self._personas = {}
+        self._personas, self._latest = {}, {}
         self.add(kept)
 
     def persona_shares(self, least: int) -> dict[str, float] | None:
@@ -98,9 +121,10 @@ class RecentSessions:
         """The sim user of each remembered session, in start order (a user once per session)."""
         return [s.sim_user_id for s in self._items[self._first :]]
 
-    def last_errored(self) -> dict[int, bool]:
-        """Each remembered user's latest session: did it err?"""
-        return {s.sim_user_id: s.errored for s in self._items[self._first :]}
+    def last_errored(self) -> LastErrored:
+        """Each remembered user's latest session: did it err? (A view kept as sessions are added
+        and forgotten: building it as a dict went over every remembered session, every minute.)"""
+        return LastErrored(self._latest)
 
     def pick(self, u: float, *, before_ms: int) -> RecentSession | None:
         """The session whose user returns, for a uniform `u`: weighted exp(start / tau) among those

@@ -29,7 +29,7 @@ from synthetics.engine.behaviour import (
     returning,
     spell_multiplier,
 )
-from synthetics.engine.bouts import RecentSessions
+from synthetics.engine.bouts import LastErrored, RecentSessions
 from synthetics.engine.rhythm import normalised, persona_profile, zone_of
 from synthetics.engine.sampling import weighted_sample
 from synthetics.engine.types import Catalogue, PoolMember, RhythmProfile, TemplateSpec
@@ -334,7 +334,7 @@ class Segments:
         settings,
         rhythm,
         catalogue,
-        errored: dict[int, bool],
+        errored: LastErrored | dict[int, bool],
         at_ms: int | None = None,
         recent: RecentSessions | None = None,
     ) -> None:
