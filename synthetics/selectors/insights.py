@@ -17,9 +17,9 @@ from django.db.models.functions import TruncDate, TruncWeek
 from synthetics.engine import PoolRhythm
 from synthetics.engine.capacity import Capacity, pool_capacity
 from synthetics.engine.run import ExpectedSessions, expected_sessions
-from synthetics.engine.types import SCENE_ENTERED, Catalogue, GeneratorSettings, PoolMember
+from synthetics.engine.types import SCENE_ENTERED, Catalogue, GeneratorSettings, stand_ins
 from synthetics.models import Journey, JourneySceneEvent, SimUser
-from synthetics.selectors.run_inputs import catalogue_load, generator_settings, sim_user_pool
+from synthetics.selectors.run_inputs import catalogue_load, generator_settings, pool_groups
 from synthetics.target.mapping import target_in_force
 
 # The insights endpoint keeps its answer this long under this key; a settings change drops it.
@@ -123,10 +123,11 @@ class RhythmSummary:
 
 @dataclass(frozen=True, slots=True)
 class _Week:
-    """The current settings, pool and catalogue, and the sessions expected over the coming week."""
+    """The current settings, active pool size and catalogue, and the sessions expected over the
+    coming week."""
 
     settings: GeneratorSettings
-    pool: list[PoolMember]
+    active_users: int
     catalogue: Catalogue
     rhythm: PoolRhythm
     sessions: ExpectedSessions
@@ -134,9 +135,12 @@ class _Week:
 
 def _week_ahead(now: datetime) -> _Week:
     settings = generator_settings()
-    pool = sim_user_pool()
+    # The pool in groups of the same persona, zone and locale with their weights summed: the
+    # rhythm of those is the pool's (engine.rhythm groups its members so anyway), read from a few
+    # thousand rows the database keeps instead of every sim user.
+    groups = pool_groups()
     catalogue = catalogue_load()
-    rhythm = PoolRhythm(pool, catalogue.rhythms)
+    rhythm = PoolRhythm(stand_ins(groups), catalogue.rhythms)
     sessions = expected_sessions(
         settings=settings,
         rhythm=rhythm,
@@ -145,7 +149,7 @@ def _week_ahead(now: datetime) -> _Week:
         step_minutes=60,
         shards=django_settings.SYNTHETICS_SHARDS,
     )
-    return _Week(settings, pool, catalogue, rhythm, sessions)
+    return _Week(settings, sum(group.users for group in groups), catalogue, rhythm, sessions)
 
 
 def capacity_summary(*, now: datetime, week: _Week | None = None) -> Capacity:
@@ -155,7 +159,7 @@ def capacity_summary(*, now: datetime, week: _Week | None = None) -> Capacity:
     return pool_capacity(
         settings=week.settings,
         catalogue=week.catalogue,
-        pool=week.pool,
+        active_users=week.active_users,
         peak_factor=max(week.sessions.rates),
     )
 

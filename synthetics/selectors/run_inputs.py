@@ -9,7 +9,18 @@ from datetime import datetime, timedelta
 
 import orjson
 from django.db import connection
-from django.db.models import F, Max, Min, Q, QuerySet, TextField
+from django.db.models import (
+    BooleanField,
+    Count,
+    ExpressionWrapper,
+    F,
+    Max,
+    Min,
+    Q,
+    QuerySet,
+    Sum,
+    TextField,
+)
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Cast, Mod
 
@@ -27,7 +38,7 @@ from synthetics.engine.behaviour import Behaviour
 from synthetics.engine.bouts import MEMORY_CAP, RecentSession, RecentSessions
 from synthetics.engine.incidents import IncidentSpec
 from synthetics.engine.run import to_ms
-from synthetics.engine.types import Plan
+from synthetics.engine.types import Plan, PoolGroup
 from synthetics.engine.types import RhythmProfile as RhythmProfileSpec
 from synthetics.models import (
     Incident,
@@ -214,6 +225,40 @@ def sim_user_pool_joined() -> list[PoolMember]:
             "settles_into",
             "joined_at",
         )
+    ]
+
+
+def pool_groups() -> list[PoolGroup]:
+    """The active pool in groups (engine.types.PoolGroup), sorted by their key: on PostgreSQL the
+    rows the database keeps with every write to sim_users (migration 0031; a few thousand for a
+    million users, read whole), elsewhere counted by pool_groups_counted."""
+    if connection.vendor != "postgresql":
+        return pool_groups_counted()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT persona, timezone, locale, settles_into, joined, users, activity "
+            "FROM synthetic_pool_groups"
+        )
+        rows = cursor.fetchall()
+    return [
+        PoolGroup(*key, bool(joined), users, activity)
+        for *key, joined, users, activity in sorted(rows)
+    ]
+
+
+def pool_groups_counted() -> list[PoolGroup]:
+    """The same groups counted over sim_users by one GROUP BY (every active row read)."""
+    rows = (
+        SimUser.objects.active()
+        .annotate(joined=ExpressionWrapper(Q(joined_at__isnull=False), output_field=BooleanField()))
+        .values("persona", "timezone", "locale", "settles_into", "joined")
+        .annotate(users=Count("id"), activity=Sum("activity_weight"))
+        .values_list("persona", "timezone", "locale", "settles_into", "joined", "users", "activity")
+        .order_by()
+    )
+    return [
+        PoolGroup(*key, bool(joined), users, activity)
+        for *key, joined, users, activity in sorted(rows)
     ]
 
 

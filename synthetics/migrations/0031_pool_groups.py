@@ -1,0 +1,155 @@
+"""The active pool in groups, kept by the database (PostgreSQL): one row per (persona, time zone,
+locale, settles_into, signed up in a run or seeded) with its sim users counted and their activity
+weights summed, so the reads that need the pool's shape (insights' rhythm and capacity,
+expectations) read a few thousand rows instead of a million (selectors.run_inputs.pool_groups).
+
+Statement triggers with transition tables apply each write's net change (INSERT, COPY, UPDATE,
+DELETE; TRUNCATE empties it) in the writer's own transaction, so the groups always match the table
+they are of: a rolled-back write leaves them as they were. An UPDATE that moves nothing a group
+counts (a display name, an account key) changes no row of it. The pool stamp's trigger already
+serialises the writers of sim_users (0018), so two writers never update the same group row at once.
+Sums of floats kept by adding and subtracting drift from a recount by a few units in the last place
+(tests compare with a relative tolerance of 1e-9); a group whose last member leaves is deleted.
+
+The table is filled from a recount in the same transaction as the triggers are created, with
+sim_users locked against writes until then: a write in between would be lost or counted twice.
+SQLite (development and tests) has no table: the same groups come from a GROUP BY there.
+"""
+
+from django.db import migrations
+
+KEY = "persona, timezone, locale, settles_into, joined"
+POSTGRES_FORWARDS = [
+    "LOCK TABLE sim_users IN SHARE MODE",
+    """
+    CREATE TABLE synthetic_pool_groups (
+        persona varchar(32) NOT NULL,
+        timezone varchar(64) NOT NULL,
+        locale varchar(16) NOT NULL,
+        settles_into varchar(32) NOT NULL,
+        joined boolean NOT NULL,
+        users bigint NOT NULL,
+        activity double precision NOT NULL,
+        PRIMARY KEY (persona, timezone, locale, settles_into, joined)
+    )
+    """,
+    f"""
+    INSERT INTO synthetic_pool_groups ({KEY}, users, activity)
+    SELECT persona, timezone, locale, settles_into, joined_at IS NOT NULL, count(*),
+           sum(activity_weight)
+    FROM sim_users WHERE churned_at IS NULL GROUP BY 1, 2, 3, 4, 5
+    """,
+    # Rows entering a group count +1 and their weight, rows leaving it -1 and minus their weight
+    # (an UPDATE: the rows whose group, weight or churn changed, both sides), summed per group and
+    # applied in the key's order; a group left with nobody is deleted.
+    f"""
+    CREATE FUNCTION synthetic_pool_groups_apply() RETURNS trigger LANGUAGE plpgsql
+    SET search_path FROM CURRENT AS $$
+    BEGIN
+        IF TG_OP = 'INSERT' THEN
+            INSERT INTO synthetic_pool_groups AS g ({KEY}, users, activity)
+            SELECT persona, timezone, locale, settles_into, joined_at IS NOT NULL, count(*),
+                   sum(activity_weight)
+            FROM new_rows WHERE churned_at IS NULL GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5
+            ON CONFLICT ({KEY}) DO UPDATE
+            SET users = g.users + excluded.users, activity = g.activity + excluded.activity;
+            RETURN NULL;
+        END IF;
+        IF TG_OP = 'DELETE' THEN
+            UPDATE synthetic_pool_groups AS g
+            SET users = g.users - gone.users, activity = g.activity - gone.activity
+            FROM (
+                SELECT persona, timezone, locale, settles_into, joined_at IS NOT NULL AS joined,
+                       count(*) AS users, sum(activity_weight) AS activity
+                FROM old_rows WHERE churned_at IS NULL GROUP BY 1, 2, 3, 4, 5
+            ) AS gone
+            WHERE (g.persona, g.timezone, g.locale, g.settles_into, g.joined)
+                = (gone.persona, gone.timezone, gone.locale, gone.settles_into, gone.joined);
+        ELSE
+            INSERT INTO synthetic_pool_groups AS g ({KEY}, users, activity)
+            SELECT persona, timezone, locale, settles_into, joined, sum(users), sum(activity)
+            FROM (
+                SELECT o.persona, o.timezone, o.locale, o.settles_into,
+                       o.joined_at IS NOT NULL AS joined, -1 AS users, -o.activity_weight AS activity,
+                       o.churned_at IS NULL AS counted
+                FROM old_rows o LEFT JOIN new_rows n USING (id)
+                WHERE n.id IS NULL OR (o.persona, o.timezone, o.locale, o.settles_into, o.joined_at IS NULL,
+                       o.churned_at IS NULL, o.activity_weight)
+                    IS DISTINCT FROM (n.persona, n.timezone, n.locale, n.settles_into,
+                       n.joined_at IS NULL, n.churned_at IS NULL, n.activity_weight)
+                UNION ALL
+                SELECT n.persona, n.timezone, n.locale, n.settles_into,
+                       n.joined_at IS NOT NULL, 1, n.activity_weight, n.churned_at IS NULL
+                FROM new_rows n LEFT JOIN old_rows o USING (id)
+                WHERE o.id IS NULL OR (o.persona, o.timezone, o.locale, o.settles_into, o.joined_at IS NULL,
+                       o.churned_at IS NULL, o.activity_weight)
+                    IS DISTINCT FROM (n.persona, n.timezone, n.locale, n.settles_into,
+                       n.joined_at IS NULL, n.churned_at IS NULL, n.activity_weight)
+            ) AS moved
+            WHERE counted GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5
+            ON CONFLICT ({KEY}) DO UPDATE
+            SET users = g.users + excluded.users, activity = g.activity + excluded.activity;
+        END IF;
+        DELETE FROM synthetic_pool_groups WHERE users = 0;
+        RETURN NULL;
+    END
+    $$
+    """,
+    """
+    CREATE FUNCTION synthetic_pool_groups_clear() RETURNS trigger LANGUAGE plpgsql
+    SET search_path FROM CURRENT AS $$
+    BEGIN
+        DELETE FROM synthetic_pool_groups;
+        RETURN NULL;
+    END
+    $$
+    """,
+    """
+    CREATE TRIGGER sim_users_pool_groups_insert AFTER INSERT ON sim_users
+    REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION synthetic_pool_groups_apply()
+    """,
+    """
+    CREATE TRIGGER sim_users_pool_groups_update AFTER UPDATE ON sim_users
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION synthetic_pool_groups_apply()
+    """,
+    """
+    CREATE TRIGGER sim_users_pool_groups_delete AFTER DELETE ON sim_users
+    REFERENCING OLD TABLE AS old_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION synthetic_pool_groups_apply()
+    """,
+    """
+    CREATE TRIGGER sim_users_pool_groups_truncate AFTER TRUNCATE ON sim_users
+    FOR EACH STATEMENT EXECUTE FUNCTION synthetic_pool_groups_clear()
+    """,
+]
+POSTGRES_BACKWARDS = [
+    *(
+        f"DROP TRIGGER sim_users_pool_groups_{action} ON sim_users"
+        for action in ("insert", "update", "delete", "truncate")
+    ),
+    "DROP FUNCTION synthetic_pool_groups_apply()",
+    "DROP FUNCTION synthetic_pool_groups_clear()",
+    "DROP TABLE synthetic_pool_groups",
+]
+
+
+def forwards(apps, schema_editor):
+    if schema_editor.connection.vendor == "postgresql":
+        for statement in POSTGRES_FORWARDS:
+            schema_editor.execute(statement)
+
+
+def backwards(apps, schema_editor):
+    if schema_editor.connection.vendor == "postgresql":
+        for statement in POSTGRES_BACKWARDS:
+            schema_editor.execute(statement)
+
+
+class Migration(migrations.Migration):
+    dependencies = [
+        ("synthetics", "0030_behaviour_model"),
+    ]
+
+    operations = [migrations.RunPython(forwards, backwards)]
