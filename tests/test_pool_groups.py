@@ -1,12 +1,12 @@
-"""The pool in groups (selectors.run_inputs.pool_groups): the rows PostgreSQL keeps with every write
-to sim_users match a recount after every kind of change, and the insights and expectations read
-from them give the answers the whole pool gave."""
+"""The pool in groups and its sign-ups by day (selectors.run_inputs.pool_groups, pool_signups): the
+rows PostgreSQL keeps with every write to sim_users match a recount after every kind of change, and
+the insights and expectations read from them give the answers the whole pool gave."""
 
 from __future__ import annotations
 
 import itertools
 import random
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from django.db import connection, transaction
@@ -27,6 +27,8 @@ from synthetics.selectors.run_inputs import (
     generator_settings,
     pool_groups,
     pool_groups_counted,
+    pool_signups,
+    pool_signups_counted,
     sim_user_pool,
 )
 from synthetics.services import activity_backfill, settings_update, sim_users_seed
@@ -43,6 +45,7 @@ def assert_groups_match_a_recount() -> None:
     assert [g[:6] for g in map(_fields, kept)] == [g[:6] for g in map(_fields, counted)]
     for mine, recount in zip(kept, counted, strict=True):
         assert mine.activity == pytest.approx(recount.activity, rel=1e-9, abs=1e-9)
+    assert pool_signups(since=date.min) == pool_signups_counted(since=date.min)
 
 
 def _fields(group) -> tuple:
@@ -109,6 +112,7 @@ def _change(kind: str, rng: random.Random) -> None:
             row.persona = rng.choice(["casual", "power", row.persona])
             row.activity_weight = rng.choice([0.5, 2.25, row.activity_weight])
             row.churned_at = rng.choice([None, AT, row.churned_at])
+            row.signup_date = rng.choice([date(2025, 3, 4), row.signup_date])
             row.save()
     elif kind == "rename":  # a write that moves no group (attach mode's keys, a display name)
         SimUser.objects.filter(pk__in=[m.sim_user_id for m in _some(rng, 5)]).update(
@@ -150,7 +154,8 @@ KINDS = ["seed", "signups", "churn", "settle", "edit", "rename", "delete", "roll
 def test_the_kept_groups_match_a_recount_after_every_kind_of_change(postgres_only, changes, seed):
     # Rule: whatever the writes (the product's own: seeding, a run's sign-ups, churn and
     # settling, the admin's edits and deletions, attach mode's keys, detach, a rollback, a
-    # TRUNCATE), the groups PostgreSQL keeps are a recount of the active pool.
+    # TRUNCATE), the groups PostgreSQL keeps are a recount of the active pool, and its sign-ups
+    # by day a recount of every sim user's.
     rng = random.Random(seed)
     sim_users_seed(count=SimUser.objects.count() + 20, seed=seed % 50)
     _signups(3, seed)

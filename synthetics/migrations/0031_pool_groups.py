@@ -1,19 +1,21 @@
 """The active pool in groups, kept by the database (PostgreSQL): one row per (persona, time zone,
 locale, settles_into, signed up in a run or seeded) with its sim users counted and their activity
 weights summed, so the reads that need the pool's shape (insights' rhythm and capacity,
-expectations) read a few thousand rows instead of a million (selectors.run_inputs.pool_groups).
+expectations) read a few hundred rows instead of a million (selectors.run_inputs.pool_groups);
+and every sim user, churned or not, counted by sign-up date (synthetic_pool_signups: insights'
+weekly cohorts read 56 days of it instead of every sim user who signed up in them).
 
 Statement triggers with transition tables apply each write's net change (INSERT, COPY, UPDATE,
-DELETE; TRUNCATE empties it) in the writer's own transaction, so the groups always match the table
-they are of: a rolled-back write leaves them as they were. An UPDATE that moves nothing a group
+DELETE; TRUNCATE empties them) in the writer's own transaction, so both always match the table
+they count: a rolled-back write leaves them as they were. An UPDATE that moves nothing a group
 counts (a display name, an account key) changes no row of it. The pool stamp's trigger already
 serialises the writers of sim_users (0018), so two writers never update the same group row at once.
 Sums of floats kept by adding and subtracting drift from a recount by a few units in the last place
 (tests compare with a relative tolerance of 1e-9); a group whose last member leaves is deleted.
 
-The table is filled from a recount in the same transaction as the triggers are created, with
+The tables are filled from a recount in the same transaction as the triggers are created, with
 sim_users locked against writes until then: a write in between would be lost or counted twice.
-SQLite (development and tests) has no table: the same groups come from a GROUP BY there.
+SQLite (development and tests) has neither: the same counts come from GROUP BYs there.
 """
 
 from django.db import migrations
@@ -33,6 +35,10 @@ POSTGRES_FORWARDS = [
         PRIMARY KEY (persona, timezone, locale, settles_into, joined)
     )
     """,
+    """
+    CREATE TABLE synthetic_pool_signups (signup_date date PRIMARY KEY, users bigint NOT NULL)
+    """,
+    "INSERT INTO synthetic_pool_signups SELECT signup_date, count(*) FROM sim_users GROUP BY 1",
     f"""
     INSERT INTO synthetic_pool_groups ({KEY}, users, activity)
     SELECT persona, timezone, locale, settles_into, joined_at IS NOT NULL, count(*),
@@ -53,6 +59,9 @@ POSTGRES_FORWARDS = [
             FROM new_rows WHERE churned_at IS NULL GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5
             ON CONFLICT ({KEY}) DO UPDATE
             SET users = g.users + excluded.users, activity = g.activity + excluded.activity;
+            INSERT INTO synthetic_pool_signups AS s (signup_date, users)
+            SELECT signup_date, count(*) FROM new_rows GROUP BY 1 ORDER BY 1
+            ON CONFLICT (signup_date) DO UPDATE SET users = s.users + excluded.users;
             RETURN NULL;
         END IF;
         IF TG_OP = 'DELETE' THEN
@@ -65,6 +74,9 @@ POSTGRES_FORWARDS = [
             ) AS gone
             WHERE (g.persona, g.timezone, g.locale, g.settles_into, g.joined)
                 = (gone.persona, gone.timezone, gone.locale, gone.settles_into, gone.joined);
+            UPDATE synthetic_pool_signups AS s SET users = s.users - gone.users
+            FROM (SELECT signup_date, count(*) AS users FROM old_rows GROUP BY 1) AS gone
+            WHERE s.signup_date = gone.signup_date;
         ELSE
             INSERT INTO synthetic_pool_groups AS g ({KEY}, users, activity)
             SELECT persona, timezone, locale, settles_into, joined, sum(users), sum(activity)
@@ -89,8 +101,18 @@ POSTGRES_FORWARDS = [
             WHERE counted GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5
             ON CONFLICT ({KEY}) DO UPDATE
             SET users = g.users + excluded.users, activity = g.activity + excluded.activity;
+            INSERT INTO synthetic_pool_signups AS s (signup_date, users)
+            SELECT signup_date, sum(users) FROM (
+                SELECT o.signup_date, -1 AS users FROM old_rows o LEFT JOIN new_rows n USING (id)
+                WHERE o.signup_date IS DISTINCT FROM n.signup_date
+                UNION ALL
+                SELECT n.signup_date, 1 FROM new_rows n LEFT JOIN old_rows o USING (id)
+                WHERE o.signup_date IS DISTINCT FROM n.signup_date
+            ) AS moved GROUP BY 1 ORDER BY 1
+            ON CONFLICT (signup_date) DO UPDATE SET users = s.users + excluded.users;
         END IF;
         DELETE FROM synthetic_pool_groups WHERE users = 0;
+        DELETE FROM synthetic_pool_signups WHERE users = 0;
         RETURN NULL;
     END
     $$
@@ -100,6 +122,7 @@ POSTGRES_FORWARDS = [
     SET search_path FROM CURRENT AS $$
     BEGIN
         DELETE FROM synthetic_pool_groups;
+        DELETE FROM synthetic_pool_signups;
         RETURN NULL;
     END
     $$
@@ -132,6 +155,7 @@ POSTGRES_BACKWARDS = [
     "DROP FUNCTION synthetic_pool_groups_apply()",
     "DROP FUNCTION synthetic_pool_groups_clear()",
     "DROP TABLE synthetic_pool_groups",
+    "DROP TABLE synthetic_pool_signups",
 ]
 
 

@@ -19,7 +19,12 @@ from synthetics.engine.capacity import Capacity, pool_capacity
 from synthetics.engine.run import ExpectedSessions, expected_sessions
 from synthetics.engine.types import SCENE_ENTERED, Catalogue, GeneratorSettings, stand_ins
 from synthetics.models import Journey, JourneySceneEvent, SimUser
-from synthetics.selectors.run_inputs import catalogue_load, generator_settings, pool_groups
+from synthetics.selectors.run_inputs import (
+    catalogue_load,
+    generator_settings,
+    pool_groups,
+    pool_signups,
+)
 from synthetics.target.mapping import target_in_force
 
 # The insights endpoint keeps its answer this long under this key; a settings change drops it.
@@ -239,13 +244,11 @@ def cohort_retention(*, now: datetime, weeks: int = COHORT_WEEKS) -> list[dict]:
     data_week = None if data_from is None else _monday(data_from)
     first = this_week - timedelta(weeks=weeks - 1)
     since = datetime.combine(first, time.min, tzinfo=UTC)
-    sizes = dict(
-        SimUser.objects.filter(signup_date__gte=first)
-        .annotate(cohort=TruncWeek("signup_date"))
-        .values("cohort")
-        .annotate(users=Count("id"))
-        .values_list("cohort", "users")
-    )
+    # cohorts' sizes from the sign-ups per day the database keeps (run_inputs.pool_signups: the
+    # weeks' 56 rows, not the sim users who signed up in them)
+    sizes: Counter = Counter()
+    for day, users in pool_signups(since=first).items():
+        sizes[_monday(day)] += users
     # Distinct active users per (cohort, week), counted by the database over the journeys started
     # since the oldest cohort's Monday (the started_at index bounds the rows read).
     active = {

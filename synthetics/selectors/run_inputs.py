@@ -5,7 +5,7 @@ minutes runs already covered)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 import orjson
 from django.db import connection
@@ -260,6 +260,31 @@ def pool_groups_counted() -> list[PoolGroup]:
         PoolGroup(*key, bool(joined), users, activity)
         for *key, joined, users, activity in sorted(rows)
     ]
+
+
+def pool_signups(*, since: date) -> dict[date, int]:
+    """Sim users (churned ones too) by sign-up date, from `since` on: on PostgreSQL the counts the
+    database keeps with every write to sim_users (migration 0031: a row a day), elsewhere counted
+    by pool_signups_counted."""
+    if connection.vendor != "postgresql":
+        return pool_signups_counted(since=since)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT signup_date, users FROM synthetic_pool_signups WHERE signup_date >= %s",
+            [since],
+        )
+        return dict(cursor.fetchall())
+
+
+def pool_signups_counted(*, since: date) -> dict[date, int]:
+    """The same counts over sim_users by one GROUP BY (every row from `since` read)."""
+    return dict(
+        SimUser.objects.filter(signup_date__gte=since)
+        .values_list("signup_date")
+        .annotate(users=Count("id"))
+        .values_list("signup_date", "users")
+        .order_by()
+    )
 
 
 def next_join_after(moment: datetime, *, shard: int = 0, shards: int = 1) -> datetime | None:
