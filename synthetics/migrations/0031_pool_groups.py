@@ -78,37 +78,42 @@ POSTGRES_FORWARDS = [
             FROM (SELECT signup_date, count(*) AS users FROM old_rows GROUP BY 1) AS gone
             WHERE s.signup_date = gone.signup_date;
         ELSE
-            INSERT INTO synthetic_pool_groups AS g ({KEY}, users, activity)
-            SELECT persona, timezone, locale, settles_into, joined, sum(users), sum(activity)
-            FROM (
-                SELECT o.persona, o.timezone, o.locale, o.settles_into,
-                       o.joined_at IS NOT NULL AS joined, -1 AS users, -o.activity_weight AS activity,
-                       o.churned_at IS NULL AS counted
-                FROM old_rows o LEFT JOIN new_rows n USING (id)
-                WHERE n.id IS NULL OR (o.persona, o.timezone, o.locale, o.settles_into, o.joined_at IS NULL,
-                       o.churned_at IS NULL, o.activity_weight)
+            -- one join of the statement's old and new rows: those whose group, weight, churn or
+            -- sign-up date changed, each counted out of its old place and into its new one
+            WITH moved AS MATERIALIZED (
+                SELECT o.id IS NOT NULL AS o_row, o.churned_at IS NULL AS o_active,
+                       o.persona AS o_persona, o.timezone AS o_timezone, o.locale AS o_locale,
+                       o.settles_into AS o_settles, o.joined_at IS NOT NULL AS o_joined,
+                       o.activity_weight AS o_weight, o.signup_date AS o_signup,
+                       n.id IS NOT NULL AS n_row, n.churned_at IS NULL AS n_active,
+                       n.persona AS n_persona, n.timezone AS n_timezone, n.locale AS n_locale,
+                       n.settles_into AS n_settles, n.joined_at IS NOT NULL AS n_joined,
+                       n.activity_weight AS n_weight, n.signup_date AS n_signup
+                FROM old_rows o FULL JOIN new_rows n ON o.id = n.id
+                WHERE (o.persona, o.timezone, o.locale, o.settles_into, o.joined_at IS NULL,
+                       o.churned_at IS NULL, o.activity_weight, o.signup_date)
                     IS DISTINCT FROM (n.persona, n.timezone, n.locale, n.settles_into,
-                       n.joined_at IS NULL, n.churned_at IS NULL, n.activity_weight)
-                UNION ALL
-                SELECT n.persona, n.timezone, n.locale, n.settles_into,
-                       n.joined_at IS NOT NULL, 1, n.activity_weight, n.churned_at IS NULL
-                FROM new_rows n LEFT JOIN old_rows o USING (id)
-                WHERE o.id IS NULL OR (o.persona, o.timezone, o.locale, o.settles_into, o.joined_at IS NULL,
-                       o.churned_at IS NULL, o.activity_weight)
-                    IS DISTINCT FROM (n.persona, n.timezone, n.locale, n.settles_into,
-                       n.joined_at IS NULL, n.churned_at IS NULL, n.activity_weight)
-            ) AS moved
-            WHERE counted GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5
-            ON CONFLICT ({KEY}) DO UPDATE
-            SET users = g.users + excluded.users, activity = g.activity + excluded.activity;
+                       n.joined_at IS NULL, n.churned_at IS NULL, n.activity_weight, n.signup_date)
+            ), grouped AS (
+                INSERT INTO synthetic_pool_groups AS g ({KEY}, users, activity)
+                SELECT persona, timezone, locale, settles_into, joined, sum(users), sum(activity)
+                FROM (
+                    SELECT o_persona, o_timezone, o_locale, o_settles, o_joined, -1, -o_weight
+                    FROM moved WHERE o_row AND o_active
+                    UNION ALL
+                    SELECT n_persona, n_timezone, n_locale, n_settles, n_joined, 1, n_weight
+                    FROM moved WHERE n_row AND n_active
+                ) AS side (persona, timezone, locale, settles_into, joined, users, activity)
+                GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5
+                ON CONFLICT ({KEY}) DO UPDATE
+                SET users = g.users + excluded.users, activity = g.activity + excluded.activity
+            )
             INSERT INTO synthetic_pool_signups AS s (signup_date, users)
             SELECT signup_date, sum(users) FROM (
-                SELECT o.signup_date, -1 AS users FROM old_rows o LEFT JOIN new_rows n USING (id)
-                WHERE o.signup_date IS DISTINCT FROM n.signup_date
+                SELECT o_signup, -1 FROM moved WHERE o_row AND o_signup IS DISTINCT FROM n_signup
                 UNION ALL
-                SELECT n.signup_date, 1 FROM new_rows n LEFT JOIN old_rows o USING (id)
-                WHERE o.signup_date IS DISTINCT FROM n.signup_date
-            ) AS moved GROUP BY 1 ORDER BY 1
+                SELECT n_signup, 1 FROM moved WHERE n_row AND o_signup IS DISTINCT FROM n_signup
+            ) AS side (signup_date, users) GROUP BY 1 ORDER BY 1
             ON CONFLICT (signup_date) DO UPDATE SET users = s.users + excluded.users;
         END IF;
         DELETE FROM synthetic_pool_groups WHERE users = 0;
