@@ -230,7 +230,7 @@ def sim_user_pool_joined() -> list[PoolMember]:
 
 def pool_groups() -> list[PoolGroup]:
     """The active pool in groups (engine.types.PoolGroup), sorted by their key: on PostgreSQL the
-    rows the database keeps with every write to sim_users (migration 0031; a few thousand for a
+    rows the database keeps with every write to sim_users (migration 0032; a few hundred for a
     million users, read whole), elsewhere counted by pool_groups_counted."""
     if connection.vendor != "postgresql":
         return pool_groups_counted()
@@ -264,7 +264,7 @@ def pool_groups_counted() -> list[PoolGroup]:
 
 def pool_signups(*, since: date) -> dict[date, int]:
     """Sim users (churned ones too) by sign-up date, from `since` on: on PostgreSQL the counts the
-    database keeps with every write to sim_users (migration 0031: a row a day), elsewhere counted
+    database keeps with every write to sim_users (migration 0032: a row a day), elsewhere counted
     by pool_signups_counted."""
     if connection.vendor != "postgresql":
         return pool_signups_counted(since=since)

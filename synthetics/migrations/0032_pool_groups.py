@@ -178,7 +178,7 @@ def backwards(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("synthetics", "0030_behaviour_model"),
+        ("synthetics", "0031_sim_account_number_index"),
     ]
 
     operations = [migrations.RunPython(forwards, backwards)]
