@@ -275,7 +275,7 @@ def test_factors_reused_within_a_quarter_hour_are_exactly_the_ones_computed_each
         assert weights.user_weights(moment, strength=1.0) == fresh.user_weights(
             moment, strength=1.0
         )
-        assert weights.cumulative_weights(moment, strength=1.0) == list(
+        assert list(weights.cumulative_weights(moment, strength=1.0)) == list(
             accumulate(fresh.user_weights(moment, strength=1.0))
         )
 
@@ -285,17 +285,19 @@ def test_a_rhythm_grown_by_sign_ups_is_the_rhythm_built_afresh():
     # the very floats a fresh build gives, for every minute's rate and every user's weight
     from dataclasses import replace as changed
 
+    from synthetics.engine.pool import Pool
     from synthetics.engine.rhythm import PoolRhythm
     from tests.helpers import realistic_pool, shipped_catalogue
 
     rhythms = shipped_catalogue().rhythms
     members = realistic_pool(600)
-    pool = members[:400]
+    pool = Pool.of(members[:400])
     rhythm = PoolRhythm(pool, rhythms)
-    rhythm.index_of()  # built before it grows: grown extends it
+    rhythm.index_of()  # asked before it grows
     joined = [changed(m, persona="newcomer") for m in members[400:]]
-    after = pool + joined
-    grown, fresh = rhythm.grown(after), PoolRhythm(after, rhythms)
+    after = pool.changed(appended=joined)  # as engine.lifecycle.pool_changed makes it
+    grown, fresh = rhythm.grown(after), PoolRhythm(list(after), rhythms)
+    assert after.shares_names(pool)  # so grown adds the 200 to the groups it has
     moment = datetime(2026, 3, 2, 19, 7, tzinfo=UTC)
     for strength in (0.0, 0.6, 1.0):
         assert grown.rate(moment, strength=strength) == fresh.rate(moment, strength=strength)
@@ -315,6 +317,7 @@ def test_a_rhythm_grown_by_sign_ups_is_the_rhythm_built_afresh():
         warm.cumulative_weights(moment, strength=strength)
         warm.cumulative_weights(moment, strength=0.0)
         grown_warm = warm.grown(after)
+        assert strength == 0 or grown_warm._cumulative is not None  # carried over, extended
         assert list(grown_warm.cumulative_weights(later, strength=strength)) == list(
             fresh.cumulative_weights(later, strength=strength)
         )

@@ -6,6 +6,7 @@ advanced and the events to write. The behaviour model (docs/behaviour.md) lives 
 """
 
 from synthetics.engine.errors import EngineError, InvalidTarget
+from synthetics.engine.pool import Pool
 from synthetics.engine.rhythm import PoolRhythm
 from synthetics.engine.run import (
     manual_session_count,
@@ -44,6 +45,7 @@ __all__ = [
     "JourneyUpdate",
     "MindblockSpec",
     "NewJourney",
+    "Pool",
     "PoolMember",
     "PoolRhythm",
     "RhythmProfile",

@@ -18,6 +18,7 @@ from datetime import UTC, date, datetime, timedelta
 
 from synthetics.engine.behaviour import Behaviour
 from synthetics.engine.picking import activity_now
+from synthetics.engine.pool import NO_DAY, Pool
 from synthetics.engine.population import (
     DEFAULT_ENGAGEMENT_SPREAD,
     NEWCOMER_DAYS,
@@ -72,35 +73,40 @@ def churned(
     count = poisson(rng, settings.churn_per_month * len(pool) * minutes / MINUTES_PER_MONTH)
     if count == 0:
         return []
+    pool = Pool.of(pool)
+    ids, days = pool.ids, pool.signup_days
+    today_ordinal = today.toordinal()
     fades = behaviour is not None and at_ms is not None and behaviour.fade_churn != 1
 
-    def weight(member: PoolMember) -> float:
-        hazard = churn_hazard((today - member.signup_date).days if member.signup_date else 365.0)
-        if fades and activity_now(behaviour, member, at_ms) < FADED:
+    def weight(index: int) -> float:
+        day = days[index]
+        hazard = churn_hazard(today_ordinal - day if day != NO_DAY else 365.0)
+        if fades and activity_now(behaviour, pool.member(index), at_ms) < FADED:
             return hazard * behaviour.fade_churn
         return hazard
 
     # Successive draws, each proportional to the weight among the idle users not drawn yet (what
-    # weighted_sample's keys give), by rejection: a member drawn uniformly is kept with chance
+    # weighted_sample's keys give), by rejection: a position drawn uniformly is kept with chance
     # weight / bound. A draw costs a few members' weights, not the pool's (at 200,000 users the
-    # whole pool's took a quarter of a second, at every departure).
+    # whole pool's took a quarter of a second, at every departure); a PoolMember is built only
+    # for those drawn (and, for fade_churn, for those weighed).
     bound = (1 + CHURN_EARLY_HAZARD) * max(1.0, behaviour.fade_churn if fades else 1.0)
-    chosen: list[PoolMember] = []
+    chosen: list[int] = []
     taken: set[int] = set()
     size = len(pool)
     for _ in range(CHURN_TRIES * count):
         if len(chosen) == count:
-            return chosen
-        member = pool[int(rng.random() * size)]
-        if member.sim_user_id in busy or member.sim_user_id in taken:
+            break
+        index = int(rng.random() * size)
+        if ids[index] in busy or index in taken:
             continue
-        if rng.random() * bound < weight(member):
-            chosen.append(member)
-            taken.add(member.sim_user_id)
+        if rng.random() * bound < weight(index):
+            chosen.append(index)
+            taken.add(index)
     if len(chosen) < count:  # few idle users left: the rest by one draw over all of them
-        idle = [m for m in pool if m.sim_user_id not in busy and m.sim_user_id not in taken]
-        chosen += weighted_sample(rng, idle, [weight(m) for m in idle], count - len(chosen))
-    return chosen
+        idle = [i for i, pk in enumerate(ids) if pk not in busy and i not in taken]
+        chosen += weighted_sample(rng, idle, [weight(i) for i in idle], count - len(chosen))
+    return [pool.member(index) for index in chosen]
 
 
 CHURN_TRIES = 200  # rejection draws a departure may take before the draw over every idle user
@@ -205,6 +211,13 @@ def pool_changes(
     settled: tuple[PoolMember, ...] = ()
     if window_start.date() != today:  # newcomers settle in the run that covers midnight
         gone = {member.sim_user_id for member in leaving}
+        columns = Pool.of(pool)
+        settled_code = columns.code_of("")  # "": settled (never a newcomer)
+        settling = (
+            columns.member(index)
+            for index, code in enumerate(columns.settles)
+            if code != settled_code
+        )
         settled = tuple(
             replace(
                 member,
@@ -214,7 +227,7 @@ def pool_changes(
                 ),
                 settles_into="",
             )
-            for member in pool
+            for member in settling
             if member.settles_into
             and member.signup_date is not None
             and member.signup_date <= today - timedelta(days=NEWCOMER_DAYS)
@@ -230,14 +243,11 @@ def pool_changes(
 
 def pool_changed(
     pool: Sequence[PoolMember], changes: PoolChanges, joined: Sequence[PoolMember]
-) -> list[PoolMember]:
+) -> Pool:
     """The pool after `changes`, in the order the database gives it (by id): churned members gone,
     settled ones replaced, and `joined` (the newcomers as created, with their ids) at the end."""
-    if not changes.churned and not changes.settled:
-        return [*pool, *sorted(joined, key=lambda member: member.sim_user_id)]
-    gone = {member.sim_user_id for member in changes.churned}
-    settled = {member.sim_user_id: member for member in changes.settled}
-    kept = [
-        settled.get(member.sim_user_id, member) for member in pool if member.sim_user_id not in gone
-    ]
-    return kept + sorted(joined, key=lambda member: member.sim_user_id)
+    return Pool.of(pool).changed(
+        gone=[member.sim_user_id for member in changes.churned],
+        replaced=changes.settled,
+        appended=sorted(joined, key=lambda member: member.sim_user_id),
+    )

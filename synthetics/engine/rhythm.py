@@ -12,17 +12,19 @@ With `rhythm_strength` s the factor used is 1 - s + s x factor: 0 is a flat rate
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from functools import cache, reduce
+from functools import cache
 from importlib import resources
 from itertools import accumulate
-from operator import add
+from operator import mul
 from zoneinfo import ZoneInfo
 
 import holidays
 
+from synthetics.engine.pool import Pool, PoolPositions
 from synthetics.engine.types import PoolMember, RhythmProfile
 
 MINUTE = timedelta(minutes=1)
@@ -119,7 +121,8 @@ class PoolRhythm:
 
     `rate(t)` is the pool's combined factor R(t) — the activity-weighted mean of its users' factors —
     and `user_weights(t)` each user's activity weight times their own factor, for picking who starts
-    a session at t.
+    a session at t. The pool is held as an engine.pool.Pool (a list of members is put in one), and
+    what is kept per member is typed arrays: their group, and the weights of the quarter hour.
     """
 
     def __init__(
@@ -127,75 +130,81 @@ class PoolRhythm:
         pool: Sequence[PoolMember],
         profiles: Sequence[RhythmProfile],
     ) -> None:
+        pool = Pool.of(pool)
         self._profiles = profiles
         self._by_persona = {profile.persona: normalised(profile) for profile in profiles}
         self._keys: dict[tuple[str, str, str], int] = {}
-        # (zone, locale, persona) -> group: one lookup a member (a pool is rebuilt at each sign-up)
-        self._seen: dict[tuple[str, str, str], int] = {}
-        self._member_group: list[int] = []
-        self._activity: list[float] = []
+        # (zone, locale, persona) codes -> group: one lookup a member
+        self._seen: dict[tuple[int, int, int], int] = {}
+        self._member_group = array("I")
         self._fields: list[list] = []
-        self._index_of: dict[int, int] | None = None
-        self._add(pool)
-        # the pool's total weight and each persona's, added member after member in pool order
-        # (grown goes on adding where these stopped: the same floats)
-        by_persona: dict[str, float] = {}
-        for member in pool:
-            by_persona[member.persona] = (
-                by_persona.get(member.persona, 0.0) + member.activity_weight
-            )
-        self._finish(pool, reduce(add, self._activity, 0.0), by_persona)
+        # each persona's (by code) summed weight, and the personas in order of first appearance
+        self._persona_sums: list[float] = []
+        self._persona_order: dict[int, None] = {}
+        self._add(pool, 0)
+        self._finish(pool)
 
-    def _add(self, members: Sequence[PoolMember]) -> None:
-        """Put `members` in their groups, after the members already in."""
+    def _add(self, pool: Pool, start: int) -> None:
+        """Put the members of `pool` from `start` on in their groups, after the members already in
+        (each group's weight, and each persona's, adds its members' in pool order)."""
         by_persona, default = self._by_persona, self._by_persona.get("")
         keys, seen, groups = self._keys, self._seen, self._fields
-        member_group = self._member_group.append
-        for member in members:
-            trait = (member.timezone, member.locale, member.persona)
-            index = seen.get(trait)
+        zones, locales = pool.zone_names.names, pool.locale_names.names
+        personas = pool.persona_names.names
+        traits = zip(pool.zones[start:], pool.locales[start:], pool.personas[start:], strict=True)
+        for trait in dict.fromkeys(traits):  # each (zone, locale, persona), in order of first use
+            if trait in seen:
+                continue
+            zone, locale, persona = zones[trait[0]], locales[trait[1]], personas[trait[2]]
+            profile = by_persona.get(persona, default)
+            key = (zone, country_of(locale), profile.slug if profile else "")
+            index = keys.get(key)
             if index is None:
-                profile = by_persona.get(member.persona, default)
-                key = (member.timezone, country_of(member.locale), profile.slug if profile else "")
-                index = keys.get(key)
-                if index is None:
-                    index = keys[key] = len(groups)
-                    groups.append([member.timezone, key[1], profile, 0.0])
-                seen[trait] = index
-            groups[index][3] += member.activity_weight
-            member_group(index)
-        self._activity.extend(member.activity_weight for member in members)
+                index = keys[key] = len(groups)
+                groups.append([zone, key[1], profile, 0.0])
+            seen[trait] = index
+        added = array(
+            "I",
+            map(
+                seen.__getitem__,
+                zip(pool.zones[start:], pool.locales[start:], pool.personas[start:], strict=True),
+            ),
+        )
+        sums = [fields[3] for fields in groups]
+        persona_codes = pool.personas[start:]
+        self._persona_order.update(dict.fromkeys(persona_codes))
+        persona_sums = self._persona_sums
+        persona_sums += [0.0] * (len(personas) - len(persona_sums))
+        for group, persona, weight in zip(added, persona_codes, pool.weights[start:], strict=True):
+            sums[group] += weight
+            persona_sums[persona] += weight
+        for fields, total in zip(groups, sums, strict=True):
+            fields[3] = total
+        self._member_group.extend(added)
 
     def grown(self, pool: Sequence[PoolMember]) -> PoolRhythm:
         """The rhythm of `pool`, this rhythm's pool with members appended (sign-ups only: nobody
         churned or settled), without going over the members it has: the same floats as
-        PoolRhythm(pool, ...) (each group's weight adds its members in pool order either way, the
-        totals go on from this rhythm's, and the factors, user weights and running sums already
-        made for this quarter hour are kept and extended by the newcomers': a sign-up costs its
-        own members, not the pool's)."""
+        PoolRhythm(pool, ...) (each group's weight adds its members in pool order either way, and
+        the factors, user weights and running sums already made for this quarter hour are kept and
+        extended by the newcomers': a sign-up costs its own members, not the pool's)."""
+        pool = Pool.of(pool)
         count = len(self._member_group)
-        if len(pool) < count or (count and pool[count - 1] is not self._pool[count - 1]):
+        if (
+            len(pool) < count
+            or (count and pool[count - 1] != self._pool[count - 1])
+            or not pool.shares_names(self._pool)  # the groups are keyed by the pool's codes
+        ):
             return PoolRhythm(pool, self._profiles)
-        new = pool[count:]
         grown = object.__new__(PoolRhythm)
         grown._profiles, grown._by_persona = self._profiles, self._by_persona
         grown._keys, grown._seen = dict(self._keys), dict(self._seen)
-        grown._member_group = list(self._member_group)
-        grown._activity = list(self._activity)
+        grown._member_group = array("I", self._member_group)
         grown._fields = [list(fields) for fields in self._fields]
-        grown._index_of = None
-        if self._index_of is not None:
-            grown._index_of = dict(self._index_of)
-            grown._index_of.update(
-                (member.sim_user_id, count + offset) for offset, member in enumerate(new)
-            )
-        grown._add(new)
-        by_persona = dict(self._persona_weights)
-        for member in new:
-            by_persona[member.persona] = (
-                by_persona.get(member.persona, 0.0) + member.activity_weight
-            )
-        grown._finish(pool, reduce(add, grown._activity[count:], self._total), by_persona)
+        grown._persona_sums = list(self._persona_sums)
+        grown._persona_order = dict(self._persona_order)
+        grown._add(pool, count)
+        grown._finish(pool)
         grown._carried_from(self, count)
         return grown
 
@@ -207,7 +216,7 @@ class PoolRhythm:
         if parent._flat_cumulative:
             self._flat_cumulative = (
                 parent._flat_cumulative
-                + list(accumulate(added_activity, initial=parent._flat_cumulative[-1]))[1:]
+                + array("d", accumulate(added_activity, initial=parent._flat_cumulative[-1]))[1:]
             )
         if parent._cached is None:
             return
@@ -217,45 +226,42 @@ class PoolRhythm:
         self._cached = (key, factors, moment)
         if parent._weights is None or parent._weights[0] is not parent._cached[1]:
             return
-        added = [
-            weight * factors[group]
-            for weight, group in zip(added_activity, self._member_group[count:], strict=True)
-        ]
+        added = array(
+            "d", map(mul, added_activity, map(factors.__getitem__, self._member_group[count:]))
+        )
         self._weights = (factors, parent._weights[1] + added)
         if parent._cumulative:
             self._cumulative = (
-                parent._cumulative + list(accumulate(added, initial=parent._cumulative[-1]))[1:]
+                parent._cumulative
+                + array("d", accumulate(added, initial=parent._cumulative[-1]))[1:]
             )
 
-    def _finish(
-        self, pool: Sequence[PoolMember], total: float, by_persona: dict[str, float]
-    ) -> None:
-        """What follows from the groups and the totals (`total` weight, each persona's weight):
-        the pool's shares, and no cached factors yet."""
+    def _finish(self, pool: Pool) -> None:
+        """What follows from the groups: the pool's totals, and no cached factors yet."""
         self._groups = tuple(_Group(*fields) for fields in self._fields)
-        self._total = total
+        self._activity = pool.weights
+        self._total = sum(self._activity)
         self._pool = pool
         # Each persona's share of the pool's sessions (engine.picking: the odds' normalisers).
-        self._persona_weights = by_persona
+        total, sums = self._total, self._persona_sums
+        names = pool.persona_names.names
         self.persona_shares = {
-            persona: weight / total for persona, weight in by_persona.items() if total > 0
+            names[code]: sums[code] / total for code in self._persona_order if total > 0
         }
         self.newcomer_share = self.persona_shares.get("newcomer", 0.0)
         # (quarter hour and strength, each group's factor then, the moment they were taken at)
         self._cached: tuple[tuple[int, float], list[float], datetime] | None = None
-        self._weights: tuple[list[float], list[float]] | None = None  # (factors, user weights)
-        self._cumulative: list[float] | None = None  # running sums of self._weights[1]
-        self._flat_cumulative: list[float] | None = None  # running sums of the activity weights
+        self._weights: tuple[list[float], Sequence[float]] | None = None  # (factors, user weights)
+        self._cumulative: Sequence[float] | None = None  # running sums of self._weights[1]
+        self._flat_cumulative: Sequence[float] | None = None  # running sums of the activity weights
 
-    def members(self) -> Sequence[PoolMember]:
+    def members(self) -> Pool:
         """The pool this rhythm is of, in its order."""
         return self._pool
 
-    def index_of(self) -> dict[int, int]:
-        """Each member's position in the pool, by sim user id (built once, on first use)."""
-        if self._index_of is None:
-            self._index_of = {member.sim_user_id: i for i, member in enumerate(self._pool)}
-        return self._index_of
+    def index_of(self) -> PoolPositions:
+        """Each member's position in the pool, by sim user id (`.get(id)`)."""
+        return self._pool.index_of()
 
     def _group_factors(self, moment: datetime, strength: float) -> list[float]:
         key = ((moment - _EPOCH) // QUARTER, strength)
@@ -302,10 +308,7 @@ class PoolRhythm:
         if self._weights is None or self._weights[0] is not factors:
             self._weights = (
                 factors,
-                [
-                    weight * factors[group]
-                    for weight, group in zip(self._activity, self._member_group, strict=True)
-                ],
+                array("d", map(mul, self._activity, map(factors.__getitem__, self._member_group))),
             )
             self._cumulative = None
         return self._weights[1]
@@ -316,8 +319,8 @@ class PoolRhythm:
         weights = self.user_weights(moment, strength=strength)
         if strength == 0:
             if self._flat_cumulative is None:
-                self._flat_cumulative = list(accumulate(weights))
+                self._flat_cumulative = array("d", accumulate(weights))
             return self._flat_cumulative
         if self._cumulative is None:
-            self._cumulative = list(accumulate(weights))
+            self._cumulative = array("d", accumulate(weights))
         return self._cumulative

@@ -16,6 +16,7 @@ from synthetics.engine.incidents import Incidents, IncidentSpec
 from synthetics.engine.lifecycle import SignupAccounts, pool_changed
 from synthetics.engine.minute import journeys_advanced, minute_step, remember
 from synthetics.engine.onboarding import merged
+from synthetics.engine.pool import Pool
 from synthetics.engine.rhythm import PoolRhythm
 from synthetics.engine.sampling import run_random
 from synthetics.engine.types import (
@@ -81,12 +82,12 @@ def simulate_minutes(
     """
     stats = SimulationStats()
     active: dict = {}
-    pool = list(pool)
+    pool = Pool.of(pool)
     rhythm = PoolRhythm(pool, catalogue.rhythms)
     recent = RecentSessions(catalogue.behaviour.bout_minutes)
     scheduled = Incidents(incidents, catalogue) if incidents else None
     accounts = len(pool)  # account numbers taken: newcomers take the next ones
-    next_id = itertools.count(max((m.sim_user_id for m in pool), default=0) + 1)
+    next_id = itertools.count(max(pool.ids, default=0) + 1)
     if keep_starts:
         stats.members.update((member.sim_user_id, member) for member in pool)
     for minute in range(1, minutes + 1):

@@ -138,9 +138,10 @@ class Catalogue:
     behaviour: Behaviour = DEFAULT_BEHAVIOUR
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class PoolMember:
-    """A simulated user who may be picked for a session."""
+    """A simulated user who may be picked for a session (built from the pool's columns each time
+    one is read: engine.pool)."""
 
     sim_user_id: int
     user_id: int

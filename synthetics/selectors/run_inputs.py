@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 import orjson
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import (
     BooleanField,
     Count,
@@ -29,7 +29,7 @@ from synthetics.engine import (
     Catalogue,
     GeneratorSettings,
     MindblockSpec,
-    PoolMember,
+    Pool,
     PoolRhythm,
     SceneSpec,
     TemplateSpec,
@@ -37,6 +37,7 @@ from synthetics.engine import (
 from synthetics.engine.behaviour import Behaviour
 from synthetics.engine.bouts import MEMORY_CAP, RecentSession, RecentSessions
 from synthetics.engine.incidents import IncidentSpec
+from synthetics.engine.pool import NO_DAY, NO_JOIN
 from synthetics.engine.run import to_ms
 from synthetics.engine.types import Plan, PoolGroup
 from synthetics.engine.types import RhythmProfile as RhythmProfileSpec
@@ -186,46 +187,103 @@ def in_slice(rows: QuerySet, field: str, *, shard: int, shards: int) -> QuerySet
     return rows.alias(_slice=Mod(field, shards)).filter(_slice=shard)
 
 
-def sim_user_pool(
-    *, shard: int = 0, shards: int = 1, joined_by: datetime | None = None
-) -> list[PoolMember]:
+# The pool's fields, in PoolMember's order (joined_at as the member's joined_ms).
+POOL_FIELDS = (
+    "id",
+    "user_id",
+    "persona",
+    "activity_weight",
+    "timezone",
+    "locale",
+    "signup_date",
+    "settles_into",
+    "joined_at",
+)
+# Rows read from the database at a time, so a million sim users are never held as a million row
+# tuples (engine.pool: the pool itself keeps about 50 bytes a member).
+POOL_CHUNK = 50_000
+
+# A page of the pool as columns (PostgreSQL): each number column as its values' binary forms end to
+# end (int8send, float8send: big-endian), each name column as one text joined by newlines. The page's
+# rows are aggregated in the order of the subquery, by id (checked: the ids must come out in order).
+# Parsing a column at a time is several times faster than a million rows of nine values.
+_POOL_PAGE_SQL = """
+SELECT
+    string_agg(int8send(id), ''),
+    string_agg(int8send(user_id), ''),
+    string_agg(persona, E'\\n'),
+    string_agg(float8send(activity_weight), ''),
+    string_agg(timezone, E'\\n'),
+    string_agg(locale, E'\\n'),
+    string_agg(int4send(coalesce(signup_date - DATE '0001-01-01' + 1, %s)), ''),
+    string_agg(settles_into, E'\\n'),
+    string_agg(int8send(coalesce(
+        round(extract(epoch FROM date_trunc('milliseconds', joined_at)) * 1000)::bigint, %s
+    )), ''),
+    max(id),
+    count(*)
+FROM ({page}) AS page
+"""
+
+
+def _pool_read(rows: QuerySet) -> Pool:
+    """The sim users of `rows` as a pool, in id order, read a chunk at a time."""
+    rows = rows.order_by("id").values_list(*POOL_FIELDS)
+    if connection.vendor == "postgresql":
+        try:
+            return _pool_read_pages(rows)
+        except ValueError:  # a name with a newline in it: read row by row
+            pass
+    pool = Pool()
+    pool.extend_rows(rows.iterator(chunk_size=POOL_CHUNK), chunk=POOL_CHUNK, joined_ms=to_ms)
+    return pool
+
+
+def _pool_read_pages(rows: QuerySet) -> Pool:
+    """PostgreSQL: the pool a page of POOL_CHUNK at a time by id, each page as columns; outside a
+    transaction, all pages in one REPEATABLE READ transaction (one snapshot, as a single query
+    would see). Raises ValueError when a page's columns do not line up."""
+    pool, last = Pool(), 0
+    outermost = not connection.in_atomic_block
+    with transaction.atomic(), connection.cursor() as cursor:
+        if outermost:
+            cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        while True:
+            page, params = rows.filter(id__gt=last)[:POOL_CHUNK].query.sql_with_params()
+            cursor.execute(_POOL_PAGE_SQL.format(page=page), (NO_DAY, NO_JOIN, *params))
+            ids, user_ids, personas, weights, zones, locales, days, settles, joined, last, count = (
+                cursor.fetchone()
+            )
+            if not count:
+                return pool
+            pool.extend_columns(
+                ids=ids,
+                user_ids=user_ids,
+                personas=personas.split("\n"),
+                weights=weights,
+                zones=zones.split("\n"),
+                locales=locales.split("\n"),
+                signup_days=days,
+                settles=settles.split("\n"),
+                joined=joined,
+            )
+            if not pool.in_id_order():
+                raise ValueError("a page of the pool came out of id order")
+
+
+def sim_user_pool(*, shard: int = 0, shards: int = 1, joined_by: datetime | None = None) -> Pool:
     """The active pool in id order: with `shards`, the slice of shard `shard`; with `joined_by`,
     without the sim users who signed up after it (a run of another shard of the same window
     created them: they start sessions from the next window on, whichever shard ran first)."""
     rows = in_slice(SimUser.objects.active(), "id", shard=shard, shards=shards)
     if joined_by is not None:
         rows = rows.filter(Q(joined_at__isnull=True) | Q(joined_at__lte=joined_by))
-    rows = rows.order_by("id").values_list(
-        "id",
-        "user_id",
-        "persona",
-        "activity_weight",
-        "timezone",
-        "locale",
-        "signup_date",
-        "settles_into",
-        "joined_at",
-    )
-    return [PoolMember(*row[:-1], to_ms(row[-1]) if row[-1] is not None else None) for row in rows]
+    return _pool_read(rows)
 
 
-def sim_user_pool_joined() -> list[PoolMember]:
+def sim_user_pool_joined() -> Pool:
     """The active sim users who signed up in a run (joined_at set), as pool members."""
-    rows = SimUser.objects.active().filter(joined_at__isnull=False).order_by("id")
-    return [
-        PoolMember(*row[:-1], to_ms(row[-1]))
-        for row in rows.values_list(
-            "id",
-            "user_id",
-            "persona",
-            "activity_weight",
-            "timezone",
-            "locale",
-            "signup_date",
-            "settles_into",
-            "joined_at",
-        )
-    ]
+    return _pool_read(SimUser.objects.active().filter(joined_at__isnull=False))
 
 
 def pool_groups() -> list[PoolGroup]:
@@ -501,13 +559,13 @@ def manual_run_count() -> int:
 
 
 # The pool a run loaded, with its rhythm, per database and shard. The engine never changes a pool in
-# place (pool_changed returns a new list) and a rhythm's own caches are keyed by time, so a run can
+# place (pool_changed returns a new one) and a rhythm's own caches are keyed by time, so a run can
 # reuse both.
 @dataclass(frozen=True, slots=True)
 class _KeptPool:
     stamp: int
     rhythms: tuple
-    pool: list[PoolMember]
+    pool: Pool
     rhythm: PoolRhythm
     # A shard's slice is read without the sign-ups after `joined_by`; it holds for any window
     # starting from joined_by up to just before `next_join` (the next sign-up; None: none).
@@ -532,7 +590,7 @@ class RunInputs:
     """What a run reads besides settings and active journeys: the catalogue and the user pool."""
 
     catalogue: Catalogue
-    pool: list[PoolMember]
+    pool: Pool
     rhythm: PoolRhythm
 
     @classmethod
@@ -572,7 +630,7 @@ class RunInputs:
             )
         return cls(catalogue=catalogue, pool=pool, rhythm=rhythm)
 
-    def with_pool(self, pool: list[PoolMember]) -> RunInputs:
+    def with_pool(self, pool: Pool) -> RunInputs:
         """The same catalogue with the pool as a run left it (no reload: a backfill with sign-ups
         changes the pool most minutes)."""
         return RunInputs(

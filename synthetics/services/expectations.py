@@ -6,8 +6,8 @@ scheduled minute, for status and /metrics to read."""
 from __future__ import annotations
 
 import logging
+from array import array
 from collections import Counter, defaultdict
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -24,9 +24,10 @@ from synthetics.engine.expectations import (
 )
 from synthetics.engine.incidents import Incidents
 from synthetics.engine.picking import activity_now, mean_activity
+from synthetics.engine.pool import Pool
 from synthetics.engine.rhythm import PoolRhythm
 from synthetics.engine.run import to_ms
-from synthetics.engine.types import Catalogue, PoolMember, stand_ins
+from synthetics.engine.types import Catalogue, stand_ins
 from synthetics.models import (
     RUN_COUNTS,
     RunStatus,
@@ -164,9 +165,10 @@ def expectations_report(
     catalogue, pool, rhythm = _pool_read(now, keep=keep, inputs=inputs)
     behaviour = catalogue.behaviour
     now_ms = to_ms(now - timedelta(hours=hours) / 2)
+    pool = Pool.of(pool)
     personas: Counter = Counter()
-    members: dict[str, list] = defaultdict(list)
-    for member in pool:
+    members: dict[str, array] = defaultdict(lambda: array("I"))  # each persona's positions
+    for index, member in enumerate(pool):
         # lapsed periods and a sign-up's return thin who is picked (engine.picking): each member's
         # factor in the window's middle (a period lasts weeks; in a slice of a few hundred users the
         # lapsed ones are too few for the mean factor to stand in for them); a group's, the mean
@@ -176,11 +178,11 @@ def expectations_report(
             else mean_activity(behaviour, member, now_ms)
         )
         personas[member.persona] += member.activity_weight * factor
-        members[member.persona].append(member)
+        members[member.persona].append(index)
     # each persona's users with their own rhythm: who starts a session is picked by activity times
     # their rhythm at that hour (engine.expectations)
     persona_rhythms = [
-        (persona, personas[persona], PoolRhythm(group, catalogue.rhythms))
+        (persona, personas[persona], PoolRhythm(pool.select(group), catalogue.rhythms))
         for persona, group in sorted(members.items())
     ]
     specs = run_inputs.incidents_over(since - SETTLE, now)
@@ -234,13 +236,13 @@ def _settling(specs, *, since: datetime, now: datetime) -> str:
 
 def _pool_read(
     now: datetime, *, keep: bool, inputs: RunInputs | None
-) -> tuple[Catalogue, Sequence[PoolMember], PoolRhythm]:
+) -> tuple[Catalogue, Pool, PoolRhythm]:
     """The catalogue, the pool as the expectation weighs it, and the pool's rhythm.
 
     Each member (their own lapse calendar: run_inputs.sim_user_pool, or the pool the worker keeps)
     while the seeded users are at most EXACT_MEMBERS; above that, or in a worker that holds only
     a slice (a slice of heavy-tailed users by id carries a few power users that sway its zones and
-    personas), the seeded users as their groups (run_inputs.pool_groups: a few thousand rows the
+    personas), the seeded users as their groups (run_inputs.pool_groups: a few hundred rows the
     database keeps) at the calendar's mean factor, and the sign-ups one by one."""
     if inputs is not None:
         return inputs.catalogue, inputs.pool, inputs.rhythm
@@ -249,7 +251,7 @@ def _pool_read(
     shards = django_settings.SYNTHETICS_SHARDS
     if (keep and shards > 1) or sum(group.users for group in seeded) > EXACT_MEMBERS:
         catalogue = run_inputs.catalogue_load()
-        pool = stand_ins(seeded) + run_inputs.sim_user_pool_joined()
+        pool = Pool.of(stand_ins(seeded)).changed(appended=run_inputs.sim_user_pool_joined())
         return catalogue, pool, PoolRhythm(pool, catalogue.rhythms)
     if keep:  # the worker's own pool, kept between its runs
         inputs = RunInputs.load()

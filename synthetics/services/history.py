@@ -22,7 +22,7 @@ from datetime import datetime
 from django.db import connection, transaction
 from django.utils import timezone
 
-from synthetics.engine import Catalogue, GeneratorSettings, PoolMember, PoolRhythm
+from synthetics.engine import Catalogue, GeneratorSettings, Pool, PoolRhythm
 from synthetics.engine.bouts import RecentSessions
 from synthetics.engine.lifecycle import PoolChanges, SignupAccounts, pool_changed
 from synthetics.engine.minute import JourneysDue, floor_minute, minute_step, remember
@@ -111,7 +111,7 @@ class BackfillSpan:
     """The runs of one span of history (one per minute) and the pool as they left it."""
 
     runs: list[SyntheticRun]
-    pool: list[PoolMember] | None  # None: the pool did not change
+    pool: Pool | None  # None: the pool did not change
 
 
 def span_minutes(settings: GeneratorSettings) -> int:
@@ -159,7 +159,7 @@ class _History:
     settings: GeneratorSettings
     catalogue: Catalogue
     seed: int
-    pool: list[PoolMember]
+    pool: Pool
     rhythm: PoolRhythm
     active: dict
     recent: RecentSessions  # the memory of bouts (engine.bouts), carried minute to minute
@@ -264,7 +264,7 @@ def _simulate_span(
     start: datetime,
     end: datetime,
     started_at: datetime,
-    pool_write: Callable[[PoolChanges, list[PoolMember], datetime], list[PoolMember]] | None,
+    pool_write: Callable[[PoolChanges, Pool, datetime], Pool] | None,
     check: Callable[[], None] = lambda: None,
 ) -> _SimulatedSpan:
     """The engine minute after minute over (start, end], each minute with its own random stream, as
@@ -574,7 +574,7 @@ def _pipelined_spans(
             cyclic_gc_paused(),
             ThreadPoolExecutor(max_workers=1, thread_name_prefix="synthetics-backfill") as writer,
         ):
-            pending: tuple[Future, _SimulatedSpan, list[PoolMember]] | None = None
+            pending: tuple[Future, _SimulatedSpan, Pool] | None = None
             try:
                 span_start = start
                 spans = 0

@@ -22,6 +22,7 @@ from synthetics.engine import (
     Catalogue,
     EngineError,
     GeneratorSettings,
+    Pool,
     PoolMember,
     RunOutcome,
     manual_session_count,
@@ -466,16 +467,14 @@ def ledger_counts(outcome: RunOutcome, *, sessions: int, changes: PoolChanges) -
     }
 
 
-def joined_members(pool_after: list[PoolMember], changes: PoolChanges) -> list[PoolMember]:
+def joined_members(pool_after: Pool, changes: PoolChanges) -> list[PoolMember]:
     """The newcomers of `changes` as members of the pool after their write, in the newcomers'
     order (pool_changed puts them last, by id; their ids were given in that order)."""
     count = len(changes.newcomers)
     return pool_after[len(pool_after) - count :] if count else []
 
 
-def pool_changes_write(
-    changes: PoolChanges, *, pool: list[PoolMember], at: datetime
-) -> list[PoolMember]:
+def pool_changes_write(changes: PoolChanges, *, pool: Pool, at: datetime) -> Pool:
     """Create the newcomers, retire the churned users and settle the settled ones; return the pool
     as it now is (what a fresh load would give)."""
     joined = []
