@@ -11,6 +11,7 @@ under its stamp); then another, as a web process would, times `status`, `insight
 20. Each reports its peak RSS.
 
     .venv/bin/python bench/pool.py --users 1000000
+    .venv/bin/python bench/pool.py --users 1000000 --seed-only   # seeding and its reference alone
 """
 
 from __future__ import annotations
@@ -81,7 +82,7 @@ print(json.dumps(result))
 """
 
 
-def measure(*, users: int) -> dict:
+def measure(*, users: int, seed_only: bool = False) -> dict:
     with throwaway_database("pool") as env:
         seed_seconds, seed_rss = timed_manage("seed_sim_users", "--count", str(users), env=env)
         with connect(env) as conn:
@@ -96,7 +97,7 @@ def measure(*, users: int) -> dict:
             )
             vacuum_analyze(conn, *TABLES, "journeys", "synthetic_runs")
         runs = {}
-        for mode in ("runs", "pages"):
+        for mode in () if seed_only else ("runs", "pages"):
             child = subprocess.run(
                 [sys.executable, "-c", CHILD, mode],
                 cwd=ROOT,
@@ -125,19 +126,29 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--users", type=int, default=1_000_000)
     parser.add_argument("--json", help="also write the figures to this file")
+    parser.add_argument(
+        "--seed-only", action="store_true", help="time the seeding and its reference, nothing else"
+    )
     args = parser.parse_args(argv)
-    r = measure(users=args.users)
-    print(
+    r = measure(users=args.users, seed_only=args.seed_only)
+    seeding = (
         f"pool of {r['users']:,}: seeding {r['seed_seconds']:.1f} s ({r['seed_rows_per_s']:,.0f} "
         f"rows/s, peak RSS {r['seed_peak_rss_mb']} MB), bare COPY {r['copy_seconds']:.1f} s, "
-        f"ratio {r['ratio']:.2f}; scheduled run {r['run_cold']['seconds']:.2f} s cold, "
-        f"{r['run_warm']['seconds']:.2f} s warm; status {r['status']['first_ms']:.0f} ms first, "
-        f"p50 {r['status']['p50_ms']:.1f} ms; insights uncached {r['insights_uncached']['first_ms']:.0f} "
-        f"ms first, p50 {r['insights_uncached']['p50_ms']:.0f} ms; expectations uncached "
-        f"{r['expectations_uncached']['first_ms']:.0f} ms first, p50 "
-        f"{r['expectations_uncached']['p50_ms']:.0f} ms; peak RSS {r['runs_peak_rss_mb']} MB (worker), "
-        f"{r['pages_peak_rss_mb']} MB (web)"
+        f"ratio {r['ratio']:.2f}"
     )
+    if args.seed_only:
+        print(seeding)
+    else:
+        print(
+            f"{seeding}; scheduled run {r['run_cold']['seconds']:.2f} s cold, "
+            f"{r['run_warm']['seconds']:.2f} s warm; status {r['status']['first_ms']:.0f} ms first, "
+            f"p50 {r['status']['p50_ms']:.1f} ms; insights uncached "
+            f"{r['insights_uncached']['first_ms']:.0f} ms first, p50 "
+            f"{r['insights_uncached']['p50_ms']:.0f} ms; expectations uncached "
+            f"{r['expectations_uncached']['first_ms']:.0f} ms first, p50 "
+            f"{r['expectations_uncached']['p50_ms']:.0f} ms; peak RSS {r['runs_peak_rss_mb']} MB "
+            f"(worker), {r['pages_peak_rss_mb']} MB (web)"
+        )
     if args.json:
         with open(args.json, "w") as out:
             json.dump(r, out, indent=2, default=str)

@@ -10,7 +10,8 @@ minutes at 3,000 sessions/min in 4 shards with 1 and 2 django-q2 workers, ORM an
 pool of 100,000 sim users. full:
 the issue's sizes — 6 hours with 50,000 users (medians of 3), runs with 1k / 10k / 50k in progress
 (medians of 3), cleanup of 16 hours (about 1.3M rows), export of 6 hours of scene events
-(medians of 5), reads at 10M synthetic + 1M real events, 10
+(medians of 5), history at high rates (1 hour at 2,000 sessions/min over 40,000 users, 10
+minutes at 20,000/min over 200,000), reads at 10M synthetic + 1M real events, 10
 minutes at 10,000 sessions/min in 8 shards with 100,000 users, a pool of a million sim users, and
 180 days of history at the default settings. Each measurement builds and drops its own PostgreSQL
 databases (BENCH_POSTGRES, default postgres://postgres@127.0.0.1:5432); nothing here touches
@@ -61,6 +62,11 @@ MODES = {
         "shards": {"users": 100_000, "rate": 10_000, "shards": 8, "minutes": 10},
         "pool": {"users": 1_000_000},
         "long_history_hours": 180 * 24,
+        # issue 26: history at high rates (>= 0.6 and >= 0.5 of a bare COPY)
+        "high_rates": [
+            {"hours": 1, "rate": 2_000, "users": 40_000, "repeat": 1, "target": 0.6},
+            {"minutes": 10, "rate": 20_000, "users": 200_000, "repeat": 1, "target": 0.5},
+        ],
     },
 }
 
@@ -131,6 +137,22 @@ def main(argv: list[str] | None = None) -> int:
             f"{su['ratio']:.2f}x (target <= 1.25)",
         )
     )
+    report["high_rates"] = []
+    for case in mode.get("high_rates", []):
+        print(f"bench ({args.mode}): history at {case['rate']}/min ...", file=sys.stderr)
+        target = case["target"]
+        r = history.measure(**{key: value for key, value in case.items() if key != "target"})
+        report["high_rates"].append(r)
+        length = f"{r['minutes']} min" if r["minutes"] % 60 else f"{r['minutes'] // 60} h"
+        lines.append(
+            (
+                f"history at a high rate: {length} at {r['rate']:,}/min, {r['users']:,} users "
+                f"({r['rows']:,} rows)",
+                f"{r['backfill_rows_per_s']:,.0f} rows/s, peak RSS {r['backfill_peak_rss_mb']} MB",
+                f"bare COPY of the same rows: {r['copy_rows_per_s']:,.0f} rows/s",
+                f"{r['ratio']:.2f} (target >= {target})",
+            )
+        )
     print(f"bench ({args.mode}): attached history ...", file=sys.stderr)
     report["attached"] = []
     for app in sorted(attached.APPS):

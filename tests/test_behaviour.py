@@ -628,3 +628,36 @@ def test_the_cap_forgets_the_oldest_sessions_personas():
     memory.add(RecentSession(i, i, i, False, "devoted") for i in range(50))
     memory.add(RecentSession(50 + i, 50 + i, i, False, "casual") for i in range(MEMORY_CAP))
     assert len(memory) == MEMORY_CAP and memory.persona_shares(1) == {"casual": 1.0}
+
+
+@hypothesis_settings(max_examples=60, deadline=None)
+@given(
+    weights=st.lists(st.floats(0.1, 5.0), min_size=1, max_size=6),
+    offsets_ms=st.lists(st.integers(0, 40 * 7 * 24 * 3_600_000), min_size=1, max_size=8),
+    lapse_weeks=st.sampled_from([0.5, 1.0, 3.0]),
+    lapsed_activity=st.sampled_from([0.0, 0.005, 0.5]),
+)
+def test_activity_now_remembered_is_the_calendar_computed(
+    weights, offsets_ms, lapse_weeks, lapsed_activity
+):
+    """picking.activity_now remembers each member's calendar of periods by sim user id: the same
+    factors as lapse_period and lapse_factor computed afresh, for any time, for a member replaced
+    under the same id (another weight: another key), and for another behaviour."""
+    from synthetics.engine.behaviour import lapse_factor, lapse_period
+    from synthetics.engine.picking import activity_now, member_key
+    from synthetics.engine.types import PoolMember
+
+    start_ms = 1_767_225_600_000  # 2026-01-01
+    behaviours = [
+        DEFAULT_BEHAVIOUR,
+        replace(DEFAULT_BEHAVIOUR, lapse_weeks=lapse_weeks, lapsed_activity=lapsed_activity),
+    ]
+    for behaviour in behaviours + behaviours[::-1]:
+        for weight in weights:  # each weight a new member under sim user id 7
+            member = PoolMember(7, 7, "regular", weight, "Asia/Tokyo", "ja_JP")
+            key = member_key(member)
+            for offset in offsets_ms:
+                at_ms = start_ms + offset
+                period, _ = lapse_period(behaviour, key=key, at_ms=at_ms)
+                expected = lapse_factor(behaviour, key=key, period=period)
+                assert activity_now(behaviour, member, at_ms) == expected

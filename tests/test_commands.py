@@ -15,7 +15,7 @@ from django.db import connection
 from django.utils import timezone
 
 from synthetics.engine.run import window_rate_factor
-from synthetics.models import JourneySceneEvent, RunStatus, SimUser, SyntheticRun, User
+from synthetics.models import JourneySceneEvent, RunStatus, RunTrigger, SimUser, SyntheticRun, User
 from synthetics.selectors import run_inputs
 from synthetics.selectors.ledger import run_totals, synthetic_event_counts
 from tests.factories import SyntheticUserFactory
@@ -238,16 +238,32 @@ def test_backfill_activity_24_hours_then_the_seed_verification_holds():
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        ([], "the following arguments are required: --hours"),
+        ([], "one of the arguments --hours --minutes is required"),
         (["--hours", "0"], "must be from 1 to 8784"),
         (["--hours", "1.5"], "expected a whole number"),
         (["--hours", "10000"], "must be from 1 to 8784"),
+        (["--minutes", "0"], "must be from 1 to 527040"),
+        (["--minutes", "527041"], "must be from 1 to 527040"),
+        (["--hours", "1", "--minutes", "5"], "not allowed with argument --hours"),
     ],
 )
 def test_backfill_activity_refuses_bad_input(args, message):
     with pytest.raises(CommandError, match=message):
         call_command("backfill_activity", *args)
     assert not SyntheticRun.objects.exists()
+
+
+def test_backfill_activity_minutes_generates_that_many_minutes():
+    # given a few sim users
+    run("seed_sim_users", count=50)
+    # when a history of minutes, not hours, is asked for
+    output = run("backfill_activity", minutes=7)
+    # then those minutes, each its own ledger row, end at the current minute
+    assert last_line(output).startswith("backfill_activity: 7 of 7 minutes generated")
+    backfilled = SyntheticRun.objects.filter(trigger=RunTrigger.BACKFILL)
+    assert backfilled.count() == 7
+    newest = backfilled.order_by("-window_end").first().window_end
+    assert timezone.now() - newest < timedelta(minutes=1)
 
 
 # --- from the shell ---------------------------------------------------------------------------------

@@ -38,7 +38,7 @@ def _run_at_once(count: int, service, **kwargs) -> list:
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_scheduled_runs_started_together_generate_the_minute_once(postgres_only):
     # given a pool and a run that covered the previous minutes
-    sim_users_seed(count=60, seed=3)
+    sim_users_seed(count=60, seed=3, today=NOW.date())  # signed up by NOW, whatever the wall clock
     run_scheduled(now=NOW - timedelta(minutes=3))
     # when six workers run the same scheduled run at the same moment
     results = _run_at_once(6, run_scheduled, now=NOW)
@@ -62,7 +62,7 @@ def test_scheduled_runs_started_together_generate_the_minute_once(postgres_only)
 
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_manual_runs_at_once_each_start_their_target(postgres_only):
-    sim_users_seed(count=60, seed=4)
+    sim_users_seed(count=60, seed=4, today=NOW.date())  # signed up by NOW, whatever the wall clock
     results = _run_at_once(4, run_manual, now=NOW, target=5)
     assert [r.sessions_started for r in results] == [5, 5, 5, 5]
     active_users = list(

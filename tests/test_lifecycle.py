@@ -363,7 +363,7 @@ def test_an_existing_account_keeps_its_sign_up_date_and_gets_a_persona_that_fits
 @pytest.mark.django_db
 def test_history_before_seeding_puts_no_session_before_an_account_existed():
     # Seeded today, history over the day before and today: the newcomers seeded with an age of 0-1
-    # days (12 % x 2/21 of 300, about 3.4; this seed gives seven) joined inside that history, and
+    # days (12 % x 2/21 of 300, about 3.4; this seed gives four) joined inside that history, and
     # none of their sessions (nor anyone's) starts before the account's date_joined: a seeded user
     # starts sessions from the UTC day after their sign-up day.
     from django.db.models import Min
@@ -374,7 +374,7 @@ def test_history_before_seeding_puts_no_session_before_an_account_existed():
     sim_users_seed(count=300, seed=24, today=now.date())
     SyntheticSettings.objects.filter(pk=1).update(sessions_per_min=3, max_per_run=100)
     young = SimUser.objects.filter(signup_date__gte=now.date() - timedelta(days=1))
-    assert young.count() == 7
+    assert young.count() == 4
     activity_backfill(hours=47, now=now, seed=6)
     firsts = User.objects.filter(is_synthetic=True).annotate(first=Min("journeys__started_at"))
     late = [u.username for u in firsts if u.first is not None and u.first < u.date_joined]

@@ -338,12 +338,18 @@ CoreOnlyRandom = type(
 )
 
 
-def test_a_simulation_and_a_population_run_on_the_core_methods_alone(monkeypatch):
+def test_a_simulation_and_a_population_run_on_the_core_methods_alone(monkeypatch, request):
     # given generators that fail on any method but random() and getrandbits()
     monkeypatch.setattr(
         simulation, "run_random", lambda **parts: CoreOnlyRandom(repr(sorted(parts.items())))
     )
     monkeypatch.setattr(population, "_rng_for", lambda seed, key: CoreOnlyRandom(f"{seed}{key}"))
+    monkeypatch.setattr(
+        population, "_profile_rng", lambda seed, index: CoreOnlyRandom(f"{seed}:{index}")
+    )
+    # profiles drawn here are not make_profile's: none is left in its cache, before or after
+    population.make_profile.cache_clear()
+    request.addfinalizer(population.make_profile.cache_clear)
     catalogue = Catalogue(
         templates=(
             TemplateSpec(

@@ -24,6 +24,7 @@ from synthetics.services import (
     run_manual,
     run_scheduled,
     settings_update,
+    sim_users_seed,
 )
 from synthetics.services import runs as runs_module
 from tests.factories import JourneySceneEventFactory, MindblockEventFactory
@@ -243,8 +244,11 @@ def test_naive_now_is_refused(sim_users):
 # --- all or nothing ---------------------------------------------------------------------------------
 
 
-def test_a_failing_run_leaves_no_partial_rows_and_is_recorded(sim_users, monkeypatch):
-    # given generation that has already written some history
+def test_a_failing_run_leaves_no_partial_rows_and_is_recorded(db, monkeypatch):
+    # given a pool seeded on this test's clock (the sim_users fixture's is seeded on the wall
+    # clock's day: fewer of its users are old enough to start a session at NOW every day that
+    # passes, 6 of 40 on 2026-12-08), and generation that has already written some history
+    sim_users_seed(count=40, seed=7, today=NOW.date())
     activity_backfill(hours=1, now=NOW - MINUTE)
     counts = _synthetic_counts()
     journeys_before = {

@@ -163,8 +163,10 @@ def pool(db):
 # the rate factor, segments, spells, dwell, intensities, seeded tenure, sign-ups' places and churn
 # among faded users change the rows a seed gives; so, the same day, do the personas' own abandon
 # odds, normalised by the personas' shares of the remembered sessions, a sign-up's first session
-# included.)
-UNSPLIT_DIGEST = "c4d85277b2da45068bc30c5f8d5677dd9dce036ad25f7593a7bf99618f9df279"
+# included. Again on purpose for issue 26: each departure is drawn by rejection — the same law, other
+# draws of the run's stream; and a seeded profile draws from its own stream of (seed, index), so
+# the same seed seeds other users.)
+UNSPLIT_DIGEST = "80aece691699ff25455bea7b01e673634d0923cd01873f5f64aa4ab78a6e1be4"
 MIDNIGHT = datetime(2026, 1, 9, 23, 50, tzinfo=UTC)
 
 

@@ -20,11 +20,12 @@ from itertools import accumulate
 from synthetics.engine.behaviour import (
     DAY_MS,
     HOUR_MS,
+    WEEK_MS,
     Behaviour,
     abandon_odds,
     in_error_spell,
     lapse_factor,
-    lapse_period,
+    lapse_phase_ms,
     returning,
     spell_multiplier,
 )
@@ -45,9 +46,46 @@ def activity_now(behaviour: Behaviour, member: PoolMember, at_ms: int) -> float:
         factor = returning(behaviour, key=joined_key(member), age_days=age_days)
     if behaviour.lapsed_share <= 0 or member.settles_into:
         return factor
-    key = member_key(member)
-    period, _ = lapse_period(behaviour, key=key, at_ms=at_ms)
-    return factor * lapse_factor(behaviour, key=key, period=period)
+    return factor * _period_factor(behaviour, member, at_ms)
+
+
+# Each member's calendar of periods, remembered by sim user id for the behaviour last asked about:
+# (behaviour, period length, {sim user id: [member, phase, (period, its factor)]}). lapse_period
+# and lapse_factor key their caches on the behaviour (a frozen dataclass of thirty fields, hashed
+# on every call) and the member's key (formatted on every call), and a pool of 200,000 overflows
+# those caches: at 20,000 sessions a minute a run's picks spent most of their time there (a pick
+# is thinned by its period factor, and when redraws pile up every eligible member is weighed).
+# The same numbers, looked up instead of recomputed. Each change is one assignment (a new entry,
+# a new (period, factor) pair, a new state), so threads that share it never read a half-made one.
+_CALENDARS_LIMIT = 2_000_000  # members remembered at most (a few hundred bytes each)
+_calendars: tuple[Behaviour | None, int, dict[int, list]] = (None, 0, {})
+
+
+def _period_factor(behaviour: Behaviour, member: PoolMember, at_ms: int) -> float:
+    """lapse_factor of the member's period at `at_ms` (lapse_period), remembered."""
+    global _calendars
+    known, length, calendars = _calendars
+    if known is not behaviour:
+        if known != behaviour or len(calendars) > _CALENDARS_LIMIT:
+            calendars = {}
+        length = int(behaviour.lapse_weeks * WEEK_MS)
+        _calendars = (behaviour, length, calendars)
+    entry = calendars.get(member.sim_user_id)
+    if entry is None or (entry[0] is not member and entry[0] != member):
+        if len(calendars) > _CALENDARS_LIMIT:
+            calendars.clear()
+        key = member_key(member)
+        phase = lapse_phase_ms(behaviour, key)
+        period = (at_ms + phase) // length
+        factor = lapse_factor(behaviour, key=key, period=period)
+        calendars[member.sim_user_id] = [member, phase, (period, factor)]
+        return factor
+    period = (at_ms + entry[1]) // length
+    known_period, factor = entry[2]
+    if known_period != period:
+        factor = lapse_factor(behaviour, key=member_key(member), period=period)
+        entry[2] = (period, factor)
+    return factor
 
 
 def utc_day(at_ms: int) -> date:

@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import math
 import random
+import struct
+from bisect import bisect_right
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from functools import cache, lru_cache
+from hashlib import blake2b
+from itertools import accumulate, chain, count
 
 from synthetics.engine.behaviour import DEFAULT_BEHAVIOUR
 from synthetics.engine.rhythm import country_of, local_factor, strengthened, zone_of
@@ -71,6 +76,23 @@ PLACES: tuple[tuple[str, str, float], ...] = tuple(
 )
 
 
+# The running sums of the shares, for the draws every profile makes (cumulative_choice: the same
+# pick as weighted_choice, without summing the shares again each time).
+PERSONA_SUMS = tuple(accumulate(p.share for p in PERSONAS))
+LOCALE_SUMS = tuple(accumulate(entry[1] for entry in LOCALES))
+ZONE_SUMS = {
+    zones: tuple(accumulate(ZONE_SHARES.get(zone, 1.0) for zone in zones))
+    for _, _, zones in LOCALES
+}
+SETTLED_PERSONAS = tuple(p for p in PERSONAS if p.slug != "newcomer")
+SETTLED_SUMS = tuple(accumulate(p.share for p in SETTLED_PERSONAS))
+
+
+def cumulative_choice(rng, items: Sequence, sums: Sequence[float]):
+    """weighted_choice with the running sums of the weights given: the same item for the same draw."""
+    return items[bisect_right(sums, rng.random() * sums[-1], 0, len(items) - 1)]
+
+
 def signup_place(
     rng: random.Random, *, moment: datetime, profile: RhythmProfile | None, strength: float
 ) -> tuple[str, str]:
@@ -99,6 +121,7 @@ AWAKE_HOURS = (
     0.4, 0.2, 0.1, 0.1, 0.1, 0.2, 0.5, 0.9, 1.2, 1.3, 1.3, 1.3,
     1.4, 1.3, 1.2, 1.2, 1.3, 1.4, 1.5, 1.7, 1.8, 1.6, 1.1, 0.7,
 )  # fmt: skip
+AWAKE_SUMS = tuple(accumulate(AWAKE_HOURS))
 
 NEWCOMER_DAYS = 21  # a newcomer settles into their persona after three weeks (engine.lifecycle)
 # A seeded account's age agrees with its persona: a newcomer signed up within the last NEWCOMER_DAYS
@@ -133,19 +156,18 @@ class Profile:
     signup_date: date
     settles_into: str = ""  # a newcomer's persona after NEWCOMER_DAYS; "" for a settled user
     joined_ms: int | None = None  # a sign-up's moment (epoch ms); None: seeded
+    # a seeded account's time of sign-up on its local clock, seconds after midnight (awake_seconds)
+    signup_seconds: float = 0.0
 
     @property
     def signed_up_at(self) -> datetime:
         """When the account was made: a sign-up's moment, or for a seeded account a time of its
-        sign-up day (an hour people are awake in its zone, any minute and second: never on the
-        minute), the same for the same profile."""
+        sign-up day (signup_seconds: an hour people are awake in its zone, any minute and second,
+        never on the minute), the same for the same profile."""
         if self.joined_ms is not None:
             return datetime.fromtimestamp(self.joined_ms / 1000, UTC)
-        rng = random.Random(f"signed-up:{self.username}:{self.signup_date}")
-        hour = weighted_choice(rng, range(24), AWAKE_HOURS)
-        seconds = hour * 3600 + int(rng.random() * 3600 * 1000) / 1000
         local = datetime.combine(self.signup_date, time(), tzinfo=zone_of(self.timezone))
-        moment = (local + timedelta(seconds=seconds)).astimezone(UTC)
+        moment = (local + timedelta(seconds=self.signup_seconds)).astimezone(UTC)
         # on the UTC day of signup_date, as a run's sign-up is: a seeded user starts no session
         # before the day after it (engine.picking), so none comes before this moment
         return moment + (self.signup_date - moment.date())
@@ -173,11 +195,84 @@ def _rng_for(seed: int, key: str) -> random.Random:
     return random.Random(f"{seed}:profile:{key}")
 
 
+_WORDS = struct.Struct("<16I").unpack
+_WORD = 2.0**-32
+
+
+class ProfileDraws:
+    """The uniform draws of one seeded profile: a pure function of (seed, index), and cheap to
+    start — BLAKE2b of "seed:index:block" cut into sixteen 32-bit numbers a block, as many blocks as
+    are drawn (a profile draws eleven). A random.Random takes longer to seed (its 624-word state)
+    than a profile takes to draw. Values are multiples of 2**-32 in [0, 1): fine enough for every
+    draw a profile makes."""
+
+    __slots__ = ("random",)
+
+    def __init__(self, seed: int, index: int) -> None:
+        key = f"{seed}:{index}:"
+        self.random = chain(_block(key, 0), _blocks_after_first(key)).__next__
+
+
+def _block(key: str, number: int) -> list[float]:
+    digest = blake2b(f"{key}{number}".encode(), digest_size=64).digest()
+    return [word * _WORD for word in _WORDS(digest)]
+
+
+def _blocks_after_first(key: str) -> Iterator[float]:
+    for number in count(1):
+        yield from _block(key, number)
+
+
+def _profile_rng(seed: int, index: int) -> ProfileDraws:
+    return ProfileDraws(seed, index)
+
+
+@dataclass(frozen=True, slots=True)
+class NameList:
+    """Faker's names of one kind for one locale, and their weights where Faker gives them."""
+
+    names: tuple[str, ...]
+    sums: tuple[float, ...] | None  # running sums of the weights; None: all equally likely
+
+    def pick(self, rng) -> str:
+        """One name, by its weight: one draw of `rng`."""
+        if self.sums is None:
+            return self.names[min(int(rng.random() * len(self.names)), len(self.names) - 1)]
+        return cumulative_choice(rng, self.names, self.sums)
+
+
 @cache
-def _faker(locale: str):
+def locale_names(locale: str) -> tuple[NameList, NameList]:
+    """The first and the last names Faker's `first_name()` and `last_name()` give in `locale`, read
+    once from the provider behind them: Faker's own lists, drawn from with a profile's own stream
+    (seeding a Faker per profile cost more than the rest of the profile)."""
     from faker import Faker  # imported lazily: only seeding needs it
 
-    return Faker(locale)
+    faker = Faker(locale, providers=["faker.providers.person"])  # the names alone
+    return (
+        _name_list(faker.first_name.__self__, "first_names", "first_name_pairs"),
+        _name_list(faker.last_name.__self__, "last_names", "last_name_pairs"),
+    )
+
+
+def _name_list(provider, plain: str, pairs: str) -> NameList:
+    # ja_JP's names are (kanji, katakana, romaji) triples, its first_name() the first of a triple
+    elements = getattr(provider, pairs, None)
+    if elements is None:
+        elements = getattr(provider, plain)
+        pick = str
+    else:
+        pick = _first_of
+    if hasattr(elements, "items"):  # Faker's weighted lists: an OrderedDict of name: weight
+        return NameList(
+            tuple(pick(name) for name in elements),
+            tuple(accumulate(float(weight) for weight in elements.values())),
+        )
+    return NameList(tuple(pick(name) for name in elements), None)
+
+
+def _first_of(triple) -> str:
+    return triple[0]
 
 
 def spread_weight(weight: float, rng: random.Random, spread: float) -> float:
@@ -191,14 +286,14 @@ def _traits(rng: random.Random, today: date, spread: float, joined: date | None 
     date, and the persona a newcomer settles into. `joined`: an existing account's own sign-up
     date, kept, and the persona drawn among those whose tenure admits its age."""
     if joined is None:
-        persona = weighted_choice(rng, PERSONAS, [p.share for p in PERSONAS])
+        persona = cumulative_choice(rng, PERSONAS, PERSONA_SUMS)
     else:
         age = max(0, (today - joined).days)
         fits = [p for p in PERSONAS if minimum_tenure_days(p.slug) <= age < _tenure_end(p.slug)]
         persona = weighted_choice(rng, fits, [p.share for p in fits])
     activity = spread_weight(persona.activity_weight, rng, spread)
-    locale, _, zones = weighted_choice(rng, LOCALES, [entry[1] for entry in LOCALES])
-    timezone = weighted_choice(rng, zones, [ZONE_SHARES.get(zone, 1.0) for zone in zones])
+    locale, _, zones = cumulative_choice(rng, LOCALES, LOCALE_SUMS)
+    timezone = cumulative_choice(rng, zones, ZONE_SUMS[zones])
     age_days = tenure_days(persona.slug, rng) if joined is None else (today - joined).days
     # a seeded newcomer, like a run's sign-up, settles into a persona after NEWCOMER_DAYS
     settles_into = settling_persona(rng).slug if persona.slug == "newcomer" else ""
@@ -231,13 +326,19 @@ def tenure_days(persona: str, rng: random.Random) -> int:
 
 def settling_persona(rng: random.Random) -> Persona:
     """The persona a newcomer settles into, by the population's shares."""
-    settled = [p for p in PERSONAS if p.slug != "newcomer"]
-    return weighted_choice(rng, settled, [p.share for p in settled])
+    return cumulative_choice(rng, SETTLED_PERSONAS, SETTLED_SUMS)
 
 
-# A profile is a pure function of its arguments and costs Faker about 1.5 ms: the last few thousand
-# are kept (a frozen value), so seeding the same accounts again (a test's fixture, a re-run of
-# `seed_sim_users` the same day) does not draw them again.
+def awake_seconds(rng) -> float:
+    """A time of day people sign up at, seconds after local midnight to the millisecond (an hour
+    by AWAKE_HOURS, any minute and second): two draws of `rng`."""
+    hour = cumulative_choice(rng, range(24), AWAKE_SUMS)
+    return hour * 3600 + int(rng.random() * 3600 * 1000) / 1000
+
+
+# A profile is a pure function of its arguments: the last few thousand are kept (a frozen value),
+# so the sign-ups of a run and a re-run of `seed_sim_users` the same day do not draw them again.
+# Seeding many draws them with profiles_drawn, uncached.
 @lru_cache(maxsize=4096)
 def make_profile(
     *,
@@ -251,21 +352,49 @@ def make_profile(
     """The profile of synthetic account number `index`: the same for the same seed and index.
     `place`: (locale, zone) given instead of drawn (a sign-up's: engine.lifecycle), its name
     then from that locale."""
-    rng = _rng_for(seed, str(index))
+    return _drawn_profile(index, seed, today, f"@{email_domain}", engagement_spread, place)
+
+
+def profiles_drawn(
+    indexes: Sequence[int],
+    *,
+    seed: int,
+    today: date,
+    email_domain: str,
+    engagement_spread: float = DEFAULT_ENGAGEMENT_SPREAD,
+) -> list[Profile]:
+    """make_profile of each of `indexes`, without its cache (seeding: a million, each once)."""
+    at_domain = f"@{email_domain}"
+    return [
+        _drawn_profile(index, seed, today, at_domain, engagement_spread, None) for index in indexes
+    ]
+
+
+def _drawn_profile(
+    index: int,
+    seed: int,
+    today: date,
+    at_domain: str,
+    engagement_spread: float,
+    place: tuple[str, str] | None,
+) -> Profile:
+    # The order of the draws is the contract (tests/test_golden.py): the traits, the first and the
+    # last name, the time of day of the sign-up.
+    rng = _profile_rng(seed, index)
     traits = _traits(rng, today, engagement_spread)
     if place is not None:
         traits["locale"], traits["timezone"] = place
-    faker = _faker(traits["locale"])
-    faker.seed_instance(rng.getrandbits(64))
-    first_name, last_name = faker.first_name(), faker.last_name()
+    first_names, last_names = locale_names(traits["locale"])
+    first_name, last_name = first_names.pick(rng), last_names.pick(rng)
     username = username_for(index)
     return Profile(
         index=index,
         username=username,
-        email=f"{username}@{email_domain}",
+        email=f"{username}{at_domain}",
         first_name=first_name[:150],
         last_name=last_name[:150],
         display_name=f"{first_name} {last_name}"[:150],
+        signup_seconds=awake_seconds(rng),
         **traits,
     )
 

@@ -101,9 +101,14 @@ SPAN_MINUTES = 360
 TIDY_AFTER_BACKFILL_SECONDS = 300  # a VACUUM (ANALYZE) of what months of history grew: seconds
 PIPELINE_SWITCH_INTERVAL = 0.0005  # seconds: see _pipelined_spans
 FIRST_SPAN_PART = 8  # the pipeline's first and last spans: this part of the others
+PIPELINE_SPANS = 4  # a history's spans on the grid, at least (activity_backfill)
 GC_SPANS = 32  # the pipeline's young-generation collections: one every so many spans
 SPAN_ROWS = 80_000
-ROWS_PER_SESSION = 12  # a journey row and its scene and mindblock events, generously
+# A journey row and its scene and mindblock events: about 6 on the shipped catalogue (5.98 in an
+# hour at 2,000 sessions a minute). Counted at 12 before, spans held half the rows they could: at
+# high rates three minutes, so most journeys in progress crossed a span's end — written, then
+# updated in the next span (an update costs twice an insert: the whole row and every index again).
+ROWS_PER_SESSION = 7
 
 
 @dataclass(frozen=True, slots=True)
@@ -390,7 +395,11 @@ def _write_span(span: _SimulatedSpan, *, deadline: RunDeadline) -> list[Syntheti
         )
     run_hours_add(runs)
     run_counters_add(runs)
-    last_logins_write(journey for journey, _ in span.started.values())
+    last_logins_write(
+        span.rendered.logins
+        if span.rendered is not None and span.rendered.logins is not None
+        else (journey for journey, _ in span.started.values())
+    )
     deferred_key_checks_indexed()  # the last statement: the journeys' key checks at commit
     transaction.on_commit(lambda: [run_log(run) for run in runs])
     return runs
@@ -398,12 +407,14 @@ def _write_span(span: _SimulatedSpan, *, deadline: RunDeadline) -> list[Syntheti
 
 def activity_backfill(
     *,
-    hours: int,
+    hours: int | None = None,
+    minutes: int | None = None,
     now: datetime | None = None,
     seed: int | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> BackfillSummary:
-    """Generate the last `hours` hours, one backfill run per minute on the simulated clock.
+    """Generate the last `hours` hours (or `minutes` minutes: one of the two), one backfill run per
+    minute on the simulated clock.
 
     The minutes go in spans (span_minutes: up to six hours, about 80,000 rows), each simulated in
     memory and written in one transaction under the generator lock, so a running scheduler
@@ -420,15 +431,22 @@ def activity_backfill(
     run, new settings) stops that pipeline at the span it touched, which is simulated again from
     what the database then holds.
     """
-    whole_number_required("hours", hours, 1, MAX_BACKFILL_HOURS)
+    if (hours is None) == (minutes is None):
+        raise ApplicationError("a history is given in hours or in minutes: one of the two")
+    if minutes is None:
+        minutes = whole_number_required("hours", hours, 1, MAX_BACKFILL_HOURS) * 60
+    else:
+        whole_number_required("minutes", minutes, 1, MAX_BACKFILL_HOURS * 60)
     seed = seed_or_default(seed)
     end = floor_minute(checked_now(now))
-    minutes = hours * 60
     start = end - minutes * MINUTE
     totals = dict.fromkeys(_TOTALS, 0)
     generated = 0
     inputs = RunInputs.load()
-    step = span_minutes(run_inputs.generator_settings())
+    # at least PIPELINE_SPANS spans on the grid: a history shorter than a few spans would leave
+    # the pipeline one long span to simulate while the writer idles, then one to write while the
+    # engine idles (an hour at 200 a minute, spans of 57 minutes: 0.34 of a bare COPY, not 0.47)
+    step = min(span_minutes(run_inputs.generator_settings()), -(-minutes // PIPELINE_SPANS))
 
     def count(runs: list[SyntheticRun], minutes_done: int) -> None:
         nonlocal generated
@@ -669,7 +687,8 @@ def _simulated_or_recorded(state: _History, *, start: datetime, end: datetime) -
 
 
 def _rendered(span: _SimulatedSpan) -> None:
-    """Reserve the span's ledger ids and format its journeys and events as COPY data, here in the
+    """Reserve the span's ledger ids and format its journeys and events as COPY data (and the
+    parameters of its changes to older journeys and of its accounts' last logins), here in the
     engine's thread: the writer thread then only sends them (PostgreSQL)."""
     run_ids = run_ids_reserve(len(span.ledger))
     for run, run_id in zip(span.ledger, run_ids, strict=True):
@@ -685,7 +704,10 @@ def _rendered(span: _SimulatedSpan) -> None:
             for event in batch
         ],
         written_at=timezone.now(),
+        updates=list(span.updates.values()),
     )
+    # Formatted: the span's records are no longer needed while it waits and is written.
+    span.events, span.started, span.updates = [], {}, {}
 
 
 def _span_commit(

@@ -236,10 +236,13 @@ def runs_output_write(
     if rendered is not None:
         for table, columns, data in rendered.tables:
             before_statement()
-            _copy_data(table, columns, data)
+            copy_data(table, columns, data)
         for rows in rendered.returning:
             before_statement()
             table_rows_write(rows)
+        if rendered.updates is not None:
+            _journey_changes_write(rendered.updates, written_at, before_statement)
+            return
     else:
         for model, _table, columns, rows in _output_rows(new_journeys, events, written_at):
             if model is None:  # an attached application's table (TableRows)
@@ -317,9 +320,13 @@ class RenderedOutput:
     """Journeys and events as COPY data (text format), formatted before the transaction that sends
     them: (table, columns, bytes) per table with rows."""
 
-    tables: tuple[tuple[str, tuple[str, ...], bytes], ...]
+    tables: tuple[tuple[str, tuple[str, ...], bytes | memoryview], ...]  # a view of its buffer
     # Rows of attached tables whose origin we keep: written with INSERT … RETURNING, not COPY.
     returning: tuple = ()
+    # The changes to older journeys (journey_updates_rendered) and the accounts' last logins
+    # (last_logins_rendered), their parameters formatted ahead too; None: none given.
+    updates: JourneyChanges | None = None
+    logins: LastLogins | None = None
 
 
 def output_rendered(
@@ -327,10 +334,12 @@ def output_rendered(
     new_journeys: Sequence[tuple[NewJourney, RunTag]],
     events: Sequence[tuple[EventRecord, RunTag]],
     written_at: datetime,
+    updates: Sequence[JourneyUpdate] | None = None,
 ) -> RenderedOutput:
     """The rows runs_output_write would COPY, formatted now by psycopg's own COPY formatter (a Copy
     with a FileWriter: the public way to format COPY data without sending it), in this thread and
-    outside any transaction. A backfill formats span N+1 in its engine thread while its writer
+    outside any transaction; with `updates`, the parameters of their UPDATE and of the journeys'
+    accounts' last logins too. A backfill formats span N+1 in its engine thread while its writer
     thread sends span N, so the writer only ships bytes. PostgreSQL only."""
     tables, returning = [], []
     with connection.cursor() as cursor:
@@ -347,11 +356,18 @@ def output_rendered(
             with psycopg_copy.Copy(raw, writer=psycopg_copy.FileWriter(buffer)) as copy:
                 for row in rows:
                     copy.write_row(row)
-            tables.append((table, columns, buffer.getvalue()))
-    return RenderedOutput(tuple(tables), tuple(returning))
+            tables.append((table, columns, buffer.getbuffer()))  # a view: no copy of the bytes
+    if updates is None:
+        return RenderedOutput(tuple(tables), tuple(returning))
+    return RenderedOutput(
+        tuple(tables),
+        tuple(returning),
+        updates=journey_updates_rendered(updates),
+        logins=last_logins_rendered(journey for journey, _ in new_journeys),
+    )
 
 
-def _copy_data(table: str, columns: Sequence[str], data: bytes) -> None:
+def copy_data(table: str, columns: Sequence[str], data: bytes | memoryview) -> None:
     """COPY data already formatted (output_rendered) into `table`."""
     sql = f"COPY {table} ({', '.join(columns)}) FROM STDIN"
     with connection.cursor() as cursor, cursor.cursor.copy(sql) as copy:
@@ -402,21 +418,7 @@ def _journeys_update(
         written_at, connection, prepared=False
     )
     if connection.vendor == "postgresql":
-        sql = (
-            f"UPDATE {table} SET next_step = v.next_step, status = v.status, "
-            f"ended_at = v.ended_at, next_at = v.next_at, updated_at = %s "
-            f"FROM unnest(%s::uuid[], %s::integer[], %s::varchar[], %s::timestamptz[], "
-            f"%s::timestamptz[]) AS v(id, next_step, status, ended_at, next_at) "
-            f"WHERE {table}.id = v.id"
-        )
-        columns = [
-            [u.id for u in updates],
-            [u.next_step for u in updates],
-            [u.status for u in updates],
-            [u.ended_at for u in updates],
-            [u.next_at for u in updates],
-        ]
-        _update_checked(sql, [updated_at, *columns], len(updates), before_statement)
+        _journey_changes_write(journey_updates_rendered(updates), written_at, before_statement)
         return
     names = ("id", "next_step", "status", "ended_at", "next_at")
     fields = [Journey._meta.get_field(name) for name in names]
@@ -437,6 +439,59 @@ def _journeys_update(
             f"WHERE {table}.id = v.column1"
         )
         _update_checked(sql, [updated_at, *params], len(batch), before_statement)
+
+
+@dataclass(frozen=True, slots=True)
+class JourneyChanges:
+    """Journey changes as the five array parameters of one UPDATE … FROM unnest (PostgreSQL),
+    each already its array's text: psycopg sends a string as it is, where it formats a list
+    element by element in Python (a fifth of a history writer's own time at 20,000 sessions a
+    minute, in the thread that waits on the database)."""
+
+    count: int
+    arrays: tuple[str, str, str, str, str]  # ids, next steps, statuses, ends, next due times
+
+
+def _array_text(values: Iterable[str]) -> str:
+    return "{" + ",".join(values) + "}"
+
+
+def _timestamp_element(moment: datetime | None) -> str:
+    """An aware datetime as an element of a timestamptz[] literal (quoted: ISO text has no quote
+    or backslash), None as NULL."""
+    return "NULL" if moment is None else f'"{moment.isoformat()}"'
+
+
+def journey_updates_rendered(updates: Sequence[JourneyUpdate]) -> JourneyChanges:
+    """The parameters of _journeys_update's statement for `updates`, made now (a history makes
+    them in its engine thread)."""
+    return JourneyChanges(
+        len(updates),
+        (
+            _array_text(u.id.hex for u in updates),
+            _array_text(str(u.next_step) for u in updates),
+            _array_text(u.status for u in updates),  # the engine's own words: [a-z]
+            _array_text(_timestamp_element(u.ended_at) for u in updates),
+            _array_text(_timestamp_element(u.next_at) for u in updates),
+        ),
+    )
+
+
+def _journey_changes_write(
+    changes: JourneyChanges, written_at: datetime, before_statement: Callable[[], None]
+) -> None:
+    """Apply journey changes on PostgreSQL: one UPDATE … FROM unnest(five arrays)."""
+    if not changes.count:
+        return
+    table = connection.ops.quote_name(Journey._meta.db_table)
+    sql = (
+        f"UPDATE {table} SET next_step = v.next_step, status = v.status, "
+        f"ended_at = v.ended_at, next_at = v.next_at, updated_at = %s "
+        f"FROM unnest(%s::uuid[], %s::integer[], %s::varchar[], %s::timestamptz[], "
+        f"%s::timestamptz[]) AS v(id, next_step, status, ended_at, next_at) "
+        f"WHERE {table}.id = v.id"
+    )
+    _update_checked(sql, [written_at, *changes.arrays], changes.count, before_statement)
 
 
 def _update_checked(
@@ -545,28 +600,66 @@ def run_counters_add(runs: Iterable[SyntheticRun]) -> None:
             )
 
 
-def last_logins_write(journeys: Iterable[NewJourney]) -> int:
-    """Demo mode: each synthetic account's `last_login` moves to the start of its latest session
-    (never back). One statement for all of them; attach mode changes no application row, so
-    nothing there. Returns the accounts moved forward (or, on SQLite, considered)."""
-    if target_in_force() is not None:
-        return 0
+@dataclass(frozen=True, slots=True)
+class LastLogins:
+    """Each account's latest session start, as the two array parameters of last_logins_write's
+    UPDATE (PostgreSQL; made ahead, as JourneyChanges)."""
+
+    count: int
+    arrays: tuple[str, str]  # account ids, times
+
+
+def _latest_starts(journeys: Iterable[NewJourney]) -> dict[int, datetime]:
     latest: dict[int, datetime] = {}
     for journey in journeys:
         if latest.get(journey.user_id) is None or latest[journey.user_id] < journey.started_at:
             latest[journey.user_id] = journey.started_at
-    if not latest:
+    return latest
+
+
+def _logins(latest: dict[int, datetime]) -> LastLogins:
+    return LastLogins(
+        len(latest),
+        (
+            _array_text(map(str, latest)),
+            _array_text(_timestamp_element(moment) for moment in latest.values()),
+        ),
+    )
+
+
+def last_logins_rendered(journeys: Iterable[NewJourney]) -> LastLogins:
+    """last_logins_write's parameters for `journeys`, made now."""
+    return _logins(_latest_starts(journeys))
+
+
+def last_logins_write(journeys: Iterable[NewJourney] | LastLogins) -> int:
+    """Demo mode: each synthetic account's `last_login` moves to the start of its latest session
+    (never back). One statement for all of them; attach mode changes no application row, so
+    nothing there. `journeys` may come made ahead (last_logins_rendered; PostgreSQL). Returns the
+    accounts moved forward (or, on SQLite, considered)."""
+    if target_in_force() is not None:
         return 0
+    latest: dict[int, datetime] = {}
+    if isinstance(journeys, LastLogins):
+        logins = journeys
+    else:
+        latest = _latest_starts(journeys)
+        logins = _logins(latest) if connection.vendor == "postgresql" else None
     table = connection.ops.quote_name(User._meta.db_table)
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
+    if logins is not None:
+        if not logins.count:
+            return 0
+        with connection.cursor() as cursor:
             cursor.execute(
                 f"UPDATE {table} AS u SET last_login = v.t "  # noqa: S608  a model's table name
                 "FROM unnest(%s::bigint[], %s::timestamptz[]) AS v(id, t) "
                 "WHERE u.id = v.id AND (u.last_login IS NULL OR u.last_login < v.t)",
-                [list(latest), list(latest.values())],
+                list(logins.arrays),
             )
             return cursor.rowcount
+    if not latest:
+        return 0
+    with connection.cursor() as cursor:
         cursor.executemany(
             f"UPDATE {table} SET last_login = %s "  # noqa: S608  a model's table name
             "WHERE id = %s AND (last_login IS NULL OR last_login < %s)",

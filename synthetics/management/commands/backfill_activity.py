@@ -1,4 +1,4 @@
-"""Generate the last H hours of synthetic history on the simulated clock."""
+"""Generate the last H hours (or M minutes) of synthetic history on the simulated clock."""
 
 from synthetics.management.cli import SyntheticsCommand, bounded_int, progress_bar
 from synthetics.services import activity_backfill
@@ -7,17 +7,22 @@ from synthetics.services.history import MAX_BACKFILL_HOURS
 
 class Command(SyntheticsCommand):
     help = (
-        "Generate the last --hours hours of activity, minute by minute on the simulated clock, "
-        "ending now. Minutes a scheduled or backfill run already covered are left alone, so it is "
-        "safe to run while the scheduler runs."
+        "Generate the last --hours hours (or --minutes minutes) of activity, minute by minute on "
+        "the simulated clock, ending now. Minutes a scheduled or backfill run already covered are "
+        "left alone, so it is safe to run while the scheduler runs."
     )
 
     def add_arguments(self, parser):
-        parser.add_argument(
+        length = parser.add_mutually_exclusive_group(required=True)
+        length.add_argument(
             "--hours",
             type=bounded_int(1, MAX_BACKFILL_HOURS),
-            required=True,
             help=f"how many hours of history to generate (1..{MAX_BACKFILL_HOURS})",
+        )
+        length.add_argument(
+            "--minutes",
+            type=bounded_int(1, MAX_BACKFILL_HOURS * 60),
+            help=f"how many minutes of history to generate (1..{MAX_BACKFILL_HOURS * 60:,})",
         )
         parser.add_argument(
             "--seed",
@@ -26,9 +31,10 @@ class Command(SyntheticsCommand):
             help="seed of the runs' random streams (default: SYNTHETICS_SEED)",
         )
 
-    def handle(self, *args, hours, seed, **options):
-        with progress_bar(total=hours * 60, unit="min", description="backfill") as advance:
-            summary = activity_backfill(hours=hours, seed=seed, progress=advance)
+    def handle(self, *args, hours, minutes, seed, **options):
+        total = minutes if hours is None else hours * 60
+        with progress_bar(total=total, unit="min", description="backfill") as advance:
+            summary = activity_backfill(minutes=total, seed=seed, progress=advance)
         totals = summary.totals
         finished = (
             totals["journeys_completed"] + totals["journeys_abandoned"] + totals["journeys_errored"]
