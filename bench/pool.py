@@ -6,8 +6,9 @@ truncated and VACUUMed, and COPYed back into the same tables and indexes in one 
 with sessions_per_min = max_per_run = 1,000 (well inside what a million users sustain) and every
 table VACUUM ANALYZEd, one Django process times: a scheduled run in a worker that has not loaded the
 pool yet (it reads the million and builds their rhythm) and the next minute's run (the pool kept
-under its stamp); then another, as a web process would, times `status` and `insights` (its cache
-cleared before each call) in-process: the first call, then the p50 of 20. Each reports its peak RSS.
+under its stamp); then another, as a web process would, times `status`, `insights` and
+`expectations` (their caches cleared before each call) in-process: the first call, then the p50 of
+20. Each reports its peak RSS.
 
     .venv/bin/python bench/pool.py --users 1000000
     .venv/bin/python bench/pool.py --users 1000000 --seed-only   # seeding and its reference alone
@@ -53,7 +54,7 @@ if mode == "runs":  # a worker: the minute's run loads the pool, the next one ke
         run = run_scheduled(now=moment)
         result[label] = {"seconds": time.perf_counter() - started, "status": run.status,
                          "sessions_started": run.sessions_started}
-else:  # a web process: it never holds the pool (insights reads it, on a cache miss, and lets go)
+else:  # a web process: it never holds the pool (insights and expectations read its groups)
     user = User.objects.create_superuser("bench", "bench@example.invalid", "x")
     client = Client(HTTP_AUTHORIZATION=f"Bearer {Token.objects.create(user=user).key}",
                     HTTP_HOST="localhost")
@@ -74,6 +75,7 @@ else:  # a web process: it never holds the pool (insights reads it, on a cache m
 
     result["status"] = page("/api/synthetics/status")
     result["insights_uncached"] = page("/api/synthetics/insights", clear=True)
+    result["expectations_uncached"] = page("/api/synthetics/expectations", clear=True)
 with open("/proc/self/status") as status:  # VmHWM: this program's own peak (not its parent's)
     result["peak_rss_mb"] = int(next(l.split()[1] for l in status if l.startswith("VmHWM:"))) // 1024
 print(json.dumps(result))
@@ -140,9 +142,12 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"{seeding}; scheduled run {r['run_cold']['seconds']:.2f} s cold, "
             f"{r['run_warm']['seconds']:.2f} s warm; status {r['status']['first_ms']:.0f} ms first, "
-            f"p50 {r['status']['p50_ms']:.1f} ms; insights uncached p50 "
-            f"{r['insights_uncached']['p50_ms']:.0f} ms; peak RSS {r['runs_peak_rss_mb']} MB (worker), "
-            f"{r['pages_peak_rss_mb']} MB (web)"
+            f"p50 {r['status']['p50_ms']:.1f} ms; insights uncached "
+            f"{r['insights_uncached']['first_ms']:.0f} ms first, p50 "
+            f"{r['insights_uncached']['p50_ms']:.0f} ms; expectations uncached "
+            f"{r['expectations_uncached']['first_ms']:.0f} ms first, p50 "
+            f"{r['expectations_uncached']['p50_ms']:.0f} ms; peak RSS {r['runs_peak_rss_mb']} MB "
+            f"(worker), {r['pages_peak_rss_mb']} MB (web)"
         )
     if args.json:
         with open(args.json, "w") as out:

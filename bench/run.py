@@ -302,11 +302,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     lines.append(
         (
-            "status / insights (uncached) over that pool, in-process",
+            "status / insights / expectations (uncached) over that pool, in-process",
             f"p50 {p['status']['p50_ms']:.1f} ms (first call {p['status']['first_ms']:.0f} ms) / "
-            f"{p['insights_uncached']['p50_ms']:.0f} ms",
+            f"{p['insights_uncached']['p50_ms']:.0f} ms (first "
+            f"{p['insights_uncached']['first_ms']:.0f} ms) / "
+            f"{p['expectations_uncached']['p50_ms']:.0f} ms (first "
+            f"{p['expectations_uncached']['first_ms']:.0f} ms)",
             "",
-            "",
+            "insights and expectations < 300 ms",
         )
     )
     if mode["long_history_hours"]:

@@ -107,6 +107,7 @@ SQLITE_RELEVANT: list[str] = [
     "tests/test_pool_kept.py",
     "tests/test_prepared.py",
     "tests/test_golden.py",
+    "tests/test_pool_groups.py",
 ]
 
 

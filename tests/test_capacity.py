@@ -25,7 +25,10 @@ def test_the_pool_holds_rate_times_mean_length_in_progress(
     settings = replace(default_settings, sessions_per_min=20, max_per_run=200, rhythm_strength=0)
     minutes = mean_journey_minutes(catalogue=engine_catalogue, settings=settings)
     capacity = pool_capacity(
-        settings=settings, catalogue=engine_catalogue, pool=engine_pool, peak_factor=1.0
+        settings=settings,
+        catalogue=engine_catalogue,
+        active_users=len(engine_pool),
+        peak_factor=1.0,
     )
     assert capacity.sustainable and capacity.warning() is None
     # when the engine runs 10 hours of it
@@ -56,7 +59,7 @@ def test_a_rate_the_pool_cannot_sustain_is_trimmed_as_the_warning_says(
     pool = engine_pool[:300]
     settings = replace(default_settings, sessions_per_min=200, max_per_run=200, rhythm_strength=0)
     capacity = pool_capacity(
-        settings=settings, catalogue=engine_catalogue, pool=pool, peak_factor=1.0
+        settings=settings, catalogue=engine_catalogue, active_users=len(pool), peak_factor=1.0
     )
     # then the warning says so, with the numbers
     warning = capacity.warning()

@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import functools
 import random
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 from synthetics.engine.planning import plan_journey
 from synthetics.engine.sampling import weighted_choice
-from synthetics.engine.types import Catalogue, GeneratorSettings, PoolMember
+from synthetics.engine.types import Catalogue, GeneratorSettings
 
 # Journeys planned to estimate the mean length: the estimate's standard error is the lengths'
 # standard deviation / sqrt(4,000), under 2 % of the mean for the shipped catalogue.
@@ -93,10 +92,11 @@ def pool_capacity(
     *,
     settings: GeneratorSettings,
     catalogue: Catalogue,
-    pool: Sequence[PoolMember],
+    active_users: int,
     peak_factor: float,
 ) -> Capacity:
-    """Whether `pool` sustains the settings at the week's peak rhythm factor R (1 without rhythm)."""
+    """Whether a pool of `active_users` sustains the settings at the week's peak rhythm factor R
+    (1 without rhythm)."""
     peak = min(settings.sessions_per_min * peak_factor, float(settings.max_per_run))
     minutes = mean_journey_minutes(catalogue=catalogue, settings=settings)
     in_progress = peak * minutes
@@ -106,6 +106,6 @@ def pool_capacity(
         mean_journey_minutes=minutes,
         in_progress_at_peak=in_progress,
         needed_users=needed,
-        active_users=len(pool),
-        sustainable=needed <= len(pool),
+        active_users=active_users,
+        sustainable=needed <= active_users,
     )

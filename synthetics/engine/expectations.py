@@ -253,10 +253,19 @@ def expected_activity(
     per_key: dict[tuple, float] = {}
     covered_minutes = 0.0
 
+    # session_profile's cache hashes the whole catalogue on every look-up (a few hundred fields):
+    # each kind of session is looked up there once per call, then here by its own key
+    profiles: dict[tuple, SessionProfile] = {}
+
     def _profile(key: tuple) -> SessionProfile:
-        template, abandon, error, stops, persona = key
-        mixed = personas if persona == MIXED else ((persona, 1.0),)
-        return session_profile(catalogue, template, abandon, error, mixed, stops)
+        profile = profiles.get(key)
+        if profile is None:
+            template, abandon, error, stops, persona = key
+            mixed = personas if persona == MIXED else ((persona, 1.0),)
+            profile = profiles[key] = session_profile(
+                catalogue, template, abandon, error, mixed, stops
+            )
+        return profile
 
     def persona_shares(run: RunWindow, used: GeneratorSettings) -> list[tuple[str, float]]:
         if not persona_rhythms:

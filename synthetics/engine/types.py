@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import MISSING, dataclass, field, fields
 from datetime import UTC, date, datetime
 from typing import Any, Literal
@@ -151,6 +152,38 @@ class PoolMember:
     signup_date: date | None = None
     settles_into: str = ""  # a newcomer's persona once settled (engine.lifecycle); "" when settled
     joined_ms: int | None = None  # when a sign-up signed up (epoch ms); None: seeded
+
+
+@dataclass(frozen=True, slots=True)
+class PoolGroup:
+    """The active sim users who share a persona, time zone, locale, settles_into and whether they
+    signed up in a run: how many, and their activity weights summed. What the pool's rhythm, its
+    capacity and the expectations' persona mix need of it (a few thousand groups for a million)."""
+
+    persona: str
+    timezone: str
+    locale: str
+    settles_into: str
+    joined: bool
+    users: int
+    activity: float
+
+
+def stand_ins(groups: Sequence[PoolGroup]) -> list[PoolMember]:
+    """One member for each group, with its summed weight and a negative id (a group: never picked,
+    never anyone's calendar): the rhythm of these is the rhythm of the users they stand for."""
+    return [
+        PoolMember(
+            -index,
+            0,
+            group.persona,
+            group.activity,
+            group.timezone,
+            group.locale,
+            settles_into=group.settles_into,
+        )  # fmt: skip
+        for index, group in enumerate(groups, start=1)
+    ]
 
 
 @record

@@ -14,12 +14,17 @@ from django.db import connection
 from django.db.models import Count, DateField
 from django.db.models.functions import TruncDate, TruncWeek
 
-from synthetics.engine import Pool, PoolRhythm
+from synthetics.engine import PoolRhythm
 from synthetics.engine.capacity import Capacity, pool_capacity
 from synthetics.engine.run import ExpectedSessions, expected_sessions
-from synthetics.engine.types import SCENE_ENTERED, Catalogue, GeneratorSettings
+from synthetics.engine.types import SCENE_ENTERED, Catalogue, GeneratorSettings, stand_ins
 from synthetics.models import Journey, JourneySceneEvent, SimUser
-from synthetics.selectors.run_inputs import catalogue_load, generator_settings, sim_user_pool
+from synthetics.selectors.run_inputs import (
+    catalogue_load,
+    generator_settings,
+    pool_groups,
+    pool_signups,
+)
 from synthetics.target.mapping import target_in_force
 
 # The insights endpoint keeps its answer this long under this key; a settings change drops it.
@@ -123,10 +128,11 @@ class RhythmSummary:
 
 @dataclass(frozen=True, slots=True)
 class _Week:
-    """The current settings, pool and catalogue, and the sessions expected over the coming week."""
+    """The current settings, active pool size and catalogue, and the sessions expected over the
+    coming week."""
 
     settings: GeneratorSettings
-    pool: Pool
+    active_users: int
     catalogue: Catalogue
     rhythm: PoolRhythm
     sessions: ExpectedSessions
@@ -134,9 +140,12 @@ class _Week:
 
 def _week_ahead(now: datetime) -> _Week:
     settings = generator_settings()
-    pool = sim_user_pool()
+    # The pool in groups of the same persona, zone and locale with their weights summed: the
+    # rhythm of those is the pool's (engine.rhythm groups its members so anyway), read from a few
+    # thousand rows the database keeps instead of every sim user.
+    groups = pool_groups()
     catalogue = catalogue_load()
-    rhythm = PoolRhythm(pool, catalogue.rhythms)
+    rhythm = PoolRhythm(stand_ins(groups), catalogue.rhythms)
     sessions = expected_sessions(
         settings=settings,
         rhythm=rhythm,
@@ -145,7 +154,7 @@ def _week_ahead(now: datetime) -> _Week:
         step_minutes=60,
         shards=django_settings.SYNTHETICS_SHARDS,
     )
-    return _Week(settings, pool, catalogue, rhythm, sessions)
+    return _Week(settings, sum(group.users for group in groups), catalogue, rhythm, sessions)
 
 
 def capacity_summary(*, now: datetime, week: _Week | None = None) -> Capacity:
@@ -155,7 +164,7 @@ def capacity_summary(*, now: datetime, week: _Week | None = None) -> Capacity:
     return pool_capacity(
         settings=week.settings,
         catalogue=week.catalogue,
-        pool=week.pool,
+        active_users=week.active_users,
         peak_factor=max(week.sessions.rates),
     )
 
@@ -235,13 +244,11 @@ def cohort_retention(*, now: datetime, weeks: int = COHORT_WEEKS) -> list[dict]:
     data_week = None if data_from is None else _monday(data_from)
     first = this_week - timedelta(weeks=weeks - 1)
     since = datetime.combine(first, time.min, tzinfo=UTC)
-    sizes = dict(
-        SimUser.objects.filter(signup_date__gte=first)
-        .annotate(cohort=TruncWeek("signup_date"))
-        .values("cohort")
-        .annotate(users=Count("id"))
-        .values_list("cohort", "users")
-    )
+    # cohorts' sizes from the sign-ups per day the database keeps (run_inputs.pool_signups: the
+    # weeks' 56 rows, not the sim users who signed up in them)
+    sizes: Counter = Counter()
+    for day, users in pool_signups(since=first).items():
+        sizes[_monday(day)] += users
     # Distinct active users per (cohort, week), counted by the database over the journeys started
     # since the oldest cohort's Monday (the started_at index bounds the rows read).
     active = {

@@ -5,11 +5,22 @@ minutes runs already covered)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 import orjson
 from django.db import connection, transaction
-from django.db.models import F, Max, Min, Q, QuerySet, TextField
+from django.db.models import (
+    BooleanField,
+    Count,
+    ExpressionWrapper,
+    F,
+    Max,
+    Min,
+    Q,
+    QuerySet,
+    Sum,
+    TextField,
+)
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Cast, Mod
 
@@ -28,7 +39,7 @@ from synthetics.engine.bouts import MEMORY_CAP, RecentSession, RecentSessions
 from synthetics.engine.incidents import IncidentSpec
 from synthetics.engine.pool import NO_DAY, NO_JOIN
 from synthetics.engine.run import to_ms
-from synthetics.engine.types import Plan
+from synthetics.engine.types import Plan, PoolGroup
 from synthetics.engine.types import RhythmProfile as RhythmProfileSpec
 from synthetics.models import (
     Incident,
@@ -273,6 +284,65 @@ def sim_user_pool(*, shard: int = 0, shards: int = 1, joined_by: datetime | None
 def sim_user_pool_joined() -> Pool:
     """The active sim users who signed up in a run (joined_at set), as pool members."""
     return _pool_read(SimUser.objects.active().filter(joined_at__isnull=False))
+
+
+def pool_groups() -> list[PoolGroup]:
+    """The active pool in groups (engine.types.PoolGroup), sorted by their key: on PostgreSQL the
+    rows the database keeps with every write to sim_users (migration 0032; a few hundred for a
+    million users, read whole), elsewhere counted by pool_groups_counted."""
+    if connection.vendor != "postgresql":
+        return pool_groups_counted()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT persona, timezone, locale, settles_into, joined, users, activity "
+            "FROM synthetic_pool_groups"
+        )
+        rows = cursor.fetchall()
+    return [
+        PoolGroup(*key, bool(joined), users, activity)
+        for *key, joined, users, activity in sorted(rows)
+    ]
+
+
+def pool_groups_counted() -> list[PoolGroup]:
+    """The same groups counted over sim_users by one GROUP BY (every active row read)."""
+    rows = (
+        SimUser.objects.active()
+        .annotate(joined=ExpressionWrapper(Q(joined_at__isnull=False), output_field=BooleanField()))
+        .values("persona", "timezone", "locale", "settles_into", "joined")
+        .annotate(users=Count("id"), activity=Sum("activity_weight"))
+        .values_list("persona", "timezone", "locale", "settles_into", "joined", "users", "activity")
+        .order_by()
+    )
+    return [
+        PoolGroup(*key, bool(joined), users, activity)
+        for *key, joined, users, activity in sorted(rows)
+    ]
+
+
+def pool_signups(*, since: date) -> dict[date, int]:
+    """Sim users (churned ones too) by sign-up date, from `since` on: on PostgreSQL the counts the
+    database keeps with every write to sim_users (migration 0032: a row a day), elsewhere counted
+    by pool_signups_counted."""
+    if connection.vendor != "postgresql":
+        return pool_signups_counted(since=since)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT signup_date, users FROM synthetic_pool_signups WHERE signup_date >= %s",
+            [since],
+        )
+        return dict(cursor.fetchall())
+
+
+def pool_signups_counted(*, since: date) -> dict[date, int]:
+    """The same counts over sim_users by one GROUP BY (every row from `since` read)."""
+    return dict(
+        SimUser.objects.filter(signup_date__gte=since)
+        .values_list("signup_date")
+        .annotate(users=Count("id"))
+        .values_list("signup_date", "users")
+        .order_by()
+    )
 
 
 def next_join_after(moment: datetime, *, shard: int = 0, shards: int = 1) -> datetime | None:

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings as django_settings
 from django.db import transaction
-from django.db.models import F, Q, Sum
+from django.db.models import F, Q
 
 from synthetics.engine.expectations import (
     MetricCheck,
@@ -23,17 +23,15 @@ from synthetics.engine.expectations import (
     expected_activity,
 )
 from synthetics.engine.incidents import Incidents
-from synthetics.engine.minute import floor_minute
-from synthetics.engine.picking import activity_now
+from synthetics.engine.picking import activity_now, mean_activity
 from synthetics.engine.pool import Pool
 from synthetics.engine.rhythm import PoolRhythm
 from synthetics.engine.run import to_ms
-from synthetics.engine.types import PoolMember
+from synthetics.engine.types import Catalogue, stand_ins
 from synthetics.models import (
     RUN_COUNTS,
     RunStatus,
     RunTrigger,
-    SimUser,
     SyntheticFidelity,
     SyntheticRun,
 )
@@ -54,6 +52,11 @@ IN_FORCE = (
     "seed",
 )
 LEVEL = 0.99
+# Up to this many seeded users, each is weighed with their own lapse calendar at the window's
+# middle; above it, each group of them at the calendar's mean factor (_pool_read). A group's mean
+# stands in for its members' draws to within about sqrt(2.8 / n) of its weight for n members
+# (the activity weights' log-normal spread, half the periods lapsed): 1.2 % at 20,000.
+EXACT_MEMBERS = 20_000
 # How long before a window an incident's edge or a gap in generation still shows in it: sessions
 # started before then have all finished (the longest planned ones last about this long).
 SETTLE = timedelta(minutes=90)
@@ -109,7 +112,7 @@ class ExpectationReport:
 
 
 def expectations_report(
-    *, hours: int, now: datetime, inputs=None, keep: bool = False
+    *, hours: int, now: datetime, inputs: RunInputs | None = None, keep: bool = False
 ) -> ExpectationReport:
     """Each metric over the runs whose window ended in (now - hours, now]: scheduled and backfill
     runs that generated; manual runs' sessions are not what the settings promise (not in
@@ -159,18 +162,9 @@ def expectations_report(
         ),
     )
     settings = run_inputs.generator_settings()
-    if inputs is None:
-        inputs = _inputs(now, keep=keep)
-    behaviour = inputs.catalogue.behaviour
+    catalogue, pool, rhythm = _pool_read(now, keep=keep, inputs=inputs)
+    behaviour = catalogue.behaviour
     now_ms = to_ms(now - timedelta(hours=hours) / 2)
-    pool, rhythm = inputs.pool, inputs.rhythm
-    if keep and django_settings.SYNTHETICS_SHARDS > 1:
-        # The worker holds a slice. A slice of heavy-tailed users by id carries a few power users
-        # that sway its zones and personas, so the whole pool is read as one member per (persona,
-        # zone, locale) with the group's summed weight (one aggregate query; the rhythm of those is
-        # the pool's), and the sign-ups one by one.
-        pool = _pool_groups()
-        rhythm = PoolRhythm(pool, inputs.catalogue.rhythms)
     pool = Pool.of(pool)
     personas: Counter = Counter()
     members: dict[str, array] = defaultdict(lambda: array("I"))  # each persona's positions
@@ -181,24 +175,24 @@ def expectations_report(
         factor = (
             activity_now(behaviour, member, now_ms)
             if member.sim_user_id > 0
-            else 1 - behaviour.lapsed_share * (1 - behaviour.lapsed_activity)
+            else mean_activity(behaviour, member, now_ms)
         )
         personas[member.persona] += member.activity_weight * factor
         members[member.persona].append(index)
     # each persona's users with their own rhythm: who starts a session is picked by activity times
     # their rhythm at that hour (engine.expectations)
     persona_rhythms = [
-        (persona, personas[persona], PoolRhythm(pool.select(group), inputs.catalogue.rhythms))
+        (persona, personas[persona], PoolRhythm(pool.select(group), catalogue.rhythms))
         for persona, group in sorted(members.items())
     ]
     specs = run_inputs.incidents_over(since - SETTLE, now)
     expected = expected_activity(
         settings=settings,
-        catalogue=inputs.catalogue,
+        catalogue=catalogue,
         runs=runs,
         rhythm=rhythm,
         personas=tuple(sorted(personas.items())),
-        incidents=Incidents(specs, inputs.catalogue) if specs else None,
+        incidents=Incidents(specs, catalogue) if specs else None,
         manual=manual,
         persona_rhythms=persona_rhythms,
     )
@@ -240,37 +234,31 @@ def _settling(specs, *, since: datetime, now: datetime) -> str:
     return ""
 
 
-def _pool_groups() -> Pool:
-    """The whole active pool as the expectation needs it: the seeded users as one member per
-    (persona, zone, locale) with the group's summed activity weight (negative ids: a group), the
-    sign-ups (few, their return factor their own) one by one."""
-    groups = (
-        SimUser.objects.active()
-        .filter(joined_at__isnull=True)
-        .values("persona", "timezone", "locale")
-        .annotate(total=Sum("activity_weight"))
-        .values_list("persona", "timezone", "locale", "total")
-        .order_by("persona", "timezone", "locale")
-    )
-    pool = Pool.of(
-        PoolMember(-index, 0, persona, total or 0.0, zone, locale)
-        for index, (persona, zone, locale, total) in enumerate(groups, start=1)
-    )
-    return pool.changed(appended=run_inputs.sim_user_pool_joined())
+def _pool_read(
+    now: datetime, *, keep: bool, inputs: RunInputs | None
+) -> tuple[Catalogue, Pool, PoolRhythm]:
+    """The catalogue, the pool as the expectation weighs it, and the pool's rhythm.
 
-
-def _inputs(now: datetime, *, keep: bool):
-    """The catalogue and the pool with its rhythm, as the worker keeps them between runs: split
-    into shards, shard 0's slice (a slice by id, so its personas and rhythm are the pool's up to
-    sampling; the worker that ran shard 0 holds it already, and never loads the whole pool)."""
-    if not keep:  # a web process: read, use, let go (as insights does)
-        catalogue = run_inputs.catalogue_load()
-        pool = run_inputs.sim_user_pool()
-        return RunInputs(catalogue=catalogue, pool=pool, rhythm=PoolRhythm(pool, catalogue.rhythms))
+    Each member (their own lapse calendar: run_inputs.sim_user_pool, or the pool the worker keeps)
+    while the seeded users are at most EXACT_MEMBERS; above that, or in a worker that holds only
+    a slice (a slice of heavy-tailed users by id carries a few power users that sway its zones and
+    personas), the seeded users as their groups (run_inputs.pool_groups: a few hundred rows the
+    database keeps) at the calendar's mean factor, and the sign-ups one by one."""
+    if inputs is not None:
+        return inputs.catalogue, inputs.pool, inputs.rhythm
+    groups = run_inputs.pool_groups()
+    seeded = [group for group in groups if not group.joined]
     shards = django_settings.SYNTHETICS_SHARDS
-    if shards > 1:
-        return RunInputs.load(shard=0, shards=shards, window_start=floor_minute(now))
-    return RunInputs.load()
+    if (keep and shards > 1) or sum(group.users for group in seeded) > EXACT_MEMBERS:
+        catalogue = run_inputs.catalogue_load()
+        pool = Pool.of(stand_ins(seeded)).changed(appended=run_inputs.sim_user_pool_joined())
+        return catalogue, pool, PoolRhythm(pool, catalogue.rhythms)
+    if keep:  # the worker's own pool, kept between its runs
+        inputs = RunInputs.load()
+        return inputs.catalogue, inputs.pool, inputs.rhythm
+    catalogue = run_inputs.catalogue_load()  # a web process: read, use, let go
+    pool = run_inputs.sim_user_pool()
+    return catalogue, pool, PoolRhythm(pool, catalogue.rhythms)
 
 
 def fidelity_refresh(*, now: datetime) -> SyntheticFidelity:
