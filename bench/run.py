@@ -3,12 +3,14 @@
     .venv/bin/python bench/run.py [--mode quick|full] [--json PATH]
 
 quick (a laptop, a few minutes): history of 1 hour at 200 sessions/min with 20,000 users, in demo
-mode and attached to the two test applications of tests/apps/ (and a scheduled run there); scheduled
+mode and attached to the two test applications of tests/apps/ (and a scheduled run there); 7 days
+of history at 3,000 users with 200 sign-ups a day and churn against the same without them; scheduled
 runs with 1k and 10k journeys in progress; cleanup of 3 hours of history; export of 2 hours of
 scene events against a bare COPY; reads at 1M events; 8
 minutes at 3,000 sessions/min in 4 shards with 1 and 2 django-q2 workers, ORM and Redis broker; a
 pool of 100,000 sim users. full:
-the issue's sizes — 6 hours with 50,000 users (medians of 3), runs with 1k / 10k / 50k in progress
+the issue's sizes — 6 hours with 50,000 users (medians of 3), the sign-ups' 7 days (medians of
+3), runs with 1k / 10k / 50k in progress
 (medians of 3), cleanup of 16 hours (about 1.3M rows), export of 6 hours of scene events
 (medians of 5), history at high rates (1 hour at 2,000 sessions/min over 40,000 users, 10
 minutes at 20,000/min over 200,000), reads at 10M synthetic + 1M real events, 10
