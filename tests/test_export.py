@@ -26,7 +26,7 @@ from rest_framework.test import APIClient
 
 from synthetics.models import Journey, JourneySceneEvent, MindblockEvent, SyntheticRun
 from synthetics.selectors import export
-from synthetics.services import activity_backfill
+from synthetics.services import activity_backfill, sim_users_seed
 from tests.factories import JourneySceneEventFactory, StaffUserFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -39,11 +39,18 @@ MODELS = {
 }
 
 
+# The history's end: a weekday's evening in Europe and afternoon in the Americas, on a clock of its
+# own (ending at the wall clock, its row counts followed the hour the tests ran at: at 00:30 UTC the
+# 40 users left some tables with under 3 pages of 37 rows).
+HISTORY_END = datetime(2026, 3, 4, 19, 0, 17, tzinfo=UTC)
+
+
 @pytest.fixture
-def history(sim_users, monkeypatch):
+def history(db, monkeypatch):
     """Two hours of history ending at a frozen now, a real row and a forged look-alike of ours in
     the middle of it; returns now."""
-    now = timezone.now().replace(microsecond=0)
+    now = HISTORY_END
+    sim_users_seed(count=40, seed=7, today=now.date())
     monkeypatch.setattr(timezone, "now", lambda: now)
     activity_backfill(hours=2, now=now, seed=3)
     run = SyntheticRun.objects.filter(status="succeeded").order_by("window_end")[30]
