@@ -41,6 +41,7 @@ from synthetics.selectors.run_inputs import RunInputs
 from synthetics.services import run_scheduled, sim_users_seed
 from synthetics.services import history
 from synthetics.services.locks import run_deadline_start
+from synthetics.engine.bouts import RecentSessions
 
 active_target, shape = int(sys.argv[1]), sys.argv[2]
 sim_users_seed(count=int(active_target * 1.3) + 3000, seed=1)
@@ -51,7 +52,8 @@ inputs = RunInputs.load()
 base = run_inputs.generator_settings()
 state = history._History(
     settings=base, catalogue=inputs.catalogue, seed=1, pool=inputs.pool, rhythm=inputs.rhythm,
-    active={},
+    active={}, recent=RecentSessions(inputs.catalogue.behaviour.bout_minutes),
+    numbers=history._AccountNumbers(),
 )
 
 
