@@ -12,11 +12,18 @@ under its stamp); then another, as a web process would, times `status`, `insight
 
     .venv/bin/python bench/pool.py --users 1000000
     .venv/bin/python bench/pool.py --users 1000000 --seed-only   # seeding and its reference alone
+    .venv/bin/python bench/pool.py --users 1000000 --app supabase_like   # attach mode
+
+With --app, the same in attach mode: a throwaway database holding one of the test applications
+(tests/apps/<app>.sql), Synthetics attached to it as bench/attached.py does (`target inspect`,
+`migrate`); seeding makes each sim user's account in the application's account tables through the
+target file, and the reference COPYs back the rows it wrote there and in Synthetics' sim_users.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import subprocess
 import sys
@@ -32,6 +39,24 @@ from common import (
 )
 
 TABLES = ("users", "sim_users")
+
+
+def _tables(app: str | None) -> tuple[str, ...]:
+    """What seeding writes, parents first (the order of the copy back)."""
+    if app is None:
+        return TABLES
+    from attached import APPS
+
+    return (*APPS[app]["accounts"], "synthetics.sim_users")
+
+
+def _database(app: str | None) -> contextlib.AbstractContextManager[dict]:
+    if app is None:
+        return throwaway_database("pool")
+    from attached import attached_database
+
+    return attached_database(app)
+
 
 CHILD = r"""
 import json, statistics, sys, time
@@ -82,20 +107,34 @@ print(json.dumps(result))
 """
 
 
-def measure(*, users: int, seed_only: bool = False) -> dict:
-    with throwaway_database("pool") as env:
+def measure(*, users: int, seed_only: bool = False, app: str | None = None) -> dict:
+    tables = _tables(app)
+    with _database(app) as env:
+        with connect(env) as conn:
+            vacuum_analyze(conn, *tables)
+            conn.execute("CHECKPOINT")  # both measurements start with no dirty pages to flush
         seed_seconds, seed_rss = timed_manage("seed_sim_users", "--count", str(users), env=env)
         with connect(env) as conn:
-            rows = sum(conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in TABLES)
-            dumps = tables_dump(conn, TABLES)
-            conn.execute("TRUNCATE users, sim_users CASCADE")
-            vacuum_analyze(conn, *TABLES)
+            rows = sum(conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in tables)
+            dumps = tables_dump(conn, tables)
+            conn.execute(f"TRUNCATE {', '.join(tables)} CASCADE")
+            vacuum_analyze(conn, *tables)
             conn.execute("CHECKPOINT")
-            copy_seconds = tables_copy_back(conn, dumps)  # users before the sim users naming them
+            # accounts before the sim users naming them
+            copy_seconds = tables_copy_back(conn, dumps)
+            if app is not None:  # the tag index attach mode's reads use (`target index`)
+                subprocess.run(
+                    [sys.executable, "manage.py", "target", "index"],
+                    cwd=ROOT,
+                    env=env,
+                    check=True,
+                    stdout=subprocess.DEVNULL,
+                )
+            own = "" if app is None else "synthetics."  # attached: Synthetics' own schema
             conn.execute(
-                "UPDATE synthetic_settings SET sessions_per_min = 1000, max_per_run = 1000"
+                f"UPDATE {own}synthetic_settings SET sessions_per_min = 1000, max_per_run = 1000"
             )
-            vacuum_analyze(conn, *TABLES, "journeys", "synthetic_runs")
+            vacuum_analyze(conn, *tables, f"{own}journeys", f"{own}synthetic_runs")
         runs = {}
         for mode in () if seed_only else ("runs", "pages"):
             child = subprocess.run(
@@ -110,6 +149,7 @@ def measure(*, users: int, seed_only: bool = False) -> dict:
             figures[f"{mode}_peak_rss_mb"] = figures.pop("peak_rss_mb")
             runs.update(figures)
     return {
+        "app": app,
         "users": users,
         "rows": rows,
         "seed_seconds": seed_seconds,
@@ -129,10 +169,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--seed-only", action="store_true", help="time the seeding and its reference, nothing else"
     )
+    parser.add_argument(
+        "--app",
+        choices=("supabase_like", "identity_keys"),
+        help="attach mode: seed into this test application's tables (tests/apps/<app>.sql)",
+    )
     args = parser.parse_args(argv)
-    r = measure(users=args.users, seed_only=args.seed_only)
+    r = measure(users=args.users, seed_only=args.seed_only, app=args.app)
     seeding = (
-        f"pool of {r['users']:,}: seeding {r['seed_seconds']:.1f} s ({r['seed_rows_per_s']:,.0f} "
+        f"pool of {r['users']:,}{f' (attached: {args.app})' if args.app else ''}: seeding {r['seed_seconds']:.1f} s ({r['seed_rows_per_s']:,.0f} "
         f"rows/s, peak RSS {r['seed_peak_rss_mb']} MB), bare COPY {r['copy_seconds']:.1f} s, "
         f"ratio {r['ratio']:.2f}"
     )
