@@ -47,7 +47,8 @@ def _tables(app: str | None) -> tuple[str, ...]:
         return TABLES
     from attached import APPS
 
-    return (*APPS[app]["accounts"], "synthetics.sim_users")
+    # the application's accounts, then Synthetics' own account and sim user of each
+    return (*APPS[app]["accounts"], "synthetics.users", "synthetics.sim_users")
 
 
 def _database(app: str | None) -> contextlib.AbstractContextManager[dict]:

@@ -33,7 +33,12 @@ from synthetics.services.maintenance import backend_exit_wait
 from synthetics.services.run_failures import cyclic_gc_paused
 from synthetics.services.writers import copy_data
 from synthetics.target.mapping import person_fields, target_in_force
-from synthetics.target.writing import accounts_unclaimed, accounts_write
+from synthetics.target.writing import (
+    AccountRows,
+    account_rows_ahead,
+    accounts_unclaimed,
+    accounts_write,
+)
 
 SEED_BATCH = 500  # accounts per transaction where they are inserted (SQLite)
 # Accounts per transaction where they are COPYed (PostgreSQL): two batches in flight, a few MB of
@@ -245,28 +250,45 @@ def _free_indexes(block: int) -> Iterator[int]:
 
 @dataclass(slots=True)
 class _SeedBatch:
-    """One transaction's accounts: drawn (attach mode writes them through the target first, in the
-    writer's transaction), or already formatted as COPY data (demo mode)."""
+    """One transaction's accounts, prepared in the seeding thread: formatted as COPY data (demo
+    mode; attach mode where Synthetics makes the account keys, with the application's rows built),
+    or, where the application's database makes the keys, its people ready to be written through the
+    target first, in the writer's transaction."""
 
     profiles: list[Profile]
     users: bytes = b""
     sim_users: bytes = b""
+    people: list[dict] | None = None
+    accounts: AccountRows | None = None
 
 
 def _batch_prepared(profiles: list[Profile]) -> _SeedBatch:
-    """In this thread: demo mode's batch formatted (its users' ids reserved); attach mode's as drawn."""
-    if target_in_force() is not None:
-        return _SeedBatch(profiles)
-    names = [(p.username, p.email) for p in profiles]
-    users, sim_users = _accounts_rendered(profiles, names, [""] * len(profiles))
-    return _SeedBatch(profiles, users, sim_users)
+    """In this thread: the batch formatted, its users' ids reserved. Attach mode: the people's
+    names made free in the application's account table first (a name a real account holds gets a
+    suffix), and their rows built where their keys are ours; a name taken between this and the
+    write makes the write refuse the batch (_batch_refusals)."""
+    target = target_in_force()
+    if target is None:
+        names = [(p.username, p.email) for p in profiles]
+        users, sim_users = _accounts_rendered(profiles, names, [""] * len(profiles))
+        return _SeedBatch(profiles, users, sim_users)
+    people = _attached_people(target, profiles)
+    ahead = account_rows_ahead(target, people)
+    if ahead is None:
+        return _SeedBatch(profiles, people=people)
+    names = [(person["username"], person["email"]) for person in people]
+    users, sim_users = _accounts_rendered(profiles, names, ahead.keys)
+    return _SeedBatch(profiles, users, sim_users, people, ahead)
 
 
 def _batch_commit(batch: _SeedBatch) -> None:
     """Write one batch in one transaction (in the pipeline: the writer thread's)."""
     with _batch_refusals(batch.profiles), transaction.atomic():
-        if not batch.users:  # attach mode: the application's accounts first, their names
-            batch = _SeedBatch(batch.profiles, *_attached_rendered(batch.profiles))
+        if batch.people is not None:  # attach mode: the application's accounts first
+            keys = accounts_write(target_in_force(), batch.people, batch.accounts)
+            if not batch.users:  # their keys made by the application's database just now
+                names = [(person["username"], person["email"]) for person in batch.people]
+                batch = _SeedBatch(batch.profiles, *_accounts_rendered(batch.profiles, names, keys))
         copy_data(User._meta.db_table, USER_COLUMNS, batch.users)
         copy_data(SimUser._meta.db_table, SIM_USER_COLUMNS, batch.sim_users)
 
@@ -285,18 +307,14 @@ def _batch_refusals(profiles: list[Profile]) -> Iterator[None]:
         ) from error
 
 
-def _attached_rendered(profiles: list[Profile]) -> tuple[bytes, bytes]:
-    target = target_in_force()
-    people = accounts_unclaimed(
+def _attached_people(target, profiles: list[Profile]) -> list[dict]:
+    return accounts_unclaimed(
         target,
         [
             person_fields(index=p.index, profile_or_user=p, joined_at=p.signed_up_at)
             for p in profiles
         ],
     )
-    keys = accounts_write(target, people)
-    names = [(person["username"], person["email"]) for person in people]
-    return _accounts_rendered(profiles, names, keys)
 
 
 def _accounts_rendered(

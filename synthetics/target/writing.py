@@ -7,7 +7,7 @@ transaction. PostgreSQL only."""
 from __future__ import annotations
 
 import itertools
-import uuid
+import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -91,55 +91,116 @@ def table_rows_write(rows: TableRows) -> None:
     )
 
 
-def accounts_write(target: Target, people: Sequence[dict[str, Any]]) -> list[str]:
+@dataclass(slots=True)
+class AccountRows:
+    """The account rows of some people and their profile rows, built before their write (keys
+    Synthetics makes are known ahead: a seeding thread builds them while a writer writes the batch
+    before)."""
+
+    keys: list[str]
+    accounts: TableRows
+    profiles: list[TableRows]
+
+
+def account_rows_ahead(target: Target, people: Sequence[dict[str, Any]]) -> AccountRows | None:
+    """The rows accounts_write would write for `people`, built now; None where the database makes
+    the keys (they are known only once the rows are in)."""
+    accounts = target.accounts
+    if accounts.key_source != "synthetics":
+        return None
+    keys = _new_keys(accounts, people)
+    return AccountRows(
+        keys,
+        TableRows(
+            qualified(accounts.table),
+            (quoted(accounts.key), *(quoted(w.column) for w in accounts.columns)),
+            [
+                (key, *(w.value(person) for w in accounts.columns))
+                for key, person in zip(keys, people, strict=True)
+            ],
+        ),
+        _profile_rows(accounts, keys, people),
+    )
+
+
+def _profile_rows(
+    accounts: AccountMapping, keys: Sequence[str], people: Sequence[dict[str, Any]]
+) -> list[TableRows]:
+    return [
+        TableRows(
+            qualified(profile.table),
+            (quoted(profile.account), *(quoted(w.column) for w in profile.columns)),
+            [
+                (key, *(w.value(person) for w in profile.columns))
+                for key, person in zip(keys, people, strict=True)
+            ],
+        )
+        for profile in accounts.profiles
+    ]
+
+
+def accounts_write(
+    target: Target, people: Sequence[dict[str, Any]], ahead: AccountRows | None = None
+) -> list[str]:
     """Create the application accounts (and profile rows) of `people` (mapping.person_fields),
-    in the caller's transaction; their keys as text, in the same order."""
+    in the caller's transaction; their keys as text, in the same order. `ahead`: their rows as
+    account_rows_ahead built them."""
     accounts = target.accounts
     if not people:
         return []
-    if accounts.key_source == "synthetics":
-        keys = [_new_key(accounts, person) for person in people]
-        _copy(
-            TableRows(
-                qualified(accounts.table),
-                (quoted(accounts.key), *(quoted(w.column) for w in accounts.columns)),
-                [
-                    (key, *(w.value(person) for w in accounts.columns))
-                    for key, person in zip(keys, people, strict=True)
-                ],
-            )
-        )
+    if ahead is None and accounts.key_source == "synthetics":
+        ahead = account_rows_ahead(target, people)
+    if ahead is not None:
+        keys = ahead.keys
+        _copy(ahead.accounts)
+        profiles = ahead.profiles
     else:
         keys = []
         for start in range(0, len(people), ACCOUNTS_BATCH):
             keys += _accounts_insert(accounts, people[start : start + ACCOUNTS_BATCH])
-    for profile in accounts.profiles:
-        # A profile row an app trigger made with the account (Supabase's handle_new_user) is our
-        # account's: replaced by ours, not duplicated.
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"DELETE FROM {qualified(profile.table)} WHERE {quoted(profile.account)} = "
-                f"ANY(%s::{KEY_ARRAYS[accounts.key_type]})",
-                [keys],
-            )
-        _copy(
-            TableRows(
-                qualified(profile.table),
-                (quoted(profile.account), *(quoted(w.column) for w in profile.columns)),
-                [
-                    (key, *(w.value(person) for w in profile.columns))
-                    for key, person in zip(keys, people, strict=True)
-                ],
-            )
-        )
+        profiles = _profile_rows(accounts, keys, people)
+    # A profile row an app trigger made with the account (Supabase's handle_new_user) is our
+    # account's: replaced by ours, not duplicated. Without a trigger on the account table there is
+    # none to replace.
+    made_by_trigger = bool(profiles) and _insert_triggers(accounts.table)
+    for profile, rows in zip(accounts.profiles, profiles, strict=True):
+        if made_by_trigger:
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    f"DELETE FROM {qualified(profile.table)} WHERE {quoted(profile.account)} = "
+                    f"ANY(%s::{KEY_ARRAYS[accounts.key_type]})",
+                    [keys],
+                )
+        _copy(rows)
     return keys
 
 
-def _new_key(accounts: AccountMapping, person: dict[str, Any]) -> str:
-    """A key Synthetics makes: a random uuid, or the sim account's name for a text key."""
-    if accounts.key_type == "uuid":
-        return str(uuid.uuid4())
-    return str(person["username"])
+def _insert_triggers(table: str) -> bool:
+    """Whether the application's table has a trigger of its own that fires on INSERT (not a
+    foreign key's internal one), read now: a trigger added since is seen."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = %s::regclass "
+            "AND NOT tgisinternal AND tgtype & 4 = 4)",
+            [qualified(table)],
+        )
+        return cursor.fetchone()[0]
+
+
+def _new_keys(accounts: AccountMapping, people: Sequence[dict[str, Any]]) -> list[str]:
+    """Keys Synthetics makes: random version-4 uuids (from one read of the system's randomness,
+    as uuid.uuid4 makes each), or the sim account's name for a text key."""
+    if accounts.key_type != "uuid":
+        return [str(person["username"]) for person in people]
+    count = len(people)
+    raw = bytearray(os.urandom(16 * count))
+    raw[6::16] = bytes((b & 0x0F) | 0x40 for b in raw[6::16])  # version 4
+    raw[8::16] = bytes((b & 0x3F) | 0x80 for b in raw[8::16])  # RFC 4122 variant
+    h = raw.hex()
+    return [
+        f"{h[j : j + 8]}-{h[j + 8 : j + 12]}-{h[j + 12 : j + 16]}-{h[j + 16 : j + 20]}-{h[j + 20 : j + 32]}"
+        for j in range(0, 32 * count, 32)
+    ]
 
 
 def _accounts_insert(accounts: AccountMapping, people: Sequence[dict[str, Any]]) -> list[str]:
