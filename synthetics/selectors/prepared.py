@@ -33,7 +33,7 @@ class Prepared:
 
     def _statement(self, stand_ins: dict[str, datetime]) -> tuple[str, list, object, dict]:
         """The SQL and parameters of the build at the stand-ins, its compiler and converters."""
-        return _compiled(self._build(**stand_ins))
+        return compiled_queryset(self._build(**stand_ins))
 
     def _compile(self):
         stand_ins = {
@@ -79,7 +79,9 @@ class Prepared:
         return rows
 
 
-def _compiled(queryset: QuerySet) -> tuple[str, list, object, dict]:
+def compiled_queryset(queryset: QuerySet) -> tuple[str, list, object, dict]:
+    """The SQL and parameters of a queryset, its compiler and its converters (what the ORM applies
+    to the rows: SQLite's text times, JSON)."""
     compiler = queryset.query.get_compiler(connection=connection)
     sql, params = compiler.as_sql()
     converters = compiler.get_converters(
@@ -102,7 +104,7 @@ class PreparedParts(Prepared):
     def _statement(self, stand_ins: dict[str, datetime]) -> tuple[str, list, object, dict]:
         statements, params, first = [], [], None
         for index, part in enumerate(self._parts):
-            sql, part_params, compiler, converters = _compiled(part(**stand_ins))
+            sql, part_params, compiler, converters = compiled_queryset(part(**stand_ins))
             first = first or (compiler, converters)
             statements.append(f"SELECT part_{index}.*, {index} AS part FROM ({sql}) part_{index}")
             params.extend(part_params)

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from django.db import connection
 from django.db.models import BigIntegerField, Func, QuerySet, Subquery, Value
 from django.db.models.expressions import RawSQL
+from django.utils import timezone
 
 from synthetics.models import (
     Journey,
@@ -25,7 +26,7 @@ from synthetics.selectors.ledger import (
     runs_ending_after,
     written_event_counts,
 )
-from synthetics.selectors.prepared import Prepared, PreparedParts
+from synthetics.selectors.prepared import Prepared, PreparedParts, compiled_queryset
 from synthetics.selectors.run_inputs import coverage_ahead, pool_stamp_sql
 from synthetics.selectors.sim_users import pool_counts
 
@@ -269,56 +270,68 @@ def _count(rows: QuerySet) -> Subquery:
     return Subquery(rows.order_by().annotate(n=Func(Value(1), function="COUNT")).values("n")[:1])
 
 
-# The status statement, compiled once per database alias: the SQL never changes (no argument),
-# and compiling four subqueries through the ORM costs more than running them.
-_STATUS_SQL: dict[str, tuple[str, tuple]] = {}
-# Its columns of the ledger's totals (ledger.run_totals), when it reads them too.
-_TOTAL_COLUMNS = tuple(f"day_{key}" for key in _TOTALS)
+# The settings row's fields, then what status reads besides (status_scalars), in this order.
+_SETTINGS_FIELDS = tuple(field.attname for field in SyntheticSettings._meta.concrete_fields)
+_SCALARS = ("covered", "fidelity", "fidelity_metric", "active_journeys", "pool_stamp")
 
 
-def _status_sql() -> tuple[str, tuple]:
-    compiled = _STATUS_SQL.get(connection.alias)
-    if compiled is None:
-        covering = SyntheticRun.objects.covering().order_by("-window_end").values("window_end")
-        stamp_sql = pool_stamp_sql()
-        fidelity = SyntheticFidelity.objects.filter(pk=1)
-        rows = SyntheticSettings.objects.filter(pk=1).annotate(
+def _settings_with_scalars() -> QuerySet:
+    covering = SyntheticRun.objects.covering().order_by("-window_end").values("window_end")
+    stamp_sql = pool_stamp_sql()
+    fidelity = SyntheticFidelity.objects.filter(pk=1)
+    return (
+        SyntheticSettings.objects.filter(pk=1)
+        .annotate(
             covered=Subquery(covering[:1]),
             fidelity=Subquery(fidelity.values("verdict")[:1]),
             fidelity_metric=Subquery(fidelity.values("metric")[:1]),
             active_journeys=_count(Journey.objects.synthetic().active()),
             pool_stamp=RawSQL(stamp_sql, ()) if stamp_sql else Value(None, BigIntegerField()),
         )
-        compiled = _STATUS_SQL[connection.alias] = rows.query.sql_with_params()
-    return compiled
+        .values_list(*_SETTINGS_FIELDS, *_SCALARS)
+    )
+
+
+class _StatusStatement(Prepared):
+    """The settings row with its scalar subqueries, and the ledger's totals since a time
+    (ledger.run_totals's statement) joined to it as a derived table: one statement, its
+    converters the settings row's own (the ORM's, SQLite's text times included)."""
+
+    def _statement(self, stand_ins):
+        sql, params, compiler, converters = compiled_queryset(_settings_with_scalars())
+        totals_sql, totals_params = _RUN_TOTALS[False].statement(since=stand_ins["totals_since"])
+        columns = ", ".join(f't."{key}"' for key in _TOTALS)
+        # LEFT JOIN: the totals' statement has no row at all when no run is in the window
+        sql = f"SELECT s.*, {columns} FROM ({sql}) s LEFT JOIN ({totals_sql}) t ON 1 = 1"
+        return sql, [*params, *totals_params], compiler, converters
+
+
+# Compiled once per database alias: compiling four subqueries through the ORM costs more than
+# running them.
+_STATUS = _StatusStatement(None, "totals_since")
+_TOTALS_FROM = len(_SETTINGS_FIELDS) + len(_SCALARS)
 
 
 def status_scalars(*, totals_since: datetime | None = None) -> SyntheticSettings:
-    """The settings row, with what status reads besides as scalar subqueries of the same statement
-    (one round trip): `covered` (covered_until), `active_journeys` and `pool_stamp` (the pool's
-    counts are kept under it: pool_counts). With `totals_since`, also the ledger's totals since
-    then (ledger.run_totals, its statement joined as a derived table): `last_24_hours`."""
-    sql, params = _status_sql()
-    if totals_since is not None:
-        totals_sql, totals_params = _RUN_TOTALS[False].statement(since=totals_since)
-        columns = ", ".join(
-            f't."{key}" AS "{column}"' for key, column in zip(_TOTALS, _TOTAL_COLUMNS, strict=True)
-        )
-        # LEFT JOIN: the totals' statement has no row at all when no run is in the window
-        sql = f"SELECT s.*, {columns} FROM ({sql}) s LEFT JOIN ({totals_sql}) t ON 1 = 1"
-        params = (*params, *totals_params)
-    found = list(SyntheticSettings.objects.raw(sql, params))
+    """The settings row, with what status reads besides in the same statement (one round trip):
+    `covered` (covered_until), `active_journeys`, the `fidelity` verdict and its metric,
+    `pool_stamp` (the pool's counts are kept under it: pool_counts: `sim_users`,
+    `sim_users_churned`), and `last_24_hours`, the ledger's totals since `totals_since` (default:
+    24 hours before now; ledger.run_totals)."""
+    if totals_since is None:
+        totals_since = timezone.now() - timedelta(hours=24)
+    found = _STATUS.rows(totals_since=totals_since)
     if not found:
         raise SyntheticSettings.DoesNotExist("The settings row (id 1) is missing.")
-    row = found[0]
-    if row.covered is not None and connection.vendor == "sqlite":
-        # SQLite hands a subquery's timestamp back as text or a naive datetime (UTC)
-        row.covered = connection.ops.convert_datetimefield_value(row.covered, None, connection)
-    if totals_since is not None:
-        row.last_24_hours = {
-            key: int(getattr(row, column) or 0)
-            for key, column in zip(_TOTALS, _TOTAL_COLUMNS, strict=True)
-        }
+    values = found[0]
+    row = SyntheticSettings.from_db(
+        connection.alias, _SETTINGS_FIELDS, values[: len(_SETTINGS_FIELDS)]
+    )
+    for name, value in zip(_SCALARS, values[len(_SETTINGS_FIELDS) : _TOTALS_FROM], strict=True):
+        setattr(row, name, value)
+    row.last_24_hours = {
+        key: int(value or 0) for key, value in zip(_TOTALS, values[_TOTALS_FROM:], strict=True)
+    }
     counts = pool_counts(stamp=row.pool_stamp)
     row.sim_users, row.sim_users_churned = counts.active, counts.churned
     return row
