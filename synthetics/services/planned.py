@@ -17,6 +17,7 @@ plans and keeps it itself. A process also keeps what it read (up to KEPT_IN_PROC
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import logging
@@ -77,7 +78,8 @@ def _kept(
     kept in both."""
     found = _KEPT.get(key)
     if found is not None:
-        _KEPT.move_to_end(key)
+        with contextlib.suppress(KeyError):  # another thread may have let it go just now
+            _KEPT.move_to_end(key)
         return found
     stored = PlannedProfile.objects.filter(key=key).values_list("values", flat=True).first()
     if stored is not None:
@@ -89,7 +91,8 @@ def _kept(
         _store(key, generation, array("d", found).tobytes())
     _KEPT[key] = found
     if len(_KEPT) > KEPT_IN_PROCESS:
-        _KEPT.popitem(last=False)
+        with contextlib.suppress(KeyError):
+            _KEPT.popitem(last=False)
     return found
 
 
