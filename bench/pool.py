@@ -62,7 +62,10 @@ def _database(app: str | None) -> contextlib.AbstractContextManager[dict]:
 CHILD = r"""
 import json, statistics, sys, time
 import django
-django.setup()
+if sys.argv[1] == "runs":
+    django.setup()
+else:  # a web process starts as gunicorn starts one: through the WSGI module (synthetics.startup)
+    import synthetics_site.wsgi
 from datetime import timedelta
 from django.core.cache import cache
 from django.test import Client
@@ -70,6 +73,7 @@ from django.utils import timezone
 from rest_framework.authtoken.models import Token
 from synthetics.models import User
 from synthetics.services import run_scheduled
+from synthetics.services.expectations import fidelity_refresh
 
 mode = sys.argv[1]
 result = {}
@@ -80,28 +84,36 @@ if mode == "runs":  # a worker: the minute's run loads the pool, the next one ke
         run = run_scheduled(now=moment)
         result[label] = {"seconds": time.perf_counter() - started, "status": run.status,
                          "sessions_started": run.sessions_started}
-else:  # a web process: it never holds the pool (insights and expectations read its groups)
-    user = User.objects.create_superuser("bench", "bench@example.invalid", "x")
-    client = Client(HTTP_AUTHORIZATION=f"Bearer {Token.objects.create(user=user).key}",
+    # what the worker's task does after each scheduled minute (tasks.scheduled_run): the last
+    # hour's verdict, which plans (and keeps: services.planned) the sessions expectations weigh
+    started = time.perf_counter()
+    fidelity_refresh(now=timezone.now())
+    result["fidelity_refresh"] = {"seconds": time.perf_counter() - started}
+else:  # a fresh web process for one page: it never holds the pool (insights and expectations
+    # read its groups). The API floor's first call, then the page's first call, then the p50.
+    url, clear = sys.argv[2], sys.argv[3] == "clear"
+    user = User.objects.filter(username="bench").first() or User.objects.create_superuser(
+        "bench", "bench@example.invalid", "x")
+    client = Client(HTTP_AUTHORIZATION=f"Bearer {Token.objects.get_or_create(user=user)[0].key}",
                     HTTP_HOST="localhost")
-
-    def page(url, clear=False):
+    if clear:
+        cache.clear()
+    started = time.perf_counter()
+    assert client.get("/api/synthetics/activity/0").status_code == 400
+    floor_first = time.perf_counter() - started
+    started = time.perf_counter()
+    response = client.get(url)
+    first = time.perf_counter() - started
+    assert response.status_code == 200, (url, response.status_code)
+    seconds = []
+    for _ in range(20):
+        if clear:
+            cache.clear()
         started = time.perf_counter()
-        response = client.get(url)
-        first = time.perf_counter() - started
-        assert response.status_code == 200, (url, response.status_code)
-        seconds = []
-        for _ in range(20):
-            if clear:
-                cache.clear()
-            started = time.perf_counter()
-            client.get(url)
-            seconds.append(time.perf_counter() - started)
-        return {"first_ms": first * 1000, "p50_ms": statistics.median(seconds) * 1000}
-
-    result["status"] = page("/api/synthetics/status")
-    result["insights_uncached"] = page("/api/synthetics/insights", clear=True)
-    result["expectations_uncached"] = page("/api/synthetics/expectations", clear=True)
+        client.get(url)
+        seconds.append(time.perf_counter() - started)
+    result[mode] = {"first_ms": first * 1000, "p50_ms": statistics.median(seconds) * 1000,
+                    "floor_first_ms": floor_first * 1000}
 with open("/proc/self/status") as status:  # VmHWM: this program's own peak (not its parent's)
     result["peak_rss_mb"] = int(next(l.split()[1] for l in status if l.startswith("VmHWM:"))) // 1024
 print(json.dumps(result))
@@ -137,9 +149,14 @@ def measure(*, users: int, seed_only: bool = False, app: str | None = None) -> d
             )
             vacuum_analyze(conn, *tables, f"{own}journeys", f"{own}synthetic_runs")
         runs = {}
-        for mode in () if seed_only else ("runs", "pages"):
+        pages = {
+            "status": ("/api/synthetics/status", "keep"),
+            "insights_uncached": ("/api/synthetics/insights", "clear"),
+            "expectations_uncached": ("/api/synthetics/expectations", "clear"),
+        }
+        for mode in () if seed_only else ("runs", *pages):
             child = subprocess.run(
-                [sys.executable, "-c", CHILD, mode],
+                [sys.executable, "-c", CHILD, mode, *pages.get(mode, ())],
                 cwd=ROOT,
                 env={**env, "PYTHONPATH": str(ROOT), "SYNTHETICS_LOG_LEVEL": "WARNING"},
                 check=True,
@@ -147,7 +164,12 @@ def measure(*, users: int, seed_only: bool = False, app: str | None = None) -> d
                 text=True,
             )
             figures = json.loads(child.stdout.strip().splitlines()[-1])
-            figures[f"{mode}_peak_rss_mb"] = figures.pop("peak_rss_mb")
+            rss = figures.pop("peak_rss_mb")
+            if mode == "runs":
+                figures["runs_peak_rss_mb"] = rss
+            else:
+                figures[mode]["peak_rss_mb"] = rss
+                runs["pages_peak_rss_mb"] = max(runs.get("pages_peak_rss_mb", 0), rss)
             runs.update(figures)
     return {
         "app": app,
@@ -187,7 +209,12 @@ def main(argv: list[str] | None = None) -> int:
     else:
         print(
             f"{seeding}; scheduled run {r['run_cold']['seconds']:.2f} s cold, "
-            f"{r['run_warm']['seconds']:.2f} s warm; status {r['status']['first_ms']:.0f} ms first, "
+            f"{r['run_warm']['seconds']:.2f} s warm, fidelity refresh "
+            f"{r['fidelity_refresh']['seconds']:.2f} s; first calls in a fresh web process "
+            f"(its API floor's first call {r['status']['floor_first_ms']:.0f} / "
+            f"{r['insights_uncached']['floor_first_ms']:.0f} / "
+            f"{r['expectations_uncached']['floor_first_ms']:.0f} ms): "
+            f"status {r['status']['first_ms']:.0f} ms first, "
             f"p50 {r['status']['p50_ms']:.1f} ms; insights uncached "
             f"{r['insights_uncached']['first_ms']:.0f} ms first, p50 "
             f"{r['insights_uncached']['p50_ms']:.0f} ms; expectations uncached "

@@ -1095,6 +1095,29 @@ class SyntheticFidelity(models.Model):
         return f"fidelity {self.verdict} ({self.computed_at})"
 
 
+class PlannedProfile(models.Model):
+    """What the engine measured of sessions it planned with a fixed seed (the expectations'
+    events and lengths per kind of session, the capacity's mean length), kept so a new process
+    reads them instead of planning thousands of sessions again (services.planned_profiles).
+
+    Keyed by a digest of everything the planning depends on: the catalogue, the kind of session,
+    the sample's size and seed and the engine's own source. A change of any of them gives another
+    key; the rows of an older `generation` (catalogue and engine) are deleted when a new one is
+    first written."""
+
+    key = models.CharField(max_length=64, primary_key=True)
+    generation = models.CharField(max_length=64, db_index=True)
+    values = models.BinaryField(help_text="The measured numbers, as float64s.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        db_table = "synthetic_planned_profiles"
+        ordering = ["key"]
+
+    def __str__(self) -> str:
+        return f"planned profile {self.key[:12]}"
+
+
 class ThrottleBucket(models.Model):
     """The recent calls of one user to one throttled operation (synthetics.api.throttles)."""
 

@@ -121,3 +121,127 @@ def test_the_sim_user_page_is_counted_by_the_per_persona_counts(sim_users):
     assert body["count"] == SimUser.objects.count() == sum(body["by_persona"].values())
     for persona, n in body["by_persona"].items():
         assert client.get("/api/synthetics/sim-users", {"persona": persona}).json()["count"] == n
+
+
+# --- status in two statements ---------------------------------------------------------------------
+
+
+def _as_rows(runs):
+    fields = [field.attname for field in SyntheticRun._meta.concrete_fields]
+    return [tuple(getattr(run, name) for name in fields) for run in runs]
+
+
+def _each_selector_alone(now):
+    """What status showed when each of its parts was read by its own statement (before
+    status_ledger and the totals joined to status_scalars)."""
+    from synthetics.selectors.ledger import written_event_counts
+    from synthetics.selectors.status import generator_status
+
+    row = status_scalars()
+    return {
+        "status": generator_status(row=row, now=now, covered=row.covered),
+        "last_5_min": written_event_counts(since=now - timedelta(minutes=5), until=now),
+        "last_24_hours": run_totals(since=now - timedelta(hours=24)),
+        "last_run": _as_rows([last_run()] if last_run() else []),
+        "recent_runs": _as_rows(recent_runs()),
+        "active_journeys": row.active_journeys,
+        "sim_users": (row.sim_users, row.sim_users_churned),
+    }
+
+
+def _status_in_two_statements(now):
+    from synthetics.selectors.status import status_summary
+
+    summary = status_summary(now=now)
+    return {
+        "status": summary.status,
+        "last_5_min": summary.last_5_min,
+        "last_24_hours": summary.last_24_hours,
+        "last_run": _as_rows([summary.last_run] if summary.last_run else []),
+        "recent_runs": _as_rows(summary.recent_runs),
+        "active_journeys": summary.active_journeys,
+        "sim_users": (summary.sim_users, summary.sim_users_churned),
+    }
+
+
+def test_status_in_two_statements_answers_what_each_selector_answers(sim_users):
+    from synthetics.models import SyntheticSettings
+
+    # an empty ledger (a fresh install: starting, then stalled)
+    for later in (0, 10):
+        now = NOW + timedelta(minutes=later)
+        assert _status_in_two_statements(now) == _each_selector_alone(now)
+    # every kind of run: failed shards, manual runs, a backfill, at moments around them
+    ledger_with_every_kind_of_run(NOW)
+    for later in (-31, -29, -20, -11, -10, -1, 0, 1, 2, 4, 5, 30, 60 * 24 + 1):
+        now = NOW + timedelta(minutes=later, seconds=17)
+        assert _status_in_two_statements(now) == _each_selector_alone(now), later
+    # paused
+    SyntheticSettings.objects.filter(pk=1).update(enabled=False)
+    assert _status_in_two_statements(NOW) == _each_selector_alone(NOW)
+
+
+def test_status_in_two_statements_through_a_steady_history(history):
+    # the last 5 minutes straddled by a run's events, counted through the tag index
+    for later in (-125, -60, -3, 0):
+        now = NOW + timedelta(minutes=later, seconds=31)
+        assert _status_in_two_statements(now) == _each_selector_alone(now), later
+        assert _status_in_two_statements(now)["last_5_min"]["scene_events"] > 0
+
+
+def test_status_reads_in_at_most_three_statements(history, django_assert_max_num_queries):
+    from synthetics.selectors.status import status_summary
+
+    status_summary(now=NOW)  # the pool counted once (kept under its stamp)
+    # the settings and scalars, the ledger's rows, the events straddling the 5 minutes' edge
+    with django_assert_max_num_queries(3):
+        status_summary(now=NOW + timedelta(seconds=31))
+
+
+def test_the_status_api_reads_in_at_most_four_statements(history, django_assert_max_num_queries):
+    from rest_framework.authtoken.models import Token
+    from rest_framework.test import APIClient
+
+    from tests.factories import StaffUserFactory
+
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {Token.objects.create(user=StaffUserFactory())}")
+    first = client.get("/api/synthetics/status")
+    assert first.status_code == 200
+    # the token with its user, the user's permissions, then status's three
+    with django_assert_max_num_queries(6):
+        again = client.get("/api/synthetics/status")
+    body, earlier = again.json(), first.json()
+    body.pop("timestamp"), earlier.pop("timestamp")
+    assert body == earlier
+
+
+def test_parts_of_one_statement_give_each_part_its_own_rows(history):
+    from synthetics.selectors.prepared import PreparedParts
+
+    def newest(since):
+        return SyntheticRun.objects.filter(window_end__gt=since).order_by("-window_end")
+
+    parts = PreparedParts(
+        (
+            lambda since, until: newest(since).values_list("id", "window_end")[:3],
+            lambda since, until: (
+                SyntheticRun.objects.filter(window_end__lte=until)
+                .order_by("window_end")
+                .values_list("id", "window_end")[:2]
+            ),
+        ),
+        "since",
+        "until",
+    )
+    since, until = NOW - timedelta(hours=1), NOW - timedelta(hours=2)
+    for _ in range(2):  # compiled, then reused
+        rows = parts.rows(since=since, until=until)
+        assert sorted(row[:-1] for row in rows if row[-1] == 0) == sorted(
+            newest(since).values_list("id", "window_end")[:3]
+        )
+        assert sorted(row[:-1] for row in rows if row[-1] == 1) == sorted(
+            SyntheticRun.objects.filter(window_end__lte=until)
+            .order_by("window_end")
+            .values_list("id", "window_end")[:2]
+        )

@@ -59,7 +59,7 @@ def test_the_static_reading_finds_the_known_sqlite_branches():
     branching = _branching_by_module()
     assert {"SyntheticTag", "SyntheticOrigin"} <= branching["synthetics.db"]
     assert {"is_database_locked", "sqlite_write_wait"} <= branching["synthetics.services.locks"]
-    assert "status_scalars" in branching["synthetics.selectors.status"]
+    assert "pool_stamp_sql" in branching["synthetics.selectors.run_inputs"]
 
 
 def test_a_module_importing_a_sqlite_branching_function_is_listed():

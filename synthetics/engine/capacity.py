@@ -94,11 +94,16 @@ def pool_capacity(
     catalogue: Catalogue,
     active_users: int,
     peak_factor: float,
+    mean_minutes: float | None = None,
 ) -> Capacity:
     """Whether a pool of `active_users` sustains the settings at the week's peak rhythm factor R
-    (1 without rhythm)."""
+    (1 without rhythm). `mean_minutes`: mean_journey_minutes's answer where it is kept already."""
     peak = min(settings.sessions_per_min * peak_factor, float(settings.max_per_run))
-    minutes = mean_journey_minutes(catalogue=catalogue, settings=settings)
+    minutes = (
+        mean_journey_minutes(catalogue=catalogue, settings=settings)
+        if mean_minutes is None
+        else mean_minutes
+    )
     in_progress = peak * minutes
     needed = in_progress + peak
     return Capacity(

@@ -32,7 +32,7 @@ from __future__ import annotations
 import functools
 import math
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from statistics import NormalDist
@@ -94,6 +94,26 @@ class SessionProfile:
     mindblock_var: float
     minutes_mean: float
     minutes: tuple[float, ...]  # the planned lengths, for Little's law's covariance
+
+    def to_floats(self) -> list[float]:
+        """The profile as one list of floats (to keep it: services.planned), from_floats's input."""
+        return [
+            self.scene_mean,
+            self.scene_var,
+            self.mindblock_mean,
+            self.mindblock_var,
+            self.minutes_mean,
+            *self.minutes,
+        ]
+
+    @classmethod
+    def from_floats(cls, values: Sequence[float]) -> SessionProfile:
+        return cls(*values[:5], minutes=tuple(values[5:]))
+
+
+# Where expected_activity gets a kind of session's profile: session_profile's arguments in, the
+# profile out (session_profile itself, or a keeper of its answers: services.planned).
+ProfileSource = Callable[..., SessionProfile]
 
 
 @functools.lru_cache(maxsize=256)
@@ -237,6 +257,7 @@ def expected_activity(
     incidents: Incidents | None = None,
     manual: Sequence[tuple[RunWindow, int]] = (),
     persona_rhythms: Sequence[tuple[str, float, PoolRhythm]] = (),
+    profiles: ProfileSource = session_profile,
 ) -> Expected:
     """What `runs` should have written at these settings (see the module's docstring). `manual`
     runs started exactly their count of sessions: not part of the `sessions` promise, but their
@@ -245,7 +266,8 @@ def expected_activity(
     `persona_rhythms`: (persona, its users' total activity, the rhythm of its users): who starts a
     session at a time is picked by activity times their own rhythm there, so a persona with its own
     profile starts more of the sessions at its hours (and personas report mindblocks at different
-    rates). Without it, `personas` gives fixed shares."""
+    rates). Without it, `personas` gives fixed shares. `profiles`: where each kind of session's
+    profile comes from (session_profile, or what keeps its answers)."""
     templates = [t for t in catalogue.templates if t.popularity > 0 and t.scenes]
     total_popularity = sum(t.popularity for t in templates)
     sessions_mean = sessions_var = started = 0.0
@@ -255,16 +277,14 @@ def expected_activity(
 
     # session_profile's cache hashes the whole catalogue on every look-up (a few hundred fields):
     # each kind of session is looked up there once per call, then here by its own key
-    profiles: dict[tuple, SessionProfile] = {}
+    kept: dict[tuple, SessionProfile] = {}
 
     def _profile(key: tuple) -> SessionProfile:
-        profile = profiles.get(key)
+        profile = kept.get(key)
         if profile is None:
             template, abandon, error, stops, persona = key
             mixed = personas if persona == MIXED else ((persona, 1.0),)
-            profile = profiles[key] = session_profile(
-                catalogue, template, abandon, error, mixed, stops
-            )
+            profile = kept[key] = profiles(catalogue, template, abandon, error, mixed, stops)
         return profile
 
     def persona_shares(run: RunWindow, used: GeneratorSettings) -> list[tuple[str, float]]:

@@ -49,6 +49,12 @@ def _holiday_calendar(country: str, year: int):
         return {}
 
 
+def holidays_load() -> None:
+    """Import the holiday package's countries: its registry imports all of them on the first
+    look-up (about 60 ms), which a web process does as it starts rather than in a request."""
+    import holidays.countries  # noqa: F401
+
+
 def is_public_holiday(country: str, day: date) -> bool:
     return day in _holiday_calendar(country, day.year)
 

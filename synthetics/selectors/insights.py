@@ -25,6 +25,7 @@ from synthetics.selectors.run_inputs import (
     pool_groups,
     pool_signups,
 )
+from synthetics.services.planned import kept_mean_journey_minutes
 from synthetics.target.mapping import target_in_force
 
 # The insights endpoint keeps its answer this long under this key; a settings change drops it.
@@ -166,6 +167,8 @@ def capacity_summary(*, now: datetime, week: _Week | None = None) -> Capacity:
         catalogue=week.catalogue,
         active_users=week.active_users,
         peak_factor=max(week.sessions.rates),
+        # planned once for every process (services.planned): a new one reads it back
+        mean_minutes=kept_mean_journey_minutes(catalogue=week.catalogue, settings=week.settings),
     )
 
 

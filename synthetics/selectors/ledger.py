@@ -71,24 +71,30 @@ def _our_events_per_run() -> Prepared:
     return _OUR_EVENTS_PER_RUN_BOTH[tables]
 
 
-# The succeeded runs whose window ends after `since`: the runs that can have written an event dated
-# in (since, until]. Few (the window's minutes times the shards), through the status index.
+def runs_ending_after(since: datetime) -> QuerySet:
+    """The succeeded runs whose window ends after `since`: the runs that can have written an event
+    dated in (since, until]. Few (the window's minutes times the shards), through the status index.
+    (Status reads them with its other ledger rows: selectors.status.)"""
+    return SyntheticRun.objects.filter(status=RunStatus.SUCCEEDED, window_end__gt=since)
+
+
+# What written_event_counts reads of each of them, in this order.
+WRITTEN_FIELDS = (
+    "id",
+    "window_start",
+    "window_end",
+    "events_from",
+    "scene_events_created",
+    "mindblock_events_created",
+)
 _RUNS_ENDING_AFTER = Prepared(
-    lambda since: SyntheticRun.objects.filter(
-        status=RunStatus.SUCCEEDED, window_end__gt=since
-    ).values_list(
-        "id",
-        "window_start",
-        "window_end",
-        "events_from",
-        "scene_events_created",
-        "mindblock_events_created",
-    ),
-    "since",
+    lambda since: runs_ending_after(since).values_list(*WRITTEN_FIELDS), "since"
 )
 
 
-def written_event_counts(*, since: datetime, until: datetime) -> dict[str, int]:
+def written_event_counts(
+    *, since: datetime, until: datetime, runs: list[tuple] | None = None
+) -> dict[str, int]:
     """The scene and mindblock events succeeded runs wrote with created_at in (since, until], at a
     cost bounded by the runs, not by the rate (status's `last_5_min`).
 
@@ -100,13 +106,14 @@ def written_event_counts(*, since: datetime, until: datetime) -> dict[str, int]:
     they cover. Equal to `synthetic_event_counts` while the tables hold what the runs wrote (a
     property test over histories with shards, catch-up, pauses and manual runs); rows deleted or
     forged by hand inside the last minutes are not seen, where the full count would see them.
+    `runs`: runs_ending_after(since)'s WRITTEN_FIELDS where the caller read them already.
     """
     counts = {"scene_events": 0, "mindblock_events": 0}
     across: set[int] = set()
     spans: list[tuple[datetime, datetime]] = []
-    for run_id, window_start, end, events_from, scene, mindblock in _RUNS_ENDING_AFTER.rows(
-        since=since
-    ):
+    if runs is None:
+        runs = _RUNS_ENDING_AFTER.rows(since=since)
+    for run_id, window_start, end, events_from, scene, mindblock in runs:
         if not scene and not mindblock:
             continue
         start = run_events_start(window_start=window_start, window_end=end, events_from=events_from)

@@ -158,10 +158,12 @@ def pool_stamp_sql() -> str | None:
     if connection.vendor == "sqlite":
         # A migration that rebuilds sim_users on SQLite (Django remakes the table) drops its
         # triggers: without all three the stamp would never move, so there is no stamp at all.
+        # (GLOB, not LIKE's %: the statement is part of status's, whose parameters Django's query
+        # log substitutes with %.)
         return (
             "SELECT version FROM synthetic_pool_stamp WHERE id = 1 AND (SELECT count(*) FROM "
             "sqlite_master WHERE type = 'trigger' AND tbl_name = 'sim_users' "
-            "AND name LIKE 'sim_users_pool_stamp_%') = 3"
+            "AND name GLOB 'sim_users_pool_stamp_*') = 3"
         )
     return None
 

@@ -37,6 +37,7 @@ from synthetics.models import (
 )
 from synthetics.selectors import run_inputs
 from synthetics.selectors.run_inputs import RunInputs
+from synthetics.services.planned import kept_session_profile
 
 logger = logging.getLogger("synthetics")
 
@@ -195,6 +196,8 @@ def expectations_report(
         incidents=Incidents(specs, catalogue) if specs else None,
         manual=manual,
         persona_rhythms=persona_rhythms,
+        # planned once for every process (services.planned): a new one reads them back
+        profiles=kept_session_profile,
     )
     settling = _settling(specs, since=since, now=now)
     return ExpectationReport(
