@@ -32,8 +32,15 @@ from synthetics.selectors import run_inputs
 from synthetics.services.maintenance import backend_exit_wait
 from synthetics.services.run_failures import cyclic_gc_paused
 from synthetics.services.writers import copy_data
-from synthetics.target.mapping import person_fields, target_in_force
-from synthetics.target.writing import accounts_unclaimed, accounts_write
+from synthetics.target.mapping import Target, person_fields, target_in_force
+from synthetics.target.writing import (
+    KeysAhead,
+    account_keys_reserve,
+    accounts_unclaimed,
+    accounts_write,
+    lookups_accounts_add,
+    stored_person_fields,
+)
 
 SEED_BATCH = 500  # accounts per transaction where they are inserted (SQLite)
 # Accounts per transaction where they are COPYed (PostgreSQL): two batches in flight, a few MB of
@@ -85,7 +92,10 @@ def _sim_user(
 
 
 def sim_accounts_create(
-    profiles: list, *, ids: list[tuple[int, int]] | None = None
+    profiles: list,
+    *,
+    ids: list[tuple[int, int]] | None = None,
+    accounts: AttachedAccounts | None = None,
 ) -> list[SimUser]:
     """Create the synthetic accounts (inactive, unusable password) and sim users of `profiles`, in
     the caller's transaction: two bulk inserts. `ids`: each profile's (user id, sim user id),
@@ -94,21 +104,20 @@ def sim_accounts_create(
     profile's joined_ms: the start of its first session), a seeded one is not (joined_at empty);
     the account's date_joined is either's simulated sign-up (Profile.signed_up_at), never the
     wall clock. In attach mode each also gets its account in the application's account table
-    (and profile rows), made through the target file, its key kept on the sim user.
+    (and profile rows), made through the target file, its key kept on the sim user; `accounts`:
+    their names and keys settled ahead (attached_accounts_ahead), written as they are.
     """
     target = target_in_force()
     keys = [""] * len(profiles)
     names = [(p.username, p.email) for p in profiles]
     if target is not None:
-        people = accounts_unclaimed(
-            target,
-            [
-                person_fields(index=p.index, profile_or_user=p, joined_at=p.signed_up_at)
-                for p in profiles
-            ],
-        )
+        if accounts is None:
+            people = accounts_unclaimed(target, _people(profiles))
+            keys = accounts_write(target, people)
+        else:
+            people = accounts.people
+            keys = accounts_write(target, people, keys=accounts.keys)
         names = [(person["username"], person["email"]) for person in people]
-        keys = accounts_write(target, people)
     unusable = make_password(None)
     ids = ids or [(None, None)] * len(profiles)
     users = User.objects.bulk_create(
@@ -133,6 +142,56 @@ def sim_accounts_create(
             for user, p, key, (_, sim_user_id) in zip(users, profiles, keys, ids, strict=True)
         ]
     )
+
+
+def _people(profiles: Sequence) -> list[dict]:
+    """The fields the target file's templates read, of each profile (mapping.person_fields)."""
+    return [
+        person_fields(index=p.index, profile_or_user=p, joined_at=p.signed_up_at) for p in profiles
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class AttachedAccounts:
+    """Sign-ups' application accounts settled before they are written (attach mode, the history's
+    pipeline): each one's fields with its name and address free in the account table
+    (accounts_unclaimed), and its key (account_keys_reserve), in the profiles' order."""
+
+    people: list[dict]
+    keys: list[str]
+
+
+def attached_accounts_ahead(
+    target: Target, ahead: KeysAhead, profiles: Sequence, ids: Sequence[tuple[int, int]]
+) -> AttachedAccounts:
+    """The application accounts of sign-ups simulated ahead, settled now, before their write:
+    their names stepped around any the account table holds, their keys drawn or reserved from its
+    sequence; and the process's lookups told (user ids from `ids`), so the events of their first
+    sessions are formatted with them. sim_accounts_create writes them as they are."""
+    people = accounts_unclaimed(target, _people(profiles))
+    keys = account_keys_reserve(target, ahead, people)
+    lookups_accounts_add(
+        target,
+        [
+            (
+                user_id,
+                key,
+                stored_person_fields(
+                    username=person["username"],
+                    email=person["email"],
+                    sim_user_id=sim_user_id,
+                    first_name=p.first_name,
+                    last_name=p.last_name,
+                    profile=p,
+                    joined_at=_joined_at(p),
+                ),
+            )
+            for p, person, key, (user_id, sim_user_id) in zip(
+                profiles, people, keys, ids, strict=True
+            )
+        ],
+    )
+    return AttachedAccounts(people, keys)
 
 
 def _joined_at(profile) -> datetime | None:
@@ -287,13 +346,7 @@ def _batch_refusals(profiles: list[Profile]) -> Iterator[None]:
 
 def _attached_rendered(profiles: list[Profile]) -> tuple[bytes, bytes]:
     target = target_in_force()
-    people = accounts_unclaimed(
-        target,
-        [
-            person_fields(index=p.index, profile_or_user=p, joined_at=p.signed_up_at)
-            for p in profiles
-        ],
-    )
+    people = accounts_unclaimed(target, _people(profiles))
     keys = accounts_write(target, people)
     names = [(person["username"], person["email"]) for person in people]
     return _accounts_rendered(profiles, names, keys)
