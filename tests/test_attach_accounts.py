@@ -30,6 +30,12 @@ CREATE TABLE acc_app.members (
     member_id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     handle text NOT NULL UNIQUE
 );
+CREATE SEQUENCE acc_app.hidden;
+CREATE FUNCTION acc_app.next_member() RETURNS bigint LANGUAGE sql AS $$ SELECT nextval('acc_app.hidden') + 1000 $$;
+CREATE TABLE acc_app.wrapped (
+    member_id bigint PRIMARY KEY DEFAULT acc_app.next_member(),
+    handle text NOT NULL UNIQUE
+);
 CREATE TABLE acc_app.profiles (
     id uuid PRIMARY KEY REFERENCES acc_app.users (id),
     display_name text,
@@ -154,6 +160,7 @@ def test_uuid_accounts_written_ahead_with_one_profile_each(app, trigger):
 
 
 def test_identity_accounts_take_the_keys_the_database_makes(app):
+    """Keys reserved from the identity's sequence ahead, the rows COPYed with them."""
     app(IDENTITY_ACCOUNTS)
     with connection.cursor() as cursor:
         cursor.execute("INSERT INTO acc_app.members (handle) VALUES ('sim000002')")  # a real one
@@ -167,6 +174,19 @@ def test_identity_accounts_take_the_keys_the_database_makes(app):
     # the real account kept its name; ours that would take it got a suffix
     assert members["1"] == "sim000002"
     assert "sim000002-2" in ours.values()
+
+
+def test_keys_another_default_makes_are_the_databases(app):
+    """A key default that is neither a sequence nor a random uuid cannot be had ahead: each
+    account is inserted and its key read back (the function's keys, 1001 on)."""
+    app({**IDENTITY_ACCOUNTS, "table": "acc_app.wrapped"})
+    sim_users_seed(count=7, seed=7)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT member_id::text, handle FROM acc_app.wrapped")
+        members = dict(cursor.fetchall())
+    ours = dict(SimUser.objects.values_list("account_key", "user__username"))
+    assert ours == members
+    assert sorted(int(key) for key in ours) == list(range(1001, 1008))
 
 
 def test_new_uuid_keys_are_version_4_and_distinct():

@@ -2,9 +2,9 @@
 
 The minutes go in spans (span_minutes: up to six hours, about 80,000 rows), each simulated in memory
 (every minute the step of a backfill run: engine.minute) and written in one transaction under the
-generator lock (services.run_failures.run_attempt), each minute its own ledger row. On PostgreSQL,
-with no sign-ups, the engine simulates the next span while a writer thread writes the last one
-(`_pipelined_spans`). Minutes a run already covered are left as they are, and the slices a split
+generator lock (services.run_failures.run_attempt), each minute its own ledger row. On PostgreSQL
+the engine simulates the next span while a writer thread writes the last one (`_pipelined_spans`),
+sign-ups and all wherever their accounts' keys can be had ahead (`_signups_ahead`). Minutes a run already covered are left as they are, and the slices a split
 left of a minute are filled by services.runs.run_backfill_slices.
 """
 
@@ -59,7 +59,12 @@ from synthetics.services.runs import (
     run_backfill_slices,
     seed_or_default,
 )
-from synthetics.services.seeding import account_ids_reserve, next_sim_index
+from synthetics.services.seeding import (
+    AttachedAccounts,
+    account_ids_reserve,
+    attached_accounts_ahead,
+    next_sim_index,
+)
 from synthetics.services.writers import (
     RenderedOutput,
     deferred_key_checks_indexed,
@@ -72,6 +77,7 @@ from synthetics.services.writers import (
     runs_output_write,
 )
 from synthetics.target.mapping import target_in_force
+from synthetics.target.writing import KeysAhead, account_keys_ahead
 
 logger = logging.getLogger("synthetics")
 
@@ -170,6 +176,8 @@ class _History:
     recent: RecentSessions  # the memory of bouts (engine.bouts), carried minute to minute
     numbers: _AccountNumbers  # the next free sim account number
     ids: _ReservedIds | None = None  # sign-ups' ids, when the span is written later (pipeline)
+    # attached, with sign-ups written later: how their accounts' keys are had ahead
+    keys: KeysAhead | None = None
 
     @classmethod
     def at_start(
@@ -183,10 +191,12 @@ class _History:
         recent: RecentSessions | None = None,
         numbers: _AccountNumbers | None = None,
         ids: _ReservedIds | None = None,
+        keys: KeysAhead | None = None,
     ) -> _History:
         """A history from what the database holds now: `active`, or the journeys in progress;
         `recent`, or the memory of bouts at `start`; `numbers`, the next free sim account number,
-        or read at the first sign-up; `ids`: sign-ups get ids reserved ahead (the pipeline)."""
+        or read at the first sign-up; `ids`: sign-ups get ids reserved ahead (the pipeline);
+        `keys`: attached, how their application accounts' keys are had ahead."""
         if active is None:
             active = {journey.id: journey for journey in run_inputs.active_journeys()}
         if recent is None:
@@ -203,6 +213,7 @@ class _History:
             recent,
             numbers or _AccountNumbers(),
             ids,
+            keys,
         )
 
 
@@ -261,6 +272,8 @@ class _SimulatedSpan:
     deferred: list[tuple[PoolChanges, datetime, list[tuple[int, int]]]]
     pool_moved: bool = False
     rendered: RenderedOutput | None = None  # the journeys and events formatted ahead (_rendered)
+    # attached: the sign-ups' application accounts, settled ahead with the rest (_rendered)
+    accounts: AttachedAccounts | None = None
 
 
 def _simulate_span(
@@ -360,7 +373,7 @@ def _simulate_span(
 def _write_span(span: _SimulatedSpan, *, deadline: RunDeadline) -> list[SyntheticRun]:
     """Write a simulated span in the caller's transaction: deferred pool changes, a ledger row per
     minute, the journeys and events (COPY), the changes to older journeys."""
-    pool_changes_write_many(span.deferred)
+    pool_changes_write_many(span.deferred, accounts=span.accounts)
     deadline_statement_bound(deadline)
     runs = span.ledger
     if span.rendered is not None:  # formatted ahead, the ledger ids reserved then
@@ -425,7 +438,8 @@ def activity_backfill(
     the minutes after it: no shard's coverage goes past a minute of its slice that was never
     generated. A span that fails raises RunFailed (the spans before it stay written).
 
-    On PostgreSQL, outside a caller's transaction and with no sign-ups, the engine simulates the next
+    On PostgreSQL, outside a caller's transaction (and, with sign-ups, where their accounts' keys
+    can be had ahead: _signups_ahead), the engine simulates the next
     span while another connection writes the last one (_pipelined_spans): the database's work and
     the engine's overlap on two cores. Anything another run did in between (a scheduled or manual
     run, new settings) stops that pipeline at the span it touched, which is simulated again from
@@ -529,10 +543,12 @@ def _can_pipeline() -> bool:
 
 def _signups_ahead(settings: GeneratorSettings) -> bool:
     """Whether sign-ups can be simulated ahead of their write: none at all, or in demo mode, where
-    their ids come reserved from our own tables' sequences. Attached, a sign-up's account is made
-    through the target file in the application's table (its key the application's to give, its
-    name checked against the accounts there), so it is written as its minute is simulated."""
-    return settings.signups_per_day == 0 or target_in_force() is None
+    their ids come reserved from our own tables' sequences, or attached where the application
+    accounts' keys can be had ahead too (writing.account_keys_ahead: drawn by us, or reserved from
+    the application's sequence). Otherwise (a key a trigger or another default makes) each
+    sign-up's account is made as its minute is simulated, one span at a time."""
+    target = target_in_force()
+    return settings.signups_per_day == 0 or target is None or account_keys_ahead(target) is not None
 
 
 def _pipelined_spans(
@@ -565,6 +581,10 @@ def _pipelined_spans(
         numbers = _AccountNumbers(next_sim_index() if settings.signups_per_day > 0 else None)
     if not _signups_ahead(settings):  # sign-ups turned on since the caller looked, attached
         return start, inputs
+    target = target_in_force()
+    keys = (
+        account_keys_ahead(target) if target is not None and settings.signups_per_day > 0 else None
+    )
     state = _History.at_start(
         settings,
         inputs,
@@ -574,6 +594,7 @@ def _pipelined_spans(
         recent=recent,
         numbers=numbers,
         ids=_ReservedIds(_ids_block(settings, step)),
+        keys=keys,
     )
     written_pool = inputs.pool
     position = start
@@ -682,14 +703,24 @@ def _simulated_or_recorded(state: _History, *, start: datetime, end: datetime) -
         span = _simulate_span(
             state=state, start=start, end=end, started_at=started_at, pool_write=None
         )
-        _rendered(span)
+        _rendered(span, keys=state.keys)
         return span
 
 
-def _rendered(span: _SimulatedSpan) -> None:
+def _rendered(span: _SimulatedSpan, *, keys: KeysAhead | None = None) -> None:
     """Reserve the span's ledger ids and format its journeys and events as COPY data (and the
     parameters of its changes to older journeys and of its accounts' last logins), here in the
-    engine's thread: the writer thread then only sends them (PostgreSQL)."""
+    engine's thread: the writer thread then only sends them (PostgreSQL). Attached, the span's
+    sign-ups get their application accounts settled first (names, keys: `keys` says how), as
+    their events name them."""
+    target = target_in_force()
+    newcomers = [profile for changes, _, _ in span.deferred for profile in changes.newcomers]
+    if target is not None and newcomers:
+        if keys is None:
+            raise RuntimeError("attached sign-ups simulated ahead need their keys had ahead")
+        span.accounts = attached_accounts_ahead(
+            target, keys, newcomers, [pair for _, _, ids in span.deferred for pair in ids]
+        )
     run_ids = run_ids_reserve(len(span.ledger))
     for run, run_id in zip(span.ledger, run_ids, strict=True):
         run.id = run_id

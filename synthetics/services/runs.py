@@ -43,7 +43,7 @@ from synthetics.selectors import run_inputs
 from synthetics.selectors.run_inputs import RunInputs
 from synthetics.services.locks import deadline_statement_bound, other_split_running
 from synthetics.services.run_failures import Attempt, run_attempt, run_log
-from synthetics.services.seeding import SIM_ACCOUNTS, sim_accounts_create
+from synthetics.services.seeding import SIM_ACCOUNTS, AttachedAccounts, sim_accounts_create
 from synthetics.services.writers import (
     last_logins_write,
     run_counters_add,
@@ -491,14 +491,19 @@ def pool_changes_write(changes: PoolChanges, *, pool: Pool, at: datetime) -> Poo
 
 def pool_changes_write_many(
     windows: Sequence[tuple[PoolChanges, datetime, Sequence[tuple[int, int]]]],
+    *,
+    accounts: AttachedAccounts | None = None,
 ) -> None:
     """The pool changes of many windows, in order (a span of history simulated ahead of its write:
     services.history), each with the ids reserved for its newcomers (seeding.account_ids_reserve),
     in a statement or two a kind: every newcomer created, then every departure, then every
-    settling — the same rows as pool_changes_write window after window."""
+    settling — the same rows as pool_changes_write window after window. Attached, `accounts`: the
+    newcomers' application accounts settled ahead (seeding.attached_accounts_ahead)."""
     profiles = [profile for changes, _, _ in windows for profile in changes.newcomers]
     if profiles:
-        sim_accounts_create(profiles, ids=[pair for _, _, ids in windows for pair in ids])
+        sim_accounts_create(
+            profiles, ids=[pair for _, _, ids in windows for pair in ids], accounts=accounts
+        )
     departures: dict[int, datetime] = {}
     for changes, at, _ in windows:
         for sim_user_id, moment in _departures(changes, at).items():

@@ -32,12 +32,17 @@ from synthetics.selectors import run_inputs
 from synthetics.services.maintenance import backend_exit_wait
 from synthetics.services.run_failures import cyclic_gc_paused
 from synthetics.services.writers import copy_data
-from synthetics.target.mapping import person_fields, target_in_force
+from synthetics.target.mapping import Target, person_fields, target_in_force
 from synthetics.target.writing import (
     AccountRows,
+    KeysAhead,
+    account_keys_ahead,
+    account_keys_reserve,
     account_rows_ahead,
     accounts_unclaimed,
     accounts_write,
+    lookups_accounts_add,
+    stored_person_fields,
 )
 
 SEED_BATCH = 500  # accounts per transaction where they are inserted (SQLite)
@@ -90,7 +95,10 @@ def _sim_user(
 
 
 def sim_accounts_create(
-    profiles: list, *, ids: list[tuple[int, int]] | None = None
+    profiles: list,
+    *,
+    ids: list[tuple[int, int]] | None = None,
+    accounts: AttachedAccounts | None = None,
 ) -> list[SimUser]:
     """Create the synthetic accounts (inactive, unusable password) and sim users of `profiles`, in
     the caller's transaction: two bulk inserts. `ids`: each profile's (user id, sim user id),
@@ -99,21 +107,20 @@ def sim_accounts_create(
     profile's joined_ms: the start of its first session), a seeded one is not (joined_at empty);
     the account's date_joined is either's simulated sign-up (Profile.signed_up_at), never the
     wall clock. In attach mode each also gets its account in the application's account table
-    (and profile rows), made through the target file, its key kept on the sim user.
+    (and profile rows), made through the target file, its key kept on the sim user; `accounts`:
+    their names and keys settled ahead (attached_accounts_ahead), written as they are.
     """
     target = target_in_force()
     keys = [""] * len(profiles)
     names = [(p.username, p.email) for p in profiles]
     if target is not None:
-        people = accounts_unclaimed(
-            target,
-            [
-                person_fields(index=p.index, profile_or_user=p, joined_at=p.signed_up_at)
-                for p in profiles
-            ],
-        )
+        if accounts is None:
+            people = accounts_unclaimed(target, _people(profiles))
+            keys = accounts_write(target, people)
+        else:
+            people = accounts.people
+            keys = accounts_write(target, people, keys=accounts.keys)
         names = [(person["username"], person["email"]) for person in people]
-        keys = accounts_write(target, people)
     unusable = make_password(None)
     ids = ids or [(None, None)] * len(profiles)
     users = User.objects.bulk_create(
@@ -138,6 +145,56 @@ def sim_accounts_create(
             for user, p, key, (_, sim_user_id) in zip(users, profiles, keys, ids, strict=True)
         ]
     )
+
+
+def _people(profiles: Sequence) -> list[dict]:
+    """The fields the target file's templates read, of each profile (mapping.person_fields)."""
+    return [
+        person_fields(index=p.index, profile_or_user=p, joined_at=p.signed_up_at) for p in profiles
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class AttachedAccounts:
+    """Sign-ups' application accounts settled before they are written (attach mode, the history's
+    pipeline): each one's fields with its name and address free in the account table
+    (accounts_unclaimed), and its key (account_keys_reserve), in the profiles' order."""
+
+    people: list[dict]
+    keys: list[str]
+
+
+def attached_accounts_ahead(
+    target: Target, ahead: KeysAhead, profiles: Sequence, ids: Sequence[tuple[int, int]]
+) -> AttachedAccounts:
+    """The application accounts of sign-ups simulated ahead, settled now, before their write:
+    their names stepped around any the account table holds, their keys drawn or reserved from its
+    sequence; and the process's lookups told (user ids from `ids`), so the events of their first
+    sessions are formatted with them. sim_accounts_create writes them as they are."""
+    people = accounts_unclaimed(target, _people(profiles))
+    keys = account_keys_reserve(target, ahead, people)
+    lookups_accounts_add(
+        target,
+        [
+            (
+                user_id,
+                key,
+                stored_person_fields(
+                    username=person["username"],
+                    email=person["email"],
+                    sim_user_id=sim_user_id,
+                    first_name=p.first_name,
+                    last_name=p.last_name,
+                    profile=p,
+                    joined_at=_joined_at(p),
+                ),
+            )
+            for p, person, key, (user_id, sim_user_id) in zip(
+                profiles, people, keys, ids, strict=True
+            )
+        ],
+    )
+    return AttachedAccounts(people, keys)
 
 
 def _joined_at(profile) -> datetime | None:
@@ -251,9 +308,10 @@ def _free_indexes(block: int) -> Iterator[int]:
 @dataclass(slots=True)
 class _SeedBatch:
     """One transaction's accounts, prepared in the seeding thread: formatted as COPY data (demo
-    mode; attach mode where Synthetics makes the account keys, with the application's rows built),
-    or, where the application's database makes the keys, its people ready to be written through the
-    target first, in the writer's transaction."""
+    mode; attach mode where the account keys can be had ahead — drawn by Synthetics, or reserved
+    from the application's sequence — with the application's rows built), or, where the
+    application's database makes the keys some other way, its people ready to be written through
+    the target first, in the writer's transaction."""
 
     profiles: list[Profile]
     users: bytes = b""
@@ -274,8 +332,11 @@ def _batch_prepared(profiles: list[Profile]) -> _SeedBatch:
         return _SeedBatch(profiles, users, sim_users)
     people = _attached_people(target, profiles)
     ahead = account_rows_ahead(target, people)
-    if ahead is None:
-        return _SeedBatch(profiles, people=people)
+    if ahead is None:  # keys the database makes: reserved from its sequence where it has one
+        way = account_keys_ahead(target)
+        if way is None:
+            return _SeedBatch(profiles, people=people)
+        ahead = account_rows_ahead(target, people, account_keys_reserve(target, way, people))
     names = [(person["username"], person["email"]) for person in people]
     users, sim_users = _accounts_rendered(profiles, names, ahead.keys)
     return _SeedBatch(profiles, users, sim_users, people, ahead)
@@ -307,14 +368,8 @@ def _batch_refusals(profiles: list[Profile]) -> Iterator[None]:
         ) from error
 
 
-def _attached_people(target, profiles: list[Profile]) -> list[dict]:
-    return accounts_unclaimed(
-        target,
-        [
-            person_fields(index=p.index, profile_or_user=p, joined_at=p.signed_up_at)
-            for p in profiles
-        ],
-    )
+def _attached_people(target: Target, profiles: list[Profile]) -> list[dict]:
+    return accounts_unclaimed(target, _people(profiles))
 
 
 def _accounts_rendered(

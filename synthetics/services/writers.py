@@ -363,7 +363,10 @@ def output_rendered(
         tuple(tables),
         tuple(returning),
         updates=journey_updates_rendered(updates),
-        logins=last_logins_rendered(journey for journey, _ in new_journeys),
+        # attach mode changes no application row: no last logins to send (last_logins_write)
+        logins=None
+        if target_in_force() is not None
+        else last_logins_rendered(journey for journey, _ in new_journeys),
     )
 
 

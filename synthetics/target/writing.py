@@ -102,13 +102,20 @@ class AccountRows:
     profiles: list[TableRows]
 
 
-def account_rows_ahead(target: Target, people: Sequence[dict[str, Any]]) -> AccountRows | None:
-    """The rows accounts_write would write for `people`, built now; None where the database makes
-    the keys (they are known only once the rows are in)."""
+def account_rows_ahead(
+    target: Target, people: Sequence[dict[str, Any]], keys: Sequence[str] | None = None
+) -> AccountRows | None:
+    """The rows accounts_write would write for `people`, built now, with `keys` had ahead
+    (account_keys_reserve) or, where Synthetics makes the keys, drawn now; None where the database
+    makes them and none are given (they are known only once the rows are in)."""
     accounts = target.accounts
-    if accounts.key_source != "synthetics":
-        return None
-    keys = _new_keys(accounts, people)
+    if keys is None:
+        if accounts.key_source != "synthetics":
+            return None
+        keys = _new_keys(accounts, people)
+    keys = list(keys)
+    if len(keys) != len(people):
+        raise RuntimeError(f"{len(people)} accounts to make with {len(keys)} keys")
     return AccountRows(
         keys,
         TableRows(
@@ -140,16 +147,21 @@ def _profile_rows(
 
 
 def accounts_write(
-    target: Target, people: Sequence[dict[str, Any]], ahead: AccountRows | None = None
+    target: Target,
+    people: Sequence[dict[str, Any]],
+    ahead: AccountRows | None = None,
+    *,
+    keys: Sequence[str] | None = None,
 ) -> list[str]:
     """Create the application accounts (and profile rows) of `people` (mapping.person_fields),
     in the caller's transaction; their keys as text, in the same order. `ahead`: their rows as
-    account_rows_ahead built them."""
+    account_rows_ahead built them; `keys`: the keys had ahead (account_keys_ahead), written as
+    they are (one COPY, whoever makes the keys)."""
     accounts = target.accounts
     if not people:
         return []
-    if ahead is None and accounts.key_source == "synthetics":
-        ahead = account_rows_ahead(target, people)
+    if ahead is None and (keys is not None or accounts.key_source == "synthetics"):
+        ahead = account_rows_ahead(target, people, keys)
     if ahead is not None:
         keys = ahead.keys
         _copy(ahead.accounts)
@@ -201,6 +213,85 @@ def _new_keys(accounts: AccountMapping, people: Sequence[dict[str, Any]]) -> lis
         f"{h[j : j + 8]}-{h[j + 8 : j + 12]}-{h[j + 12 : j + 16]}-{h[j + 16 : j + 20]}-{h[j + 20 : j + 32]}"
         for j in range(0, 32 * count, 32)
     ]
+
+
+# What makes an account's key, where it can be had before the account is written (the history's
+# pipeline simulates sign-ups a span ahead of their write): Synthetics itself (a uuid drawn, or the
+# account's name), or the application's sequence, reserved a block at a time with nextval.
+DRAWN = "drawn"
+
+
+@dataclass(frozen=True, slots=True)
+class KeysAhead:
+    """How an account's key is had ahead: DRAWN by us, or from `sequence` (a regclass's text)."""
+
+    source: str
+    sequence: str = ""
+
+
+# A column default that draws a random uuid, as Synthetics draws one (uuid.uuid4).
+_RANDOM_UUID_DEFAULTS = ("gen_random_uuid()", "uuid_generate_v4()")
+
+
+def account_keys_ahead(target: Target) -> KeysAhead | None:
+    """How the accounts' keys can be had before the accounts are written, or None (then each is
+    made as its account is: one sign-up minute after another). Keys Synthetics makes are drawn;
+    a key the database makes is reserved from its identity or serial sequence
+    (pg_get_serial_sequence, or a default of nextval on a sequence), or drawn where its default
+    draws a random uuid. Never where a BEFORE INSERT trigger on the accounts table could set the
+    key itself, nor for any other default. Read from PostgreSQL's catalogue."""
+    accounts = target.accounts
+    if accounts.key_source == "synthetics":
+        return KeysAhead(DRAWN)
+    table = qualified(accounts.table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            # tgtype: 1 a row trigger, 2 before, 4 on insert (pg_trigger.h)
+            "SELECT count(*) FROM pg_trigger WHERE tgrelid = %s::regclass AND NOT tgisinternal "
+            "AND tgenabled <> 'D' AND tgtype & 7 = 7",
+            [table],
+        )
+        if cursor.fetchone()[0]:
+            return None
+        cursor.execute("SELECT pg_get_serial_sequence(%s, %s)", [table, accounts.key])
+        sequence = cursor.fetchone()[0]
+        if sequence:
+            return KeysAhead("sequence", sequence)
+        cursor.execute(
+            "SELECT pg_get_expr(d.adbin, d.adrelid) FROM pg_attrdef d JOIN pg_attribute a "
+            "ON a.attrelid = d.adrelid AND a.attnum = d.adnum "
+            "WHERE d.adrelid = %s::regclass AND a.attname = %s",
+            [table, accounts.key],
+        )
+        row = cursor.fetchone()
+    default = row[0] if row else ""
+    if default.startswith("nextval('") and default.endswith("'::regclass)"):
+        return KeysAhead(
+            "sequence", default[len("nextval('") : -len("'::regclass)")].replace("''", "'")
+        )
+    if accounts.key_type == "uuid" and default.rsplit(".", 1)[-1] in _RANDOM_UUID_DEFAULTS:
+        return KeysAhead(DRAWN)
+    return None
+
+
+def account_keys_reserve(
+    target: Target, ahead: KeysAhead, people: Sequence[dict[str, Any]]
+) -> list[str]:
+    """Keys for the accounts of `people`, had now (account_keys_ahead), in their order: drawn as
+    accounts_write would draw them, or the sequence's next values, ascending, as one INSERT of
+    the accounts in that order would take them. A key reserved and never written is a gap, as a
+    rolled-back insert leaves."""
+    if not people:
+        return []
+    if ahead.source == DRAWN:  # ours, or a uuid key whose default draws one as we do
+        return _new_keys(target.accounts, people)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "WITH keys AS MATERIALIZED (SELECT %s::regclass AS name) "
+            "SELECT nextval(keys.name) FROM keys, generate_series(1, %s)",
+            [ahead.sequence, len(people)],
+        )
+        return [str(key) for key in sorted(row[0] for row in cursor.fetchall())]
 
 
 def _accounts_insert(accounts: AccountMapping, people: Sequence[dict[str, Any]]) -> list[str]:
@@ -455,6 +546,26 @@ def lookups_for(target: Target, events: Sequence[tuple[Any, Any]], new_journeys)
     return lookups
 
 
+def lookups_accounts_add(
+    target: Target, entries: Sequence[tuple[int, str, dict[str, Any]]]
+) -> None:
+    """Put accounts made ahead of their write into the process's lookups: (user id, account key,
+    the sim user's fields as sim_user_fields reads them back once written), so their events can be
+    formatted before the accounts exist. The other keys are read first, as at a first miss."""
+    from synthetics.models import SimUser
+
+    if not entries:
+        return
+    lookups = _LOOKUPS
+    if not lookups.account_keys:
+        keyed = SimUser.objects.exclude(account_key="")
+        if keyed.count() <= ACCOUNT_KEYS_AT_ONCE:
+            lookups.account_keys.update(keyed.values_list("user_id", "account_key"))
+    for user_id, key, person in entries:
+        lookups.account_keys[user_id] = key
+        lookups.people[user_id] = person
+
+
 def _catalogue_missing(name: str, events, lookups: Lookups) -> bool:
     entries = lookups.catalogue[name]
     if name == "scene":
@@ -466,23 +577,48 @@ def _catalogue_missing(name: str, events, lookups: Lookups) -> bool:
 
 def sim_user_fields(sim_user) -> dict[str, Any]:
     """A stored sim user's fields as templates read them (mapping.person_fields)."""
+    user = sim_user.user
+    return stored_person_fields(
+        username=user.username,
+        email=user.email,
+        sim_user_id=sim_user.pk,
+        first_name=user.first_name,
+        last_name=user.last_name,
+        profile=sim_user,
+        joined_at=sim_user.joined_at,
+    )
+
+
+def stored_person_fields(
+    *,
+    username: str,
+    email: str,
+    sim_user_id: int,
+    first_name: str,
+    last_name: str,
+    profile,
+    joined_at,
+) -> dict[str, Any]:
+    """sim_user_fields of a sim user from its parts: its account's name and address, its id, and
+    `profile` (a stored sim user, or the engine's Profile it is made from) for the rest."""
     from synthetics.target.mapping import person_fields
 
-    user = sim_user.user
-    index = int(user.username[3:]) if user.username[3:].isdigit() else sim_user.pk
+    index = int(username[3:]) if username[3:].isdigit() else sim_user_id
 
     class _Person:
-        username = user.username
-        email = user.email
-        first_name = user.first_name
-        last_name = user.last_name
-        display_name = sim_user.display_name
-        timezone = sim_user.timezone
-        locale = sim_user.locale
-        persona = sim_user.persona
-        signup_date = sim_user.signup_date
+        pass
 
-    return person_fields(index=index, profile_or_user=_Person, joined_at=sim_user.joined_at)
+    _Person.username = username
+    _Person.email = email
+    _Person.first_name = first_name
+    _Person.last_name = last_name
+    _Person.display_name = profile.display_name
+    _Person.timezone = profile.timezone
+    _Person.locale = profile.locale
+    _Person.persona = profile.persona
+    _Person.signup_date = profile.signup_date
+
+    return person_fields(index=index, profile_or_user=_Person, joined_at=joined_at)
 
 
 def lookups_reset() -> None:
