@@ -18,6 +18,7 @@ machine whose speed moves within minutes, one run says little.
 
     .venv/bin/python bench/attached.py --app supabase_like --hours 1 --rate 200 --users 20000 \\
         [--repeat 3]
+    .venv/bin/python bench/attached.py --app supabase_like --minutes 10 --rate 20000 --users 200000
 """
 
 from __future__ import annotations
@@ -113,7 +114,9 @@ def attached_database(app: str) -> Iterator[dict]:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def one(*, app: str, hours: int, rate: int, users: int, repeat: int = 1) -> dict:
+def one(
+    *, app: str, hours: int, rate: int, users: int, repeat: int = 1, minutes: int | None = None
+) -> dict:
     """The history measured `repeat` times, each in a fresh copy (CREATE DATABASE … TEMPLATE) of
     one seeded database, and the scheduled run once, in the last copy: medians, and every run."""
     tables = APPS[app]
@@ -128,7 +131,7 @@ def one(*, app: str, hours: int, rate: int, users: int, repeat: int = 1) -> dict
         runs = []
         for index in range(repeat):
             with database_copy(env, index) as copy_env:
-                runs.append(_history_measured(copy_env, tables, hours=hours))
+                runs.append(_history_measured(copy_env, tables, hours=hours, minutes=minutes))
                 if index == repeat - 1:
                     with connect(copy_env) as conn:
                         in_progress = conn.execute(
@@ -140,6 +143,7 @@ def one(*, app: str, hours: int, rate: int, users: int, repeat: int = 1) -> dict
     return {
         "app": app,
         "hours": hours,
+        "minutes": minutes,
         "rate": rate,
         "users": users,
         "repeat": repeat,
@@ -173,8 +177,9 @@ def database_copy(env: dict, index: int) -> Iterator[dict]:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def _history_measured(env: dict, tables: dict, *, hours: int) -> dict:
-    """`backfill_activity --hours` timed as a whole command, then the same rows copied back bare."""
+def _history_measured(env: dict, tables: dict, *, hours: int, minutes: int | None = None) -> dict:
+    """`backfill_activity --hours` (or --minutes) timed as a whole command, then the same rows
+    copied back bare."""
     with connect(env) as conn:
         vacuum_analyze(
             conn,
@@ -185,7 +190,8 @@ def _history_measured(env: dict, tables: dict, *, hours: int) -> dict:
             *tables["derived"],
         )
         conn.execute("CHECKPOINT")  # both measurements start with no dirty pages to flush
-    seconds, rss_mb = timed_manage("backfill_activity", "--hours", str(hours), env=env)
+    length = ("--minutes", str(minutes)) if minutes else ("--hours", str(hours))
+    seconds, rss_mb = timed_manage("backfill_activity", *length, env=env)
     with connect(env) as conn:
         written = tables["written"]
         counts = {
@@ -212,7 +218,9 @@ def _history_measured(env: dict, tables: dict, *, hours: int) -> dict:
 
 def line(result: dict) -> str:
     return (
-        f"attached history ({result['app']}): {result['hours']} h at {result['rate']}/min, "
+        f"attached history ({result['app']}): "
+        + (f"{result['minutes']} min" if result.get("minutes") else f"{result['hours']} h")
+        + f" at {result['rate']}/min, "
         f"{result['users']:,} users: {result['rows']:,} rows; backfill "
         f"{result['backfill_rows_per_s']:,.0f} rows/s ({result['backfill_seconds']:.1f} s, peak "
         f"RSS {result['backfill_peak_rss_mb']} MB); bare COPY {result['copy_rows_per_s']:,.0f} "
@@ -231,7 +239,9 @@ def line(result: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--app", choices=sorted(APPS), action="append")
-    parser.add_argument("--hours", type=int, default=1)
+    length = parser.add_mutually_exclusive_group()
+    length.add_argument("--hours", type=int, default=1)
+    length.add_argument("--minutes", type=int, help="instead of --hours: a short history")
     parser.add_argument("--rate", type=int, default=200, help="sessions_per_min")
     parser.add_argument("--users", type=int, default=20_000)
     parser.add_argument(
@@ -240,7 +250,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", help="also write the figures to this file")
     args = parser.parse_args(argv)
     results = [
-        one(app=app, hours=args.hours, rate=args.rate, users=args.users, repeat=args.repeat)
+        one(
+            app=app,
+            hours=args.hours,
+            rate=args.rate,
+            users=args.users,
+            repeat=args.repeat,
+            minutes=args.minutes,
+        )
         for app in args.app or sorted(APPS)
     ]
     for result in results:
