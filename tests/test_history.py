@@ -11,7 +11,7 @@ from django.db.models import Max, Sum
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from synthetics.engine import EventRecord, GeneratorSettings
+from synthetics.engine import EventRecord
 from synthetics.engine.run import to_ms
 from synthetics.models import (
     Journey,
@@ -117,17 +117,6 @@ def spans(monkeypatch):
 
     monkeypatch.setattr(history, "_span_commit", counting)
     return counted
-
-
-@pytest.mark.parametrize(
-    ("rate", "minutes"), [(20, 360), (200, 57), (2_000, 5), (3_800, 3), (20_000, 3)]
-)
-def test_a_span_holds_about_span_rows_and_at_least_a_few_minutes(rate, minutes):
-    """At 20,000 sessions a minute SPAN_ROWS alone makes spans of one minute; they cover
-    MIN_SPAN_MINUTES, so most sessions (four minutes on average) start and end in one span and
-    their journey is written once, not written and then updated span after span."""
-    settings = GeneratorSettings(sessions_per_min=rate, max_per_run=rate * 4)
-    assert history.span_minutes(settings) == minutes
 
 
 @pytest.mark.slow

@@ -109,14 +109,6 @@ SPAN_ROWS = 80_000
 # high rates three minutes, so most journeys in progress crossed a span's end — written, then
 # updated in the next span (an update costs twice an insert: the whole row and every index again).
 ROWS_PER_SESSION = 7
-# A span covers at least this many minutes, however many rows that makes. A journey in progress at a
-# span's end is written, then updated in each later span it moves in (the whole 1.3 kB row and its
-# nine index entries again: no HOT update, `status` and `next_at` are indexed). Above about 3,800
-# sessions a minute, SPAN_ROWS alone would make spans of one or two minutes against sessions of
-# four: at 20,000 a minute 1.8 updates a journey, a third of the writer's time. Spans of three
-# minutes halve that; their write holds the generator lock about twice as long as a minute's
-# (8-11 s at 20,000 a minute on a 2-core machine: well inside a run's budget).
-MIN_SPAN_MINUTES = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,10 +120,9 @@ class BackfillSpan:
 
 
 def span_minutes(settings: GeneratorSettings) -> int:
-    """How many minutes of history one span covers at these settings: about SPAN_ROWS rows, at
-    least MIN_SPAN_MINUTES minutes."""
+    """How many minutes of history one span covers at these settings."""
     per_minute = max(1.0, settings.sessions_per_min * ROWS_PER_SESSION)
-    return max(MIN_SPAN_MINUTES, min(SPAN_MINUTES, int(SPAN_ROWS // per_minute)))
+    return max(1, min(SPAN_MINUTES, int(SPAN_ROWS // per_minute)))
 
 
 def run_backfill_span(
