@@ -23,6 +23,10 @@ from synthetics.target.writing import DRAWN, account_keys_ahead, lookups_reset
 from tests.test_golden import generated_rows
 from tests.test_history import END, _ledger, transactional
 
+# `waits` though they wait on nothing: CI runs them in the pass beside the cluster tests, which leave
+# the cores idle while they wait for the minute (as tests/test_attach_rule.py).
+pytestmark = [pytest.mark.waits]
+
 APPS = Path(__file__).parent / "apps"
 
 # The Supabase-like application in schemas of its own (its public tables would meet the demo
