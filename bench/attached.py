@@ -115,7 +115,13 @@ def attached_database(app: str) -> Iterator[dict]:
 
 
 def one(
-    *, app: str, hours: int, rate: int, users: int, repeat: int = 1, minutes: int | None = None
+    *,
+    app: str,
+    rate: int,
+    users: int,
+    hours: int = 1,
+    repeat: int = 1,
+    minutes: int | None = None,
 ) -> dict:
     """The history measured `repeat` times, each in a fresh copy (CREATE DATABASE … TEMPLATE) of
     one seeded database, and the scheduled run once, in the last copy: medians, and every run."""

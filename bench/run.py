@@ -15,7 +15,9 @@ the issue's sizes — 6 hours with 50,000 users (medians of 3), the sign-ups' 7 
 (medians of 5), history at high rates (1 hour at 2,000 sessions/min over 40,000 users, 10
 minutes at 20,000/min over 200,000), reads at 10M synthetic + 1M real events, 10
 minutes at 10,000 sessions/min in 8 shards with 100,000 users, a pool of a million sim users, and
-180 days of history at the default settings. Each measurement builds and drops its own PostgreSQL
+180 days of history at the default settings; and the same figures in attach mode: the sign-ups' 7
+days and 10 minutes at 20,000/min in both test applications, a pool of a million in the
+Supabase-like one. Each measurement builds and drops its own PostgreSQL
 databases (BENCH_POSTGRES, default postgres://postgres@127.0.0.1:5432); nothing here touches
 another database.
 """
@@ -69,6 +71,13 @@ MODES = {
             {"hours": 1, "rate": 2_000, "users": 40_000, "repeat": 1, "target": 0.6},
             {"minutes": 10, "rate": 20_000, "users": 200_000, "repeat": 1, "target": 0.5},
         ],
+        # the same figures in attach mode
+        "signups_apps": ("supabase_like", "identity_keys"),
+        "attached_high_rates": [
+            {"app": app, "minutes": 10, "rate": 20_000, "users": 200_000, "target": 0.5}
+            for app in ("supabase_like", "identity_keys")
+        ],
+        "pool_apps": ("supabase_like",),
     },
 }
 
@@ -100,6 +109,58 @@ def long_history(hours: int) -> dict:
     return {"hours": hours, "seconds": seconds, "peak_rss_mb": rss_mb, "rows": rows}
 
 
+def _signups_line(lines: list, su: dict, app: str | None) -> None:
+    lines.append(
+        (
+            (f"attach mode ({app}): " if app else "")
+            + f"history with sign-ups: {su['days']} days, {su['users']:,} users, "
+            f"{su['signups_per_day']} sign-ups a day, churn {su['churn_per_month']} a month "
+            f"({su['rows_with']:,.0f} rows, {su['signed_up']:,.0f} signed up, "
+            f"{su['churned']:,.0f} churned{'; medians' if su['repeat'] > 1 else ''})",
+            f"{su['seconds_with']:.1f} s",
+            f"the same history without them: {su['seconds_without']:.1f} s "
+            f"({su['rows_without']:,.0f} rows)",
+            f"{su['ratio']:.2f}x (target <= 1.25)",
+        )
+    )
+
+
+def _pool_lines(lines: list, p: dict, app: str | None) -> None:
+    lines.append(
+        (
+            (f"attach mode ({app}): " if app else "")
+            + f"seeding a pool of {p['users']:,} sim users ({p['rows']:,} rows)",
+            f"{p['seed_seconds']:.0f} s, peak RSS {p['seed_peak_rss_mb']} MB",
+            f"bare COPY of the same rows: {p['copy_seconds']:.1f} s",
+            f"{p['ratio']:.2f}",
+        )
+    )
+    lines.append(
+        (
+            (f"attach mode ({app}): " if app else "")
+            + f"scheduled run over that pool ({p['run_warm']['sessions_started']:,} new sessions)",
+            f"{p['run_cold']['seconds']:.2f} s in a worker loading the pool, "
+            f"{p['run_warm']['seconds']:.2f} s once kept",
+            "",
+            f"(< 1 s once kept; worker peak RSS {p['runs_peak_rss_mb']} MB)",
+        )
+    )
+    lines.append(
+        (
+            (f"attach mode ({app}): " if app else "")
+            + "status / insights / expectations (the last two uncached) over that pool, each in "
+            "a fresh web process",
+            f"p50 {p['status']['p50_ms']:.1f} ms (first call {p['status']['first_ms']:.0f} ms) / "
+            f"{p['insights_uncached']['p50_ms']:.0f} ms (first "
+            f"{p['insights_uncached']['first_ms']:.0f} ms) / "
+            f"{p['expectations_uncached']['p50_ms']:.0f} ms (first "
+            f"{p['expectations_uncached']['first_ms']:.0f} ms)",
+            "",
+            "insights and expectations < 300 ms",
+        )
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mode", choices=sorted(MODES), default="quick")
@@ -126,19 +187,14 @@ def main(argv: list[str] | None = None) -> int:
         )
     )
     print(f"bench ({args.mode}): history with sign-ups ...", file=sys.stderr)
-    su = report["signups"] = signups.measure(**mode["signups"])
-    lines.append(
-        (
-            f"history with sign-ups: {su['days']} days, {su['users']:,} users, "
-            f"{su['signups_per_day']} sign-ups a day, churn {su['churn_per_month']} a month "
-            f"({su['rows_with']:,.0f} rows, {su['signed_up']:,.0f} signed up, "
-            f"{su['churned']:,.0f} churned{'; medians' if su['repeat'] > 1 else ''})",
-            f"{su['seconds_with']:.1f} s",
-            f"the same history without them: {su['seconds_without']:.1f} s "
-            f"({su['rows_without']:,.0f} rows)",
-            f"{su['ratio']:.2f}x (target <= 1.25)",
-        )
-    )
+    report["signups_attached"] = []
+    for app in (None, *mode.get("signups_apps", ())):
+        su = signups.measure(**mode["signups"], app=app)
+        if app is None:
+            report["signups"] = su
+        else:
+            report["signups_attached"].append(su)
+        _signups_line(lines, su, app)
     report["high_rates"] = []
     for case in mode.get("high_rates", []):
         print(f"bench ({args.mode}): history at {case['rate']}/min ...", file=sys.stderr)
@@ -182,6 +238,21 @@ def main(argv: list[str] | None = None) -> int:
                 f"{a['scheduled_run_seconds']:.2f} s",
                 "",
                 "",
+            )
+        )
+    for case in mode.get("attached_high_rates", []):
+        print(f"bench ({args.mode}): attached history at {case['rate']}/min ...", file=sys.stderr)
+        target = case["target"]
+        a = attached.one(**{key: value for key, value in case.items() if key != "target"})
+        report["attached"].append(a)
+        lines.append(
+            (
+                f"attach mode ({a['app']}): history {a['minutes']} min at {a['rate']:,}/min, "
+                f"{a['users']:,} users ({a['rows']:,} rows)",
+                f"{a['backfill_rows_per_s']:,.0f} rows/s, peak RSS {a['backfill_peak_rss_mb']} MB",
+                f"bare COPY of the same rows into the app's tables: {a['copy_rows_per_s']:,.0f} "
+                "rows/s",
+                f"{a['ratio']:.2f} (target >= {target})",
             )
         )
     print(f"bench ({args.mode}): scheduled runs ...", file=sys.stderr)
@@ -284,36 +355,14 @@ def main(argv: list[str] | None = None) -> int:
             )
         )
     print(f"bench ({args.mode}): pool ...", file=sys.stderr)
-    p = report["pool"] = pool.measure(**mode["pool"])
-    lines.append(
-        (
-            f"seeding a pool of {p['users']:,} sim users ({p['rows']:,} rows)",
-            f"{p['seed_seconds']:.0f} s, peak RSS {p['seed_peak_rss_mb']} MB",
-            f"bare COPY of the same rows: {p['copy_seconds']:.1f} s",
-            f"{p['ratio']:.2f}",
-        )
-    )
-    lines.append(
-        (
-            f"scheduled run over that pool ({p['run_warm']['sessions_started']:,} new sessions)",
-            f"{p['run_cold']['seconds']:.2f} s in a worker loading the pool, "
-            f"{p['run_warm']['seconds']:.2f} s once kept",
-            "",
-            f"(< 1 s once kept; worker peak RSS {p['runs_peak_rss_mb']} MB)",
-        )
-    )
-    lines.append(
-        (
-            "status / insights / expectations (uncached) over that pool, in-process",
-            f"p50 {p['status']['p50_ms']:.1f} ms (first call {p['status']['first_ms']:.0f} ms) / "
-            f"{p['insights_uncached']['p50_ms']:.0f} ms (first "
-            f"{p['insights_uncached']['first_ms']:.0f} ms) / "
-            f"{p['expectations_uncached']['p50_ms']:.0f} ms (first "
-            f"{p['expectations_uncached']['first_ms']:.0f} ms)",
-            "",
-            "insights and expectations < 300 ms",
-        )
-    )
+    report["pool_attached"] = []
+    for app in (None, *mode.get("pool_apps", ())):
+        p = pool.measure(**mode["pool"], app=app)
+        if app is None:
+            report["pool"] = p
+        else:
+            report["pool_attached"].append(p)
+        _pool_lines(lines, p, app)
     if mode["long_history_hours"]:
         print(f"bench ({args.mode}): long history ...", file=sys.stderr)
         long = report["long_history"] = long_history(mode["long_history_hours"])
