@@ -1,4 +1,4 @@
-"""What a web process does once as it starts (synthetics_site.wsgi), so that its first requests
+"""What a web process does once as it starts (synthetics_site.wsgi and .asgi), so that its first requests
 do not: import every view with the REST framework behind them, and the holiday calendars the
 rhythm reads (insights and expectations). About half a second, before the server takes requests."""
 

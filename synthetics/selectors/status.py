@@ -258,7 +258,7 @@ class StatusSummary:
 
 
 def recent_runs(*, limit: int = 10) -> list[SyntheticRun]:
-    """The newest runs of every trigger but backfill (the ledger's started_at index)."""
+    """The newest runs of every trigger, backfills too (the ledger's started_at index)."""
     prepared = _RECENT_RUNS.get(limit)
     if prepared is None:
         prepared = _RECENT_RUNS[limit] = _recent_runs(limit)

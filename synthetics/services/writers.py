@@ -399,10 +399,12 @@ def deferred_key_checks_indexed() -> None:
 def run_ids_reserve(count: int) -> list[int]:
     """`count` new ledger ids from its sequence (PostgreSQL), for rows formatted before their ledger
     rows are written (ledger_write keeps ids already set). An id reserved and never written is a
-    gap, as a rolled-back insert leaves."""
+    gap, as a rolled-back insert leaves. The sequence is looked up once, not once per id."""
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
+            "WITH ledger_sequence AS MATERIALIZED "
+            "(SELECT pg_get_serial_sequence(%s, 'id')::regclass AS name) "
+            "SELECT nextval(ledger_sequence.name) FROM ledger_sequence, generate_series(1, %s)",
             [SyntheticRun._meta.db_table, count],
         )
         return [row[0] for row in cursor.fetchall()]
